@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Started by `make run`: Envoy + Tollgate on 127.0.0.1:10000.
+# With OPENAI_API_KEY or ANTHROPIC_API_KEY in the environment it serves envoy/gateway.yaml
+# (real providers over TLS); otherwise envoy/demo.yaml, or ENVOY_CONFIG if set, against the
+# local mock provider.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ENVOY_BIN=${ENVOY_BIN:-.venv/bin/envoy}
+mkdir -p .run
+
+cleanup() { [ -n "${MOCK_PID:-}" ] && kill "$MOCK_PID" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if [ -z "${ENVOY_CONFIG:-}" ] && [ -n "${OPENAI_API_KEY:-}${ANTHROPIC_API_KEY:-}" ]; then
+  config=envoy/gateway.yaml
+  model=$([ -n "${ANTHROPIC_API_KEY:-}" ] && echo claude-sonnet || echo gpt-4o-mini)
+  echo "Real providers: keys found for $( [ -n "${OPENAI_API_KEY:-}" ] && echo -n 'OpenAI ')$( [ -n "${ANTHROPIC_API_KEY:-}" ] && echo -n 'Anthropic')"
+else
+  config=${ENVOY_CONFIG:-envoy/demo.yaml}
+  model=claude-sonnet
+  export OPENAI_API_KEY=test-openai-key ANTHROPIC_API_KEY=test-anthropic-key
+  target/release/mock-provider --listen 127.0.0.1:8081 > .run/mock.log 2>&1 &
+  MOCK_PID=$!
+  echo "Demo mode: mock provider on 127.0.0.1:8081 (set OPENAI_API_KEY / ANTHROPIC_API_KEY for real providers)"
+fi
+
+cat <<MSG
+
+Tollgate is starting on http://127.0.0.1:10000 (Envoy admin: http://127.0.0.1:9901). Try:
+
+  curl -s http://127.0.0.1:10000/v1/models
+  curl -s http://127.0.0.1:10000/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"model":"$model","messages":[{"role":"user","content":"Hello from Tollgate"}]}'
+
+Ctrl-C stops it.
+MSG
+"$ENVOY_BIN" -c "$config" --disable-hot-restart --concurrency 2 -l warn --component-log-level wasm:info

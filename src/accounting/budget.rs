@@ -1,0 +1,520 @@
+//! Callers, scopes and budgets: who is calling (virtual keys), which counters a request touches,
+//! admission against spending caps (reserve an estimate first, settle to the actual cost later),
+//! and the usage report.
+
+use super::keys::{self, KeyIndex};
+use super::ledger::{self, Caps, Outcome, Period, Record, Totals};
+use super::money::{Pico, format_usd, parse_usd};
+use super::prices::{Price, PriceTable};
+use crate::config::ConfigError;
+use crate::config::glob;
+use crate::config::schema::{AuthSpec, BudgetSpec, TeamSpec};
+use crate::host::SharedStore;
+use crate::openai::ApiError;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub type ScopeId = u32;
+
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub kind: &'static str,
+    pub name: String,
+    /// Shared-data key of the scope's record.
+    pub key: String,
+    pub caps: Caps,
+    pub soft_percent: Option<u8>,
+}
+
+#[derive(Debug)]
+pub struct VirtualKey {
+    pub id: String,
+    pub scope: ScopeId,
+    pub team: Option<ScopeId>,
+    /// Client-facing model names allowed (`*` patterns); empty: all.
+    models: Vec<String>,
+}
+
+/// Who is calling: the virtual key's index, when auth is on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub key: Option<usize>,
+}
+
+/// The counters one request touches, and what it holds reserved in each.
+#[derive(Debug, Default, Clone)]
+pub struct Tab {
+    pub scopes: Vec<(ScopeId, Pico)>,
+    pub price: Option<Price>,
+}
+
+#[derive(Debug, Default)]
+pub struct Accounting {
+    pub prices: PriceTable,
+    pub scopes: Vec<Scope>,
+    pub keys: Vec<VirtualKey>,
+    index: KeyIndex<usize>,
+    admins: KeyIndex<()>,
+    pub auth_required: bool,
+}
+
+pub const GLOBAL: ScopeId = 0;
+
+fn compile_budget(field: &str, b: Option<&BudgetSpec>) -> Result<(Caps, Option<u8>), ConfigError> {
+    let Some(b) = b else { return Ok((Caps::default(), None)) };
+    let usd = |v: &Option<String>, name: &str| -> Result<Option<Pico>, ConfigError> {
+        v.as_deref().map(|t| parse_usd(t, 1).map_err(|e| ConfigError::new(format!("{field}.{name}"), e))).transpose()
+    };
+    let caps = Caps { daily: usd(&b.daily_usd, "daily_usd")?, monthly: usd(&b.monthly_usd, "monthly_usd")? };
+    if let Some(p) = b.soft_limit_percent
+        && !(1..=100).contains(&p)
+    {
+        return Err(ConfigError::new(format!("{field}.soft_limit_percent"), "must be between 1 and 100"));
+    }
+    if caps.is_empty() && b.soft_limit_percent.is_some() {
+        return Err(ConfigError::new(format!("{field}.soft_limit_percent"), "needs daily_usd or monthly_usd"));
+    }
+    Ok((caps, b.soft_limit_percent))
+}
+
+impl Accounting {
+    pub fn new(prices: PriceTable, global: Option<&BudgetSpec>) -> Result<Self, ConfigError> {
+        let mut a = Accounting { prices, ..Default::default() };
+        let (caps, soft) = compile_budget("budget", global)?;
+        a.scopes.push(Scope { kind: "global", name: "all".into(), key: ledger::scope_key("global", "all"), caps, soft_percent: soft });
+        Ok(a)
+    }
+
+    /// Registers (or finds) a counter scope.
+    pub fn scope(&mut self, kind: &'static str, name: &str) -> ScopeId {
+        if let Some(i) = self.scopes.iter().position(|s| s.kind == kind && s.name == name) {
+            return ScopeId::try_from(i).unwrap_or(GLOBAL);
+        }
+        self.scopes.push(Scope {
+            kind,
+            name: name.to_owned(),
+            key: ledger::scope_key(kind, name),
+            caps: Caps::default(),
+            soft_percent: None,
+        });
+        ScopeId::try_from(self.scopes.len() - 1).unwrap_or(GLOBAL)
+    }
+
+    pub fn add_auth(&mut self, auth: &AuthSpec, teams: &BTreeMap<String, TeamSpec>) -> Result<(), ConfigError> {
+        self.auth_required = true;
+        for (name, team) in teams {
+            let (caps, soft) = compile_budget(&format!("teams.{name}.budget"), team.budget.as_ref())?;
+            let id = self.scope("team", name);
+            if let Some(s) = self.scopes.get_mut(id as usize) {
+                s.caps = caps;
+                s.soft_percent = soft;
+            }
+        }
+        for (i, k) in auth.keys.iter().enumerate() {
+            let field = format!("auth.keys[{i}]");
+            if k.id.is_empty() || !k.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+                return Err(ConfigError::new(format!("{field}.id"), "use letters, digits and - _ . @"));
+            }
+            if self.keys.iter().any(|other| other.id == k.id) {
+                return Err(ConfigError::new(format!("{field}.id"), format!("key id `{}` is used twice", k.id)));
+            }
+            let hash = keys::parse_hex(&k.sha256)
+                .ok_or_else(|| ConfigError::new(format!("{field}.sha256"), "must be 64 hex characters (the SHA-256 of the key)"))?;
+            let team = match &k.team {
+                Some(t) if !teams.contains_key(t) => {
+                    return Err(ConfigError::new(format!("{field}.team"), format!("team `{t}` is not defined under `teams`")));
+                }
+                Some(t) => Some(self.scope("team", t)),
+                None => None,
+            };
+            let (caps, soft) = compile_budget(&format!("{field}.budget"), k.budget.as_ref())?;
+            let scope = self.scope("key", &k.id);
+            if let Some(s) = self.scopes.get_mut(scope as usize) {
+                s.caps = caps;
+                s.soft_percent = soft;
+            }
+            if !self.index.insert(hash, self.keys.len()) {
+                return Err(ConfigError::new(format!("{field}.sha256"), "the same key hash is configured twice"));
+            }
+            self.keys.push(VirtualKey { id: k.id.clone(), scope, team, models: k.models.clone() });
+        }
+        for (i, h) in auth.admin_keys_sha256.iter().enumerate() {
+            let hash =
+                keys::parse_hex(h).ok_or_else(|| ConfigError::new(format!("auth.admin_keys_sha256[{i}]"), "must be 64 hex characters"))?;
+            self.admins.insert(hash, ());
+        }
+        Ok(())
+    }
+
+    /// 401 for a missing or unknown key when auth is on.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+        if !self.auth_required {
+            return Ok(Caller::default());
+        }
+        let token = authorization.and_then(keys::bearer).ok_or_else(|| {
+            ApiError::new(401, "authentication_error", "Missing API key: send `Authorization: Bearer <your gateway key>`.")
+                .with_code("missing_api_key")
+        })?;
+        match self.index.find(token) {
+            Some(&i) => Ok(Caller { key: Some(i) }),
+            None => Err(ApiError::new(401, "authentication_error", "Incorrect API key provided.").with_code("invalid_api_key")),
+        }
+    }
+
+    pub fn is_admin(&self, authorization: Option<&str>) -> bool {
+        authorization.and_then(keys::bearer).is_some_and(|t| self.admins.find(t).is_some())
+    }
+
+    /// 403 when the caller's key may not use `model`.
+    pub fn check_model(&self, caller: Caller, model: &str) -> Result<(), ApiError> {
+        let Some(key) = caller.key.and_then(|k| self.keys.get(k)) else { return Ok(()) };
+        if key.models.is_empty() || key.models.iter().any(|p| glob::matches(p, model)) {
+            return Ok(());
+        }
+        Err(ApiError::new(403, "permission_error", format!("Key `{}` is not allowed to use model `{model}`.", key.id))
+            .with_param("model")
+            .with_code("model_not_allowed"))
+    }
+
+    /// The scopes a request counts in: global, provider, model, and the caller's key and team.
+    pub fn tab(&self, caller: Caller, provider: ScopeId, model: ScopeId, price: Option<Price>) -> Tab {
+        let mut scopes = Vec::with_capacity(5);
+        scopes.extend([(GLOBAL, 0), (provider, 0), (model, 0)]);
+        if let Some(key) = caller.key.and_then(|k| self.keys.get(k)) {
+            scopes.push((key.scope, 0));
+            if let Some(team) = key.team {
+                scopes.push((team, 0));
+            }
+        }
+        Tab { scopes, price }
+    }
+
+    /// Reserves `estimate` in every capped scope of the tab, or refuses with 429 (releasing
+    /// whatever was already reserved).
+    pub fn admit(&self, store: &dyn SharedStore, now_ms: u64, tab: &mut Tab, estimate: Pico) -> Result<(), ApiError> {
+        for i in 0..tab.scopes.len() {
+            let Some(&(id, _)) = tab.scopes.get(i) else { break };
+            let Some(scope) = self.scopes.get(id as usize) else { continue };
+            if scope.caps.is_empty() {
+                continue;
+            }
+            let refused = match ledger::reserve(store, &scope.key, now_ms, estimate, &scope.caps) {
+                Ok(Ok(())) => {
+                    if let Some(entry) = tab.scopes.get_mut(i) {
+                        entry.1 = estimate;
+                    }
+                    continue;
+                }
+                Ok(Err(exceeded)) => ApiError::new(
+                    429,
+                    "insufficient_quota",
+                    format!(
+                        "Budget exceeded for {} `{}`: the {} cap is ${}, ${} is already spent or reserved, and this request may cost up to ${}.",
+                        scope.kind,
+                        scope.name,
+                        exceeded.period,
+                        format_usd(exceeded.cap),
+                        format_usd(exceeded.committed),
+                        format_usd(estimate)
+                    ),
+                )
+                .with_code("budget_exceeded"),
+                Err(e) => ApiError::new(503, "api_error", format!("The budget ledger is unavailable ({e:?}); refusing rather than overspending."))
+                    .with_code("budget_unavailable"),
+            };
+            self.release(store, tab);
+            return Err(refused);
+        }
+        Ok(())
+    }
+
+    /// Gives back every reservation of a tab that never reached a provider.
+    pub fn release(&self, store: &dyn SharedStore, tab: &mut Tab) {
+        for (id, reserved) in &mut tab.scopes {
+            if *reserved > 0
+                && let Some(scope) = self.scopes.get(*id as usize)
+            {
+                if let Err(e) = ledger::release(store, &scope.key, *reserved) {
+                    log::error!("could not release a reservation in {}: {e:?}", scope.key);
+                }
+                *reserved = 0;
+            }
+        }
+    }
+
+    /// Records the finished request in every scope and settles its reservations.
+    pub fn settle(&self, store: &dyn SharedStore, now_ms: u64, tab: &Tab, outcome: &Outcome) {
+        for (id, reserved) in &tab.scopes {
+            if let Some(scope) = self.scopes.get(*id as usize)
+                && let Err(e) = ledger::settle(store, &scope.key, now_ms, outcome, *reserved)
+            {
+                log::error!("could not record usage in {}: {e:?}", scope.key);
+            }
+        }
+    }
+
+    /// Creates every scope's record up front (see [`ledger::ensure`]).
+    pub fn ensure_records(&self, store: &dyn SharedStore) {
+        for s in &self.scopes {
+            ledger::ensure(store, &s.key);
+        }
+    }
+
+    /// A scope is past its soft limit (routing then prefers cheaper targets).
+    pub fn over_soft_limit(&self, store: &dyn SharedStore, now_ms: u64, tab: &Tab) -> bool {
+        tab.scopes.iter().filter_map(|(id, _)| self.scopes.get(*id as usize)).any(|s| {
+            let Some(percent) = s.soft_percent else { return false };
+            let r = ledger::read(store, &s.key, now_ms);
+            let over = |cap: Option<Pico>, spent: Pico| cap.is_some_and(|c| (spent + r.reserved) * 100 >= c * Pico::from(percent));
+            over(s.caps.daily, r.today.cost) || over(s.caps.monthly, r.this_month.cost)
+        })
+    }
+
+    /// The `GET /v1/tollgate/usage` body.
+    pub fn report(&self, store: &dyn SharedStore, now_ms: u64) -> Vec<u8> {
+        let period = Period::at(now_ms);
+        let mut groups: BTreeMap<&str, BTreeMap<&str, ScopeReport>> = BTreeMap::new();
+        for s in &self.scopes {
+            let r = ledger::read(store, &s.key, now_ms);
+            let group = match s.kind {
+                "global" => "global",
+                "provider" => "providers",
+                "model" => "models",
+                "key" => "keys",
+                _ => "teams",
+            };
+            groups.entry(group).or_default().insert(&s.name, ScopeReport::new(s, &r));
+        }
+        let report = Report {
+            object: "tollgate.usage",
+            generated_at: now_ms / 1000,
+            day: period.day_label(),
+            month: period.month_label(),
+            scopes: groups,
+        };
+        serde_json::to_vec(&report).unwrap_or_default()
+    }
+}
+
+/// Estimated worst-case cost used for admission: the prompt at ~4 bytes per token (JSON
+/// overhead makes this generous) plus the full output allowance.
+pub fn estimate(price: Option<Price>, body_len: usize, output_tokens: u64) -> Pico {
+    let Some(p) = price else { return 0 };
+    let input = Pico::try_from(body_len / 4 + 1).unwrap_or(Pico::MAX);
+    input * p.input + Pico::from(output_tokens) * p.output
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    object: &'static str,
+    generated_at: u64,
+    day: String,
+    month: String,
+    scopes: BTreeMap<&'a str, BTreeMap<&'a str, ScopeReport>>,
+}
+
+#[derive(Serialize)]
+struct ScopeReport {
+    today: TotalsReport,
+    month: TotalsReport,
+    reserved_usd: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    budget: Option<BudgetReport>,
+}
+
+#[derive(Serialize)]
+struct TotalsReport {
+    requests: u64,
+    errors: u64,
+    unpriced_requests: u64,
+    input_tokens: u64,
+    cached_input_tokens: u64,
+    cache_write_tokens: u64,
+    output_tokens: u64,
+    reasoning_tokens: u64,
+    cost_usd: String,
+}
+
+#[derive(Serialize)]
+struct BudgetReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    daily_usd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    daily_remaining_usd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    monthly_usd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    monthly_remaining_usd: Option<String>,
+}
+
+impl TotalsReport {
+    fn new(t: &Totals) -> Self {
+        TotalsReport {
+            requests: t.requests,
+            errors: t.errors,
+            unpriced_requests: t.unpriced,
+            input_tokens: t.input_tokens,
+            cached_input_tokens: t.cache_read_tokens,
+            cache_write_tokens: t.cache_write_tokens,
+            output_tokens: t.output_tokens,
+            reasoning_tokens: t.reasoning_tokens,
+            cost_usd: format_usd(t.cost),
+        }
+    }
+}
+
+impl ScopeReport {
+    fn new(s: &Scope, r: &Record) -> Self {
+        let remaining = |cap: Option<Pico>, spent: Pico| cap.map(|c| format_usd(c.saturating_sub(spent + r.reserved)));
+        ScopeReport {
+            today: TotalsReport::new(&r.today),
+            month: TotalsReport::new(&r.this_month),
+            reserved_usd: format_usd(r.reserved),
+            budget: (!s.caps.is_empty()).then(|| BudgetReport {
+                daily_usd: s.caps.daily.map(format_usd),
+                daily_remaining_usd: remaining(s.caps.daily, r.today.cost),
+                monthly_usd: s.caps.monthly.map(format_usd),
+                monthly_remaining_usd: remaining(s.caps.monthly, r.this_month.cost),
+            }),
+        }
+    }
+}
+
+/// What a finished request contributes, priced.
+pub fn outcome(tab: &Tab, usage: Option<super::Usage>, failed: bool) -> Outcome {
+    let cost = match (usage, tab.price) {
+        (Some(u), Some(p)) => Some(p.cost(&u)),
+        _ => None,
+    };
+    Outcome { usage, cost, failed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::Usage;
+    use crate::host::memory::MemoryStore;
+
+    const NOW: u64 = 1_795_521_600_000;
+
+    fn accounting() -> Accounting {
+        let auth: AuthSpec = parse(serde_json::json!({
+            "keys": [
+                {"id": "alice", "sha256": hex(&keys::hash("tg-alice")), "team": "research", "models": ["gpt-*"], "budget": {"daily_usd": "0.01"}},
+                {"id": "bob", "sha256": hex(&keys::hash("tg-bob"))}
+            ],
+            "admin_keys_sha256": [hex(&keys::hash("tg-admin"))]
+        }));
+        let teams: BTreeMap<String, TeamSpec> =
+            parse(serde_json::json!({"research": {"budget": {"monthly_usd": 5, "soft_limit_percent": 50}}}));
+        let global: BudgetSpec = parse(serde_json::json!({"daily_usd": "100"}));
+        let mut a = Accounting::new(PriceTable::default(), Some(&global)).unwrap();
+        a.add_auth(&auth, &teams).unwrap();
+        a
+    }
+
+    /// Through text, as the plugin configuration is (raw decimal values need it).
+    fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_str(&v.to_string()).unwrap()
+    }
+
+    fn hex(h: &[u8; 32]) -> String {
+        h.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    const PRICE: Price = Price { input: 1_000_000, output: 2_000_000, cache_read: 100_000, cache_write: 1_250_000 };
+
+    #[test]
+    fn authentication_and_model_permissions() {
+        let a = accounting();
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        assert_eq!(alice.key, Some(0));
+        assert_eq!(a.authenticate(None).unwrap_err().code.as_deref(), Some("missing_api_key"));
+        let e = a.authenticate(Some("Bearer tg-mallory")).unwrap_err();
+        assert_eq!((e.status, e.code.as_deref()), (401, Some("invalid_api_key")));
+        assert!(a.check_model(alice, "gpt-4o").is_ok());
+        let e = a.check_model(alice, "claude").unwrap_err();
+        assert_eq!((e.status, e.code.as_deref()), (403, Some("model_not_allowed")));
+        let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
+        assert!(a.check_model(bob, "anything").is_ok());
+        assert!(a.is_admin(Some("Bearer tg-admin")));
+        assert!(!a.is_admin(Some("Bearer tg-alice")));
+        let open = Accounting::new(PriceTable::default(), None).unwrap();
+        assert_eq!(open.authenticate(None).unwrap(), Caller::default());
+    }
+
+    #[test]
+    fn config_errors_name_fields() {
+        let mut a = Accounting::new(PriceTable::default(), None).unwrap();
+        let bad: AuthSpec = parse(serde_json::json!({"keys": [{"id": "x", "sha256": "abc"}]}));
+        assert_eq!(a.add_auth(&bad, &BTreeMap::new()).unwrap_err().field, "auth.keys[0].sha256");
+        let bad: AuthSpec = parse(serde_json::json!({"keys": [{"id": "x", "sha256": hex(&[0; 32]), "team": "nope"}]}));
+        assert_eq!(
+            Accounting::new(PriceTable::default(), None).unwrap().add_auth(&bad, &BTreeMap::new()).unwrap_err().field,
+            "auth.keys[0].team"
+        );
+        let budget: BudgetSpec = parse(serde_json::json!({"daily_usd": "-3"}));
+        assert_eq!(Accounting::new(PriceTable::default(), Some(&budget)).unwrap_err().field, "budget.daily_usd");
+        let budget: BudgetSpec = parse(serde_json::json!({"soft_limit_percent": 50}));
+        assert_eq!(Accounting::new(PriceTable::default(), Some(&budget)).unwrap_err().field, "budget.soft_limit_percent");
+    }
+
+    #[test]
+    fn admission_reserves_then_settles_to_actual_cost() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        a.ensure_records(&store);
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        // $0.01 daily cap on alice; estimate $0.006
+        a.admit(&store, NOW, &mut tab, 6_000_000_000).unwrap();
+        let mut second = a.tab(alice, provider, model, Some(PRICE));
+        let e = a.admit(&store, NOW, &mut second, 6_000_000_000).unwrap_err();
+        assert_eq!((e.status, e.code.as_deref()), (429, Some("budget_exceeded")));
+        assert!(e.message.contains("key `alice`") && e.message.contains("daily cap is $0.01"), "{}", e.message);
+        // the refused request released what it had reserved in the global scope
+        assert_eq!(ledger::read(&store, &a.scopes[GLOBAL as usize].key, NOW).reserved, 6_000_000_000);
+        let usage = Usage { input_tokens: 1000, output_tokens: 500, ..Default::default() };
+        a.settle(&store, NOW, &tab, &outcome(&tab, Some(usage), false));
+        let key = ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW);
+        assert_eq!((key.reserved, key.today.cost, key.today.requests), (0, 2_000_000_000, 1));
+        let team = ledger::read(&store, &a.scopes[a.keys[0].team.unwrap() as usize].key, NOW);
+        assert_eq!(team.this_month.cost, 2_000_000_000);
+        // now there is room again
+        let mut third = a.tab(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut third, 6_000_000_000).unwrap();
+        a.release(&store, &mut third);
+        assert_eq!(ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW).reserved, 0);
+    }
+
+    #[test]
+    fn estimates_and_outcomes() {
+        assert_eq!(estimate(Some(PRICE), 400, 10), 101 * 1_000_000 + 10 * 2_000_000);
+        assert_eq!(estimate(None, 400, 10), 0);
+        let tab = Tab { scopes: vec![], price: Some(PRICE) };
+        let u = Usage { input_tokens: 10, cache_read_tokens: 100, ..Default::default() };
+        assert_eq!(outcome(&tab, Some(u), false).cost, Some(10 * 1_000_000 + 100 * 100_000));
+        assert_eq!(outcome(&Tab::default(), Some(u), false).cost, None);
+    }
+
+    #[test]
+    fn soft_limit_and_report() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let tab = a.tab(alice, provider, model, Some(PRICE));
+        assert!(!a.over_soft_limit(&store, NOW, &tab));
+        let big = Outcome { usage: None, cost: Some(2_600_000_000_000), failed: false };
+        a.settle(&store, NOW, &tab, &big);
+        assert!(a.over_soft_limit(&store, NOW, &tab), "team research is past 50% of $5");
+        let report: serde_json::Value = serde_json::from_slice(&a.report(&store, NOW)).unwrap();
+        assert_eq!(report["day"], "2026-11-24");
+        assert_eq!(report["scopes"]["teams"]["research"]["month"]["cost_usd"], "2.6");
+        assert_eq!(report["scopes"]["teams"]["research"]["budget"]["monthly_remaining_usd"], "2.4");
+        assert_eq!(report["scopes"]["keys"]["alice"]["budget"]["daily_remaining_usd"], "0");
+        assert_eq!(report["scopes"]["global"]["all"]["today"]["unpriced_requests"], 0);
+        assert!(report["scopes"]["keys"]["bob"]["budget"].is_null());
+    }
+}

@@ -1,0 +1,386 @@
+//! Usage counters in shared data: one record per scope (global, provider, model, key, team)
+//! holding today's and this month's totals (UTC) plus the cost currently reserved by requests in
+//! flight. Every change is a CAS read-modify-write, so counters stay exact across workers.
+
+use super::Usage;
+use super::money::Pico;
+use crate::host::{self, SharedStore, StoreError};
+
+const VERSION: u8 = 1;
+const TOTALS_LEN: usize = 8 * 8 + 16;
+const RECORD_LEN: usize = 1 + 4 + 4 + 16 + 2 * TOTALS_LEN;
+const MS_PER_DAY: u64 = 86_400_000;
+
+pub fn scope_key(kind: &str, name: &str) -> String {
+    format!("tollgate:usage:{kind}:{name}")
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub requests: u64,
+    pub errors: u64,
+    /// Served requests whose cost is unknown (no usage reported, or no price for the model).
+    pub unpriced: u64,
+    pub input_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cost: Pico,
+}
+
+/// What one request contributes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub usage: Option<Usage>,
+    /// `None`: usage or price unknown.
+    pub cost: Option<Pico>,
+    pub failed: bool,
+}
+
+impl Totals {
+    fn add(&mut self, o: &Outcome) {
+        self.requests += 1;
+        self.errors += u64::from(o.failed);
+        if let Some(u) = &o.usage {
+            self.input_tokens += u.input_tokens;
+            self.cache_read_tokens += u.cache_read_tokens;
+            self.cache_write_tokens += u.cache_write_tokens;
+            self.output_tokens += u.output_tokens;
+            self.reasoning_tokens += u.reasoning_tokens;
+        }
+        match o.cost {
+            Some(c) => self.cost += c,
+            None if !o.failed || o.usage.is_some() => self.unpriced += 1,
+            None => {}
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        for v in [
+            self.requests,
+            self.errors,
+            self.unpriced,
+            self.input_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.output_tokens,
+            self.reasoning_tokens,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.cost.to_le_bytes());
+    }
+
+    fn decode(b: &mut Reader) -> Totals {
+        Totals {
+            requests: b.u64(),
+            errors: b.u64(),
+            unpriced: b.u64(),
+            input_tokens: b.u64(),
+            cache_read_tokens: b.u64(),
+            cache_write_tokens: b.u64(),
+            output_tokens: b.u64(),
+            reasoning_tokens: b.u64(),
+            cost: b.u128(),
+        }
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        if let Some(head) = self.0.get(..N) {
+            out.copy_from_slice(head);
+            self.0 = self.0.get(N..).unwrap_or_default();
+        }
+        out
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take())
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.take())
+    }
+    fn u128(&mut self) -> u128 {
+        u128::from_le_bytes(self.take())
+    }
+}
+
+/// A UTC calendar day and month, as counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    /// Days since 1970-01-01.
+    pub day: u32,
+    /// `year * 12 + (month - 1)`.
+    pub month: u32,
+}
+
+impl Period {
+    pub fn at(now_ms: u64) -> Period {
+        let day = now_ms / MS_PER_DAY;
+        let (y, m, _) = civil_from_days(day);
+        Period { day: u32::try_from(day).unwrap_or(u32::MAX), month: u32::try_from(y * 12 + u64::from(m) - 1).unwrap_or(u32::MAX) }
+    }
+
+    /// `YYYY-MM-DD`.
+    pub fn day_label(&self) -> String {
+        let (y, m, d) = civil_from_days(u64::from(self.day));
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
+    /// `YYYY-MM`.
+    pub fn month_label(&self) -> String {
+        format!("{:04}-{:02}", self.month / 12, self.month % 12 + 1)
+    }
+}
+
+/// Days since the Unix epoch → (year, month, day), after Howard Hinnant's `civil_from_days`
+/// (http://howardhinnant.github.io/date_algorithms.html), restricted to dates after 1970.
+fn civil_from_days(days: u64) -> (u64, u32, u32) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Record {
+    pub day: u32,
+    pub month: u32,
+    /// Estimated cost of admitted requests not yet settled.
+    pub reserved: Pico,
+    pub today: Totals,
+    pub this_month: Totals,
+}
+
+impl Record {
+    pub fn decode(bytes: &[u8]) -> Record {
+        if bytes.len() != RECORD_LEN || bytes.first() != Some(&VERSION) {
+            return Record::default();
+        }
+        let mut r = Reader(bytes.get(1..).unwrap_or_default());
+        Record { day: r.u32(), month: r.u32(), reserved: r.u128(), today: Totals::decode(&mut r), this_month: Totals::decode(&mut r) }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(RECORD_LEN);
+        out.push(VERSION);
+        out.extend_from_slice(&self.day.to_le_bytes());
+        out.extend_from_slice(&self.month.to_le_bytes());
+        out.extend_from_slice(&self.reserved.to_le_bytes());
+        self.today.encode(&mut out);
+        self.this_month.encode(&mut out);
+        out
+    }
+
+    /// Starts fresh totals when the day or month changed: old periods age out.
+    pub fn roll_to(&mut self, p: Period) {
+        if self.day != p.day {
+            self.day = p.day;
+            self.today = Totals::default();
+        }
+        if self.month != p.month {
+            self.month = p.month;
+            self.this_month = Totals::default();
+        }
+    }
+}
+
+/// Spending caps of one scope, in pico-dollars.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub daily: Option<Pico>,
+    pub monthly: Option<Pico>,
+}
+
+impl Caps {
+    pub fn is_empty(&self) -> bool {
+        self.daily.is_none() && self.monthly.is_none()
+    }
+}
+
+/// A reservation that would take a scope past a cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exceeded {
+    pub period: &'static str,
+    pub cap: Pico,
+    pub committed: Pico,
+}
+
+/// Creates the record if it does not exist. Done at configuration time for every known scope:
+/// shared-data writes to a missing key are unconditional, so creating keys on the request path
+/// could let two workers' first writes overwrite each other.
+pub fn ensure(store: &dyn SharedStore, key: &str) {
+    if store.get(key).is_none() {
+        let _ = store.put(key, &Record::default().encode(), None);
+    }
+}
+
+pub fn read(store: &dyn SharedStore, key: &str, now_ms: u64) -> Record {
+    let mut r = store.get(key).map(|(v, _)| Record::decode(&v)).unwrap_or_default();
+    r.roll_to(Period::at(now_ms));
+    r
+}
+
+/// Admits `amount` against the scope's caps and holds it as reserved.
+pub fn reserve(store: &dyn SharedStore, key: &str, now_ms: u64, amount: Pico, caps: &Caps) -> Result<Result<(), Exceeded>, StoreError> {
+    let period = Period::at(now_ms);
+    host::update(store, key, |current| {
+        let mut r = current.map(Record::decode).unwrap_or_default();
+        r.roll_to(period);
+        for (name, cap, spent) in [("daily", caps.daily, r.today.cost), ("monthly", caps.monthly, r.this_month.cost)] {
+            if let Some(cap) = cap {
+                let committed = spent + r.reserved;
+                if committed + amount > cap {
+                    return Err(Exceeded { period: name, cap, committed });
+                }
+            }
+        }
+        r.reserved += amount;
+        Ok(r.encode())
+    })
+}
+
+/// Records a finished request and releases what it had reserved in this scope.
+pub fn settle(store: &dyn SharedStore, key: &str, now_ms: u64, outcome: &Outcome, release: Pico) -> Result<(), StoreError> {
+    let period = Period::at(now_ms);
+    host::update::<()>(store, key, |current| {
+        let mut r = current.map(Record::decode).unwrap_or_default();
+        r.roll_to(period);
+        r.reserved = r.reserved.saturating_sub(release);
+        r.today.add(outcome);
+        r.this_month.add(outcome);
+        Ok(r.encode())
+    })
+    .map(|_| ())
+}
+
+/// Returns a reservation that was never used (the request failed before reaching a provider).
+pub fn release(store: &dyn SharedStore, key: &str, amount: Pico) -> Result<(), StoreError> {
+    host::update::<()>(store, key, |current| {
+        let mut r = current.map(Record::decode).unwrap_or_default();
+        r.reserved = r.reserved.saturating_sub(amount);
+        Ok(r.encode())
+    })
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::memory::MemoryStore;
+
+    const DAY: u64 = MS_PER_DAY;
+    // 2026-11-24T12:00:00Z
+    const NOW: u64 = 1_795_521_600_000;
+
+    fn usage(input: u64, output: u64) -> Usage {
+        Usage { input_tokens: input, output_tokens: output, ..Default::default() }
+    }
+
+    #[test]
+    fn periods_follow_the_utc_calendar() {
+        let p = Period::at(NOW);
+        assert_eq!((p.day_label(), p.month_label()), ("2026-11-24".to_string(), "2026-11".to_string()));
+        assert_eq!(Period::at(0).day_label(), "1970-01-01");
+        let leap = Period::at(1_709_164_800_000); // 2024-02-29
+        assert_eq!(leap.day_label(), "2024-02-29");
+        let new_year = Period::at(1_798_761_600_000 - 1); // 2026-12-31T23:59:59.999Z
+        assert_eq!((new_year.day_label(), new_year.month_label()), ("2026-12-31".to_string(), "2026-12".to_string()));
+        assert_eq!(Period::at(1_798_761_600_000).month_label(), "2027-01");
+    }
+
+    #[test]
+    fn record_round_trips_and_garbage_reads_as_empty() {
+        let mut r = Record { day: 3, month: 7, reserved: 99, ..Default::default() };
+        r.today.add(&Outcome { usage: Some(usage(5, 6)), cost: Some(u128::MAX / 2), failed: false });
+        r.this_month = r.today;
+        assert_eq!(Record::decode(&r.encode()), r);
+        assert_eq!(Record::decode(b"nonsense"), Record::default());
+    }
+
+    #[test]
+    fn settle_counts_tokens_cost_errors_and_unpriced() {
+        let s = MemoryStore::default();
+        let k = scope_key("model", "m");
+        ensure(&s, &k);
+        settle(&s, &k, NOW, &Outcome { usage: Some(usage(10, 5)), cost: Some(1000), failed: false }, 0).unwrap();
+        settle(&s, &k, NOW, &Outcome { usage: Some(usage(1, 1)), cost: None, failed: false }, 0).unwrap();
+        settle(&s, &k, NOW, &Outcome { usage: None, cost: None, failed: true }, 0).unwrap();
+        settle(&s, &k, NOW, &Outcome { usage: Some(usage(2, 0)), cost: Some(7), failed: true }, 0).unwrap();
+        let r = read(&s, &k, NOW);
+        assert_eq!(
+            r.today,
+            Totals { requests: 4, errors: 2, unpriced: 1, input_tokens: 13, output_tokens: 6, cost: 1007, ..Default::default() }
+        );
+        assert_eq!(r.this_month, r.today);
+    }
+
+    #[test]
+    fn day_and_month_roll_over_independently() {
+        let s = MemoryStore::default();
+        let k = scope_key("global", "all");
+        let o = Outcome { usage: Some(usage(1, 1)), cost: Some(10), failed: false };
+        settle(&s, &k, NOW, &o, 0).unwrap();
+        settle(&s, &k, NOW + DAY, &o, 0).unwrap();
+        let r = read(&s, &k, NOW + DAY);
+        assert_eq!((r.today.requests, r.this_month.requests), (1, 2));
+        // 2026-12-01: new month and new day
+        let r = read(&s, &k, NOW + 7 * DAY);
+        assert_eq!((r.today.requests, r.this_month.requests), (0, 0));
+    }
+
+    #[test]
+    fn reservations_hold_budget_until_settled() {
+        let s = MemoryStore::default();
+        let k = scope_key("key", "alice");
+        let caps = Caps { daily: Some(100), monthly: None };
+        assert_eq!(reserve(&s, &k, NOW, 60, &caps).unwrap(), Ok(()));
+        // a concurrent request cannot take the same budget
+        assert_eq!(reserve(&s, &k, NOW, 50, &caps).unwrap(), Err(Exceeded { period: "daily", cap: 100, committed: 60 }));
+        assert_eq!(reserve(&s, &k, NOW, 40, &caps).unwrap(), Ok(()));
+        // settle the first at its actual (lower) cost: budget frees up
+        settle(&s, &k, NOW, &Outcome { usage: Some(usage(1, 1)), cost: Some(20), failed: false }, 60).unwrap();
+        let r = read(&s, &k, NOW);
+        assert_eq!((r.reserved, r.today.cost), (40, 20));
+        release(&s, &k, 40).unwrap();
+        assert_eq!(read(&s, &k, NOW).reserved, 0);
+        assert_eq!(reserve(&s, &k, NOW, 80, &caps).unwrap(), Ok(()));
+        assert!(reserve(&s, &k, NOW, 1, &caps).unwrap().is_err());
+        // the monthly cap counts too
+        let monthly = Caps { daily: None, monthly: Some(50) };
+        assert_eq!(reserve(&s, "other", NOW, 51, &monthly).unwrap().unwrap_err().period, "monthly");
+    }
+
+    #[test]
+    fn reservation_survives_a_competing_writer() {
+        let s = MemoryStore::default();
+        let k = scope_key("key", "bob");
+        ensure(&s, &k);
+        let key = k.clone();
+        s.interleave(move |s| {
+            reserve(s, &key, NOW, 70, &Caps { daily: Some(100), monthly: None }).unwrap().unwrap();
+        });
+        // our attempt loses the race, re-reads, and sees the competitor's reservation
+        let r = reserve(&s, &k, NOW, 50, &Caps { daily: Some(100), monthly: None }).unwrap();
+        assert_eq!(r, Err(Exceeded { period: "daily", cap: 100, committed: 70 }));
+    }
+
+    #[test]
+    fn ensure_never_overwrites() {
+        let s = MemoryStore::default();
+        let k = scope_key("team", "t");
+        settle(&s, &k, NOW, &Outcome { usage: None, cost: Some(5), failed: false }, 0).unwrap();
+        ensure(&s, &k);
+        assert_eq!(read(&s, &k, NOW).today.cost, 5);
+    }
+}

@@ -1,0 +1,564 @@
+//! Configuration: parsed from the plugin's JSON, validated and compiled once in `on_configure`
+//! into the structures the request path uses. Errors name the field that is wrong.
+
+pub mod glob;
+pub mod schema;
+
+use crate::accounting::budget::{Accounting, ScopeId};
+use crate::accounting::prices::{Price, PriceTable};
+use crate::providers::{self, Dialect};
+use schema::{ConfigSpec, LimitsSpec, ModelSpec, ParamAction, ProviderKind, ProviderSpec};
+use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "invalid tollgate configuration: {}", self.message)
+        } else {
+            write!(f, "invalid tollgate configuration at `{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+/// A provider API key. Its `Debug` never shows the value, so it cannot leak into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub cluster: String,
+    pub authority: String,
+    pub chat_path: String,
+    /// The auth header sent upstream, e.g. `authorization: Bearer …`.
+    pub auth: Option<(&'static str, Secret)>,
+    /// The key's environment variable when it was not set at load time.
+    pub missing_key_env: Option<String>,
+    /// Fixed headers the provider needs (e.g. `anthropic-version`).
+    pub headers: Vec<(&'static str, String)>,
+    pub drop_unsupported: bool,
+    pub dialect: Dialect,
+    /// Usage counter scope.
+    pub scope: ScopeId,
+}
+
+#[derive(Debug)]
+pub struct ModelRoute {
+    pub provider: usize,
+    /// `None` for wildcard entries: the requested name is sent upstream unchanged.
+    pub upstream_model: Option<String>,
+    pub overrides: Vec<(String, ParamAction)>,
+    /// Shipped defaults merged with `overrides`, for exact entries (wildcards resolve per request).
+    pub policy: Vec<(String, ParamAction)>,
+    /// Usage counter scope: the upstream model, or the pattern of a wildcard entry.
+    pub scope: ScopeId,
+    /// For exact entries (wildcards look theirs up per request).
+    pub price: Option<Price>,
+}
+
+/// The model a request resolved to.
+#[derive(Debug)]
+pub struct Resolved<'c, 'r> {
+    pub provider: &'c Provider,
+    pub provider_index: usize,
+    pub upstream_model: Cow<'r, str>,
+    pub policy: Cow<'c, [(String, ParamAction)]>,
+    pub scope: ScopeId,
+    pub price: Option<Price>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_request_bytes: usize,
+    pub max_stream_event_bytes: usize,
+    pub estimated_output_tokens: u64,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub providers: Vec<Provider>,
+    exact: HashMap<String, ModelRoute>,
+    prefixes: Vec<(String, ModelRoute)>,
+    pub limits: Limits,
+    /// The `GET /v1/models` body, built once.
+    pub models_json: Vec<u8>,
+    /// `GET /v1/models/{id}` bodies.
+    model_cards: HashMap<String, Vec<u8>>,
+    /// Problems that do not stop the config from loading, for the operator's log.
+    pub warnings: Vec<String>,
+    pub accounting: Accounting,
+}
+
+#[derive(Serialize)]
+struct ModelCard<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    owned_by: &'a str,
+}
+
+#[derive(Serialize)]
+struct ModelList<'a> {
+    object: &'static str,
+    data: Vec<ModelCard<'a>>,
+}
+
+impl Config {
+    /// Parses and compiles the plugin configuration. `env` looks up environment variables
+    /// (the API keys); `now` stamps the model list's `created`.
+    pub fn from_json(json: &[u8], env: &dyn Fn(&str) -> Option<String>, now: u64) -> Result<Config, ConfigError> {
+        let spec = parse(json)?;
+        compile(spec, env, now)
+    }
+
+    pub fn resolve<'c: 'r, 'r>(&'c self, requested: &'r str) -> Option<Resolved<'c, 'r>> {
+        let (route, wildcard) = match self.exact.get(requested) {
+            Some(r) => (r, false),
+            None => (self.prefixes.iter().find(|(prefix, _)| requested.starts_with(prefix.as_str())).map(|(_, r)| r)?, true),
+        };
+        let provider = self.providers.get(route.provider)?;
+        let upstream_model: Cow<str> = match &route.upstream_model {
+            Some(m) => Cow::Borrowed(m.as_str()),
+            None => Cow::Borrowed(requested),
+        };
+        let (policy, price) = if wildcard {
+            (
+                Cow::Owned(providers::param_policy(provider, &upstream_model, &route.overrides)),
+                self.accounting.prices.lookup(&upstream_model),
+            )
+        } else {
+            (Cow::Borrowed(route.policy.as_slice()), route.price)
+        };
+        Some(Resolved { provider, provider_index: route.provider, upstream_model, policy, scope: route.scope, price })
+    }
+
+    pub fn model_card(&self, id: &str) -> Option<&[u8]> {
+        self.model_cards.get(id).map(Vec::as_slice)
+    }
+}
+
+fn parse(json: &[u8]) -> Result<ConfigSpec, ConfigError> {
+    match json.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(ConfigError::new("", "the plugin configuration is empty; expected a JSON object")),
+        Some(b'{') => {}
+        Some(_) => return Err(ConfigError::new("", "the plugin configuration must be a JSON object")),
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        ConfigError::new(field, e.into_inner().to_string())
+    })
+}
+
+fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> Result<Config, ConfigError> {
+    let limits = compile_limits(spec.limits)?;
+    let prices = PriceTable::build(&spec.prices).map_err(|(field, e)| ConfigError::new(field, e))?;
+    let mut accounting = Accounting::new(prices, spec.budget.as_ref())?;
+    match &spec.auth {
+        Some(auth) => accounting.add_auth(auth, &spec.teams)?,
+        None if !spec.teams.is_empty() => return Err(ConfigError::new("teams", "teams need virtual keys: configure `auth.keys`")),
+        None => {}
+    }
+    let mut warnings = Vec::new();
+    let mut providers = Vec::with_capacity(spec.providers.len());
+    let mut index = HashMap::new();
+    for (name, p) in &spec.providers {
+        index.insert(name.clone(), providers.len());
+        let mut provider = compile_provider(name, p, env, &mut warnings)?;
+        provider.scope = accounting.scope("provider", name);
+        providers.push(provider);
+    }
+    if spec.models.is_empty() {
+        return Err(ConfigError::new("models", "at least one model must be configured"));
+    }
+    let mut exact = HashMap::new();
+    let mut prefixes = Vec::new();
+    let mut listed: Vec<(String, usize)> = Vec::new();
+    for (name, m) in &spec.models {
+        let field = format!("models.{name}");
+        let mut route = compile_model(&field, name, m, &index, &providers)?;
+        route.scope = accounting.scope("model", route.upstream_model.as_deref().unwrap_or(name));
+        if let Some(upstream) = &route.upstream_model {
+            route.price = accounting.prices.lookup(upstream);
+            if route.price.is_none() {
+                warnings.push(format!("{field}: no price for `{upstream}`; its cost is counted as unpriced and budgets cannot limit it (add it under `prices`)"));
+            }
+        }
+        if let Some(prefix) = glob::prefix_pattern(name) {
+            if !m.aliases.is_empty() {
+                return Err(ConfigError::new(format!("{field}.aliases"), "a wildcard model cannot have aliases"));
+            }
+            prefixes.push((prefix.to_owned(), route));
+            continue;
+        }
+        if name.contains('*') {
+            return Err(ConfigError::new(field, "`*` is only allowed at the end of a model name (a prefix match)"));
+        }
+        let names = std::iter::once(name).chain(m.aliases.iter());
+        for (i, client_name) in names.enumerate() {
+            if client_name.is_empty() || client_name.contains('*') {
+                return Err(ConfigError::new(
+                    format!("{field}.aliases[{}]", i.saturating_sub(1)),
+                    "an alias must be a non-empty name without `*`",
+                ));
+            }
+            if exact.contains_key(client_name) || spec.models.contains_key(client_name) && i > 0 {
+                return Err(ConfigError::new(format!("{field}.aliases"), format!("the name `{client_name}` is configured twice")));
+            }
+            listed.push((client_name.clone(), route.provider));
+            exact.insert(
+                client_name.clone(),
+                ModelRoute {
+                    provider: route.provider,
+                    upstream_model: route.upstream_model.clone(),
+                    overrides: route.overrides.clone(),
+                    policy: route.policy.clone(),
+                    scope: route.scope,
+                    price: route.price,
+                },
+            );
+        }
+    }
+    // Longest prefix first, so `gpt-4o-*` wins over `gpt-*`.
+    prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+    let (models_json, model_cards) = model_list(&listed, &providers, now);
+    Ok(Config { providers, exact, prefixes, limits, models_json, model_cards, warnings, accounting })
+}
+
+fn compile_limits(l: LimitsSpec) -> Result<Limits, ConfigError> {
+    if l.max_request_bytes < 1024 {
+        return Err(ConfigError::new("limits.max_request_bytes", "must be at least 1024"));
+    }
+    if l.max_stream_event_bytes < 1024 {
+        return Err(ConfigError::new("limits.max_stream_event_bytes", "must be at least 1024"));
+    }
+    Ok(Limits {
+        max_request_bytes: l.max_request_bytes,
+        max_stream_event_bytes: l.max_stream_event_bytes,
+        estimated_output_tokens: l.estimated_output_tokens,
+    })
+}
+
+fn compile_provider(
+    name: &str,
+    p: &ProviderSpec,
+    env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Provider, ConfigError> {
+    let field = format!("providers.{name}");
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(ConfigError::new(field, "provider names may use letters, digits, `-` and `_`"));
+    }
+    if p.cluster.trim().is_empty() {
+        return Err(ConfigError::new(format!("{field}.cluster"), "must name the Envoy cluster that reaches the provider"));
+    }
+    let authority = match (&p.host, providers::default_host(p.kind)) {
+        (Some(h), _) if !h.trim().is_empty() => h.clone(),
+        (Some(_), _) => return Err(ConfigError::new(format!("{field}.host"), "must not be empty")),
+        (None, Some(default)) => default.to_owned(),
+        (None, None) => {
+            return Err(ConfigError::new(format!("{field}.host"), format!("is required for kind `{}`", p.kind.as_str())));
+        }
+    };
+    let base_path = match &p.base_path {
+        Some(b) if b.starts_with('/') || b.is_empty() => b.trim_end_matches('/').to_owned(),
+        Some(_) => return Err(ConfigError::new(format!("{field}.base_path"), "must start with `/`")),
+        None => "/v1".to_owned(),
+    };
+    let api_key = match &p.api_key_env {
+        Some(var) if var.is_empty() => {
+            return Err(ConfigError::new(format!("{field}.api_key_env"), "must name an environment variable"));
+        }
+        Some(var) => match env(var) {
+            Some(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
+            // The environment is not configuration: the config still loads (and validates
+            // anywhere), and requests to this provider get a clear error naming the variable.
+            _ => {
+                warnings.push(format!(
+                    "{field}.api_key_env: environment variable `{var}` is not set (export it and list it in vm_config.environment_variables.host_env_keys); requests to this provider will fail"
+                ));
+                None
+            }
+        },
+        None if providers::requires_key(p.kind) => {
+            return Err(ConfigError::new(format!("{field}.api_key_env"), format!("is required for kind `{}`", p.kind.as_str())));
+        }
+        None => None,
+    };
+    let wire =
+        providers::compile(p, &base_path, api_key.as_deref()).map_err(|e| ConfigError::new(format!("{field}.{}", e.field), e.message))?;
+    Ok(Provider {
+        name: name.to_owned(),
+        kind: p.kind,
+        cluster: p.cluster.clone(),
+        authority,
+        chat_path: wire.chat_path,
+        auth: wire.auth,
+        missing_key_env: if api_key.is_none() { p.api_key_env.clone() } else { None },
+        headers: wire.headers,
+        drop_unsupported: p.drop_unsupported,
+        dialect: wire.dialect,
+        scope: 0,
+    })
+}
+
+fn compile_model(
+    field: &str,
+    name: &str,
+    m: &ModelSpec,
+    index: &HashMap<String, usize>,
+    providers: &[Provider],
+) -> Result<ModelRoute, ConfigError> {
+    let Some(&provider) = index.get(&m.provider) else {
+        return Err(ConfigError::new(format!("{field}.provider"), format!("unknown provider `{}`", m.provider)));
+    };
+    let wildcard = glob::prefix_pattern(name).is_some();
+    let upstream_model = match &m.model {
+        Some(u) if u.trim().is_empty() => return Err(ConfigError::new(format!("{field}.model"), "must not be empty")),
+        Some(_) if wildcard => {
+            return Err(ConfigError::new(format!("{field}.model"), "a wildcard entry forwards the requested name; remove `model`"));
+        }
+        Some(u) => Some(u.clone()),
+        None if wildcard => None,
+        None => Some(name.to_owned()),
+    };
+    for (param, action) in &m.params {
+        if matches!(param.as_str(), "model" | "messages" | "stream") {
+            return Err(ConfigError::new(format!("{field}.params.{param}"), "this parameter is structural and cannot have a policy"));
+        }
+        if let ParamAction::Rename(to) = action
+            && (to.is_empty() || to == param)
+        {
+            return Err(ConfigError::new(format!("{field}.params.{param}"), "rename needs a different, non-empty name"));
+        }
+    }
+    let overrides: Vec<(String, ParamAction)> = m.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let policy = match (&upstream_model, providers.get(provider)) {
+        (Some(u), Some(p)) => providers::param_policy(p, u, &overrides),
+        _ => Vec::new(),
+    };
+    Ok(ModelRoute { provider, upstream_model, overrides, policy, scope: 0, price: None })
+}
+
+fn model_list(listed: &[(String, usize)], providers: &[Provider], now: u64) -> (Vec<u8>, HashMap<String, Vec<u8>>) {
+    let cards: Vec<ModelCard> = listed
+        .iter()
+        .map(|(id, p)| ModelCard { id, object: "model", created: now, owned_by: providers.get(*p).map_or("", |p| p.name.as_str()) })
+        .collect();
+    let single = cards.iter().map(|c| (c.id.to_owned(), serde_json::to_vec(c).unwrap_or_default())).collect();
+    let list = serde_json::to_vec(&ModelList { object: "list", data: cards }).unwrap_or_default();
+    (list, single)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "OPENAI_API_KEY" => Some("sk-test".into()),
+            "ANTHROPIC_API_KEY" => Some("ak-test".into()),
+            _ => None,
+        }
+    }
+
+    const GOOD: &str = r#"{
+        "providers": {
+            "openai": {"kind": "openai", "cluster": "openai", "api_key_env": "OPENAI_API_KEY"},
+            "anthropic": {"kind": "anthropic", "cluster": "anthropic", "api_key_env": "ANTHROPIC_API_KEY"},
+            "local": {"kind": "openai_compatible", "cluster": "vllm", "host": "localhost:8000"}
+        },
+        "models": {
+            "gpt-4o": {"provider": "openai"},
+            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5", "aliases": ["sonnet", "claude-latest"],
+                       "params": {"temperature": "reject"}},
+            "llama-*": {"provider": "local"},
+            "llama-3-*": {"provider": "openai"}
+        }
+    }"#;
+
+    fn compile_str(json: &str) -> Result<Config, ConfigError> {
+        Config::from_json(json.as_bytes(), &env, 1_700_000_000)
+    }
+
+    fn err(json: &str) -> ConfigError {
+        compile_str(json).unwrap_err()
+    }
+
+    #[test]
+    fn compiles_providers_models_and_aliases() {
+        let c = compile_str(GOOD).unwrap();
+        let r = c.resolve("sonnet").unwrap();
+        assert_eq!(r.provider.name, "anthropic");
+        assert_eq!(r.upstream_model, "claude-sonnet-4-5");
+        assert_eq!(r.provider.authority, "api.anthropic.com");
+        assert_eq!(r.provider.chat_path, "/v1/messages");
+        let (name, key) = r.provider.auth.as_ref().unwrap();
+        assert_eq!((*name, key.expose()), ("x-api-key", "ak-test"));
+        assert!(r.policy.iter().any(|(k, a)| k == "temperature" && *a == ParamAction::Reject));
+        let r = c.resolve("gpt-4o").unwrap();
+        assert_eq!(r.upstream_model, "gpt-4o");
+        let (name, key) = r.provider.auth.as_ref().unwrap();
+        assert_eq!((*name, key.expose()), ("authorization", "Bearer sk-test"));
+        assert_eq!(r.provider.chat_path, "/v1/chat/completions");
+        assert!(c.resolve("gpt-5").is_none());
+    }
+
+    #[test]
+    fn wildcards_forward_the_requested_name_longest_prefix_first() {
+        let c = compile_str(GOOD).unwrap();
+        let r = c.resolve("llama-3-70b").unwrap();
+        assert_eq!(r.provider.name, "openai");
+        assert_eq!(r.upstream_model, "llama-3-70b");
+        let r = c.resolve("llama-2").unwrap();
+        assert_eq!(r.provider.name, "local");
+        assert!(r.provider.auth.is_none());
+    }
+
+    #[test]
+    fn model_list_has_every_exact_name_and_alias() {
+        let c = compile_str(GOOD).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&c.models_json).unwrap();
+        assert_eq!(v["object"], "list");
+        let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, vec!["claude", "sonnet", "claude-latest", "gpt-4o"]);
+        assert_eq!(v["data"][0]["owned_by"], "anthropic");
+        assert_eq!(v["data"][0]["created"], 1_700_000_000);
+        let card: serde_json::Value = serde_json::from_slice(c.model_card("sonnet").unwrap()).unwrap();
+        assert_eq!(card["id"], "sonnet");
+        assert!(c.model_card("llama-2").is_none());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = compile_str(GOOD).unwrap();
+        let dump = format!("{c:?}");
+        assert!(!dump.contains("sk-test") && !dump.contains("ak-test"), "{dump}");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: &[(&str, &str)] = &[
+            ("", ""),
+            ("[]", ""),
+            (r#"{"providers":{},"models":{}}"#, "models"),
+            (r#"{"provders":{}}"#, "provders"),
+            (
+                r#"{"providers":{"a":{"kind":"openai","cluster":"c","api_key_env":"OPENAI_API_KEY","clustr":"x"}},"models":{}}"#,
+                "providers.a.clustr",
+            ),
+            (r#"{"providers":{"a":{"kind":"gopher","cluster":"c"}},"models":{}}"#, "providers.a.kind"),
+            (
+                r#"{"providers":{"a":{"kind":"openai","cluster":"","api_key_env":"OPENAI_API_KEY"}},"models":{"m":{"provider":"a"}}}"#,
+                "providers.a.cluster",
+            ),
+            (r#"{"providers":{"a":{"kind":"openai","cluster":"c"}},"models":{"m":{"provider":"a"}}}"#, "providers.a.api_key_env"),
+            (r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c"}},"models":{"m":{"provider":"a"}}}"#, "providers.a.host"),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h","base_path":"v1"}},"models":{"m":{"provider":"a"}}}"#,
+                "providers.a.base_path",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"anthropic","cluster":"c","api_key_env":"ANTHROPIC_API_KEY","api_version":"1999-01-01"}},"models":{"m":{"provider":"a"}}}"#,
+                "providers.a.api_version",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"b"}}}"#,
+                "models.m.provider",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a","model":""}}}"#,
+                "models.m.model",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a","params":{"temperature":"maybe"}}}}"#,
+                "models.m.params.temperature",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a","params":{"model":"drop"}}}}"#,
+                "models.m.params.model",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a","aliases":["n"]},"n":{"provider":"a"}}}"#,
+                "models.m.aliases",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m*x":{"provider":"a"}}}"#,
+                "models.m*x",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m-*":{"provider":"a","model":"x"}}}"#,
+                "models.m-*.model",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a"}},"limits":{"max_request_bytes":5}}"#,
+                "limits.max_request_bytes",
+            ),
+        ];
+        for (json, field) in cases {
+            let e = err(json);
+            assert_eq!(e.field, *field, "{json}: {e}");
+            assert!(!e.message.is_empty());
+            let shown = e.to_string();
+            if !field.is_empty() {
+                assert!(shown.contains(field), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn unset_key_variable_is_a_warning_not_a_load_failure() {
+        let c = compile_str(r#"{"providers":{"a":{"kind":"openai","cluster":"c","api_key_env":"NOPE"}},"models":{"m":{"provider":"a"}}}"#)
+            .unwrap();
+        assert!(c.warnings[0].contains("providers.a.api_key_env") && c.warnings[0].contains("NOPE"), "{:?}", c.warnings);
+        let p = &c.providers[0];
+        assert!(p.auth.is_none());
+        assert_eq!(p.missing_key_env.as_deref(), Some("NOPE"));
+        assert!(compile_str(GOOD).unwrap().warnings.iter().all(|w| w.contains("no price")));
+    }
+
+    #[test]
+    fn rename_action_parses_from_an_object() {
+        let c = compile_str(
+            r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},
+            "models":{"m":{"provider":"a","params":{"max_tokens":{"rename":"max_completion_tokens"},"seed":"drop"}}}}"#,
+        )
+        .unwrap();
+        let r = c.resolve("m").unwrap();
+        assert!(r.policy.contains(&("max_tokens".into(), ParamAction::Rename("max_completion_tokens".into()))));
+        assert!(r.policy.contains(&("seed".into(), ParamAction::Drop)));
+    }
+}

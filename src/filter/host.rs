@@ -1,0 +1,99 @@
+//! Error-tolerant wrappers over proxy-wasm host calls. The SDK's trait methods panic on an
+//! unexpected status, which would trap the VM; these log and carry on instead.
+
+use crate::accounting::budget::Accounting;
+use crate::gateway::telemetry::Series;
+use crate::host::{SharedStore, StoreError};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::UNIX_EPOCH;
+
+thread_local! {
+    /// Metric ids of this VM, defined on first use of each series.
+    static METRICS: RefCell<HashMap<Series, u32>> = RefCell::new(HashMap::new());
+}
+
+pub fn record_metric(series: Series, value: u64, accounting: &Accounting) {
+    let kind = if series.metric.is_histogram() { MetricType::Histogram } else { MetricType::Counter };
+    let id = METRICS.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(id) = m.get(&series) {
+            return Some(*id);
+        }
+        let id = hostcalls::define_metric(kind, &series.name(accounting)).ok()?;
+        m.insert(series, id);
+        Some(id)
+    });
+    let Some(id) = id else { return };
+    let result = match kind {
+        MetricType::Histogram => hostcalls::record_metric(id, value),
+        _ if value == 0 => Ok(()),
+        _ => hostcalls::increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX)),
+    };
+    if let Err(status) = result {
+        log::debug!("metric update failed: {status:?}");
+    }
+}
+
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// proxy-wasm shared data: one store for every worker of the VM (same `vm_id`).
+pub struct Shared;
+
+impl SharedStore for Shared {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(value), Some(cas))) => Some((value, cas)),
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(StoreError::CasMismatch),
+            Err(_) => Err(StoreError::Unavailable),
+        }
+    }
+}
+
+pub fn header(map: MapType, name: &str) -> Option<String> {
+    hostcalls::get_map_value(map, name).ok().flatten()
+}
+
+pub fn set_header(map: MapType, name: &str, value: Option<&str>) {
+    if let Err(status) = hostcalls::set_map_value(map, name, value) {
+        log::warn!("could not set header {name}: {status:?}");
+    }
+}
+
+pub fn body(buffer: BufferType, size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(buffer, 0, size).ok().flatten().unwrap_or_default()
+}
+
+pub fn replace_body(buffer: BufferType, size: usize, value: &[u8]) {
+    if let Err(status) = hostcalls::set_buffer(buffer, 0, size, value) {
+        log::warn!("could not replace body: {status:?}");
+    }
+}
+
+/// Filter state for Envoy's access log: `%FILTER_STATE(wasm.tollgate:PLAIN)%`.
+pub fn export_access_log(entry: &[u8]) {
+    if let Err(status) = hostcalls::set_property(vec!["tollgate"], Some(entry)) {
+        log::debug!("could not export the access log entry: {status:?}");
+    }
+}
+
+pub fn respond(status: u16, headers: &[(&str, String)], body: &[u8]) {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    if let Err(e) = hostcalls::send_http_response(u32::from(status), headers, Some(body)) {
+        log::warn!("could not send a local response: {e:?}");
+    }
+}

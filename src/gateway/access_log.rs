@@ -1,0 +1,136 @@
+//! One JSON object per request for Envoy's access log (exported as filter state): what was asked,
+//! what served it, tokens, cost, who asked, timings. Never secrets; never prompt text.
+
+use super::Exchange;
+use crate::accounting::budget::{Accounting, Caller};
+use crate::accounting::money::format_usd;
+use crate::config::Config;
+use serde::Serialize;
+
+#[derive(Serialize, Default)]
+pub struct Entry<'a> {
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<&'a str>,
+    pub stream: bool,
+    pub completed: bool,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// Exact, in USD; `null` when the answer could not be priced.
+    pub cost_usd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_to_first_token_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped_params: Vec<&'a str>,
+}
+
+fn caller_names(accounting: &Accounting, caller: Caller) -> (Option<&str>, Option<&str>) {
+    let Some(key) = caller.key.and_then(|k| accounting.keys.get(k)) else { return (None, None) };
+    let team = key.team.and_then(|t| accounting.scopes.get(t as usize)).map(|s| s.name.as_str());
+    (Some(key.id.as_str()), team)
+}
+
+/// The entry of a request that reached a provider.
+pub fn for_exchange(config: &Config, ex: &Exchange, now_ms: u64) -> Vec<u8> {
+    let (key_id, team) = caller_names(&config.accounting, ex.caller);
+    let usage = ex.usage.unwrap_or_default();
+    let entry = Entry {
+        status: ex.status,
+        model: Some(&ex.requested_model),
+        provider: ex.provider(config).map(|p| p.name.as_str()),
+        upstream_model: Some(&ex.upstream_model),
+        key_id,
+        team,
+        stream: ex.ctx.stream,
+        completed: ex.completed,
+        input_tokens: usage.input_tokens,
+        cached_input_tokens: usage.cache_read_tokens,
+        cache_write_tokens: usage.cache_write_tokens,
+        output_tokens: usage.output_tokens,
+        reasoning_tokens: usage.reasoning_tokens,
+        cost_usd: ex.usage.and_then(|u| ex.tab.price.map(|p| format_usd(p.cost(&u)))),
+        time_to_first_token_ms: ex.first_byte_ms.map(|f| f.saturating_sub(ex.started_ms)),
+        duration_ms: (ex.started_ms > 0).then(|| now_ms.saturating_sub(ex.started_ms)),
+        dropped_params: ex.dropped.iter().map(String::as_str).collect(),
+        ..Default::default()
+    };
+    serde_json::to_vec(&entry).unwrap_or_default()
+}
+
+/// The entry of a request Tollgate answered itself.
+pub fn for_reply(accounting: &Accounting, caller: Caller, status: u16, error_code: Option<&str>) -> Vec<u8> {
+    let (key_id, team) = caller_names(accounting, caller);
+    let entry = Entry { status, error_code, key_id, team, ..Default::default() };
+    serde_json::to_vec(&entry).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::Usage;
+    use crate::accounting::budget::Tab;
+    use crate::accounting::prices::Price;
+    use crate::providers::ResponseContext;
+    use serde_json::{Value, json};
+
+    fn config() -> Config {
+        let hash: String = crate::accounting::keys::hash("tg-a").iter().map(|b| format!("{b:02x}")).collect();
+        let json = format!(
+            r#"{{"providers":{{"p":{{"kind":"openai_compatible","cluster":"c","host":"h"}}}},"models":{{"m":{{"provider":"p","model":"up"}}}},
+               "auth":{{"keys":[{{"id":"alice","sha256":"{hash}","team":"t"}}]}},"teams":{{"t":{{}}}}}}"#
+        );
+        Config::from_json(json.as_bytes(), &|_| None, 0).unwrap()
+    }
+
+    #[test]
+    fn exchange_entry_has_usage_cost_and_caller_but_no_secrets() {
+        let c = config();
+        let price = Price { input: 1_000_000, output: 1_000_000, cache_read: 0, cache_write: 0 };
+        let mut ex = Exchange::new(
+            0,
+            "up".into(),
+            ResponseContext { stream: true, ..Default::default() },
+            vec!["temperature".into()],
+            Tab { scopes: vec![], price: Some(price) },
+        );
+        ex.requested_model = "m".into();
+        ex.caller = Caller { key: Some(0) };
+        ex.status = 200;
+        ex.completed = true;
+        ex.started_ms = 1000;
+        ex.first_byte_ms = Some(1100);
+        ex.usage = Some(Usage { input_tokens: 3, output_tokens: 2, ..Default::default() });
+        let v: Value = serde_json::from_slice(&for_exchange(&c, &ex, 1500)).unwrap();
+        assert_eq!(
+            v,
+            json!({"status":200,"model":"m","provider":"p","upstream_model":"up","key_id":"alice","team":"t","stream":true,
+            "completed":true,"input_tokens":3,"cached_input_tokens":0,"cache_write_tokens":0,"output_tokens":2,"reasoning_tokens":0,
+            "cost_usd":"0.000005","time_to_first_token_ms":100,"duration_ms":500,"dropped_params":["temperature"]})
+        );
+        assert!(!String::from_utf8(for_exchange(&c, &ex, 1500)).unwrap().contains("tg-a"));
+    }
+
+    #[test]
+    fn reply_entry_names_the_error() {
+        let c = config();
+        let v: Value = serde_json::from_slice(&for_reply(&c.accounting, Caller::default(), 401, Some("invalid_api_key"))).unwrap();
+        assert_eq!(v["status"], 401);
+        assert_eq!(v["error_code"], "invalid_api_key");
+        assert_eq!(v["cost_usd"], Value::Null);
+    }
+}

@@ -1,0 +1,207 @@
+//! Metrics: which series a finished request adds to. Names follow the OpenTelemetry GenAI
+//! semantic conventions where they fit (https://opentelemetry.io/docs/specs/semconv/gen-ai/
+//! gen-ai-metrics/): token usage by `gen_ai.token.type`, operation duration, time to first token.
+//!
+//! Labels travel inside the Envoy stat name (`tollgate.provider.<p>.model.<m>.<label>.<v>.<metric>`)
+//! and become Prometheus labels through the `stats_tags` regexes shipped in the Envoy configs.
+//! Every label value comes from configuration or a small fixed set, so cardinality is bounded.
+
+use super::Exchange;
+use crate::accounting::budget::{Accounting, ScopeId};
+use crate::accounting::money::Pico;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    Requests,
+    TokenUsage,
+    CostNanoUsd,
+    UnpricedRequests,
+    OperationDurationMs,
+    TimeToFirstTokenMs,
+    /// Streams that ended without their proper end (truncated, reset, cut off).
+    IncompleteResponses,
+    /// Requests Tollgate answered itself (bad input, auth, budget), by status.
+    Rejections,
+}
+
+impl Metric {
+    pub fn is_histogram(self) -> bool {
+        matches!(self, Metric::OperationDurationMs | Metric::TimeToFirstTokenMs)
+    }
+
+    fn stat_name(self) -> &'static str {
+        match self {
+            Metric::Requests => "requests",
+            Metric::TokenUsage => "gen_ai_client_token_usage",
+            Metric::CostNanoUsd => "cost_nano_usd",
+            Metric::UnpricedRequests => "unpriced_requests",
+            Metric::OperationDurationMs => "gen_ai_client_operation_duration_ms",
+            Metric::TimeToFirstTokenMs => "gen_ai_server_time_to_first_token_ms",
+            Metric::IncompleteResponses => "incomplete_responses",
+            Metric::Rejections => "rejections",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Label {
+    None,
+    Status(u16),
+    TokenType(&'static str),
+}
+
+/// One time series: a metric for a provider/model with at most one extra label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Series {
+    pub metric: Metric,
+    pub provider: Option<ScopeId>,
+    pub model: Option<ScopeId>,
+    pub label: Label,
+}
+
+impl Series {
+    /// The Envoy stat name; label values are sanitised so a `.` cannot split a segment.
+    pub fn name(&self, accounting: &Accounting) -> String {
+        let mut name = String::from("tollgate");
+        let scope_name = |id: Option<ScopeId>| id.and_then(|i| accounting.scopes.get(i as usize)).map(|s| sanitize(&s.name));
+        if let Some(p) = scope_name(self.provider) {
+            name.push_str(".provider.");
+            name.push_str(&p);
+        }
+        if let Some(m) = scope_name(self.model) {
+            name.push_str(".model.");
+            name.push_str(&m);
+        }
+        match self.label {
+            Label::None => {}
+            Label::Status(code) => {
+                name.push_str(".status.");
+                name.push_str(&code.to_string());
+            }
+            Label::TokenType(t) => {
+                name.push_str(".token_type.");
+                name.push_str(t);
+            }
+        }
+        name.push('.');
+        name.push_str(self.metric.stat_name());
+        name
+    }
+}
+
+fn sanitize(value: &str) -> String {
+    value.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// The samples a finished exchange adds, at `now_ms`.
+pub fn samples(exchange: &Exchange, provider: ScopeId, now_ms: u64) -> Vec<(Series, u64)> {
+    let series = |metric, label| Series { metric, provider: Some(provider), model: Some(exchange.model_scope), label };
+    let mut out = Vec::with_capacity(9);
+    out.push((series(Metric::Requests, Label::Status(exchange.status)), 1));
+    if (200..300).contains(&exchange.status) && !exchange.completed {
+        out.push((series(Metric::IncompleteResponses, Label::None), 1));
+    }
+    if let Some(u) = &exchange.usage {
+        for (kind, n) in [
+            ("input", u.input_tokens),
+            ("output", u.output_tokens),
+            ("cached_input", u.cache_read_tokens),
+            ("cache_write", u.cache_write_tokens),
+            ("reasoning", u.reasoning_tokens),
+        ] {
+            if n > 0 {
+                out.push((series(Metric::TokenUsage, Label::TokenType(kind)), n));
+            }
+        }
+    }
+    match (exchange.usage, exchange.tab.price) {
+        (Some(u), Some(p)) => {
+            let nano = nano_usd(p.cost(&u));
+            if nano > 0 {
+                out.push((series(Metric::CostNanoUsd, Label::None), nano));
+            }
+        }
+        _ if exchange.completed => out.push((series(Metric::UnpricedRequests, Label::None), 1)),
+        _ => {}
+    }
+    if exchange.started_ms > 0 {
+        out.push((series(Metric::OperationDurationMs, Label::None), now_ms.saturating_sub(exchange.started_ms)));
+        if let Some(first) = exchange.first_byte_ms {
+            out.push((series(Metric::TimeToFirstTokenMs, Label::None), first.saturating_sub(exchange.started_ms)));
+        }
+    }
+    out
+}
+
+/// A request Tollgate answered itself with `status`.
+pub fn rejection(status: u16) -> Series {
+    Series { metric: Metric::Rejections, provider: None, model: None, label: Label::Status(status) }
+}
+
+/// Nano-dollars, the unit of the cost counter (Envoy counters take whole increments).
+fn nano_usd(pico: Pico) -> u64 {
+    u64::try_from(pico / 1000).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::Usage;
+    use crate::accounting::budget::Tab;
+    use crate::accounting::prices::{Price, PriceTable};
+    use crate::providers::ResponseContext;
+
+    fn accounting() -> (Accounting, ScopeId, ScopeId) {
+        let mut a = Accounting::new(PriceTable::default(), None).unwrap();
+        let p = a.scope("provider", "openai");
+        let m = a.scope("model", "gpt-4.1-mini");
+        (a, p, m)
+    }
+
+    #[test]
+    fn names_carry_sanitised_labels() {
+        let (a, p, m) = accounting();
+        let s = Series { metric: Metric::TokenUsage, provider: Some(p), model: Some(m), label: Label::TokenType("input") };
+        assert_eq!(s.name(&a), "tollgate.provider.openai.model.gpt-4_1-mini.token_type.input.gen_ai_client_token_usage");
+        assert_eq!(rejection(429).name(&a), "tollgate.status.429.rejections");
+    }
+
+    #[test]
+    fn finished_exchange_yields_usage_cost_and_latency() {
+        let (_, p, m) = accounting();
+        let price = Price { input: 1_000_000, output: 2_000_000, cache_read: 0, cache_write: 0 };
+        let mut ex =
+            Exchange::new(0, "gpt-4.1-mini".into(), ResponseContext::default(), vec![], Tab { scopes: vec![], price: Some(price) });
+        ex.model_scope = m;
+        ex.status = 200;
+        ex.completed = true;
+        ex.started_ms = 1000;
+        ex.first_byte_ms = Some(1200);
+        ex.usage = Some(Usage { input_tokens: 10, output_tokens: 5, reasoning_tokens: 2, ..Default::default() });
+        let got: Vec<(Metric, Label, u64)> = samples(&ex, p, 1500).into_iter().map(|(s, v)| (s.metric, s.label, v)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Metric::Requests, Label::Status(200), 1),
+                (Metric::TokenUsage, Label::TokenType("input"), 10),
+                (Metric::TokenUsage, Label::TokenType("output"), 5),
+                (Metric::TokenUsage, Label::TokenType("reasoning"), 2),
+                (Metric::CostNanoUsd, Label::None, 20_000),
+                (Metric::OperationDurationMs, Label::None, 500),
+                (Metric::TimeToFirstTokenMs, Label::None, 200),
+            ]
+        );
+    }
+
+    #[test]
+    fn cut_streams_and_unpriced_answers_are_counted() {
+        let (_, p, _) = accounting();
+        let mut ex = Exchange::new(0, "m".into(), ResponseContext::default(), vec![], Tab::default());
+        ex.status = 200;
+        let metrics: Vec<Metric> = samples(&ex, p, 0).into_iter().map(|(s, _)| s.metric).collect();
+        assert_eq!(metrics, vec![Metric::Requests, Metric::IncompleteResponses]);
+        ex.completed = true;
+        let metrics: Vec<Metric> = samples(&ex, p, 0).into_iter().map(|(s, _)| s.metric).collect();
+        assert_eq!(metrics, vec![Metric::Requests, Metric::UnpricedRequests]);
+    }
+}

@@ -1,0 +1,216 @@
+use super::exchange::{Finished, ResponseMode};
+use super::*;
+use crate::host::memory::MemoryStore;
+use serde_json::{Value, json};
+
+thread_local! {
+    static STORE: MemoryStore = MemoryStore::default();
+}
+
+fn headers(g: &Gateway, method: &str, path: &str, content_length: Option<&str>) -> OnHeaders {
+    STORE.with(|s| g.on_request_headers(&RequestHead { method, path, content_length, authorization: None }, s, 0))
+}
+
+fn chat<'g>(g: &'g Gateway, body: &[u8], now_secs: u64) -> Result<Forward<'g>, ApiError> {
+    STORE.with(|s| g.on_chat_body(body, Caller::default(), s, now_secs * 1000))
+}
+
+const CONFIG: &str = r#"{
+    "providers": {
+        "openai": {"kind": "openai", "cluster": "openai", "api_key_env": "OPENAI_API_KEY"},
+        "anthropic": {"kind": "anthropic", "cluster": "anthropic", "api_key_env": "ANTHROPIC_API_KEY"},
+        "next": {"kind": "anthropic", "cluster": "anthropic", "api_key_env": "ANTHROPIC_API_KEY", "api_version": "2026-10-21"}
+    },
+    "models": {
+        "gpt-4o": {"provider": "openai", "model": "gpt-4o-2024-08-06", "aliases": ["gpt"]},
+        "o3": {"provider": "openai"},
+        "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5", "params": {"top_p": "reject"}},
+        "opus": {"provider": "anthropic", "model": "claude-opus-4-7"},
+        "claude-next": {"provider": "next", "model": "claude-sonnet-4-5"}
+    },
+    "limits": {"max_request_bytes": 4096}
+}"#;
+
+fn gateway() -> Gateway {
+    let env = |k: &str| Some(format!("{k}-value"));
+    Gateway::new(Config::from_json(CONFIG.as_bytes(), &env, 1).unwrap())
+}
+
+fn body(v: Value) -> Vec<u8> {
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn status_of(h: OnHeaders) -> u16 {
+    match h {
+        OnHeaders::Respond(r) => r.status,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn endpoints_are_classified() {
+    let g = gateway();
+    assert_eq!(headers(&g, "POST", "/v1/chat/completions", Some("100")), OnHeaders::ReadBody(Caller::default()));
+    assert_eq!(headers(&g, "POST", "/v1/chat/completions?x=1", None), OnHeaders::ReadBody(Caller::default()));
+    assert_eq!(headers(&g, "GET", "/healthz", None), OnHeaders::PassThrough);
+    assert_eq!(headers(&g, "GET", "/v1", None), OnHeaders::PassThrough);
+    assert_eq!(status_of(headers(&g, "GET", "/v1/chat/completions", None)), 405);
+    assert_eq!(status_of(headers(&g, "POST", "/v1/chat/completions", Some("5000"))), 413);
+    assert_eq!(status_of(headers(&g, "POST", "/v1/completions", None)), 404);
+    assert_eq!(status_of(headers(&g, "DELETE", "/v1/models", None)), 405);
+    assert_eq!(status_of(headers(&g, "GET", "/v1/models/nope", None)), 404);
+    match headers(&g, "GET", "/v1/models", None) {
+        OnHeaders::Respond(r) => {
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["data"].as_array().unwrap().len(), 6);
+            assert_eq!(r.headers, vec![("content-type", "application/json".to_string())]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match headers(&g, "GET", "/v1/models/gpt", None) {
+        OnHeaders::Respond(r) => assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap()["owned_by"], "openai"),
+        other => panic!("{other:?}"),
+    }
+    match headers(&g, "PUT", "/v1/chat/completions", None) {
+        OnHeaders::Respond(r) => assert!(r.headers.contains(&("allow", "POST".to_string()))),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn openai_request_is_rewritten_for_its_upstream_model() {
+    let g = gateway();
+    let raw = body(json!({"model":"gpt","messages":[{"role":"user","content":"hi"}]}));
+    let f = chat(&g, &raw, 5).unwrap();
+    assert_eq!(f.provider.name, "openai");
+    assert_eq!(f.provider.cluster, "openai");
+    assert_eq!(f.provider.chat_path, "/v1/chat/completions");
+    let sent: Value = serde_json::from_slice(&f.body.unwrap()).unwrap();
+    assert_eq!(sent["model"], "gpt-4o-2024-08-06");
+    assert_eq!(f.exchange.upstream_model, "gpt-4o-2024-08-06");
+    assert_eq!(
+        f.exchange.client_headers(&g.config),
+        vec![("x-tollgate-provider", "openai".to_string()), ("x-tollgate-model", "gpt-4o-2024-08-06".to_string())]
+    );
+}
+
+#[test]
+fn unknown_model_and_bad_bodies_are_client_errors() {
+    let g = gateway();
+    let e = chat(&g, &body(json!({"model":"nope","messages":[{"role":"user","content":"x"}]})), 0).unwrap_err();
+    assert_eq!((e.status, e.code.as_deref()), (404, Some("model_not_found")));
+    let e = chat(&g, b"{", 0).unwrap_err();
+    assert_eq!(e.status, 400);
+    let e = chat(&g, &vec![b' '; 5000], 0).unwrap_err();
+    assert_eq!(e.status, 413);
+}
+
+#[test]
+fn provider_without_its_key_answers_a_clear_500() {
+    let env = |k: &str| (k == "OPENAI_API_KEY").then(|| "k".to_string());
+    let g = Gateway::new(Config::from_json(CONFIG.as_bytes(), &env, 1).unwrap());
+    let e = chat(&g, &body(json!({"model":"claude","messages":[{"role":"user","content":"x"}]})), 0).unwrap_err();
+    assert_eq!((e.status, e.code.as_deref()), (500, Some("provider_credentials_missing")));
+    assert!(e.message.contains("ANTHROPIC_API_KEY"));
+    assert!(chat(&g, &body(json!({"model":"gpt","messages":[{"role":"user","content":"x"}]})), 0).is_ok());
+}
+
+#[test]
+fn policies_drop_reject_and_rename() {
+    let g = gateway();
+    // shipped default: claude-opus-4-7 rejects temperature upstream, so it is dropped
+    let f = chat(&g, &body(json!({"model":"opus","messages":[{"role":"user","content":"x"}],"temperature":0.5})), 0).unwrap();
+    let sent: Value = serde_json::from_slice(&f.body.unwrap()).unwrap();
+    assert!(sent.get("temperature").is_none());
+    assert!(f.exchange.client_headers(&g.config).contains(&("x-tollgate-dropped-params", "temperature".to_string())));
+    // configured reject
+    let e = chat(&g, &body(json!({"model":"claude","messages":[{"role":"user","content":"x"}],"top_p":0.5})), 0).unwrap_err();
+    assert_eq!((e.status, e.param.as_deref()), (400, Some("top_p")));
+    // API version 2026-10-21 takes no sampling parameters
+    let f = chat(&g, &body(json!({"model":"claude-next","messages":[{"role":"user","content":"x"}],"temperature":0.5,"top_p":0.9})), 0)
+        .unwrap();
+    let sent: Value = serde_json::from_slice(&f.body.unwrap()).unwrap();
+    assert!(sent.get("temperature").is_none() && sent.get("top_p").is_none());
+    assert_eq!(f.exchange.dropped, vec!["temperature", "top_p"]);
+    // reasoning model: max_tokens renamed, temperature dropped, in the raw body
+    let f = chat(&g, &body(json!({"model":"o3","messages":[{"role":"user","content":"x"}],"temperature":0.5,"max_tokens":9})), 0).unwrap();
+    let sent: Value = serde_json::from_slice(&f.body.unwrap()).unwrap();
+    assert_eq!(sent["max_completion_tokens"], 9);
+    assert!(sent.get("max_tokens").is_none() && sent.get("temperature").is_none());
+}
+
+#[test]
+fn anthropic_non_streaming_exchange_end_to_end() {
+    let g = gateway();
+    let f = chat(&g, &body(json!({"model":"claude","messages":[{"role":"user","content":"hi"}]})), 42).unwrap();
+    assert_eq!(f.provider.chat_path, "/v1/messages");
+    let mut ex = f.exchange;
+    assert_eq!(ex.on_response_headers(&g.config, 200, Some("application/json")), ResponseMode::Buffer);
+    let upstream = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hello"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":2}}"#;
+    let Finished { status, body } = ex.on_complete_body(&g.config, upstream);
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Hello");
+    assert_eq!(v["created"], 42);
+    assert_eq!(ex.usage.unwrap().output_tokens, 2);
+    assert!(ex.completed);
+}
+
+#[test]
+fn upstream_errors_become_openai_errors() {
+    let g = gateway();
+    let f = chat(&g, &body(json!({"model":"claude","messages":[{"role":"user","content":"hi"}],"stream":true})), 0).unwrap();
+    let mut ex = f.exchange;
+    assert_eq!(ex.on_response_headers(&g.config, 529, Some("application/json")), ResponseMode::Buffer);
+    let fin = ex.on_complete_body(&g.config, br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
+    assert_eq!(fin.status, 503);
+    let v: Value = serde_json::from_slice(&fin.body.unwrap()).unwrap();
+    assert_eq!(v["error"]["message"], "Overloaded");
+    assert!(!ex.completed);
+}
+
+#[test]
+fn streaming_request_answered_without_event_stream_is_502() {
+    let g = gateway();
+    let mut ex = chat(&g, &body(json!({"model":"gpt","messages":[{"role":"user","content":"hi"}],"stream":true})), 0).unwrap().exchange;
+    assert_eq!(ex.on_response_headers(&g.config, 200, Some("application/json")), ResponseMode::Buffer);
+    assert_eq!(ex.on_complete_body(&g.config, br#"{"choices":[]}"#).status, 502);
+}
+
+#[test]
+fn openai_stream_passes_through_without_copies_when_nothing_changes() {
+    let g = gateway();
+    let f = chat(&g, &body(json!({"model":"gpt","messages":[{"role":"user","content":"hi"}],"stream":true})), 0).unwrap();
+    assert!(f.exchange.ctx.injected_usage);
+    let mut ex = f.exchange;
+    assert_eq!(ex.on_response_headers(&g.config, 200, Some("text/event-stream; charset=utf-8")), ResponseMode::Stream);
+    assert!(ex.is_streaming());
+    let first = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n";
+    assert_eq!(ex.on_stream_chunk(first, false), None, "whole events pass untouched");
+    // an event split across chunks is held back until complete
+    assert_eq!(ex.on_stream_chunk(b"data: {\"choices\":[{\"index\":0,", false), Some(Vec::new()));
+    let out = ex.on_stream_chunk(b"\"delta\":{\"content\":\"b\"}}]}\n\n", false).unwrap();
+    assert_eq!(out, b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}\n\n");
+    let out = ex
+        .on_stream_chunk(
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":2,\"total_tokens\":4}}\n\ndata: [DONE]\n\n",
+            true,
+        )
+        .unwrap();
+    assert_eq!(out, b"data: [DONE]\n\n", "the injected usage chunk is removed");
+    assert_eq!(ex.usage.unwrap().output_tokens, 2);
+    assert!(ex.completed);
+}
+
+#[test]
+fn oversized_stream_event_aborts_with_an_error_event() {
+    let env = |_: &str| Some("k".to_string());
+    let cfg = r#"{"providers":{"a":{"kind":"anthropic","cluster":"c","api_key_env":"K"}},"models":{"m":{"provider":"a"}},"limits":{"max_stream_event_bytes":1024}}"#;
+    let g = Gateway::new(Config::from_json(cfg.as_bytes(), &env, 0).unwrap());
+    let mut ex = chat(&g, &body(json!({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true})), 0).unwrap().exchange;
+    assert_eq!(ex.on_response_headers(&g.config, 200, Some("text/event-stream")), ResponseMode::Stream);
+    let out = ex.on_stream_chunk(&vec![b'x'; 2000], false).unwrap();
+    assert!(String::from_utf8(out).unwrap().contains("stream_event_too_large"));
+    assert_eq!(ex.on_stream_chunk(b"data: more\n\n", true), Some(Vec::new()));
+    assert!(!ex.completed);
+}

@@ -1,0 +1,29 @@
+//! Tollgate: an LLM gateway that runs inside Envoy as a proxy-wasm HTTP filter.
+//!
+//! The crate is split into a pure core (everything except `filter`), which never calls the
+//! proxy-wasm host and is unit-tested natively, and a thin host shell (`filter`) that adapts
+//! proxy-wasm callbacks to the core. The shell only exists in the wasm build.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod accounting;
+pub mod config;
+pub mod gateway;
+pub mod host;
+pub mod json;
+pub mod openai;
+pub mod providers;
+pub mod stream;
+
+#[cfg(all(target_arch = "wasm32", not(test)))]
+mod filter;

@@ -1,0 +1,147 @@
+//! The OpenAI error shape every client-facing failure uses:
+//! `{"error":{"message":…,"type":…,"param":…,"code":…}}`.
+//! Source: https://platform.openai.com/docs/guides/error-codes (status codes and types).
+
+use serde::Serialize;
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub kind: Cow<'static, str>,
+    pub message: String,
+    pub param: Option<String>,
+    pub code: Option<Cow<'static, str>>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, kind: Cow::Borrowed(kind), message: message.into(), param: None, code: None }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request_error", message)
+    }
+
+    /// A 400 that names the offending request field, so clients can find their mistake.
+    pub fn invalid_param(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::invalid_request(message).with_param(param)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "invalid_request_error", message).with_code("not_found")
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(404, "invalid_request_error", format!("The model `{model}` does not exist or is not served by this gateway."))
+            .with_param("model")
+            .with_code("model_not_found")
+    }
+
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(405, "invalid_request_error", format!("Method {method} is not allowed on {path}.")).with_code("method_not_allowed")
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(413, "invalid_request_error", format!("Request body exceeds the gateway limit of {limit} bytes."))
+            .with_code("request_too_large")
+    }
+
+    /// The upstream answered with something Tollgate cannot make sense of.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(502, "api_error", message).with_code("bad_upstream_response")
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "api_error", message).with_code("internal_error")
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn with_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let envelope =
+            Envelope { error: Body { message: &self.message, kind: &self.kind, param: self.param.as_deref(), code: self.code.as_deref() } };
+        serde_json::to_vec(&envelope)
+            .unwrap_or_else(|_| br#"{"error":{"message":"error","type":"api_error","param":null,"code":null}}"#.to_vec())
+    }
+
+    /// The same error as one SSE event, for failures after a stream has started.
+    pub fn to_sse_event(&self) -> Vec<u8> {
+        let json = self.to_json();
+        let mut out = Vec::with_capacity(json.len() + 8);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&json);
+        out.extend_from_slice(b"\n\n");
+        out
+    }
+}
+
+/// The OpenAI error `type` conventionally used for an HTTP status.
+pub fn kind_for_status(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_openai_shape_with_nulls() {
+        let e = ApiError::invalid_request("bad \"thing\"");
+        let v: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!(v, serde_json::json!({"error":{"message":"bad \"thing\"","type":"invalid_request_error","param":null,"code":null}}));
+    }
+
+    #[test]
+    fn param_and_code_are_included() {
+        let e = ApiError::model_not_found("gpt-x");
+        let v: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!(v["error"]["param"], "model");
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(e.status, 404);
+    }
+
+    #[test]
+    fn sse_event_wraps_json() {
+        let e = ApiError::bad_gateway("cut");
+        let ev = e.to_sse_event();
+        assert!(ev.starts_with(b"data: {\"error\""));
+        assert!(ev.ends_with(b"\n\n"));
+    }
+
+    #[test]
+    fn kinds_follow_status() {
+        assert_eq!(kind_for_status(401), "authentication_error");
+        assert_eq!(kind_for_status(404), "invalid_request_error");
+        assert_eq!(kind_for_status(429), "rate_limit_error");
+        assert_eq!(kind_for_status(503), "api_error");
+    }
+}

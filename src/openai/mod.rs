@@ -1,0 +1,7 @@
+//! The OpenAI API as clients speak it: request, responses, errors.
+
+pub mod error;
+pub mod request;
+pub mod response;
+
+pub use error::ApiError;

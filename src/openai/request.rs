@@ -1,0 +1,797 @@
+//! The client-facing Chat Completions request, parsed once and borrowed from the body.
+//! Field names follow https://platform.openai.com/docs/api-reference/chat/create.
+//!
+//! Strings borrow from the request body unless they contain escapes, and opaque JSON (tool
+//! schemas, `metadata`, unknown parameters) stays as raw slices: no `serde_json::Value` tree is
+//! built on the hot path.
+
+use super::error::ApiError;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+
+/// A JSON string, borrowed from the body when it contains no escapes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Str<'a>(pub Cow<'a, str>);
+
+impl Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'a> From<&'a str> for Str<'a> {
+    fn from(s: &'a str) -> Self {
+        Str(Cow::Borrowed(s))
+    }
+}
+
+struct StrVisitor;
+
+impl<'de> Visitor<'de> for StrVisitor {
+    type Value = Str<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Str(Cow::Owned(v)))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+    Function,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::Developer => "developer",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+            Role::Function => "function",
+        }
+    }
+}
+
+/// `content`: either a plain string or a list of typed parts.
+#[derive(Debug, Clone)]
+pub enum Content<'a> {
+    Text(Str<'a>),
+    Parts(Vec<Part<'a>>),
+}
+
+struct ContentVisitor;
+
+impl<'de> Visitor<'de> for ContentVisitor {
+    type Value = Content<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or an array of content parts")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Content::Text(Str(Cow::Borrowed(v))))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Content::Text(Str(Cow::Owned(v.to_owned()))))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Content::Text(Str(Cow::Owned(v))))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(2));
+        while let Some(p) = seq.next_element()? {
+            parts.push(p);
+        }
+        Ok(Content::Parts(parts))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ContentVisitor)
+    }
+}
+
+impl Content<'_> {
+    /// All text of the content joined by newlines (text parts only).
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            Content::Text(s) => Cow::Borrowed(&s.0),
+            Content::Parts(parts) => {
+                let texts: Vec<&str> = parts.iter().filter_map(|p| p.text.as_deref()).collect();
+                match texts.as_slice() {
+                    [one] => Cow::Borrowed(one),
+                    _ => Cow::Owned(texts.join("\n")),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Part<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Str<'a>,
+    #[serde(borrow, default)]
+    pub text: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub image_url: Option<ImageUrl<'a>>,
+    #[serde(borrow, default)]
+    pub file: Option<FilePart<'a>>,
+    #[serde(borrow, default)]
+    pub refusal: Option<Str<'a>>,
+    /// Anthropic prompt-caching marker some OpenAI-format clients send; forwarded where supported.
+    #[serde(borrow, default)]
+    pub cache_control: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ImageUrl<'a> {
+    #[serde(borrow)]
+    pub url: Str<'a>,
+    #[serde(borrow, default)]
+    pub detail: Option<Str<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FilePart<'a> {
+    #[serde(borrow, default)]
+    pub file_data: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub file_id: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub filename: Option<Str<'a>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Message<'a> {
+    pub role: Role,
+    #[serde(borrow, default)]
+    pub content: Option<Content<'a>>,
+    #[serde(borrow, default)]
+    pub name: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub tool_calls: Option<Vec<ToolCall<'a>>>,
+    #[serde(borrow, default)]
+    pub tool_call_id: Option<Str<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ToolCall<'a> {
+    #[serde(borrow)]
+    pub id: Str<'a>,
+    #[serde(rename = "type", borrow, default)]
+    pub kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub function: FunctionCall<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FunctionCall<'a> {
+    #[serde(borrow)]
+    pub name: Str<'a>,
+    #[serde(borrow)]
+    pub arguments: Str<'a>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tool<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Str<'a>,
+    #[serde(borrow, default)]
+    pub function: Option<FunctionDef<'a>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FunctionDef<'a> {
+    #[serde(borrow)]
+    pub name: Str<'a>,
+    #[serde(borrow, default)]
+    pub description: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub parameters: Option<&'a RawValue>,
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolChoice<'a> {
+    /// `"auto"`, `"none"` or `"required"`.
+    Mode(Str<'a>),
+    /// `{"type":"function","function":{"name":…}}`.
+    Function(Str<'a>),
+}
+
+#[derive(Deserialize)]
+struct NamedToolChoice<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Str<'a>,
+    #[serde(borrow)]
+    function: NamedFunction<'a>,
+}
+
+#[derive(Deserialize)]
+struct NamedFunction<'a> {
+    #[serde(borrow)]
+    name: Str<'a>,
+}
+
+struct ToolChoiceVisitor;
+
+impl<'de> Visitor<'de> for ToolChoiceVisitor {
+    type Value = ToolChoice<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(r#""auto", "none", "required" or {"type":"function","function":{"name":…}}"#)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(ToolChoice::Mode(Str(Cow::Borrowed(v))))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(ToolChoice::Mode(Str(Cow::Owned(v.to_owned()))))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let named = NamedToolChoice::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        if &*named.kind != "function" {
+            return Err(de::Error::custom(format_args!("tool_choice type `{}` is not supported; use \"function\"", &*named.kind)));
+        }
+        Ok(ToolChoice::Function(named.function.name))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ToolChoice<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ToolChoiceVisitor)
+    }
+}
+
+/// `stop`: a string or a list of strings.
+struct StopVisitor;
+
+impl<'de> Visitor<'de> for StopVisitor {
+    type Value = Vec<Str<'de>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, an array of strings or null")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(vec![Str(Cow::Borrowed(v))])
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(vec![Str(Cow::Owned(v.to_owned()))])
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(s) = seq.next_element()? {
+            out.push(s);
+        }
+        Ok(out)
+    }
+}
+
+struct Stop<'a>(Vec<Str<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Stop<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StopVisitor).map(Stop)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResponseFormat<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Str<'a>,
+    #[serde(borrow, default)]
+    pub json_schema: Option<&'a RawValue>,
+}
+
+/// A parsed `POST /v1/chat/completions` body.
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest<'a> {
+    pub model: Str<'a>,
+    pub messages: Vec<Message<'a>>,
+    pub stream: bool,
+    /// `stream_options.include_usage` as the client sent it.
+    pub include_usage: Option<bool>,
+    pub max_tokens: Option<u64>,
+    pub max_completion_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub stop: Vec<Str<'a>>,
+    pub tools: Vec<Tool<'a>>,
+    pub tool_choice: Option<ToolChoice<'a>>,
+    pub parallel_tool_calls: Option<bool>,
+    pub user: Option<Str<'a>>,
+    pub n: Option<u64>,
+    pub logprobs: Option<bool>,
+    pub presence_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+    pub response_format: Option<ResponseFormat<'a>>,
+    pub metadata: Option<&'a RawValue>,
+    /// Every other top-level member, in body order, with its raw value.
+    pub extra: Vec<(Str<'a>, &'a RawValue)>,
+}
+
+struct RequestVisitor;
+
+impl<'de> Visitor<'de> for RequestVisitor {
+    type Value = ChatRequest<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a chat completion request object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut r = ChatRequest::default();
+        let mut model: Option<Str<'de>> = None;
+        let mut messages: Option<Vec<Message<'de>>> = None;
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            match &*key {
+                "model" => model = Some(map.next_value()?),
+                "messages" => messages = Some(map.next_value()?),
+                "stream" => r.stream = map.next_value::<Option<bool>>()?.unwrap_or(false),
+                "stream_options" => r.include_usage = map.next_value::<Option<StreamOptions>>()?.and_then(|o| o.include_usage),
+                "max_tokens" => r.max_tokens = map.next_value()?,
+                "max_completion_tokens" => r.max_completion_tokens = map.next_value()?,
+                "temperature" => r.temperature = map.next_value()?,
+                "top_p" => r.top_p = map.next_value()?,
+                "stop" => r.stop = map.next_value::<Stop>()?.0,
+                "tools" => r.tools = map.next_value::<Option<Vec<Tool>>>()?.unwrap_or_default(),
+                "tool_choice" => r.tool_choice = map.next_value()?,
+                "parallel_tool_calls" => r.parallel_tool_calls = map.next_value()?,
+                "user" => r.user = map.next_value()?,
+                "n" => r.n = map.next_value()?,
+                "logprobs" => r.logprobs = map.next_value()?,
+                "presence_penalty" => r.presence_penalty = map.next_value()?,
+                "frequency_penalty" => r.frequency_penalty = map.next_value()?,
+                "response_format" => r.response_format = map.next_value()?,
+                "metadata" => r.metadata = map.next_value()?,
+                _ => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    if raw.get() != "null" {
+                        r.extra.push((key, raw));
+                    }
+                }
+            }
+        }
+        r.model = model.ok_or_else(|| de::Error::missing_field("model"))?;
+        r.messages = messages.ok_or_else(|| de::Error::missing_field("messages"))?;
+        Ok(r)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RequestVisitor)
+    }
+}
+
+/// Parameters a policy or a provider can act on, by their OpenAI name.
+impl ChatRequest<'_> {
+    pub fn has_param(&self, name: &str) -> bool {
+        match name {
+            "temperature" => self.temperature.is_some(),
+            "top_p" => self.top_p.is_some(),
+            "max_tokens" => self.max_tokens.is_some(),
+            "max_completion_tokens" => self.max_completion_tokens.is_some(),
+            "stop" => !self.stop.is_empty(),
+            "tools" => !self.tools.is_empty(),
+            "tool_choice" => self.tool_choice.is_some(),
+            "parallel_tool_calls" => self.parallel_tool_calls.is_some(),
+            "user" => self.user.is_some(),
+            "n" => self.n.is_some(),
+            "logprobs" => self.logprobs.is_some(),
+            "presence_penalty" => self.presence_penalty.is_some(),
+            "frequency_penalty" => self.frequency_penalty.is_some(),
+            "response_format" => self.response_format.is_some(),
+            "metadata" => self.metadata.is_some(),
+            other => self.extra.iter().any(|(k, _)| &**k == other),
+        }
+    }
+
+    /// Removes a parameter; `model`, `messages` and `stream` are structural and never removed.
+    pub fn remove_param(&mut self, name: &str) {
+        match name {
+            "temperature" => self.temperature = None,
+            "top_p" => self.top_p = None,
+            "max_tokens" => self.max_tokens = None,
+            "max_completion_tokens" => self.max_completion_tokens = None,
+            "stop" => self.stop.clear(),
+            "tools" => self.tools.clear(),
+            "tool_choice" => self.tool_choice = None,
+            "parallel_tool_calls" => self.parallel_tool_calls = None,
+            "user" => self.user = None,
+            "n" => self.n = None,
+            "logprobs" => self.logprobs = None,
+            "presence_penalty" => self.presence_penalty = None,
+            "frequency_penalty" => self.frequency_penalty = None,
+            "response_format" => self.response_format = None,
+            "metadata" => self.metadata = None,
+            other => self.extra.retain(|(k, _)| &**k != other),
+        }
+    }
+
+    /// The output limit the client asked for (`max_completion_tokens` supersedes `max_tokens`).
+    pub fn output_limit(&self) -> Option<u64> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+
+    /// Raw value of a member that has no typed field.
+    pub fn extra(&self, name: &str) -> Option<&RawValue> {
+        self.extra.iter().find(|(k, _)| &**k == name).map(|(_, v)| *v)
+    }
+}
+
+/// Parses and validates a request body. Errors name the offending field in `param`.
+pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid_request("The request body is empty; send a JSON chat completion request."));
+    }
+    let request: ChatRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return Err(describe_parse_error(body, &e)),
+    };
+    validate(&request)?;
+    Ok(request)
+}
+
+/// Re-parses with path tracking, only on the error path, to name the field that is wrong.
+fn describe_parse_error(body: &[u8], e: &serde_json::Error) -> ApiError {
+    if e.is_syntax() || e.is_eof() {
+        return ApiError::invalid_request(format!("The request body is not valid JSON: {e}. Send a JSON object."));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, ChatRequest>(&mut de) {
+        Err(err) => {
+            let path = openai_path(&err.path().to_string());
+            let inner = strip_position(&err.inner().to_string());
+            if path.is_empty() || path == "." {
+                let e = ApiError::invalid_request(format!("Invalid request: {inner}."));
+                match missing_field(&inner) {
+                    Some(field) => e.with_param(field),
+                    None => e,
+                }
+            } else {
+                ApiError::invalid_param(path.clone(), format!("Invalid value for `{path}`: {inner}."))
+            }
+        }
+        Ok(_) => ApiError::invalid_request(format!("Invalid request: {e}.")),
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message.get(..i).unwrap_or(message).to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+/// `messages[2].content` instead of serde_path_to_error's `messages.2.content`.
+fn openai_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 4);
+    for (i, seg) in path.split('.').enumerate() {
+        if seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty() {
+            out.push('[');
+            out.push_str(seg);
+            out.push(']');
+        } else {
+            if i > 0 {
+                out.push('.');
+            }
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
+fn validate(r: &ChatRequest) -> Result<(), ApiError> {
+    if r.model.is_empty() {
+        return Err(ApiError::invalid_param("model", "`model` must not be empty."));
+    }
+    if r.messages.is_empty() {
+        return Err(ApiError::invalid_param("messages", "`messages` must contain at least one message."));
+    }
+    for (i, m) in r.messages.iter().enumerate() {
+        validate_message(i, m)?;
+    }
+    if let Some(n) = r.n
+        && n == 0
+    {
+        return Err(ApiError::invalid_param("n", "`n` must be at least 1."));
+    }
+    if let Some(t) = r.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(ApiError::invalid_param("temperature", format!("`temperature` must be between 0 and 2, got {t}.")));
+    }
+    if let Some(p) = r.top_p
+        && !(0.0..=1.0).contains(&p)
+    {
+        return Err(ApiError::invalid_param("top_p", format!("`top_p` must be between 0 and 1, got {p}.")));
+    }
+    for (name, value) in [("max_tokens", r.max_tokens), ("max_completion_tokens", r.max_completion_tokens)] {
+        if value == Some(0) {
+            return Err(ApiError::invalid_param(name, format!("`{name}` must be at least 1.")));
+        }
+    }
+    for (i, t) in r.tools.iter().enumerate() {
+        if &*t.kind != "function" {
+            return Err(ApiError::invalid_param(
+                format!("tools[{i}].type"),
+                format!("Tool type `{}` is not supported; use \"function\".", &*t.kind),
+            ));
+        }
+        match &t.function {
+            Some(f) if !f.name.is_empty() => {}
+            _ => {
+                return Err(ApiError::invalid_param(
+                    format!("tools[{i}].function.name"),
+                    "Every function tool needs a non-empty `function.name`.",
+                ));
+            }
+        }
+    }
+    match &r.tool_choice {
+        Some(ToolChoice::Mode(mode)) if !matches!(&**mode, "auto" | "none" | "required") => {
+            return Err(ApiError::invalid_param(
+                "tool_choice",
+                format!("`tool_choice` must be \"auto\", \"none\", \"required\" or a named function, got \"{}\".", &**mode),
+            ));
+        }
+        Some(ToolChoice::Function(name)) if !r.tools.iter().any(|t| t.function.as_ref().is_some_and(|f| f.name == *name)) => {
+            return Err(ApiError::invalid_param(
+                "tool_choice",
+                format!("`tool_choice` names function `{}`, which is not in `tools`.", &**name),
+            ));
+        }
+        Some(_) if r.tools.is_empty() => {
+            return Err(ApiError::invalid_param("tool_choice", "`tool_choice` is only allowed when `tools` are specified."));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn validate_message(i: usize, m: &Message) -> Result<(), ApiError> {
+    let has_tool_calls = m.tool_calls.as_ref().is_some_and(|c| !c.is_empty());
+    match m.role {
+        Role::Assistant if m.content.is_none() && !has_tool_calls => {
+            return Err(ApiError::invalid_param(
+                format!("messages[{i}].content"),
+                format!("messages[{i}]: an assistant message needs `content` or `tool_calls`."),
+            ));
+        }
+        Role::Tool if m.tool_call_id.is_none() => {
+            return Err(ApiError::invalid_param(
+                format!("messages[{i}].tool_call_id"),
+                format!("messages[{i}]: a tool message needs `tool_call_id`."),
+            ));
+        }
+        Role::System | Role::Developer | Role::User | Role::Tool if m.content.is_none() => {
+            return Err(ApiError::invalid_param(
+                format!("messages[{i}].content"),
+                format!("messages[{i}]: a {} message needs `content`.", m.role.as_str()),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(Content::Parts(parts)) = &m.content {
+        for (j, p) in parts.iter().enumerate() {
+            let param = || format!("messages[{i}].content[{j}]");
+            match &*p.kind {
+                "text" if p.text.is_none() => {
+                    return Err(ApiError::invalid_param(param(), format!("{}: a text part needs `text`.", param())));
+                }
+                "image_url" if p.image_url.is_none() => {
+                    return Err(ApiError::invalid_param(param(), format!("{}: an image_url part needs `image_url.url`.", param())));
+                }
+                "file" if p.file.is_none() => {
+                    return Err(ApiError::invalid_param(param(), format!("{}: a file part needs `file`.", param())));
+                }
+                "text" | "image_url" | "file" | "input_audio" | "refusal" => {}
+                other => {
+                    return Err(ApiError::invalid_param(
+                        format!("{}.type", param()),
+                        format!("{}: unknown content part type `{other}`.", param()),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> ApiError {
+        parse(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn parses_minimal_request_borrowing_strings() {
+        let body = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+        let r = parse(body).unwrap();
+        assert_eq!(&*r.model, "gpt-4o");
+        assert!(matches!(r.model.0, Cow::Borrowed(_)));
+        assert_eq!(r.messages.len(), 1);
+        assert_eq!(r.messages[0].role, Role::User);
+        assert!(!r.stream);
+    }
+
+    #[test]
+    fn parses_every_typed_field() {
+        let body = br#"{"model":"m","messages":[{"role":"system","content":"s"},
+            {"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAA="}}]},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]},
+            {"role":"tool","tool_call_id":"c1","content":"r"}],
+            "stream":true,"stream_options":{"include_usage":true},"max_tokens":10,"max_completion_tokens":20,
+            "temperature":0.5,"top_p":0.9,"stop":"END","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],
+            "tool_choice":{"type":"function","function":{"name":"f"}},"parallel_tool_calls":false,"user":"u1","n":1,
+            "logprobs":false,"presence_penalty":0,"frequency_penalty":0.0,"response_format":{"type":"text"},"metadata":{"a":"b"},
+            "seed":7,"store":null}"#;
+        let r = parse(body).unwrap();
+        assert!(r.stream);
+        assert_eq!(r.include_usage, Some(true));
+        assert_eq!(r.output_limit(), Some(20));
+        assert_eq!(r.temperature, Some(0.5));
+        assert_eq!(r.stop, vec![Str::from("END")]);
+        assert_eq!(r.tools.len(), 1);
+        assert_eq!(r.tool_choice, Some(ToolChoice::Function(Str::from("f"))));
+        assert_eq!(r.parallel_tool_calls, Some(false));
+        assert_eq!(r.user.as_deref(), Some("u1"));
+        assert_eq!(r.metadata.unwrap().get(), r#"{"a":"b"}"#);
+        // null members are absent, unknown ones kept raw
+        assert_eq!(r.extra.len(), 1);
+        assert_eq!(r.extra("seed").unwrap().get(), "7");
+        let tc = r.messages[2].tool_calls.as_ref().unwrap();
+        assert_eq!(&*tc[0].function.arguments, "{\"x\":1}");
+    }
+
+    #[test]
+    fn stop_accepts_list_and_null() {
+        let r = parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b"]}"#).unwrap();
+        assert_eq!(r.stop.len(), 2);
+        let r = parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stop":null}"#).unwrap();
+        assert!(r.stop.is_empty());
+    }
+
+    #[test]
+    fn escaped_strings_are_owned_and_decoded() {
+        let r = parse(br#"{"model":"m","messages":[{"role":"user","content":"a\nb \u00e9"}]}"#).unwrap();
+        match &r.messages[0].content {
+            Some(Content::Text(s)) => assert_eq!(&**s, "a\nb é"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_body_and_bad_json() {
+        assert!(err("").message.contains("empty"));
+        let e = err("{\"model\":");
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("not valid JSON"), "{}", e.message);
+        let e = err("[1,2]");
+        assert!(e.message.contains("chat completion request object"), "{}", e.message);
+        let e = err("\"hello\"");
+        assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn missing_fields_name_the_param() {
+        let e = err(r#"{"messages":[{"role":"user","content":"x"}]}"#);
+        assert_eq!(e.param.as_deref(), Some("model"));
+        let e = err(r#"{"model":"m"}"#);
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        let e = err(r#"{"model":"m","messages":[]}"#);
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        let e = err(r#"{"model":"","messages":[{"role":"user","content":"x"}]}"#);
+        assert_eq!(e.param.as_deref(), Some("model"));
+    }
+
+    #[test]
+    fn wrong_types_name_the_path() {
+        let e = err(r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":5}]}"#);
+        assert_eq!(e.param.as_deref(), Some("messages[1].content"), "{e:?}");
+        let e = err(r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#);
+        assert_eq!(e.param.as_deref(), Some("messages[0].role"), "{e:?}");
+        let e = err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#);
+        assert_eq!(e.param.as_deref(), Some("temperature"), "{e:?}");
+        let e = err(r#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#);
+        assert_eq!(e.param.as_deref(), Some("model"), "{e:?}");
+        let e = err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"web"}}"#);
+        assert_eq!(e.param.as_deref(), Some("tool_choice"), "{e:?}");
+        let e = err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"seed":"x","stop":[1]}"#);
+        assert_eq!(e.param.as_deref(), Some("stop[0]"), "{e:?}");
+    }
+
+    #[test]
+    fn semantic_validation() {
+        let cases = [
+            (r#"{"model":"m","messages":[{"role":"assistant"}]}"#, "messages[0].content"),
+            (r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#, "messages[0].tool_call_id"),
+            (r#"{"model":"m","messages":[{"role":"user"}]}"#, "messages[0].content"),
+            (r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text"}]}]}"#, "messages[0].content[0]"),
+            (r#"{"model":"m","messages":[{"role":"user","content":[{"type":"video"}]}]}"#, "messages[0].content[0].type"),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":0}"#, "n"),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#, "temperature"),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"top_p":1.5}"#, "top_p"),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#, "max_tokens"),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom"}]}"#, "tools[0].type"),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}"#, "tools[0].function.name"),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"maybe","tools":[{"type":"function","function":{"name":"f"}}]}"#,
+                "tool_choice",
+            ),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"auto"}"#, "tool_choice"),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"function","function":{"name":"g"}},"tools":[{"type":"function","function":{"name":"f"}}]}"#,
+                "tool_choice",
+            ),
+        ];
+        for (body, param) in cases {
+            let e = err(body);
+            assert_eq!(e.status, 400, "{body}");
+            assert_eq!(e.param.as_deref(), Some(param), "{body}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn params_can_be_queried_and_removed() {
+        let mut r = parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":1,"seed":3}"#).unwrap();
+        assert!(r.has_param("temperature"));
+        assert!(r.has_param("seed"));
+        assert!(!r.has_param("top_p"));
+        r.remove_param("temperature");
+        r.remove_param("seed");
+        assert!(!r.has_param("temperature"));
+        assert!(!r.has_param("seed"));
+    }
+
+    #[test]
+    fn content_text_joins_parts() {
+        let r = parse(br#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#)
+            .unwrap();
+        assert_eq!(r.messages[0].content.as_ref().unwrap().text(), "a\nb");
+    }
+}

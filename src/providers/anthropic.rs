@@ -1,0 +1,846 @@
+//! Anthropic Messages API ↔ OpenAI Chat Completions, both ways, streaming included.
+//! References: https://docs.anthropic.com/en/api/messages,
+//! https://docs.anthropic.com/en/docs/build-with-claude/streaming,
+//! https://docs.anthropic.com/en/api/errors, https://docs.anthropic.com/en/api/versioning.
+
+use super::{Built, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
+use crate::accounting::Usage;
+use crate::config::glob;
+use crate::config::schema::{ParamAction, ProviderSpec};
+use crate::config::{Provider, Secret};
+use crate::openai::ApiError;
+use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
+use crate::openai::response::{
+    AssistantMessage, ChatCompletion, ChunkHeader, DONE_EVENT, Delta, DeltaFunction, DeltaToolCall, FunctionOut, ToolCallOut,
+};
+use crate::stream::sse::Event;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// Long-standing version: `x-api-key` auth, sampling parameters accepted.
+    V2023_06_01,
+    /// October 2026: `Authorization: Bearer`, `temperature`/`top_p`/`top_k` rejected with 400
+    /// (see shared provider notes; codersera.com "Anthropic API Version 2026-10-21").
+    V2026_10_21,
+}
+
+impl ApiVersion {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "2023-06-01" => Some(ApiVersion::V2023_06_01),
+            "2026-10-21" => Some(ApiVersion::V2026_10_21),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V2023_06_01 => "2023-06-01",
+            ApiVersion::V2026_10_21 => "2026-10-21",
+        }
+    }
+
+    fn accepts_sampling(self) -> bool {
+        self == ApiVersion::V2023_06_01
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub version: ApiVersion,
+    pub default_max_tokens: u64,
+}
+
+pub fn compile(spec: &ProviderSpec, base_path: &str, key: Option<&str>) -> Result<Wire, FieldError> {
+    if spec.stream_usage.is_some() {
+        return Err(FieldError { field: "stream_usage", message: "only applies to OpenAI-style providers".into() });
+    }
+    let version = match spec.api_version.as_deref() {
+        None => ApiVersion::V2023_06_01,
+        Some(v) => ApiVersion::parse(v).ok_or_else(|| FieldError {
+            field: "api_version",
+            message: format!("unknown Anthropic API version `{v}`; supported: 2023-06-01, 2026-10-21"),
+        })?,
+    };
+    let default_max_tokens = spec.default_max_tokens.unwrap_or(4096);
+    if default_max_tokens == 0 {
+        return Err(FieldError { field: "default_max_tokens", message: "must be at least 1".into() });
+    }
+    let auth = key.map(|k| match version {
+        ApiVersion::V2023_06_01 => ("x-api-key", Secret::new(k.to_owned())),
+        ApiVersion::V2026_10_21 => ("authorization", Secret::new(format!("Bearer {k}"))),
+    });
+    Ok(Wire {
+        dialect: super::Dialect::Anthropic(Settings { version, default_max_tokens }),
+        chat_path: format!("{base_path}/messages"),
+        auth,
+        headers: vec![("anthropic-version", version.as_str().to_owned())],
+    })
+}
+
+/// Models that answer "`temperature` is deprecated for this model" (shared provider notes;
+/// BerriAI/litellm issue 26444).
+const NO_TEMPERATURE: &[&str] = &["claude-opus-4-7*", "claude-opus-4-8*", "claude-opus-5*", "claude-sonnet-5*", "claude-haiku-5*"];
+
+pub fn default_policy(s: &Settings, model: &str) -> Vec<(&'static str, ParamAction)> {
+    if !s.version.accepts_sampling() {
+        return vec![("temperature", ParamAction::Drop), ("top_p", ParamAction::Drop)];
+    }
+    if NO_TEMPERATURE.iter().any(|p| glob::matches(p, model)) {
+        return vec![("temperature", ParamAction::Drop)];
+    }
+    Vec::new()
+}
+
+// ---- request ---------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct MessagesRequest<'r> {
+    model: &'r str,
+    max_tokens: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    system: Vec<Block<'r>>,
+    messages: Vec<Turn<'r>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stop_sequences: Vec<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolDef<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<ToolChoiceOut<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata<'r>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+}
+
+#[derive(Serialize)]
+struct Turn<'r> {
+    role: &'static str,
+    content: Vec<Block<'r>>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block<'r> {
+    Text {
+        text: &'r str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'r RawValue>,
+    },
+    Image {
+        source: Source<'r>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'r RawValue>,
+    },
+    Document {
+        source: Source<'r>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<&'r str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'r RawValue>,
+    },
+    ToolUse {
+        id: &'r str,
+        name: &'r str,
+        input: &'r RawValue,
+    },
+    ToolResult {
+        tool_use_id: &'r str,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        content: Vec<Block<'r>>,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Source<'r> {
+    Base64 { media_type: &'r str, data: &'r str },
+    Url { url: &'r str },
+}
+
+#[derive(Serialize)]
+struct ToolDef<'r> {
+    name: &'r str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'r str>,
+    input_schema: &'r RawValue,
+}
+
+#[derive(Serialize)]
+struct ToolChoiceOut<'r> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'r str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    disable_parallel_tool_use: bool,
+}
+
+#[derive(Serialize)]
+struct Metadata<'r> {
+    user_id: &'r str,
+}
+
+/// Members that do not change the answer and have no Anthropic counterpart.
+const IGNORED_PARAMS: &[&str] = &["store", "prompt_cache_key", "prompt_cache_retention", "safety_identifier"];
+
+fn raw(json: &'static str) -> &'static RawValue {
+    serde_json::from_str(json).unwrap_or(RawValue::NULL)
+}
+
+pub fn build_request(
+    provider: &Provider,
+    s: &Settings,
+    req: &ChatRequest,
+    upstream_model: &str,
+    edits: &mut Edits,
+) -> Result<Built, ApiError> {
+    check_unsupported(provider, req, edits)?;
+    if let Some(t) = req.temperature
+        && t > 1.0
+    {
+        return Err(ApiError::invalid_param(
+            "temperature",
+            format!("`temperature` must be between 0 and 1 for Anthropic models, got {t}."),
+        ));
+    }
+    let (system, messages) = convert_messages(req)?;
+    let tools: Vec<ToolDef> = req
+        .tools
+        .iter()
+        .filter_map(|t| t.function.as_ref())
+        .map(|f| ToolDef {
+            name: &f.name,
+            description: f.description.as_deref(),
+            input_schema: f.parameters.unwrap_or_else(|| raw(r#"{"type":"object","properties":{}}"#)),
+        })
+        .collect();
+    let safety_identifier = req.extra("safety_identifier").and_then(|v| serde_json::from_str::<&str>(v.get()).ok());
+    let body = MessagesRequest {
+        model: upstream_model,
+        max_tokens: req.output_limit().unwrap_or(s.default_max_tokens),
+        system,
+        messages,
+        stop_sequences: req.stop.iter().map(|s| &**s).collect(),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        tool_choice: if tools.is_empty() { None } else { tool_choice(req) },
+        tools,
+        metadata: req.user.as_deref().or(safety_identifier).map(|user_id| Metadata { user_id }),
+        stream: req.stream,
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Anthropic request: {e}")))?;
+    Ok(Built { body: Some(body), injected_usage: false })
+}
+
+fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) -> Result<(), ApiError> {
+    let mut u = Unsupported::new(provider);
+    if req.n.is_some_and(|n| n > 1) {
+        u.add("n");
+    }
+    if req.logprobs == Some(true) {
+        u.add("logprobs");
+    }
+    if req.presence_penalty.is_some_and(|v| v != 0.0) {
+        u.add("presence_penalty");
+    }
+    if req.frequency_penalty.is_some_and(|v| v != 0.0) {
+        u.add("frequency_penalty");
+    }
+    if req.response_format.as_ref().is_some_and(|f| &*f.kind != "text") {
+        u.add("response_format");
+    }
+    for (k, _) in &req.extra {
+        if !IGNORED_PARAMS.contains(&&**k) {
+            u.add(k);
+        }
+    }
+    u.resolve(edits)
+}
+
+fn tool_choice<'r>(req: &'r ChatRequest) -> Option<ToolChoiceOut<'r>> {
+    let no_parallel = req.parallel_tool_calls == Some(false);
+    let (kind, name) = match &req.tool_choice {
+        None if !no_parallel => return None,
+        None => ("auto", None),
+        Some(ToolChoice::Mode(m)) => match &**m {
+            "none" => ("none", None),
+            "required" => ("any", None),
+            _ => ("auto", None),
+        },
+        Some(ToolChoice::Function(name)) => ("tool", Some(&**name)),
+    };
+    Some(ToolChoiceOut { kind, name, disable_parallel_tool_use: no_parallel && kind != "none" })
+}
+
+type Converted<'r> = (Vec<Block<'r>>, Vec<Turn<'r>>);
+
+/// System and developer messages become `system`; tool results join the next user turn;
+/// consecutive same-role turns merge, since Anthropic requires alternating roles.
+fn convert_messages<'r>(req: &'r ChatRequest) -> Result<Converted<'r>, ApiError> {
+    let mut system = Vec::new();
+    let mut turns: Vec<Turn> = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.iter().enumerate() {
+        match m.role {
+            Role::System | Role::Developer => system_blocks(i, m, &mut system)?,
+            Role::User => {
+                let blocks = content_blocks(i, m.content.as_ref(), "user")?;
+                if blocks.is_empty() {
+                    return Err(ApiError::invalid_param(
+                        format!("messages[{i}].content"),
+                        format!("messages[{i}]: user content must not be empty."),
+                    ));
+                }
+                push_turn(&mut turns, "user", blocks);
+            }
+            Role::Assistant => {
+                let blocks = assistant_blocks(i, m)?;
+                if !blocks.is_empty() {
+                    push_turn(&mut turns, "assistant", blocks);
+                }
+            }
+            Role::Tool => {
+                let tool_use_id = m.tool_call_id.as_deref().unwrap_or_default();
+                let content = content_blocks(i, m.content.as_ref(), "tool")?;
+                push_turn(&mut turns, "user", vec![Block::ToolResult { tool_use_id, content }]);
+            }
+            Role::Function => {
+                return Err(ApiError::invalid_param(
+                    format!("messages[{i}].role"),
+                    "The legacy `function` role is not supported; send tool results as `tool` messages.",
+                ));
+            }
+        }
+    }
+    if turns.is_empty() {
+        return Err(ApiError::invalid_param(
+            "messages",
+            "Anthropic models need at least one user or assistant message besides system messages.",
+        ));
+    }
+    Ok((system, turns))
+}
+
+fn push_turn<'r>(turns: &mut Vec<Turn<'r>>, role: &'static str, blocks: Vec<Block<'r>>) {
+    match turns.last_mut() {
+        Some(turn) if turn.role == role => {
+            for block in blocks {
+                if matches!(block, Block::ToolResult { .. }) {
+                    // Tool results must open the user turn, before any text.
+                    let at = turn.content.iter().position(|b| !matches!(b, Block::ToolResult { .. })).unwrap_or(turn.content.len());
+                    turn.content.insert(at, block);
+                } else {
+                    turn.content.push(block);
+                }
+            }
+        }
+        _ => turns.push(Turn { role, content: blocks }),
+    }
+}
+
+fn system_blocks<'r>(i: usize, m: &'r Message, out: &mut Vec<Block<'r>>) -> Result<(), ApiError> {
+    match &m.content {
+        Some(Content::Text(t)) if !t.is_empty() => out.push(Block::Text { text: t, cache_control: None }),
+        Some(Content::Parts(parts)) => {
+            for (j, p) in parts.iter().enumerate() {
+                match (&*p.kind, &p.text) {
+                    ("text", Some(t)) if !t.is_empty() => out.push(Block::Text { text: t, cache_control: p.cache_control }),
+                    ("text", _) => {}
+                    (other, _) => {
+                        return Err(ApiError::invalid_param(
+                            format!("messages[{i}].content[{j}]"),
+                            format!("System messages can only hold text for Anthropic models, got a `{other}` part."),
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn content_blocks<'r>(i: usize, content: Option<&'r Content>, role: &str) -> Result<Vec<Block<'r>>, ApiError> {
+    match content {
+        None => Ok(Vec::new()),
+        Some(Content::Text(t)) if t.is_empty() => Ok(Vec::new()),
+        Some(Content::Text(t)) => Ok(vec![Block::Text { text: t, cache_control: None }]),
+        Some(Content::Parts(parts)) => {
+            let mut out = Vec::with_capacity(parts.len());
+            for (j, p) in parts.iter().enumerate() {
+                if let Some(b) = part_block(i, j, p, role)? {
+                    out.push(b);
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn part_block<'r>(i: usize, j: usize, p: &'r Part, role: &str) -> Result<Option<Block<'r>>, ApiError> {
+    let param = || format!("messages[{i}].content[{j}]");
+    let block = match &*p.kind {
+        "text" => match p.text.as_deref() {
+            Some(t) if !t.is_empty() => Block::Text { text: t, cache_control: p.cache_control },
+            _ => return Ok(None),
+        },
+        "refusal" => match p.refusal.as_deref() {
+            Some(t) if !t.is_empty() => Block::Text { text: t, cache_control: None },
+            _ => return Ok(None),
+        },
+        "image_url" => {
+            let url = p.image_url.as_ref().map(|u| &*u.url).unwrap_or_default();
+            let source = media_source(url, &param())?;
+            if let Source::Base64 { media_type, .. } = source
+                && !matches!(media_type, "image/jpeg" | "image/png" | "image/gif" | "image/webp")
+            {
+                return Err(ApiError::invalid_param(
+                    param(),
+                    format!("Image type `{media_type}` is not supported by Anthropic (use jpeg, png, gif or webp)."),
+                ));
+            }
+            Block::Image { source, cache_control: p.cache_control }
+        }
+        "file" if role == "user" => {
+            let file = p.file.as_ref();
+            let Some(data) = file.and_then(|f| f.file_data.as_deref()) else {
+                return Err(ApiError::invalid_param(
+                    param(),
+                    "Anthropic models need files inline as `file.file_data` (a data URL); uploaded file ids are not supported.",
+                ));
+            };
+            let source = media_source(data, &param())?;
+            if let Source::Base64 { media_type, .. } = source
+                && media_type != "application/pdf"
+            {
+                return Err(ApiError::invalid_param(
+                    param(),
+                    format!("File type `{media_type}` is not supported by Anthropic (use application/pdf)."),
+                ));
+            }
+            Block::Document { source, title: file.and_then(|f| f.filename.as_deref()), cache_control: p.cache_control }
+        }
+        other => {
+            return Err(ApiError::invalid_param(
+                param(),
+                format!("Content parts of type `{other}` are not supported by Anthropic models in {role} messages."),
+            ));
+        }
+    };
+    Ok(Some(block))
+}
+
+/// `data:<type>;base64,<data>` → base64 source; `http(s)://` → url source.
+fn media_source<'r>(url: &'r str, param: &str) -> Result<Source<'r>, ApiError> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let parsed = rest.split_once(',').and_then(|(meta, data)| Some((meta.strip_suffix(";base64")?, data)));
+        return match parsed {
+            Some((media_type, data)) if !media_type.is_empty() && !data.is_empty() => Ok(Source::Base64 { media_type, data }),
+            _ => Err(ApiError::invalid_param(param, "Data URLs must look like `data:<media type>;base64,<data>`.")),
+        };
+    }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(Source::Url { url });
+    }
+    Err(ApiError::invalid_param(param, "The URL must be an http(s) URL or a base64 data URL."))
+}
+
+fn assistant_blocks<'r>(i: usize, m: &'r Message) -> Result<Vec<Block<'r>>, ApiError> {
+    let mut blocks = content_blocks(i, m.content.as_ref(), "assistant")?;
+    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+        let input = tool_input(&call.function.arguments).ok_or_else(|| {
+            ApiError::invalid_param(
+                format!("messages[{i}].tool_calls[{j}].function.arguments"),
+                format!("messages[{i}].tool_calls[{j}]: `arguments` must be a JSON object encoded as a string."),
+            )
+        })?;
+        blocks.push(Block::ToolUse { id: &call.id, name: &call.function.name, input });
+    }
+    Ok(blocks)
+}
+
+/// Tool arguments are a JSON string in OpenAI's format and an object in Anthropic's.
+fn tool_input(arguments: &str) -> Option<&RawValue> {
+    if arguments.trim().is_empty() {
+        return Some(raw("{}"));
+    }
+    let value: &RawValue = serde_json::from_str(arguments).ok()?;
+    value.get().trim_start().starts_with('{').then_some(value)
+}
+
+// ---- response --------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct MessagesResponse<'a> {
+    #[serde(borrow)]
+    id: Str<'a>,
+    #[serde(borrow)]
+    model: Str<'a>,
+    #[serde(borrow)]
+    content: Vec<ContentBlock<'a>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Str<'a>>,
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
+}
+
+#[derive(Deserialize)]
+struct ContentBlock<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Str<'a>,
+    #[serde(borrow, default)]
+    text: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    id: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    name: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    thinking: Option<Str<'a>>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct AnthropicUsage {
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    input_tokens: u64,
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    output_tokens: u64,
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    cache_creation_input_tokens: u64,
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    cache_read_input_tokens: u64,
+}
+
+impl From<AnthropicUsage> for Usage {
+    fn from(u: AnthropicUsage) -> Self {
+        Usage {
+            input_tokens: u.input_tokens,
+            cache_read_tokens: u.cache_read_input_tokens,
+            cache_write_tokens: u.cache_creation_input_tokens,
+            output_tokens: u.output_tokens,
+            reasoning_tokens: 0,
+        }
+    }
+}
+
+/// Anthropic `stop_reason` → OpenAI `finish_reason`.
+fn finish_reason(stop_reason: &str) -> &'static str {
+    match stop_reason {
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        _ => "stop",
+    }
+}
+
+pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+    let r: MessagesResponse = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_gateway(format!("The provider returned a response that is not an Anthropic message ({e}): {}", super::excerpt(body)))
+    })?;
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut tool_calls = Vec::new();
+    for block in &r.content {
+        match &*block.kind {
+            "text" => text.push_str(block.text.as_deref().unwrap_or_default()),
+            "thinking" => reasoning.push_str(block.thinking.as_deref().unwrap_or_default()),
+            "tool_use" => {
+                let (Some(id), Some(name), Some(input)) = (&block.id, &block.name, block.input) else {
+                    return Err(ApiError::bad_gateway("The provider returned a tool_use block without id, name or input."));
+                };
+                tool_calls.push(ToolCallOut {
+                    id,
+                    kind: "function",
+                    function: FunctionOut { name, arguments: Cow::Borrowed(input.get()) },
+                });
+            }
+            _ => {}
+        }
+    }
+    let usage = r.usage.map(Usage::from);
+    let message = AssistantMessage {
+        role: "assistant",
+        content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(Cow::Owned(text)) },
+        tool_calls,
+        refusal: None,
+        reasoning_content: (!reasoning.is_empty()).then_some(Cow::Owned(reasoning)),
+    };
+    let completion =
+        ChatCompletion::new(&r.id, ctx.created, &r.model, message, r.stop_reason.as_deref().map(finish_reason), &usage.unwrap_or_default());
+    let body = serde_json::to_vec(&completion).map_err(|e| ApiError::internal(format!("could not encode the completion: {e}")))?;
+    Ok(Translated { body: Some(body), usage })
+}
+
+#[derive(Deserialize)]
+struct ErrorBody<'a> {
+    #[serde(borrow)]
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Deserialize, Debug)]
+struct ErrorDetail<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Str<'a>,
+    #[serde(borrow, default)]
+    message: Option<Str<'a>>,
+}
+
+/// Anthropic error type → (OpenAI type, code). 529 `overloaded_error` becomes 503, the status
+/// OpenAI clients and Envoy retry policies know.
+fn map_error(status: u16, kind: &str, message: String) -> ApiError {
+    let (status, openai_kind, code): (u16, &'static str, Cow<'static, str>) = match kind {
+        "overloaded_error" => (503, "api_error", "overloaded".into()),
+        "not_found_error" => (status, "invalid_request_error", "not_found".into()),
+        "request_too_large" => (status, "invalid_request_error", "request_too_large".into()),
+        "rate_limit_error" => (status, "rate_limit_error", "rate_limit_exceeded".into()),
+        "authentication_error" => (status, "authentication_error", "invalid_api_key".into()),
+        "permission_error" => (status, "permission_error", kind.to_owned().into()),
+        "invalid_request_error" => (status, "invalid_request_error", kind.to_owned().into()),
+        _ => (status, crate::openai::error::kind_for_status(status), kind.to_owned().into()),
+    };
+    let status = if status == 529 { 503 } else { status };
+    ApiError::new(status, openai_kind, message).with_code(code)
+}
+
+pub fn translate_error(status: u16, body: &[u8]) -> ApiError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => {
+            let message = b.error.message.map(|m| m.0.into_owned()).unwrap_or_else(|| format!("The provider answered HTTP {status}."));
+            map_error(status, &b.error.kind, message)
+        }
+        Err(_) => {
+            let message = if body.is_empty() {
+                format!("The provider answered HTTP {status}.")
+            } else {
+                format!("The provider answered HTTP {status}: {}", super::excerpt(body))
+            };
+            map_error(status, "", message)
+        }
+    }
+}
+
+// ---- streaming -------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct StreamEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Str<'a>,
+    #[serde(borrow, default)]
+    message: Option<StartMessage<'a>>,
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(borrow, default)]
+    content_block: Option<ContentBlock<'a>>,
+    #[serde(borrow, default)]
+    delta: Option<StreamDelta<'a>>,
+    #[serde(default)]
+    usage: Option<DeltaUsage>,
+    #[serde(borrow, default)]
+    error: Option<ErrorDetail<'a>>,
+}
+
+#[derive(Deserialize)]
+struct StartMessage<'a> {
+    #[serde(borrow)]
+    id: Str<'a>,
+    #[serde(borrow)]
+    model: Str<'a>,
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
+}
+
+#[derive(Deserialize)]
+struct StreamDelta<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    partial_json: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    thinking: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Str<'a>>,
+}
+
+/// `message_delta` usage: cumulative counts; any field may be absent.
+#[derive(Deserialize)]
+struct DeltaUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct StreamState {
+    header: ChunkHeader,
+    client_wants_usage: bool,
+    usage: Option<AnthropicUsage>,
+    finish_reason: Option<&'static str>,
+    /// Content block index → tool call index, for the blocks that are tool calls.
+    tool_blocks: Vec<(u32, u32)>,
+    stopped: bool,
+    errored: bool,
+}
+
+impl StreamState {
+    pub fn new(ctx: &ResponseContext) -> Self {
+        StreamState {
+            header: ChunkHeader { created: ctx.created, ..Default::default() },
+            client_wants_usage: ctx.client_wants_usage,
+            usage: None,
+            finish_reason: None,
+            tool_blocks: Vec::new(),
+            stopped: false,
+            errored: false,
+        }
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage.map(Usage::from)
+    }
+
+    pub fn completed(&self) -> bool {
+        self.stopped
+    }
+
+    pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
+        if !event.has_data || self.stopped || self.errored {
+            return;
+        }
+        let e: StreamEvent = match serde_json::from_slice(&event.data) {
+            Ok(e) => e,
+            Err(err) => {
+                self.errored = true;
+                let e =
+                    ApiError::bad_gateway(format!("The provider sent a malformed stream event ({err}): {}", super::excerpt(&event.data)));
+                out.extend_from_slice(&e.to_sse_event());
+                return;
+            }
+        };
+        match &*e.kind {
+            "message_start" => {
+                if let Some(m) = e.message {
+                    self.header.id = m.id.0.into_owned();
+                    self.header.model = m.model.0.into_owned();
+                    self.usage = m.usage.or(self.usage);
+                }
+                self.header.write(out, Delta { role: Some("assistant"), content: Some(""), ..Default::default() }, None);
+            }
+            "content_block_start" => self.block_start(e.index.unwrap_or(0), e.content_block, out),
+            "content_block_delta" => {
+                if let Some(d) = e.delta {
+                    self.block_delta(e.index.unwrap_or(0), &d, out);
+                }
+            }
+            "message_delta" => {
+                if let Some(u) = e.usage {
+                    self.merge_usage(&u);
+                }
+                self.finish_reason = e.delta.and_then(|d| d.stop_reason).map(|r| finish_reason(&r)).or(self.finish_reason);
+                self.header.write(out, Delta::default(), self.finish_reason);
+            }
+            "message_stop" => {
+                self.stopped = true;
+                if self.client_wants_usage {
+                    self.header.write_usage(out, &self.usage.map(Usage::from).unwrap_or_default());
+                }
+                out.extend_from_slice(DONE_EVENT);
+            }
+            "error" => {
+                self.errored = true;
+                let (kind, message) = match e.error {
+                    Some(d) => (d.kind.0.into_owned(), d.message.map(|m| m.0.into_owned()).unwrap_or_default()),
+                    None => (String::new(), "The provider reported an error mid-stream.".into()),
+                };
+                out.extend_from_slice(&map_error(500, &kind, message).to_sse_event());
+            }
+            // `ping`, `content_block_stop` and event types added later carry nothing to forward.
+            _ => {}
+        }
+    }
+
+    fn block_start(&mut self, index: u32, block: Option<ContentBlock>, out: &mut Vec<u8>) {
+        let Some(block) = block else { return };
+        match &*block.kind {
+            "text" => {
+                if let Some(t) = block.text.as_deref().filter(|t| !t.is_empty()) {
+                    self.header.write(out, Delta { content: Some(t), ..Default::default() }, None);
+                }
+            }
+            "thinking" => {
+                if let Some(t) = block.thinking.as_deref().filter(|t| !t.is_empty()) {
+                    self.header.write(out, Delta { reasoning_content: Some(t), ..Default::default() }, None);
+                }
+            }
+            "tool_use" => {
+                let tool_index = u32::try_from(self.tool_blocks.len()).unwrap_or(u32::MAX);
+                self.tool_blocks.push((index, tool_index));
+                let call = DeltaToolCall {
+                    index: tool_index,
+                    id: block.id.as_deref(),
+                    kind: Some("function"),
+                    function: DeltaFunction { name: block.name.as_deref(), arguments: "" },
+                };
+                self.header.write(out, Delta { tool_calls: Some([call]), ..Default::default() }, None);
+            }
+            _ => {}
+        }
+    }
+
+    fn block_delta(&mut self, index: u32, d: &StreamDelta, out: &mut Vec<u8>) {
+        match d.kind.as_deref() {
+            Some("text_delta") => {
+                if let Some(t) = d.text.as_deref().filter(|t| !t.is_empty()) {
+                    self.header.write(out, Delta { content: Some(t), ..Default::default() }, None);
+                }
+            }
+            Some("thinking_delta") => {
+                if let Some(t) = d.thinking.as_deref().filter(|t| !t.is_empty()) {
+                    self.header.write(out, Delta { reasoning_content: Some(t), ..Default::default() }, None);
+                }
+            }
+            Some("input_json_delta") => {
+                let tool = self.tool_blocks.iter().find(|(b, _)| *b == index).map(|(_, t)| *t);
+                if let (Some(tool_index), Some(partial)) = (tool, d.partial_json.as_deref().filter(|p| !p.is_empty())) {
+                    let call = DeltaToolCall {
+                        index: tool_index,
+                        id: None,
+                        kind: None,
+                        function: DeltaFunction { name: None, arguments: partial },
+                    };
+                    self.header.write(out, Delta { tool_calls: Some([call]), ..Default::default() }, None);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn merge_usage(&mut self, d: &DeltaUsage) {
+        let mut u = self.usage.unwrap_or_default();
+        u.input_tokens = d.input_tokens.unwrap_or(u.input_tokens);
+        u.output_tokens = d.output_tokens.unwrap_or(u.output_tokens);
+        u.cache_creation_input_tokens = d.cache_creation_input_tokens.unwrap_or(u.cache_creation_input_tokens);
+        u.cache_read_input_tokens = d.cache_read_input_tokens.unwrap_or(u.cache_read_input_tokens);
+        self.usage = Some(u);
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.stopped && !self.errored {
+            out.extend_from_slice(&super::openai::truncated_error().to_sse_event());
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "anthropic_tests.rs"]
+mod tests;

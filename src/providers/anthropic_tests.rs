@@ -1,0 +1,525 @@
+use super::*;
+use crate::config::Config;
+use crate::openai::request;
+use crate::stream::sse::Framer;
+use serde_json::{Value, json};
+
+fn config(extra: &str) -> Config {
+    let json = format!(
+        r#"{{"providers":{{"anthropic":{{"kind":"anthropic","cluster":"c","api_key_env":"K"{extra}}}}},
+            "models":{{"claude":{{"provider":"anthropic","model":"claude-sonnet-4-5"}}}}}}"#
+    );
+    Config::from_json(json.as_bytes(), &|_| Some("key".into()), 0).unwrap()
+}
+
+fn settings(c: &Config) -> Settings {
+    match &c.providers[0].dialect {
+        super::super::Dialect::Anthropic(s) => *s,
+        _ => panic!(),
+    }
+}
+
+fn translate_with(c: &Config, body: Value) -> Result<(Value, Edits), ApiError> {
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let req = request::parse(&bytes)?;
+    let mut edits = Edits::default();
+    let built = build_request(&c.providers[0], &settings(c), &req, "claude-sonnet-4-5", &mut edits)?;
+    Ok((serde_json::from_slice(&built.body.unwrap()).unwrap(), edits))
+}
+
+fn translate(body: Value) -> Value {
+    translate_with(&config(""), body).unwrap().0
+}
+
+fn translate_err(body: Value) -> ApiError {
+    translate_with(&config(""), body).unwrap_err()
+}
+
+fn user(text: &str) -> Value {
+    json!({"role":"user","content":text})
+}
+
+#[test]
+fn system_and_developer_messages_become_system_blocks() {
+    let out = translate(json!({"model":"claude","messages":[
+        {"role":"system","content":"Be brief."},
+        {"role":"developer","content":[{"type":"text","text":"Use French.","cache_control":{"type":"ephemeral"}}]},
+        user("Hi")]}));
+    assert_eq!(
+        out["system"],
+        json!([{"type":"text","text":"Be brief."},{"type":"text","text":"Use French.","cache_control":{"type":"ephemeral"}}])
+    );
+    assert_eq!(out["messages"], json!([{"role":"user","content":[{"type":"text","text":"Hi"}]}]));
+    assert_eq!(out["model"], "claude-sonnet-4-5");
+}
+
+#[test]
+fn max_tokens_defaults_and_client_values() {
+    assert_eq!(translate(json!({"model":"claude","messages":[user("x")]}))["max_tokens"], 4096);
+    assert_eq!(translate(json!({"model":"claude","messages":[user("x")],"max_tokens":77}))["max_tokens"], 77);
+    assert_eq!(translate(json!({"model":"claude","messages":[user("x")],"max_tokens":77,"max_completion_tokens":55}))["max_tokens"], 55);
+    let c = config(r#","default_max_tokens":1000"#);
+    assert_eq!(translate_with(&c, json!({"model":"claude","messages":[user("x")]})).unwrap().0["max_tokens"], 1000);
+}
+
+#[test]
+fn sampling_stop_user_and_stream() {
+    let out =
+        translate(json!({"model":"claude","messages":[user("x")],"temperature":0.3,"top_p":0.8,"stop":"END","user":"u-1","stream":true}));
+    assert_eq!(out["temperature"], 0.3);
+    assert_eq!(out["top_p"], 0.8);
+    assert_eq!(out["stop_sequences"], json!(["END"]));
+    assert_eq!(out["metadata"], json!({"user_id":"u-1"}));
+    assert_eq!(out["stream"], true);
+    let out = translate(json!({"model":"claude","messages":[user("x")],"stop":["a","b"]}));
+    assert_eq!(out["stop_sequences"], json!(["a", "b"]));
+    assert!(out.get("stream").is_none());
+    assert!(out.get("temperature").is_none());
+    let out = translate(json!({"model":"claude","messages":[user("x")],"safety_identifier":"hash-1","store":true}));
+    assert_eq!(out["metadata"], json!({"user_id":"hash-1"}));
+}
+
+#[test]
+fn images_and_documents() {
+    let out = translate(json!({"model":"claude","messages":[{"role":"user","content":[
+        {"type":"text","text":"What is this?"},
+        {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}},
+        {"type":"image_url","image_url":{"url":"https://example.com/cat.jpg","detail":"high"}},
+        {"type":"file","file":{"file_data":"data:application/pdf;base64,JVBERi0=","filename":"a.pdf"}}]}]}));
+    assert_eq!(
+        out["messages"][0]["content"],
+        json!([
+        {"type":"text","text":"What is this?"},
+        {"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}},
+        {"type":"image","source":{"type":"url","url":"https://example.com/cat.jpg"}},
+        {"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="},"title":"a.pdf"}])
+    );
+}
+
+#[test]
+fn bad_media_is_a_clear_400() {
+    for (part, param) in [
+        (json!({"type":"image_url","image_url":{"url":"ftp://x"}}), "messages[0].content[0]"),
+        (json!({"type":"image_url","image_url":{"url":"data:image/png,abc"}}), "messages[0].content[0]"),
+        (json!({"type":"image_url","image_url":{"url":"data:image/bmp;base64,Qk0="}}), "messages[0].content[0]"),
+        (json!({"type":"file","file":{"file_id":"file-abc"}}), "messages[0].content[0]"),
+        (json!({"type":"input_audio","input_audio":{"data":"x","format":"wav"}}), "messages[0].content[0]"),
+    ] {
+        let e = translate_err(json!({"model":"claude","messages":[{"role":"user","content":[part]}]}));
+        assert_eq!((e.status, e.param.as_deref()), (400, Some(param)), "{e:?}");
+    }
+}
+
+#[test]
+fn tools_round_trip_with_merged_tool_results() {
+    let out = translate(json!({"model":"claude",
+    "tools":[{"type":"function","function":{"name":"get_weather","description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}},
+             {"type":"function","function":{"name":"now"}}],
+    "tool_choice":"required",
+    "messages":[
+        user("Weather in Paris and time?"),
+        {"role":"assistant","content":"Checking.","tool_calls":[
+            {"id":"toolu_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
+            {"id":"toolu_2","type":"function","function":{"name":"now","arguments":""}}]},
+        {"role":"tool","tool_call_id":"toolu_1","content":"18C"},
+        {"role":"tool","tool_call_id":"toolu_2","content":[{"type":"text","text":"noon"}]},
+        user("Thanks"),
+    ]}));
+    assert_eq!(
+        out["tools"],
+        json!([
+        {"name":"get_weather","description":"Weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},
+        {"name":"now","input_schema":{"type":"object","properties":{}}}])
+    );
+    assert_eq!(out["tool_choice"], json!({"type":"any"}));
+    assert_eq!(
+        out["messages"],
+        json!([
+        {"role":"user","content":[{"type":"text","text":"Weather in Paris and time?"}]},
+        {"role":"assistant","content":[
+            {"type":"text","text":"Checking."},
+            {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}},
+            {"type":"tool_use","id":"toolu_2","name":"now","input":{}}]},
+        {"role":"user","content":[
+            {"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"18C"}]},
+            {"type":"tool_result","tool_use_id":"toolu_2","content":[{"type":"text","text":"noon"}]},
+            {"type":"text","text":"Thanks"}]}])
+    );
+}
+
+#[test]
+fn tool_results_open_a_user_turn_even_after_user_text() {
+    let out = translate(json!({"model":"claude","messages":[
+        {"role":"assistant","content":null,"tool_calls":[{"id":"t1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+        user("first"),
+        {"role":"tool","tool_call_id":"t1","content":""}]}));
+    assert_eq!(out["messages"][1]["content"], json!([{"type":"tool_result","tool_use_id":"t1"},{"type":"text","text":"first"}]));
+}
+
+#[test]
+fn consecutive_same_role_messages_merge() {
+    let out = translate(
+        json!({"model":"claude","messages":[user("a"),user("b"),{"role":"assistant","content":"c"},{"role":"assistant","content":""},{"role":"assistant","content":"d"}]}),
+    );
+    assert_eq!(
+        out["messages"],
+        json!([
+        {"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
+        {"role":"assistant","content":[{"type":"text","text":"c"},{"type":"text","text":"d"}]}])
+    );
+}
+
+#[test]
+fn tool_choice_variants() {
+    let tools = json!([{"type":"function","function":{"name":"f"}}]);
+    let cases = [
+        (json!("auto"), Value::Null, json!({"type":"auto"})),
+        (json!("none"), Value::Null, json!({"type":"none"})),
+        (json!({"type":"function","function":{"name":"f"}}), Value::Null, json!({"type":"tool","name":"f"})),
+        (json!("required"), json!(false), json!({"type":"any","disable_parallel_tool_use":true})),
+        (Value::Null, json!(false), json!({"type":"auto","disable_parallel_tool_use":true})),
+        (Value::Null, Value::Null, Value::Null),
+    ];
+    for (choice, parallel, expected) in cases {
+        let mut body = json!({"model":"claude","messages":[user("x")],"tools":tools});
+        if !choice.is_null() {
+            body["tool_choice"] = choice.clone();
+        }
+        if !parallel.is_null() {
+            body["parallel_tool_calls"] = parallel.clone();
+        }
+        let out = translate(body);
+        assert_eq!(out.get("tool_choice").cloned().unwrap_or(Value::Null), expected, "{choice} {parallel}");
+    }
+}
+
+#[test]
+fn unsupported_parameters_are_400_or_dropped_by_config() {
+    for (key, value) in [
+        ("n", json!(2)),
+        ("logprobs", json!(true)),
+        ("presence_penalty", json!(0.5)),
+        ("frequency_penalty", json!(1)),
+        ("response_format", json!({"type":"json_object"})),
+        ("seed", json!(1)),
+        ("logit_bias", json!({"1":2})),
+        ("reasoning_effort", json!("low")),
+    ] {
+        let mut body = json!({"model":"claude","messages":[user("x")]});
+        body[key] = value;
+        let e = translate_err(body.clone());
+        assert_eq!((e.status, e.param.as_deref(), e.code.as_deref()), (400, Some(key), Some("unsupported_parameter")), "{key}");
+        assert!(e.message.contains("drop_unsupported"));
+        let (out, edits) = translate_with(&config(r#","drop_unsupported":true"#), body).unwrap();
+        assert_eq!(edits.dropped, vec![key.to_string()]);
+        assert!(out.get(key).is_none());
+    }
+    // default values are fine
+    translate(
+        json!({"model":"claude","messages":[user("x")],"n":1,"logprobs":false,"presence_penalty":0,"response_format":{"type":"text"}}),
+    );
+}
+
+#[test]
+fn invalid_input_for_anthropic_is_400_with_param() {
+    let cases = [
+        (json!({"model":"claude","messages":[user("x")],"temperature":1.5}), "temperature"),
+        (
+            json!({"model":"claude","messages":[{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{oops"}}]}]}),
+            "messages[0].tool_calls[0].function.arguments",
+        ),
+        (
+            json!({"model":"claude","messages":[{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"[1]"}}]}]}),
+            "messages[0].tool_calls[0].function.arguments",
+        ),
+        (json!({"model":"claude","messages":[{"role":"function","name":"f","content":"x"}]}), "messages[0].role"),
+        (json!({"model":"claude","messages":[user("")]}), "messages[0].content"),
+        (json!({"model":"claude","messages":[{"role":"system","content":"only system"}]}), "messages"),
+        (
+            json!({"model":"claude","messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"https://x"}}]},user("x")]}),
+            "messages[0].content[0]",
+        ),
+    ];
+    for (body, param) in cases {
+        let e = translate_err(body.clone());
+        assert_eq!((e.status, e.param.as_deref()), (400, Some(param)), "{body}: {e:?}");
+    }
+}
+
+#[test]
+fn api_versions_choose_auth_and_sampling_policy() {
+    let c = config("");
+    let p = &c.providers[0];
+    assert_eq!(p.auth.as_ref().unwrap().0, "x-api-key");
+    assert_eq!(p.headers, vec![("anthropic-version", "2023-06-01".to_string())]);
+    assert!(default_policy(&settings(&c), "claude-sonnet-4-5").is_empty());
+    assert_eq!(default_policy(&settings(&c), "claude-opus-4-7"), vec![("temperature", ParamAction::Drop)]);
+    assert_eq!(default_policy(&settings(&c), "claude-sonnet-5-20261001"), vec![("temperature", ParamAction::Drop)]);
+    let c = config(r#","api_version":"2026-10-21""#);
+    let p = &c.providers[0];
+    let (name, value) = p.auth.as_ref().unwrap();
+    assert_eq!((*name, value.expose()), ("authorization", "Bearer key"));
+    assert_eq!(p.headers, vec![("anthropic-version", "2026-10-21".to_string())]);
+    assert_eq!(default_policy(&settings(&c), "claude-sonnet-4-5"), vec![("temperature", ParamAction::Drop), ("top_p", ParamAction::Drop)]);
+}
+
+// ---- responses -------------------------------------------------------------------------------
+
+const TEXT_RESPONSE: &str = r#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
+    "content":[{"type":"text","text":"Hello"},{"type":"text","text":" world"}],"stop_reason":"end_turn","stop_sequence":null,
+    "usage":{"input_tokens":12,"output_tokens":6,"cache_creation_input_tokens":3,"cache_read_input_tokens":20}}"#;
+
+const TOOL_RESPONSE: &str = r#"{"id":"msg_02","type":"message","role":"assistant","model":"claude-sonnet-4-5",
+    "content":[{"type":"tool_use","id":"toolu_9","name":"get_weather","input":{"city":"Paris"}}],"stop_reason":"tool_use",
+    "usage":{"input_tokens":30,"output_tokens":9}}"#;
+
+fn ctx() -> ResponseContext {
+    ResponseContext { created: 1_750_000_000, ..Default::default() }
+}
+
+#[test]
+fn text_response_translates_with_cached_usage() {
+    let t = translate_response(&ctx(), TEXT_RESPONSE.as_bytes()).unwrap();
+    let v: Value = serde_json::from_slice(&t.body.unwrap()).unwrap();
+    assert_eq!(
+        v,
+        json!({"id":"msg_01","object":"chat.completion","created":1_750_000_000u64,"model":"claude-sonnet-4-5-20250929",
+        "choices":[{"index":0,"message":{"role":"assistant","content":"Hello world","refusal":null},"logprobs":null,"finish_reason":"stop"}],
+        "usage":{"prompt_tokens":35,"completion_tokens":6,"total_tokens":41,"prompt_tokens_details":{"cached_tokens":20,"cache_write_tokens":3},
+                 "completion_tokens_details":{"reasoning_tokens":0}}})
+    );
+    assert_eq!(
+        t.usage.unwrap(),
+        Usage { input_tokens: 12, cache_read_tokens: 20, cache_write_tokens: 3, output_tokens: 6, reasoning_tokens: 0 }
+    );
+}
+
+#[test]
+fn tool_use_response_translates_to_tool_calls() {
+    let t = translate_response(&ctx(), TOOL_RESPONSE.as_bytes()).unwrap();
+    let v: Value = serde_json::from_slice(&t.body.unwrap()).unwrap();
+    let msg = &v["choices"][0]["message"];
+    assert_eq!(msg["content"], Value::Null);
+    assert_eq!(
+        msg["tool_calls"],
+        json!([{"id":"toolu_9","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}])
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+}
+
+#[test]
+fn finish_reasons_map() {
+    for (stop, finish) in [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+        ("pause_turn", "stop"),
+        ("model_context_window_exceeded", "length"),
+    ] {
+        assert_eq!(finish_reason(stop), finish);
+    }
+}
+
+#[test]
+fn garbage_or_wrong_shape_is_502() {
+    for body in [
+        &b"not json"[..],
+        br#"{"id":"x"}"#,
+        br#"{"type":"message","content":"oops","id":"a","model":"m"}"#,
+        br#"{"id":"a","model":"m","content":[{"type":"tool_use"}]}"#,
+    ] {
+        let e = translate_response(&ctx(), body).unwrap_err();
+        assert_eq!(e.status, 502, "{}", String::from_utf8_lossy(body));
+        assert_eq!(e.code.as_deref(), Some("bad_upstream_response"));
+    }
+}
+
+#[test]
+fn errors_map_type_and_status() {
+    let cases = [
+        (400, "invalid_request_error", 400, "invalid_request_error"),
+        (401, "authentication_error", 401, "authentication_error"),
+        (403, "permission_error", 403, "permission_error"),
+        (404, "not_found_error", 404, "invalid_request_error"),
+        (413, "request_too_large", 413, "invalid_request_error"),
+        (429, "rate_limit_error", 429, "rate_limit_error"),
+        (500, "api_error", 500, "api_error"),
+        (529, "overloaded_error", 503, "api_error"),
+    ];
+    for (status, kind, want_status, want_kind) in cases {
+        let body = format!(r#"{{"type":"error","error":{{"type":"{kind}","message":"msg {kind}"}},"request_id":"req_1"}}"#);
+        let e = translate_error(status, body.as_bytes());
+        assert_eq!((e.status, &*e.kind, e.message.as_str()), (want_status, want_kind, format!("msg {kind}").as_str()), "{kind}");
+    }
+    let e = translate_error(529, b"");
+    assert_eq!(e.status, 503);
+    let e = translate_error(502, b"<html>upstream connect error</html>");
+    assert!(e.message.contains("upstream connect error"));
+}
+
+// ---- streaming -------------------------------------------------------------------------------
+
+const TEXT_STREAM: &str = "event: message_start\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5-20250929\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":3,\"cache_read_input_tokens\":20,\"output_tokens\":1}}}\n\n\
+event: content_block_start\n\
+data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: ping\n\
+data: {\"type\": \"ping\"}\n\n\
+event: content_block_delta\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n\
+event: content_block_delta\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" w\u{f6}rld \u{1F30D}\"}}\n\n\
+event: content_block_stop\n\
+data: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: message_delta\n\
+data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":6}}\n\n\
+event: message_stop\n\
+data: {\"type\":\"message_stop\"}\n\n";
+
+const TOOL_STREAM: &str = "event: message_start\r\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_02\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\",\"stop_reason\":null,\"usage\":{\"input_tokens\":30,\"output_tokens\":1}}}\r\n\r\n\
+event: content_block_start\r\n\
+data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\r\n\r\n\
+event: content_block_delta\r\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Let me check.\"}}\r\n\r\n\
+event: content_block_stop\r\n\
+data: {\"type\":\"content_block_stop\",\"index\":0}\r\n\r\n\
+event: content_block_start\r\n\
+data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_9\",\"name\":\"get_weather\",\"input\":{}}}\r\n\r\n\
+event: content_block_delta\r\n\
+data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\r\n\r\n\
+event: content_block_delta\r\n\
+data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Par\"}}\r\n\r\n\
+event: content_block_delta\r\n\
+data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"is\\\"}\"}}\r\n\r\n\
+event: content_block_stop\r\n\
+data: {\"type\":\"content_block_stop\",\"index\":1}\r\n\r\n\
+event: message_delta\r\n\
+data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\r\n\r\n\
+event: message_stop\r\n\
+data: {\"type\":\"message_stop\"}\r\n\r\n";
+
+fn run(chunks: &[&[u8]], wants_usage: bool) -> (String, StreamState) {
+    let mut s = StreamState::new(&ResponseContext { created: 7, stream: true, client_wants_usage: wants_usage, injected_usage: false });
+    let mut f = Framer::new(1 << 16);
+    let mut out = Vec::new();
+    for c in chunks {
+        f.feed(c, |e| s.on_event(&e, &mut out)).unwrap();
+    }
+    f.finish(|e| s.on_event(&e, &mut out));
+    s.finish(&mut out);
+    (String::from_utf8(out).unwrap(), s)
+}
+
+fn chunks_of(out: &str) -> Vec<Value> {
+    out.split("\n\n")
+        .filter(|e| !e.is_empty() && *e != "data: [DONE]")
+        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn text_stream_translates_to_openai_chunks() {
+    let (out, s) = run(&[TEXT_STREAM.as_bytes()], true);
+    assert!(out.ends_with("data: [DONE]\n\n"));
+    let chunks = chunks_of(&out);
+    for c in &chunks {
+        assert_eq!(
+            (c["id"].as_str(), c["created"].as_u64(), c["model"].as_str(), c["object"].as_str()),
+            (Some("msg_01"), Some(7), Some("claude-sonnet-4-5-20250929"), Some("chat.completion.chunk"))
+        );
+    }
+    assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role":"assistant","content":""}));
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "Hello w\u{f6}rld \u{1F30D}");
+    let finish: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
+    assert_eq!(finish, vec![&json!("stop")]);
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(last["usage"]["prompt_tokens"], 35);
+    assert_eq!(last["usage"]["completion_tokens"], 6);
+    assert!(s.completed());
+    assert!(!out.contains("ping"));
+}
+
+#[test]
+fn usage_chunk_only_when_asked() {
+    let (out, s) = run(&[TEXT_STREAM.as_bytes()], false);
+    assert!(!out.contains("\"usage\""));
+    assert_eq!(s.usage().unwrap().output_tokens, 6, "usage is still recorded");
+}
+
+#[test]
+fn stream_and_non_stream_agree_on_usage_and_finish_reason() {
+    let (_, s) = run(&[TEXT_STREAM.as_bytes()], false);
+    let t = translate_response(&ctx(), TEXT_RESPONSE.as_bytes()).unwrap();
+    assert_eq!(s.usage(), t.usage);
+    let (out, s) = run(&[TOOL_STREAM.as_bytes()], false);
+    let t = translate_response(&ctx(), TOOL_RESPONSE.as_bytes()).unwrap();
+    assert_eq!(s.usage(), t.usage);
+    let v: Value = serde_json::from_slice(&t.body.unwrap()).unwrap();
+    let chunks = chunks_of(&out);
+    let finish = chunks.iter().find_map(|c| c["choices"][0]["finish_reason"].as_str()).unwrap();
+    assert_eq!(finish, v["choices"][0]["finish_reason"]);
+}
+
+#[test]
+fn tool_stream_yields_openai_tool_call_deltas() {
+    let (out, _) = run(&[TOOL_STREAM.as_bytes()], false);
+    let chunks = chunks_of(&out);
+    let calls: Vec<&Value> = chunks.iter().filter_map(|c| c["choices"][0]["delta"].get("tool_calls")).collect();
+    assert_eq!(calls[0], &json!([{"index":0,"id":"toolu_9","type":"function","function":{"name":"get_weather","arguments":""}}]));
+    let args: String = calls.iter().map(|c| c[0]["function"]["arguments"].as_str().unwrap()).collect();
+    assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"city":"Paris"}));
+    assert!(calls[1..].iter().all(|c| c[0]["index"] == 0 && c[0].get("id").is_none()));
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "Let me check.");
+}
+
+#[test]
+fn every_split_position_gives_identical_output() {
+    for body in [TEXT_STREAM, TOOL_STREAM] {
+        let body = body.as_bytes();
+        let (whole, _) = run(&[body], true);
+        for i in 0..=body.len() {
+            let (split, s) = run(&[&body[..i], &body[i..]], true);
+            assert_eq!(split, whole, "split at {i}");
+            assert!(s.completed());
+        }
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(run(&bytes, true).0, whole);
+    }
+}
+
+#[test]
+fn error_event_becomes_openai_error_and_ends_stream() {
+    let body = format!(
+        "{}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}}}\n\n",
+        &TEXT_STREAM[..TEXT_STREAM.find("event: content_block_stop").unwrap()]
+    );
+    let (out, s) = run(&[body.as_bytes()], true);
+    let last = out.trim_end().rsplit("\n\n").next().unwrap();
+    let v: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(v["error"]["message"], "Overloaded");
+    assert_eq!(v["error"]["code"], "overloaded");
+    assert!(!out.contains("[DONE]"));
+    assert!(!s.completed());
+}
+
+#[test]
+fn truncated_stream_ends_with_error_and_keeps_partial_usage() {
+    let cut = &TEXT_STREAM[..TEXT_STREAM.find("event: message_delta").unwrap()];
+    let (out, s) = run(&[cut.as_bytes()], true);
+    assert!(out.contains("stream_truncated"));
+    assert!(!out.contains("[DONE]"));
+    assert_eq!(s.usage().unwrap().input_tokens, 12);
+}
+
+#[test]
+fn malformed_event_is_reported_not_forwarded() {
+    let (out, _) = run(&[b"event: message_start\ndata: {not json\n\n"], false);
+    assert!(out.contains("bad_upstream_response"));
+    assert_eq!(out.matches("data: ").count(), 1);
+}

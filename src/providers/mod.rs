@@ -1,0 +1,218 @@
+//! Provider registry: one file per provider holds its translation rules; this file only
+//! dispatches on the provider's dialect.
+
+pub mod anthropic;
+pub mod openai;
+
+use crate::accounting::Usage;
+use crate::config::schema::{ParamAction, ProviderKind, ProviderSpec};
+use crate::config::{Provider, Secret};
+use crate::openai::ApiError;
+use crate::openai::request::ChatRequest;
+use crate::stream::sse::Event;
+
+/// Provider-specific compiled settings.
+#[derive(Debug)]
+pub enum Dialect {
+    OpenAi(openai::Settings),
+    Anthropic(anthropic::Settings),
+}
+
+/// What a provider's compile step yields besides the common fields.
+#[derive(Debug)]
+pub struct Wire {
+    pub dialect: Dialect,
+    pub chat_path: String,
+    pub auth: Option<(&'static str, Secret)>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// A config error relative to the provider's own entry.
+#[derive(Debug)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+pub fn default_host(kind: ProviderKind) -> Option<&'static str> {
+    match kind {
+        ProviderKind::Openai => Some("api.openai.com"),
+        ProviderKind::Anthropic => Some("api.anthropic.com"),
+        ProviderKind::OpenaiCompatible => None,
+    }
+}
+
+pub fn requires_key(kind: ProviderKind) -> bool {
+    !matches!(kind, ProviderKind::OpenaiCompatible)
+}
+
+pub fn compile(spec: &ProviderSpec, base_path: &str, key: Option<&str>) -> Result<Wire, FieldError> {
+    match spec.kind {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => openai::compile(spec, base_path, key),
+        ProviderKind::Anthropic => anthropic::compile(spec, base_path, key),
+    }
+}
+
+/// Shipped parameter defaults for a model, overridden by the model's configured `params`.
+pub fn param_policy(provider: &Provider, upstream_model: &str, overrides: &[(String, ParamAction)]) -> Vec<(String, ParamAction)> {
+    let defaults = match &provider.dialect {
+        Dialect::OpenAi(_) => openai::default_policy(upstream_model),
+        Dialect::Anthropic(s) => anthropic::default_policy(s, upstream_model),
+    };
+    let mut policy: Vec<(String, ParamAction)> =
+        defaults.into_iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).map(|(k, v)| (k.to_owned(), v)).collect();
+    policy.extend(overrides.iter().cloned());
+    policy
+}
+
+/// Parameter changes made on the way to the provider.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Edits {
+    pub dropped: Vec<String>,
+    pub renamed: Vec<(String, String)>,
+}
+
+/// An upstream request body (`None`: forward the client's body untouched).
+pub struct Built {
+    pub body: Option<Vec<u8>>,
+    /// Tollgate asked for `stream_options.include_usage` the client did not ask for.
+    pub injected_usage: bool,
+}
+
+pub fn build_chat(provider: &Provider, req: &ChatRequest, raw: &[u8], upstream_model: &str, edits: &mut Edits) -> Result<Built, ApiError> {
+    match &provider.dialect {
+        Dialect::OpenAi(s) => openai::build_request(s, req, raw, upstream_model, edits),
+        Dialect::Anthropic(s) => anthropic::build_request(provider, s, req, upstream_model, edits),
+    }
+}
+
+/// What the response side needs to know about the request.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseContext {
+    pub created: u64,
+    pub stream: bool,
+    /// The client asked for the usage chunk (`stream_options.include_usage`).
+    pub client_wants_usage: bool,
+    pub injected_usage: bool,
+}
+
+/// A translated non-streaming body and what it reported.
+#[derive(Debug, Default)]
+pub struct Translated {
+    /// `None`: the upstream body is already what the client gets.
+    pub body: Option<Vec<u8>>,
+    pub usage: Option<Usage>,
+}
+
+pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+    match &provider.dialect {
+        Dialect::OpenAi(_) => openai::translate_response(body),
+        Dialect::Anthropic(_) => anthropic::translate_response(ctx, body),
+    }
+}
+
+/// Maps a non-2xx upstream answer to the OpenAI error the client gets.
+pub fn translate_error(provider: &Provider, status: u16, body: &[u8]) -> ApiError {
+    let mut e = match &provider.dialect {
+        Dialect::OpenAi(_) => openai::translate_error(status, body),
+        Dialect::Anthropic(_) => anthropic::translate_error(status, body),
+    };
+    if status == 401 || status == 403 {
+        e.message = format!("Provider `{}` rejected the gateway's credentials: {}", provider.name, e.message);
+    }
+    if !(400..=599).contains(&e.status) {
+        e.status = 502;
+    }
+    e
+}
+
+/// Upstream text quoted in an error message: bounded and on one line.
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body.get(..body.len().min(200)).unwrap_or_default());
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Per-stream translation state.
+#[derive(Debug)]
+pub enum StreamTranslator {
+    OpenAi(openai::StreamState),
+    Anthropic(anthropic::StreamState),
+}
+
+impl StreamTranslator {
+    pub fn new(provider: &Provider, ctx: &ResponseContext) -> Self {
+        match &provider.dialect {
+            Dialect::OpenAi(_) => StreamTranslator::OpenAi(openai::StreamState::new(ctx)),
+            Dialect::Anthropic(_) => StreamTranslator::Anthropic(anthropic::StreamState::new(ctx)),
+        }
+    }
+
+    /// Translates one event into `out`; returns true when `out` got exactly the event's raw bytes.
+    pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        match self {
+            StreamTranslator::OpenAi(s) => s.on_event(event, out),
+            StreamTranslator::Anthropic(s) => {
+                s.on_event(event, out);
+                false
+            }
+        }
+    }
+
+    /// The upstream ended: writes what the client still needs (an error if the stream was cut).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            StreamTranslator::OpenAi(s) => s.finish(out),
+            StreamTranslator::Anthropic(s) => s.finish(out),
+        }
+    }
+
+    /// Usage seen so far (complete once the stream finished normally).
+    pub fn usage(&self) -> Option<Usage> {
+        match self {
+            StreamTranslator::OpenAi(s) => s.usage,
+            StreamTranslator::Anthropic(s) => s.usage(),
+        }
+    }
+
+    /// The stream reached its proper end (`[DONE]` / `message_stop`).
+    pub fn completed(&self) -> bool {
+        match self {
+            StreamTranslator::OpenAi(s) => s.done,
+            StreamTranslator::Anthropic(s) => s.completed(),
+        }
+    }
+}
+
+/// Collects parameters a provider cannot honour; they are dropped when the provider says
+/// `drop_unsupported`, otherwise the first one is a 400.
+pub struct Unsupported<'p> {
+    provider: &'p Provider,
+    names: Vec<String>,
+}
+
+impl<'p> Unsupported<'p> {
+    pub fn new(provider: &'p Provider) -> Self {
+        Unsupported { provider, names: Vec::new() }
+    }
+
+    pub fn add(&mut self, name: &str) {
+        self.names.push(name.to_owned());
+    }
+
+    pub fn resolve(self, edits: &mut Edits) -> Result<(), ApiError> {
+        let Some(first) = self.names.first() else { return Ok(()) };
+        if self.provider.drop_unsupported {
+            edits.dropped.extend(self.names);
+            return Ok(());
+        }
+        Err(ApiError::invalid_param(
+            first.clone(),
+            format!(
+                "Parameter `{first}` is not supported by provider `{}` ({}); remove it, or set `drop_unsupported` on the provider to have the gateway drop it.",
+                self.provider.name,
+                self.provider.kind.as_str()
+            ),
+        )
+        .with_code("unsupported_parameter"))
+    }
+}

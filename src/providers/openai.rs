@@ -1,0 +1,422 @@
+//! OpenAI and OpenAI-compatible hosts (vLLM, Ollama, together, Groq, …): the body passes through
+//! with the model rewritten; Tollgate only edits the members it owns and reads usage back.
+//! Reference: https://platform.openai.com/docs/api-reference/chat
+
+use super::{Built, Edits, FieldError, ResponseContext, Translated, Wire};
+use crate::accounting::Usage;
+use crate::config::Secret;
+use crate::config::glob;
+use crate::config::schema::{ParamAction, ProviderSpec};
+use crate::json;
+use crate::openai::ApiError;
+use crate::openai::error::kind_for_status;
+use crate::openai::request::{ChatRequest, Str};
+use crate::openai::response::WireUsage;
+use crate::stream::sse::Event;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// The host understands `stream_options.include_usage`.
+    pub stream_usage: bool,
+}
+
+pub fn compile(spec: &ProviderSpec, base_path: &str, key: Option<&str>) -> Result<Wire, FieldError> {
+    if spec.api_version.is_some() {
+        return Err(FieldError { field: "api_version", message: "is not used by OpenAI-style providers".into() });
+    }
+    if spec.default_max_tokens.is_some() {
+        return Err(FieldError {
+            field: "default_max_tokens",
+            message: "is not used by OpenAI-style providers (max_tokens is optional there)".into(),
+        });
+    }
+    Ok(Wire {
+        dialect: super::Dialect::OpenAi(Settings { stream_usage: spec.stream_usage.unwrap_or(true) }),
+        chat_path: format!("{base_path}/chat/completions"),
+        auth: key.map(|k| ("authorization", Secret::new(format!("Bearer {k}")))),
+        headers: Vec::new(),
+    })
+}
+
+/// OpenAI reasoning models reject sampling parameters and take `max_completion_tokens`
+/// (https://platform.openai.com/docs/guides/reasoning). `gpt-5-chat*` is a non-reasoning model.
+pub fn default_policy(model: &str) -> Vec<(&'static str, ParamAction)> {
+    let reasoning = ["o1*", "o3*", "o4*", "gpt-5*"].iter().any(|p| glob::matches(p, model)) && !glob::matches("gpt-5-chat*", model);
+    if !reasoning {
+        return Vec::new();
+    }
+    vec![
+        ("temperature", ParamAction::Drop),
+        ("top_p", ParamAction::Drop),
+        ("presence_penalty", ParamAction::Drop),
+        ("frequency_penalty", ParamAction::Drop),
+        ("max_tokens", ParamAction::Rename("max_completion_tokens".into())),
+    ]
+}
+
+pub fn build_request(s: &Settings, req: &ChatRequest, raw: &[u8], upstream_model: &str, edits: &Edits) -> Result<Built, ApiError> {
+    let members = json::members(raw).ok_or_else(|| ApiError::invalid_request("The request body must be a JSON object."))?;
+    let injected_usage = req.stream && s.stream_usage && req.include_usage != Some(true);
+    if !injected_usage && edits.dropped.is_empty() && edits.renamed.is_empty() && only_model_is(&members, raw, upstream_model) {
+        return Ok(Built { body: None, injected_usage });
+    }
+
+    let renamed_values: Vec<(&str, &[u8])> = edits
+        .renamed
+        .iter()
+        .filter_map(|(from, to)| members.iter().rev().find(|m| m.key(raw) == from.as_str()).map(|m| (to.as_str(), m.value(raw))))
+        .collect();
+    let stream_options;
+    let model = json::quote(upstream_model);
+    let mut append: Vec<(&str, &[u8])> = vec![("model", &model)];
+    append.extend(renamed_values.iter().copied());
+    if injected_usage {
+        stream_options = with_include_usage(&members, raw);
+        append.push(("stream_options", &stream_options));
+    }
+    let body = json::rewrite(
+        raw,
+        &members,
+        |k| {
+            k != "model"
+                && (!injected_usage || k != "stream_options")
+                && !edits.dropped.iter().any(|d| d == k)
+                && !edits.renamed.iter().any(|(from, to)| from == k || to == k)
+        },
+        &append,
+    );
+    Ok(Built { body: Some(body), injected_usage })
+}
+
+/// The body already names `model` exactly once, plainly spelt, with the upstream name: nothing
+/// to rewrite, and no duplicate key for a provider to read differently from Tollgate.
+fn only_model_is(members: &[json::Member], raw: &[u8], upstream_model: &str) -> bool {
+    let mut models = members.iter().filter(|m| m.key(raw) == "model");
+    match (models.next(), models.next()) {
+        (Some(m), None) => {
+            raw.get(m.key.clone()) == Some(b"model".as_slice())
+                && m.value(raw).strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")) == Some(upstream_model.as_bytes())
+        }
+        _ => false,
+    }
+}
+
+/// The client's `stream_options` with `include_usage: true`, keeping its other members.
+fn with_include_usage(members: &[json::Member], raw: &[u8]) -> Vec<u8> {
+    let existing = members.iter().rev().find(|m| m.key(raw) == "stream_options").map(|m| m.value(raw));
+    match existing.and_then(|v| json::members(v).map(|ms| (v, ms))) {
+        Some((v, ms)) => json::rewrite(v, &ms, |k| k != "include_usage", &[("include_usage", b"true")]),
+        None => b"{\"include_usage\":true}".to_vec(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CompletionPeek {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[allow(dead_code)]
+    choices: IgnoredAny,
+}
+
+pub fn translate_response(body: &[u8]) -> Result<Translated, ApiError> {
+    let peek: CompletionPeek = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_gateway(format!("The provider returned a response that is not a chat completion ({e}): {}", super::excerpt(body)))
+    })?;
+    Ok(Translated { body: None, usage: peek.usage.as_ref().map(Usage::from) })
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope<'a> {
+    /// An object (OpenAI) or a string (Ollama, TGI).
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    /// vLLM and others put the fields at the top level.
+    #[serde(borrow, default)]
+    message: Option<Str<'a>>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Str<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorObject<'a> {
+    #[serde(borrow, default)]
+    message: Option<Str<'a>>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    param: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    code: Option<&'a RawValue>,
+}
+
+pub fn translate_error(status: u16, body: &[u8]) -> ApiError {
+    let mut e = ApiError::new(status, kind_for_status(status), format!("The provider answered HTTP {status}."));
+    let envelope = serde_json::from_slice::<ErrorEnvelope>(body).ok();
+    let (message, kind, param, code) = match &envelope {
+        Some(ErrorEnvelope { error: Some(raw), .. }) => match serde_json::from_str::<ErrorObject>(raw.get()) {
+            Ok(o) => (o.message, o.kind, o.param, o.code),
+            Err(_) => (serde_json::from_str::<Str>(raw.get()).ok(), None, None, None),
+        },
+        Some(ErrorEnvelope { error: None, message, kind }) => (message.clone(), kind.clone(), None, None),
+        None => (None, None, None, None),
+    };
+    match message {
+        Some(m) => e.message = m.0.into_owned(),
+        None if !body.is_empty() => e.message = format!("The provider answered HTTP {status}: {}", super::excerpt(body)),
+        None => {}
+    }
+    if let Some(k) = kind {
+        e.kind = k.0.into_owned().into();
+    }
+    e.param = param.map(|p| p.0.into_owned());
+    e.code = code.and_then(code_text).map(Into::into);
+    e
+}
+
+fn code_text(raw: &RawValue) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(raw.get()).ok()? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Streaming passthrough: events are forwarded as received, except the usage chunk Tollgate
+/// asked for on the client's behalf.
+#[derive(Debug)]
+pub struct StreamState {
+    injected_usage: bool,
+    pub usage: Option<Usage>,
+    pub done: bool,
+}
+
+#[derive(Deserialize)]
+struct ChunkPeek {
+    #[serde(default)]
+    choices: Vec<IgnoredAny>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+impl StreamState {
+    pub fn new(ctx: &ResponseContext) -> Self {
+        StreamState { injected_usage: ctx.injected_usage, usage: None, done: false }
+    }
+
+    pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        if &*event.data == b"[DONE]" {
+            self.done = true;
+        } else if contains(&event.data, b"\"usage\"")
+            && let Ok(peek) = serde_json::from_slice::<ChunkPeek>(&event.data)
+            && let Some(u) = peek.usage
+        {
+            self.usage = Some(Usage::from(&u));
+            if self.injected_usage && peek.choices.is_empty() {
+                return false;
+            }
+        }
+        out.extend_from_slice(event.raw);
+        true
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.done {
+            out.extend_from_slice(&truncated_error().to_sse_event());
+        }
+    }
+}
+
+pub fn truncated_error() -> ApiError {
+    ApiError::new(502, "api_error", "The provider's stream ended before it was complete; the answer is truncated.")
+        .with_code("stream_truncated")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openai::request;
+    use crate::stream::sse::Framer;
+
+    fn build(body: &str, model: &str, edits: &Edits, stream_usage: bool) -> Built {
+        let req = request::parse(body.as_bytes()).unwrap();
+        build_request(&Settings { stream_usage }, &req, body.as_bytes(), model, edits).unwrap()
+    }
+
+    fn json(bytes: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    #[test]
+    fn unchanged_body_is_not_rebuilt() {
+        let b = build(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}"#, "gpt-4o", &Edits::default(), true);
+        assert!(b.body.is_none());
+        assert!(!b.injected_usage);
+    }
+
+    #[test]
+    fn model_is_rewritten_and_everything_else_kept() {
+        let b = build(
+            r#"{"model":"alias","messages":[{"role":"user","content":"x"}],"seed":1,"logit_bias":{"5":1}}"#,
+            "gpt-4o-2024",
+            &Edits::default(),
+            true,
+        );
+        let v = json(&b.body.unwrap());
+        assert_eq!(v["model"], "gpt-4o-2024");
+        assert_eq!(v["seed"], 1);
+        assert_eq!(v["logit_bias"]["5"], 1);
+    }
+
+    #[test]
+    fn duplicate_or_escaped_model_keys_cannot_survive() {
+        let b = build(
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"mod\u0065l":"gpt-4o"}"#,
+            "gpt-4o",
+            &Edits::default(),
+            true,
+        );
+        let body = String::from_utf8(b.body.unwrap()).unwrap();
+        assert_eq!(body.matches("model").count(), 1, "{body}");
+    }
+
+    #[test]
+    fn stream_usage_is_injected_when_client_did_not_ask() {
+        let b = build(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}"#, "m", &Edits::default(), true);
+        assert!(b.injected_usage);
+        assert_eq!(json(&b.body.unwrap())["stream_options"]["include_usage"], true);
+        let b = build(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":false,"include_obfuscation":false}}"#,
+            "m",
+            &Edits::default(),
+            true,
+        );
+        assert!(b.injected_usage);
+        let v = json(&b.body.unwrap());
+        assert_eq!(v["stream_options"], serde_json::json!({"include_obfuscation":false,"include_usage":true}));
+        let b = build(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#,
+            "m",
+            &Edits::default(),
+            true,
+        );
+        assert!(!b.injected_usage);
+        assert!(b.body.is_none());
+        let b = build(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}"#, "m", &Edits::default(), false);
+        assert!(!b.injected_usage, "hosts without stream_options support are left alone");
+    }
+
+    #[test]
+    fn drops_and_renames_apply_to_the_raw_body() {
+        let edits = Edits { dropped: vec!["temperature".into()], renamed: vec![("max_tokens".into(), "max_completion_tokens".into())] };
+        let b = build(r#"{"model":"o3","messages":[{"role":"user","content":"x"}],"temperature":0.2,"max_tokens":50}"#, "o3", &edits, true);
+        let v = json(&b.body.unwrap());
+        assert!(v.get("temperature").is_none());
+        assert!(v.get("max_tokens").is_none());
+        assert_eq!(v["max_completion_tokens"], 50);
+    }
+
+    #[test]
+    fn reasoning_models_get_default_policy() {
+        assert!(default_policy("o3-mini").iter().any(|(k, a)| *k == "temperature" && *a == ParamAction::Drop));
+        assert!(default_policy("gpt-5").iter().any(|(k, _)| *k == "max_tokens"));
+        assert!(default_policy("gpt-5-chat-latest").is_empty());
+        assert!(default_policy("gpt-4o").is_empty());
+    }
+
+    #[test]
+    fn response_usage_is_read_and_body_kept() {
+        let t = translate_response(br#"{"id":"x","object":"chat.completion","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":3,"total_tokens":13,"prompt_tokens_details":{"cached_tokens":4}}}"#).unwrap();
+        assert!(t.body.is_none());
+        let u = t.usage.unwrap();
+        assert_eq!((u.input_tokens, u.cache_read_tokens, u.output_tokens), (6, 4, 3));
+        let t = translate_response(br#"{"choices":[]}"#).unwrap();
+        assert!(t.usage.is_none());
+        let e = translate_response(b"<html>bad gateway</html>").unwrap_err();
+        assert_eq!(e.status, 502);
+        let e = translate_response(br#"{"usage":{}}"#).unwrap_err();
+        assert_eq!(e.status, 502, "a body without choices is not a completion");
+    }
+
+    #[test]
+    fn errors_normalise_every_known_shape() {
+        let e = translate_error(429, br#"{"error":{"message":"Slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#);
+        assert_eq!(
+            (e.status, e.message.as_str(), &*e.kind, e.code.as_deref()),
+            (429, "Slow down", "requests", Some("rate_limit_exceeded"))
+        );
+        let e = translate_error(400, br#"{"object":"error","message":"bad","type":"BadRequestError","code":400}"#);
+        assert_eq!((e.message.as_str(), &*e.kind), ("bad", "BadRequestError"));
+        let e = translate_error(404, br#"{"error":"model 'x' not found"}"#);
+        assert_eq!(e.message, "model 'x' not found");
+        let e = translate_error(502, b"<html>\n<b>Bad   Gateway</b></html>");
+        assert!(e.message.contains("<html> <b>Bad Gateway</b></html>"), "{}", e.message);
+        assert_eq!(&*e.kind, "api_error");
+        let e = translate_error(401, br#"{"error":{"message":"bad key","code":"invalid_api_key"}}"#);
+        assert_eq!(&*e.kind, "authentication_error");
+    }
+
+    fn run_stream(body: &[u8], injected: bool) -> (Vec<u8>, StreamState) {
+        let mut s = StreamState::new(&ResponseContext { injected_usage: injected, stream: true, ..Default::default() });
+        let mut out = Vec::new();
+        let mut f = Framer::new(1 << 16);
+        f.feed(body, |e| {
+            s.on_event(&e, &mut out);
+        })
+        .unwrap();
+        f.finish(|e| {
+            s.on_event(&e, &mut out);
+        });
+        s.finish(&mut out);
+        (out, s)
+    }
+
+    const STREAM: &[u8] = b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n\
+data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1,\"total_tokens\":6}}\n\n\
+data: [DONE]\n\n";
+
+    #[test]
+    fn injected_usage_chunk_is_removed_and_read() {
+        let (out, s) = run_stream(STREAM, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("usage"), "{text}");
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        assert_eq!(s.usage.unwrap().input_tokens, 5);
+    }
+
+    #[test]
+    fn requested_usage_chunk_is_kept_verbatim_at_every_split() {
+        let (whole, _) = run_stream(STREAM, false);
+        assert_eq!(whole, STREAM);
+        for i in 0..STREAM.len() {
+            let mut s = StreamState::new(&ResponseContext { stream: true, injected_usage: true, ..Default::default() });
+            let mut out = Vec::new();
+            let mut f = Framer::new(1 << 16);
+            for part in [&STREAM[..i], &STREAM[i..]] {
+                f.feed(part, |e| {
+                    s.on_event(&e, &mut out);
+                })
+                .unwrap();
+            }
+            s.finish(&mut out);
+            assert_eq!(out, run_stream(STREAM, true).0, "split {i}");
+            assert_eq!(s.usage.unwrap().output_tokens, 1);
+        }
+    }
+
+    #[test]
+    fn truncated_stream_ends_with_an_error_event() {
+        let cut = &STREAM[..STREAM.len() - 16];
+        let (out, s) = run_stream(cut, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!s.done);
+        assert!(text.ends_with("\"code\":\"stream_truncated\"}}\n\n"), "{text}");
+        assert_eq!(s.usage.unwrap().input_tokens, 5, "usage seen before the cut is kept");
+    }
+}

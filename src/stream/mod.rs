@@ -1,0 +1,3 @@
+//! Stream framers: bytes in, complete events out, bounded memory.
+
+pub mod sse;

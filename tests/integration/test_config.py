@@ -1,0 +1,37 @@
+"""Configuration through real Envoy: shipped YAML validates, bad plugin config is refused with a
+message naming the field."""
+import json
+import pathlib
+
+import pytest
+
+from harness import KEYS, ROOT, load_config, plugin_config, set_plugin_config, validate
+
+SHIPPED = sorted(p.relative_to(ROOT) for p in [*ROOT.glob("envoy/*.yaml"), *ROOT.glob("examples/**/envoy.yaml")])
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=str)
+def test_shipped_envoy_config_validates(path):
+    result = validate(ROOT / path, KEYS)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"configuration '{ROOT / path}' OK" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("mutate,field", [
+    (lambda c: c["providers"]["openai"].update(kind="gopher"), "providers.openai.kind"),
+    (lambda c: c["providers"]["anthropic"].update(api_version="1999-01-01"), "providers.anthropic.api_version"),
+    (lambda c: c["models"]["claude-sonnet"].update(provider="missing"), "models.claude-sonnet.provider"),
+    (lambda c: c["providers"]["openai"].update(clustr="x"), "providers.openai.clustr"),
+    (lambda c: c["models"]["gpt-4o"].update(params={"temperature": "sometimes"}), "models.gpt-4o.params.temperature"),
+])
+def test_bad_plugin_config_is_refused_naming_the_field(tmp_path: pathlib.Path, mutate, field):
+    cfg = load_config("envoy/demo.yaml")
+    plugin = plugin_config(cfg)
+    mutate(plugin)
+    set_plugin_config(cfg, plugin)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg))
+    result = validate(path, KEYS)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"invalid tollgate configuration at `{field}`" in output, output[-2000:]

@@ -1,0 +1,155 @@
+//! What the mock has been sent, and what it has been told to break.
+//!
+//! Tests read the log through `/_mock/requests` to assert on what the gateway
+//! forwarded, and queue faults through `/_mock/faults`. Both live in one
+//! [`Recorder`] that every connection thread shares behind a mutex.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::http::Request;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    /// Parsed JSON, or the raw text when the body is not JSON.
+    pub body: Value,
+    pub test_id: Option<String>,
+}
+
+impl Recorded {
+    pub fn of(request: &Request) -> Self {
+        let mut headers = BTreeMap::<String, String>::new();
+        for (name, value) in &request.headers {
+            headers
+                .entry(name.clone())
+                .and_modify(|joined| {
+                    joined.push_str(", ");
+                    joined.push_str(value);
+                })
+                .or_insert_with(|| value.clone());
+        }
+        let body =
+            serde_json::from_slice(&request.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&request.body).into_owned()));
+        Recorded {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            query: request.query.clone(),
+            test_id: request.header("x-test-id").map(str::to_owned),
+            headers,
+            body,
+        }
+    }
+}
+
+/// A fault queued through `POST /_mock/faults`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    pub status: u16,
+    #[serde(default = "one")]
+    pub count: u32,
+    pub retry_after: Option<RetryAfter>,
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Sent verbatim instead of the provider's error body: a JSON string as
+    /// its raw text, any other value as JSON.
+    pub body: Option<Value>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Tests write Retry-After either as the header text or as seconds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RetryAfter {
+    Text(String),
+    Seconds(u64),
+}
+
+impl fmt::Display for RetryAfter {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            RetryAfter::Text(text) => f.write_str(text),
+            RetryAfter::Seconds(seconds) => write!(f, "{seconds}"),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Recorder {
+    requests: Vec<Recorded>,
+    faults: VecDeque<Fault>,
+}
+
+impl Recorder {
+    pub fn record(&mut self, request: Recorded) {
+        self.requests.push(request);
+    }
+
+    /// Oldest first; all of them, or only those sent with `x-test-id: test_id`.
+    pub fn requests(&self, test_id: Option<&str>) -> Vec<&Recorded> {
+        self.requests.iter().filter(|request| test_id.is_none() || request.test_id.as_deref() == test_id).collect()
+    }
+
+    pub fn clear_requests(&mut self) {
+        self.requests.clear();
+    }
+
+    pub fn queue_fault(&mut self, fault: Fault) -> Result<(), String> {
+        if !(200..=599).contains(&fault.status) {
+            return Err(format!("status must be 200-599, got {}", fault.status));
+        }
+        if fault.count == 0 {
+            return Err("count must be at least 1".to_owned());
+        }
+        self.faults.push_back(fault);
+        Ok(())
+    }
+
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+    }
+
+    /// The fault the next provider request must get, used up after `count`.
+    pub fn take_fault(&mut self) -> Option<Fault> {
+        let front = self.faults.front_mut()?;
+        if front.count > 1 {
+            front.count -= 1;
+            return Some(front.clone());
+        }
+        self.faults.pop_front()
+    }
+}
+
+/// Locks the recorder even if another thread panicked while holding it: the
+/// log stays usable, and the mock must keep answering.
+pub fn lock(recorder: &Mutex<Recorder>) -> MutexGuard<'_, Recorder> {
+    recorder.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_used_up_in_order() {
+        let mut recorder = Recorder::default();
+        let fault: Fault = serde_json::from_str(r#"{"status":503,"count":2,"retry_after":"2"}"#).unwrap();
+        recorder.queue_fault(fault).unwrap();
+        recorder.queue_fault(serde_json::from_str(r#"{"status":429,"retry_after":7}"#).unwrap()).unwrap();
+        let statuses: Vec<u16> = std::iter::from_fn(|| recorder.take_fault()).map(|fault| fault.status).collect();
+        assert_eq!(statuses, [503, 503, 429]);
+        assert!(recorder.queue_fault(serde_json::from_str(r#"{"status":503,"count":0}"#).unwrap()).is_err());
+        assert!(serde_json::from_str::<Fault>(r#"{"status":503,"typo":1}"#).is_err());
+    }
+}
