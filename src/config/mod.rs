@@ -61,6 +61,8 @@ pub struct Provider {
     pub kind: ProviderKind,
     pub cluster: String,
     pub authority: String,
+    /// Path prefix of every endpoint, e.g. `/v1`.
+    pub base_path: String,
     pub chat_path: String,
     /// The auth header sent upstream, e.g. `authorization: Bearer …`.
     pub auth: Option<(&'static str, Secret)>,
@@ -325,6 +327,7 @@ fn compile_provider(
         kind: p.kind,
         cluster: p.cluster.clone(),
         authority,
+        base_path,
         chat_path: wire.chat_path,
         auth: wire.auth,
         missing_key_env: if api_key.is_none() { p.api_key_env.clone() } else { None },

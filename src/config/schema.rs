@@ -118,6 +118,22 @@ pub struct ProviderSpec {
     /// For OpenAI-style providers: whether the host understands `stream_options.include_usage`.
     #[serde(default)]
     pub stream_usage: Option<bool>,
+    /// Google Cloud project (Vertex AI).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Google Cloud location, e.g. `us-central1` (Vertex AI).
+    #[serde(default)]
+    pub location: Option<String>,
+    /// AWS region, e.g. `us-east-1` (Bedrock).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Environment variable names of AWS credentials (Bedrock).
+    #[serde(default)]
+    pub aws_access_key_id_env: Option<String>,
+    #[serde(default)]
+    pub aws_secret_access_key_env: Option<String>,
+    #[serde(default)]
+    pub aws_session_token_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

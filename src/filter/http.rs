@@ -6,6 +6,7 @@ use crate::gateway::exchange::ResponseMode;
 use crate::gateway::{CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER, Exchange, Forward, Gateway, OnHeaders, Reply, RequestHead};
 use crate::gateway::{access_log, telemetry};
 use crate::openai::ApiError;
+use crate::providers::Operation;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use std::rc::Rc;
@@ -17,7 +18,7 @@ const RESP: MapType = MapType::HttpResponseHeaders;
 enum Phase {
     /// Not a Tollgate request, or already answered locally.
     Idle,
-    ReadingBody(Caller),
+    ReadingBody(Caller, Operation),
     Forwarded,
 }
 
@@ -49,7 +50,7 @@ impl Http {
     fn forward(&mut self, forward: Forward, body_size: usize) {
         let p = forward.provider;
         host::set_header(REQ, CLUSTER_HEADER, Some(&p.cluster));
-        host::set_header(REQ, ":path", Some(&p.chat_path));
+        host::set_header(REQ, ":path", Some(forward.path()));
         host::set_header(REQ, ":authority", Some(&p.authority));
         for name in CLIENT_CREDENTIAL_HEADERS {
             host::set_header(REQ, name, None);
@@ -57,12 +58,12 @@ impl Http {
         if let Some((name, value)) = &p.auth {
             host::set_header(REQ, name, Some(value.expose()));
         }
-        for (name, value) in &p.headers {
+        for (name, value) in p.headers.iter().chain(&forward.upstream.headers) {
             host::set_header(REQ, name, Some(value));
         }
         // Compressed answers could not be translated chunk by chunk.
         host::set_header(REQ, "accept-encoding", None);
-        if let Some(body) = &forward.body {
+        if let Some(body) = &forward.upstream.body {
             host::replace_body(BufferType::HttpRequestBody, body_size, body);
             host::set_header(REQ, "content-length", Some(&body.len().to_string()));
         }
@@ -95,24 +96,24 @@ impl HttpContext for Http {
         match gateway.on_request_headers(&head, &host::Shared, host::now_ms()) {
             OnHeaders::PassThrough => Action::Continue,
             OnHeaders::Respond(reply) => self.reply(&reply),
-            OnHeaders::ReadBody(caller) if end_of_stream => {
+            OnHeaders::ReadBody(caller, operation) if end_of_stream => {
                 self.caller = caller;
                 let e = gateway
-                    .on_chat_body(&[], caller, &host::Shared, host::now_ms())
+                    .on_body(operation, &[], caller, &host::Shared, host::now_ms())
                     .err()
                     .unwrap_or_else(|| ApiError::invalid_request("empty body"));
                 self.reply(&e.into())
             }
-            OnHeaders::ReadBody(caller) => {
+            OnHeaders::ReadBody(caller, operation) => {
                 self.caller = caller;
-                self.phase = Phase::ReadingBody(caller);
+                self.phase = Phase::ReadingBody(caller, operation);
                 Action::Pause
             }
         }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Phase::ReadingBody(caller) = self.phase else {
+        let Phase::ReadingBody(caller, operation) = self.phase else {
             return Action::Continue;
         };
         let Some(gateway) = self.gateway.clone() else { return Action::Continue };
@@ -124,7 +125,7 @@ impl HttpContext for Http {
             return Action::Pause;
         }
         let body = host::body(BufferType::HttpRequestBody, body_size);
-        match gateway.on_chat_body(&body, caller, &host::Shared, host::now_ms()) {
+        match gateway.on_body(operation, &body, caller, &host::Shared, host::now_ms()) {
             Ok(forward) => {
                 self.forward(forward, body_size);
                 Action::Continue

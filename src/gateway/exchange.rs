@@ -7,13 +7,13 @@ use crate::accounting::budget::Tab;
 use crate::config::{Config, Provider};
 use crate::openai::ApiError;
 use crate::providers::{self, ResponseContext, StreamTranslator};
-use crate::stream::sse::Framer;
+use crate::stream::Decoder;
 
 #[derive(Debug)]
 enum State {
     AwaitingHeaders,
     Streaming {
-        framer: Framer,
+        framer: Decoder,
         translator: StreamTranslator,
     },
     /// The stream was cut short by Tollgate (event over the size limit): swallow the rest.
@@ -106,7 +106,7 @@ impl Exchange {
         match self.provider(config) {
             Some(p) if self.ctx.stream && (200..300).contains(&status) && is_sse => {
                 self.state = State::Streaming {
-                    framer: Framer::new(config.limits.max_stream_event_bytes),
+                    framer: providers::stream_decoder(p, config.limits.max_stream_event_bytes),
                     translator: StreamTranslator::new(p, &self.ctx),
                 };
                 ResponseMode::Stream

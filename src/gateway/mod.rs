@@ -12,8 +12,9 @@ use crate::config::schema::ParamAction;
 use crate::config::{Config, Provider, Resolved};
 use crate::host::SharedStore;
 use crate::openai::ApiError;
+use crate::openai::embeddings;
 use crate::openai::request::{self, ChatRequest};
-use crate::providers::{self, Edits, ResponseContext};
+use crate::providers::{self, Built, Edits, Operation, ResponseContext, Target};
 pub use exchange::Exchange;
 
 /// Headers a client may use to authenticate to Tollgate or to a provider; none of them is ever
@@ -66,17 +67,23 @@ pub enum OnHeaders {
     /// Not a Tollgate endpoint: leave the request to the rest of the Envoy config.
     PassThrough,
     Respond(Reply),
-    /// A chat completion from this caller: wait for the whole body.
-    ReadBody(Caller),
+    /// A chat completion or embeddings request from this caller: wait for the whole body.
+    ReadBody(Caller, Operation),
 }
 
-/// Where and how to send a chat request upstream.
+/// Where and how to send a request upstream.
 #[derive(Debug)]
 pub struct Forward<'c> {
     pub provider: &'c Provider,
-    /// `None`: the client's body goes upstream unchanged.
-    pub body: Option<Vec<u8>>,
+    /// The body, path and extra headers the provider needs.
+    pub upstream: Built,
     pub exchange: Exchange,
+}
+
+impl Forward<'_> {
+    pub fn path(&self) -> &str {
+        self.upstream.path.as_deref().unwrap_or(&self.provider.chat_path)
+    }
 }
 
 impl Gateway {
@@ -100,7 +107,7 @@ impl Gateway {
                     .with_code("admin_key_required"),
             ),
             "tollgate/usage" => OnHeaders::Respond(Reply::json(200, accounting.report(store, now_ms))),
-            _ if rest.starts_with("chat/completions") || rest.starts_with("models") => {
+            _ if rest.starts_with("chat/completions") || rest.starts_with("models") || rest == "embeddings" => {
                 let caller = match accounting.authenticate(authorization) {
                     Ok(c) => c,
                     Err(e) => return respond(e),
@@ -108,7 +115,7 @@ impl Gateway {
                 self.route_endpoint(rest, method, path, content_length, caller)
             }
             _ => respond(ApiError::not_found(format!(
-                "Unknown endpoint {method} {path}. This gateway serves POST /v1/chat/completions and GET /v1/models."
+                "Unknown endpoint {method} {path}. This gateway serves POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models."
             ))),
         }
     }
@@ -116,12 +123,13 @@ impl Gateway {
     fn route_endpoint(&self, rest: &str, method: &str, path: &str, content_length: Option<&str>, caller: Caller) -> OnHeaders {
         let allow = |allowed: &str| OnHeaders::Respond(with_allow(ApiError::method_not_allowed(method, path), allowed));
         match rest {
-            "chat/completions" if method != "POST" => allow("POST"),
-            "chat/completions" => {
+            "chat/completions" | "embeddings" if method != "POST" => allow("POST"),
+            "chat/completions" | "embeddings" => {
                 let limit = self.config.limits.max_request_bytes;
+                let operation = if rest == "embeddings" { Operation::Embeddings } else { Operation::Chat };
                 match content_length.map(str::parse::<usize>) {
                     Some(Ok(n)) if n > limit => OnHeaders::Respond(ApiError::too_large(limit).into()),
-                    _ => OnHeaders::ReadBody(caller),
+                    _ => OnHeaders::ReadBody(caller, operation),
                 }
             }
             _ if method != "GET" => allow("GET"),
@@ -136,16 +144,62 @@ impl Gateway {
         }
     }
 
-    /// Parses a complete chat request body and prepares the upstream request.
-    pub fn on_chat_body(&self, body: &[u8], caller: Caller, store: &dyn SharedStore, now_ms: u64) -> Result<Forward<'_>, ApiError> {
+    /// Handles a complete request body and prepares the upstream request.
+    pub fn on_body(
+        &self,
+        operation: Operation,
+        body: &[u8],
+        caller: Caller,
+        store: &dyn SharedStore,
+        now_ms: u64,
+    ) -> Result<Forward<'_>, ApiError> {
         if body.len() > self.config.limits.max_request_bytes {
             return Err(ApiError::too_large(self.config.limits.max_request_bytes));
         }
+        match operation {
+            Operation::Chat => self.on_chat_body(body, caller, store, now_ms),
+            Operation::Embeddings => self.on_embeddings_body(body, caller, store, now_ms),
+        }
+    }
+
+    fn on_chat_body(&self, body: &[u8], caller: Caller, store: &dyn SharedStore, now_ms: u64) -> Result<Forward<'_>, ApiError> {
         let mut req = request::parse(body)?;
-        let accounting = &self.config.accounting;
+        let route = self.route(&req.model, caller)?;
+        let mut edits = Edits::default();
+        apply_policy(&mut req, &route.policy, &mut edits)?;
+        let target = Target { model: &route.upstream_model, now_ms };
+        let upstream = providers::build_chat(route.provider, &req, body, &target, &mut edits)?;
+        let output_allowance = req.output_limit().unwrap_or(self.config.limits.estimated_output_tokens);
+        let ctx = ResponseContext {
+            operation: Operation::Chat,
+            created: now_ms / 1000,
+            stream: req.stream,
+            client_wants_usage: req.include_usage == Some(true),
+            injected_usage: upstream.injected_usage,
+            ..Default::default()
+        };
+        let estimate = budget::estimate(route.price, body.len(), output_allowance);
+        let requested = req.model.0.into_owned();
+        self.admit(Prepared { route, requested, ctx, dropped: edits.dropped, upstream, estimate }, caller, store, now_ms)
+    }
+
+    fn on_embeddings_body(&self, body: &[u8], caller: Caller, store: &dyn SharedStore, now_ms: u64) -> Result<Forward<'_>, ApiError> {
+        let req = embeddings::parse(body)?;
+        let route = self.route(&req.model, caller)?;
+        let target = Target { model: &route.upstream_model, now_ms };
+        let upstream = providers::build_embeddings(route.provider, &req, body, &target)?;
+        let ctx =
+            ResponseContext { operation: Operation::Embeddings, created: now_ms / 1000, base64: req.wants_base64(), ..Default::default() };
+        let estimate = budget::estimate(route.price, body.len(), 0);
+        let requested = req.model.0.into_owned();
+        self.admit(Prepared { route, requested, ctx, dropped: Vec::new(), upstream, estimate }, caller, store, now_ms)
+    }
+
+    /// Resolves the requested model for this caller.
+    fn route(&self, requested: &str, caller: Caller) -> Result<Route<'_>, ApiError> {
         let Resolved { provider, provider_index, upstream_model, policy, scope, price } =
-            self.config.resolve(&req.model).ok_or_else(|| ApiError::model_not_found(&req.model))?;
-        accounting.check_model(caller, &req.model)?;
+            self.config.resolve(requested).ok_or_else(|| ApiError::model_not_found(requested))?;
+        self.config.accounting.check_model(caller, requested)?;
         if let Some(var) = &provider.missing_key_env {
             return Err(ApiError::new(
                 500,
@@ -154,25 +208,22 @@ impl Gateway {
             )
             .with_code("provider_credentials_missing"));
         }
-        let upstream_model = upstream_model.into_owned();
-        let mut edits = Edits::default();
-        apply_policy(&mut req, &policy, &mut edits)?;
-        let built = providers::build_chat(provider, &req, body, &upstream_model, &mut edits)?;
-        let mut tab = accounting.tab(caller, provider.scope, scope, price);
-        let output_allowance = req.output_limit().unwrap_or(self.config.limits.estimated_output_tokens);
-        accounting.admit(store, now_ms, &mut tab, budget::estimate(price, body.len(), output_allowance))?;
-        let ctx = ResponseContext {
-            created: now_ms / 1000,
-            stream: req.stream,
-            client_wants_usage: req.include_usage == Some(true),
-            injected_usage: built.injected_usage,
-        };
-        let mut exchange = Exchange::new(provider_index, upstream_model, ctx, edits.dropped, tab);
+        Ok(Route { provider, provider_index, upstream_model: upstream_model.into_owned(), policy, scope, price })
+    }
+
+    /// Reserves budget and hands the request over to its exchange.
+    fn admit<'c>(&'c self, p: Prepared<'c>, caller: Caller, store: &dyn SharedStore, now_ms: u64) -> Result<Forward<'c>, ApiError> {
+        let Prepared { route, requested, mut ctx, dropped, upstream, estimate } = p;
+        let accounting = &self.config.accounting;
+        let mut tab = accounting.tab(caller, route.provider.scope, route.scope, route.price);
+        accounting.admit(store, now_ms, &mut tab, estimate)?;
+        ctx.model = route.upstream_model.clone();
+        let mut exchange = Exchange::new(route.provider_index, route.upstream_model, ctx, dropped, tab);
         exchange.started_ms = now_ms;
-        exchange.model_scope = scope;
+        exchange.model_scope = route.scope;
         exchange.caller = caller;
-        exchange.requested_model = req.model.0.into_owned();
-        Ok(Forward { provider, body: built.body, exchange })
+        exchange.requested_model = requested;
+        Ok(Forward { provider: route.provider, upstream, exchange })
     }
 
     /// Accounts for a finished exchange (complete, failed or cut off): usage and cost in every
@@ -188,6 +239,26 @@ fn with_allow(e: ApiError, allow: &str) -> Reply {
     let mut reply = Reply::from(e);
     reply.headers.push(("allow", allow.to_owned()));
     reply
+}
+
+/// A requested model resolved for a caller.
+struct Route<'c> {
+    provider: &'c Provider,
+    provider_index: usize,
+    upstream_model: String,
+    policy: std::borrow::Cow<'c, [(String, ParamAction)]>,
+    scope: crate::accounting::budget::ScopeId,
+    price: Option<crate::accounting::prices::Price>,
+}
+
+/// A request translated for its provider, waiting for budget admission.
+struct Prepared<'c> {
+    route: Route<'c>,
+    requested: String,
+    ctx: ResponseContext,
+    dropped: Vec<String>,
+    upstream: Built,
+    estimate: crate::accounting::money::Pico,
 }
 
 /// Applies a model's parameter policy to the parsed request.

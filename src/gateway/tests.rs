@@ -12,7 +12,7 @@ fn headers(g: &Gateway, method: &str, path: &str, content_length: Option<&str>) 
 }
 
 fn chat<'g>(g: &'g Gateway, body: &[u8], now_secs: u64) -> Result<Forward<'g>, ApiError> {
-    STORE.with(|s| g.on_chat_body(body, Caller::default(), s, now_secs * 1000))
+    STORE.with(|s| g.on_body(Operation::Chat, body, Caller::default(), s, now_secs * 1000))
 }
 
 const CONFIG: &str = r#"{
@@ -50,8 +50,8 @@ fn status_of(h: OnHeaders) -> u16 {
 #[test]
 fn endpoints_are_classified() {
     let g = gateway();
-    assert_eq!(headers(&g, "POST", "/v1/chat/completions", Some("100")), OnHeaders::ReadBody(Caller::default()));
-    assert_eq!(headers(&g, "POST", "/v1/chat/completions?x=1", None), OnHeaders::ReadBody(Caller::default()));
+    assert_eq!(headers(&g, "POST", "/v1/chat/completions", Some("100")), OnHeaders::ReadBody(Caller::default(), Operation::Chat));
+    assert_eq!(headers(&g, "POST", "/v1/chat/completions?x=1", None), OnHeaders::ReadBody(Caller::default(), Operation::Chat));
     assert_eq!(headers(&g, "GET", "/healthz", None), OnHeaders::PassThrough);
     assert_eq!(headers(&g, "GET", "/v1", None), OnHeaders::PassThrough);
     assert_eq!(status_of(headers(&g, "GET", "/v1/chat/completions", None)), 405);
@@ -84,8 +84,8 @@ fn openai_request_is_rewritten_for_its_upstream_model() {
     let f = chat(&g, &raw, 5).unwrap();
     assert_eq!(f.provider.name, "openai");
     assert_eq!(f.provider.cluster, "openai");
-    assert_eq!(f.provider.chat_path, "/v1/chat/completions");
-    let sent: Value = serde_json::from_slice(&f.body.unwrap()).unwrap();
+    assert_eq!(f.path(), "/v1/chat/completions");
+    let sent: Value = serde_json::from_slice(&f.upstream.body.unwrap()).unwrap();
     assert_eq!(sent["model"], "gpt-4o-2024-08-06");
     assert_eq!(f.exchange.upstream_model, "gpt-4o-2024-08-06");
     assert_eq!(
@@ -120,7 +120,7 @@ fn policies_drop_reject_and_rename() {
     let g = gateway();
     // shipped default: claude-opus-4-7 rejects temperature upstream, so it is dropped
     let f = chat(&g, &body(json!({"model":"opus","messages":[{"role":"user","content":"x"}],"temperature":0.5})), 0).unwrap();
-    let sent: Value = serde_json::from_slice(&f.body.unwrap()).unwrap();
+    let sent: Value = serde_json::from_slice(&f.upstream.body.unwrap()).unwrap();
     assert!(sent.get("temperature").is_none());
     assert!(f.exchange.client_headers(&g.config).contains(&("x-tollgate-dropped-params", "temperature".to_string())));
     // configured reject
@@ -129,12 +129,12 @@ fn policies_drop_reject_and_rename() {
     // API version 2026-10-21 takes no sampling parameters
     let f = chat(&g, &body(json!({"model":"claude-next","messages":[{"role":"user","content":"x"}],"temperature":0.5,"top_p":0.9})), 0)
         .unwrap();
-    let sent: Value = serde_json::from_slice(&f.body.unwrap()).unwrap();
+    let sent: Value = serde_json::from_slice(&f.upstream.body.unwrap()).unwrap();
     assert!(sent.get("temperature").is_none() && sent.get("top_p").is_none());
     assert_eq!(f.exchange.dropped, vec!["temperature", "top_p"]);
     // reasoning model: max_tokens renamed, temperature dropped, in the raw body
     let f = chat(&g, &body(json!({"model":"o3","messages":[{"role":"user","content":"x"}],"temperature":0.5,"max_tokens":9})), 0).unwrap();
-    let sent: Value = serde_json::from_slice(&f.body.unwrap()).unwrap();
+    let sent: Value = serde_json::from_slice(&f.upstream.body.unwrap()).unwrap();
     assert_eq!(sent["max_completion_tokens"], 9);
     assert!(sent.get("max_tokens").is_none() && sent.get("temperature").is_none());
 }
@@ -143,7 +143,7 @@ fn policies_drop_reject_and_rename() {
 fn anthropic_non_streaming_exchange_end_to_end() {
     let g = gateway();
     let f = chat(&g, &body(json!({"model":"claude","messages":[{"role":"user","content":"hi"}]})), 42).unwrap();
-    assert_eq!(f.provider.chat_path, "/v1/messages");
+    assert_eq!(f.path(), "/v1/messages");
     let mut ex = f.exchange;
     assert_eq!(ex.on_response_headers(&g.config, 200, Some("application/json")), ResponseMode::Buffer);
     let upstream = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hello"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":2}}"#;

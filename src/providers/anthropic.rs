@@ -55,9 +55,8 @@ pub struct Settings {
 }
 
 pub fn compile(spec: &ProviderSpec, base_path: &str, key: Option<&str>) -> Result<Wire, FieldError> {
-    if spec.stream_usage.is_some() {
-        return Err(FieldError { field: "stream_usage", message: "only applies to OpenAI-style providers".into() });
-    }
+    super::reject_unused(spec, &["stream_usage"])?;
+    super::reject_unused(spec, super::CLOUD_FIELDS)?;
     let version = match spec.api_version.as_deref() {
         None => ApiVersion::V2023_06_01,
         Some(v) => ApiVersion::parse(v).ok_or_else(|| FieldError {
@@ -237,7 +236,7 @@ pub fn build_request(
         stream: req.stream,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Anthropic request: {e}")))?;
-    Ok(Built { body: Some(body), injected_usage: false })
+    Ok(Built::body(body))
 }
 
 fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) -> Result<(), ApiError> {

@@ -402,7 +402,7 @@ event: message_stop\r\n\
 data: {\"type\":\"message_stop\"}\r\n\r\n";
 
 fn run(chunks: &[&[u8]], wants_usage: bool) -> (String, StreamState) {
-    let mut s = StreamState::new(&ResponseContext { created: 7, stream: true, client_wants_usage: wants_usage, injected_usage: false });
+    let mut s = StreamState::new(&ResponseContext { created: 7, stream: true, client_wants_usage: wants_usage, ..Default::default() });
     let mut f = Framer::new(1 << 16);
     let mut out = Vec::new();
     for c in chunks {

@@ -8,7 +8,9 @@ use crate::accounting::Usage;
 use crate::config::schema::{ParamAction, ProviderKind, ProviderSpec};
 use crate::config::{Provider, Secret};
 use crate::openai::ApiError;
+use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::request::ChatRequest;
+use crate::stream::Decoder;
 use crate::stream::sse::Event;
 
 /// Provider-specific compiled settings.
@@ -33,6 +35,32 @@ pub struct FieldError {
     pub field: &'static str,
     pub message: String,
 }
+
+/// Rejects provider fields this kind does not use, so a misplaced setting fails loudly.
+pub fn reject_unused(spec: &ProviderSpec, fields: &[&'static str]) -> Result<(), FieldError> {
+    for &field in fields {
+        let set = match field {
+            "api_version" => spec.api_version.is_some(),
+            "default_max_tokens" => spec.default_max_tokens.is_some(),
+            "stream_usage" => spec.stream_usage.is_some(),
+            "project" => spec.project.is_some(),
+            "location" => spec.location.is_some(),
+            "region" => spec.region.is_some(),
+            "aws_access_key_id_env" => spec.aws_access_key_id_env.is_some(),
+            "aws_secret_access_key_env" => spec.aws_secret_access_key_env.is_some(),
+            "aws_session_token_env" => spec.aws_session_token_env.is_some(),
+            _ => false,
+        };
+        if set {
+            return Err(FieldError { field, message: format!("is not used by providers of kind `{}`", spec.kind.as_str()) });
+        }
+    }
+    Ok(())
+}
+
+/// Google Cloud and AWS settings, which OpenAI-style and Anthropic providers never use.
+pub const CLOUD_FIELDS: &[&str] =
+    &["project", "location", "region", "aws_access_key_id_env", "aws_secret_access_key_env", "aws_session_token_env"];
 
 pub fn default_host(kind: ProviderKind) -> Option<&'static str> {
     match kind {
@@ -72,28 +100,81 @@ pub struct Edits {
     pub renamed: Vec<(String, String)>,
 }
 
-/// An upstream request body (`None`: forward the client's body untouched).
+/// The API operation a request performs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Operation {
+    #[default]
+    Chat,
+    Embeddings,
+}
+
+/// Where a request goes besides what it says: the upstream model and the time (for request
+/// signatures).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'r> {
+    pub model: &'r str,
+    pub now_ms: u64,
+}
+
+/// The upstream request a provider built.
+#[derive(Debug, Default)]
 pub struct Built {
+    /// `None`: forward the client's body untouched.
     pub body: Option<Vec<u8>>,
+    /// The upstream path when it depends on the request (model or streaming in the path);
+    /// `None`: the provider's chat path.
+    pub path: Option<String>,
+    /// Headers for this request only (e.g. a request signature).
+    pub headers: Vec<(&'static str, String)>,
     /// Tollgate asked for `stream_options.include_usage` the client did not ask for.
     pub injected_usage: bool,
 }
 
-pub fn build_chat(provider: &Provider, req: &ChatRequest, raw: &[u8], upstream_model: &str, edits: &mut Edits) -> Result<Built, ApiError> {
-    match &provider.dialect {
-        Dialect::OpenAi(s) => openai::build_request(s, req, raw, upstream_model, edits),
-        Dialect::Anthropic(s) => anthropic::build_request(provider, s, req, upstream_model, edits),
+impl Built {
+    pub fn body(body: Vec<u8>) -> Self {
+        Built { body: Some(body), ..Default::default() }
     }
+}
+
+pub fn build_chat(provider: &Provider, req: &ChatRequest, raw: &[u8], target: &Target, edits: &mut Edits) -> Result<Built, ApiError> {
+    match &provider.dialect {
+        Dialect::OpenAi(s) => openai::build_request(s, req, raw, target.model, edits),
+        Dialect::Anthropic(s) => anthropic::build_request(provider, s, req, target.model, edits),
+    }
+}
+
+pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, raw: &[u8], target: &Target) -> Result<Built, ApiError> {
+    match &provider.dialect {
+        Dialect::OpenAi(_) => openai::build_embeddings(provider, req, raw, target.model),
+        Dialect::Anthropic(_) => Err(no_embeddings(provider)),
+    }
+}
+
+fn no_embeddings(provider: &Provider) -> ApiError {
+    ApiError::invalid_param(
+        "model",
+        format!(
+            "Provider `{}` ({}) has no embeddings API; route embeddings models to a provider that does.",
+            provider.name,
+            provider.kind.as_str()
+        ),
+    )
+    .with_code("unsupported_operation")
 }
 
 /// What the response side needs to know about the request.
 #[derive(Debug, Clone, Default)]
 pub struct ResponseContext {
+    pub operation: Operation,
     pub created: u64,
     pub stream: bool,
     /// The client asked for the usage chunk (`stream_options.include_usage`).
     pub client_wants_usage: bool,
     pub injected_usage: bool,
+    /// Embeddings: the client wants base64 vectors.
+    pub base64: bool,
+    /// The upstream model, for responses that do not name it.
+    pub model: String,
 }
 
 /// A translated non-streaming body and what it reported.
@@ -105,9 +186,11 @@ pub struct Translated {
 }
 
 pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    match &provider.dialect {
-        Dialect::OpenAi(_) => openai::translate_response(body),
-        Dialect::Anthropic(_) => anthropic::translate_response(ctx, body),
+    match (ctx.operation, &provider.dialect) {
+        (Operation::Chat, Dialect::OpenAi(_)) => openai::translate_response(body),
+        (Operation::Chat, Dialect::Anthropic(_)) => anthropic::translate_response(ctx, body),
+        (Operation::Embeddings, Dialect::OpenAi(_)) => openai::translate_embeddings(body),
+        (Operation::Embeddings, Dialect::Anthropic(_)) => Err(no_embeddings(provider)),
     }
 }
 
@@ -130,6 +213,13 @@ pub fn translate_error(provider: &Provider, status: u16, body: &[u8]) -> ApiErro
 pub fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body.get(..body.len().min(200)).unwrap_or_default());
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// How a provider frames its streams.
+pub fn stream_decoder(provider: &Provider, max_event_bytes: usize) -> Decoder {
+    match &provider.dialect {
+        Dialect::OpenAi(_) | Dialect::Anthropic(_) => Decoder::sse(max_event_bytes),
+    }
 }
 
 /// Per-stream translation state.

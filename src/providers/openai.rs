@@ -4,11 +4,12 @@
 
 use super::{Built, Edits, FieldError, ResponseContext, Translated, Wire};
 use crate::accounting::Usage;
-use crate::config::Secret;
 use crate::config::glob;
 use crate::config::schema::{ParamAction, ProviderSpec};
+use crate::config::{Provider, Secret};
 use crate::json;
 use crate::openai::ApiError;
+use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::error::kind_for_status;
 use crate::openai::request::{ChatRequest, Str};
 use crate::openai::response::WireUsage;
@@ -24,15 +25,8 @@ pub struct Settings {
 }
 
 pub fn compile(spec: &ProviderSpec, base_path: &str, key: Option<&str>) -> Result<Wire, FieldError> {
-    if spec.api_version.is_some() {
-        return Err(FieldError { field: "api_version", message: "is not used by OpenAI-style providers".into() });
-    }
-    if spec.default_max_tokens.is_some() {
-        return Err(FieldError {
-            field: "default_max_tokens",
-            message: "is not used by OpenAI-style providers (max_tokens is optional there)".into(),
-        });
-    }
+    super::reject_unused(spec, &["api_version", "default_max_tokens"])?;
+    super::reject_unused(spec, super::CLOUD_FIELDS)?;
     Ok(Wire {
         dialect: super::Dialect::OpenAi(Settings { stream_usage: spec.stream_usage.unwrap_or(true) }),
         chat_path: format!("{base_path}/chat/completions"),
@@ -61,7 +55,7 @@ pub fn build_request(s: &Settings, req: &ChatRequest, raw: &[u8], upstream_model
     let members = json::members(raw).ok_or_else(|| ApiError::invalid_request("The request body must be a JSON object."))?;
     let injected_usage = req.stream && s.stream_usage && req.include_usage != Some(true);
     if !injected_usage && edits.dropped.is_empty() && edits.renamed.is_empty() && only_model_is(&members, raw, upstream_model) {
-        return Ok(Built { body: None, injected_usage });
+        return Ok(Built::default());
     }
 
     let renamed_values: Vec<(&str, &[u8])> = edits
@@ -88,7 +82,33 @@ pub fn build_request(s: &Settings, req: &ChatRequest, raw: &[u8], upstream_model
         },
         &append,
     );
-    Ok(Built { body: Some(body), injected_usage })
+    Ok(Built { body: Some(body), injected_usage, ..Default::default() })
+}
+
+/// Embeddings pass through with the model rewritten.
+pub fn build_embeddings(provider: &Provider, _req: &EmbeddingsRequest, raw: &[u8], upstream_model: &str) -> Result<Built, ApiError> {
+    let members = json::members(raw).ok_or_else(|| ApiError::invalid_request("The request body must be a JSON object."))?;
+    let path = Some(format!("{}/embeddings", provider.base_path));
+    if only_model_is(&members, raw, upstream_model) {
+        return Ok(Built { path, ..Default::default() });
+    }
+    let model = json::quote(upstream_model);
+    Ok(Built { body: Some(json::rewrite(raw, &members, |k| k != "model", &[("model", &model)])), path, ..Default::default() })
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsPeek {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[allow(dead_code)]
+    data: IgnoredAny,
+}
+
+pub fn translate_embeddings(body: &[u8]) -> Result<Translated, ApiError> {
+    let peek: EmbeddingsPeek = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_gateway(format!("The provider returned a response that is not an embedding list ({e}): {}", super::excerpt(body)))
+    })?;
+    Ok(Translated { body: None, usage: peek.usage.as_ref().map(Usage::from) })
 }
 
 /// The body already names `model` exactly once, plainly spelt, with the upstream name: nothing
