@@ -287,10 +287,10 @@ fn compile_provider(
     if p.cluster.trim().is_empty() {
         return Err(ConfigError::new(format!("{field}.cluster"), "must name the Envoy cluster that reaches the provider"));
     }
-    let authority = match (&p.host, providers::default_host(p.kind)) {
+    let authority = match (&p.host, providers::default_host(p)) {
         (Some(h), _) if !h.trim().is_empty() => h.clone(),
         (Some(_), _) => return Err(ConfigError::new(format!("{field}.host"), "must not be empty")),
-        (None, Some(default)) => default.to_owned(),
+        (None, Some(default)) => default,
         (None, None) => {
             return Err(ConfigError::new(format!("{field}.host"), format!("is required for kind `{}`", p.kind.as_str())));
         }
@@ -298,7 +298,7 @@ fn compile_provider(
     let base_path = match &p.base_path {
         Some(b) if b.starts_with('/') || b.is_empty() => b.trim_end_matches('/').to_owned(),
         Some(_) => return Err(ConfigError::new(format!("{field}.base_path"), "must start with `/`")),
-        None => "/v1".to_owned(),
+        None => providers::default_base_path(p.kind).to_owned(),
     };
     let api_key = match &p.api_key_env {
         Some(var) if var.is_empty() => {
@@ -320,8 +320,15 @@ fn compile_provider(
         }
         None => None,
     };
-    let wire =
-        providers::compile(p, &base_path, api_key.as_deref()).map_err(|e| ConfigError::new(format!("{field}.{}", e.field), e.message))?;
+    let input = providers::CompileInput { spec: p, base_path: &base_path, key: api_key.as_deref(), env };
+    let wire = providers::compile(&input).map_err(|e| ConfigError::new(format!("{field}.{}", e.field), e.message))?;
+    for var in &wire.missing_env {
+        warnings.push(format!("{field}: environment variable `{var}` is not set; requests to this provider will fail"));
+    }
+    let missing_key_env = match &p.api_key_env {
+        Some(var) if api_key.is_none() => Some(var.clone()),
+        _ => wire.missing_env.first().cloned(),
+    };
     Ok(Provider {
         name: name.to_owned(),
         kind: p.kind,
@@ -330,7 +337,7 @@ fn compile_provider(
         base_path,
         chat_path: wire.chat_path,
         auth: wire.auth,
-        missing_key_env: if api_key.is_none() { p.api_key_env.clone() } else { None },
+        missing_key_env,
         headers: wire.headers,
         drop_unsupported: p.drop_unsupported,
         dialect: wire.dialect,

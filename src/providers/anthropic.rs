@@ -3,10 +3,10 @@
 //! https://docs.anthropic.com/en/docs/build-with-claude/streaming,
 //! https://docs.anthropic.com/en/api/errors, https://docs.anthropic.com/en/api/versioning.
 
-use super::{Built, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
+use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
 use crate::accounting::Usage;
 use crate::config::glob;
-use crate::config::schema::{ParamAction, ProviderSpec};
+use crate::config::schema::ParamAction;
 use crate::config::{Provider, Secret};
 use crate::openai::ApiError;
 use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
@@ -54,7 +54,8 @@ pub struct Settings {
     pub default_max_tokens: u64,
 }
 
-pub fn compile(spec: &ProviderSpec, base_path: &str, key: Option<&str>) -> Result<Wire, FieldError> {
+pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
+    let CompileInput { spec, base_path, key, .. } = *input;
     super::reject_unused(spec, &["stream_usage"])?;
     super::reject_unused(spec, super::CLOUD_FIELDS)?;
     let version = match spec.api_version.as_deref() {
@@ -77,6 +78,7 @@ pub fn compile(spec: &ProviderSpec, base_path: &str, key: Option<&str>) -> Resul
         chat_path: format!("{base_path}/messages"),
         auth,
         headers: vec![("anthropic-version", version.as_str().to_owned())],
+        missing_env: Vec::new(),
     })
 }
 

@@ -20,6 +20,16 @@ pub enum Dialect {
     Anthropic(anthropic::Settings),
 }
 
+/// What a provider's compile step reads.
+pub struct CompileInput<'a> {
+    pub spec: &'a ProviderSpec,
+    pub base_path: &'a str,
+    /// The API key, when `api_key_env` is set and the variable exists.
+    pub key: Option<&'a str>,
+    /// Environment lookup for further credentials (e.g. AWS keys).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
 /// What a provider's compile step yields besides the common fields.
 #[derive(Debug)]
 pub struct Wire {
@@ -27,6 +37,9 @@ pub struct Wire {
     pub chat_path: String,
     pub auth: Option<(&'static str, Secret)>,
     pub headers: Vec<(&'static str, String)>,
+    /// Environment variables the provider needs that are not set: the config loads with a
+    /// warning and requests to the provider fail with an error naming them.
+    pub missing_env: Vec<String>,
 }
 
 /// A config error relative to the provider's own entry.
@@ -62,11 +75,19 @@ pub fn reject_unused(spec: &ProviderSpec, fields: &[&'static str]) -> Result<(),
 pub const CLOUD_FIELDS: &[&str] =
     &["project", "location", "region", "aws_access_key_id_env", "aws_secret_access_key_env", "aws_session_token_env"];
 
-pub fn default_host(kind: ProviderKind) -> Option<&'static str> {
-    match kind {
-        ProviderKind::Openai => Some("api.openai.com"),
-        ProviderKind::Anthropic => Some("api.anthropic.com"),
+/// The `:authority` when the config names no `host`.
+pub fn default_host(spec: &ProviderSpec) -> Option<String> {
+    match spec.kind {
+        ProviderKind::Openai => Some("api.openai.com".into()),
+        ProviderKind::Anthropic => Some("api.anthropic.com".into()),
         ProviderKind::OpenaiCompatible => None,
+    }
+}
+
+/// The path prefix when the config names no `base_path`.
+pub fn default_base_path(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Anthropic => "/v1",
     }
 }
 
@@ -74,10 +95,10 @@ pub fn requires_key(kind: ProviderKind) -> bool {
     !matches!(kind, ProviderKind::OpenaiCompatible)
 }
 
-pub fn compile(spec: &ProviderSpec, base_path: &str, key: Option<&str>) -> Result<Wire, FieldError> {
-    match spec.kind {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible => openai::compile(spec, base_path, key),
-        ProviderKind::Anthropic => anthropic::compile(spec, base_path, key),
+pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
+    match input.spec.kind {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => openai::compile(input),
+        ProviderKind::Anthropic => anthropic::compile(input),
     }
 }
 

@@ -2,10 +2,10 @@
 //! with the model rewritten; Tollgate only edits the members it owns and reads usage back.
 //! Reference: https://platform.openai.com/docs/api-reference/chat
 
-use super::{Built, Edits, FieldError, ResponseContext, Translated, Wire};
+use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Wire};
 use crate::accounting::Usage;
 use crate::config::glob;
-use crate::config::schema::{ParamAction, ProviderSpec};
+use crate::config::schema::ParamAction;
 use crate::config::{Provider, Secret};
 use crate::json;
 use crate::openai::ApiError;
@@ -24,7 +24,8 @@ pub struct Settings {
     pub stream_usage: bool,
 }
 
-pub fn compile(spec: &ProviderSpec, base_path: &str, key: Option<&str>) -> Result<Wire, FieldError> {
+pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
+    let CompileInput { spec, base_path, key, .. } = *input;
     super::reject_unused(spec, &["api_version", "default_max_tokens"])?;
     super::reject_unused(spec, super::CLOUD_FIELDS)?;
     Ok(Wire {
@@ -32,6 +33,7 @@ pub fn compile(spec: &ProviderSpec, base_path: &str, key: Option<&str>) -> Resul
         chat_path: format!("{base_path}/chat/completions"),
         auth: key.map(|k| ("authorization", Secret::new(format!("Bearer {k}")))),
         headers: Vec::new(),
+        missing_env: Vec::new(),
     })
 }
 
