@@ -139,6 +139,75 @@ pub fn rewrite(body: &[u8], members: &[Member], keep: impl Fn(&str) -> bool, app
     out
 }
 
+/// Byte offset of a serde_json error position (1-based line and column, which point at the
+/// last byte of the offending token).
+pub fn offset_of(body: &[u8], line: usize, column: usize) -> usize {
+    let line_start = body.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(line.saturating_sub(2)).map_or(0, |(i, _)| i + 1);
+    let start = if line <= 1 { 0 } else { line_start };
+    (start + column.saturating_sub(1)).min(body.len())
+}
+
+/// The path (`messages[2].content`) of the innermost value of `body` that contains byte
+/// `offset` — used to name the field a parse error points at, only on the error path.
+pub fn path_at(body: &[u8], offset: usize) -> String {
+    let mut best: Vec<String> = Vec::new();
+    let mut path: Vec<String> = Vec::new();
+    walk(body, skip_ws(body, 0), offset, &mut path, &mut best);
+    let mut out = String::new();
+    for seg in best {
+        if seg.starts_with('[') || out.is_empty() {
+            out.push_str(&seg);
+        } else {
+            out.push('.');
+            out.push_str(&seg);
+        }
+    }
+    out
+}
+
+/// Walks the value at `i`; records `path` in `best` when the value holds `offset`. Returns the
+/// value's end.
+fn walk(b: &[u8], i: usize, offset: usize, path: &mut Vec<String>, best: &mut Vec<String>) -> Option<usize> {
+    let end = value_end(b, i).unwrap_or(b.len());
+    if (i..end).contains(&offset) && path.len() >= best.len() {
+        best.clone_from(path);
+    }
+    match b.get(i)? {
+        b'{' => {
+            let mut j = skip_ws(b, i + 1);
+            while b.get(j) == Some(&b'"') {
+                let key_end = string_end(b, j + 1)?;
+                let key = serde_json::from_slice::<String>(b.get(j..=key_end)?).unwrap_or_default();
+                j = skip_ws(b, key_end + 1);
+                j = skip_ws(b, j + 1);
+                path.push(key);
+                let v_end = walk(b, j, offset, path, best);
+                path.pop();
+                j = skip_ws(b, v_end?);
+                if b.get(j) == Some(&b',') {
+                    j = skip_ws(b, j + 1);
+                }
+            }
+        }
+        b'[' => {
+            let mut j = skip_ws(b, i + 1);
+            let mut index = 0;
+            while !matches!(b.get(j), None | Some(b']')) {
+                path.push(format!("[{index}]"));
+                let v_end = walk(b, j, offset, path, best);
+                path.pop();
+                j = skip_ws(b, v_end?);
+                if b.get(j) == Some(&b',') {
+                    j = skip_ws(b, j + 1);
+                }
+                index += 1;
+            }
+        }
+        _ => {}
+    }
+    Some(end)
+}
+
 /// For counters providers sometimes send as `null`.
 pub fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     use serde::Deserialize;
@@ -195,6 +264,21 @@ mod tests {
         assert_eq!(String::from_utf8(out.clone()).unwrap(), r#"{"x":1,"y":[2],"model":"up"}"#);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["model"], "up");
+    }
+
+    #[test]
+    fn paths_of_offsets() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":5}],"n":{"a":[1,2]}}"#;
+        // offsets of the last byte of a token, as serde_json reports them
+        let at = |needle: &str| path_at(body, String::from_utf8_lossy(body).find(needle).unwrap() + needle.len() - 1);
+        assert_eq!(at(":5"), "messages[1].content");
+        assert_eq!(at("\"m\""), "model");
+        assert_eq!(at("[1,2"), "n.a[1]");
+        assert_eq!(at("\"x\"}"), "messages[0]", "a missing field points at the object's closing brace");
+        assert_eq!(at("\"role\""), "messages[0]", "an unknown key points into its object");
+        assert_eq!(path_at(body, 0), "");
+        assert_eq!(offset_of(b"ab\ncd\nef", 3, 1), 6);
+        assert_eq!(offset_of(b"abc", 1, 2), 1);
     }
 
     #[test]

@@ -17,12 +17,14 @@
 )]
 
 pub mod accounting;
+pub mod clock;
 pub mod config;
 pub mod gateway;
 pub mod host;
 pub mod json;
 pub mod openai;
 pub mod providers;
+pub mod router;
 pub mod stream;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]

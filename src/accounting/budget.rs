@@ -41,11 +41,26 @@ pub struct Caller {
     pub key: Option<usize>,
 }
 
-/// The counters one request touches, and what it holds reserved in each.
+/// The counters one request touches, and what it holds reserved in each: global, provider,
+/// model, then the caller's key and team.
 #[derive(Debug, Default, Clone)]
 pub struct Tab {
     pub scopes: Vec<(ScopeId, Pico)>,
     pub price: Option<Price>,
+}
+
+impl Tab {
+    /// Another target answered (failover): count it there, at its price. Reservations stay
+    /// where they were made (global, key, team).
+    pub fn retarget(&mut self, provider: ScopeId, model: ScopeId, price: Option<Price>) {
+        if let Some(entry) = self.scopes.get_mut(1) {
+            entry.0 = provider;
+        }
+        if let Some(entry) = self.scopes.get_mut(2) {
+            entry.0 = model;
+        }
+        self.price = price;
+    }
 }
 
 #[derive(Debug, Default)]
@@ -260,9 +275,16 @@ impl Accounting {
         }
     }
 
-    /// A scope is past its soft limit (routing then prefers cheaper targets).
-    pub fn over_soft_limit(&self, store: &dyn SharedStore, now_ms: u64, tab: &Tab) -> bool {
-        tab.scopes.iter().filter_map(|(id, _)| self.scopes.get(*id as usize)).any(|s| {
+    pub fn has_soft_limits(&self) -> bool {
+        self.scopes.iter().any(|s| s.soft_percent.is_some())
+    }
+
+    /// The caller's budgets (global, key, team) are past a soft limit: routing then prefers
+    /// cheaper targets.
+    pub fn caller_over_soft_limit(&self, store: &dyn SharedStore, now_ms: u64, caller: Caller) -> bool {
+        let key = caller.key.and_then(|k| self.keys.get(k));
+        let scopes = [Some(GLOBAL), key.map(|k| k.scope), key.and_then(|k| k.team)];
+        scopes.into_iter().flatten().filter_map(|id| self.scopes.get(id as usize)).any(|s| {
             let Some(percent) = s.soft_percent else { return false };
             let r = ledger::read(store, &s.key, now_ms);
             let over = |cap: Option<Pico>, spent: Pico| cap.is_some_and(|c| (spent + r.reserved) * 100 >= c * Pico::from(percent));
@@ -505,10 +527,13 @@ mod tests {
         let store = MemoryStore::default();
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
         let tab = a.tab(alice, provider, model, Some(PRICE));
-        assert!(!a.over_soft_limit(&store, NOW, &tab));
+        assert!(a.has_soft_limits());
+        assert!(!a.caller_over_soft_limit(&store, NOW, alice));
         let big = Outcome { usage: None, cost: Some(2_600_000_000_000), failed: false };
         a.settle(&store, NOW, &tab, &big);
-        assert!(a.over_soft_limit(&store, NOW, &tab), "team research is past 50% of $5");
+        assert!(a.caller_over_soft_limit(&store, NOW, alice), "team research is past 50% of $5");
+        let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
+        assert!(!a.caller_over_soft_limit(&store, NOW, bob), "bob has no team");
         let report: serde_json::Value = serde_json::from_slice(&a.report(&store, NOW)).unwrap();
         assert_eq!(report["day"], "2026-11-24");
         assert_eq!(report["scopes"]["teams"]["research"]["month"]["cost_usd"], "2.6");

@@ -4,12 +4,12 @@
 
 use super::Usage;
 use super::money::Pico;
+use crate::clock::{MS_PER_DAY, civil_from_days};
 use crate::host::{self, SharedStore, StoreError};
 
 const VERSION: u8 = 1;
 const TOTALS_LEN: usize = 8 * 8 + 16;
 const RECORD_LEN: usize = 1 + 4 + 4 + 16 + 2 * TOTALS_LEN;
-const MS_PER_DAY: u64 = 86_400_000;
 
 pub fn scope_key(kind: &str, name: &str) -> String {
     format!("tollgate:usage:{kind}:{name}")
@@ -135,21 +135,6 @@ impl Period {
     pub fn month_label(&self) -> String {
         format!("{:04}-{:02}", self.month / 12, self.month % 12 + 1)
     }
-}
-
-/// Days since the Unix epoch → (year, month, day), after Howard Hinnant's `civil_from_days`
-/// (http://howardhinnant.github.io/date_algorithms.html), restricted to dates after 1970.
-fn civil_from_days(days: u64) -> (u64, u32, u32) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

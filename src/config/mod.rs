@@ -7,6 +7,8 @@ pub mod schema;
 use crate::accounting::budget::{Accounting, ScopeId};
 use crate::accounting::prices::{Price, PriceTable};
 use crate::providers::{self, Dialect};
+use crate::router::Router;
+use schema::Role;
 use schema::{ConfigSpec, LimitsSpec, ModelSpec, ParamAction, ProviderKind, ProviderSpec};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -121,6 +123,9 @@ pub struct Config {
     /// Problems that do not stop the config from loading, for the operator's log.
     pub warnings: Vec<String>,
     pub accounting: Accounting,
+    pub router: Router,
+    /// Set by the filter shell from the plugin's `root_id`.
+    pub role: Role,
 }
 
 #[derive(Serialize)]
@@ -177,11 +182,21 @@ fn parse(json: &[u8]) -> Result<ConfigSpec, ConfigError> {
         Some(b'{') => {}
         Some(_) => return Err(ConfigError::new("", "the plugin configuration must be a JSON object")),
     }
-    let mut de = serde_json::Deserializer::from_slice(json);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." { String::new() } else { field };
-        ConfigError::new(field, e.into_inner().to_string())
+    serde_json::from_slice(json).map_err(|e| {
+        let message = e.to_string();
+        let path = crate::json::path_at(json, crate::json::offset_of(json, e.line(), e.column()));
+        // Unknown and missing fields are named in the message; the path is their object.
+        let named = ["unknown field `", "missing field `", "unknown variant `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p))
+            .and_then(|rest| rest.split('`').next())
+            .filter(|_| !message.starts_with("unknown variant"));
+        let field = match named {
+            Some(name) if path.is_empty() => name.to_owned(),
+            Some(name) => format!("{path}.{name}"),
+            None => path,
+        };
+        ConfigError::new(field, message)
     })
 }
 
@@ -203,8 +218,8 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
         provider.scope = accounting.scope("provider", name);
         providers.push(provider);
     }
-    if spec.models.is_empty() {
-        return Err(ConfigError::new("models", "at least one model must be configured"));
+    if spec.models.is_empty() && spec.routes.is_empty() {
+        return Err(ConfigError::new("models", "at least one model (or route) must be configured"));
     }
     let mut exact = HashMap::new();
     let mut prefixes = Vec::new();
@@ -256,8 +271,24 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
     }
     // Longest prefix first, so `gpt-4o-*` wins over `gpt-*`.
     prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+    let inputs = crate::router::Inputs {
+        routes: &spec.routes,
+        failover: &spec.failover_clusters,
+        breaker: (&spec.breaker).into(),
+        retry: spec.retry.as_ref(),
+        explain: spec.explain,
+    };
+    let router = Router::compile(&inputs, &providers, &mut accounting, &mut warnings)?;
+    for route in &router.routes {
+        let owner = route.primary.first().and_then(|t| router.target(*t)).map_or(0, |t| t.provider);
+        for name in route.exact_models() {
+            if !listed.iter().any(|(n, _)| n == name) {
+                listed.push((name.to_owned(), owner));
+            }
+        }
+    }
     let (models_json, model_cards) = model_list(&listed, &providers, now);
-    Ok(Config { providers, exact, prefixes, limits, models_json, model_cards, warnings, accounting })
+    Ok(Config { providers, exact, prefixes, limits, models_json, model_cards, warnings, accounting, router, role: Role::Gateway })
 }
 
 fn compile_limits(l: LimitsSpec) -> Result<Limits, ConfigError> {

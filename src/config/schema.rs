@@ -26,6 +26,225 @@ pub struct ConfigSpec {
     /// Gateway-wide spending caps.
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
+    /// Routing rules, evaluated in order before `models`; the first match wins.
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+    /// Envoy clusters whose endpoints are several providers in priority order (endpoint
+    /// metadata `tollgate.provider`), for failover between providers within one request.
+    #[serde(default)]
+    pub failover_clusters: Vec<FailoverClusterSpec>,
+    /// Per-target circuit breaker.
+    #[serde(default)]
+    pub breaker: BreakerSpec,
+    /// Envoy retry steering for routes that set none.
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
+    /// Honour `x-tollgate-explain: 1` (answer with the routing decision, call no provider).
+    #[serde(default)]
+    pub explain: bool,
+}
+
+/// Which filter instance this is. Set from the plugin's `root_id` rather than the JSON, so
+/// both instances can share one configuration.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The HTTP connection manager's filter (`root_id: tollgate`).
+    #[default]
+    Gateway,
+    /// The per-attempt filter of failover clusters (`root_id: tollgate_upstream`), which
+    /// translates each attempt for the provider it reaches.
+    Upstream,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub name: String,
+    #[serde(default, rename = "match")]
+    pub conditions: MatchSpec,
+    pub targets: Vec<TargetSpec>,
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Tried in order when the chosen target is unavailable or fails.
+    #[serde(default)]
+    pub fallback: Vec<TargetSpec>,
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
+    /// Receives the request when every target failed (e.g. a human review queue).
+    #[serde(default)]
+    pub last_resort: Option<LastResortSpec>,
+}
+
+/// Every condition given must hold. Values allow `*` wildcards; text matching ignores case.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    /// Requested model names.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Request header name → value.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Body `user`, or a key of the body's `metadata` object → value.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Virtual key ids.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// Prompt content (system, developer and user text).
+    #[serde(default)]
+    pub prompt: Option<PromptSpec>,
+    /// Time-of-day window.
+    #[serde(default)]
+    pub time: Option<TimeSpec>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PromptSpec {
+    /// Matches when any keyword occurs (case-insensitive substring).
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Matches when any regex matches (case-insensitive).
+    #[serde(default)]
+    pub regex: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSpec {
+    /// `HH:MM`, inclusive.
+    pub after: String,
+    /// `HH:MM`, exclusive; earlier than `after` means the window spans midnight.
+    pub before: String,
+    /// `+HH:MM` / `-HH:MM`; UTC when absent.
+    #[serde(default)]
+    pub utc_offset: Option<String>,
+    /// `mon` … `sun` in that offset; every day when empty.
+    #[serde(default)]
+    pub days: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    pub provider: String,
+    /// Upstream model name.
+    pub model: String,
+    /// For the `weighted` strategy.
+    #[serde(default)]
+    pub weight: Option<u32>,
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamAction>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The first available target, in order.
+    #[default]
+    Priority,
+    Weighted,
+    RoundRobin,
+    LeastLatency,
+    LeastCost,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Envoy `x-envoy-retry-on` conditions.
+    #[serde(default = "default_retry_on")]
+    pub on: String,
+    #[serde(default = "default_retriable_codes")]
+    pub retriable_status_codes: Vec<u16>,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub per_try_timeout_ms: Option<u64>,
+}
+
+fn default_retry_on() -> String {
+    "5xx,reset,connect-failure,refused-stream,retriable-status-codes".into()
+}
+
+fn default_retriable_codes() -> Vec<u16> {
+    vec![429]
+}
+
+fn default_max_retries() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LastResortSpec {
+    pub cluster: String,
+    pub path: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default = "default_last_resort_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_last_resort_timeout() -> u64 {
+    5000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverClusterSpec {
+    pub cluster: String,
+    /// Provider names in the cluster's endpoint priority order.
+    pub providers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSpec {
+    #[serde(default = "default_consecutive_failures")]
+    pub consecutive_failures: u32,
+    /// Open when at least this share of the window's requests failed (with `min_requests`).
+    #[serde(default)]
+    pub error_rate_percent: Option<u32>,
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u32,
+    #[serde(default = "default_window_seconds")]
+    pub window_seconds: u64,
+    #[serde(default = "default_cooldown_seconds")]
+    pub cooldown_seconds: u64,
+}
+
+impl Default for BreakerSpec {
+    fn default() -> Self {
+        BreakerSpec {
+            consecutive_failures: default_consecutive_failures(),
+            error_rate_percent: None,
+            min_requests: default_min_requests(),
+            window_seconds: default_window_seconds(),
+            cooldown_seconds: default_cooldown_seconds(),
+        }
+    }
+}
+
+fn default_consecutive_failures() -> u32 {
+    5
+}
+
+fn default_min_requests() -> u32 {
+    20
+}
+
+fn default_window_seconds() -> u64 {
+    60
+}
+
+fn default_cooldown_seconds() -> u64 {
+    30
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,7 +8,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 thread_local! {
     /// Metric ids of this VM, defined on first use of each series.
@@ -44,6 +44,13 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+pub fn now_nanos() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0))
+}
+
 /// proxy-wasm shared data: one store for every worker of the VM (same `vm_id`).
 pub struct Shared;
 
@@ -64,6 +71,10 @@ impl SharedStore for Shared {
     }
 }
 
+pub fn headers(map: MapType) -> Vec<(String, String)> {
+    hostcalls::get_map(map).unwrap_or_default()
+}
+
 pub fn header(map: MapType, name: &str) -> Option<String> {
     hostcalls::get_map_value(map, name).ok().flatten()
 }
@@ -81,6 +92,31 @@ pub fn body(buffer: BufferType, size: usize) -> Vec<u8> {
 pub fn replace_body(buffer: BufferType, size: usize, value: &[u8]) {
     if let Err(status) = hostcalls::set_buffer(buffer, 0, size, value) {
         log::warn!("could not replace body: {status:?}");
+    }
+}
+
+pub fn property(path: Vec<&str>) -> Option<Vec<u8>> {
+    hostcalls::get_property(path).ok().flatten()
+}
+
+/// Sends an HTTP request to an Envoy cluster; the answer comes to `on_http_call_response`.
+pub fn call(cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u64) -> bool {
+    let result = hostcalls::dispatch_http_call(cluster, headers.to_vec(), Some(body), vec![], Duration::from_millis(timeout_ms));
+    if let Err(status) = &result {
+        log::warn!("could not call cluster {cluster}: {status:?}");
+    }
+    result.is_ok()
+}
+
+/// The status and body of the answer to [`call`] (`None` status: no answer, e.g. a timeout).
+pub fn call_response(body_size: usize) -> (Option<u16>, Vec<u8>) {
+    let status = header(MapType::HttpCallResponseHeaders, ":status").and_then(|s| s.parse().ok());
+    (status, body(BufferType::HttpCallResponseBody, body_size))
+}
+
+pub fn resume_response() {
+    if let Err(status) = hostcalls::resume_http_response() {
+        log::warn!("could not resume the response: {status:?}");
     }
 }
 

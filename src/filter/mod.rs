@@ -1,9 +1,11 @@
 //! The host shell: adapts proxy-wasm callbacks to the core. It reads and writes headers and
 //! bodies and applies the core's decisions; no gateway rules live here.
 
+mod downstream;
 mod host;
-mod http;
+mod response;
 mod root;
+mod upstream;
 
 use proxy_wasm::types::LogLevel;
 

@@ -1,20 +1,25 @@
-//! The response story of one chat request: decide between streaming and buffering when the
-//! upstream headers arrive, translate each chunk as it comes (never holding more than an
-//! unfinished event), and remember usage and outcome for accounting.
+//! The response story of one request: decide between streaming and buffering when the upstream
+//! headers arrive, translate each chunk as it comes (never holding more than an unfinished
+//! event), and remember usage and outcome for accounting and health.
 
+use super::Escalation;
 use crate::accounting::Usage;
-use crate::accounting::budget::Tab;
+use crate::accounting::budget::{Caller, ScopeId, Tab};
 use crate::config::{Config, Provider};
 use crate::openai::ApiError;
-use crate::providers::{self, ResponseContext, StreamTranslator};
+use crate::providers::{self, ResponseContext, StreamTranslator, openai};
+use crate::router::TargetId;
 use crate::stream::Decoder;
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per request, never moved after the headers arrive
 enum State {
     AwaitingHeaders,
     Streaming {
         framer: Decoder,
         translator: StreamTranslator,
+        /// Usage last reported to the downstream filter (upstream role).
+        reported: Option<Usage>,
     },
     /// The stream was cut short by Tollgate (event over the size limit): swallow the rest.
     Aborted,
@@ -31,12 +36,27 @@ pub enum ResponseMode {
     Buffer,
 }
 
+/// What the response headers say.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ResponseHead<'a> {
+    pub status: u16,
+    pub content_type: Option<&'a str>,
+    /// `x-tollgate-provider` / `x-tollgate-model` from the upstream filter of a failover cluster.
+    pub served: Option<(&'a str, &'a str)>,
+    /// Envoy's `x-envoy-attempt-count`.
+    pub attempts: Option<u32>,
+    /// For 429s: when the provider takes requests again.
+    pub rate_limited_until: Option<u64>,
+}
+
 /// The final response of a buffered exchange.
 #[derive(Debug, PartialEq)]
 pub struct Finished {
     pub status: u16,
     /// `None`: the upstream body is forwarded unchanged.
     pub body: Option<Vec<u8>>,
+    /// Every target failed and the route has a last resort: call it before answering.
+    pub escalate: Option<Escalation>,
 }
 
 #[derive(Debug)]
@@ -55,12 +75,22 @@ pub struct Exchange {
     pub tab: Tab,
     /// The model name the client asked for.
     pub requested_model: String,
-    pub caller: crate::accounting::budget::Caller,
+    pub caller: Caller,
     /// Usage counter scope of the model, also its metrics label.
-    pub model_scope: crate::accounting::budget::ScopeId,
+    pub model_scope: ScopeId,
     pub started_ms: u64,
     /// When the first streamed body chunk arrived.
     pub first_byte_ms: Option<u64>,
+    /// The matched routing rule.
+    pub route: Option<usize>,
+    /// The router target whose health this request reports (routes with alternatives).
+    pub target: Option<TargetId>,
+    /// Targets of a failover cluster, in attempt order.
+    pub plan: Vec<TargetId>,
+    pub attempts: u32,
+    pub rate_limited_until: Option<u64>,
+    /// This request's failure opened the target's breaker.
+    pub breaker_opened: bool,
 }
 
 impl Exchange {
@@ -76,10 +106,16 @@ impl Exchange {
             completed: false,
             tab,
             requested_model: String::new(),
-            caller: Default::default(),
+            caller: Caller::default(),
             model_scope: 0,
             started_ms: 0,
             first_byte_ms: None,
+            route: None,
+            target: None,
+            plan: Vec::new(),
+            attempts: 1,
+            rate_limited_until: None,
+            breaker_opened: false,
         }
     }
 
@@ -87,28 +123,51 @@ impl Exchange {
         config.providers.get(self.provider)
     }
 
-    /// Headers that tell the client what served it.
+    /// Headers that tell the client what served it and how.
     pub fn client_headers(&self, config: &Config) -> Vec<(&'static str, String)> {
-        let mut h = Vec::with_capacity(3);
+        let mut h = Vec::with_capacity(5);
         if let Some(p) = self.provider(config) {
             h.push(("x-tollgate-provider", p.name.clone()));
         }
         h.push(("x-tollgate-model", self.upstream_model.clone()));
+        if let Some(route) = self.route.and_then(|r| config.router.routes.get(r)) {
+            h.push(("x-tollgate-route", route.name.clone()));
+            h.push(("x-tollgate-attempts", self.attempts.to_string()));
+        }
         if !self.dropped.is_empty() {
             h.push(("x-tollgate-dropped-params", self.dropped.join(",")));
         }
         h
     }
 
-    pub fn on_response_headers(&mut self, config: &Config, status: u16, content_type: Option<&str>) -> ResponseMode {
-        self.status = status;
-        let is_sse = content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+    /// A failover cluster's upstream filter says which target answered: account for that one.
+    fn served_by(&mut self, config: &Config, provider: &str, model: &str) {
+        let Some(p) = config.providers.iter().position(|p| p.name == provider) else { return };
+        self.provider = p;
+        model.clone_into(&mut self.upstream_model);
+        if let Some(target) = config.router.find_target(p, model).and_then(|t| config.router.target(t)) {
+            self.model_scope = target.scope;
+            let provider_scope = config.providers.get(p).map_or(0, |p| p.scope);
+            self.tab.retarget(provider_scope, target.scope, target.price);
+        }
+    }
+
+    pub fn on_response_headers(&mut self, config: &Config, head: &ResponseHead) -> ResponseMode {
+        self.status = head.status;
+        self.attempts = head.attempts.unwrap_or(1).max(1);
+        self.rate_limited_until = head.rate_limited_until;
+        if let (true, Some((provider, model))) = (self.ctx.relay, head.served) {
+            self.served_by(config, provider, model);
+        }
+        let is_sse = head.content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
         match self.provider(config) {
-            Some(p) if self.ctx.stream && (200..300).contains(&status) && is_sse => {
-                self.state = State::Streaming {
-                    framer: providers::stream_decoder(p, config.limits.max_stream_event_bytes),
-                    translator: StreamTranslator::new(p, &self.ctx),
+            Some(p) if self.ctx.stream && (200..300).contains(&head.status) && is_sse => {
+                let (framer, translator) = if self.ctx.relay {
+                    (Decoder::sse(config.limits.max_stream_event_bytes), StreamTranslator::OpenAi(openai::StreamState::new(&self.ctx)))
+                } else {
+                    (providers::stream_decoder(p, config.limits.max_stream_event_bytes), StreamTranslator::new(p, &self.ctx))
                 };
+                self.state = State::Streaming { framer, translator, reported: None };
                 ResponseMode::Stream
             }
             _ => {
@@ -120,8 +179,8 @@ impl Exchange {
 
     /// Translates one streamed chunk. `None`: forward the chunk unchanged.
     pub fn on_stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Option<Vec<u8>> {
-        let (framer, translator) = match &mut self.state {
-            State::Streaming { framer, translator } => (framer, translator),
+        let (framer, translator, reported) = match &mut self.state {
+            State::Streaming { framer, translator, reported } => (framer, translator, reported),
             State::Aborted => return Some(Vec::new()),
             _ => return None,
         };
@@ -146,11 +205,20 @@ impl Exchange {
             verbatim &= out.len() == before;
         }
         self.usage = translator.usage();
+        if self.ctx.report_usage && self.usage.is_some() && *reported != self.usage {
+            // Tells the downstream filter the usage so far, so a cut stream is still accounted.
+            if let Some(u) = &self.usage {
+                out.extend_from_slice(openai::usage_comment(u).as_bytes());
+            }
+            *reported = self.usage;
+            verbatim = false;
+        }
+        let pending = framer.pending_len();
         if end_of_stream {
             self.completed = translator.completed();
             self.state = State::Done;
         }
-        if verbatim && framer_is_empty(&self.state) && out.len() == chunk.len() { None } else { Some(out) }
+        if verbatim && pending == 0 && out.len() == chunk.len() { None } else { Some(out) }
     }
 
     /// Translates a complete buffered response (success or error).
@@ -161,19 +229,65 @@ impl Exchange {
         };
         let status = self.status;
         if !(200..300).contains(&status) {
-            return error_reply(providers::translate_error(provider, status, body));
+            let error = if self.ctx.relay {
+                providers::sane_status(openai::translate_error(status, body))
+            } else {
+                providers::translate_error(provider, status, body)
+            };
+            return self.failed(config, error);
         }
         if self.ctx.stream {
             return error_reply(ApiError::bad_gateway("The provider answered a streaming request without an event stream."));
         }
-        match providers::translate_response(provider, &self.ctx, body) {
+        let translated = if self.ctx.relay {
+            openai::translate_relayed(&self.ctx, body)
+        } else {
+            providers::translate_response(provider, &self.ctx, body)
+        };
+        match translated {
             Ok(t) => {
                 self.usage = t.usage;
                 self.completed = true;
-                Finished { status, body: t.body }
+                Finished { status, body: t.body, escalate: None }
             }
             Err(e) => error_reply(e),
         }
+    }
+
+    /// The final answer is an error. After a failover across several targets, say what was
+    /// tried; with a last resort configured, escalate.
+    fn failed(&self, config: &Config, error: ApiError) -> Finished {
+        let retriable = error.status >= 500 || error.status == 429;
+        let route = self.route.and_then(|r| config.router.routes.get(r));
+        if !retriable || route.is_none() {
+            return error_reply(error);
+        }
+        let tried_targets: Vec<TargetId> = if self.plan.is_empty() {
+            self.target.into_iter().collect()
+        } else {
+            self.plan.iter().copied().take(self.attempts as usize).collect()
+        };
+        let tried = config.router.names(&tried_targets, &config.providers).join(", ");
+        if let Some(l) = route.and_then(|r| r.last_resort.as_ref()) {
+            let escalation = Escalation {
+                cluster: l.cluster.clone(),
+                path: l.path.clone(),
+                authority: l.authority.clone(),
+                timeout_ms: l.timeout_ms,
+                tried,
+            };
+            return Finished { status: 503, body: None, escalate: Some(escalation) };
+        }
+        if self.plan.len() > 1 {
+            let e = ApiError::new(
+                503,
+                "api_error",
+                format!("No target could serve this request. Tried: {tried}. Last error: {}", error.message),
+            )
+            .with_code("all_targets_failed");
+            return error_reply(e);
+        }
+        error_reply(error)
     }
 
     pub fn is_streaming(&self) -> bool {
@@ -181,13 +295,6 @@ impl Exchange {
     }
 }
 
-fn framer_is_empty(state: &State) -> bool {
-    match state {
-        State::Streaming { framer, .. } => framer.pending_len() == 0,
-        _ => true,
-    }
-}
-
 fn error_reply(e: ApiError) -> Finished {
-    Finished { status: e.status, body: Some(e.to_json()) }
+    Finished { status: e.status, body: Some(e.to_json()), escalate: None }
 }

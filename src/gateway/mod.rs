@@ -1,21 +1,29 @@
 //! The request story, top-down: classify the endpoint and identify the caller → parse the body
-//! once → resolve the model → check the caller may use it → apply the model's parameter policy →
-//! translate for the provider → admit against budgets. The response story is in [`exchange`];
-//! [`Gateway::finish`] accounts for the result.
+//! once → select where it goes (routing rules, strategies, health; or the `models` entry) →
+//! apply the target model's parameter policy → translate for the provider (here, or per attempt
+//! in the upstream filter for failover clusters) → admit against budgets → steer Envoy's
+//! retries. The response story is in [`exchange`]; [`Gateway::finish`] accounts for the result.
 
 pub mod access_log;
 pub mod exchange;
+pub mod selection;
 pub mod telemetry;
+pub mod upstream;
 
 use crate::accounting::budget::{self, Caller};
+use crate::config::Config;
+use crate::config::Provider;
 use crate::config::schema::ParamAction;
-use crate::config::{Config, Provider, Resolved};
 use crate::host::SharedStore;
 use crate::openai::ApiError;
 use crate::openai::embeddings;
 use crate::openai::request::{self, ChatRequest};
 use crate::providers::{self, Built, Edits, Operation, ResponseContext, Target};
+use crate::router::health::{self, Attempt};
+use crate::router::rules::Facts;
+use crate::router::{Demand, Retry};
 pub use exchange::Exchange;
+use selection::{Choice, Selection};
 
 /// Headers a client may use to authenticate to Tollgate or to a provider; none of them is ever
 /// forwarded upstream.
@@ -23,6 +31,17 @@ pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "
 
 /// The header the Envoy route reads to pick the upstream cluster.
 pub const CLUSTER_HEADER: &str = "x-tollgate-cluster";
+
+/// Carries the routing plan to the upstream filter of a failover cluster.
+pub const PLAN_HEADER: &str = "x-tollgate-plan";
+
+/// Request headers that steer Envoy or Tollgate: only Tollgate sets them, whatever a client sends.
+pub fn is_control_header(name: &str) -> bool {
+    let name = name.as_bytes();
+    [b"x-envoy-".as_slice(), b"x-tollgate-".as_slice()]
+        .iter()
+        .any(|p| name.len() >= p.len() && name.get(..p.len()).is_some_and(|n| n.eq_ignore_ascii_case(p)))
+}
 
 pub struct Gateway {
     pub config: Config,
@@ -61,6 +80,17 @@ pub struct RequestHead<'h> {
     pub authorization: Option<&'h str>,
 }
 
+/// What the body phase needs from the request headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'h> {
+    pub operation: Operation,
+    pub caller: Caller,
+    /// All request headers (for routing rules on headers).
+    pub headers: &'h [(String, String)],
+    /// The client sent `x-tollgate-explain: 1`.
+    pub explain: bool,
+}
+
 /// What to do once the request headers are known.
 #[derive(Debug, PartialEq)]
 pub enum OnHeaders {
@@ -71,19 +101,48 @@ pub enum OnHeaders {
     ReadBody(Caller, Operation),
 }
 
+/// What to do with a complete request body.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // made once per request and moved straight into its context
+pub enum Next<'c> {
+    Forward(Forward<'c>),
+    Respond(Reply),
+    /// No target is available: hand the request to the route's last resort, then answer.
+    Escalate(Escalation),
+}
+
 /// Where and how to send a request upstream.
 #[derive(Debug)]
 pub struct Forward<'c> {
-    pub provider: &'c Provider,
+    pub cluster: &'c str,
+    /// The provider this filter translated for; `None` when the upstream filter of a failover
+    /// cluster translates each attempt.
+    pub provider: Option<&'c Provider>,
     /// The body, path and extra headers the provider needs.
     pub upstream: Built,
+    /// Envoy retry steering and, for failover clusters, the plan.
+    pub headers: Vec<(&'static str, String)>,
     pub exchange: Exchange,
+    /// The request body must be kept: a last resort may need it after the providers failed.
+    pub keep_body: bool,
 }
 
 impl Forward<'_> {
-    pub fn path(&self) -> &str {
-        self.upstream.path.as_deref().unwrap_or(&self.provider.chat_path)
+    pub fn path(&self) -> Option<&str> {
+        let provider = self.provider?;
+        Some(self.upstream.path.as_deref().unwrap_or(&provider.chat_path))
     }
+}
+
+/// A call to a route's last resort (e.g. a human review queue) when every target failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    pub cluster: String,
+    pub path: String,
+    pub authority: String,
+    pub timeout_ms: u64,
+    /// `provider/model` of the targets tried or skipped, for the handler and the client.
+    pub tried: String,
 }
 
 impl Gateway {
@@ -144,95 +203,241 @@ impl Gateway {
         }
     }
 
-    /// Handles a complete request body and prepares the upstream request.
-    pub fn on_body(
-        &self,
-        operation: Operation,
-        body: &[u8],
-        caller: Caller,
-        store: &dyn SharedStore,
-        now_ms: u64,
-    ) -> Result<Forward<'_>, ApiError> {
+    /// Whether routing rules look at request headers (the shell then keeps them).
+    pub fn routes_on_headers(&self) -> bool {
+        !self.config.router.routes.is_empty()
+    }
+
+    /// Handles a complete request body.
+    pub fn on_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, ApiError> {
         if body.len() > self.config.limits.max_request_bytes {
             return Err(ApiError::too_large(self.config.limits.max_request_bytes));
         }
-        match operation {
-            Operation::Chat => self.on_chat_body(body, caller, store, now_ms),
-            Operation::Embeddings => self.on_embeddings_body(body, caller, store, now_ms),
+        match incoming.operation {
+            Operation::Chat => self.on_chat_body(incoming, body, store, now_ms),
+            Operation::Embeddings => self.on_embeddings_body(incoming, body, store, now_ms),
         }
     }
 
-    fn on_chat_body(&self, body: &[u8], caller: Caller, store: &dyn SharedStore, now_ms: u64) -> Result<Forward<'_>, ApiError> {
+    fn facts<'r>(&'r self, incoming: &Incoming<'r>, model: &'r str, req: Option<&'r ChatRequest<'r>>, now_ms: u64) -> Facts<'r> {
+        let accounting = &self.config.accounting;
+        let key = incoming.caller.key.and_then(|k| accounting.keys.get(k));
+        Facts {
+            model,
+            headers: incoming.headers,
+            user: req.and_then(|r| r.user.as_deref()),
+            metadata: req.and_then(|r| r.metadata),
+            messages: req.map(|r| r.messages.as_slice()).unwrap_or_default(),
+            key: key.map(|k| k.id.as_str()),
+            team: key.and_then(|k| k.team).and_then(|t| accounting.scopes.get(t as usize)).map(|s| s.name.as_str()),
+            now_ms,
+        }
+    }
+
+    fn on_chat_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, ApiError> {
         let mut req = request::parse(body)?;
-        let route = self.route(&req.model, caller)?;
-        let mut edits = Edits::default();
-        apply_policy(&mut req, &route.policy, &mut edits)?;
-        let target = Target { model: &route.upstream_model, now_ms };
-        let upstream = providers::build_chat(route.provider, &req, body, &target, &mut edits)?;
-        let output_allowance = req.output_limit().unwrap_or(self.config.limits.estimated_output_tokens);
+        let output = req.output_limit().unwrap_or(self.config.limits.estimated_output_tokens);
+        let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: output, stream: req.stream };
+        let selection = self.select(&self.facts(incoming, &req.model, Some(&req), now_ms), incoming.caller, store, demand)?;
+        if incoming.explain && self.config.router.explain {
+            return Ok(Next::Respond(Reply::json(200, self.explain(&selection))));
+        }
         let ctx = ResponseContext {
             operation: Operation::Chat,
             created: now_ms / 1000,
             stream: req.stream,
             client_wants_usage: req.include_usage == Some(true),
-            injected_usage: upstream.injected_usage,
             ..Default::default()
         };
-        let estimate = budget::estimate(route.price, body.len(), output_allowance);
-        let requested = req.model.0.into_owned();
-        self.admit(Prepared { route, requested, ctx, dropped: edits.dropped, upstream, estimate }, caller, store, now_ms)
+        match selection {
+            Selection::Exhausted { route, skipped } => self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>()),
+            Selection::Chain { route, first, plan, chain, .. } => {
+                let estimate = budget::estimate(first.price, body.len(), output);
+                let requested = req.model.0.into_owned();
+                self.relay(Operation::Chat, route, first, &plan, chain, ctx, requested, incoming.caller, estimate, (store, now_ms))
+            }
+            Selection::Direct { route, choice, .. } => {
+                let mut edits = Edits::default();
+                apply_policy(&mut req, &choice.policy, &mut edits)?;
+                let upstream = providers::build_chat(choice.provider, &req, body, &Target { model: &choice.model, now_ms }, &mut edits)?;
+                let ctx = ResponseContext { injected_usage: upstream.injected_usage, ..ctx };
+                let estimate = budget::estimate(choice.price, body.len(), output);
+                let requested = req.model.0.into_owned();
+                let prepared = Prepared { choice, route, requested, ctx, dropped: edits.dropped, upstream, estimate };
+                self.admit(prepared, incoming.caller, store, now_ms).map(Next::Forward)
+            }
+        }
     }
 
-    fn on_embeddings_body(&self, body: &[u8], caller: Caller, store: &dyn SharedStore, now_ms: u64) -> Result<Forward<'_>, ApiError> {
+    fn on_embeddings_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, ApiError> {
         let req = embeddings::parse(body)?;
-        let route = self.route(&req.model, caller)?;
-        let target = Target { model: &route.upstream_model, now_ms };
-        let upstream = providers::build_embeddings(route.provider, &req, body, &target)?;
+        let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: 0, stream: false };
+        let selection = self.select(&self.facts(incoming, &req.model, None, now_ms), incoming.caller, store, demand)?;
+        if incoming.explain && self.config.router.explain {
+            return Ok(Next::Respond(Reply::json(200, self.explain(&selection))));
+        }
         let ctx =
             ResponseContext { operation: Operation::Embeddings, created: now_ms / 1000, base64: req.wants_base64(), ..Default::default() };
-        let estimate = budget::estimate(route.price, body.len(), 0);
-        let requested = req.model.0.into_owned();
-        self.admit(Prepared { route, requested, ctx, dropped: Vec::new(), upstream, estimate }, caller, store, now_ms)
+        match selection {
+            Selection::Exhausted { route, skipped } => self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>()),
+            Selection::Chain { route, first, plan, chain, .. } => {
+                let estimate = budget::estimate(first.price, body.len(), 0);
+                let requested = req.model.0.into_owned();
+                self.relay(Operation::Embeddings, route, first, &plan, chain, ctx, requested, incoming.caller, estimate, (store, now_ms))
+            }
+            Selection::Direct { route, choice, .. } => {
+                let upstream = providers::build_embeddings(choice.provider, &req, body, &Target { model: &choice.model, now_ms })?;
+                let estimate = budget::estimate(choice.price, body.len(), 0);
+                let requested = req.model.0.into_owned();
+                let prepared = Prepared { choice, route, requested, ctx, dropped: Vec::new(), upstream, estimate };
+                self.admit(prepared, incoming.caller, store, now_ms).map(Next::Forward)
+            }
+        }
     }
 
-    /// Resolves the requested model for this caller.
-    fn route(&self, requested: &str, caller: Caller) -> Result<Route<'_>, ApiError> {
-        let Resolved { provider, provider_index, upstream_model, policy, scope, price } =
-            self.config.resolve(requested).ok_or_else(|| ApiError::model_not_found(requested))?;
-        self.config.accounting.check_model(caller, requested)?;
-        if let Some(var) = &provider.missing_key_env {
-            return Err(ApiError::new(
-                500,
-                "api_error",
-                format!("The gateway has no API key for provider `{}`: environment variable `{var}` is not set.", provider.name),
-            )
-            .with_code("provider_credentials_missing"));
+    /// No target of the route is available: the last resort, or a 503 saying why.
+    fn exhausted(&self, route: &crate::router::Route, skipped: &[crate::router::TargetId]) -> Result<Next<'_>, ApiError> {
+        let tried = self.config.router.names(skipped, &self.config.providers).join(", ");
+        match &route.last_resort {
+            Some(l) => Ok(Next::Escalate(Escalation {
+                cluster: l.cluster.clone(),
+                path: l.path.clone(),
+                authority: l.authority.clone(),
+                timeout_ms: l.timeout_ms,
+                tried,
+            })),
+            None => Err(all_targets_failed(&tried, "every target is unavailable (circuit open or rate-limited)")),
         }
-        Ok(Route { provider, provider_index, upstream_model: upstream_model.into_owned(), policy, scope, price })
+    }
+
+    /// Sends the request to a failover cluster; the upstream filter translates each attempt.
+    #[allow(clippy::too_many_arguments)]
+    fn relay<'c>(
+        &'c self,
+        operation: Operation,
+        route: (usize, &'c crate::router::Route),
+        first: Choice<'c>,
+        plan: &[crate::router::TargetId],
+        chain: usize,
+        ctx: ResponseContext,
+        requested: String,
+        caller: Caller,
+        estimate: crate::accounting::money::Pico,
+        (store, now_ms): (&dyn SharedStore, u64),
+    ) -> Result<Next<'c>, ApiError> {
+        let router = &self.config.router;
+        let cluster = router.chains.get(chain).map(|c| c.cluster.as_str()).ok_or_else(|| ApiError::internal("unknown failover cluster"))?;
+        // The upstream filter always reports usage; the client sees the usage chunk only if asked.
+        let ctx = ResponseContext { relay: true, injected_usage: ctx.stream && !ctx.client_wants_usage, ..ctx };
+        let mut headers = vec![(PLAN_HEADER, router.plan_header(operation, plan, &self.config.providers))];
+        let attempts = u32::try_from(plan.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        headers.extend(retry_headers(router.retry_for(route.1), attempts));
+        let prepared =
+            Prepared { choice: first, route: Some(route), requested, ctx, dropped: Vec::new(), upstream: Built::default(), estimate };
+        let mut forward = self.admit(prepared, caller, store, now_ms)?;
+        forward.cluster = cluster;
+        forward.provider = None;
+        forward.headers = headers;
+        forward.exchange.plan = plan.to_vec();
+        Ok(Next::Forward(forward))
     }
 
     /// Reserves budget and hands the request over to its exchange.
     fn admit<'c>(&'c self, p: Prepared<'c>, caller: Caller, store: &dyn SharedStore, now_ms: u64) -> Result<Forward<'c>, ApiError> {
-        let Prepared { route, requested, mut ctx, dropped, upstream, estimate } = p;
+        let Prepared { choice, route, requested, mut ctx, dropped, upstream, estimate } = p;
         let accounting = &self.config.accounting;
-        let mut tab = accounting.tab(caller, route.provider.scope, route.scope, route.price);
+        let mut tab = accounting.tab(caller, choice.provider.scope, choice.scope, choice.price);
         accounting.admit(store, now_ms, &mut tab, estimate)?;
-        ctx.model = route.upstream_model.clone();
-        let mut exchange = Exchange::new(route.provider_index, route.upstream_model, ctx, dropped, tab);
+        ctx.model = choice.model.clone();
+        let mut exchange = Exchange::new(choice.provider_index, choice.model, ctx, dropped, tab);
         exchange.started_ms = now_ms;
-        exchange.model_scope = route.scope;
+        exchange.model_scope = choice.scope;
         exchange.caller = caller;
         exchange.requested_model = requested;
-        Ok(Forward { provider: route.provider, upstream, exchange })
+        exchange.target = choice.target;
+        exchange.route = route.map(|(i, _)| i);
+        let retry = route.and_then(|(_, r)| self.config.router.retry_for(r)).or(self.config.router.default_retry.as_ref());
+        Ok(Forward {
+            cluster: &choice.provider.cluster,
+            provider: Some(choice.provider),
+            upstream,
+            headers: retry_headers(retry, 0),
+            exchange,
+            keep_body: route.is_some_and(|(_, r)| r.last_resort.is_some()),
+        })
     }
 
     /// Accounts for a finished exchange (complete, failed or cut off): usage and cost in every
-    /// scope, reservations settled.
-    pub fn finish(&self, exchange: &Exchange, store: &dyn SharedStore, now_ms: u64) {
+    /// scope, reservations settled, and the target's health when the route has alternatives.
+    pub fn finish(&self, exchange: &mut Exchange, store: &dyn SharedStore, now_ms: u64) {
         let failed = !exchange.completed || !(200..300).contains(&exchange.status);
         let outcome = budget::outcome(&exchange.tab, exchange.usage, failed);
         self.config.accounting.settle(store, now_ms, &exchange.tab, &outcome);
+        if let Some(target) = exchange.target.and_then(|t| self.config.router.target(t)) {
+            exchange.breaker_opened = self.report_health(&target.health_key, exchange, store, now_ms);
+        }
     }
+
+    /// Records how an attempt went; true when this opened the target's breaker.
+    pub(crate) fn report_health(&self, key: &str, exchange: &Exchange, store: &dyn SharedStore, now_ms: u64) -> bool {
+        let attempt = match exchange.status {
+            200..=299 if exchange.completed => Attempt::Success {
+                latency_us: now_ms.saturating_sub(exchange.started_ms) * 1000,
+                ttfb_us: exchange.first_byte_ms.map(|f| f.saturating_sub(exchange.started_ms) * 1000),
+            },
+            429 => Attempt::RateLimited { until_ms: exchange.rate_limited_until },
+            // Client errors say nothing about the target's health.
+            400..=499 if exchange.status != 408 => return false,
+            _ => Attempt::Failure,
+        };
+        match health::record(store, key, now_ms, &self.config.router.breaker, attempt) {
+            Ok(t) => t == health::Transition::Opened,
+            Err(e) => {
+                log::warn!("could not record health for {key}: {e:?}");
+                false
+            }
+        }
+    }
+
+    /// The answer after a last resort took the request.
+    pub fn escalated_reply(&self, escalation: &Escalation, status: Option<u16>, body: &[u8]) -> Reply {
+        let handler = match status {
+            Some(s @ 200..=299) => format!("it was handed to the last-resort handler (HTTP {s}: {})", providers::excerpt(body)),
+            Some(s) => format!("the last-resort handler failed too (HTTP {s})"),
+            None => "the last-resort handler could not be reached".into(),
+        };
+        all_targets_failed(&escalation.tried, &handler).with_code("all_targets_failed").into()
+    }
+}
+
+/// The 503 that lists what was tried.
+fn all_targets_failed(tried: &str, what: &str) -> ApiError {
+    let tried = if tried.is_empty() { String::new() } else { format!(" Tried: {tried}.") };
+    ApiError::new(503, "api_error", format!("No target could serve this request: {what}.{tried}")).with_code("all_targets_failed")
+}
+
+/// Envoy retry steering headers (honoured by the router for requests from Tollgate).
+fn retry_headers(retry: Option<&Retry>, min_retries: u32) -> Vec<(&'static str, String)> {
+    let mut h = Vec::new();
+    let (on, codes, max) = match retry {
+        Some(r) => (r.on.as_str(), r.status_codes.as_str(), r.max_retries.max(min_retries)),
+        None if min_retries > 0 => ("5xx,reset,connect-failure,refused-stream,retriable-status-codes", "429", min_retries),
+        None => return h,
+    };
+    h.push(("x-envoy-retry-on", on.to_owned()));
+    if !codes.is_empty() {
+        h.push(("x-envoy-retriable-status-codes", codes.to_owned()));
+    }
+    h.push(("x-envoy-max-retries", max.to_string()));
+    if let Some(r) = retry {
+        if let Some(t) = r.timeout_ms {
+            h.push(("x-envoy-upstream-rq-timeout-ms", t.to_string()));
+        }
+        if let Some(t) = r.per_try_timeout_ms {
+            h.push(("x-envoy-upstream-rq-per-try-timeout-ms", t.to_string()));
+        }
+    }
+    h
 }
 
 fn with_allow(e: ApiError, allow: &str) -> Reply {
@@ -241,19 +446,10 @@ fn with_allow(e: ApiError, allow: &str) -> Reply {
     reply
 }
 
-/// A requested model resolved for a caller.
-struct Route<'c> {
-    provider: &'c Provider,
-    provider_index: usize,
-    upstream_model: String,
-    policy: std::borrow::Cow<'c, [(String, ParamAction)]>,
-    scope: crate::accounting::budget::ScopeId,
-    price: Option<crate::accounting::prices::Price>,
-}
-
 /// A request translated for its provider, waiting for budget admission.
 struct Prepared<'c> {
-    route: Route<'c>,
+    choice: Choice<'c>,
+    route: Option<(usize, &'c crate::router::Route)>,
     requested: String,
     ctx: ResponseContext,
     dropped: Vec<String>,
@@ -262,7 +458,7 @@ struct Prepared<'c> {
 }
 
 /// Applies a model's parameter policy to the parsed request.
-fn apply_policy(req: &mut ChatRequest, policy: &[(String, ParamAction)], edits: &mut Edits) -> Result<(), ApiError> {
+pub(crate) fn apply_policy(req: &mut ChatRequest, policy: &[(String, ParamAction)], edits: &mut Edits) -> Result<(), ApiError> {
     for (param, action) in policy {
         if !req.has_param(param) {
             continue;

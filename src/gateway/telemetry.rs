@@ -22,6 +22,12 @@ pub enum Metric {
     IncompleteResponses,
     /// Requests Tollgate answered itself (bad input, auth, budget), by status.
     Rejections,
+    /// Attempts a failover cluster made, by target and status (0: no response).
+    Attempts,
+    /// Requests answered by a fallback after the first target failed.
+    Fallbacks,
+    /// Breakers that opened.
+    BreakerOpened,
 }
 
 impl Metric {
@@ -39,6 +45,9 @@ impl Metric {
             Metric::TimeToFirstTokenMs => "gen_ai_server_time_to_first_token_ms",
             Metric::IncompleteResponses => "incomplete_responses",
             Metric::Rejections => "rejections",
+            Metric::Attempts => "attempts",
+            Metric::Fallbacks => "fallbacks",
+            Metric::BreakerOpened => "breaker_opened",
         }
     }
 }
@@ -124,11 +133,29 @@ pub fn samples(exchange: &Exchange, provider: ScopeId, now_ms: u64) -> Vec<(Seri
         _ if exchange.completed => out.push((series(Metric::UnpricedRequests, Label::None), 1)),
         _ => {}
     }
+    if exchange.attempts > 1 && (200..300).contains(&exchange.status) && !exchange.plan.is_empty() {
+        out.push((series(Metric::Fallbacks, Label::None), 1));
+    }
+    if exchange.breaker_opened {
+        out.push((series(Metric::BreakerOpened, Label::None), 1));
+    }
     if exchange.started_ms > 0 {
         out.push((series(Metric::OperationDurationMs, Label::None), now_ms.saturating_sub(exchange.started_ms)));
         if let Some(first) = exchange.first_byte_ms {
             out.push((series(Metric::TimeToFirstTokenMs, Label::None), first.saturating_sub(exchange.started_ms)));
         }
+    }
+    out
+}
+
+/// What one attempt of a failover cluster adds (upstream role).
+pub fn attempt_samples(exchange: &Exchange, config: &crate::config::Config, breaker_opened: bool) -> Vec<(Series, u64)> {
+    let provider = exchange.provider(config).map(|p| p.scope);
+    let model = exchange.target.and_then(|t| config.router.target(t)).map(|t| t.scope);
+    let series = |metric, label| Series { metric, provider, model, label };
+    let mut out = vec![(series(Metric::Attempts, Label::Status(exchange.status)), 1)];
+    if breaker_opened {
+        out.push((series(Metric::BreakerOpened, Label::None), 1));
     }
     out
 }

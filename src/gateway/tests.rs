@@ -1,4 +1,4 @@
-use super::exchange::{Finished, ResponseMode};
+use super::exchange::{Finished, ResponseHead, ResponseMode};
 use super::*;
 use crate::host::memory::MemoryStore;
 use serde_json::{Value, json};
@@ -7,12 +7,20 @@ thread_local! {
     static STORE: MemoryStore = MemoryStore::default();
 }
 
+fn head(status: u16, content_type: Option<&str>) -> ResponseHead<'_> {
+    ResponseHead { status, content_type, ..Default::default() }
+}
+
 fn headers(g: &Gateway, method: &str, path: &str, content_length: Option<&str>) -> OnHeaders {
     STORE.with(|s| g.on_request_headers(&RequestHead { method, path, content_length, authorization: None }, s, 0))
 }
 
 fn chat<'g>(g: &'g Gateway, body: &[u8], now_secs: u64) -> Result<Forward<'g>, ApiError> {
-    STORE.with(|s| g.on_body(Operation::Chat, body, Caller::default(), s, now_secs * 1000))
+    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    match STORE.with(|s| g.on_body(&incoming, body, s, now_secs * 1000))? {
+        Next::Forward(f) => Ok(f),
+        other => panic!("{other:?}"),
+    }
 }
 
 const CONFIG: &str = r#"{
@@ -82,9 +90,9 @@ fn openai_request_is_rewritten_for_its_upstream_model() {
     let g = gateway();
     let raw = body(json!({"model":"gpt","messages":[{"role":"user","content":"hi"}]}));
     let f = chat(&g, &raw, 5).unwrap();
-    assert_eq!(f.provider.name, "openai");
-    assert_eq!(f.provider.cluster, "openai");
-    assert_eq!(f.path(), "/v1/chat/completions");
+    assert_eq!(f.provider.unwrap().name, "openai");
+    assert_eq!(f.provider.unwrap().cluster, "openai");
+    assert_eq!(f.path().unwrap(), "/v1/chat/completions");
     let sent: Value = serde_json::from_slice(&f.upstream.body.unwrap()).unwrap();
     assert_eq!(sent["model"], "gpt-4o-2024-08-06");
     assert_eq!(f.exchange.upstream_model, "gpt-4o-2024-08-06");
@@ -143,11 +151,11 @@ fn policies_drop_reject_and_rename() {
 fn anthropic_non_streaming_exchange_end_to_end() {
     let g = gateway();
     let f = chat(&g, &body(json!({"model":"claude","messages":[{"role":"user","content":"hi"}]})), 42).unwrap();
-    assert_eq!(f.path(), "/v1/messages");
+    assert_eq!(f.path().unwrap(), "/v1/messages");
     let mut ex = f.exchange;
-    assert_eq!(ex.on_response_headers(&g.config, 200, Some("application/json")), ResponseMode::Buffer);
+    assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("application/json"))), ResponseMode::Buffer);
     let upstream = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hello"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":2}}"#;
-    let Finished { status, body } = ex.on_complete_body(&g.config, upstream);
+    let Finished { status, body, .. } = ex.on_complete_body(&g.config, upstream);
     assert_eq!(status, 200);
     let v: Value = serde_json::from_slice(&body.unwrap()).unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "Hello");
@@ -161,7 +169,7 @@ fn upstream_errors_become_openai_errors() {
     let g = gateway();
     let f = chat(&g, &body(json!({"model":"claude","messages":[{"role":"user","content":"hi"}],"stream":true})), 0).unwrap();
     let mut ex = f.exchange;
-    assert_eq!(ex.on_response_headers(&g.config, 529, Some("application/json")), ResponseMode::Buffer);
+    assert_eq!(ex.on_response_headers(&g.config, &head(529, Some("application/json"))), ResponseMode::Buffer);
     let fin = ex.on_complete_body(&g.config, br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
     assert_eq!(fin.status, 503);
     let v: Value = serde_json::from_slice(&fin.body.unwrap()).unwrap();
@@ -173,7 +181,7 @@ fn upstream_errors_become_openai_errors() {
 fn streaming_request_answered_without_event_stream_is_502() {
     let g = gateway();
     let mut ex = chat(&g, &body(json!({"model":"gpt","messages":[{"role":"user","content":"hi"}],"stream":true})), 0).unwrap().exchange;
-    assert_eq!(ex.on_response_headers(&g.config, 200, Some("application/json")), ResponseMode::Buffer);
+    assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("application/json"))), ResponseMode::Buffer);
     assert_eq!(ex.on_complete_body(&g.config, br#"{"choices":[]}"#).status, 502);
 }
 
@@ -183,7 +191,7 @@ fn openai_stream_passes_through_without_copies_when_nothing_changes() {
     let f = chat(&g, &body(json!({"model":"gpt","messages":[{"role":"user","content":"hi"}],"stream":true})), 0).unwrap();
     assert!(f.exchange.ctx.injected_usage);
     let mut ex = f.exchange;
-    assert_eq!(ex.on_response_headers(&g.config, 200, Some("text/event-stream; charset=utf-8")), ResponseMode::Stream);
+    assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("text/event-stream; charset=utf-8"))), ResponseMode::Stream);
     assert!(ex.is_streaming());
     let first = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n";
     assert_eq!(ex.on_stream_chunk(first, false), None, "whole events pass untouched");
@@ -208,7 +216,7 @@ fn oversized_stream_event_aborts_with_an_error_event() {
     let cfg = r#"{"providers":{"a":{"kind":"anthropic","cluster":"c","api_key_env":"K"}},"models":{"m":{"provider":"a"}},"limits":{"max_stream_event_bytes":1024}}"#;
     let g = Gateway::new(Config::from_json(cfg.as_bytes(), &env, 0).unwrap());
     let mut ex = chat(&g, &body(json!({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true})), 0).unwrap().exchange;
-    assert_eq!(ex.on_response_headers(&g.config, 200, Some("text/event-stream")), ResponseMode::Stream);
+    assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("text/event-stream"))), ResponseMode::Stream);
     let out = ex.on_stream_chunk(&vec![b'x'; 2000], false).unwrap();
     assert!(String::from_utf8(out).unwrap().contains("stream_event_too_large"));
     assert_eq!(ex.on_stream_chunk(b"data: more\n\n", true), Some(Vec::new()));

@@ -469,28 +469,23 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
     Ok(request)
 }
 
-/// Re-parses with path tracking, only on the error path, to name the field that is wrong.
+/// Names the field a parse error points at (found from the error's position, only on the
+/// error path).
 fn describe_parse_error(body: &[u8], e: &serde_json::Error) -> ApiError {
     if e.is_syntax() || e.is_eof() {
         return ApiError::invalid_request(format!("The request body is not valid JSON: {e}. Send a JSON object."));
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, ChatRequest>(&mut de) {
-        Err(err) => {
-            let path = openai_path(&err.path().to_string());
-            let inner = strip_position(&err.inner().to_string());
-            if path.is_empty() || path == "." {
-                let e = ApiError::invalid_request(format!("Invalid request: {inner}."));
-                match missing_field(&inner) {
-                    Some(field) => e.with_param(field),
-                    None => e,
-                }
-            } else {
-                ApiError::invalid_param(path.clone(), format!("Invalid value for `{path}`: {inner}."))
-            }
-        }
-        Ok(_) => ApiError::invalid_request(format!("Invalid request: {e}.")),
+    let message = strip_position(&e.to_string());
+    let path = crate::json::path_at(body, crate::json::offset_of(body, e.line(), e.column()));
+    let param = match missing_field(&message) {
+        Some(field) if path.is_empty() => field,
+        Some(field) => format!("{path}.{field}"),
+        None => path,
+    };
+    if param.is_empty() {
+        return ApiError::invalid_request(format!("Invalid request: {message}."));
     }
+    ApiError::invalid_param(param.clone(), format!("Invalid value for `{param}`: {message}."))
 }
 
 fn strip_position(message: &str) -> String {
@@ -503,24 +498,6 @@ fn strip_position(message: &str) -> String {
 fn missing_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("missing field `")?;
     rest.split('`').next().map(str::to_owned)
-}
-
-/// `messages[2].content` instead of serde_path_to_error's `messages.2.content`.
-fn openai_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len() + 4);
-    for (i, seg) in path.split('.').enumerate() {
-        if seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty() {
-            out.push('[');
-            out.push_str(seg);
-            out.push(']');
-        } else {
-            if i > 0 {
-                out.push('.');
-            }
-            out.push_str(seg);
-        }
-    }
-    out
 }
 
 fn validate(r: &ChatRequest) -> Result<(), ApiError> {
@@ -740,6 +717,8 @@ mod tests {
         let e = err(r#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#);
         assert_eq!(e.param.as_deref(), Some("model"), "{e:?}");
         let e = err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"web"}}"#);
+        assert_eq!(e.param.as_deref(), Some("tool_choice.function"), "{e:?}");
+        let e = err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"web","function":{"name":"f"}}}"#);
         assert_eq!(e.param.as_deref(), Some("tool_choice"), "{e:?}");
         let e = err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"seed":"x","stop":[1]}"#);
         assert_eq!(e.param.as_deref(), Some("stop[0]"), "{e:?}");

@@ -196,6 +196,11 @@ pub struct ResponseContext {
     pub base64: bool,
     /// The upstream model, for responses that do not name it.
     pub model: String,
+    /// The response comes from the upstream filter of a failover cluster, already in OpenAI
+    /// format, with usage always included.
+    pub relay: bool,
+    /// Upstream filter of a failover cluster: report usage as it becomes known.
+    pub report_usage: bool,
 }
 
 /// A translated non-streaming body and what it reported.
@@ -224,6 +229,11 @@ pub fn translate_error(provider: &Provider, status: u16, body: &[u8]) -> ApiErro
     if status == 401 || status == 403 {
         e.message = format!("Provider `{}` rejected the gateway's credentials: {}", provider.name, e.message);
     }
+    sane_status(e)
+}
+
+/// An error answer is always a 4xx or 5xx, whatever status the upstream used.
+pub fn sane_status(mut e: ApiError) -> ApiError {
     if !(400..=599).contains(&e.status) {
         e.status = 502;
     }

@@ -172,6 +172,12 @@ fn route(app: &App, request: &Request, out: &mut TcpStream) -> io::Result<Flow> 
             Response::no_content()
         }
         "POST" if path == "/_mock/faults" => queue_fault(app, request),
+        // A stand-in for a human review queue, Tollgate's last resort when every provider fails.
+        "POST" if path == "/review" => {
+            let mut recorder = record::lock(&app.recorder);
+            recorder.record(record::Recorded::of(request));
+            Response::json(202, &json!({"queued": true, "ticket": format!("rev-{}", recorder.requests(None).len())}))
+        }
         "DELETE" if path == "/_mock/faults" => {
             record::lock(&app.recorder).clear_faults();
             Response::no_content()

@@ -59,7 +59,16 @@ pub fn serve(provider: &dyn Provider, request: &Request, recorder: &Mutex<Record
     };
     if let Some(fault) = queued {
         let delay = Duration::from_millis(fault.delay_ms);
-        return respond(out, queued_fault(provider, fault), delay);
+        if fault.reset {
+            thread::sleep(delay);
+            // The gateway sees the connection die without an answer.
+            out.shutdown(std::net::Shutdown::Both)?;
+            return Ok(Flow::Close);
+        }
+        match fault.status {
+            Some(status) => return respond(out, queued_fault(provider, &fault, status), delay),
+            None => thread::sleep(delay),
+        }
     }
     let controls = match Controls::from_headers(request) {
         Ok(controls) => controls,
@@ -93,13 +102,13 @@ fn injected(provider: &dyn Provider, controls: &Controls) -> Option<Response> {
     controls.garbage.then(|| Response::new(200, "application/json", "this is not json"))
 }
 
-fn queued_fault(provider: &dyn Provider, fault: Fault) -> Response {
-    let mut response = match fault.body {
-        Some(serde_json::Value::String(text)) => Response::new(fault.status, "application/json", text),
-        Some(body) => Response::json(fault.status, &body),
-        None => provider.error(fault.status, default_message(fault.status)),
+fn queued_fault(provider: &dyn Provider, fault: &Fault, status: u16) -> Response {
+    let mut response = match &fault.body {
+        Some(serde_json::Value::String(text)) => Response::new(status, "application/json", text.clone()),
+        Some(body) => Response::json(status, body),
+        None => provider.error(status, default_message(status)),
     };
-    if let Some(retry_after) = fault.retry_after {
+    if let Some(retry_after) = &fault.retry_after {
         response = response.with_header("retry-after", retry_after.to_string());
     }
     response

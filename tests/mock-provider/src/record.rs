@@ -53,7 +53,11 @@ impl Recorded {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
-    pub status: u16,
+    /// `None`: no error, the request is answered normally after `delay_ms` (a slow provider).
+    pub status: Option<u16>,
+    /// Close the connection without answering (a reset, as a crashed provider would).
+    #[serde(default)]
+    pub reset: bool,
     #[serde(default = "one")]
     pub count: u32,
     pub retry_after: Option<RetryAfter>,
@@ -106,8 +110,10 @@ impl Recorder {
     }
 
     pub fn queue_fault(&mut self, fault: Fault) -> Result<(), String> {
-        if !(200..=599).contains(&fault.status) {
-            return Err(format!("status must be 200-599, got {}", fault.status));
+        if let Some(status) = fault.status
+            && !(200..=599).contains(&status)
+        {
+            return Err(format!("status must be 200-599, got {status}"));
         }
         if fault.count == 0 {
             return Err("count must be at least 1".to_owned());
@@ -147,8 +153,10 @@ mod tests {
         let fault: Fault = serde_json::from_str(r#"{"status":503,"count":2,"retry_after":"2"}"#).unwrap();
         recorder.queue_fault(fault).unwrap();
         recorder.queue_fault(serde_json::from_str(r#"{"status":429,"retry_after":7}"#).unwrap()).unwrap();
-        let statuses: Vec<u16> = std::iter::from_fn(|| recorder.take_fault()).map(|fault| fault.status).collect();
-        assert_eq!(statuses, [503, 503, 429]);
+        recorder.queue_fault(serde_json::from_str(r#"{"delay_ms":10}"#).unwrap()).unwrap();
+        recorder.queue_fault(serde_json::from_str(r#"{"reset":true}"#).unwrap()).unwrap();
+        let statuses: Vec<Option<u16>> = std::iter::from_fn(|| recorder.take_fault()).map(|fault| fault.status).collect();
+        assert_eq!(statuses, [Some(503), Some(503), Some(429), None, None]);
         assert!(recorder.queue_fault(serde_json::from_str(r#"{"status":503,"count":0}"#).unwrap()).is_err());
         assert!(serde_json::from_str::<Fault>(r#"{"status":503,"typo":1}"#).is_err());
     }

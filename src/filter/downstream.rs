@@ -1,0 +1,262 @@
+//! The gateway role: the HTTP connection manager's filter. Hands headers and bodies to the core
+//! and applies what it decides.
+
+use super::{host, response};
+use crate::accounting::budget::Caller;
+use crate::gateway::exchange::Finished;
+use crate::gateway::{
+    CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER, Escalation, Exchange, Forward, Gateway, Incoming, Next, OnHeaders, Reply, RequestHead,
+    is_control_header,
+};
+use crate::gateway::{access_log, telemetry};
+use crate::openai::ApiError;
+use crate::providers::Operation;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, MapType};
+use std::rc::Rc;
+
+const REQ: MapType = MapType::HttpRequestHeaders;
+
+#[derive(PartialEq, Eq)]
+enum Phase {
+    /// Not a Tollgate request, or already answered locally.
+    Idle,
+    ReadingBody(Operation),
+    Forwarded,
+    /// Waiting for the last resort's answer (request phase: no provider was called).
+    Escalating(Escalation),
+    /// Waiting for the last resort's answer after every provider failed (response paused).
+    EscalatingResponse(Escalation, usize),
+}
+
+pub struct Downstream {
+    gateway: Option<Rc<Gateway>>,
+    phase: Phase,
+    caller: Caller,
+    explain: bool,
+    /// Request headers kept for routing rules.
+    headers: Vec<(String, String)>,
+    /// The request body, kept while a last resort may still need it.
+    body: Vec<u8>,
+    exchange: Option<Exchange>,
+}
+
+impl Downstream {
+    pub fn new(gateway: Option<Rc<Gateway>>) -> Self {
+        Downstream {
+            gateway,
+            phase: Phase::Idle,
+            caller: Caller::default(),
+            explain: false,
+            headers: Vec::new(),
+            body: Vec::new(),
+            exchange: None,
+        }
+    }
+
+    fn reply(&mut self, reply: &Reply) -> Action {
+        self.phase = Phase::Idle;
+        if let Some(gateway) = &self.gateway {
+            let accounting = &gateway.config.accounting;
+            if reply.status >= 400 {
+                host::record_metric(telemetry::rejection(reply.status), 1, accounting);
+            }
+            host::export_access_log(&access_log::for_reply(accounting, self.caller, reply.status, reply.error_code.as_deref()));
+        }
+        host::respond(reply.status, &reply.headers, &reply.body);
+        Action::Pause
+    }
+
+    fn forward(&mut self, forward: Forward, body: Vec<u8>, body_size: usize) {
+        host::set_header(REQ, CLUSTER_HEADER, Some(forward.cluster));
+        for name in CLIENT_CREDENTIAL_HEADERS {
+            host::set_header(REQ, name, None);
+        }
+        // Compressed answers could not be translated chunk by chunk.
+        host::set_header(REQ, "accept-encoding", None);
+        if let (Some(p), Some(path)) = (forward.provider, forward.path()) {
+            host::set_header(REQ, ":path", Some(path));
+            host::set_header(REQ, ":authority", Some(&p.authority));
+            if let Some((name, value)) = &p.auth {
+                host::set_header(REQ, name, Some(value.expose()));
+            }
+            for (name, value) in &p.headers {
+                host::set_header(REQ, name, Some(value));
+            }
+        }
+        for (name, value) in forward.upstream.headers.iter().chain(&forward.headers) {
+            host::set_header(REQ, name, Some(value));
+        }
+        if let Some(new_body) = &forward.upstream.body {
+            host::replace_body(BufferType::HttpRequestBody, body_size, new_body);
+            host::set_header(REQ, "content-length", Some(&new_body.len().to_string()));
+        }
+        if forward.keep_body {
+            self.body = body;
+        }
+        self.exchange = Some(forward.exchange);
+        self.phase = Phase::Forwarded;
+    }
+
+    /// Calls the last resort with the client's request; the answer arrives in `on_http_call_response`.
+    fn escalate(escalation: &Escalation, body: &[u8]) -> bool {
+        let headers = [
+            (":method", "POST"),
+            (":path", escalation.path.as_str()),
+            (":authority", escalation.authority.as_str()),
+            ("content-type", "application/json"),
+            ("x-tollgate-tried", escalation.tried.as_str()),
+        ];
+        host::call(&escalation.cluster, &headers, body, escalation.timeout_ms)
+    }
+}
+
+impl Context for Downstream {
+    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Some(gateway) = self.gateway.clone() else { return };
+        let (status, body) = host::call_response(body_size);
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Escalating(escalation) => {
+                let reply = gateway.escalated_reply(&escalation, status, &body);
+                self.reply(&reply);
+            }
+            Phase::EscalatingResponse(escalation, response_size) => {
+                let reply = gateway.escalated_reply(&escalation, status, &body);
+                let upstream_status = self.exchange.as_ref().map_or(0, |e| e.status);
+                response::rewrite(
+                    upstream_status,
+                    response_size,
+                    &Finished { status: reply.status, body: Some(reply.body), escalate: None },
+                );
+                host::resume_response();
+            }
+            other => self.phase = other,
+        }
+    }
+}
+
+impl HttpContext for Downstream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(gateway) = self.gateway.clone() else {
+            return self.reply(&ApiError::internal("The gateway has no valid configuration.").into());
+        };
+        let mut headers = host::headers(REQ);
+        // Control headers steer Envoy and Tollgate (the route reads the cluster from one): only
+        // Tollgate may set them.
+        self.explain = headers.iter().any(|(k, v)| k == "x-tollgate-explain" && v.trim() == "1");
+        headers.retain(|(name, _)| {
+            let control = is_control_header(name);
+            if control {
+                host::set_header(REQ, name, None);
+            }
+            !control
+        });
+        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let head = RequestHead {
+            method: header(":method").unwrap_or_default(),
+            path: header(":path").unwrap_or_default(),
+            content_length: header("content-length"),
+            authorization: header("authorization"),
+        };
+        let decision = gateway.on_request_headers(&head, &host::Shared, host::now_ms());
+        match decision {
+            OnHeaders::PassThrough => Action::Continue,
+            OnHeaders::Respond(reply) => self.reply(&reply),
+            OnHeaders::ReadBody(caller, operation) => {
+                self.caller = caller;
+                if end_of_stream {
+                    return self.finish_body(&gateway, operation, Vec::new(), 0);
+                }
+                if gateway.routes_on_headers() {
+                    self.headers = headers;
+                }
+                self.phase = Phase::ReadingBody(operation);
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Phase::ReadingBody(operation) = self.phase else {
+            return Action::Continue;
+        };
+        let Some(gateway) = self.gateway.clone() else { return Action::Continue };
+        let limit = gateway.config.limits.max_request_bytes;
+        if body_size > limit {
+            return self.reply(&ApiError::too_large(limit).into());
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = host::body(BufferType::HttpRequestBody, body_size);
+        self.finish_body(&gateway, operation, body, body_size)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let (Some(gateway), Some(exchange)) = (self.gateway.clone(), self.exchange.as_mut()) else {
+            return Action::Continue;
+        };
+        response::on_headers(&gateway, exchange, end_of_stream)
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let (Some(gateway), Some(exchange)) = (self.gateway.clone(), self.exchange.as_mut()) else {
+            return Action::Continue;
+        };
+        match response::on_body(&gateway, exchange, body_size, end_of_stream) {
+            (action, None) => action,
+            (action, Some(Finished { escalate: Some(escalation), .. })) => {
+                let body = std::mem::take(&mut self.body);
+                if Self::escalate(&escalation, &body) {
+                    self.phase = Phase::EscalatingResponse(escalation, body_size);
+                    action
+                } else {
+                    let reply = gateway.escalated_reply(&escalation, None, &[]);
+                    let status = exchange.status;
+                    response::rewrite(status, body_size, &Finished { status: reply.status, body: Some(reply.body), escalate: None });
+                    Action::Continue
+                }
+            }
+            (action, Some(_)) => action,
+        }
+    }
+
+    /// Runs once per request whatever ended it (completion, upstream reset, client
+    /// disconnect), so usage is always accounted.
+    fn on_log(&mut self) {
+        if let (Some(gateway), Some(mut exchange)) = (&self.gateway, self.exchange.take()) {
+            let now = host::now_ms();
+            host::export_access_log(&access_log::for_exchange(&gateway.config, &exchange, now));
+            gateway.finish(&mut exchange, &host::Shared, now);
+            let accounting = &gateway.config.accounting;
+            if let Some(provider) = exchange.provider(&gateway.config) {
+                for (series, value) in telemetry::samples(&exchange, provider.scope, now) {
+                    host::record_metric(series, value, accounting);
+                }
+            }
+        }
+    }
+}
+
+impl Downstream {
+    fn finish_body(&mut self, gateway: &Gateway, operation: Operation, body: Vec<u8>, body_size: usize) -> Action {
+        let headers = std::mem::take(&mut self.headers);
+        let incoming = Incoming { operation, caller: self.caller, headers: &headers, explain: self.explain };
+        match gateway.on_body(&incoming, &body, &host::Shared, host::now_ms()) {
+            Ok(Next::Forward(forward)) => {
+                self.forward(forward, body, body_size);
+                Action::Continue
+            }
+            Ok(Next::Respond(reply)) => self.reply(&reply),
+            Ok(Next::Escalate(escalation)) => {
+                if Self::escalate(&escalation, &body) {
+                    self.phase = Phase::Escalating(escalation);
+                    Action::Pause
+                } else {
+                    self.reply(&gateway.escalated_reply(&escalation, None, &[]))
+                }
+            }
+            Err(e) => self.reply(&e.into()),
+        }
+    }
+}

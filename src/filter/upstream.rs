@@ -1,0 +1,101 @@
+//! The upstream role: the per-attempt filter of a failover cluster. Translates each attempt
+//! for the provider of the endpoint Envoy picked, and reports that target's health.
+
+use super::{host, response};
+use crate::gateway::upstream::Attempt;
+use crate::gateway::{Exchange, Gateway, PLAN_HEADER, Reply, telemetry};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, MapType};
+use std::rc::Rc;
+
+const REQ: MapType = MapType::HttpRequestHeaders;
+
+pub struct Upstream {
+    gateway: Rc<Gateway>,
+    attempt: Option<Attempt>,
+    exchange: Option<Exchange>,
+}
+
+impl Upstream {
+    pub fn new(gateway: Rc<Gateway>) -> Self {
+        Upstream { gateway, attempt: None, exchange: None }
+    }
+
+    /// A local reply here is final: Envoy does not retry it, so it is used only for
+    /// configuration mistakes, which a retry could not fix either.
+    fn reply(reply: &Reply) -> Action {
+        host::respond(reply.status, &reply.headers, &reply.body);
+        Action::Pause
+    }
+}
+
+impl Context for Upstream {
+    /// Called for every attempt, including ones that got no response (connection refused,
+    /// reset, timeout): the moment to report the target's health.
+    fn on_done(&mut self) -> bool {
+        if let Some(exchange) = self.exchange.take() {
+            let opened = self.gateway.finish_attempt(&exchange, &host::Shared, host::now_ms());
+            let accounting = &self.gateway.config.accounting;
+            for (series, value) in telemetry::attempt_samples(&exchange, &self.gateway.config, opened) {
+                host::record_metric(series, value, accounting);
+            }
+        }
+        true
+    }
+}
+
+impl HttpContext for Upstream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let plan = host::header(REQ, PLAN_HEADER);
+        let endpoint = host::property(vec!["xds", "upstream_host_metadata", "filter_metadata", "tollgate", "provider"]);
+        let endpoint = endpoint.as_deref().and_then(|e| std::str::from_utf8(e).ok());
+        match self.gateway.on_attempt_headers(plan.as_deref(), endpoint) {
+            Ok(None) => Action::Continue,
+            Ok(Some(attempt)) => {
+                host::set_header(REQ, PLAN_HEADER, None);
+                self.attempt = Some(attempt);
+                Action::Pause
+            }
+            Err(e) => Self::reply(&e.into()),
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(attempt) = &self.attempt else { return Action::Continue };
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = host::body(BufferType::HttpRequestBody, body_size);
+        let gateway = self.gateway.clone();
+        let forward = match gateway.on_attempt_body(attempt, &body, host::now_ms()) {
+            Ok(f) => f,
+            Err(e) => return Self::reply(&e.into()),
+        };
+        if let (Some(p), Some(path)) = (forward.provider, forward.path()) {
+            host::set_header(REQ, ":path", Some(path));
+            host::set_header(REQ, ":authority", Some(&p.authority));
+            if let Some((name, value)) = &p.auth {
+                host::set_header(REQ, name, Some(value.expose()));
+            }
+            for (name, value) in p.headers.iter().chain(&forward.upstream.headers) {
+                host::set_header(REQ, name, Some(value));
+            }
+        }
+        if let Some(new_body) = &forward.upstream.body {
+            host::replace_body(BufferType::HttpRequestBody, body_size, new_body);
+            host::set_header(REQ, "content-length", Some(&new_body.len().to_string()));
+        }
+        self.exchange = Some(forward.exchange);
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
+        response::on_headers(&self.gateway, exchange, end_of_stream)
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
+        response::on_body(&self.gateway, exchange, body_size, end_of_stream).0
+    }
+}

@@ -1,0 +1,170 @@
+//! Where a request goes: a routing rule's plan, or the `models` entry for the requested name;
+//! and what `x-tollgate-explain` shows about that decision.
+
+use super::Gateway;
+use crate::accounting::budget::{Caller, ScopeId};
+use crate::accounting::prices::Price;
+use crate::config::schema::{ParamAction, Strategy};
+use crate::config::{Provider, Resolved};
+use crate::host::SharedStore;
+use crate::openai::ApiError;
+use crate::router::rules::Facts;
+use crate::router::{Decision, Demand, Route, Skip, TargetId};
+use serde::Serialize;
+use std::borrow::Cow;
+
+/// One provider and upstream model, with what translation and accounting need.
+#[derive(Debug)]
+pub struct Choice<'c> {
+    pub provider: &'c Provider,
+    pub provider_index: usize,
+    pub model: String,
+    pub policy: Cow<'c, [(String, ParamAction)]>,
+    pub scope: ScopeId,
+    pub price: Option<Price>,
+    /// The router target whose health this request reports, for routes with alternatives.
+    pub target: Option<TargetId>,
+}
+
+#[derive(Debug)]
+pub enum Selection<'c> {
+    /// One target; this filter translates.
+    Direct { route: Option<(usize, &'c Route)>, choice: Choice<'c>, strategy: Option<Strategy>, skipped: Vec<Skip> },
+    /// Several targets on a failover cluster; the upstream filter translates each attempt.
+    Chain { route: (usize, &'c Route), first: Choice<'c>, plan: Vec<TargetId>, chain: usize, strategy: Strategy, skipped: Vec<Skip> },
+    /// The matched route has no available target.
+    Exhausted { route: (usize, &'c Route), skipped: Vec<Skip> },
+}
+
+impl Gateway {
+    fn credentials(provider: &Provider) -> Result<(), ApiError> {
+        match &provider.missing_key_env {
+            Some(var) => Err(ApiError::new(
+                500,
+                "api_error",
+                format!("The gateway has no credentials for provider `{}`: environment variable `{var}` is not set.", provider.name),
+            )
+            .with_code("provider_credentials_missing")),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn choice(&self, target: TargetId) -> Option<Choice<'_>> {
+        let t = self.config.router.target(target)?;
+        let provider = self.config.providers.get(t.provider)?;
+        Some(Choice {
+            provider,
+            provider_index: t.provider,
+            model: t.model.clone(),
+            policy: Cow::Borrowed(&t.policy),
+            scope: t.scope,
+            price: t.price,
+            target: Some(target),
+        })
+    }
+
+    pub(super) fn select(&self, facts: &Facts, caller: Caller, store: &dyn SharedStore, demand: Demand) -> Result<Selection<'_>, ApiError> {
+        let accounting = &self.config.accounting;
+        accounting.check_model(caller, facts.model)?;
+        let router = &self.config.router;
+        let prefer_cheap = accounting.has_soft_limits() && accounting.caller_over_soft_limit(store, facts.now_ms, caller);
+        let route_index = |r: &Route| router.routes.iter().position(|x| std::ptr::eq(x, r)).unwrap_or(0);
+        match router.decide(facts, store, demand, prefer_cheap) {
+            Decision::Unrouted => {
+                let Resolved { provider, provider_index, upstream_model, policy, scope, price } =
+                    self.config.resolve(facts.model).ok_or_else(|| ApiError::model_not_found(facts.model))?;
+                Self::credentials(provider)?;
+                let choice = Choice { provider, provider_index, model: upstream_model.into_owned(), policy, scope, price, target: None };
+                Ok(Selection::Direct { route: None, choice, strategy: None, skipped: Vec::new() })
+            }
+            Decision::Exhausted { route, skipped } => Ok(Selection::Exhausted { route: (route_index(route), route), skipped }),
+            Decision::Routed(plan) => {
+                let route = (route_index(plan.route), plan.route);
+                let first = plan.targets.first().and_then(|t| self.choice(*t)).ok_or_else(|| ApiError::internal("empty routing plan"))?;
+                for t in &plan.targets {
+                    if let Some(p) = router.target(*t).and_then(|t| self.config.providers.get(t.provider)) {
+                        Self::credentials(p)?;
+                    }
+                }
+                let tracked = plan.route.primary.len() + plan.route.fallback.len() > 1;
+                match plan.chain {
+                    Some(chain) => {
+                        Ok(Selection::Chain { route, first, plan: plan.targets, chain, strategy: plan.strategy, skipped: plan.skipped })
+                    }
+                    None => {
+                        let choice = Choice { target: if tracked { first.target } else { None }, ..first };
+                        Ok(Selection::Direct { route: Some(route), choice, strategy: Some(plan.strategy), skipped: plan.skipped })
+                    }
+                }
+            }
+        }
+    }
+
+    /// The `x-tollgate-explain` answer: the decision, without calling any provider.
+    pub(super) fn explain(&self, selection: &Selection) -> Vec<u8> {
+        let router = &self.config.router;
+        let skipped = |s: &[Skip]| -> Vec<SkipOut> {
+            s.iter()
+                .map(|k| SkipOut { target: router.names(&[k.target], &self.config.providers).pop().unwrap_or_default(), reason: k.reason })
+                .collect()
+        };
+        let out = match selection {
+            Selection::Direct { route, choice, strategy, skipped: s } => Explanation {
+                route: route.map(|(_, r)| r.name.as_str()),
+                strategy: strategy.map(strategy_name),
+                plan: vec![format!("{}/{}", choice.provider.name, choice.model)],
+                cluster: Some(choice.provider.cluster.as_str()),
+                failover_cluster: false,
+                skipped: skipped(s),
+                last_resort: route.and_then(|(_, r)| r.last_resort.as_ref()).map(|l| l.cluster.as_str()),
+            },
+            Selection::Chain { route, plan, chain, strategy, skipped: s, .. } => Explanation {
+                route: Some(route.1.name.as_str()),
+                strategy: Some(strategy_name(*strategy)),
+                plan: router.names(plan, &self.config.providers),
+                cluster: router.chains.get(*chain).map(|c| c.cluster.as_str()),
+                failover_cluster: true,
+                skipped: skipped(s),
+                last_resort: route.1.last_resort.as_ref().map(|l| l.cluster.as_str()),
+            },
+            Selection::Exhausted { route, skipped: s } => Explanation {
+                route: Some(route.1.name.as_str()),
+                strategy: None,
+                plan: Vec::new(),
+                cluster: None,
+                failover_cluster: false,
+                skipped: skipped(s),
+                last_resort: route.1.last_resort.as_ref().map(|l| l.cluster.as_str()),
+            },
+        };
+        serde_json::to_vec(&out).unwrap_or_default()
+    }
+}
+
+fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::Priority => "priority",
+        Strategy::Weighted => "weighted",
+        Strategy::RoundRobin => "round_robin",
+        Strategy::LeastLatency => "least_latency",
+        Strategy::LeastCost => "least_cost",
+    }
+}
+
+#[derive(Serialize)]
+struct Explanation<'a> {
+    route: Option<&'a str>,
+    strategy: Option<&'static str>,
+    /// Targets in the order this request would try them.
+    plan: Vec<String>,
+    cluster: Option<&'a str>,
+    failover_cluster: bool,
+    skipped: Vec<SkipOut>,
+    last_resort: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct SkipOut {
+    target: String,
+    reason: &'static str,
+}

@@ -1,0 +1,372 @@
+//! Per-target health in shared data, updated with CAS by every worker: a circuit breaker
+//! (closed → open after consecutive failures or a high error rate → half-open after the
+//! cool-down, letting exactly one probe through), rate-limit windows from `retry-after`, and
+//! latency averages for the least-latency strategy. This complements Envoy's outlier detection,
+//! which works per endpoint rather than per provider model.
+
+use crate::clock;
+use crate::config::schema::BreakerSpec;
+use crate::host::{self, SharedStore, StoreError};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum State {
+    #[default]
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Health {
+    pub state: State,
+    pub consecutive_failures: u32,
+    pub window_start_ms: u64,
+    pub window_requests: u32,
+    pub window_failures: u32,
+    pub open_until_ms: u64,
+    pub probe_started_ms: u64,
+    /// Rate-limited by the provider until then.
+    pub unavailable_until_ms: u64,
+    /// Exponentially weighted averages (µs): whole response, and time to first byte of streams.
+    pub latency_us: u64,
+    pub ttfb_us: u64,
+    pub samples: u32,
+    pub last_sample_ms: u64,
+}
+
+const LEN: usize = 1 + 4 * 4 + 8 * 7;
+
+impl Health {
+    pub fn decode(b: &[u8]) -> Health {
+        if b.len() != LEN {
+            return Health::default();
+        }
+        let u32_at = |i: usize| b.get(i..i + 4).and_then(|s| s.try_into().ok()).map_or(0, u32::from_le_bytes);
+        let u64_at = |i: usize| b.get(i..i + 8).and_then(|s| s.try_into().ok()).map_or(0, u64::from_le_bytes);
+        Health {
+            state: match b.first() {
+                Some(1) => State::Open,
+                Some(2) => State::HalfOpen,
+                _ => State::Closed,
+            },
+            consecutive_failures: u32_at(1),
+            window_requests: u32_at(5),
+            window_failures: u32_at(9),
+            samples: u32_at(13),
+            window_start_ms: u64_at(17),
+            open_until_ms: u64_at(25),
+            probe_started_ms: u64_at(33),
+            unavailable_until_ms: u64_at(41),
+            latency_us: u64_at(49),
+            ttfb_us: u64_at(57),
+            last_sample_ms: u64_at(65),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(LEN);
+        out.push(match self.state {
+            State::Closed => 0,
+            State::Open => 1,
+            State::HalfOpen => 2,
+        });
+        for v in [self.consecutive_failures, self.window_requests, self.window_failures, self.samples] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [
+            self.window_start_ms,
+            self.open_until_ms,
+            self.probe_started_ms,
+            self.unavailable_until_ms,
+            self.latency_us,
+            self.ttfb_us,
+            self.last_sample_ms,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// Breaker settings in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Breaker {
+    pub consecutive_failures: u32,
+    pub error_rate_percent: Option<u32>,
+    pub min_requests: u32,
+    pub window_ms: u64,
+    pub cooldown_ms: u64,
+}
+
+impl From<&BreakerSpec> for Breaker {
+    fn from(s: &BreakerSpec) -> Self {
+        Breaker {
+            consecutive_failures: s.consecutive_failures.max(1),
+            error_rate_percent: s.error_rate_percent,
+            min_requests: s.min_requests.max(1),
+            window_ms: s.window_seconds.max(1) * 1000,
+            cooldown_ms: s.cooldown_seconds.max(1) * 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    Available,
+    /// Cool-down over: one request may probe (see [`claim_probe`]).
+    Probe,
+    Unavailable(&'static str),
+}
+
+impl Health {
+    pub fn availability(&self, now_ms: u64, b: &Breaker) -> Availability {
+        if now_ms < self.unavailable_until_ms {
+            return Availability::Unavailable("rate_limited");
+        }
+        match self.state {
+            State::Closed => Availability::Available,
+            State::Open if now_ms < self.open_until_ms => Availability::Unavailable("circuit_open"),
+            State::Open => Availability::Probe,
+            // A probe that never reported back (its request vanished) is given up after a cool-down.
+            State::HalfOpen if now_ms >= self.probe_started_ms + b.cooldown_ms => Availability::Probe,
+            State::HalfOpen => Availability::Unavailable("circuit_half_open"),
+        }
+    }
+}
+
+pub fn read(store: &dyn SharedStore, key: &str) -> Health {
+    store.get(key).map(|(v, _)| Health::decode(&v)).unwrap_or_default()
+}
+
+/// Takes the single half-open probe slot; false when another request took it first.
+pub fn claim_probe(store: &dyn SharedStore, key: &str, now_ms: u64, b: &Breaker) -> bool {
+    let result = host::update(store, key, |current| {
+        let mut h = current.map(Health::decode).unwrap_or_default();
+        if h.availability(now_ms, b) != Availability::Probe {
+            return Err(());
+        }
+        h.state = State::HalfOpen;
+        h.probe_started_ms = now_ms;
+        Ok(h.encode())
+    });
+    matches!(result, Ok(Ok(())))
+}
+
+/// How one attempt at a target ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Success {
+        latency_us: u64,
+        ttfb_us: Option<u64>,
+    },
+    /// 5xx, connection failure, reset, timeout, or a cut stream.
+    Failure,
+    /// 429: unavailable until the given time (from `retry-after` and friends) or one second.
+    RateLimited {
+        until_ms: Option<u64>,
+    },
+}
+
+/// What an update did to the breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    None,
+    Opened,
+    Closed,
+}
+
+fn ewma(current: u64, sample: u64, first: bool) -> u64 {
+    if first { sample } else { (current * 7 + sample * 3) / 10 }
+}
+
+pub fn record(store: &dyn SharedStore, key: &str, now_ms: u64, b: &Breaker, attempt: Attempt) -> Result<Transition, StoreError> {
+    let mut transition = Transition::None;
+    host::update::<()>(store, key, |current| {
+        let mut h = current.map(Health::decode).unwrap_or_default();
+        transition = apply(&mut h, now_ms, b, attempt);
+        Ok(h.encode())
+    })?
+    .map_err(|()| StoreError::Unavailable)?;
+    Ok(transition)
+}
+
+fn apply(h: &mut Health, now_ms: u64, b: &Breaker, attempt: Attempt) -> Transition {
+    if now_ms >= h.window_start_ms + b.window_ms {
+        h.window_start_ms = now_ms;
+        h.window_requests = 0;
+        h.window_failures = 0;
+    }
+    h.window_requests += 1;
+    match attempt {
+        Attempt::Success { latency_us, ttfb_us } => {
+            let first = h.samples == 0;
+            h.latency_us = ewma(h.latency_us, latency_us, first || h.latency_us == 0);
+            if let Some(t) = ttfb_us {
+                h.ttfb_us = ewma(h.ttfb_us, t, h.ttfb_us == 0);
+            }
+            h.samples = h.samples.saturating_add(1);
+            h.last_sample_ms = now_ms;
+            h.consecutive_failures = 0;
+            let was_open = h.state != State::Closed;
+            h.state = State::Closed;
+            if was_open { Transition::Closed } else { Transition::None }
+        }
+        Attempt::RateLimited { until_ms } => {
+            h.unavailable_until_ms = h.unavailable_until_ms.max(until_ms.unwrap_or(now_ms + 1000));
+            Transition::None
+        }
+        Attempt::Failure => {
+            h.window_failures += 1;
+            h.consecutive_failures = h.consecutive_failures.saturating_add(1);
+            let rate_tripped = b
+                .error_rate_percent
+                .is_some_and(|p| h.window_requests >= b.min_requests && h.window_failures * 100 >= h.window_requests * p);
+            let trip = h.state == State::HalfOpen || h.consecutive_failures >= b.consecutive_failures || rate_tripped;
+            if trip && h.state != State::Open {
+                h.state = State::Open;
+                h.open_until_ms = now_ms + b.cooldown_ms;
+                return Transition::Opened;
+            }
+            if trip {
+                h.open_until_ms = now_ms + b.cooldown_ms;
+            }
+            Transition::None
+        }
+    }
+}
+
+/// When a rate-limited provider says it takes requests again: `retry-after` (seconds or an
+/// HTTP-date), else the latest of OpenAI's `x-ratelimit-reset-*` durations and Anthropic's
+/// `anthropic-ratelimit-*-reset` timestamps. Capped at an hour.
+pub fn rate_limited_until(now_ms: u64, header: &dyn Fn(&str) -> Option<String>) -> Option<u64> {
+    const CAP_MS: u64 = 3_600_000;
+    let until = if let Some(v) = header("retry-after") {
+        let v = v.trim();
+        v.parse::<u64>().ok().map(|s| now_ms + s * 1000).or_else(|| clock::parse_http_date(v))
+    } else {
+        let durations = ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+            .iter()
+            .filter_map(|h| header(h).and_then(|v| clock::parse_duration_ms(&v)).map(|d| now_ms + d));
+        let stamps = [
+            "anthropic-ratelimit-requests-reset",
+            "anthropic-ratelimit-tokens-reset",
+            "anthropic-ratelimit-input-tokens-reset",
+            "anthropic-ratelimit-output-tokens-reset",
+        ]
+        .iter()
+        .filter_map(|h| header(h).and_then(|v| clock::parse_rfc3339(&v)));
+        durations.chain(stamps).max()
+    };
+    until.map(|u| u.clamp(now_ms, now_ms + CAP_MS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::memory::MemoryStore;
+
+    const B: Breaker =
+        Breaker { consecutive_failures: 3, error_rate_percent: Some(50), min_requests: 10, window_ms: 60_000, cooldown_ms: 30_000 };
+    const T0: u64 = 1_000_000;
+
+    #[test]
+    fn round_trips_and_garbage_is_healthy() {
+        let h = Health {
+            state: State::HalfOpen,
+            consecutive_failures: 2,
+            window_requests: 9,
+            open_until_ms: 77,
+            latency_us: 1234,
+            samples: 5,
+            last_sample_ms: 99,
+            ..Default::default()
+        };
+        assert_eq!(Health::decode(&h.encode()), h);
+        assert_eq!(Health::decode(b"x"), Health::default());
+    }
+
+    #[test]
+    fn opens_after_consecutive_failures_then_probes_once_and_recovers() {
+        let s = MemoryStore::default();
+        let k = "tollgate:health:t";
+        for i in 0..2 {
+            assert_eq!(record(&s, k, T0 + i, &B, Attempt::Failure).unwrap(), Transition::None);
+        }
+        assert_eq!(read(&s, k).availability(T0, &B), Availability::Available);
+        assert_eq!(record(&s, k, T0 + 2, &B, Attempt::Failure).unwrap(), Transition::Opened);
+        assert_eq!(read(&s, k).availability(T0 + 10_000, &B), Availability::Unavailable("circuit_open"));
+        // cool-down over: exactly one probe
+        let later = T0 + 2 + 30_000;
+        assert_eq!(read(&s, k).availability(later, &B), Availability::Probe);
+        assert!(claim_probe(&s, k, later, &B));
+        assert!(!claim_probe(&s, k, later, &B), "the second request does not get the probe");
+        assert_eq!(read(&s, k).availability(later, &B), Availability::Unavailable("circuit_half_open"));
+        // the probe succeeds: closed again
+        assert_eq!(record(&s, k, later + 5, &B, Attempt::Success { latency_us: 100, ttfb_us: None }).unwrap(), Transition::Closed);
+        assert_eq!(read(&s, k).availability(later + 6, &B), Availability::Available);
+    }
+
+    #[test]
+    fn failed_probe_reopens_and_stale_probe_is_given_up() {
+        let s = MemoryStore::default();
+        let k = "h";
+        for i in 0..3 {
+            record(&s, k, T0 + i, &B, Attempt::Failure).unwrap();
+        }
+        let later = T0 + 40_000;
+        assert!(claim_probe(&s, k, later, &B));
+        assert_eq!(record(&s, k, later + 1, &B, Attempt::Failure).unwrap(), Transition::Opened);
+        assert_eq!(read(&s, k).availability(later + 2, &B), Availability::Unavailable("circuit_open"));
+        let again = later + 1 + 30_000;
+        assert!(claim_probe(&s, k, again, &B));
+        // the probe request never reports: after another cool-down someone may probe again
+        assert_eq!(read(&s, k).availability(again + 30_000, &B), Availability::Probe);
+    }
+
+    #[test]
+    fn error_rate_trips_with_enough_requests() {
+        let mut h = Health::default();
+        for i in 0..10 {
+            let a = if i % 2 == 1 { Attempt::Failure } else { Attempt::Success { latency_us: 1, ttfb_us: None } };
+            let t = apply(&mut h, T0 + i, &B, a);
+            assert_eq!(t == Transition::Opened, i == 9, "step {i}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_make_a_target_unavailable_until_reset() {
+        let mut h = Health::default();
+        apply(&mut h, T0, &B, Attempt::RateLimited { until_ms: Some(T0 + 5000) });
+        assert_eq!(h.availability(T0 + 4999, &B), Availability::Unavailable("rate_limited"));
+        assert_eq!(h.availability(T0 + 5000, &B), Availability::Available);
+        assert_eq!(h.consecutive_failures, 0, "rate limits are not failures");
+    }
+
+    #[test]
+    fn latency_averages() {
+        let mut h = Health::default();
+        apply(&mut h, T0, &B, Attempt::Success { latency_us: 1000, ttfb_us: Some(100) });
+        apply(&mut h, T0, &B, Attempt::Success { latency_us: 2000, ttfb_us: Some(200) });
+        assert_eq!((h.latency_us, h.ttfb_us, h.samples), (1300, 130, 2));
+    }
+
+    #[test]
+    fn retry_after_and_reset_headers() {
+        let now = 1_795_521_600_000;
+        let headers = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(rate_limited_until(now, &headers(&[("retry-after", "7")])), Some(now + 7000));
+        assert_eq!(rate_limited_until(now, &headers(&[("retry-after", "Tue, 24 Nov 2026 12:00:30 GMT")])), Some(now + 30_000));
+        assert_eq!(
+            rate_limited_until(now, &headers(&[("x-ratelimit-reset-requests", "2s"), ("x-ratelimit-reset-tokens", "6m0s")])),
+            Some(now + 360_000)
+        );
+        assert_eq!(
+            rate_limited_until(now, &headers(&[("anthropic-ratelimit-requests-reset", "2026-11-24T12:00:10Z")])),
+            Some(now + 10_000)
+        );
+        assert_eq!(rate_limited_until(now, &headers(&[("retry-after", "999999")])), Some(now + 3_600_000));
+        assert_eq!(rate_limited_until(now, &headers(&[])), None);
+    }
+}

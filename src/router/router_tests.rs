@@ -1,0 +1,273 @@
+use super::health::{Attempt, record};
+use super::*;
+use crate::config::Config;
+use crate::host::memory::MemoryStore;
+use crate::openai::request;
+
+const CONFIG: &str = r#"{
+    "providers": {
+        "openai": {"kind": "openai", "cluster": "openai", "api_key_env": "K"},
+        "anthropic": {"kind": "anthropic", "cluster": "anthropic", "api_key_env": "K"},
+        "local": {"kind": "openai_compatible", "cluster": "local", "host": "localhost:8000"}
+    },
+    "models": {"plain": {"provider": "openai", "model": "gpt-4o-mini"}},
+    "prices": {"cheap-model": {"input": "0.1", "output": "0.2"}, "dear-model": {"input": "10", "output": "20"}},
+    "failover_clusters": [{"cluster": "openai_then_anthropic", "providers": ["openai", "anthropic"]}],
+    "breaker": {"consecutive_failures": 2, "cooldown_seconds": 10},
+    "routes": [
+        {"name": "compliance", "match": {"prompt": {"keywords": ["account number"]}},
+         "targets": [{"provider": "anthropic", "model": "claude-compliance"}]},
+        {"name": "premium", "match": {"headers": {"x-tier": "premium"}, "models": ["chat"]},
+         "targets": [{"provider": "openai", "model": "gpt-4o"}], "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5"}]},
+        {"name": "evening", "match": {"models": ["chat"], "time": {"after": "18:00", "before": "08:00"}},
+         "targets": [{"provider": "local", "model": "cheap-model"}]},
+        {"name": "canary", "match": {"models": ["canary"]}, "strategy": "weighted",
+         "targets": [{"provider": "openai", "model": "gpt-4o", "weight": 90}, {"provider": "local", "model": "gpt-4o-next", "weight": 10}]},
+        {"name": "spread", "match": {"models": ["spread"]}, "strategy": "round_robin",
+         "targets": [{"provider": "openai", "model": "a"}, {"provider": "local", "model": "b"}]},
+        {"name": "fast", "match": {"models": ["fast"]}, "strategy": "least_latency",
+         "targets": [{"provider": "openai", "model": "slow"}, {"provider": "local", "model": "quick"}]},
+        {"name": "thrifty", "match": {"models": ["thrifty"]}, "strategy": "least_cost",
+         "targets": [{"provider": "openai", "model": "dear-model"}, {"provider": "local", "model": "cheap-model"}]},
+        {"name": "default", "match": {"models": ["chat"]},
+         "targets": [{"provider": "openai", "model": "gpt-4o"}], "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5"}, {"provider": "local", "model": "llama"}]}
+    ]
+}"#;
+
+// 2026-11-24 (Tuesday) 12:00 UTC
+const NOON: u64 = 1_795_521_600_000;
+
+fn config() -> Config {
+    Config::from_json(CONFIG.as_bytes(), &|_| Some("k".into()), 0).unwrap()
+}
+
+struct Ask {
+    body: String,
+    headers: Vec<(String, String)>,
+    now: u64,
+    demand: Demand,
+    cheap: bool,
+}
+
+fn ask(model: &str) -> Ask {
+    Ask {
+        body: format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hello"}}]}}"#),
+        headers: vec![],
+        now: NOON,
+        demand: Demand { input_tokens: 10, output_tokens: 10, stream: false },
+        cheap: false,
+    }
+}
+
+fn decide<'c>(c: &'c Config, store: &MemoryStore, a: &Ask) -> Decision<'c> {
+    let req = request::parse(a.body.as_bytes()).unwrap();
+    let facts = Facts {
+        model: &req.model,
+        headers: &a.headers,
+        user: None,
+        metadata: None,
+        messages: &req.messages,
+        key: None,
+        team: None,
+        now_ms: a.now,
+    };
+    c.router.decide(&facts, store, a.demand, a.cheap)
+}
+
+fn plan_of(c: &Config, store: &MemoryStore, a: &Ask) -> (String, Vec<String>, Option<String>) {
+    match decide(c, store, a) {
+        Decision::Routed(p) => (
+            p.route.name.clone(),
+            p.targets.iter().map(|t| c.router.targets[*t].model.clone()).collect(),
+            p.chain.map(|i| c.router.chains[i].cluster.clone()),
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn target_id(c: &Config, model: &str) -> TargetId {
+    c.router.targets.iter().position(|t| t.model == model).unwrap()
+}
+
+fn fail(c: &Config, store: &MemoryStore, model: &str, times: u64) {
+    let key = &c.router.targets[target_id(c, model)].health_key;
+    for i in 0..times {
+        record(store, key, NOON + i, &c.router.breaker, Attempt::Failure).unwrap();
+    }
+}
+
+#[test]
+fn first_matching_rule_wins() {
+    let c = config();
+    let s = MemoryStore::default();
+    let mut a = ask("chat");
+    a.body = r#"{"model":"chat","messages":[{"role":"user","content":"My ACCOUNT NUMBER is 123"}]}"#.into();
+    assert_eq!(plan_of(&c, &s, &a).0, "compliance");
+    let mut a = ask("chat");
+    a.headers = vec![("x-tier".into(), "premium".into())];
+    assert_eq!(plan_of(&c, &s, &a).0, "premium");
+    assert_eq!(plan_of(&c, &s, &ask("chat")).0, "default");
+    assert!(matches!(decide(&c, &s, &ask("plain")), Decision::Unrouted));
+}
+
+#[test]
+fn time_window_rule_follows_the_clock() {
+    let c = config();
+    let s = MemoryStore::default();
+    let mut a = ask("chat");
+    a.now = NOON + 7 * 3_600_000; // 19:00 UTC
+    assert_eq!(plan_of(&c, &s, &a), ("evening".into(), vec!["cheap-model".into()], None));
+    a.now = NOON;
+    assert_eq!(plan_of(&c, &s, &a).0, "default");
+}
+
+#[test]
+fn plan_uses_the_failover_cluster_covering_its_providers() {
+    let c = config();
+    let s = MemoryStore::default();
+    // openai → anthropic is carried by the failover cluster; local is beyond it
+    assert_eq!(
+        plan_of(&c, &s, &ask("chat")),
+        ("default".into(), vec!["gpt-4o".into(), "claude-sonnet-4-5".into()], Some("openai_then_anthropic".into()))
+    );
+}
+
+#[test]
+fn open_breaker_skips_the_target_until_a_single_probe_after_cooldown() {
+    let c = config();
+    let s = MemoryStore::default();
+    fail(&c, &s, "gpt-4o", 2);
+    let (_, plan, chain) = plan_of(&c, &s, &ask("chat"));
+    assert_eq!(plan, vec!["claude-sonnet-4-5"], "straight to the fallback, on its own cluster");
+    assert_eq!(chain, None);
+    match decide(&c, &s, &ask("chat")) {
+        Decision::Routed(p) => assert_eq!(p.skipped, vec![Skip { target: target_id(&c, "gpt-4o"), reason: "circuit_open" }]),
+        other => panic!("{other:?}"),
+    }
+    let mut later = ask("chat");
+    later.now = NOON + 10_002;
+    assert_eq!(plan_of(&c, &s, &later).1[0], "gpt-4o", "the probe goes to the recovering target");
+    assert_eq!(plan_of(&c, &s, &later).1[0], "claude-sonnet-4-5", "only one probe at a time");
+}
+
+#[test]
+fn all_targets_down_is_exhausted() {
+    let c = config();
+    let s = MemoryStore::default();
+    for m in ["gpt-4o", "claude-sonnet-4-5", "llama"] {
+        fail(&c, &s, m, 2);
+    }
+    match decide(&c, &s, &ask("chat")) {
+        Decision::Exhausted { route, skipped } => {
+            assert_eq!(route.name, "default");
+            assert_eq!(skipped.len(), 3);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rate_limited_target_waits_for_its_reset() {
+    let c = config();
+    let s = MemoryStore::default();
+    let key = &c.router.targets[target_id(&c, "gpt-4o")].health_key;
+    record(&s, key, NOON, &c.router.breaker, Attempt::RateLimited { until_ms: Some(NOON + 5000) }).unwrap();
+    assert_eq!(plan_of(&c, &s, &ask("chat")).1[0], "claude-sonnet-4-5");
+    let mut later = ask("chat");
+    later.now = NOON + 5000;
+    assert_eq!(plan_of(&c, &s, &later).1[0], "gpt-4o");
+}
+
+#[test]
+fn weighted_split_follows_weights() {
+    let c = config();
+    c.router.seed(42);
+    let s = MemoryStore::default();
+    let n = 10_000;
+    let canary = (0..n).filter(|_| plan_of(&c, &s, &ask("canary")).1[0] == "gpt-4o-next").count();
+    let share = canary as f64 / n as f64;
+    assert!((0.08..0.12).contains(&share), "{share}");
+}
+
+#[test]
+fn round_robin_alternates() {
+    let c = config();
+    let s = MemoryStore::default();
+    let picks: Vec<String> = (0..4).map(|_| plan_of(&c, &s, &ask("spread")).1[0].clone()).collect();
+    assert_eq!(picks, vec!["a", "b", "a", "b"]);
+}
+
+#[test]
+fn least_latency_prefers_the_faster_measured_target() {
+    let c = config();
+    c.router.seed(7);
+    let s = MemoryStore::default();
+    // unmeasured targets are tried first
+    assert_eq!(plan_of(&c, &s, &ask("fast")).1[0], "slow");
+    for (model, us) in [("slow", 900_000), ("quick", 100_000)] {
+        let key = &c.router.targets[target_id(&c, model)].health_key;
+        record(&s, key, NOON, &c.router.breaker, Attempt::Success { latency_us: us, ttfb_us: Some(us / 10) }).unwrap();
+    }
+    let quick = (0..1000).filter(|_| plan_of(&c, &s, &ask("fast")).1[0] == "quick").count();
+    assert!(quick > 900 && quick < 1000, "mostly the faster one, with exploration: {quick}");
+}
+
+#[test]
+fn least_cost_and_soft_budget_limits_prefer_cheap() {
+    let c = config();
+    let s = MemoryStore::default();
+    assert_eq!(plan_of(&c, &s, &ask("thrifty")).1[0], "cheap-model");
+    let mut a = ask("canary");
+    a.cheap = true;
+    // gpt-4o has a shipped price, gpt-4o-next has none: the priced one is cheaper to trust
+    assert_eq!(plan_of(&c, &s, &a).1[0], "gpt-4o");
+}
+
+#[test]
+fn plan_header_round_trips() {
+    let c = config();
+    let s = MemoryStore::default();
+    let Decision::Routed(p) = decide(&c, &s, &ask("chat")) else { panic!() };
+    let header = c.router.plan_header(Operation::Chat, &p.targets, &c.providers);
+    assert_eq!(header, "chat;openai=gpt-4o,anthropic=claude-sonnet-4-5");
+    let (op, targets) = parse_plan(&header).unwrap();
+    assert_eq!(op, Operation::Chat);
+    assert_eq!(targets, vec![("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5")]);
+    assert!(parse_plan("chat;oops").is_none());
+    assert!(parse_plan("dance;a=b").is_none());
+}
+
+#[test]
+fn route_models_are_listed_and_config_errors_name_fields() {
+    let c = config();
+    let v: serde_json::Value = serde_json::from_slice(&c.models_json).unwrap();
+    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"canary") && ids.contains(&"chat") && ids.contains(&"plain"));
+    let bad = |patch: &str, field: &str| {
+        let json = CONFIG.replacen(r#""routes": ["#, &format!(r#""routes": [{patch},"#), 1);
+        let e = Config::from_json(json.as_bytes(), &|_| Some("k".into()), 0).unwrap_err();
+        assert_eq!(e.field, field, "{patch}");
+    };
+    bad(r#"{"name": "x", "targets": []}"#, "routes[0].targets");
+    bad(r#"{"name": "x", "targets": [{"provider": "nope", "model": "m"}]}"#, "routes[0].targets[0].provider");
+    bad(r#"{"name": "x", "targets": [{"provider": "openai", "model": "a,b"}]}"#, "routes[0].targets[0].model");
+    bad(r#"{"name": "default", "targets": [{"provider": "openai", "model": "m"}]}"#, "routes[8].name");
+    bad(r#"{"name": "x", "targets": [{"provider": "openai", "model": "m"}], "strategy": "fastest"}"#, "routes[0].strategy");
+    bad(
+        r#"{"name": "x", "targets": [{"provider": "openai", "model": "m"}], "last_resort": {"cluster": "q", "path": "review"}}"#,
+        "routes[0].last_resort.path",
+    );
+}
+
+#[test]
+fn missing_failover_cluster_is_a_warning() {
+    let c = config();
+    assert!(!c.warnings.iter().any(|w| w.contains("routes[1]") && w.contains("no failover cluster")));
+    let json = CONFIG.replace(r#""failover_clusters": [{"cluster": "openai_then_anthropic", "providers": ["openai", "anthropic"]}],"#, "");
+    let c = Config::from_json(json.as_bytes(), &|_| Some("k".into()), 0).unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.contains("routes[1]") && w.contains("[openai/gpt-4o, anthropic/claude-sonnet-4-5]")),
+        "{:?}",
+        c.warnings
+    );
+}
