@@ -79,6 +79,8 @@ pub enum ProviderKind {
     Openai,
     OpenaiCompatible,
     Anthropic,
+    Gemini,
+    Vertex,
 }
 
 impl ProviderKind {
@@ -87,6 +89,8 @@ impl ProviderKind {
             ProviderKind::Openai => "openai",
             ProviderKind::OpenaiCompatible => "openai_compatible",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Vertex => "vertex",
         }
     }
 }
