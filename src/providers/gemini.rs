@@ -997,31 +997,36 @@ struct ErrorDetail<'a> {
     reason: Option<Str<'a>>,
 }
 
-/// google.rpc status → (HTTP status, OpenAI type, code). The Gemini API answers a bad key with
-/// 400 INVALID_ARGUMENT and reason API_KEY_INVALID; clients know that as a 401.
-fn map_error(status: u16, e: &GoogleError) -> ApiError {
+/// A Google error → OpenAI error. The HTTP status Google answered with stands (it already
+/// matches the google.rpc code), except that the Gemini API answers a bad key with 400
+/// INVALID_ARGUMENT and reason API_KEY_INVALID, which clients know as a 401. An error inside a
+/// stream has no status of its own (`http` is `None`): the google.rpc code gives it.
+fn map_error(http: Option<u16>, e: &GoogleError) -> ApiError {
     let rpc = e.status.as_deref().unwrap_or_default();
     let key_invalid = e.details.iter().any(|d| d.reason.as_deref() == Some("API_KEY_INVALID"));
-    let (status, kind): (u16, &'static str) = match rpc {
-        _ if key_invalid => (401, "authentication_error"),
-        "UNAUTHENTICATED" => (401, "authentication_error"),
-        "PERMISSION_DENIED" => (403, "permission_error"),
-        "NOT_FOUND" => (404, "invalid_request_error"),
-        "RESOURCE_EXHAUSTED" => (429, "rate_limit_error"),
-        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => (400, "invalid_request_error"),
-        "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => (500, "api_error"),
-        "UNAVAILABLE" => (503, "api_error"),
-        "DEADLINE_EXCEEDED" => (504, "api_error"),
-        _ => (status, kind_for_status(status)),
+    let canonical = match rpc {
+        "UNAUTHENTICATED" => 401,
+        "PERMISSION_DENIED" => 403,
+        "NOT_FOUND" => 404,
+        "RESOURCE_EXHAUSTED" => 429,
+        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 400,
+        "UNAVAILABLE" => 503,
+        "DEADLINE_EXCEEDED" => 504,
+        _ => 500,
+    };
+    let status = match http {
+        _ if key_invalid => 401,
+        Some(status) if (400..=599).contains(&status) => status,
+        _ => canonical,
     };
     let code: Option<Cow<'static, str>> = match status {
-        _ if key_invalid || rpc == "UNAUTHENTICATED" => Some("invalid_api_key".into()),
+        401 => Some("invalid_api_key".into()),
         429 => Some("rate_limit_exceeded".into()),
         _ if rpc.is_empty() => None,
         _ => Some(rpc.to_ascii_lowercase().into()),
     };
     let message = e.message.as_ref().map(|m| m.0.clone().into_owned()).unwrap_or_else(|| format!("The provider answered HTTP {status}."));
-    let err = ApiError::new(status, kind, message);
+    let err = ApiError::new(status, kind_for_status(status), message);
     match code {
         Some(c) => err.with_code(c),
         None => err,
@@ -1033,7 +1038,7 @@ pub fn translate_error(status: u16, body: &[u8]) -> ApiError {
     // serde would also read an array as the envelope's fields in order.
     let parsed = serde_json::from_slice::<[ErrorEnvelope; 1]>(body).map(|[e]| e).or_else(|_| serde_json::from_slice::<ErrorEnvelope>(body));
     match parsed {
-        Ok(envelope) => map_error(status, &envelope.error),
+        Ok(envelope) => map_error(Some(status), &envelope.error),
         Err(_) => {
             let message = if body.is_empty() {
                 format!("The provider answered HTTP {status}.")
@@ -1098,7 +1103,7 @@ impl StreamState {
         };
         if let Some(e) = &r.error {
             self.errored = true;
-            out.extend_from_slice(&map_error(500, e).to_sse_event());
+            out.extend_from_slice(&map_error(None, e).to_sse_event());
             return;
         }
         if let Some(u) = r.usage_metadata {

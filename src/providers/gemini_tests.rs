@@ -490,6 +490,8 @@ fn google_errors_map_to_openai_errors() {
         "details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
     let e = translate_error(400, bad_key);
     assert_eq!((e.status, &*e.kind, e.code.as_deref()), (401, "authentication_error", Some("invalid_api_key")));
+    let e = translate_error(413, br#"{"error":{"code":413,"message":"Too big","status":"INVALID_ARGUMENT"}}"#);
+    assert_eq!((e.status, &*e.kind), (413, "invalid_request_error"), "the HTTP status Google answered with stands");
     let e = translate_error(429, br#"[{"error":{"code":429,"message":"Quota","status":"RESOURCE_EXHAUSTED"}}]"#);
     assert_eq!((e.status, e.message.as_str()), (429, "Quota"));
     let e = translate_error(502, b"<html>upstream connect error</html>");
