@@ -192,7 +192,7 @@ struct Metadata<'r> {
 /// Members that do not change the answer and have no Anthropic counterpart.
 const IGNORED_PARAMS: &[&str] = &["store", "prompt_cache_key", "prompt_cache_retention", "safety_identifier"];
 
-pub(super) fn raw(json: &'static str) -> &'static RawValue {
+fn raw(json: &'static str) -> &'static RawValue {
     serde_json::from_str(json).unwrap_or(RawValue::NULL)
 }
 
