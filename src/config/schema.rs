@@ -298,6 +298,8 @@ pub enum ProviderKind {
     Openai,
     OpenaiCompatible,
     Anthropic,
+    Gemini,
+    Vertex,
 }
 
 impl ProviderKind {
@@ -306,6 +308,8 @@ impl ProviderKind {
             ProviderKind::Openai => "openai",
             ProviderKind::OpenaiCompatible => "openai_compatible",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Vertex => "vertex",
         }
     }
 }

@@ -488,7 +488,7 @@ fn describe_parse_error(body: &[u8], e: &serde_json::Error) -> ApiError {
     ApiError::invalid_param(param.clone(), format!("Invalid value for `{param}`: {message}."))
 }
 
-fn strip_position(message: &str) -> String {
+pub(crate) fn strip_position(message: &str) -> String {
     match message.find(" at line ") {
         Some(i) => message.get(..i).unwrap_or(message).to_owned(),
         None => message.to_owned(),

@@ -161,7 +161,7 @@ enum Block<'r> {
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum Source<'r> {
+pub(super) enum Source<'r> {
     Base64 { media_type: &'r str, data: &'r str },
     Url { url: &'r str },
 }
@@ -439,7 +439,7 @@ fn part_block<'r>(i: usize, j: usize, p: &'r Part, role: &str) -> Result<Option<
 }
 
 /// `data:<type>;base64,<data>` → base64 source; `http(s)://` → url source.
-fn media_source<'r>(url: &'r str, param: &str) -> Result<Source<'r>, ApiError> {
+pub(super) fn media_source<'r>(url: &'r str, param: &str) -> Result<Source<'r>, ApiError> {
     if let Some(rest) = url.strip_prefix("data:") {
         let parsed = rest.split_once(',').and_then(|(meta, data)| Some((meta.strip_suffix(";base64")?, data)));
         return match parsed {
@@ -468,7 +468,7 @@ fn assistant_blocks<'r>(i: usize, m: &'r Message) -> Result<Vec<Block<'r>>, ApiE
 }
 
 /// Tool arguments are a JSON string in OpenAI's format and an object in Anthropic's.
-fn tool_input(arguments: &str) -> Option<&RawValue> {
+pub(super) fn tool_input(arguments: &str) -> Option<&RawValue> {
     if arguments.trim().is_empty() {
         return Some(raw("{}"));
     }

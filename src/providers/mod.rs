@@ -2,6 +2,7 @@
 //! dispatches on the provider's dialect.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 
 use crate::accounting::Usage;
@@ -18,6 +19,7 @@ use crate::stream::sse::Event;
 pub enum Dialect {
     OpenAi(openai::Settings),
     Anthropic(anthropic::Settings),
+    Gemini(gemini::Settings),
 }
 
 /// What a provider's compile step reads.
@@ -81,13 +83,16 @@ pub fn default_host(spec: &ProviderSpec) -> Option<String> {
         ProviderKind::Openai => Some("api.openai.com".into()),
         ProviderKind::Anthropic => Some("api.anthropic.com".into()),
         ProviderKind::OpenaiCompatible => None,
+        ProviderKind::Gemini => Some("generativelanguage.googleapis.com".into()),
+        ProviderKind::Vertex => Some(gemini::vertex_host(spec.location.as_deref())),
     }
 }
 
 /// The path prefix when the config names no `base_path`.
 pub fn default_base_path(kind: ProviderKind) -> &'static str {
     match kind {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Anthropic => "/v1",
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Anthropic | ProviderKind::Vertex => "/v1",
+        ProviderKind::Gemini => "/v1beta",
     }
 }
 
@@ -99,6 +104,7 @@ pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
     match input.spec.kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible => openai::compile(input),
         ProviderKind::Anthropic => anthropic::compile(input),
+        ProviderKind::Gemini | ProviderKind::Vertex => gemini::compile(input),
     }
 }
 
@@ -107,6 +113,7 @@ pub fn param_policy(provider: &Provider, upstream_model: &str, overrides: &[(Str
     let defaults = match &provider.dialect {
         Dialect::OpenAi(_) => openai::default_policy(upstream_model),
         Dialect::Anthropic(s) => anthropic::default_policy(s, upstream_model),
+        Dialect::Gemini(_) => Vec::new(),
     };
     let mut policy: Vec<(String, ParamAction)> =
         defaults.into_iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).map(|(k, v)| (k.to_owned(), v)).collect();
@@ -161,6 +168,7 @@ pub fn build_chat(provider: &Provider, req: &ChatRequest, raw: &[u8], target: &T
     match &provider.dialect {
         Dialect::OpenAi(s) => openai::build_request(s, req, raw, target.model, edits),
         Dialect::Anthropic(s) => anthropic::build_request(provider, s, req, target.model, edits),
+        Dialect::Gemini(s) => gemini::build_request(provider, s, req, target.model, edits),
     }
 }
 
@@ -168,6 +176,7 @@ pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, raw: &[u8]
     match &provider.dialect {
         Dialect::OpenAi(_) => openai::build_embeddings(provider, req, raw, target.model),
         Dialect::Anthropic(_) => Err(no_embeddings(provider)),
+        Dialect::Gemini(s) => gemini::build_embeddings(s, req, target.model),
     }
 }
 
@@ -217,6 +226,8 @@ pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8
         (Operation::Chat, Dialect::Anthropic(_)) => anthropic::translate_response(ctx, body),
         (Operation::Embeddings, Dialect::OpenAi(_)) => openai::translate_embeddings(body),
         (Operation::Embeddings, Dialect::Anthropic(_)) => Err(no_embeddings(provider)),
+        (Operation::Chat, Dialect::Gemini(_)) => gemini::translate_response(ctx, body),
+        (Operation::Embeddings, Dialect::Gemini(s)) => gemini::translate_embeddings(s, ctx, body),
     }
 }
 
@@ -225,6 +236,7 @@ pub fn translate_error(provider: &Provider, status: u16, body: &[u8]) -> ApiErro
     let mut e = match &provider.dialect {
         Dialect::OpenAi(_) => openai::translate_error(status, body),
         Dialect::Anthropic(_) => anthropic::translate_error(status, body),
+        Dialect::Gemini(_) => gemini::translate_error(status, body),
     };
     if status == 401 || status == 403 {
         e.message = format!("Provider `{}` rejected the gateway's credentials: {}", provider.name, e.message);
@@ -249,7 +261,7 @@ pub fn excerpt(body: &[u8]) -> String {
 /// How a provider frames its streams.
 pub fn stream_decoder(provider: &Provider, max_event_bytes: usize) -> Decoder {
     match &provider.dialect {
-        Dialect::OpenAi(_) | Dialect::Anthropic(_) => Decoder::sse(max_event_bytes),
+        Dialect::OpenAi(_) | Dialect::Anthropic(_) | Dialect::Gemini(_) => Decoder::sse(max_event_bytes),
     }
 }
 
@@ -258,6 +270,7 @@ pub fn stream_decoder(provider: &Provider, max_event_bytes: usize) -> Decoder {
 pub enum StreamTranslator {
     OpenAi(openai::StreamState),
     Anthropic(anthropic::StreamState),
+    Gemini(gemini::StreamState),
 }
 
 impl StreamTranslator {
@@ -265,6 +278,7 @@ impl StreamTranslator {
         match &provider.dialect {
             Dialect::OpenAi(_) => StreamTranslator::OpenAi(openai::StreamState::new(ctx)),
             Dialect::Anthropic(_) => StreamTranslator::Anthropic(anthropic::StreamState::new(ctx)),
+            Dialect::Gemini(_) => StreamTranslator::Gemini(gemini::StreamState::new(ctx)),
         }
     }
 
@@ -276,6 +290,10 @@ impl StreamTranslator {
                 s.on_event(event, out);
                 false
             }
+            StreamTranslator::Gemini(s) => {
+                s.on_event(event, out);
+                false
+            }
         }
     }
 
@@ -284,6 +302,7 @@ impl StreamTranslator {
         match self {
             StreamTranslator::OpenAi(s) => s.finish(out),
             StreamTranslator::Anthropic(s) => s.finish(out),
+            StreamTranslator::Gemini(s) => s.finish(out),
         }
     }
 
@@ -292,6 +311,7 @@ impl StreamTranslator {
         match self {
             StreamTranslator::OpenAi(s) => s.usage,
             StreamTranslator::Anthropic(s) => s.usage(),
+            StreamTranslator::Gemini(s) => s.usage(),
         }
     }
 
@@ -300,6 +320,7 @@ impl StreamTranslator {
         match self {
             StreamTranslator::OpenAi(s) => s.done,
             StreamTranslator::Anthropic(s) => s.completed(),
+            StreamTranslator::Gemini(s) => s.completed(),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! A mock LLM provider for Tollgate's tests and demo.
 //!
-//! It speaks the OpenAI Chat Completions and Anthropic Messages wire formats,
+//! It speaks the OpenAI Chat Completions, Anthropic Messages and Gemini / Vertex AI
+//! GenerateContent wire formats,
 //! validates what the gateway forwards as strictly as the real APIs, answers
 //! with a deterministic script, records every request for assertions, and
 //! injects faults on demand. See `--help` for the command line.
 
 mod anthropic;
+mod gemini;
 mod http;
 mod openai;
 mod provider;
@@ -24,46 +26,60 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::anthropic::Anthropic;
+use crate::gemini::Gemini;
 use crate::http::{ReadError, Request, Response};
 use crate::openai::OpenAi;
 use crate::provider::Flow;
 use crate::record::{Fault, Recorder};
 
-const USAGE: &str = "usage: mock-provider --listen HOST:PORT [--openai-key KEY] [--anthropic-key KEY]";
+const USAGE: &str =
+    "usage: mock-provider --listen HOST:PORT [--openai-key KEY] [--anthropic-key KEY] [--gemini-key KEY] [--vertex-token TOKEN]";
 
 #[derive(Debug, PartialEq, Eq)]
 struct Config {
     listen: String,
     openai_key: String,
     anthropic_key: String,
+    gemini_key: String,
+    vertex_token: String,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
     let mut listen = None;
     let mut openai_key = "test-openai-key".to_owned();
     let mut anthropic_key = "test-anthropic-key".to_owned();
+    let mut gemini_key = "test-gemini-key".to_owned();
+    let mut vertex_token = "test-vertex-token".to_owned();
     while let Some(flag) = args.next() {
         let slot = match flag.as_str() {
             "--listen" => listen.insert(String::new()),
             "--openai-key" => &mut openai_key,
             "--anthropic-key" => &mut anthropic_key,
+            "--gemini-key" => &mut gemini_key,
+            "--vertex-token" => &mut vertex_token,
             _ => return Err(format!("unknown argument {flag:?}")),
         };
         *slot = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
     }
-    Ok(Config { listen: listen.ok_or("--listen is required")?, openai_key, anthropic_key })
+    Ok(Config { listen: listen.ok_or("--listen is required")?, openai_key, anthropic_key, gemini_key, vertex_token })
 }
 
 /// State shared by all connection threads.
 struct App {
     openai: OpenAi,
     anthropic: Anthropic,
+    gemini: Gemini,
     recorder: Mutex<Recorder>,
 }
 
 impl App {
     fn new(config: Config) -> Self {
-        App { openai: OpenAi::new(config.openai_key), anthropic: Anthropic::new(config.anthropic_key), recorder: Mutex::default() }
+        App {
+            openai: OpenAi::new(config.openai_key),
+            anthropic: Anthropic::new(config.anthropic_key),
+            gemini: Gemini::new(config.gemini_key, config.vertex_token),
+            recorder: Mutex::default(),
+        }
     }
 }
 
@@ -161,6 +177,9 @@ fn route(app: &App, request: &Request, out: &mut TcpStream) -> io::Result<Flow> 
         "POST" if path.ends_with("/messages") => {
             return provider::serve(&app.anthropic, request, &app.recorder, out);
         }
+        "POST" if gemini::handles(path) => {
+            return provider::serve(&app.gemini, request, &app.recorder, out);
+        }
         "GET" if path == "/_mock/health" => Response::new(200, "text/plain", "ok"),
         "GET" if path == "/_mock/requests" => {
             let test_id = request.query_param("test_id");
@@ -214,7 +233,13 @@ mod tests {
         let args = |list: &[&str]| parse_args(list.iter().map(|arg| arg.to_string()));
         assert_eq!(
             args(&["--listen", "127.0.0.1:0", "--openai-key", "o"]),
-            Ok(Config { listen: "127.0.0.1:0".to_owned(), openai_key: "o".to_owned(), anthropic_key: "test-anthropic-key".to_owned() })
+            Ok(Config {
+                listen: "127.0.0.1:0".to_owned(),
+                openai_key: "o".to_owned(),
+                anthropic_key: "test-anthropic-key".to_owned(),
+                gemini_key: "test-gemini-key".to_owned(),
+                vertex_token: "test-vertex-token".to_owned(),
+            })
         );
         assert!(args(&[]).is_err());
         assert!(args(&["--listen"]).is_err());

@@ -84,6 +84,11 @@ impl Tool {
         }
         Tool { name, args }
     }
+
+    /// The arguments a call to this tool carries, also what a JSON-mode answer holds.
+    pub fn sample_args(&self) -> &Args {
+        &self.args
+    }
 }
 
 /// The value the mock passes for a parameter, chosen by its JSON schema type.
