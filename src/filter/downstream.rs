@@ -1,7 +1,7 @@
 //! The gateway role: the HTTP connection manager's filter. Hands headers and bodies to the core
 //! and applies what it decides.
 
-use super::{host, response};
+use super::{host, plans, response};
 use crate::accounting::budget::Caller;
 use crate::gateway::exchange::Finished;
 use crate::gateway::{
@@ -38,6 +38,8 @@ pub struct Downstream {
     headers: Vec<(String, String)>,
     /// The request body, kept while a last resort may still need it.
     body: Vec<u8>,
+    /// Request id under which the plan for a failover cluster is registered.
+    plan_id: Option<String>,
     exchange: Option<Exchange>,
 }
 
@@ -50,6 +52,7 @@ impl Downstream {
             explain: false,
             headers: Vec::new(),
             body: Vec::new(),
+            plan_id: None,
             exchange: None,
         }
     }
@@ -91,6 +94,15 @@ impl Downstream {
             host::replace_body(BufferType::HttpRequestBody, body_size, new_body);
             host::set_header(REQ, "content-length", Some(&new_body.len().to_string()));
         }
+        if let Some(plan) = forward.plan {
+            let id = host::header(REQ, "x-request-id").unwrap_or_else(|| {
+                let id = format!("tollgate-{:016x}", host::now_nanos());
+                host::set_header(REQ, "x-request-id", Some(&id));
+                id
+            });
+            plans::put(&id, plan);
+            self.plan_id = Some(id);
+        }
         if forward.keep_body {
             self.body = body;
         }
@@ -100,11 +112,13 @@ impl Downstream {
 
     /// Calls the last resort with the client's request; the answer arrives in `on_http_call_response`.
     fn escalate(escalation: &Escalation, body: &[u8]) -> bool {
+        let request_id = host::header(REQ, "x-request-id").unwrap_or_default();
         let headers = [
             (":method", "POST"),
             (":path", escalation.path.as_str()),
             (":authority", escalation.authority.as_str()),
             ("content-type", "application/json"),
+            ("x-request-id", request_id.as_str()),
             ("x-tollgate-tried", escalation.tried.as_str()),
         ];
         host::call(&escalation.cluster, &headers, body, escalation.timeout_ms)
@@ -224,6 +238,9 @@ impl HttpContext for Downstream {
     /// Runs once per request whatever ended it (completion, upstream reset, client
     /// disconnect), so usage is always accounted.
     fn on_log(&mut self) {
+        if let Some(id) = self.plan_id.take() {
+            plans::remove(&id);
+        }
         if let (Some(gateway), Some(mut exchange)) = (&self.gateway, self.exchange.take()) {
             let now = host::now_ms();
             host::export_access_log(&access_log::for_exchange(&gateway.config, &exchange, now));

@@ -3,6 +3,7 @@
 
 mod downstream;
 mod host;
+mod plans;
 mod response;
 mod root;
 mod upstream;

@@ -1,9 +1,9 @@
 //! The upstream role: the per-attempt filter of a failover cluster. Translates each attempt
 //! for the provider of the endpoint Envoy picked, and reports that target's health.
 
-use super::{host, response};
+use super::{host, plans, response};
 use crate::gateway::upstream::Attempt;
-use crate::gateway::{Exchange, Gateway, PLAN_HEADER, Reply, telemetry};
+use crate::gateway::{Exchange, Gateway, Reply, telemetry};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use std::rc::Rc;
@@ -46,13 +46,12 @@ impl Context for Upstream {
 
 impl HttpContext for Upstream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let plan = host::header(REQ, PLAN_HEADER);
+        let plan = host::header(REQ, "x-request-id").and_then(|id| plans::get(&id));
         let endpoint = host::property(vec!["xds", "upstream_host_metadata", "filter_metadata", "tollgate", "provider"]);
         let endpoint = endpoint.as_deref().and_then(|e| std::str::from_utf8(e).ok());
         match self.gateway.on_attempt_headers(plan.as_deref(), endpoint) {
             Ok(None) => Action::Continue,
             Ok(Some(attempt)) => {
-                host::set_header(REQ, PLAN_HEADER, None);
                 self.attempt = Some(attempt);
                 Action::Pause
             }
@@ -71,6 +70,11 @@ impl HttpContext for Upstream {
             Ok(f) => f,
             Err(e) => return Self::reply(&e.into()),
         };
+        // The request headers are shared with earlier attempts: clear what they set for another
+        // provider (its credentials above all) before setting this one's.
+        for name in &gateway.attempt_scrub {
+            host::set_header(REQ, name, None);
+        }
         if let (Some(p), Some(path)) = (forward.provider, forward.path()) {
             host::set_header(REQ, ":path", Some(path));
             host::set_header(REQ, ":authority", Some(&p.authority));
@@ -81,10 +85,14 @@ impl HttpContext for Upstream {
                 host::set_header(REQ, name, Some(value));
             }
         }
-        if let Some(new_body) = &forward.upstream.body {
-            host::replace_body(BufferType::HttpRequestBody, body_size, new_body);
-            host::set_header(REQ, "content-length", Some(&new_body.len().to_string()));
-        }
+        let length = match &forward.upstream.body {
+            Some(new_body) => {
+                host::replace_body(BufferType::HttpRequestBody, body_size, new_body);
+                new_body.len()
+            }
+            None => body_size,
+        };
+        host::set_header(REQ, "content-length", Some(&length.to_string()));
         self.exchange = Some(forward.exchange);
         Action::Continue
     }

@@ -32,8 +32,9 @@ pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "
 /// The header the Envoy route reads to pick the upstream cluster.
 pub const CLUSTER_HEADER: &str = "x-tollgate-cluster";
 
-/// Carries the routing plan to the upstream filter of a failover cluster.
-pub const PLAN_HEADER: &str = "x-tollgate-plan";
+/// Per-request headers some providers sign with; an earlier attempt's must never reach the
+/// next provider (Envoy reuses one request header map across retry attempts).
+const SIGNATURE_HEADERS: &[&str] = &["x-amz-date", "x-amz-security-token", "x-amz-content-sha256"];
 
 /// Request headers that steer Envoy or Tollgate: only Tollgate sets them, whatever a client sends.
 pub fn is_control_header(name: &str) -> bool {
@@ -45,6 +46,9 @@ pub fn is_control_header(name: &str) -> bool {
 
 pub struct Gateway {
     pub config: Config,
+    /// Headers an upstream attempt removes before setting its own: every credential and
+    /// provider header any configured provider uses.
+    pub attempt_scrub: Vec<String>,
 }
 
 /// A response Tollgate answers itself.
@@ -120,8 +124,10 @@ pub struct Forward<'c> {
     pub provider: Option<&'c Provider>,
     /// The body, path and extra headers the provider needs.
     pub upstream: Built,
-    /// Envoy retry steering and, for failover clusters, the plan.
+    /// Envoy retry steering.
     pub headers: Vec<(&'static str, String)>,
+    /// For failover clusters: the plan the upstream filter reads for each attempt.
+    pub plan: Option<String>,
     pub exchange: Exchange,
     /// The request body must be kept: a last resort may need it after the providers failed.
     pub keep_body: bool,
@@ -147,7 +153,14 @@ pub struct Escalation {
 
 impl Gateway {
     pub fn new(config: Config) -> Self {
-        Gateway { config }
+        let mut scrub: Vec<String> = CLIENT_CREDENTIAL_HEADERS.iter().chain(SIGNATURE_HEADERS).map(|h| (*h).to_owned()).collect();
+        for p in &config.providers {
+            scrub.extend(p.auth.iter().map(|(name, _)| (*name).to_owned()));
+            scrub.extend(p.headers.iter().map(|(name, _)| (*name).to_owned()));
+        }
+        scrub.sort();
+        scrub.dedup();
+        Gateway { config, attempt_scrub: scrub }
     }
 
     pub fn on_request_headers(&self, head: &RequestHead, store: &dyn SharedStore, now_ms: u64) -> OnHeaders {
@@ -329,16 +342,18 @@ impl Gateway {
         let cluster = router.chains.get(chain).map(|c| c.cluster.as_str()).ok_or_else(|| ApiError::internal("unknown failover cluster"))?;
         // The upstream filter always reports usage; the client sees the usage chunk only if asked.
         let ctx = ResponseContext { relay: true, injected_usage: ctx.stream && !ctx.client_wants_usage, ..ctx };
-        let mut headers = vec![(PLAN_HEADER, router.plan_header(operation, plan, &self.config.providers))];
         let attempts = u32::try_from(plan.len().saturating_sub(1)).unwrap_or(u32::MAX);
-        headers.extend(retry_headers(router.retry_for(route.1), attempts));
+        let headers = retry_headers(router.retry_for(route.1), attempts);
         let prepared =
             Prepared { choice: first, route: Some(route), requested, ctx, dropped: Vec::new(), upstream: Built::default(), estimate };
         let mut forward = self.admit(prepared, caller, store, now_ms)?;
         forward.cluster = cluster;
         forward.provider = None;
         forward.headers = headers;
+        forward.plan = Some(router.encode_plan(operation, plan, &self.config.providers));
         forward.exchange.plan = plan.to_vec();
+        // Each attempt reports its own target's health from the upstream filter.
+        forward.exchange.target = None;
         Ok(Next::Forward(forward))
     }
 
@@ -362,6 +377,7 @@ impl Gateway {
             provider: Some(choice.provider),
             upstream,
             headers: retry_headers(retry, 0),
+            plan: None,
             exchange,
             keep_body: route.is_some_and(|(_, r)| r.last_resort.is_some()),
         })

@@ -21,7 +21,7 @@ pub struct Attempt {
 }
 
 impl Gateway {
-    /// `None` when the request carries no plan (not routed through Tollgate: left alone).
+    /// `None` when the request has no plan (not routed through Tollgate: left alone).
     pub fn on_attempt_headers(&self, plan: Option<&str>, endpoint_provider: Option<&str>) -> Result<Option<Attempt>, ApiError> {
         let Some(plan) = plan else { return Ok(None) };
         let (operation, targets) = parse_plan(plan).ok_or_else(|| ApiError::internal("malformed routing plan"))?;
@@ -81,7 +81,15 @@ impl Gateway {
         let mut exchange = Exchange::new(attempt.provider, attempt.model.clone(), ctx, dropped, Default::default());
         exchange.started_ms = now_ms;
         exchange.target = attempt.target;
-        Ok(Forward { cluster: &provider.cluster, provider: Some(provider), upstream, headers: Vec::new(), exchange, keep_body: false })
+        Ok(Forward {
+            cluster: &provider.cluster,
+            provider: Some(provider),
+            upstream,
+            headers: Vec::new(),
+            plan: None,
+            exchange,
+            keep_body: false,
+        })
     }
 
     /// Reports how the attempt went to the target's health; true when its breaker opened.

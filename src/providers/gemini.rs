@@ -762,12 +762,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Properties<'a> {
 
 fn convert_schema<'r>(raw: &'r RawValue, param: &str) -> Result<Schema<'r>, ApiError> {
     serde_json::from_str(raw.get()).map_err(|e| {
-        // Only on the error path: parse again to learn where the schema went wrong.
-        let mut de = serde_json::Deserializer::from_str(raw.get());
-        let at = match serde_path_to_error::deserialize::<_, Schema>(&mut de) {
-            Err(pe) if !matches!(pe.path().to_string().as_str(), "" | ".") => format!(" at `{}`", pe.path()),
-            _ => String::new(),
-        };
+        // Only on the error path: find where the schema went wrong from the error's position.
+        let text = raw.get().as_bytes();
+        let path = crate::json::path_at(text, crate::json::offset_of(text, e.line(), e.column()));
+        let at = if path.is_empty() { String::new() } else { format!(" at `{path}`") };
         ApiError::invalid_param(
             param,
             format!(

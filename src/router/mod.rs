@@ -388,8 +388,8 @@ impl Router {
         }
     }
 
-    /// `x-tollgate-plan` for the upstream filter: the operation and provider=model per target.
-    pub fn plan_header(&self, operation: Operation, plan: &[TargetId], providers: &[Provider]) -> String {
+    /// The plan for the upstream filter: the operation and provider=model per target.
+    pub fn encode_plan(&self, operation: Operation, plan: &[TargetId], providers: &[Provider]) -> String {
         let mut out = String::from(match operation {
             Operation::Chat => "chat",
             Operation::Embeddings => "embeddings",
@@ -409,7 +409,7 @@ impl Router {
     }
 }
 
-/// Reads `x-tollgate-plan`.
+/// Reads [`Router::encode_plan`]'s format.
 pub fn parse_plan(header: &str) -> Option<(Operation, Vec<(&str, &str)>)> {
     let (op, entries) = header.split_once(';')?;
     let operation = match op {

@@ -228,7 +228,7 @@ fn plan_header_round_trips() {
     let c = config();
     let s = MemoryStore::default();
     let Decision::Routed(p) = decide(&c, &s, &ask("chat")) else { panic!() };
-    let header = c.router.plan_header(Operation::Chat, &p.targets, &c.providers);
+    let header = c.router.encode_plan(Operation::Chat, &p.targets, &c.providers);
     assert_eq!(header, "chat;openai=gpt-4o,anthropic=claude-sonnet-4-5");
     let (op, targets) = parse_plan(&header).unwrap();
     assert_eq!(op, Operation::Chat);

@@ -206,6 +206,24 @@ def set_plugin_config(cfg: dict, plugin: dict):
         f["configuration"]["value"] = json.dumps(plugin)
 
 
+def localize(cfg: dict, ports: dict[str, int]):
+    """Points a real-provider config at local mocks: every cluster named in `ports` (and every
+    failover-cluster endpoint whose `tollgate.provider` is named) goes to that port, over plain
+    HTTP."""
+    for cluster in cfg["static_resources"]["clusters"]:
+        endpoints = [ep for group in cluster.get("load_assignment", {}).get("endpoints", []) for ep in group["lb_endpoints"]]
+        targets = [ports.get(ep.get("metadata", {}).get("filter_metadata", {}).get("tollgate", {}).get("provider", cluster["name"]))
+                   for ep in endpoints]
+        if not any(targets):
+            continue
+        cluster["type"] = "STATIC"
+        for key in ("transport_socket", "transport_socket_matches", "dns_lookup_family"):
+            cluster.pop(key, None)
+        for ep, port in zip(endpoints, targets):
+            ep["endpoint"]["address"]["socket_address"].update(address="127.0.0.1", port_value=port)
+            ep.get("metadata", {}).get("filter_metadata", {}).pop("envoy.transport_socket_match", None)
+
+
 def point_static_clusters(cfg: dict, port: int):
     """Sends every loopback endpoint of the config to `port` (the test's mock provider)."""
     for cluster in cfg["static_resources"]["clusters"]:

@@ -1,0 +1,282 @@
+"""Routing and resilience through real Envoy with 2 workers (issue 5): rules, strategies,
+Envoy-driven cross-provider failover with per-attempt translation, breakers in shared data,
+rate limits, explain, last resort. Built from the shipped examples/failover/envoy.yaml, with
+its clusters pointed at local mock providers."""
+import asyncio
+import datetime
+import json
+import time
+
+import pytest
+
+from harness import Envoy, Mock, free_port, load_config, localize, plugin_config, set_plugin_config
+from test_accounting import burst
+
+FAULTS = ["500", "503", "429", "refused", "timeout", "reset"]
+
+
+def chat_route(name, primary_provider="openai", fallback_model="claude-sonnet-4-5", **extra):
+    return {"name": name, "match": {"models": [name]},
+            "targets": [{"provider": primary_provider, "model": f"{name}-primary"}],
+            "fallback": [{"provider": "anthropic", "model": fallback_model}], **extra}
+
+
+@pytest.fixture(scope="module")
+def net():
+    mocks = {"a": Mock(), "b": Mock(), "review": Mock()}
+    yield mocks
+    for m in mocks.values():
+        m.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(net, tmp_path_factory):
+    cfg = load_config("examples/failover/envoy.yaml")
+    dead = free_port()
+    clusters = cfg["static_resources"]["clusters"]
+    chain = next(c for c in clusters if c["name"] == "openai_then_anthropic")
+    # A second failover cluster whose first endpoint refuses connections.
+    dead_chain = json.loads(json.dumps(chain))
+    dead_chain["name"] = dead_chain["load_assignment"]["cluster_name"] = "dead_then_anthropic"
+    dead_chain["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["metadata"]["filter_metadata"]["tollgate"]["provider"] = "deadai"
+    clusters.append(dead_chain)
+    fast = json.loads(json.dumps(next(c for c in clusters if c["name"] == "openai")))
+    fast["name"] = fast["load_assignment"]["cluster_name"] = "openai_b"
+    clusters.append(fast)
+    # Envoy's outlier detection would eject the fault-injected mock endpoints for 30 s and make
+    # later tests depend on earlier ones; the breaker under test here is Tollgate's own.
+    for cluster in clusters:
+        if "outlier_detection" in cluster:
+            cluster["outlier_detection"] = {"consecutive_5xx": 1000, "consecutive_gateway_failure": 1000, "consecutive_local_origin_failure": 1000}
+    localize(cfg, {"openai": net["a"].port, "anthropic": net["b"].port, "deadai": dead, "openai_b": net["b"].port,
+                   "review_queue": net["review"].port})
+    plugin = plugin_config(cfg)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    window_now = {"after": f"{now.hour:02d}:00", "before": f"{(now.hour + 2) % 24:02d}:00"}
+    window_later = {"after": f"{(now.hour + 3) % 24:02d}:00", "before": f"{(now.hour + 4) % 24:02d}:00"}
+    plugin["providers"]["deadai"] = {"kind": "openai", "cluster": "deadai_direct", "api_key_env": "OPENAI_API_KEY"}
+    plugin["providers"]["openai_b"] = {"kind": "openai", "cluster": "openai_b", "api_key_env": "OPENAI_API_KEY"}
+    plugin["failover_clusters"].append({"cluster": "dead_then_anthropic", "providers": ["deadai", "anthropic"]})
+    plugin["prices"] = {"dear-model": {"input": "10", "output": "30"}, "cheap-model": {"input": "0.1", "output": "0.3"}}
+    plugin["breaker"] = {"consecutive_failures": 3, "cooldown_seconds": 3}
+    # Generous: a loaded CI machine must not turn slow answers into failovers.
+    plugin["retry"] = {"max_retries": 1, "per_try_timeout_ms": 4000}
+    plugin["routes"] = [
+        {"name": "compliance", "match": {"prompt": {"keywords": ["account number"], "regex": ["\\b\\d{4}-\\d{4}-\\d{4}-\\d{4}\\b"]}},
+         "targets": [{"provider": "anthropic", "model": "claude-compliance"}]},
+        {"name": "premium", "match": {"models": ["chat"], "headers": {"x-tier": "premium"}},
+         "targets": [{"provider": "openai", "model": "gpt-4o-premium"}]},
+        {"name": "later", "match": {"models": ["timed"], "time": window_later}, "targets": [{"provider": "openai", "model": "later-model"}]},
+        {"name": "now", "match": {"models": ["timed"], "time": window_now}, "targets": [{"provider": "openai", "model": "now-model"}]},
+        {"name": "canary", "match": {"models": ["canary"]}, "strategy": "weighted",
+         "targets": [{"provider": "openai", "model": "stable", "weight": 90}, {"provider": "openai", "model": "next", "weight": 10}]},
+        {"name": "fast", "match": {"models": ["fast"]}, "strategy": "least_latency",
+         "targets": [{"provider": "openai", "model": "slow-a"}, {"provider": "openai_b", "model": "quick-b"}]},
+        {"name": "thrifty", "match": {"models": ["thrifty"]}, "strategy": "least_cost",
+         "targets": [{"provider": "openai", "model": "dear-model"}, {"provider": "openai_b", "model": "cheap-model"}]},
+        *[chat_route(f"chat-{f}", "deadai" if f == "refused" else "openai") for f in FAULTS],
+        chat_route("chat-stream"),
+        chat_route("chat-ratelimit"),
+        chat_route("chat-eject"),
+        chat_route("chat-last", last_resort={"cluster": "review_queue", "path": "/review"}),
+        chat_route("chat-down", fallback_model="claude-down", last_resort={"cluster": "review_queue", "path": "/review"}),
+        chat_route("chat"),
+    ]
+    set_plugin_config(cfg, plugin)
+    envoy = Envoy(cfg, tmp_path_factory.mktemp("routing"), concurrency=2)
+    yield envoy
+    envoy.stop()
+
+
+def user(text):
+    return {"role": "user", "content": text}
+
+
+def reset_mocks(net):
+    for m in net.values():
+        m.clear_faults()
+
+
+def inject(net, fault: str, mock="a", count=1):
+    spec = {"500": {"status": 500}, "503": {"status": 503}, "429": {"status": 429, "retry_after": "2"},
+            "timeout": {"delay_ms": 9000}, "reset": {"reset": True}, "529": {"status": 529}}.get(fault)
+    if spec:
+        net[mock].fault(count=count, **spec)
+
+
+# ---- failover within one request ---------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_primary_failure_is_answered_by_the_fallback_translated_for_it(gw, net, fault, test_id):
+    reset_mocks(net)
+    inject(net, fault)
+    r = gw.chat({"model": f"chat-{fault}", "messages": [user("hello failover")], "temperature": 0.3}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert r.headers["x-tollgate-provider"] == "anthropic"
+    assert r.headers["x-tollgate-model"] == "claude-sonnet-4-5"
+    assert r.headers["x-tollgate-route"] == f"chat-{fault}"
+    assert r.headers["x-tollgate-attempts"] == "2"
+    body = r.json()
+    assert body["object"] == "chat.completion" and body["choices"][0]["message"]["content"] == "Hello! You said: hello failover"
+    to_fallback = net["b"].only_request(test_id)
+    assert to_fallback["path"] == "/v1/messages"
+    assert to_fallback["headers"]["x-api-key"] == "test-anthropic-key"
+    assert to_fallback["body"]["model"] == "claude-sonnet-4-5" and to_fallback["body"]["max_tokens"] == 4096
+    assert "x-tollgate-plan" not in to_fallback["headers"]
+    if fault != "refused":
+        to_primary = net["a"].only_request(test_id)
+        assert to_primary["body"]["model"] == f"chat-{fault}-primary" and to_primary["path"] == "/v1/chat/completions"
+
+
+def test_streaming_request_fails_over_before_any_byte(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503")
+    s = gw.stream({"model": "chat-stream", "stream": True, "messages": [user("stream after failover")]}, {"x-test-id": test_id})
+    assert s.status == 200 and s.headers["x-tollgate-provider"] == "anthropic"
+    data = s.data()
+    assert data[-1] == "[DONE]"
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in data[:-1] if c.get("choices"))
+    assert text == "Hello! You said: stream after failover"
+    assert not any(isinstance(c, dict) and c.get("usage") for c in data), "the relayed usage chunk is only for the gateway"
+    assert "tollgate-usage" not in s.body.decode()
+    assert net["b"].only_request(test_id)["body"]["stream"] is True
+
+
+def test_rate_limited_target_is_skipped_until_retry_after(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "429")
+    assert gw.chat({"model": "chat-ratelimit", "messages": [user("x")]}, {"x-test-id": test_id}).headers["x-tollgate-attempts"] == "2"
+    r = gw.chat({"model": "chat-ratelimit", "messages": [user("x")]}, {"x-test-id": test_id + "b"})
+    assert (r.status, r.headers["x-tollgate-provider"], r.headers["x-tollgate-attempts"]) == (200, "anthropic", "1")
+    assert net["a"].requests(test_id + "b") == [], "the rate-limited provider is not asked again"
+    time.sleep(2.2)
+    r = gw.chat({"model": "chat-ratelimit", "messages": [user("x")]}, {"x-test-id": test_id + "c"})
+    assert r.headers["x-tollgate-provider"] == "openai"
+
+
+def test_breaker_ejects_the_primary_across_workers_and_traffic_returns(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503", count=3)
+    for i in range(3):
+        r = gw.chat({"model": "chat-eject", "messages": [user("x")]}, {"x-test-id": f"{test_id}-{i}"})
+        assert r.headers["x-tollgate-provider"] == "anthropic"
+    # new connections spread over both workers: none of them may reach the primary
+    results = asyncio.run(burst(gw.port, [({"model": "chat-eject", "messages": [user("y")]}, {"x-test-id": test_id + "-open"})] * 20))
+    assert all(status == 200 for status, _ in results)
+    assert net["a"].requests(test_id + "-open") == [], "no request reaches an ejected target"
+    assert len(net["b"].requests(test_id + "-open")) == 20
+    time.sleep(3.2)
+    r = gw.chat({"model": "chat-eject", "messages": [user("x")]}, {"x-test-id": test_id + "-probe"})
+    assert r.headers["x-tollgate-provider"] == "openai", "after the cool-down one probe goes to the recovered primary"
+    r = gw.chat({"model": "chat-eject", "messages": [user("x")]}, {"x-test-id": test_id + "-back"})
+    assert r.headers["x-tollgate-provider"] == "openai"
+
+
+def test_last_resort_receives_the_request_when_every_target_fails(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503", mock="a")
+    inject(net, "529", mock="b")
+    r = gw.chat({"model": "chat-last", "messages": [user("please review")]}, {"x-test-id": test_id})
+    assert r.status == 503
+    assert r.error["code"] == "all_targets_failed"
+    assert "openai/chat-last-primary" in r.error["message"] and "anthropic/claude-sonnet-4-5" in r.error["message"]
+    assert "last-resort handler (HTTP 202" in r.error["message"] and "rev-" in r.error["message"]
+    review = next(r for r in net["review"].requests() if r["body"]["messages"] == [user("please review")])
+    assert review["path"] == "/review" and review["body"]["model"] == "chat-last"
+    assert review["headers"]["x-request-id"]
+    assert "openai/chat-last-primary" in review["headers"]["x-tollgate-tried"]
+
+
+def test_when_every_breaker_is_open_no_provider_is_called(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503", mock="a", count=50)
+    inject(net, "529", mock="b", count=50)
+    # Envoy retries a lone target on its own cluster, so failures add up unevenly: go on until
+    # both breakers are open.
+    for _ in range(10):
+        explained = gw.chat({"model": "chat-down", "messages": [user("x")]}, {"x-tollgate-explain": "1"}).json()
+        if not explained["plan"]:
+            break
+        assert gw.chat({"model": "chat-down", "messages": [user("x")]}).status == 503
+    reset_mocks(net)
+    r = gw.chat({"model": "chat-down", "messages": [user("down for review")]}, {"x-test-id": test_id})
+    assert r.status == 503 and r.error["code"] == "all_targets_failed"
+    assert "last-resort handler (HTTP 202" in r.error["message"] and "rev-" in r.error["message"]
+    assert net["a"].requests(test_id) == [] and net["b"].requests(test_id) == [], "no provider is called"
+    assert any(q["body"]["messages"] == [user("down for review")] for q in net["review"].requests())
+    r = gw.chat({"model": "chat-down", "messages": [user("x")]}, {"x-tollgate-explain": "1"})
+    assert {s["reason"] for s in r.json()["skipped"]} == {"circuit_open"}
+
+
+def test_without_last_resort_the_503_lists_what_was_tried(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503", mock="a")
+    inject(net, "529", mock="b")
+    r = gw.chat({"model": "chat", "messages": [user("x")]}, {"x-test-id": test_id})
+    assert r.status == 503 and r.error["code"] == "all_targets_failed"
+    assert "Tried: openai/chat-primary, anthropic/claude-sonnet-4-5" in r.error["message"]
+
+
+# ---- rules and strategies ----------------------------------------------------------------------
+
+def served_model(gw, body, headers=None):
+    r = gw.chat(body, headers or {})
+    assert r.status == 200, r.body
+    return r.headers["x-tollgate-route"], r.headers["x-tollgate-model"]
+
+
+def test_rules_on_prompt_header_and_time(gw, net):
+    reset_mocks(net)
+    assert served_model(gw, {"model": "chat", "messages": [user("What is the ACCOUNT NUMBER for this?")]}) == ("compliance", "claude-compliance")
+    assert served_model(gw, {"model": "chat", "messages": [user("card 4111-1111-1111-1111 was charged")]}) == ("compliance", "claude-compliance")
+    assert served_model(gw, {"model": "chat", "messages": [user("hi")]}, {"x-tier": "premium"}) == ("premium", "gpt-4o-premium")
+    assert served_model(gw, {"model": "chat", "messages": [user("hi")]})[0] == "chat"
+    assert served_model(gw, {"model": "timed", "messages": [user("hi")]}) == ("now", "now-model")
+
+
+def test_weighted_split_is_90_10_within_3_percent(gw, net):
+    reset_mocks(net)
+    requests = [({"model": "canary", "messages": [user("hi")]}, {})] * 2000
+    counts = {"stable": 0, "next": 0}
+    for chunk in range(0, len(requests), 250):
+        for status, body in asyncio.run(burst(gw.port, requests[chunk:chunk + 250])):
+            assert status == 200
+            counts[json.loads(body)["model"]] += 1
+    share = counts["next"] / 2000
+    assert 0.07 <= share <= 0.13, counts
+
+
+def test_least_latency_prefers_the_faster_provider(gw, net):
+    reset_mocks(net)
+    net["a"].fault(delay_ms=150, count=1000)
+    picks = [served_model(gw, {"model": "fast", "messages": [user("hi")]})[1] for _ in range(40)]
+    reset_mocks(net)
+    assert picks.count("quick-b") >= 30, picks
+
+
+def test_least_cost_picks_the_cheaper_equivalent_target(gw, net):
+    reset_mocks(net)
+    assert {served_model(gw, {"model": "thrifty", "messages": [user("hi")]})[1] for _ in range(5)} == {"cheap-model"}
+
+
+def test_explain_returns_the_decision_without_calling_a_provider(gw, net, test_id):
+    reset_mocks(net)
+    r = gw.chat({"model": "chat", "messages": [user("hi")]}, {"x-tollgate-explain": "1", "x-test-id": test_id})
+    assert r.status == 200
+    d = r.json()
+    assert d["route"] == "chat" and d["failover_cluster"] is True
+    assert d["plan"] == ["openai/chat-primary", "anthropic/claude-sonnet-4-5"]
+    assert d["cluster"] == "openai_then_anthropic"
+    assert net["a"].requests(test_id) == [] and net["b"].requests(test_id) == []
+
+
+def test_client_control_headers_are_never_trusted(gw, net, test_id):
+    reset_mocks(net)
+    r = gw.chat({"model": "chat", "messages": [user("hi")]},
+                {"x-test-id": test_id, "x-tollgate-cluster": "review_queue", "x-envoy-upstream-rq-timeout-ms": "1",
+                 "x-envoy-max-retries": "9", "x-tollgate-plan": "chat;anthropic=evil"})
+    assert r.status == 200 and r.headers["x-tollgate-provider"] == "openai"
+    sent = net["a"].only_request(test_id)
+    assert sent["body"]["model"] == "chat-primary"
+    assert not any(h.startswith(("x-tollgate-", "x-envoy-max-retries")) for h in sent["headers"])
+    assert net["review"].requests(test_id) == []
