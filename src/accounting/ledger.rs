@@ -139,7 +139,7 @@ impl Period {
 
 /// Days since the Unix epoch → (year, month, day), after Howard Hinnant's `civil_from_days`
 /// (http://howardhinnant.github.io/date_algorithms.html), restricted to dates after 1970.
-fn civil_from_days(days: u64) -> (u64, u32, u32) {
+pub(crate) fn civil_from_days(days: u64) -> (u64, u32, u32) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;

@@ -140,6 +140,9 @@ impl HttpContext for Http {
         };
         let status = host::header(RESP, ":status").and_then(|s| s.parse().ok()).unwrap_or(502);
         let content_type = host::header(RESP, "content-type");
+        if !(200..300).contains(&status) {
+            exchange.error_type = host::header(RESP, "x-amzn-errortype");
+        }
         let mode = exchange.on_response_headers(&gateway.config, status, content_type.as_deref());
         for (name, value) in exchange.client_headers(&gateway.config) {
             host::set_header(RESP, name, Some(&value));

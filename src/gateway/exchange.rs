@@ -7,7 +7,7 @@ use crate::accounting::budget::Tab;
 use crate::config::{Config, Provider};
 use crate::openai::ApiError;
 use crate::providers::{self, ResponseContext, StreamTranslator};
-use crate::stream::Decoder;
+use crate::stream::{Decoder, StreamError};
 
 #[derive(Debug)]
 enum State {
@@ -48,6 +48,8 @@ pub struct Exchange {
     pub dropped: Vec<String>,
     state: State,
     pub status: u16,
+    /// The upstream's `x-amzn-errortype` header on an error answer (AWS names the error there).
+    pub error_type: Option<String>,
     pub usage: Option<Usage>,
     /// The upstream answer arrived complete (for streams: `[DONE]`/`message_stop` was seen).
     pub completed: bool,
@@ -72,6 +74,7 @@ impl Exchange {
             dropped,
             state: State::AwaitingHeaders,
             status: 0,
+            error_type: None,
             usage: None,
             completed: false,
             tab,
@@ -102,16 +105,16 @@ impl Exchange {
 
     pub fn on_response_headers(&mut self, config: &Config, status: u16, content_type: Option<&str>) -> ResponseMode {
         self.status = status;
-        let is_sse = content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
-        match self.provider(config) {
-            Some(p) if self.ctx.stream && (200..300).contains(&status) && is_sse => {
-                self.state = State::Streaming {
-                    framer: providers::stream_decoder(p, config.limits.max_stream_event_bytes),
-                    translator: StreamTranslator::new(p, &self.ctx),
-                };
+        let streaming = self.provider(config).filter(|_| self.ctx.stream && (200..300).contains(&status)).and_then(|p| {
+            let framer = providers::stream_decoder(p, content_type, config.limits.max_stream_event_bytes)?;
+            Some((framer, StreamTranslator::new(p, &self.ctx)))
+        });
+        match streaming {
+            Some((framer, translator)) => {
+                self.state = State::Streaming { framer, translator };
                 ResponseMode::Stream
             }
-            _ => {
+            None => {
                 self.state = State::Buffering;
                 ResponseMode::Buffer
             }
@@ -128,14 +131,16 @@ impl Exchange {
         let mut out = Vec::with_capacity(chunk.len() + chunk.len() / 2);
         let mut verbatim = framer.pending_len() == 0;
         let fed = framer.feed(chunk, |event| verbatim &= translator.on_event(&event, &mut out));
-        if let Err(overflow) = fed {
+        if let Err(error) = fed {
             self.usage = translator.usage();
             self.state = State::Aborted;
-            let e = ApiError::bad_gateway(format!(
-                "The provider sent a stream event larger than the gateway limit of {} bytes.",
-                overflow.limit
-            ))
-            .with_code("stream_event_too_large");
+            let e = match error {
+                StreamError::Overflow { limit } => {
+                    ApiError::bad_gateway(format!("The provider sent a stream event larger than the gateway limit of {limit} bytes."))
+                        .with_code("stream_event_too_large")
+                }
+                StreamError::Corrupt(reason) => ApiError::bad_gateway(format!("The provider's stream is corrupt: {reason}.")),
+            };
             out.extend_from_slice(&e.to_sse_event());
             return Some(out);
         }
@@ -161,7 +166,7 @@ impl Exchange {
         };
         let status = self.status;
         if !(200..300).contains(&status) {
-            return error_reply(providers::translate_error(provider, status, body));
+            return error_reply(providers::translate_error(provider, status, self.error_type.as_deref(), body));
         }
         if self.ctx.stream {
             return error_reply(ApiError::bad_gateway("The provider answered a streaming request without an event stream."));
