@@ -788,7 +788,12 @@ fn map_error(status: Option<u16>, kind: &str, message: String) -> ApiError {
 pub fn translate_error(status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError {
     let parsed = serde_json::from_slice::<ErrorBody>(body).ok();
     let kind = error_type.or(parsed.as_ref().and_then(|b| b.kind.as_deref())).map(error_name).unwrap_or_default();
-    let message = parsed.as_ref().and_then(|b| b.message.as_ref().or(b.message_capitalised.as_ref())).map(|m| m.0.clone().into_owned());
+    // Only the first paragraph: AWS appends the canonical request to signature errors, and it
+    // holds signed header values such as the session token, which clients must never see.
+    let message = parsed
+        .as_ref()
+        .and_then(|b| b.message.as_ref().or(b.message_capitalised.as_ref()))
+        .map(|m| m.split("\n\n").next().unwrap_or_default().trim().to_owned());
     let message = match message {
         Some(m) if kind.is_empty() => m,
         Some(m) => format!("{kind}: {m}"),

@@ -505,6 +505,9 @@ fn errors_map_type_and_status() {
     let e = translate_error(502, None, b"<html>upstream connect error</html>");
     assert_eq!((e.status, &*e.kind), (502, "api_error"));
     assert!(e.message.contains("upstream connect error"));
+    let signature = json!({"message": "The request signature we calculated does not match the signature you provided.\n\nThe Canonical String for this request should have been\n'POST\n/\n\nx-amz-security-token:SECRET-TOKEN\n'"});
+    let e = translate_error(403, Some("InvalidSignatureException"), signature.to_string().as_bytes());
+    assert_eq!(e.message, "InvalidSignatureException: The request signature we calculated does not match the signature you provided.");
     let e = translate_error(418, Some("TeapotException"), b"");
     assert_eq!((e.status, e.code.as_deref()), (418, Some("TeapotException")));
     assert_eq!(translate_error(503, None, b"").message, "The provider answered HTTP 503.");

@@ -121,8 +121,8 @@ fn prelude(buf: &[u8], max_message_bytes: usize) -> Result<usize, StreamError> {
 
 /// The event of one complete message whose prelude was validated.
 fn parse_message(message: &[u8]) -> Result<Event<'_>, StreamError> {
-    let crc_at = message.len() - CRC_LEN;
-    let (checked, _) = message.split_at(crc_at);
+    let crc_at = message.len().saturating_sub(CRC_LEN);
+    let checked = message.get(..crc_at).unwrap_or_default();
     if crc32fast::hash(checked) != be_u32(message, crc_at) {
         return Err(StreamError::Corrupt("event-stream message checksum mismatch"));
     }

@@ -130,6 +130,7 @@ def test_mock_verifies_the_signature_and_a_wrong_secret_is_refused(bedrock, mock
     assert "rejected the gateway's credentials" in r.error["message"]
     assert "InvalidSignatureException" in r.error["message"]
     assert "not-the-secret" not in r.body.decode()
+    assert "Canonical String" not in r.error["message"], "AWS's signature diagnostics hold signed header values"
     assert len(mock.requests(test_id)) == 1, "the request reached the mock, which refused its signature"
 
 
@@ -329,6 +330,24 @@ def test_streamed_cache_usage_matches_non_streaming(bedrock, test_id):
     whole = bedrock.chat({"model": "bedrock-claude", "messages": [user("a b c d e")]}, headers).json()
     assert s.data()[-2]["usage"] == whole["usage"]
     assert whole["usage"]["prompt_tokens_details"]["cached_tokens"] == 3
+
+
+def test_nothing_is_buffered_with_a_slow_upstream(bedrock, test_id):
+    """The mock sends one event-stream message every 200 ms; each must reach the client as it is produced."""
+    s = bedrock.stream({"model": "bedrock-claude", "messages": [user("one two three four five six")], "stream": True},
+                       {"x-test-id": test_id, "x-mock-delay-ms": "200"})
+    assert s.status == 200 and s.data()[-1] == "[DONE]"
+    arrivals = [at for at, chunk in s.reads if b'"content":"' in chunk]
+    total = s.reads[-1][0]
+    assert total >= 1.5, f"the slow mock should take well over a second, took {total:.2f}s"
+    assert arrivals and arrivals[0] < total - 1.0, f"first content at {arrivals[0]:.2f}s of {total:.2f}s: buffered"
+    assert len(arrivals) >= 5, f"content arrived in {len(arrivals)} reads: chunks were batched"
+
+
+def test_json_answer_to_a_streaming_request_is_502(bedrock, test_id):
+    s = bedrock.stream({"model": "bedrock-claude", "messages": [user("x")], "stream": True},
+                       {"x-test-id": test_id, "x-mock-wrong-content-type": "1"})
+    assert s.status == 502
 
 
 def test_truncated_stream_ends_with_an_error_event(bedrock, test_id):
