@@ -318,14 +318,6 @@ fn compile_provider(
     if p.cluster.trim().is_empty() {
         return Err(ConfigError::new(format!("{field}.cluster"), "must name the Envoy cluster that reaches the provider"));
     }
-    let authority = match (&p.host, providers::default_host(p)) {
-        (Some(h), _) if !h.trim().is_empty() => h.clone(),
-        (Some(_), _) => return Err(ConfigError::new(format!("{field}.host"), "must not be empty")),
-        (None, Some(default)) => default,
-        (None, None) => {
-            return Err(ConfigError::new(format!("{field}.host"), format!("is required for kind `{}`", p.kind.as_str())));
-        }
-    };
     let base_path = match &p.base_path {
         Some(b) if b.starts_with('/') || b.is_empty() => b.trim_end_matches('/').to_owned(),
         Some(_) => return Err(ConfigError::new(format!("{field}.base_path"), "must start with `/`")),
@@ -353,6 +345,15 @@ fn compile_provider(
     };
     let input = providers::CompileInput { spec: p, base_path: &base_path, key: api_key.as_deref(), env };
     let wire = providers::compile(&input).map_err(|e| ConfigError::new(format!("{field}.{}", e.field), e.message))?;
+    // After the provider's own checks: a default host can derive from them (Bedrock's region).
+    let authority = match (&p.host, providers::default_host(p)) {
+        (Some(h), _) if !h.trim().is_empty() => h.clone(),
+        (Some(_), _) => return Err(ConfigError::new(format!("{field}.host"), "must not be empty")),
+        (None, Some(default)) => default,
+        (None, None) => {
+            return Err(ConfigError::new(format!("{field}.host"), format!("is required for kind `{}`", p.kind.as_str())));
+        }
+    };
     for var in &wire.missing_env {
         warnings.push(format!("{field}: environment variable `{var}` is not set; requests to this provider will fail"));
     }

@@ -300,6 +300,7 @@ pub enum ProviderKind {
     Anthropic,
     Gemini,
     Vertex,
+    Bedrock,
 }
 
 impl ProviderKind {
@@ -310,6 +311,7 @@ impl ProviderKind {
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Gemini => "gemini",
             ProviderKind::Vertex => "vertex",
+            ProviderKind::Bedrock => "bedrock",
         }
     }
 }

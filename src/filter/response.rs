@@ -17,12 +17,14 @@ pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: boo
     let attempts = if exchange.route.is_some() { host::header(RESP, "x-envoy-attempt-count").and_then(|a| a.parse().ok()) } else { None };
     let rate_limited_until =
         (status == 429).then(|| health::rate_limited_until(host::now_ms(), &|name| host::header(RESP, name))).flatten();
+    let error_type = if (200..300).contains(&status) { None } else { host::header(RESP, "x-amzn-errortype") };
     let head = ResponseHead {
         status,
         content_type: content_type.as_deref(),
         served: served.as_ref().map(|(p, m)| (p.as_str(), m.as_str())),
         attempts,
         rate_limited_until,
+        error_type: error_type.as_deref(),
     };
     let mode = exchange.on_response_headers(&gateway.config, &head);
     for (name, value) in exchange.client_headers(&gateway.config) {

@@ -9,7 +9,7 @@ use crate::config::{Config, Provider};
 use crate::openai::ApiError;
 use crate::providers::{self, ResponseContext, StreamTranslator, openai};
 use crate::router::TargetId;
-use crate::stream::Decoder;
+use crate::stream::{Decoder, StreamError};
 
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per request, never moved after the headers arrive
@@ -47,6 +47,8 @@ pub struct ResponseHead<'a> {
     pub attempts: Option<u32>,
     /// For 429s: when the provider takes requests again.
     pub rate_limited_until: Option<u64>,
+    /// On errors, `x-amzn-errortype` (AWS names the error there, not in the body).
+    pub error_type: Option<&'a str>,
 }
 
 /// The final response of a buffered exchange.
@@ -68,6 +70,8 @@ pub struct Exchange {
     pub dropped: Vec<String>,
     state: State,
     pub status: u16,
+    /// The upstream's `x-amzn-errortype` header on an error answer.
+    pub error_type: Option<String>,
     pub usage: Option<Usage>,
     /// The upstream answer arrived complete (for streams: `[DONE]`/`message_stop` was seen).
     pub completed: bool,
@@ -102,6 +106,7 @@ impl Exchange {
             dropped,
             state: State::AwaitingHeaders,
             status: 0,
+            error_type: None,
             usage: None,
             completed: false,
             tab,
@@ -156,21 +161,26 @@ impl Exchange {
         self.status = head.status;
         self.attempts = head.attempts.unwrap_or(1).max(1);
         self.rate_limited_until = head.rate_limited_until;
+        self.error_type = head.error_type.map(str::to_owned);
         if let (true, Some((provider, model))) = (self.ctx.relay, head.served) {
             self.served_by(config, provider, model);
         }
-        let is_sse = head.content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
-        match self.provider(config) {
-            Some(p) if self.ctx.stream && (200..300).contains(&head.status) && is_sse => {
-                let (framer, translator) = if self.ctx.relay {
-                    (Decoder::sse(config.limits.max_stream_event_bytes), StreamTranslator::OpenAi(openai::StreamState::new(&self.ctx)))
-                } else {
-                    (providers::stream_decoder(p, config.limits.max_stream_event_bytes), StreamTranslator::new(p, &self.ctx))
-                };
+        let max = config.limits.max_stream_event_bytes;
+        let streaming = self.provider(config).filter(|_| self.ctx.stream && (200..300).contains(&head.status)).and_then(|p| {
+            if self.ctx.relay {
+                // A failover cluster's upstream filter already answers in OpenAI's format.
+                let sse = head.content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+                sse.then(|| (Decoder::sse(max), StreamTranslator::OpenAi(openai::StreamState::new(&self.ctx))))
+            } else {
+                Some((providers::stream_decoder(p, head.content_type, max)?, StreamTranslator::new(p, &self.ctx)))
+            }
+        });
+        match streaming {
+            Some((framer, translator)) => {
                 self.state = State::Streaming { framer, translator, reported: None };
                 ResponseMode::Stream
             }
-            _ => {
+            None => {
                 self.state = State::Buffering;
                 ResponseMode::Buffer
             }
@@ -187,14 +197,16 @@ impl Exchange {
         let mut out = Vec::with_capacity(chunk.len() + chunk.len() / 2);
         let mut verbatim = framer.pending_len() == 0;
         let fed = framer.feed(chunk, |event| verbatim &= translator.on_event(&event, &mut out));
-        if let Err(overflow) = fed {
+        if let Err(error) = fed {
             self.usage = translator.usage();
             self.state = State::Aborted;
-            let e = ApiError::bad_gateway(format!(
-                "The provider sent a stream event larger than the gateway limit of {} bytes.",
-                overflow.limit
-            ))
-            .with_code("stream_event_too_large");
+            let e = match error {
+                StreamError::Overflow { limit } => {
+                    ApiError::bad_gateway(format!("The provider sent a stream event larger than the gateway limit of {limit} bytes."))
+                        .with_code("stream_event_too_large")
+                }
+                StreamError::Corrupt(reason) => ApiError::bad_gateway(format!("The provider's stream is corrupt: {reason}.")),
+            };
             out.extend_from_slice(&e.to_sse_event());
             return Some(out);
         }
@@ -232,7 +244,7 @@ impl Exchange {
             let error = if self.ctx.relay {
                 providers::sane_status(openai::translate_error(status, body))
             } else {
-                providers::translate_error(provider, status, body)
+                providers::translate_error(provider, status, self.error_type.as_deref(), body)
             };
             return self.failed(config, error);
         }

@@ -222,3 +222,69 @@ fn oversized_stream_event_aborts_with_an_error_event() {
     assert_eq!(ex.on_stream_chunk(b"data: more\n\n", true), Some(Vec::new()));
     assert!(!ex.completed);
 }
+
+fn bedrock_gateway(env: &dyn Fn(&str) -> Option<String>) -> Gateway {
+    let cfg = r#"{"providers":{"aws":{"kind":"bedrock","cluster":"bedrock","region":"us-west-2"}},
+        "models":{"nova":{"provider":"aws","model":"amazon.nova-lite-v1:0"}}}"#;
+    Gateway::new(Config::from_json(cfg.as_bytes(), env, 0).unwrap())
+}
+
+fn aws_env(name: &str) -> Option<String> {
+    matches!(name, "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY").then(|| format!("{name}-value"))
+}
+
+#[test]
+fn bedrock_exchange_signs_translates_and_maps_typed_errors() {
+    let g = bedrock_gateway(&aws_env);
+    let f = chat(&g, &body(json!({"model":"nova","messages":[{"role":"user","content":"hi"}]})), 1_700_000_000).unwrap();
+    assert_eq!(f.path().unwrap(), "/model/amazon.nova-lite-v1%3A0/converse");
+    assert_eq!(f.provider.unwrap().authority, "bedrock-runtime.us-west-2.amazonaws.com");
+    let auth = f.upstream.headers.iter().find(|(n, _)| *n == "authorization").map(|(_, v)| v.as_str()).unwrap();
+    assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AWS_ACCESS_KEY_ID-value/20231114/us-west-2/bedrock/aws4_request"), "{auth}");
+    let mut ex = f.exchange;
+    assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("application/json"))), ResponseMode::Buffer);
+    let upstream = br#"{"output":{"message":{"role":"assistant","content":[{"text":"Hello"}]}},"stopReason":"end_turn","usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5}}"#;
+    let Finished { status, body: out, .. } = ex.on_complete_body(&g.config, upstream);
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&out.unwrap()).unwrap();
+    assert_eq!((v["choices"][0]["message"]["content"].as_str(), v["model"].as_str()), (Some("Hello"), Some("amazon.nova-lite-v1:0")));
+    assert!(ex.completed);
+
+    let mut ex = chat(&g, &body(json!({"model":"nova","messages":[{"role":"user","content":"hi"}]})), 0).unwrap().exchange;
+    ex.on_response_headers(&g.config, &head(400, Some("application/json")));
+    ex.error_type = Some("ThrottlingException".into());
+    let fin = ex.on_complete_body(&g.config, br#"{"message":"Too many requests"}"#);
+    let v: Value = serde_json::from_slice(&fin.body.unwrap()).unwrap();
+    assert_eq!((fin.status, v["error"]["code"].as_str()), (400, Some("rate_limit_exceeded")), "the header names the error");
+}
+
+#[test]
+fn bedrock_event_stream_is_decoded_and_a_corrupt_frame_aborts_it() {
+    use crate::stream::eventstream::tests::event;
+    let g = bedrock_gateway(&aws_env);
+    let req = body(json!({"model":"nova","messages":[{"role":"user","content":"hi"}],"stream":true}));
+    let mut ex = chat(&g, &req, 0).unwrap().exchange;
+    assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("text/event-stream"))), ResponseMode::Buffer, "not Bedrock's framing");
+    let mut ex = chat(&g, &req, 0).unwrap().exchange;
+    assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("application/vnd.amazon.eventstream"))), ResponseMode::Stream);
+    let mut stream = event("messageStart", r#"{"role":"assistant"}"#);
+    stream.extend(event("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#));
+    let out = String::from_utf8(ex.on_stream_chunk(&stream, false).unwrap()).unwrap();
+    assert!(out.contains("\"content\":\"Hi\""), "{out}");
+    let mut bad = event("messageStop", r#"{"stopReason":"end_turn"}"#);
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let out = String::from_utf8(ex.on_stream_chunk(&bad, false).unwrap()).unwrap();
+    assert!(out.contains("corrupt") && out.contains("bad_upstream_response"), "{out}");
+    assert!(!out.contains("finish_reason\":\"stop"), "nothing from the corrupt frame is forwarded");
+    assert_eq!(ex.on_stream_chunk(&event("metadata", "{}"), true), Some(Vec::new()));
+    assert!(!ex.completed);
+}
+
+#[test]
+fn bedrock_without_credentials_refuses_requests_naming_the_variable() {
+    let g = bedrock_gateway(&|_| None);
+    let e = chat(&g, &body(json!({"model":"nova","messages":[{"role":"user","content":"hi"}]})), 0).unwrap_err();
+    assert_eq!((e.status, e.code.as_deref()), (500, Some("provider_credentials_missing")));
+    assert!(e.message.contains("AWS_ACCESS_KEY_ID"), "{}", e.message);
+}

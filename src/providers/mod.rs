@@ -2,8 +2,10 @@
 //! dispatches on the provider's dialect.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
+pub mod sigv4;
 
 use crate::accounting::Usage;
 use crate::config::schema::{ParamAction, ProviderKind, ProviderSpec};
@@ -13,6 +15,7 @@ use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::request::ChatRequest;
 use crate::stream::Decoder;
 use crate::stream::sse::Event;
+use std::fmt;
 
 /// Provider-specific compiled settings.
 #[derive(Debug)]
@@ -20,6 +23,7 @@ pub enum Dialect {
     OpenAi(openai::Settings),
     Anthropic(anthropic::Settings),
     Gemini(gemini::Settings),
+    Bedrock(bedrock::Settings),
 }
 
 /// What a provider's compile step reads.
@@ -55,6 +59,7 @@ pub struct FieldError {
 pub fn reject_unused(spec: &ProviderSpec, fields: &[&'static str]) -> Result<(), FieldError> {
     for &field in fields {
         let set = match field {
+            "api_key_env" => spec.api_key_env.is_some(),
             "api_version" => spec.api_version.is_some(),
             "default_max_tokens" => spec.default_max_tokens.is_some(),
             "stream_usage" => spec.stream_usage.is_some(),
@@ -85,6 +90,7 @@ pub fn default_host(spec: &ProviderSpec) -> Option<String> {
         ProviderKind::OpenaiCompatible => None,
         ProviderKind::Gemini => Some("generativelanguage.googleapis.com".into()),
         ProviderKind::Vertex => Some(gemini::vertex_host(spec.location.as_deref())),
+        ProviderKind::Bedrock => spec.region.as_deref().map(bedrock::default_host),
     }
 }
 
@@ -93,11 +99,12 @@ pub fn default_base_path(kind: ProviderKind) -> &'static str {
     match kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Anthropic | ProviderKind::Vertex => "/v1",
         ProviderKind::Gemini => "/v1beta",
+        ProviderKind::Bedrock => "",
     }
 }
 
 pub fn requires_key(kind: ProviderKind) -> bool {
-    !matches!(kind, ProviderKind::OpenaiCompatible)
+    !matches!(kind, ProviderKind::OpenaiCompatible | ProviderKind::Bedrock)
 }
 
 pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
@@ -105,6 +112,7 @@ pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible => openai::compile(input),
         ProviderKind::Anthropic => anthropic::compile(input),
         ProviderKind::Gemini | ProviderKind::Vertex => gemini::compile(input),
+        ProviderKind::Bedrock => bedrock::compile(input),
     }
 }
 
@@ -114,6 +122,7 @@ pub fn param_policy(provider: &Provider, upstream_model: &str, overrides: &[(Str
         Dialect::OpenAi(_) => openai::default_policy(upstream_model),
         Dialect::Anthropic(s) => anthropic::default_policy(s, upstream_model),
         Dialect::Gemini(_) => Vec::new(),
+        Dialect::Bedrock(_) => Vec::new(),
     };
     let mut policy: Vec<(String, ParamAction)> =
         defaults.into_iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).map(|(k, v)| (k.to_owned(), v)).collect();
@@ -145,7 +154,7 @@ pub struct Target<'r> {
 }
 
 /// The upstream request a provider built.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Built {
     /// `None`: forward the client's body untouched.
     pub body: Option<Vec<u8>>,
@@ -156,6 +165,18 @@ pub struct Built {
     pub headers: Vec<(&'static str, String)>,
     /// Tollgate asked for `stream_options.include_usage` the client did not ask for.
     pub injected_usage: bool,
+}
+
+/// Header values are left out: they may hold request signatures and session tokens.
+impl fmt::Debug for Built {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Built")
+            .field("body", &self.body.as_ref().map(Vec::len))
+            .field("path", &self.path)
+            .field("headers", &self.headers.iter().map(|(name, _)| *name).collect::<Vec<_>>())
+            .field("injected_usage", &self.injected_usage)
+            .finish()
+    }
 }
 
 impl Built {
@@ -169,6 +190,7 @@ pub fn build_chat(provider: &Provider, req: &ChatRequest, raw: &[u8], target: &T
         Dialect::OpenAi(s) => openai::build_request(s, req, raw, target.model, edits),
         Dialect::Anthropic(s) => anthropic::build_request(provider, s, req, target.model, edits),
         Dialect::Gemini(s) => gemini::build_request(provider, s, req, target.model, edits),
+        Dialect::Bedrock(s) => bedrock::build_request(provider, s, req, target.model, target.now_ms, edits),
     }
 }
 
@@ -177,6 +199,7 @@ pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, raw: &[u8]
         Dialect::OpenAi(_) => openai::build_embeddings(provider, req, raw, target.model),
         Dialect::Anthropic(_) => Err(no_embeddings(provider)),
         Dialect::Gemini(s) => gemini::build_embeddings(s, req, target.model),
+        Dialect::Bedrock(s) => bedrock::build_embeddings(provider, s, req, target.model, target.now_ms),
     }
 }
 
@@ -228,15 +251,19 @@ pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8
         (Operation::Embeddings, Dialect::Anthropic(_)) => Err(no_embeddings(provider)),
         (Operation::Chat, Dialect::Gemini(_)) => gemini::translate_response(ctx, body),
         (Operation::Embeddings, Dialect::Gemini(s)) => gemini::translate_embeddings(s, ctx, body),
+        (Operation::Chat, Dialect::Bedrock(_)) => bedrock::translate_response(ctx, body),
+        (Operation::Embeddings, Dialect::Bedrock(_)) => bedrock::translate_embeddings(ctx, body),
     }
 }
 
-/// Maps a non-2xx upstream answer to the OpenAI error the client gets.
-pub fn translate_error(provider: &Provider, status: u16, body: &[u8]) -> ApiError {
+/// Maps a non-2xx upstream answer to the OpenAI error the client gets. `error_type` is the
+/// `x-amzn-errortype` header, where AWS names the error.
+pub fn translate_error(provider: &Provider, status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError {
     let mut e = match &provider.dialect {
         Dialect::OpenAi(_) => openai::translate_error(status, body),
         Dialect::Anthropic(_) => anthropic::translate_error(status, body),
         Dialect::Gemini(_) => gemini::translate_error(status, body),
+        Dialect::Bedrock(_) => bedrock::translate_error(status, error_type, body),
     };
     if status == 401 || status == 403 {
         e.message = format!("Provider `{}` rejected the gateway's credentials: {}", provider.name, e.message);
@@ -258,10 +285,17 @@ pub fn excerpt(body: &[u8]) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// How a provider frames its streams.
-pub fn stream_decoder(provider: &Provider, max_event_bytes: usize) -> Decoder {
+/// How a provider frames its streams; `None` when the answer's content type is not its stream
+/// framing (the answer is then buffered, e.g. an error).
+pub fn stream_decoder(provider: &Provider, content_type: Option<&str>, max_event_bytes: usize) -> Option<Decoder> {
+    let content_type = content_type.unwrap_or_default().trim_start().to_ascii_lowercase();
     match &provider.dialect {
-        Dialect::OpenAi(_) | Dialect::Anthropic(_) | Dialect::Gemini(_) => Decoder::sse(max_event_bytes),
+        Dialect::OpenAi(_) | Dialect::Anthropic(_) | Dialect::Gemini(_) => {
+            content_type.starts_with("text/event-stream").then(|| Decoder::sse(max_event_bytes))
+        }
+        Dialect::Bedrock(_) => {
+            content_type.starts_with("application/vnd.amazon.eventstream").then(|| Decoder::event_stream(max_event_bytes))
+        }
     }
 }
 
@@ -271,6 +305,7 @@ pub enum StreamTranslator {
     OpenAi(openai::StreamState),
     Anthropic(anthropic::StreamState),
     Gemini(gemini::StreamState),
+    Bedrock(bedrock::StreamState),
 }
 
 impl StreamTranslator {
@@ -279,6 +314,7 @@ impl StreamTranslator {
             Dialect::OpenAi(_) => StreamTranslator::OpenAi(openai::StreamState::new(ctx)),
             Dialect::Anthropic(_) => StreamTranslator::Anthropic(anthropic::StreamState::new(ctx)),
             Dialect::Gemini(_) => StreamTranslator::Gemini(gemini::StreamState::new(ctx)),
+            Dialect::Bedrock(_) => StreamTranslator::Bedrock(bedrock::StreamState::new(ctx)),
         }
     }
 
@@ -294,6 +330,10 @@ impl StreamTranslator {
                 s.on_event(event, out);
                 false
             }
+            StreamTranslator::Bedrock(s) => {
+                s.on_event(event, out);
+                false
+            }
         }
     }
 
@@ -303,6 +343,7 @@ impl StreamTranslator {
             StreamTranslator::OpenAi(s) => s.finish(out),
             StreamTranslator::Anthropic(s) => s.finish(out),
             StreamTranslator::Gemini(s) => s.finish(out),
+            StreamTranslator::Bedrock(s) => s.finish(out),
         }
     }
 
@@ -312,6 +353,7 @@ impl StreamTranslator {
             StreamTranslator::OpenAi(s) => s.usage,
             StreamTranslator::Anthropic(s) => s.usage(),
             StreamTranslator::Gemini(s) => s.usage(),
+            StreamTranslator::Bedrock(s) => s.usage(),
         }
     }
 
@@ -321,6 +363,7 @@ impl StreamTranslator {
             StreamTranslator::OpenAi(s) => s.done,
             StreamTranslator::Anthropic(s) => s.completed(),
             StreamTranslator::Gemini(s) => s.completed(),
+            StreamTranslator::Bedrock(s) => s.completed(),
         }
     }
 }

@@ -2,17 +2,21 @@
 //!
 //! It speaks the OpenAI Chat Completions, Anthropic Messages and Gemini / Vertex AI
 //! GenerateContent wire formats,
+//! It speaks the OpenAI Chat Completions, Anthropic Messages and Amazon Bedrock
+//! (Converse, ConverseStream, InvokeModel, SigV4-signed) wire formats,
 //! validates what the gateway forwards as strictly as the real APIs, answers
 //! with a deterministic script, records every request for assertions, and
 //! injects faults on demand. See `--help` for the command line.
 
 mod anthropic;
+mod bedrock;
 mod gemini;
 mod http;
 mod openai;
 mod provider;
 mod record;
 mod script;
+mod sigv4;
 mod validate;
 
 use std::env;
@@ -26,14 +30,22 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::anthropic::Anthropic;
+use crate::bedrock::Bedrock;
 use crate::gemini::Gemini;
 use crate::http::{ReadError, Request, Response};
 use crate::openai::OpenAi;
 use crate::provider::Flow;
 use crate::record::{Fault, Recorder};
+use crate::sigv4::Credentials;
 
-const USAGE: &str =
-    "usage: mock-provider --listen HOST:PORT [--openai-key KEY] [--anthropic-key KEY] [--gemini-key KEY] [--vertex-token TOKEN]";
+const USAGE: &str = "usage: mock-provider --listen HOST:PORT [--openai-key KEY] [--anthropic-key KEY] [--gemini-key KEY] \
+                     [--vertex-token TOKEN] [--aws-credentials KEY:SECRET[:TOKEN]]...";
+
+/// The AWS credentials Bedrock requests may be signed with unless
+/// `--aws-credentials` names others: a long-term key, and a temporary one that
+/// only works with its session token.
+const DEFAULT_AWS_CREDENTIALS: &[&str] =
+    &["AKIDMOCKBEDROCK:mock/bedrock+secret-key", "ASIAMOCKBEDROCK:mock/bedrock+temporary-secret:mock-session-token/abc+def=="];
 
 #[derive(Debug, PartialEq, Eq)]
 struct Config {
@@ -42,6 +54,7 @@ struct Config {
     anthropic_key: String,
     gemini_key: String,
     vertex_token: String,
+    aws_credentials: Vec<Credentials>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
@@ -50,6 +63,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
     let mut anthropic_key = "test-anthropic-key".to_owned();
     let mut gemini_key = "test-gemini-key".to_owned();
     let mut vertex_token = "test-vertex-token".to_owned();
+    let mut aws_credentials = Vec::new();
     while let Some(flag) = args.next() {
         let slot = match flag.as_str() {
             "--listen" => listen.insert(String::new()),
@@ -57,11 +71,19 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
             "--anthropic-key" => &mut anthropic_key,
             "--gemini-key" => &mut gemini_key,
             "--vertex-token" => &mut vertex_token,
+            "--aws-credentials" => {
+                let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+                aws_credentials.push(value.parse()?);
+                continue;
+            }
             _ => return Err(format!("unknown argument {flag:?}")),
         };
         *slot = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
     }
-    Ok(Config { listen: listen.ok_or("--listen is required")?, openai_key, anthropic_key, gemini_key, vertex_token })
+    if aws_credentials.is_empty() {
+        aws_credentials = DEFAULT_AWS_CREDENTIALS.iter().map(|text| text.parse()).collect::<Result<_, _>>()?;
+    }
+    Ok(Config { listen: listen.ok_or("--listen is required")?, openai_key, anthropic_key, gemini_key, vertex_token, aws_credentials })
 }
 
 /// State shared by all connection threads.
@@ -69,6 +91,7 @@ struct App {
     openai: OpenAi,
     anthropic: Anthropic,
     gemini: Gemini,
+    bedrock: Bedrock,
     recorder: Mutex<Recorder>,
 }
 
@@ -78,6 +101,7 @@ impl App {
             openai: OpenAi::new(config.openai_key),
             anthropic: Anthropic::new(config.anthropic_key),
             gemini: Gemini::new(config.gemini_key, config.vertex_token),
+            bedrock: Bedrock::new(config.aws_credentials),
             recorder: Mutex::default(),
         }
     }
@@ -180,6 +204,10 @@ fn route(app: &App, request: &Request, out: &mut TcpStream) -> io::Result<Flow> 
         "POST" if gemini::handles(path) => {
             return provider::serve(&app.gemini, request, &app.recorder, out);
         }
+        // /model/{modelId}/converse, /converse-stream and /invoke
+        "POST" if path.starts_with("/model/") => {
+            return provider::serve(&app.bedrock, request, &app.recorder, out);
+        }
         "GET" if path == "/_mock/health" => Response::new(200, "text/plain", "ok"),
         "GET" if path == "/_mock/requests" => {
             let test_id = request.query_param("test_id");
@@ -231,16 +259,17 @@ mod tests {
     #[test]
     fn parses_the_command_line() {
         let args = |list: &[&str]| parse_args(list.iter().map(|arg| arg.to_string()));
+        let parsed = args(&["--listen", "127.0.0.1:0", "--openai-key", "o"]).unwrap();
         assert_eq!(
-            args(&["--listen", "127.0.0.1:0", "--openai-key", "o"]),
-            Ok(Config {
-                listen: "127.0.0.1:0".to_owned(),
-                openai_key: "o".to_owned(),
-                anthropic_key: "test-anthropic-key".to_owned(),
-                gemini_key: "test-gemini-key".to_owned(),
-                vertex_token: "test-vertex-token".to_owned(),
-            })
+            (parsed.listen.as_str(), parsed.openai_key.as_str(), parsed.anthropic_key.as_str()),
+            ("127.0.0.1:0", "o", "test-anthropic-key")
         );
+        assert_eq!((parsed.gemini_key.as_str(), parsed.vertex_token.as_str()), ("test-gemini-key", "test-vertex-token"));
+        assert_eq!(parsed.aws_credentials.len(), 2);
+        assert!(parsed.aws_credentials[1].session_token.is_some());
+        let parsed = args(&["--listen", "x", "--aws-credentials", "K:S", "--aws-credentials", "K2:S2:T2"]).unwrap();
+        assert_eq!(parsed.aws_credentials, vec!["K:S".parse().unwrap(), "K2:S2:T2".parse().unwrap()]);
+        assert!(args(&["--listen", "x", "--aws-credentials", "nocolon"]).is_err());
         assert!(args(&[]).is_err());
         assert!(args(&["--listen"]).is_err());
         assert!(args(&["--listen", "x", "--bogus", "y"]).is_err());

@@ -1,6 +1,6 @@
 //! What every provider has in common: recording the request, the faults tests
 //! inject (queued through `/_mock/faults` or asked for with `x-mock-*` request
-//! headers), and delivering the answer either whole or as a paced SSE stream.
+//! headers), and delivering the answer either whole or as a paced stream.
 //! A provider module only supplies its wire format through [`Provider`].
 
 use std::io;
@@ -21,6 +21,17 @@ pub trait Provider {
     /// The event this provider sends when a stream fails after it started.
     fn stream_error(&self) -> String;
 
+    /// The media type of this provider's streams.
+    fn stream_content_type(&self) -> &'static str {
+        "text/event-stream"
+    }
+
+    /// The bytes of one streamed event on the wire. SSE events are sent as
+    /// written; binary framings (AWS event streams) encode them here.
+    fn encode_event(&self, event: &str) -> Vec<u8> {
+        event.as_bytes().to_vec()
+    }
+
     /// Validates the request and answers it; `Err` holds an error response.
     fn answer(&self, request: &Request, cache: Cache) -> Result<Answer, Response>;
 }
@@ -29,7 +40,8 @@ pub struct Answer {
     /// The non-streaming response; also what a streaming client gets under
     /// `x-mock-wrong-content-type`.
     pub whole: Response,
-    /// One framed SSE event per entry, when the client asked to stream.
+    /// One event per entry, when the client asked to stream: framed SSE text,
+    /// or what [`Provider::encode_event`] frames.
     pub events: Option<Vec<String>>,
 }
 
@@ -142,7 +154,10 @@ fn stream(
         .iter()
         .filter(|(name, _)| name != "content-type")
         .cloned()
-        .chain([("content-type".to_owned(), "text/event-stream".to_owned()), ("cache-control".to_owned(), "no-cache".to_owned())])
+        .chain([
+            ("content-type".to_owned(), provider.stream_content_type().to_owned()),
+            ("cache-control".to_owned(), "no-cache".to_owned()),
+        ])
         .collect();
     let mut body = Chunked::start(out, 200, &headers, keep_alive)?;
     let sent = controls.stream_fault.map_or(events.len(), |fault| fault.after);
@@ -150,7 +165,7 @@ fn stream(
         if index > 0 {
             thread::sleep(controls.delay);
         }
-        body.send(event.as_bytes())?;
+        body.send(&provider.encode_event(event))?;
     }
     match controls.stream_fault.map(|fault| fault.kind) {
         Some(FaultKind::Reset) => {
@@ -159,7 +174,7 @@ fn stream(
         }
         Some(FaultKind::Error) => {
             thread::sleep(controls.delay);
-            body.send(provider.stream_error().as_bytes())?;
+            body.send(&provider.encode_event(&provider.stream_error()))?;
         }
         Some(FaultKind::Truncate) | None => {}
     }

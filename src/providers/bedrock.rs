@@ -1,0 +1,1161 @@
+//! Amazon Bedrock ↔ OpenAI: Chat Completions over Converse and ConverseStream, embeddings over
+//! InvokeModel (Titan and Cohere text embeddings), every request signed with SigV4 in the filter.
+//! References: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html,
+//! https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html,
+//! https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ContentBlock.html,
+//! https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_TokenUsage.html,
+//! https://docs.aws.amazon.com/bedrock/latest/userguide/prompt-caching.html,
+//! https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html,
+//! https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html,
+//! https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-embed.html,
+//! https://docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html.
+
+use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire, sigv4};
+use crate::accounting::Usage;
+use crate::config::{Provider, Secret};
+use crate::openai::ApiError;
+use crate::openai::embeddings::{self, EmbeddingsRequest};
+use crate::openai::error::kind_for_status;
+use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
+use crate::openai::response::{
+    AssistantMessage, ChatCompletion, ChunkHeader, DONE_EVENT, Delta, DeltaFunction, DeltaToolCall, FunctionOut, ToolCallOut,
+};
+use crate::stream::sse::Event;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The SigV4 signing name of the Bedrock runtime.
+const SERVICE: &str = "bedrock";
+
+/// AWS credentials read from the environment at load time. `Secret` keeps them out of `Debug`.
+#[derive(Debug)]
+struct Credentials {
+    access_key_id: Secret,
+    secret_access_key: Secret,
+    session_token: Option<Secret>,
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    region: String,
+    /// `None` when a variable is missing; the provider then reports it (`Wire::missing_env`)
+    /// before any request is built.
+    credentials: Option<Credentials>,
+}
+
+pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
+    let CompileInput { spec, base_path, env, .. } = *input;
+    super::reject_unused(spec, &["api_key_env", "api_version", "default_max_tokens", "stream_usage", "project", "location"])?;
+    let region = match spec.region.as_deref() {
+        None => return Err(FieldError { field: "region", message: "is required for kind `bedrock` (e.g. `us-east-1`)".into() }),
+        Some(r) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') => r.to_owned(),
+        Some(r) => return Err(FieldError { field: "region", message: format!("`{r}` is not an AWS region name such as `us-east-1`") }),
+    };
+    let variable = |field: &'static str, configured: Option<&String>, default: &'static str| match configured {
+        Some(name) if name.trim().is_empty() => Err(FieldError { field, message: "must name an environment variable".into() }),
+        Some(name) => Ok((name.clone(), true)),
+        None => Ok((default.to_owned(), false)),
+    };
+    let (key_var, _) = variable("aws_access_key_id_env", spec.aws_access_key_id_env.as_ref(), "AWS_ACCESS_KEY_ID")?;
+    let (secret_var, _) = variable("aws_secret_access_key_env", spec.aws_secret_access_key_env.as_ref(), "AWS_SECRET_ACCESS_KEY")?;
+    let (token_var, token_configured) = variable("aws_session_token_env", spec.aws_session_token_env.as_ref(), "AWS_SESSION_TOKEN")?;
+    let read = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).map(Secret::new);
+    let (key, secret, token) = (read(&key_var), read(&secret_var), read(&token_var));
+    let mut missing_env = Vec::new();
+    if key.is_none() {
+        missing_env.push(key_var);
+    }
+    if secret.is_none() {
+        missing_env.push(secret_var);
+    }
+    // The session token is optional, unless the config names its variable: then temporary
+    // credentials are meant, and signing without the token would only earn 403s.
+    if token.is_none() && token_configured {
+        missing_env.push(token_var);
+    }
+    let credentials = match (key, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Some(Credentials { access_key_id, secret_access_key, session_token: token }),
+        _ => None,
+    };
+    Ok(Wire {
+        dialect: super::Dialect::Bedrock(Settings { region, credentials }),
+        // Never requested as is: every Bedrock request carries its model in its own path.
+        chat_path: format!("{base_path}/model/{{modelId}}/converse"),
+        auth: None,
+        headers: vec![("content-type", "application/json".to_owned())],
+        missing_env,
+    })
+}
+
+/// `bedrock-runtime.{region}.amazonaws.com`
+/// (https://docs.aws.amazon.com/general/latest/gr/bedrock.html#br-rt).
+pub fn default_host(region: &str) -> String {
+    format!("bedrock-runtime.{region}.amazonaws.com")
+}
+
+/// Signs the final request. Only headers the filter itself sets are signed (`host` is the
+/// `:authority` the filter writes): Envoy adds others (`x-forwarded-*`, `x-request-id`, …)
+/// after the filter, and a signed header it touched would invalidate the signature.
+fn signed(provider: &Provider, s: &Settings, path: String, body: Vec<u8>, now_ms: u64) -> Result<Built, ApiError> {
+    let Some(c) = &s.credentials else {
+        return Err(ApiError::internal(format!("The gateway has no AWS credentials for provider `{}`.", provider.name))
+            .with_code("provider_credentials_missing"));
+    };
+    let amz_date = sigv4::amz_date(now_ms);
+    let payload_sha256 = sigv4::sha256_hex(&body);
+    let mut signed_headers =
+        vec![("host", provider.authority.as_str()), ("x-amz-content-sha256", payload_sha256.as_str()), ("x-amz-date", amz_date.as_str())];
+    if let Some(token) = &c.session_token {
+        signed_headers.push(("x-amz-security-token", token.expose()));
+    }
+    let scope = sigv4::Scope {
+        access_key_id: c.access_key_id.expose(),
+        secret_access_key: c.secret_access_key.expose(),
+        region: &s.region,
+        service: SERVICE,
+        amz_date: &amz_date,
+    };
+    let request = sigv4::Request { method: "POST", path: &path, headers: &signed_headers, payload_sha256: &payload_sha256 };
+    let signature = sigv4::sign(&scope, &request).ok_or_else(|| ApiError::internal("could not sign the Bedrock request"))?;
+    let mut headers = vec![("x-amz-date", amz_date.clone()), ("x-amz-content-sha256", payload_sha256.clone())];
+    if let Some(token) = &c.session_token {
+        headers.push(("x-amz-security-token", token.expose().to_owned()));
+    }
+    headers.push(("authorization", signature.authorization));
+    Ok(Built { body: Some(body), path: Some(path), headers, injected_usage: false })
+}
+
+/// `{base}/model/{modelId}/{action}`: the model id is one path segment, so its `:` (versions)
+/// and `/` (ARNs) are percent-encoded.
+fn model_path(provider: &Provider, model: &str, action: &str) -> String {
+    format!("{}/model/{}/{action}", provider.base_path, sigv4::uri_encode(model))
+}
+
+// ---- request ---------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConverseRequest<'r> {
+    messages: Vec<Turn<'r>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    system: Vec<Block<'r>>,
+    #[serde(skip_serializing_if = "InferenceConfig::is_empty")]
+    inference_config: InferenceConfig<'r>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<ToolConfig<'r>>,
+}
+
+#[derive(Serialize)]
+struct Turn<'r> {
+    role: &'static str,
+    content: Vec<Block<'r>>,
+}
+
+/// A `ContentBlock` union member (also the `SystemContentBlock` members text and cachePoint).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum Block<'r> {
+    Text(&'r str),
+    Image(Image<'r>),
+    ToolUse(ToolUse<'r>),
+    ToolResult(ToolResult<'r>),
+    CachePoint(CachePoint),
+}
+
+#[derive(Serialize)]
+struct Image<'r> {
+    format: &'static str,
+    source: ImageSource<'r>,
+}
+
+#[derive(Serialize)]
+struct ImageSource<'r> {
+    /// Base64 in JSON, as blobs are.
+    bytes: &'r str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolUse<'r> {
+    tool_use_id: &'r str,
+    name: &'r str,
+    input: &'r RawValue,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolResult<'r> {
+    tool_use_id: &'r str,
+    content: Vec<ResultBlock<'r>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum ResultBlock<'r> {
+    Text(&'r str),
+    Json(&'r RawValue),
+    Image(Image<'r>),
+}
+
+#[derive(Serialize)]
+struct CachePoint {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+const CACHE_POINT: CachePoint = CachePoint { kind: "default" };
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct InferenceConfig<'r> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stop_sequences: Vec<&'r str>,
+}
+
+impl InferenceConfig<'_> {
+    fn is_empty(&self) -> bool {
+        self.max_tokens.is_none() && self.temperature.is_none() && self.top_p.is_none() && self.stop_sequences.is_empty()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolConfig<'r> {
+    tools: Vec<ToolEntry<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<ToolChoiceOut<'r>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolEntry<'r> {
+    tool_spec: ToolSpec<'r>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolSpec<'r> {
+    name: &'r str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'r str>,
+    input_schema: Schema<'r>,
+}
+
+#[derive(Serialize)]
+struct Schema<'r> {
+    json: &'r RawValue,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum ToolChoiceOut<'r> {
+    Auto(Empty),
+    Any(Empty),
+    Tool(Named<'r>),
+}
+
+/// `{}`: the auto and any tool choices carry no fields.
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct Named<'r> {
+    name: &'r str,
+}
+
+/// Members that do not change the answer and have no Converse counterpart.
+const IGNORED_PARAMS: &[&str] = &["store", "prompt_cache_key", "prompt_cache_retention", "safety_identifier"];
+
+fn raw(json: &'static str) -> &'static RawValue {
+    serde_json::from_str(json).unwrap_or(RawValue::NULL)
+}
+
+pub fn build_request(
+    provider: &Provider,
+    s: &Settings,
+    req: &ChatRequest,
+    upstream_model: &str,
+    now_ms: u64,
+    edits: &mut Edits,
+) -> Result<Built, ApiError> {
+    let mut unsupported = check_unsupported(provider, req);
+    if let Some(t) = req.temperature
+        && t > 1.0
+    {
+        return Err(ApiError::invalid_param("temperature", format!("`temperature` must be between 0 and 1 for Bedrock models, got {t}.")));
+    }
+    let (system, messages) = convert_messages(req)?;
+    let tool_config = tool_config(req, &messages, &mut unsupported);
+    unsupported.resolve(edits)?;
+    let body = ConverseRequest {
+        messages,
+        system,
+        inference_config: InferenceConfig {
+            max_tokens: req.output_limit(),
+            temperature: req.temperature,
+            top_p: req.top_p,
+            stop_sequences: req.stop.iter().map(|s| &**s).collect(),
+        },
+        tool_config,
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Converse request: {e}")))?;
+    let action = if req.stream { "converse-stream" } else { "converse" };
+    signed(provider, s, model_path(provider, upstream_model, action), body, now_ms)
+}
+
+fn check_unsupported<'p>(provider: &'p Provider, req: &ChatRequest) -> Unsupported<'p> {
+    let mut u = Unsupported::new(provider);
+    if req.n.is_some_and(|n| n > 1) {
+        u.add("n");
+    }
+    if req.logprobs == Some(true) {
+        u.add("logprobs");
+    }
+    if req.presence_penalty.is_some_and(|v| v != 0.0) {
+        u.add("presence_penalty");
+    }
+    if req.frequency_penalty.is_some_and(|v| v != 0.0) {
+        u.add("frequency_penalty");
+    }
+    if req.response_format.as_ref().is_some_and(|f| &*f.kind != "text") {
+        u.add("response_format");
+    }
+    // Converse has no switch for parallel tool calls; the models decide.
+    if req.parallel_tool_calls == Some(false) && !req.tools.is_empty() {
+        u.add("parallel_tool_calls");
+    }
+    for (k, _) in &req.extra {
+        if !IGNORED_PARAMS.contains(&&**k) {
+            u.add(k);
+        }
+    }
+    u
+}
+
+/// `toolConfig`. Converse's tool choice has no `none`: withholding the tools expresses it, but
+/// Bedrock refuses toolUse/toolResult blocks without a `toolConfig`, so once the conversation
+/// holds tool calls `none` cannot be honoured.
+fn tool_config<'r>(req: &'r ChatRequest, messages: &[Turn], unsupported: &mut Unsupported) -> Option<ToolConfig<'r>> {
+    let tools: Vec<ToolEntry> = req
+        .tools
+        .iter()
+        .filter_map(|t| t.function.as_ref())
+        .map(|f| ToolEntry {
+            tool_spec: ToolSpec {
+                name: &f.name,
+                description: f.description.as_deref().filter(|d| !d.is_empty()),
+                input_schema: Schema { json: f.parameters.unwrap_or_else(|| raw(r#"{"type":"object","properties":{}}"#)) },
+            },
+        })
+        .collect();
+    if tools.is_empty() {
+        return None;
+    }
+    let tool_choice = match &req.tool_choice {
+        None => None,
+        Some(ToolChoice::Mode(m)) => match &**m {
+            "none" => {
+                let has_tool_blocks =
+                    messages.iter().flat_map(|t| &t.content).any(|b| matches!(b, Block::ToolUse(_) | Block::ToolResult(_)));
+                if !has_tool_blocks {
+                    return None;
+                }
+                unsupported.add("tool_choice");
+                None
+            }
+            "required" => Some(ToolChoiceOut::Any(Empty {})),
+            _ => Some(ToolChoiceOut::Auto(Empty {})),
+        },
+        Some(ToolChoice::Function(name)) => Some(ToolChoiceOut::Tool(Named { name })),
+    };
+    Some(ToolConfig { tools, tool_choice })
+}
+
+type Converted<'r> = (Vec<Block<'r>>, Vec<Turn<'r>>);
+
+/// System and developer messages become `system`; tool results join the next user turn;
+/// consecutive same-role turns merge, since Converse requires alternating roles.
+fn convert_messages<'r>(req: &'r ChatRequest) -> Result<Converted<'r>, ApiError> {
+    let mut system = Vec::new();
+    let mut turns: Vec<Turn> = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.iter().enumerate() {
+        match m.role {
+            Role::System | Role::Developer => system_blocks(i, m, &mut system)?,
+            Role::User => {
+                let blocks = content_blocks(i, m.content.as_ref(), "user")?;
+                if blocks.is_empty() {
+                    return Err(ApiError::invalid_param(
+                        format!("messages[{i}].content"),
+                        format!("messages[{i}]: user content must not be empty."),
+                    ));
+                }
+                push_turn(&mut turns, "user", blocks);
+            }
+            Role::Assistant => {
+                let blocks = assistant_blocks(i, m)?;
+                if !blocks.is_empty() {
+                    if turns.is_empty() {
+                        return Err(ApiError::invalid_param(
+                            format!("messages[{i}].role"),
+                            "Bedrock conversations must start with a user message (after any system messages).",
+                        ));
+                    }
+                    push_turn(&mut turns, "assistant", blocks);
+                }
+            }
+            Role::Tool => {
+                let tool_use_id = m.tool_call_id.as_deref().unwrap_or_default();
+                let content = result_blocks(i, m.content.as_ref())?;
+                push_turn(&mut turns, "user", vec![Block::ToolResult(ToolResult { tool_use_id, content })]);
+            }
+            Role::Function => {
+                return Err(ApiError::invalid_param(
+                    format!("messages[{i}].role"),
+                    "The legacy `function` role is not supported; send tool results as `tool` messages.",
+                ));
+            }
+        }
+    }
+    if turns.is_empty() {
+        return Err(ApiError::invalid_param("messages", "Bedrock models need at least one user message besides system messages."));
+    }
+    Ok((system, turns))
+}
+
+fn push_turn<'r>(turns: &mut Vec<Turn<'r>>, role: &'static str, blocks: Vec<Block<'r>>) {
+    match turns.last_mut() {
+        Some(turn) if turn.role == role => {
+            for block in blocks {
+                if matches!(block, Block::ToolResult(_)) {
+                    // Tool results open the user turn, before any text, as the models expect.
+                    let at = turn.content.iter().position(|b| !matches!(b, Block::ToolResult(_))).unwrap_or(turn.content.len());
+                    turn.content.insert(at, block);
+                } else {
+                    turn.content.push(block);
+                }
+            }
+        }
+        _ => turns.push(Turn { role, content: blocks }),
+    }
+}
+
+/// Anthropic-style `cache_control` on a part marks a prompt-cache checkpoint; Converse writes
+/// checkpoints as `cachePoint` blocks after the content they close.
+fn push_with_cache_point<'r>(out: &mut Vec<Block<'r>>, block: Block<'r>, cache_control: Option<&RawValue>) {
+    out.push(block);
+    if cache_control.is_some() {
+        out.push(Block::CachePoint(CACHE_POINT));
+    }
+}
+
+fn system_blocks<'r>(i: usize, m: &'r Message, out: &mut Vec<Block<'r>>) -> Result<(), ApiError> {
+    match &m.content {
+        Some(Content::Text(t)) if !t.is_empty() => out.push(Block::Text(t)),
+        Some(Content::Parts(parts)) => {
+            for (j, p) in parts.iter().enumerate() {
+                match (&*p.kind, &p.text) {
+                    ("text", Some(t)) if !t.is_empty() => push_with_cache_point(out, Block::Text(t), p.cache_control),
+                    ("text", _) => {}
+                    (other, _) => {
+                        return Err(ApiError::invalid_param(
+                            format!("messages[{i}].content[{j}]"),
+                            format!("System messages can only hold text for Bedrock models, got a `{other}` part."),
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Empty text is left out: Bedrock refuses blank text blocks.
+fn content_blocks<'r>(i: usize, content: Option<&'r Content>, role: &str) -> Result<Vec<Block<'r>>, ApiError> {
+    match content {
+        None => Ok(Vec::new()),
+        Some(Content::Text(t)) if t.is_empty() => Ok(Vec::new()),
+        Some(Content::Text(t)) => Ok(vec![Block::Text(t)]),
+        Some(Content::Parts(parts)) => {
+            let mut out = Vec::with_capacity(parts.len());
+            for (j, p) in parts.iter().enumerate() {
+                let block = match &*p.kind {
+                    "text" => p.text.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
+                    "refusal" => p.refusal.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
+                    "image_url" => Some(Block::Image(image(i, j, p)?)),
+                    other => {
+                        return Err(ApiError::invalid_param(
+                            format!("messages[{i}].content[{j}]"),
+                            format!("Content parts of type `{other}` are not supported by Bedrock models in {role} messages."),
+                        ));
+                    }
+                };
+                if let Some(block) = block {
+                    push_with_cache_point(&mut out, block, p.cache_control);
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// `data:image/<type>;base64,<data>` → an image block. Converse takes images inline or from S3,
+/// never by URL.
+fn image<'r>(i: usize, j: usize, p: &'r Part) -> Result<Image<'r>, ApiError> {
+    let param = || format!("messages[{i}].content[{j}]");
+    let url = p.image_url.as_ref().map(|u| &*u.url).unwrap_or_default();
+    let Some(rest) = url.strip_prefix("data:") else {
+        return Err(ApiError::invalid_param(
+            param(),
+            "Bedrock models take images inline only: send a base64 data URL (`data:image/png;base64,…`), not an image URL.",
+        ));
+    };
+    let parsed = rest.split_once(',').and_then(|(meta, data)| Some((meta.strip_suffix(";base64")?, data)));
+    let Some((media_type, bytes)) = parsed.filter(|(m, d)| !m.is_empty() && !d.is_empty()) else {
+        return Err(ApiError::invalid_param(param(), "Data URLs must look like `data:<media type>;base64,<data>`."));
+    };
+    let format = match media_type {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpeg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        other => {
+            return Err(ApiError::invalid_param(
+                param(),
+                format!("Image type `{other}` is not supported by Bedrock (use png, jpeg, gif or webp)."),
+            ));
+        }
+    };
+    Ok(Image { format, source: ImageSource { bytes } })
+}
+
+/// A tool's output: JSON objects as `json` blocks (models get them structured), other text as
+/// `text`, images inline. Bedrock refuses an empty result, so silence is said in words.
+fn result_blocks<'r>(i: usize, content: Option<&'r Content>) -> Result<Vec<ResultBlock<'r>>, ApiError> {
+    let text_block = |t: &'r str| match serde_json::from_str::<&RawValue>(t) {
+        Ok(v) if v.get().starts_with('{') => ResultBlock::Json(v),
+        _ => ResultBlock::Text(t),
+    };
+    let mut out = Vec::new();
+    match content {
+        Some(Content::Text(t)) if !t.is_empty() => out.push(text_block(t)),
+        Some(Content::Parts(parts)) => {
+            for (j, p) in parts.iter().enumerate() {
+                match &*p.kind {
+                    "text" => out.extend(p.text.as_deref().filter(|t| !t.is_empty()).map(ResultBlock::Text)),
+                    "image_url" => out.push(ResultBlock::Image(image(i, j, p)?)),
+                    other => {
+                        return Err(ApiError::invalid_param(
+                            format!("messages[{i}].content[{j}]"),
+                            format!("Content parts of type `{other}` are not supported by Bedrock models in tool messages."),
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    if out.is_empty() {
+        out.push(ResultBlock::Text("(empty)"));
+    }
+    Ok(out)
+}
+
+fn assistant_blocks<'r>(i: usize, m: &'r Message) -> Result<Vec<Block<'r>>, ApiError> {
+    let mut blocks = content_blocks(i, m.content.as_ref(), "assistant")?;
+    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+        let input = tool_input(&call.function.arguments).ok_or_else(|| {
+            ApiError::invalid_param(
+                format!("messages[{i}].tool_calls[{j}].function.arguments"),
+                format!("messages[{i}].tool_calls[{j}]: `arguments` must be a JSON object encoded as a string."),
+            )
+        })?;
+        blocks.push(Block::ToolUse(ToolUse { tool_use_id: &call.id, name: &call.function.name, input }));
+    }
+    Ok(blocks)
+}
+
+/// Tool arguments are a JSON string in OpenAI's format and an object in Converse's.
+fn tool_input(arguments: &str) -> Option<&RawValue> {
+    if arguments.trim().is_empty() {
+        return Some(raw("{}"));
+    }
+    let value: &RawValue = serde_json::from_str(arguments).ok()?;
+    value.get().trim_start().starts_with('{').then_some(value)
+}
+
+// ---- response --------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConverseResponse<'a> {
+    #[serde(borrow)]
+    output: Output<'a>,
+    #[serde(borrow)]
+    stop_reason: Str<'a>,
+    #[serde(default)]
+    usage: Option<TokenUsage>,
+}
+
+#[derive(Deserialize)]
+struct Output<'a> {
+    #[serde(borrow, default)]
+    message: Option<OutputMessage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OutputMessage<'a> {
+    #[serde(borrow, default)]
+    content: Vec<OutputBlock<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OutputBlock<'a> {
+    #[serde(borrow, default)]
+    text: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    tool_use: Option<OutputToolUse<'a>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Reasoning<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OutputToolUse<'a> {
+    #[serde(borrow)]
+    tool_use_id: Str<'a>,
+    #[serde(borrow)]
+    name: Str<'a>,
+    #[serde(borrow)]
+    input: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Reasoning<'a> {
+    #[serde(borrow, default)]
+    reasoning_text: Option<ReasoningText<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ReasoningText<'a> {
+    #[serde(borrow, default)]
+    text: Option<Str<'a>>,
+}
+
+/// `TokenUsage`. `inputTokens` excludes the tokens read from or written to the prompt cache
+/// (`totalTokens` = input + output + cache read + cache write; see the prompt caching guide), which
+/// is the gateway's own convention, so the counts map one to one.
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct TokenUsage {
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    input_tokens: u64,
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    output_tokens: u64,
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    cache_read_input_tokens: u64,
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    cache_write_input_tokens: u64,
+}
+
+impl From<TokenUsage> for Usage {
+    fn from(u: TokenUsage) -> Self {
+        Usage {
+            input_tokens: u.input_tokens,
+            cache_read_tokens: u.cache_read_input_tokens,
+            cache_write_tokens: u.cache_write_input_tokens,
+            output_tokens: u.output_tokens,
+            reasoning_tokens: 0,
+        }
+    }
+}
+
+/// Converse `stopReason` → OpenAI `finish_reason`.
+fn finish_reason(stop_reason: &str) -> &'static str {
+    match stop_reason {
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "tool_use" => "tool_calls",
+        "guardrail_intervened" | "content_filtered" => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// Converse answers carry no id; OpenAI clients expect one per completion.
+fn completion_id(created: u64) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("chatcmpl-bedrock-{created:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+    let r: ConverseResponse = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_gateway(format!("The provider returned a response that is not a Converse answer ({e}): {}", super::excerpt(body)))
+    })?;
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut tool_calls = Vec::new();
+    for block in r.output.message.iter().flat_map(|m| &m.content) {
+        if let Some(t) = &block.text {
+            text.push_str(t);
+        }
+        if let Some(t) = block.reasoning_content.as_ref().and_then(|r| r.reasoning_text.as_ref()).and_then(|r| r.text.as_deref()) {
+            reasoning.push_str(t);
+        }
+        if let Some(call) = &block.tool_use {
+            tool_calls.push(ToolCallOut {
+                id: &call.tool_use_id,
+                kind: "function",
+                function: FunctionOut { name: &call.name, arguments: Cow::Borrowed(call.input.get()) },
+            });
+        }
+    }
+    let usage = r.usage.map(Usage::from);
+    let message = AssistantMessage {
+        role: "assistant",
+        content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(Cow::Owned(text)) },
+        tool_calls,
+        refusal: None,
+        reasoning_content: (!reasoning.is_empty()).then_some(Cow::Owned(reasoning)),
+    };
+    let id = completion_id(ctx.created);
+    let completion =
+        ChatCompletion::new(&id, ctx.created, &ctx.model, message, Some(finish_reason(&r.stop_reason)), &usage.unwrap_or_default());
+    let body = serde_json::to_vec(&completion).map_err(|e| ApiError::internal(format!("could not encode the completion: {e}")))?;
+    Ok(Translated { body: Some(body), usage })
+}
+
+// ---- errors ----------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct ErrorBody<'a> {
+    #[serde(borrow, default)]
+    message: Option<Str<'a>>,
+    /// Some AWS front ends capitalise it.
+    #[serde(rename = "Message", borrow, default)]
+    message_capitalised: Option<Str<'a>>,
+    /// The error type, where the header is missing.
+    #[serde(rename = "__type", borrow, default)]
+    kind: Option<Str<'a>>,
+}
+
+/// `ThrottlingException:http://internal.amazon.com/…` or `com.amazon.coral#ThrottlingException`
+/// → `ThrottlingException`.
+fn error_name(raw: &str) -> &str {
+    let name = raw.split(':').next().unwrap_or(raw);
+    name.rsplit('#').next().unwrap_or(name).trim()
+}
+
+/// AWS error type → OpenAI status, type and code. Stream exceptions (`throttlingException`) use
+/// the same names with a lower-case initial; they arrive without a status of their own.
+fn map_error(status: Option<u16>, kind: &str, message: String) -> ApiError {
+    let lower = kind.to_ascii_lowercase();
+    let (default_status, openai_kind, code): (u16, &'static str, &'static str) = match lower.as_str() {
+        "throttlingexception" => (429, "rate_limit_error", "rate_limit_exceeded"),
+        "servicequotaexceededexception" => (429, "rate_limit_error", "quota_exceeded"),
+        "validationexception" => (400, "invalid_request_error", "invalid_request"),
+        "accessdeniedexception" => (403, "permission_error", "access_denied"),
+        "unrecognizedclientexception"
+        | "invalidsignatureexception"
+        | "incompletesignatureexception"
+        | "missingauthenticationtokenexception"
+        | "expiredtokenexception" => (403, "authentication_error", "invalid_credentials"),
+        "resourcenotfoundexception" => (404, "invalid_request_error", "model_not_found"),
+        "modeltimeoutexception" => (408, "api_error", "model_timeout"),
+        "modelnotreadyexception" => (429, "api_error", "model_not_ready"),
+        "modelerrorexception" | "modelstreamerrorexception" => (502, "api_error", "model_error"),
+        "serviceunavailableexception" => (503, "api_error", "service_unavailable"),
+        "internalserverexception" => (500, "api_error", "internal_error"),
+        _ => {
+            let status = status.unwrap_or(500);
+            let e = ApiError::new(status, kind_for_status(status), message);
+            return if kind.is_empty() { e } else { e.with_code(kind.to_owned()) };
+        }
+    };
+    // 424 (the model failed) means nothing to OpenAI clients: it is the upstream's fault, a 502.
+    let status = status.filter(|s| *s != 424).unwrap_or(default_status);
+    ApiError::new(status, openai_kind, message).with_code(code)
+}
+
+pub fn translate_error(status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError {
+    let parsed = serde_json::from_slice::<ErrorBody>(body).ok();
+    let kind = error_type.or(parsed.as_ref().and_then(|b| b.kind.as_deref())).map(error_name).unwrap_or_default();
+    // Only the first paragraph: AWS appends the canonical request to signature errors, and it
+    // holds signed header values such as the session token, which clients must never see.
+    let message = parsed
+        .as_ref()
+        .and_then(|b| b.message.as_ref().or(b.message_capitalised.as_ref()))
+        .map(|m| m.split("\n\n").next().unwrap_or_default().trim().to_owned());
+    let message = match message {
+        Some(m) if kind.is_empty() => m,
+        Some(m) => format!("{kind}: {m}"),
+        None if body.is_empty() => format!("The provider answered HTTP {status}."),
+        None => format!("The provider answered HTTP {status}: {}", super::excerpt(body)),
+    };
+    map_error(Some(status), kind, message)
+}
+
+// ---- embeddings --------------------------------------------------------------------------------
+
+/// The InvokeModel body format, chosen by model id (which may carry a cross-region prefix such
+/// as `us.` or be an ARN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EmbeddingFamily {
+    Titan,
+    Cohere,
+}
+
+impl EmbeddingFamily {
+    fn of(model: &str) -> Option<Self> {
+        if model.contains("amazon.titan-embed") {
+            Some(EmbeddingFamily::Titan)
+        } else if model.contains("cohere.embed") {
+            Some(EmbeddingFamily::Cohere)
+        } else {
+            None
+        }
+    }
+}
+
+/// Cohere embed accepts at most 96 texts per call.
+const COHERE_MAX_TEXTS: usize = 96;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TitanRequest<'r> {
+    input_text: &'r str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct CohereRequest<'r> {
+    texts: Vec<&'r str>,
+    /// OpenAI's API has no notion of query versus document; documents is the neutral choice.
+    input_type: &'static str,
+}
+
+pub fn build_embeddings(
+    provider: &Provider,
+    s: &Settings,
+    req: &EmbeddingsRequest,
+    upstream_model: &str,
+    now_ms: u64,
+) -> Result<Built, ApiError> {
+    let Some(family) = EmbeddingFamily::of(upstream_model) else {
+        return Err(ApiError::invalid_param(
+            "model",
+            format!(
+                "Bedrock model `{upstream_model}` has no known embeddings format; the gateway supports amazon.titan-embed-* and cohere.embed-* models."
+            ),
+        ));
+    };
+    let texts = req.inputs()?.texts.ok_or_else(|| {
+        ApiError::invalid_param(
+            "input",
+            "Bedrock embedding models take text; send `input` as a string or an array of strings, not token ids.",
+        )
+    })?;
+    let body = match family {
+        EmbeddingFamily::Titan => {
+            let [text] = texts.as_slice() else {
+                return Err(ApiError::invalid_param(
+                    "input",
+                    format!(
+                        "Titan embedding models embed one text per request; got {} inputs. Send `input` as a single string.",
+                        texts.len()
+                    ),
+                ));
+            };
+            serde_json::to_vec(&TitanRequest { input_text: text, dimensions: req.dimensions })
+        }
+        EmbeddingFamily::Cohere => {
+            if req.dimensions.is_some() {
+                return Err(ApiError::invalid_param("dimensions", "Cohere embedding models on Bedrock do not take `dimensions`.")
+                    .with_code("unsupported_parameter"));
+            }
+            if texts.len() > COHERE_MAX_TEXTS {
+                return Err(ApiError::invalid_param(
+                    "input",
+                    format!("Cohere embedding models take at most {COHERE_MAX_TEXTS} inputs per request; got {}.", texts.len()),
+                ));
+            }
+            serde_json::to_vec(&CohereRequest { texts: texts.iter().map(|t| &**t).collect(), input_type: "search_document" })
+        }
+    }
+    .map_err(|e| ApiError::internal(format!("could not encode the embeddings request: {e}")))?;
+    signed(provider, s, model_path(provider, upstream_model, "invoke"), body, now_ms)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TitanResponse<'a> {
+    #[serde(borrow)]
+    embedding: &'a RawValue,
+    #[serde(default)]
+    input_text_token_count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CohereResponse<'a> {
+    /// An array of vectors, or `{"float": [...]}` when embedding types were requested.
+    #[serde(borrow)]
+    embeddings: &'a RawValue,
+    #[serde(default)]
+    meta: Option<CohereMeta>,
+}
+
+#[derive(Deserialize)]
+struct CohereByType<'a> {
+    #[serde(borrow)]
+    float: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct CohereMeta {
+    #[serde(default)]
+    billed_units: Option<BilledUnits>,
+}
+
+#[derive(Deserialize)]
+struct BilledUnits {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+}
+
+pub fn translate_embeddings(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+    let bad = |e: serde_json::Error| {
+        ApiError::bad_gateway(format!("The provider returned a response that is not an embedding ({e}): {}", super::excerpt(body)))
+    };
+    let tokens = |n: u64| Usage { input_tokens: n, ..Default::default() };
+    let (vectors, usage) = match EmbeddingFamily::of(&ctx.model) {
+        Some(EmbeddingFamily::Cohere) => {
+            let r: CohereResponse = serde_json::from_slice(body).map_err(bad)?;
+            let vectors = match serde_json::from_str::<Vec<&RawValue>>(r.embeddings.get()) {
+                Ok(v) => v,
+                Err(_) => serde_json::from_str::<CohereByType>(r.embeddings.get()).map_err(bad)?.float,
+            };
+            (vectors, r.meta.and_then(|m| m.billed_units).and_then(|b| b.input_tokens).map(tokens))
+        }
+        _ => {
+            let r: TitanResponse = serde_json::from_slice(body).map_err(bad)?;
+            (vec![r.embedding], r.input_text_token_count.map(tokens))
+        }
+    };
+    let body = embeddings::list_response(&ctx.model, &vectors, usage.as_ref(), ctx.base64)?;
+    Ok(Translated { body: Some(body), usage })
+}
+
+// ---- streaming -------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockStart<'a> {
+    #[serde(default)]
+    content_block_index: u32,
+    #[serde(borrow, default)]
+    start: Option<StartBody<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartBody<'a> {
+    #[serde(borrow, default)]
+    tool_use: Option<StartToolUse<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartToolUse<'a> {
+    #[serde(borrow)]
+    tool_use_id: Str<'a>,
+    #[serde(borrow)]
+    name: Str<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockDelta<'a> {
+    #[serde(default)]
+    content_block_index: u32,
+    #[serde(borrow)]
+    delta: DeltaBody<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeltaBody<'a> {
+    #[serde(borrow, default)]
+    text: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    tool_use: Option<DeltaToolUse<'a>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<DeltaReasoning<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaToolUse<'a> {
+    #[serde(borrow)]
+    input: Str<'a>,
+}
+
+#[derive(Deserialize)]
+struct DeltaReasoning<'a> {
+    #[serde(borrow, default)]
+    text: Option<Str<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageStop<'a> {
+    #[serde(borrow)]
+    stop_reason: Str<'a>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    usage: Option<TokenUsage>,
+}
+
+#[derive(Deserialize)]
+struct ExceptionBody<'a> {
+    #[serde(borrow, default)]
+    message: Option<Str<'a>>,
+}
+
+/// Translates ConverseStream events (decoded by the event-stream framer) chunk by chunk.
+/// `messageStop` carries the finish reason and `metadata` the usage, in that order; the stream
+/// is complete once both arrived.
+#[derive(Debug)]
+pub struct StreamState {
+    header: ChunkHeader,
+    client_wants_usage: bool,
+    usage: Option<TokenUsage>,
+    /// Content block index → tool call index, for the blocks that are tool calls.
+    tool_blocks: Vec<(u32, u32)>,
+    stopped: bool,
+    metadata: bool,
+    done: bool,
+    errored: bool,
+}
+
+impl StreamState {
+    pub fn new(ctx: &ResponseContext) -> Self {
+        StreamState {
+            header: ChunkHeader { id: completion_id(ctx.created), created: ctx.created, model: ctx.model.clone() },
+            client_wants_usage: ctx.client_wants_usage,
+            usage: None,
+            tool_blocks: Vec::new(),
+            stopped: false,
+            metadata: false,
+            done: false,
+            errored: false,
+        }
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage.map(Usage::from)
+    }
+
+    pub fn completed(&self) -> bool {
+        self.done
+    }
+
+    pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
+        if self.done || self.errored {
+            return;
+        }
+        let translated = match event.name {
+            b"messageStart" => {
+                self.header.write(out, Delta { role: Some("assistant"), content: Some(""), ..Default::default() }, None);
+                Ok(())
+            }
+            b"contentBlockStart" => serde_json::from_slice(&event.data).map(|s| self.block_start(&s, out)),
+            b"contentBlockDelta" => serde_json::from_slice(&event.data).map(|d| self.block_delta(&d, out)),
+            b"messageStop" => serde_json::from_slice::<MessageStop>(&event.data).map(|m| {
+                self.stopped = true;
+                self.header.write(out, Delta::default(), Some(finish_reason(&m.stop_reason)));
+                self.maybe_done(out);
+            }),
+            b"metadata" => serde_json::from_slice::<Metadata>(&event.data).map(|m| {
+                self.metadata = true;
+                self.usage = m.usage.or(self.usage);
+                self.maybe_done(out);
+            }),
+            name if name.ends_with(b"Exception") => {
+                self.errored = true;
+                let kind = String::from_utf8_lossy(name);
+                let message = serde_json::from_slice::<ExceptionBody>(&event.data)
+                    .ok()
+                    .and_then(|b| b.message)
+                    .map_or_else(|| "The provider reported an error mid-stream.".to_owned(), |m| m.0.into_owned());
+                out.extend_from_slice(&map_error(None, &kind, message).to_sse_event());
+                Ok(())
+            }
+            // `contentBlockStop` and event types added later carry nothing to forward.
+            _ => Ok(()),
+        };
+        if let Err(err) = translated {
+            self.errored = true;
+            let e = ApiError::bad_gateway(format!("The provider sent a malformed stream event ({err}): {}", super::excerpt(&event.data)));
+            out.extend_from_slice(&e.to_sse_event());
+        }
+    }
+
+    fn block_start(&mut self, s: &BlockStart, out: &mut Vec<u8>) {
+        let Some(tool) = s.start.as_ref().and_then(|s| s.tool_use.as_ref()) else { return };
+        let tool_index = u32::try_from(self.tool_blocks.len()).unwrap_or(u32::MAX);
+        self.tool_blocks.push((s.content_block_index, tool_index));
+        let call = DeltaToolCall {
+            index: tool_index,
+            id: Some(&tool.tool_use_id),
+            kind: Some("function"),
+            function: DeltaFunction { name: Some(&tool.name), arguments: "" },
+        };
+        self.header.write(out, Delta { tool_calls: Some([call]), ..Default::default() }, None);
+    }
+
+    fn block_delta(&mut self, d: &BlockDelta, out: &mut Vec<u8>) {
+        if let Some(t) = d.delta.text.as_deref().filter(|t| !t.is_empty()) {
+            self.header.write(out, Delta { content: Some(t), ..Default::default() }, None);
+        }
+        if let Some(t) = d.delta.reasoning_content.as_ref().and_then(|r| r.text.as_deref()).filter(|t| !t.is_empty()) {
+            self.header.write(out, Delta { reasoning_content: Some(t), ..Default::default() }, None);
+        }
+        let tool = self.tool_blocks.iter().find(|(b, _)| *b == d.content_block_index).map(|(_, t)| *t);
+        if let (Some(tool_index), Some(input)) = (tool, d.delta.tool_use.as_ref().map(|t| &*t.input).filter(|i| !i.is_empty())) {
+            let call = DeltaToolCall { index: tool_index, id: None, kind: None, function: DeltaFunction { name: None, arguments: input } };
+            self.header.write(out, Delta { tool_calls: Some([call]), ..Default::default() }, None);
+        }
+    }
+
+    fn maybe_done(&mut self, out: &mut Vec<u8>) {
+        if !(self.stopped && self.metadata) {
+            return;
+        }
+        self.done = true;
+        if self.client_wants_usage {
+            self.header.write_usage(out, &self.usage().unwrap_or_default());
+        }
+        out.extend_from_slice(DONE_EVENT);
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.done && !self.errored {
+            out.extend_from_slice(&super::openai::truncated_error().to_sse_event());
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "bedrock_tests.rs"]
+mod tests;
