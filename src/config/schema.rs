@@ -79,6 +79,8 @@ pub enum ProviderKind {
     Openai,
     OpenaiCompatible,
     Anthropic,
+    Cohere,
+    Azure,
 }
 
 impl ProviderKind {
@@ -87,6 +89,8 @@ impl ProviderKind {
             ProviderKind::Openai => "openai",
             ProviderKind::OpenaiCompatible => "openai_compatible",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Cohere => "cohere",
+            ProviderKind::Azure => "azure",
         }
     }
 }
@@ -106,7 +110,7 @@ pub struct ProviderSpec {
     /// Name of the environment variable holding the API key (never the key itself).
     #[serde(default)]
     pub api_key_env: Option<String>,
-    /// Provider API version, e.g. Anthropic's `anthropic-version`.
+    /// Provider API version, e.g. Anthropic's `anthropic-version` or Azure OpenAI's `api-version`.
     #[serde(default)]
     pub api_version: Option<String>,
     /// `max_tokens` sent when the client gives none and the provider requires one.

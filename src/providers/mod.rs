@@ -2,6 +2,8 @@
 //! dispatches on the provider's dialect.
 
 pub mod anthropic;
+pub mod azure;
+pub mod cohere;
 pub mod openai;
 
 use crate::accounting::Usage;
@@ -18,6 +20,8 @@ use crate::stream::sse::Event;
 pub enum Dialect {
     OpenAi(openai::Settings),
     Anthropic(anthropic::Settings),
+    Cohere,
+    Azure(azure::Settings),
 }
 
 /// What a provider's compile step reads.
@@ -80,7 +84,8 @@ pub fn default_host(spec: &ProviderSpec) -> Option<String> {
     match spec.kind {
         ProviderKind::Openai => Some("api.openai.com".into()),
         ProviderKind::Anthropic => Some("api.anthropic.com".into()),
-        ProviderKind::OpenaiCompatible => None,
+        ProviderKind::Cohere => Some("api.cohere.com".into()),
+        ProviderKind::OpenaiCompatible | ProviderKind::Azure => None,
     }
 }
 
@@ -88,6 +93,8 @@ pub fn default_host(spec: &ProviderSpec) -> Option<String> {
 pub fn default_base_path(kind: ProviderKind) -> &'static str {
     match kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Anthropic => "/v1",
+        ProviderKind::Cohere => "/v2",
+        ProviderKind::Azure => "/openai",
     }
 }
 
@@ -99,14 +106,17 @@ pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
     match input.spec.kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible => openai::compile(input),
         ProviderKind::Anthropic => anthropic::compile(input),
+        ProviderKind::Cohere => cohere::compile(input),
+        ProviderKind::Azure => azure::compile(input),
     }
 }
 
 /// Shipped parameter defaults for a model, overridden by the model's configured `params`.
 pub fn param_policy(provider: &Provider, upstream_model: &str, overrides: &[(String, ParamAction)]) -> Vec<(String, ParamAction)> {
     let defaults = match &provider.dialect {
-        Dialect::OpenAi(_) => openai::default_policy(upstream_model),
+        Dialect::OpenAi(_) | Dialect::Azure(_) => openai::default_policy(upstream_model),
         Dialect::Anthropic(s) => anthropic::default_policy(s, upstream_model),
+        Dialect::Cohere => Vec::new(),
     };
     let mut policy: Vec<(String, ParamAction)> =
         defaults.into_iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).map(|(k, v)| (k.to_owned(), v)).collect();
@@ -161,6 +171,8 @@ pub fn build_chat(provider: &Provider, req: &ChatRequest, raw: &[u8], target: &T
     match &provider.dialect {
         Dialect::OpenAi(s) => openai::build_request(s, req, raw, target.model, edits),
         Dialect::Anthropic(s) => anthropic::build_request(provider, s, req, target.model, edits),
+        Dialect::Cohere => cohere::build_request(provider, req, target.model, edits),
+        Dialect::Azure(s) => azure::build_chat(provider, s, req, raw, target.model, edits),
     }
 }
 
@@ -168,6 +180,8 @@ pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, raw: &[u8]
     match &provider.dialect {
         Dialect::OpenAi(_) => openai::build_embeddings(provider, req, raw, target.model),
         Dialect::Anthropic(_) => Err(no_embeddings(provider)),
+        Dialect::Cohere => cohere::build_embeddings(provider, req, target.model),
+        Dialect::Azure(s) => azure::build_embeddings(provider, s, req, raw, target.model),
     }
 }
 
@@ -208,9 +222,11 @@ pub struct Translated {
 
 pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
     match (ctx.operation, &provider.dialect) {
-        (Operation::Chat, Dialect::OpenAi(_)) => openai::translate_response(body),
+        (Operation::Chat, Dialect::OpenAi(_) | Dialect::Azure(_)) => openai::translate_response(body),
         (Operation::Chat, Dialect::Anthropic(_)) => anthropic::translate_response(ctx, body),
-        (Operation::Embeddings, Dialect::OpenAi(_)) => openai::translate_embeddings(body),
+        (Operation::Chat, Dialect::Cohere) => cohere::translate_response(ctx, body),
+        (Operation::Embeddings, Dialect::OpenAi(_) | Dialect::Azure(_)) => openai::translate_embeddings(body),
+        (Operation::Embeddings, Dialect::Cohere) => cohere::translate_embeddings(ctx, body),
         (Operation::Embeddings, Dialect::Anthropic(_)) => Err(no_embeddings(provider)),
     }
 }
@@ -218,8 +234,9 @@ pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8
 /// Maps a non-2xx upstream answer to the OpenAI error the client gets.
 pub fn translate_error(provider: &Provider, status: u16, body: &[u8]) -> ApiError {
     let mut e = match &provider.dialect {
-        Dialect::OpenAi(_) => openai::translate_error(status, body),
+        Dialect::OpenAi(_) | Dialect::Azure(_) => openai::translate_error(status, body),
         Dialect::Anthropic(_) => anthropic::translate_error(status, body),
+        Dialect::Cohere => cohere::translate_error(status, body),
     };
     if status == 401 || status == 403 {
         e.message = format!("Provider `{}` rejected the gateway's credentials: {}", provider.name, e.message);
@@ -239,7 +256,7 @@ pub fn excerpt(body: &[u8]) -> String {
 /// How a provider frames its streams.
 pub fn stream_decoder(provider: &Provider, max_event_bytes: usize) -> Decoder {
     match &provider.dialect {
-        Dialect::OpenAi(_) | Dialect::Anthropic(_) => Decoder::sse(max_event_bytes),
+        Dialect::OpenAi(_) | Dialect::Anthropic(_) | Dialect::Cohere | Dialect::Azure(_) => Decoder::sse(max_event_bytes),
     }
 }
 
@@ -248,13 +265,15 @@ pub fn stream_decoder(provider: &Provider, max_event_bytes: usize) -> Decoder {
 pub enum StreamTranslator {
     OpenAi(openai::StreamState),
     Anthropic(anthropic::StreamState),
+    Cohere(cohere::StreamState),
 }
 
 impl StreamTranslator {
     pub fn new(provider: &Provider, ctx: &ResponseContext) -> Self {
         match &provider.dialect {
-            Dialect::OpenAi(_) => StreamTranslator::OpenAi(openai::StreamState::new(ctx)),
+            Dialect::OpenAi(_) | Dialect::Azure(_) => StreamTranslator::OpenAi(openai::StreamState::new(ctx)),
             Dialect::Anthropic(_) => StreamTranslator::Anthropic(anthropic::StreamState::new(ctx)),
+            Dialect::Cohere => StreamTranslator::Cohere(cohere::StreamState::new(ctx)),
         }
     }
 
@@ -266,6 +285,10 @@ impl StreamTranslator {
                 s.on_event(event, out);
                 false
             }
+            StreamTranslator::Cohere(s) => {
+                s.on_event(event, out);
+                false
+            }
         }
     }
 
@@ -274,6 +297,7 @@ impl StreamTranslator {
         match self {
             StreamTranslator::OpenAi(s) => s.finish(out),
             StreamTranslator::Anthropic(s) => s.finish(out),
+            StreamTranslator::Cohere(s) => s.finish(out),
         }
     }
 
@@ -282,6 +306,7 @@ impl StreamTranslator {
         match self {
             StreamTranslator::OpenAi(s) => s.usage,
             StreamTranslator::Anthropic(s) => s.usage(),
+            StreamTranslator::Cohere(s) => s.usage(),
         }
     }
 
@@ -290,6 +315,7 @@ impl StreamTranslator {
         match self {
             StreamTranslator::OpenAi(s) => s.done,
             StreamTranslator::Anthropic(s) => s.completed(),
+            StreamTranslator::Cohere(s) => s.completed(),
         }
     }
 }
