@@ -1,11 +1,14 @@
 //! A mock LLM provider for Tollgate's tests and demo.
 //!
-//! It speaks the OpenAI Chat Completions and Anthropic Messages wire formats,
-//! validates what the gateway forwards as strictly as the real APIs, answers
+//! It speaks the OpenAI Chat Completions and Embeddings, Anthropic Messages,
+//! Cohere v2 and Azure OpenAI wire formats, validates what the gateway
+//! forwards as strictly as the real APIs, answers
 //! with a deterministic script, records every request for assertions, and
 //! injects faults on demand. See `--help` for the command line.
 
 mod anthropic;
+mod azure;
+mod cohere;
 mod http;
 mod openai;
 mod provider;
@@ -24,47 +27,69 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::anthropic::Anthropic;
+use crate::azure::Azure;
+use crate::cohere::Cohere;
 use crate::http::{ReadError, Request, Response};
 use crate::openai::OpenAi;
 use crate::provider::Flow;
 use crate::record::{Fault, Recorder};
 
-const USAGE: &str = "usage: mock-provider --listen HOST:PORT [--openai-key KEY] [--anthropic-key KEY]";
+const USAGE: &str = "usage: mock-provider --listen HOST:PORT [--openai-key KEY] [--anthropic-key KEY] [--cohere-key KEY] [--azure-key KEY]";
 
 #[derive(Debug, PartialEq, Eq)]
 struct Config {
     listen: String,
     openai_key: String,
     anthropic_key: String,
+    cohere_key: String,
+    azure_key: String,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
     let mut listen = None;
     let mut openai_key = "test-openai-key".to_owned();
     let mut anthropic_key = "test-anthropic-key".to_owned();
+    let mut cohere_key = "test-cohere-key".to_owned();
+    let mut azure_key = "test-azure-key".to_owned();
     while let Some(flag) = args.next() {
         let slot = match flag.as_str() {
             "--listen" => listen.insert(String::new()),
             "--openai-key" => &mut openai_key,
             "--anthropic-key" => &mut anthropic_key,
+            "--cohere-key" => &mut cohere_key,
+            "--azure-key" => &mut azure_key,
             _ => return Err(format!("unknown argument {flag:?}")),
         };
         *slot = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
     }
-    Ok(Config { listen: listen.ok_or("--listen is required")?, openai_key, anthropic_key })
+    Ok(Config { listen: listen.ok_or("--listen is required")?, openai_key, anthropic_key, cohere_key, azure_key })
 }
 
 /// State shared by all connection threads.
 struct App {
     openai: OpenAi,
     anthropic: Anthropic,
+    cohere: Cohere,
+    azure: Azure,
     recorder: Mutex<Recorder>,
 }
 
 impl App {
     fn new(config: Config) -> Self {
-        App { openai: OpenAi::new(config.openai_key), anthropic: Anthropic::new(config.anthropic_key), recorder: Mutex::default() }
+        App {
+            openai: OpenAi::new(config.openai_key),
+            anthropic: Anthropic::new(config.anthropic_key),
+            cohere: Cohere::new(config.cohere_key),
+            azure: Azure::new(config.azure_key),
+            recorder: Mutex::default(),
+        }
     }
+}
+
+/// Azure's deployment paths are its own; its v1 API shares `/openai/v1/…` with OpenAI-compatible
+/// hosts that use that base path (Groq), and is told apart by its `api-key` header.
+fn is_azure(request: &Request) -> bool {
+    request.path.starts_with("/openai/deployments/") || request.path.starts_with("/openai/v1/") && request.header("api-key").is_some()
 }
 
 fn main() -> ExitCode {
@@ -155,8 +180,14 @@ fn connection(app: &App, stream: TcpStream) -> io::Result<()> {
 fn route(app: &App, request: &Request, out: &mut TcpStream) -> io::Result<Flow> {
     let path = request.path.as_str();
     let response = match request.method.as_str() {
-        "POST" if path.ends_with("/chat/completions") => {
+        "POST" if is_azure(request) => {
+            return provider::serve(&app.azure, request, &app.recorder, out);
+        }
+        "POST" if path.ends_with("/chat/completions") || path.ends_with("/embeddings") => {
             return provider::serve(&app.openai, request, &app.recorder, out);
+        }
+        "POST" if path.ends_with("/v2/chat") || path.ends_with("/v2/embed") => {
+            return provider::serve(&app.cohere, request, &app.recorder, out);
         }
         "POST" if path.ends_with("/messages") => {
             return provider::serve(&app.anthropic, request, &app.recorder, out);
@@ -208,7 +239,13 @@ mod tests {
         let args = |list: &[&str]| parse_args(list.iter().map(|arg| arg.to_string()));
         assert_eq!(
             args(&["--listen", "127.0.0.1:0", "--openai-key", "o"]),
-            Ok(Config { listen: "127.0.0.1:0".to_owned(), openai_key: "o".to_owned(), anthropic_key: "test-anthropic-key".to_owned() })
+            Ok(Config {
+                listen: "127.0.0.1:0".to_owned(),
+                openai_key: "o".to_owned(),
+                anthropic_key: "test-anthropic-key".to_owned(),
+                cohere_key: "test-cohere-key".to_owned(),
+                azure_key: "test-azure-key".to_owned(),
+            })
         );
         assert!(args(&[]).is_err());
         assert!(args(&["--listen"]).is_err());
@@ -330,9 +367,27 @@ mod tests {
         assert!(text.starts_with("event: message_start\ndata: {"));
         assert!(text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
 
+        let embed = r#"{"model":"text-embedding-3-small","input":"hi"}"#;
+        let reply = client.send("POST", "/v1/embeddings", OPENAI, embed);
+        assert_eq!(reply.json()["data"][0]["object"], "embedding");
+
+        let cohere = [("authorization", "Bearer test-cohere-key"), ("x-test-id", "round-trip")];
+        let chat = r#"{"model":"command-a","messages":[{"role":"user","content":"hi"}]}"#;
+        assert_eq!(client.send("POST", "/v2/chat", &cohere, chat).json()["message"]["content"][0]["text"], "Hello! You said: hi");
+        let embed = r#"{"model":"embed-v4.0","texts":["hi"],"input_type":"search_query"}"#;
+        assert_eq!(client.send("POST", "/v2/embed", &cohere, embed).json()["response_type"], "embeddings_by_type");
+
+        let azure = [("api-key", "test-azure-key"), ("x-test-id", "round-trip")];
+        let chat = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+        let reply = client.send("POST", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", &azure, chat);
+        assert!(reply.json()["prompt_filter_results"].is_array());
+        let reply = client.send("POST", "/openai/v1/chat/completions", &azure, chat);
+        assert!(reply.json()["prompt_filter_results"].is_array(), "api-key on the v1 path is Azure");
+
         let log = client.send("GET", "/_mock/requests?test_id=round-trip", &[], "");
         let log = log.json();
-        assert_eq!(log.as_array().unwrap().len(), 4);
+        assert_eq!(log.as_array().unwrap().len(), 9);
+        assert_eq!(log[7]["query"], "api-version=2024-10-21");
         assert_eq!(log[0]["path"], "/v1/chat/completions");
         assert_eq!(log[0]["body"]["model"], "gpt-4o");
         assert_eq!(log[2]["headers"]["anthropic-version"], "2023-06-01");
