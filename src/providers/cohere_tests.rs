@@ -330,6 +330,9 @@ fn errors_map_status_type_and_message() {
         assert_eq!((e.status, &*e.kind, e.code.as_deref()), (status, kind, code), "{upstream}");
         assert_eq!(e.message, "invalid request: message must be at least 1 token long");
     }
+    let c = config("");
+    let e = super::super::translate_error(&c.providers[0], 498, br#"{"id":"x","message":"invalid api token"}"#);
+    assert_eq!((e.status, e.message.as_str()), (401, "Provider `cohere` rejected the gateway's credentials: invalid api token"));
     assert!(translate_error(502, b"<html>bad gateway</html>").message.contains("<html>bad gateway</html>"));
     assert_eq!(translate_error(500, b"").message, "The provider answered HTTP 500.");
 }

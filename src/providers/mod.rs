@@ -238,7 +238,8 @@ pub fn translate_error(provider: &Provider, status: u16, body: &[u8]) -> ApiErro
         Dialect::Anthropic(_) => anthropic::translate_error(status, body),
         Dialect::Cohere => cohere::translate_error(status, body),
     };
-    if status == 401 || status == 403 {
+    // The translated status: a provider may signal bad credentials otherwise (Cohere's 498).
+    if e.status == 401 || e.status == 403 {
         e.message = format!("Provider `{}` rejected the gateway's credentials: {}", provider.name, e.message);
     }
     if !(400..=599).contains(&e.status) {

@@ -26,7 +26,12 @@ impl OpenAi {
         OpenAi { key }
     }
 
+    /// Paths under `/keyless/` stand for a self-hosted server started without a key (Ollama,
+    /// vLLM or TGI by default), which takes any request.
     fn authorize(&self, request: &Request) -> Result<(), Response> {
+        if request.path.starts_with("/keyless/") {
+            return Ok(());
+        }
         let presented = request.header("authorization").and_then(|value| value.strip_prefix("Bearer ")).unwrap_or_default();
         if presented == self.key {
             return Ok(());
@@ -883,6 +888,9 @@ mod tests {
     #[test]
     fn rejects_wrong_keys() {
         let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+        let mut keyless = request(&body, "anything");
+        keyless.path = "/keyless/v1/chat/completions".to_owned();
+        assert!(OpenAi::new("k".to_owned()).answer(&keyless, Cache::default()).is_ok(), "a self-hosted server takes no key");
         let response = OpenAi::new("k".to_owned()).answer(&request(&body, "wrong-key-123"), Cache::default()).err().unwrap();
         assert_eq!(response.status, 401);
         let error = json_of(&response);
