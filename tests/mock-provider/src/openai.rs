@@ -26,10 +26,10 @@ impl OpenAi {
         OpenAi { key }
     }
 
-    /// Paths under `/keyless/` stand for a self-hosted server started without a key (Ollama,
-    /// vLLM or TGI by default), which takes any request.
+    /// Addressed as `localhost`, the mock stands for a self-hosted server started without a key
+    /// (Ollama, vLLM or TGI by default), which takes any request.
     fn authorize(&self, request: &Request) -> Result<(), Response> {
-        if request.path.starts_with("/keyless/") {
+        if request.header("host").is_some_and(|host| host == "localhost" || host.starts_with("localhost:")) {
             return Ok(());
         }
         let presented = request.header("authorization").and_then(|value| value.strip_prefix("Bearer ")).unwrap_or_default();
@@ -889,7 +889,7 @@ mod tests {
     fn rejects_wrong_keys() {
         let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
         let mut keyless = request(&body, "anything");
-        keyless.path = "/keyless/v1/chat/completions".to_owned();
+        keyless.headers.push(("host".to_owned(), "localhost:11434".to_owned()));
         assert!(OpenAi::new("k".to_owned()).answer(&keyless, Cache::default()).is_ok(), "a self-hosted server takes no key");
         let response = OpenAi::new("k".to_owned()).answer(&request(&body, "wrong-key-123"), Cache::default()).err().unwrap();
         assert_eq!(response.status, 401);
