@@ -177,6 +177,8 @@ pub fn build_request(provider: &Provider, req: &ChatRequest, upstream_model: &st
     let body = ChatBody {
         model: upstream_model,
         messages,
+        // Cohere's strictness is one switch for all tools; it only holds arguments to their
+        // declared schemas, so a single strict function turns it on.
         strict_tools: req.tools.iter().filter_map(|t| t.function.as_ref()).any(|f| f.strict == Some(true)),
         tools,
         tool_choice,
@@ -315,6 +317,7 @@ fn convert_messages<'r>(req: &'r ChatRequest) -> Result<Vec<Turn<'r>>, ApiError>
 
 fn content<'r>(i: usize, content: Option<&'r Content>, allowed: &[&str]) -> Result<ContentOut<'r>, ApiError> {
     match content {
+        // Request validation already requires content of system, user and tool messages.
         None => Ok(ContentOut::Text("")),
         Some(Content::Text(t)) => Ok(ContentOut::Text(t)),
         Some(Content::Parts(parts)) => {
