@@ -1,10 +1,12 @@
 """The OpenAI-compatible presets (examples/openai-compatible/envoy.yaml) through real Envoy, every
 cluster pointed at the mock provider: each host gets its own base path, its key (or none for
 self-hosted servers), and `stream_options` only where it takes them."""
+import json
+
 import pytest
 
 from harness import Envoy, load_config
-from test_core import user
+from test_core import WEATHER_TOOL, user
 
 # client model, upstream model, host, path, key variable, takes stream_options
 PRESETS = [
@@ -62,3 +64,16 @@ def test_preset_embeddings(gw, mock, test_id, model, host, key):
     sent = mock.only_request(test_id)
     assert (sent["path"], sent["headers"]["host"]) == ("/v1/embeddings", host)
     assert ("authorization" in sent["headers"]) == key
+
+
+@pytest.mark.parametrize("model", [p[0] for p in PRESETS])
+def test_preset_passes_tools_images_and_json_mode_through(gw, mock, test_id, model):
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}
+    response_format = {"type": "json_object"}
+    r = gw.chat({"model": model, "response_format": response_format, "tools": [WEATHER_TOOL],
+                 "messages": [{"role": "user", "content": [{"type": "text", "text": "weather in Paris?"}, image]}]}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    call = r.json()["choices"][0]["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "get_weather" and json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+    sent = mock.only_request(test_id)["body"]
+    assert (sent["messages"][0]["content"][1], sent["response_format"], sent["tools"]) == (image, response_format, [WEATHER_TOOL])

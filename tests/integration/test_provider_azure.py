@@ -165,3 +165,15 @@ def test_model_names_that_cannot_be_deployments_never_reach_azure(gw, mock, test
     r = gw.chat({"model": "azure-gpt-4o.mini_1", "messages": [user("x")]}, {"x-test-id": test_id})
     assert r.status == 200
     assert mock.only_request(test_id)["path"] == "/openai/deployments/azure-gpt-4o.mini_1/chat/completions"
+
+
+def test_images_json_mode_and_tools_pass_through_unchanged(gw, mock, test_id):
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "high"}}
+    response_format = {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": True}}
+    r = gw.chat({"model": "azure-gpt", "response_format": response_format, "tools": [WEATHER_TOOL], "tool_choice": "required",
+                 "messages": [{"role": "user", "content": [{"type": "text", "text": "weather here?"}, image]}]}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert r.json()["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
+    sent = mock.only_request(test_id)["body"]
+    assert sent["messages"][0]["content"][1] == image
+    assert (sent["response_format"], sent["tool_choice"]) == (response_format, "required")
