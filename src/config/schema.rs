@@ -301,6 +301,8 @@ pub enum ProviderKind {
     Gemini,
     Vertex,
     Bedrock,
+    Cohere,
+    Azure,
 }
 
 impl ProviderKind {
@@ -312,6 +314,8 @@ impl ProviderKind {
             ProviderKind::Gemini => "gemini",
             ProviderKind::Vertex => "vertex",
             ProviderKind::Bedrock => "bedrock",
+            ProviderKind::Cohere => "cohere",
+            ProviderKind::Azure => "azure",
         }
     }
 }
@@ -331,7 +335,7 @@ pub struct ProviderSpec {
     /// Name of the environment variable holding the API key (never the key itself).
     #[serde(default)]
     pub api_key_env: Option<String>,
-    /// Provider API version, e.g. Anthropic's `anthropic-version`.
+    /// Provider API version, e.g. Anthropic's `anthropic-version` or Azure OpenAI's `api-version`.
     #[serde(default)]
     pub api_version: Option<String>,
     /// `max_tokens` sent when the client gives none and the provider requires one.

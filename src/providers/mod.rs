@@ -2,7 +2,9 @@
 //! dispatches on the provider's dialect.
 
 pub mod anthropic;
+pub mod azure;
 pub mod bedrock;
+pub mod cohere;
 pub mod gemini;
 pub mod openai;
 pub mod sigv4;
@@ -24,6 +26,8 @@ pub enum Dialect {
     Anthropic(anthropic::Settings),
     Gemini(gemini::Settings),
     Bedrock(bedrock::Settings),
+    Cohere,
+    Azure(azure::Settings),
 }
 
 /// What a provider's compile step reads.
@@ -87,10 +91,11 @@ pub fn default_host(spec: &ProviderSpec) -> Option<String> {
     match spec.kind {
         ProviderKind::Openai => Some("api.openai.com".into()),
         ProviderKind::Anthropic => Some("api.anthropic.com".into()),
-        ProviderKind::OpenaiCompatible => None,
         ProviderKind::Gemini => Some("generativelanguage.googleapis.com".into()),
         ProviderKind::Vertex => Some(gemini::vertex_host(spec.location.as_deref())),
         ProviderKind::Bedrock => spec.region.as_deref().map(bedrock::default_host),
+        ProviderKind::Cohere => Some("api.cohere.com".into()),
+        ProviderKind::OpenaiCompatible | ProviderKind::Azure => None,
     }
 }
 
@@ -100,6 +105,8 @@ pub fn default_base_path(kind: ProviderKind) -> &'static str {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Anthropic | ProviderKind::Vertex => "/v1",
         ProviderKind::Gemini => "/v1beta",
         ProviderKind::Bedrock => "",
+        ProviderKind::Cohere => "/v2",
+        ProviderKind::Azure => "/openai",
     }
 }
 
@@ -113,16 +120,19 @@ pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
         ProviderKind::Anthropic => anthropic::compile(input),
         ProviderKind::Gemini | ProviderKind::Vertex => gemini::compile(input),
         ProviderKind::Bedrock => bedrock::compile(input),
+        ProviderKind::Cohere => cohere::compile(input),
+        ProviderKind::Azure => azure::compile(input),
     }
 }
 
 /// Shipped parameter defaults for a model, overridden by the model's configured `params`.
 pub fn param_policy(provider: &Provider, upstream_model: &str, overrides: &[(String, ParamAction)]) -> Vec<(String, ParamAction)> {
     let defaults = match &provider.dialect {
-        Dialect::OpenAi(_) => openai::default_policy(upstream_model),
+        Dialect::OpenAi(_) | Dialect::Azure(_) => openai::default_policy(upstream_model),
         Dialect::Anthropic(s) => anthropic::default_policy(s, upstream_model),
         Dialect::Gemini(_) => Vec::new(),
         Dialect::Bedrock(_) => Vec::new(),
+        Dialect::Cohere => Vec::new(),
     };
     let mut policy: Vec<(String, ParamAction)> =
         defaults.into_iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).map(|(k, v)| (k.to_owned(), v)).collect();
@@ -191,6 +201,8 @@ pub fn build_chat(provider: &Provider, req: &ChatRequest, raw: &[u8], target: &T
         Dialect::Anthropic(s) => anthropic::build_request(provider, s, req, target.model, edits),
         Dialect::Gemini(s) => gemini::build_request(provider, s, req, target.model, edits),
         Dialect::Bedrock(s) => bedrock::build_request(provider, s, req, target.model, target.now_ms, edits),
+        Dialect::Cohere => cohere::build_request(provider, req, target.model, edits),
+        Dialect::Azure(s) => azure::build_chat(provider, s, req, raw, target.model, edits),
     }
 }
 
@@ -200,6 +212,8 @@ pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, raw: &[u8]
         Dialect::Anthropic(_) => Err(no_embeddings(provider)),
         Dialect::Gemini(s) => gemini::build_embeddings(s, req, target.model),
         Dialect::Bedrock(s) => bedrock::build_embeddings(provider, s, req, target.model, target.now_ms),
+        Dialect::Cohere => cohere::build_embeddings(provider, req, target.model),
+        Dialect::Azure(s) => azure::build_embeddings(provider, s, req, raw, target.model),
     }
 }
 
@@ -245,9 +259,11 @@ pub struct Translated {
 
 pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
     match (ctx.operation, &provider.dialect) {
-        (Operation::Chat, Dialect::OpenAi(_)) => openai::translate_response(body),
+        (Operation::Chat, Dialect::OpenAi(_) | Dialect::Azure(_)) => openai::translate_response(body),
         (Operation::Chat, Dialect::Anthropic(_)) => anthropic::translate_response(ctx, body),
-        (Operation::Embeddings, Dialect::OpenAi(_)) => openai::translate_embeddings(body),
+        (Operation::Chat, Dialect::Cohere) => cohere::translate_response(ctx, body),
+        (Operation::Embeddings, Dialect::OpenAi(_) | Dialect::Azure(_)) => openai::translate_embeddings(body),
+        (Operation::Embeddings, Dialect::Cohere) => cohere::translate_embeddings(ctx, body),
         (Operation::Embeddings, Dialect::Anthropic(_)) => Err(no_embeddings(provider)),
         (Operation::Chat, Dialect::Gemini(_)) => gemini::translate_response(ctx, body),
         (Operation::Embeddings, Dialect::Gemini(s)) => gemini::translate_embeddings(s, ctx, body),
@@ -260,12 +276,14 @@ pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8
 /// `x-amzn-errortype` header, where AWS names the error.
 pub fn translate_error(provider: &Provider, status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError {
     let mut e = match &provider.dialect {
-        Dialect::OpenAi(_) => openai::translate_error(status, body),
+        Dialect::OpenAi(_) | Dialect::Azure(_) => openai::translate_error(status, body),
         Dialect::Anthropic(_) => anthropic::translate_error(status, body),
         Dialect::Gemini(_) => gemini::translate_error(status, body),
         Dialect::Bedrock(_) => bedrock::translate_error(status, error_type, body),
+        Dialect::Cohere => cohere::translate_error(status, body),
     };
-    if status == 401 || status == 403 {
+    // The translated status: a provider may signal bad credentials otherwise (Cohere's 498).
+    if e.status == 401 || e.status == 403 {
         e.message = format!("Provider `{}` rejected the gateway's credentials: {}", provider.name, e.message);
     }
     sane_status(e)
@@ -290,7 +308,7 @@ pub fn excerpt(body: &[u8]) -> String {
 pub fn stream_decoder(provider: &Provider, content_type: Option<&str>, max_event_bytes: usize) -> Option<Decoder> {
     let content_type = content_type.unwrap_or_default().trim_start().to_ascii_lowercase();
     match &provider.dialect {
-        Dialect::OpenAi(_) | Dialect::Anthropic(_) | Dialect::Gemini(_) => {
+        Dialect::OpenAi(_) | Dialect::Anthropic(_) | Dialect::Gemini(_) | Dialect::Cohere | Dialect::Azure(_) => {
             content_type.starts_with("text/event-stream").then(|| Decoder::sse(max_event_bytes))
         }
         Dialect::Bedrock(_) => {
@@ -306,15 +324,17 @@ pub enum StreamTranslator {
     Anthropic(anthropic::StreamState),
     Gemini(gemini::StreamState),
     Bedrock(bedrock::StreamState),
+    Cohere(cohere::StreamState),
 }
 
 impl StreamTranslator {
     pub fn new(provider: &Provider, ctx: &ResponseContext) -> Self {
         match &provider.dialect {
-            Dialect::OpenAi(_) => StreamTranslator::OpenAi(openai::StreamState::new(ctx)),
+            Dialect::OpenAi(_) | Dialect::Azure(_) => StreamTranslator::OpenAi(openai::StreamState::new(ctx)),
             Dialect::Anthropic(_) => StreamTranslator::Anthropic(anthropic::StreamState::new(ctx)),
             Dialect::Gemini(_) => StreamTranslator::Gemini(gemini::StreamState::new(ctx)),
             Dialect::Bedrock(_) => StreamTranslator::Bedrock(bedrock::StreamState::new(ctx)),
+            Dialect::Cohere => StreamTranslator::Cohere(cohere::StreamState::new(ctx)),
         }
     }
 
@@ -334,6 +354,10 @@ impl StreamTranslator {
                 s.on_event(event, out);
                 false
             }
+            StreamTranslator::Cohere(s) => {
+                s.on_event(event, out);
+                false
+            }
         }
     }
 
@@ -344,6 +368,7 @@ impl StreamTranslator {
             StreamTranslator::Anthropic(s) => s.finish(out),
             StreamTranslator::Gemini(s) => s.finish(out),
             StreamTranslator::Bedrock(s) => s.finish(out),
+            StreamTranslator::Cohere(s) => s.finish(out),
         }
     }
 
@@ -354,6 +379,7 @@ impl StreamTranslator {
             StreamTranslator::Anthropic(s) => s.usage(),
             StreamTranslator::Gemini(s) => s.usage(),
             StreamTranslator::Bedrock(s) => s.usage(),
+            StreamTranslator::Cohere(s) => s.usage(),
         }
     }
 
@@ -364,6 +390,7 @@ impl StreamTranslator {
             StreamTranslator::Anthropic(s) => s.completed(),
             StreamTranslator::Gemini(s) => s.completed(),
             StreamTranslator::Bedrock(s) => s.completed(),
+            StreamTranslator::Cohere(s) => s.completed(),
         }
     }
 }

@@ -53,9 +53,14 @@ pub fn default_policy(model: &str) -> Vec<(&'static str, ParamAction)> {
     ]
 }
 
-pub fn build_request(s: &Settings, req: &ChatRequest, raw: &[u8], upstream_model: &str, edits: &Edits) -> Result<Built, ApiError> {
+pub fn build_request(s: &Settings, req: &ChatRequest, raw: &[u8], upstream_model: &str, edits: &mut Edits) -> Result<Built, ApiError> {
     let members = json::members(raw).ok_or_else(|| ApiError::invalid_request("The request body must be a JSON object."))?;
     let injected_usage = req.stream && s.stream_usage && req.include_usage != Some(true);
+    // Hosts without `stream_options` reject the member (Mistral answers 422) and report streamed
+    // usage unasked, so the client's is dropped rather than forwarded.
+    if !s.stream_usage && members.iter().any(|m| m.key(raw) == "stream_options") {
+        edits.dropped.push("stream_options".into());
+    }
     if !injected_usage && edits.dropped.is_empty() && edits.renamed.is_empty() && only_model_is(&members, raw, upstream_model) {
         return Ok(Built::default());
     }
@@ -307,7 +312,7 @@ mod tests {
 
     fn build(body: &str, model: &str, edits: &Edits, stream_usage: bool) -> Built {
         let req = request::parse(body.as_bytes()).unwrap();
-        build_request(&Settings { stream_usage }, &req, body.as_bytes(), model, edits).unwrap()
+        build_request(&Settings { stream_usage }, &req, body.as_bytes(), model, &mut edits.clone()).unwrap()
     }
 
     fn json(bytes: &[u8]) -> serde_json::Value {
@@ -371,6 +376,18 @@ mod tests {
         assert!(b.body.is_none());
         let b = build(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}"#, "m", &Edits::default(), false);
         assert!(!b.injected_usage, "hosts without stream_options support are left alone");
+        assert!(b.body.is_none());
+    }
+
+    #[test]
+    fn stream_options_never_reach_hosts_that_reject_them() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#;
+        let req = request::parse(body.as_bytes()).unwrap();
+        let mut edits = Edits::default();
+        let b = build_request(&Settings { stream_usage: false }, &req, body.as_bytes(), "m", &mut edits).unwrap();
+        assert!(!b.injected_usage);
+        assert!(json(&b.body.unwrap()).get("stream_options").is_none());
+        assert_eq!(edits.dropped, vec!["stream_options".to_string()], "reported in x-tollgate-dropped-params");
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! A mock LLM provider for Tollgate's tests and demo.
 //!
-//! It speaks the OpenAI Chat Completions, Anthropic Messages and Gemini / Vertex AI
-//! GenerateContent wire formats,
-//! It speaks the OpenAI Chat Completions, Anthropic Messages and Amazon Bedrock
-//! (Converse, ConverseStream, InvokeModel, SigV4-signed) wire formats,
-//! validates what the gateway forwards as strictly as the real APIs, answers
+//! It speaks the OpenAI Chat Completions and Embeddings, Anthropic Messages,
+//! Gemini / Vertex AI GenerateContent, Amazon Bedrock (Converse,
+//! ConverseStream, InvokeModel, SigV4-signed), Cohere v2 and Azure OpenAI wire
+//! formats, validates what the gateway forwards as strictly as the real APIs, answers
 //! with a deterministic script, records every request for assertions, and
 //! injects faults on demand. See `--help` for the command line.
 
 mod anthropic;
+mod azure;
 mod bedrock;
+mod cohere;
 mod gemini;
 mod http;
 mod openai;
@@ -30,7 +31,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::anthropic::Anthropic;
+use crate::azure::Azure;
 use crate::bedrock::Bedrock;
+use crate::cohere::Cohere;
 use crate::gemini::Gemini;
 use crate::http::{ReadError, Request, Response};
 use crate::openai::OpenAi;
@@ -39,7 +42,7 @@ use crate::record::{Fault, Recorder};
 use crate::sigv4::Credentials;
 
 const USAGE: &str = "usage: mock-provider --listen HOST:PORT [--openai-key KEY] [--anthropic-key KEY] [--gemini-key KEY] \
-                     [--vertex-token TOKEN] [--aws-credentials KEY:SECRET[:TOKEN]]...";
+                     [--vertex-token TOKEN] [--aws-credentials KEY:SECRET[:TOKEN]]... [--cohere-key KEY] [--azure-key KEY]";
 
 /// The AWS credentials Bedrock requests may be signed with unless
 /// `--aws-credentials` names others: a long-term key, and a temporary one that
@@ -55,6 +58,8 @@ struct Config {
     gemini_key: String,
     vertex_token: String,
     aws_credentials: Vec<Credentials>,
+    cohere_key: String,
+    azure_key: String,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
@@ -64,6 +69,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
     let mut gemini_key = "test-gemini-key".to_owned();
     let mut vertex_token = "test-vertex-token".to_owned();
     let mut aws_credentials = Vec::new();
+    let mut cohere_key = "test-cohere-key".to_owned();
+    let mut azure_key = "test-azure-key".to_owned();
     while let Some(flag) = args.next() {
         let slot = match flag.as_str() {
             "--listen" => listen.insert(String::new()),
@@ -76,6 +83,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
                 aws_credentials.push(value.parse()?);
                 continue;
             }
+            "--cohere-key" => &mut cohere_key,
+            "--azure-key" => &mut azure_key,
             _ => return Err(format!("unknown argument {flag:?}")),
         };
         *slot = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -83,7 +92,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
     if aws_credentials.is_empty() {
         aws_credentials = DEFAULT_AWS_CREDENTIALS.iter().map(|text| text.parse()).collect::<Result<_, _>>()?;
     }
-    Ok(Config { listen: listen.ok_or("--listen is required")?, openai_key, anthropic_key, gemini_key, vertex_token, aws_credentials })
+    Ok(Config {
+        listen: listen.ok_or("--listen is required")?,
+        openai_key,
+        anthropic_key,
+        gemini_key,
+        vertex_token,
+        aws_credentials,
+        cohere_key,
+        azure_key,
+    })
 }
 
 /// State shared by all connection threads.
@@ -92,6 +110,8 @@ struct App {
     anthropic: Anthropic,
     gemini: Gemini,
     bedrock: Bedrock,
+    cohere: Cohere,
+    azure: Azure,
     recorder: Mutex<Recorder>,
 }
 
@@ -102,9 +122,17 @@ impl App {
             anthropic: Anthropic::new(config.anthropic_key),
             gemini: Gemini::new(config.gemini_key, config.vertex_token),
             bedrock: Bedrock::new(config.aws_credentials),
+            cohere: Cohere::new(config.cohere_key),
+            azure: Azure::new(config.azure_key),
             recorder: Mutex::default(),
         }
     }
+}
+
+/// Azure's deployment paths are its own; its v1 API shares `/openai/v1/…` with OpenAI-compatible
+/// hosts that use that base path (Groq), and is told apart by its `api-key` header.
+fn is_azure(request: &Request) -> bool {
+    request.path.starts_with("/openai/deployments/") || request.path.starts_with("/openai/v1/") && request.header("api-key").is_some()
 }
 
 fn main() -> ExitCode {
@@ -195,8 +223,14 @@ fn connection(app: &App, stream: TcpStream) -> io::Result<()> {
 fn route(app: &App, request: &Request, out: &mut TcpStream) -> io::Result<Flow> {
     let path = request.path.as_str();
     let response = match request.method.as_str() {
-        "POST" if path.ends_with("/chat/completions") => {
+        "POST" if is_azure(request) => {
+            return provider::serve(&app.azure, request, &app.recorder, out);
+        }
+        "POST" if path.ends_with("/chat/completions") || path.ends_with("/embeddings") => {
             return provider::serve(&app.openai, request, &app.recorder, out);
+        }
+        "POST" if path.ends_with("/v2/chat") || path.ends_with("/v2/embed") => {
+            return provider::serve(&app.cohere, request, &app.recorder, out);
         }
         "POST" if path.ends_with("/messages") => {
             return provider::serve(&app.anthropic, request, &app.recorder, out);
@@ -265,6 +299,7 @@ mod tests {
             ("127.0.0.1:0", "o", "test-anthropic-key")
         );
         assert_eq!((parsed.gemini_key.as_str(), parsed.vertex_token.as_str()), ("test-gemini-key", "test-vertex-token"));
+        assert_eq!((parsed.cohere_key.as_str(), parsed.azure_key.as_str()), ("test-cohere-key", "test-azure-key"));
         assert_eq!(parsed.aws_credentials.len(), 2);
         assert!(parsed.aws_credentials[1].session_token.is_some());
         let parsed = args(&["--listen", "x", "--aws-credentials", "K:S", "--aws-credentials", "K2:S2:T2"]).unwrap();
@@ -390,9 +425,27 @@ mod tests {
         assert!(text.starts_with("event: message_start\ndata: {"));
         assert!(text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
 
+        let embed = r#"{"model":"text-embedding-3-small","input":"hi"}"#;
+        let reply = client.send("POST", "/v1/embeddings", OPENAI, embed);
+        assert_eq!(reply.json()["data"][0]["object"], "embedding");
+
+        let cohere = [("authorization", "Bearer test-cohere-key"), ("x-test-id", "round-trip")];
+        let chat = r#"{"model":"command-a","messages":[{"role":"user","content":"hi"}]}"#;
+        assert_eq!(client.send("POST", "/v2/chat", &cohere, chat).json()["message"]["content"][0]["text"], "Hello! You said: hi");
+        let embed = r#"{"model":"embed-v4.0","texts":["hi"],"input_type":"search_query"}"#;
+        assert_eq!(client.send("POST", "/v2/embed", &cohere, embed).json()["response_type"], "embeddings_by_type");
+
+        let azure = [("api-key", "test-azure-key"), ("x-test-id", "round-trip")];
+        let chat = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+        let reply = client.send("POST", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", &azure, chat);
+        assert!(reply.json()["prompt_filter_results"].is_array());
+        let reply = client.send("POST", "/openai/v1/chat/completions", &azure, chat);
+        assert!(reply.json()["prompt_filter_results"].is_array(), "api-key on the v1 path is Azure");
+
         let log = client.send("GET", "/_mock/requests?test_id=round-trip", &[], "");
         let log = log.json();
-        assert_eq!(log.as_array().unwrap().len(), 4);
+        assert_eq!(log.as_array().unwrap().len(), 9);
+        assert_eq!(log[7]["query"], "api-version=2024-10-21");
         assert_eq!(log[0]["path"], "/v1/chat/completions");
         assert_eq!(log[0]["body"]["model"], "gpt-4o");
         assert_eq!(log[2]["headers"]["anthropic-version"], "2023-06-01");

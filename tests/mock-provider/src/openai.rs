@@ -2,7 +2,9 @@
 //! (<https://platform.openai.com/docs/api-reference/chat>): request
 //! validation, translation into the neutral [`Conversation`], and rendering of
 //! the script's reply as a `chat.completion` or a stream of
-//! `chat.completion.chunk` events.
+//! `chat.completion.chunk` events; and the Embeddings API
+//! (<https://platform.openai.com/docs/api-reference/embeddings>). OpenAI-
+//! compatible hosts and Azure OpenAI answer through the same functions.
 
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,7 +26,12 @@ impl OpenAi {
         OpenAi { key }
     }
 
+    /// Addressed as `localhost`, the mock stands for a self-hosted server started without a key
+    /// (Ollama, vLLM or TGI by default), which takes any request.
     fn authorize(&self, request: &Request) -> Result<(), Response> {
+        if request.header("host").is_some_and(|host| host == "localhost" || host.starts_with("localhost:")) {
+            return Ok(());
+        }
         let presented = request.header("authorization").and_then(|value| value.strip_prefix("Bearer ")).unwrap_or_default();
         if presented == self.key {
             return Ok(());
@@ -59,25 +66,150 @@ impl Provider for OpenAi {
     }
 
     fn stream_error(&self) -> String {
-        data(&ErrorBody {
-            error: ErrorDetail {
-                message: "The server had an error while processing your request.",
-                kind: "server_error",
-                param: None,
-                code: None,
-            },
-        })
+        stream_error()
     }
 
     fn answer(&self, request: &Request, cache: Cache) -> Result<Answer, Response> {
         self.authorize(request)?;
-        let parsed = parse(&request.body, cache).map_err(|invalid| {
-            let param = (!invalid.field.is_empty()).then_some(invalid.field.as_str());
-            error_response(400, &invalid.to_string(), param, None)
-        })?;
-        let reply = script::reply(&parsed.conversation);
-        Ok(render(&parsed, &reply))
+        if request.path.ends_with("/embeddings") {
+            return embeddings(&request.body);
+        }
+        chat(&request.body, cache)
     }
+}
+
+/// The error event OpenAI sends when a stream fails after it started.
+pub fn stream_error() -> String {
+    data(&ErrorBody {
+        error: ErrorDetail {
+            message: "The server had an error while processing your request.",
+            kind: "server_error",
+            param: None,
+            code: None,
+        },
+    })
+}
+
+/// Answers a chat completion request whose credentials were already checked.
+pub fn chat(raw: &[u8], cache: Cache) -> Result<Answer, Response> {
+    let parsed = parse(raw, cache).map_err(rejection)?;
+    let reply = script::reply(&parsed.conversation);
+    Ok(render(&parsed, &reply))
+}
+
+/// Answers an embeddings request whose credentials were already checked.
+pub fn embeddings(raw: &[u8]) -> Result<Answer, Response> {
+    let parsed = parse_embeddings(raw).map_err(rejection)?;
+    let tokens = parsed.inputs.iter().map(|(_, tokens)| tokens).sum();
+    let data = parsed
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(index, (text, _))| {
+            let vector = script::embedding(text, parsed.dimensions);
+            let embedding = if parsed.base64 { Vector::Base64(base64_f32(&vector)) } else { Vector::Floats(script::exact(&vector)) };
+            EmbeddingOut { object: "embedding", index, embedding }
+        })
+        .collect();
+    let list =
+        EmbeddingList { object: "list", data, model: &parsed.model, usage: EmbeddingUsage { prompt_tokens: tokens, total_tokens: tokens } };
+    Ok(Answer { whole: Response::json(200, &list), events: None })
+}
+
+fn rejection(invalid: Invalid) -> Response {
+    let param = (!invalid.field.is_empty()).then_some(invalid.field.as_str());
+    error_response(400, &invalid.to_string(), param, None)
+}
+
+struct EmbeddingsParsed {
+    model: String,
+    /// What each input is embedded from (its text, or its token ids written out) and its tokens.
+    inputs: Vec<(String, u64)>,
+    base64: bool,
+    dimensions: usize,
+}
+
+fn parse_embeddings(raw: &[u8]) -> Checked<EmbeddingsParsed> {
+    let body = validate::parse_body(raw)?;
+    let body = Obj::new(&body, "")?;
+    body.only(&["model", "input", "encoding_format", "dimensions", "user"])?;
+    let model = body.non_empty_string("model")?.to_owned();
+    let base64 = match body.opt_string("encoding_format")? {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(_) => return Err(Invalid::new("encoding_format", "Input should be 'float' or 'base64'")),
+    };
+    // Fits in usize: the request named it in JSON.
+    let dimensions = body.opt_positive_int("dimensions")?.map_or(script::EMBEDDING_DIMENSIONS, |d| d as usize);
+    body.opt_string("user")?;
+    let inputs = match body.required("input")? {
+        Value::String(text) if !text.is_empty() => vec![(text.clone(), script::words(text))],
+        Value::Array(items) if !items.is_empty() && items.len() <= 2048 => {
+            if items.iter().all(Value::is_u64) {
+                vec![token_input(items, "input")?]
+            } else {
+                items.iter().enumerate().map(|(index, item)| embedding_input(item, &format!("input[{index}]"))).collect::<Checked<_>>()?
+            }
+        }
+        _ => return Err(Invalid::new("input", "Input should be a non-empty string, or an array of 1 to 2048 strings or token arrays")),
+    };
+    Ok(EmbeddingsParsed { model, inputs, base64, dimensions })
+}
+
+fn embedding_input(item: &Value, path: &str) -> Checked<(String, u64)> {
+    match item {
+        Value::String(text) if !text.is_empty() => Ok((text.clone(), script::words(text))),
+        Value::Array(tokens) if !tokens.is_empty() => token_input(tokens, path),
+        _ => Err(Invalid::new(path, "Input should be a non-empty string or array of token ids")),
+    }
+}
+
+fn token_input(tokens: &[Value], path: &str) -> Checked<(String, u64)> {
+    let ids: Option<Vec<String>> = tokens.iter().map(|t| t.as_u64().map(|id| id.to_string())).collect();
+    let ids = ids.ok_or_else(|| Invalid::new(path, "Token ids should be non-negative integers"))?;
+    Ok((ids.join(" "), ids.len() as u64))
+}
+
+/// OpenAI's base64 embedding: the little-endian f32s, base64-encoded.
+fn base64_f32(vector: &[f32]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]) } else { '=' });
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct EmbeddingList<'a> {
+    object: &'static str,
+    data: Vec<EmbeddingOut>,
+    model: &'a str,
+    usage: EmbeddingUsage,
+}
+
+#[derive(Serialize)]
+struct EmbeddingOut {
+    object: &'static str,
+    index: usize,
+    embedding: Vector,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Vector {
+    Floats(Vec<f64>),
+    Base64(String),
+}
+
+#[derive(Serialize)]
+struct EmbeddingUsage {
+    prompt_tokens: u64,
+    total_tokens: u64,
 }
 
 fn error_response(status: u16, message: &str, param: Option<&str>, code: Option<&str>) -> Response {
@@ -212,11 +344,11 @@ fn messages(items: &[Value]) -> Checked<(Vec<String>, Vec<Turn>)> {
     Ok((system, turns))
 }
 
-fn is_tool_turn(turn: &Turn) -> bool {
+pub fn is_tool_turn(turn: &Turn) -> bool {
     turn.blocks.iter().all(|block| matches!(block, Block::ToolResult { .. }))
 }
 
-fn texts(blocks: &[Block]) -> String {
+pub fn texts(blocks: &[Block]) -> String {
     let texts: Vec<&str> = blocks
         .iter()
         .filter_map(|block| match block {
@@ -293,7 +425,8 @@ fn assistant(message: &Obj) -> Checked<(Turn, Vec<String>)> {
     Ok((turn, ids))
 }
 
-fn tools(body: &Obj, raw: &[u8]) -> Checked<Vec<Tool>> {
+/// Function tools as OpenAI (and Cohere v2) write them.
+pub fn tools(body: &Obj, raw: &[u8]) -> Checked<Vec<Tool>> {
     let Some(items) = body.opt_array("tools")? else {
         return Ok(Vec::new());
     };
@@ -755,11 +888,51 @@ mod tests {
     #[test]
     fn rejects_wrong_keys() {
         let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+        let mut keyless = request(&body, "anything");
+        keyless.headers.push(("host".to_owned(), "localhost:11434".to_owned()));
+        assert!(OpenAi::new("k".to_owned()).answer(&keyless, Cache::default()).is_ok(), "a self-hosted server takes no key");
         let response = OpenAi::new("k".to_owned()).answer(&request(&body, "wrong-key-123"), Cache::default()).err().unwrap();
         assert_eq!(response.status, 401);
         let error = json_of(&response);
         assert_eq!(error["error"]["code"], "invalid_api_key");
         assert!(error["error"]["message"].as_str().unwrap().starts_with("Incorrect API key provided: wro"));
+    }
+
+    fn embed(body: Value) -> Result<Answer, Response> {
+        let body = body.to_string();
+        let raw = format!("POST /v1/embeddings HTTP/1.1\r\nauthorization: Bearer k\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        let request = crate::http::read_request(&mut raw.as_bytes(), &mut Vec::new()).unwrap().unwrap();
+        OpenAi::new("k".to_owned()).answer(&request, Cache::default())
+    }
+
+    #[test]
+    fn embeds_strings_and_tokens_as_floats_or_base64() {
+        let answer = embed(json!({"model": "text-embedding-3-small", "input": ["hello world", "x"], "dimensions": 2})).ok().unwrap();
+        assert!(answer.events.is_none());
+        let body = json_of(&answer.whole);
+        assert_eq!(body["object"], "list");
+        assert_eq!(body["model"], "text-embedding-3-small");
+        assert_eq!(body["usage"], json!({"prompt_tokens": 3, "total_tokens": 3}));
+        let expected: Vec<f64> = script::embedding("hello world", 2).into_iter().map(f64::from).collect();
+        assert_eq!(body["data"][0], json!({"object": "embedding", "index": 0, "embedding": expected}));
+        let encoded = json_of(
+            &embed(json!({"model": "m", "input": "hello world", "encoding_format": "base64", "dimensions": 2})).ok().unwrap().whole,
+        );
+        assert_eq!(encoded["data"][0]["embedding"], base64_f32(&script::embedding("hello world", 2)));
+        assert_eq!(base64_f32(&[1.0, 0.0]), "AACAPwAAAAA=");
+        let tokens = json_of(&embed(json!({"model": "m", "input": [[1, 2, 3], [4]]})).ok().unwrap().whole);
+        assert_eq!(tokens["usage"]["prompt_tokens"], 4);
+        assert_eq!(tokens["data"][1]["embedding"].as_array().unwrap().len(), script::EMBEDDING_DIMENSIONS);
+        for (body, param) in [
+            (json!({"input": "x"}), "model"),
+            (json!({"model": "m", "input": ""}), "input"),
+            (json!({"model": "m", "input": [1, "a"]}), "input[0]"),
+            (json!({"model": "m", "input": "x", "encoding_format": "hex"}), "encoding_format"),
+            (json!({"model": "m", "input": "x", "input_type": "query"}), "input_type"),
+        ] {
+            let response = embed(body.clone()).err().unwrap_or_else(|| panic!("accepted {body}"));
+            assert_eq!(json_of(&response)["error"]["param"], param, "{body}");
+        }
     }
 
     #[test]

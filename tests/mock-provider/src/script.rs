@@ -345,6 +345,32 @@ pub fn words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
+/// Dimensions of an embedding when the request names none: small, so tests stay readable.
+pub const EMBEDDING_DIMENSIONS: usize = 8;
+
+/// A deterministic embedding of `text`: the same text always gets the same vector under every
+/// provider. Components are multiples of 1/1024 in [-1, 1), exact as f32, so a float vector and
+/// its base64 encoding can be compared exactly.
+pub fn embedding(text: &str, dimensions: usize) -> Vec<f32> {
+    // FNV-1a seeds an xorshift sequence.
+    let mut state = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)) | 1;
+    (0..dimensions)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // 11 bits: 0..2048, so the value is exact.
+            ((state >> 53) as f32 - 1024.0) / 1024.0
+        })
+        .collect()
+}
+
+/// The components widened to f64, which JSON writes exactly (an f32 is written in its shortest
+/// form, which a reader parsing f64 would not get back bit for bit).
+pub fn exact(vector: &[f32]) -> Vec<f64> {
+    vector.iter().copied().map(f64::from).collect()
+}
+
 /// Re-serializes tool call arguments compactly, so that the same arguments
 /// count the same whether a provider sends them as a string or as an object.
 pub fn canonical_args(raw: &str) -> String {
@@ -531,6 +557,16 @@ mod tests {
     fn key_order_follows_the_document() {
         let order: KeyOrder = serde_json::from_str(r#"{"z":1,"a":{"b":2},"m":[]}"#).unwrap();
         assert_eq!(order.0, ["z", "a", "m"]);
+    }
+
+    #[test]
+    fn embeddings_are_deterministic_and_exact() {
+        let a = embedding("hello", 16);
+        assert_eq!(a.len(), 16);
+        assert_eq!(a, embedding("hello", 16));
+        assert_ne!(a, embedding("hello!", 16));
+        assert!(a.iter().all(|v| (-1.0..1.0).contains(v) && (v * 1024.0).fract() == 0.0));
+        assert_eq!(embedding("hello", 4), a[..4]);
     }
 
     #[test]
