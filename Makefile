@@ -10,12 +10,14 @@ WASM      := target/wasm32-wasip1/release/tollgate.wasm
 MOCK      := target/release/mock-provider
 export ENVOY_BIN
 
-.PHONY: help setup build run test lint unit wasm-unit validate integration bench clean
+.PHONY: help setup build run test lint unit wasm-unit validate integration bench microbench profile clean
 
 help:
 	@echo "make run   - build and start Envoy + Tollgate on 127.0.0.1:10000 (demo mock, or real providers if keys are set)"
 	@echo "make test  - lint, unit tests (native and wasm), config validation, integration tests through real Envoy"
-	@echo "make bench - Tollgate vs bare Envoy benchmark"
+	@echo "make bench - Tollgate vs bare Envoy: throughput, latency, streaming, memory soak (tests/bench/results.md)"
+	@echo "make microbench - criterion benchmarks of the per-request core, natively"
+	@echo "make profile - where a request's time goes: callgrind on the core, perf on Envoy (tests/bench/profile.md)"
 
 setup: $(VENV)/.installed
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
@@ -34,11 +36,12 @@ run: build
 
 lint: setup
 	cargo fmt --all --check
-	cargo clippy --all-targets --workspace -- -D warnings
+	cargo clippy --all-targets -p tollgate -p mock-provider -- -D warnings
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
 
+# Packages named so that tests/microbench (criterion) is never compiled by `make test`.
 unit: setup
-	cargo test --workspace
+	cargo test -p tollgate -p mock-provider
 
 # The core's tests again, compiled to wasm32-wasip1 and run under Wasmtime: catches 32-bit and
 # wasm-only differences (usize, time, float formatting).
@@ -57,6 +60,21 @@ integration: build
 	$(PYTHON) -m pytest -q tests/integration
 
 test: lint unit wasm-unit validate integration
+
+# Load benchmark; BENCH_ARGS shortens it for a try-out, e.g. "--seconds 1 --rounds 1 --soak 20000".
+bench: setup
+	cargo build --release --target wasm32-wasip1 --lib
+	@tests/bench/install-tools.sh wrk nginx
+	$(PYTHON) tests/bench/bench.py $(BENCH_ARGS)
+
+microbench:
+	cargo bench -p microbench
+
+profile: setup
+	cargo build --release --target wasm32-wasip1 --lib
+	cargo build --profile profiling -p microbench --example profile
+	@tests/bench/install-tools.sh wrk nginx valgrind
+	$(PYTHON) tests/bench/profile.py
 
 clean:
 	cargo clean

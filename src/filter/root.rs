@@ -1,4 +1,5 @@
-//! Root context: compiles the plugin configuration once per `on_configure`.
+//! Root context: compiles the plugin configuration once per `on_configure`, and reports the VM's
+//! memory once a second.
 
 use super::downstream::Downstream;
 use super::host;
@@ -8,18 +9,44 @@ use crate::config::schema::Role;
 use crate::gateway::Gateway;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType};
+use proxy_wasm::types::{BufferType, ContextType, MetricType};
 use std::rc::Rc;
+use std::time::Duration;
 
 #[derive(Default)]
 pub struct Root {
     gateway: Option<Rc<Gateway>>,
+    heap: HeapGauge,
+}
+
+/// The `tollgate.vm_heap_bytes` gauge: wasm linear memory (it only grows, so it shows the peak and
+/// any leak). Envoy runs one VM per worker plus one on the main thread, all writing the same
+/// gauge, so each VM adds only its own change and the gauge holds their sum.
+#[derive(Default)]
+struct HeapGauge {
+    id: Option<u32>,
+    reported: u64,
+}
+
+impl HeapGauge {
+    fn update(&mut self) {
+        if self.id.is_none() {
+            self.id = hostcalls::define_metric(MetricType::Gauge, "tollgate.vm_heap_bytes").ok();
+        }
+        let Some(id) = self.id else { return };
+        let bytes = core::arch::wasm32::memory_size(0) as u64 * 65536;
+        if hostcalls::increment_metric(id, bytes as i64 - self.reported as i64).is_ok() {
+            self.reported = bytes;
+        }
+    }
 }
 
 impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
+        self.heap.update();
+        self.set_tick_period(Duration::from_secs(1));
         let json = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size).ok().flatten().unwrap_or_default();
         match Config::from_json(&json, &|name| std::env::var(name).ok(), host::now_ms() / 1000) {
             Ok(mut config) => {
@@ -42,6 +69,10 @@ impl RootContext for Root {
                 false
             }
         }
+    }
+
+    fn on_tick(&mut self) {
+        self.heap.update();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -1,0 +1,447 @@
+"""`make bench`: what Tollgate costs per request, measured against the same Envoy without it.
+
+Starts a static mock provider (nginx answering canned OpenAI/Anthropic bodies), bare Envoy (router
+only) and Envoy + Tollgate (envoy/demo.yaml), one worker each, and drives both with wrk in
+alternating runs. Streaming time-to-first-byte is measured with a sequential client here; memory
+is sampled around a soak. Writes tests/bench/results.md, prints it, and exits 1 when a target
+is missed.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import http.client
+import json
+import math
+import os
+import pathlib
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BENCH = ROOT / "tests/bench"
+FIXTURES = BENCH / "fixtures"
+sys.path.insert(0, str(ROOT / "tests/integration"))
+from harness import ENVOY_BIN, WASM, Envoy, free_port, load_config, point_static_clusters, wait_until  # noqa: E402
+
+CONCURRENCY = (1, 32)
+HEAP_STAT = "wasmcustom.tollgate.vm_heap_bytes"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    model: str
+    # Where Tollgate forwards the request; bare Envoy, which cannot read the model, is sent the
+    # same body on this path directly, so nginx gives both the same answer.
+    upstream_path: str
+    reply: str  # nginx's canned answer on that path (fixtures/)
+    prompt_bytes: int = 0
+    stream: bool = False
+
+
+TRANSLATE = Scenario("translate", "OpenAI → Anthropic, 1.5 KB", "claude-sonnet", "/v1/messages", "anthropic_response.json")
+PASSTHROUGH = Scenario("passthrough", "OpenAI passthrough (alias → gpt-4o-mini)", "fast", "/v1/chat/completions",
+                       "openai_response.json")
+LARGE = Scenario("large", "OpenAI → Anthropic, 100 KB prompt", "claude-sonnet", "/v1/messages", "anthropic_response.json",
+                 prompt_bytes=100_000)
+STREAM = Scenario("stream", "Streaming, Anthropic → OpenAI SSE", "claude-sonnet", "/v1/messages", "anthropic_stream.sse",
+                  stream=True)
+
+
+def request_body(s: Scenario) -> bytes:
+    req = json.loads((FIXTURES / "chat_request.json").read_text())
+    req["model"] = s.model
+    if s.stream:
+        req["stream"] = True
+    if s.prompt_bytes:
+        # Prose with quotes and line breaks, so JSON escaping costs what real documents cost.
+        paragraph = 'Clause 4.2: the "Supplier" shall deliver the goods described in Annex B.\nNo further terms apply.\n'
+        req["messages"][-1]["content"] += "\n\n" + paragraph * (s.prompt_bytes // len(paragraph))
+    return json.dumps(req).encode()
+
+
+def request_headers(s: Scenario) -> dict:
+    # Tells nginx to answer /v1/messages with the event stream instead of the JSON message.
+    return {"x-bench-sse": "1"} if s.stream else {}
+
+
+@dataclass
+class Side:
+    """One Envoy under test, and the path its clients post to."""
+    name: str
+    envoy: Envoy
+    tollgate: bool
+
+    def path(self, s: Scenario) -> str:
+        return "/v1/chat/completions" if self.tollgate else s.upstream_path
+
+    def cpu_seconds(self) -> float:
+        fields = pathlib.Path(f"/proc/{self.envoy.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def rss_bytes(self) -> int:
+        for line in pathlib.Path(f"/proc/{self.envoy.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+    def heap_bytes(self) -> int:
+        for line in self.envoy.admin(f"/stats?filter=^{HEAP_STAT}$").splitlines():
+            name, _, value = line.partition(": ")
+            if name == HEAP_STAT:
+                return int(value)
+        raise RuntimeError(f"{HEAP_STAT} not in Envoy's stats")
+
+
+# ---- processes -----------------------------------------------------------------------------------
+
+def nginx_string(path: pathlib.Path) -> str:
+    text = path.read_text()
+    assert "$" not in text, f"{path}: nginx would read $ as a variable"
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def start_nginx(workdir: pathlib.Path, port: int) -> subprocess.Popen:
+    conf = workdir / "nginx.conf"
+    conf.write_text(f"""
+daemon off;
+master_process off;  # one process: nothing to orphan
+error_log {workdir}/nginx.log warn;
+pid {workdir}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 10000000;  # Envoy keeps its upstream connections for the whole run
+    server {{
+        listen 127.0.0.1:{port};
+        location = /v1/chat/completions {{
+            default_type application/json;
+            return 200 {nginx_string(FIXTURES / "openai_response.json")};
+        }}
+        location = /v1/messages {{
+            if ($http_x_bench_sse) {{ rewrite ^ /anthropic-stream last; }}
+            default_type application/json;
+            return 200 {nginx_string(FIXTURES / "anthropic_response.json")};
+        }}
+        location = /anthropic-stream {{
+            internal;
+            default_type text/event-stream;
+            return 200 {nginx_string(FIXTURES / "anthropic_stream.sse")};
+        }}
+    }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-p", str(workdir), "-e", str(workdir / "nginx.log"), "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: proc.poll() is None and http_post(port, "/v1/chat/completions", b"{}", {})[0] == 200, 10, "nginx")
+    except BaseException:
+        proc.terminate()
+        proc.wait()
+        raise RuntimeError("nginx did not start:\n" + (workdir / "nginx.log").read_text()) from None
+    return proc
+
+
+def envoy_configs(upstream_port: int) -> tuple[dict, dict]:
+    """The shipped config, and the same listener and clusters without the wasm filter."""
+    tollgate = load_config("envoy/demo.yaml")
+    point_static_clusters(tollgate, upstream_port)
+    bare = copy.deepcopy(tollgate)
+    hcm = bare["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != "envoy.filters.http.wasm"]
+    route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+    del route["cluster_header"]
+    route["cluster"] = "mock_anthropic"  # both clusters are the same nginx
+    return bare, tollgate
+
+
+def pin(pid: int, cpus: set[int]):
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), cpus)
+
+
+# ---- clients -------------------------------------------------------------------------------------
+
+def http_post(port: int, path: str, body: bytes, headers: dict) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", path, body, {"content-type": "application/json", **headers})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+
+def check(side: Side, s: Scenario):
+    """Fails early unless both sides answer the scenario as intended."""
+    status, headers, body = http_post(side.envoy.port, side.path(s), request_body(s), request_headers(s))
+    assert status == 200, f"{side.name} {s.name}: {status} {body[:300]!r}"
+    if not side.tollgate:
+        assert body == (FIXTURES / s.reply).read_bytes(), f"bare {s.name}: unexpected body {body[:200]!r}"
+    elif s.stream:
+        assert body.rstrip().endswith(b"data: [DONE]") and b"chat.completion.chunk" in body, body[:300]
+    else:
+        assert json.loads(body)["object"] == "chat.completion" and "x-tollgate-provider" in headers, body[:300]
+
+
+def raw_request(workdir: pathlib.Path, side: Side, s: Scenario) -> pathlib.Path:
+    body = request_body(s)
+    head = f"POST {side.path(s)} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in request_headers(s).items())
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    path = workdir / f"{side.name}-{s.name}.http"
+    path.write_bytes(head.encode() + body)
+    return path
+
+
+def wrk(side: Side, files: list[pathlib.Path], connections: int, seconds: int) -> dict:
+    cpu = side.cpu_seconds()
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(BENCH / "replay.lua"),
+         f"http://127.0.0.1:{side.envoy.port}", "--", *map(str, files)],
+        capture_output=True, text=True, timeout=seconds + 60, check=True)
+    run = json.loads(out.stdout.strip().splitlines()[-1])
+    if run["errors"] or not run["requests"]:
+        raise RuntimeError(f"wrk against {side.name}: {out.stdout}")
+    run["rps"] = run["requests"] / (run["duration_us"] / 1e6)
+    run["cpu_us_per_request"] = (side.cpu_seconds() - cpu) * 1e6 / run["requests"]
+    run["envoy_busy"] = (side.cpu_seconds() - cpu) / (run["duration_us"] / 1e6)
+    return run
+
+
+def stream_timings(side: Side, s: Scenario, n: int) -> list[tuple[float, float]]:
+    """(time to first body byte, total) in µs for `n` sequential requests on one keep-alive
+    connection, as an SDK client would send them."""
+    conn = http.client.HTTPConnection("127.0.0.1", side.envoy.port, timeout=10)
+    body, headers = request_body(s), {"content-type": "application/json", **request_headers(s)}
+    timings = []
+    for _ in range(n):
+        start = time.perf_counter_ns()
+        conn.request("POST", side.path(s), body, headers)
+        r = conn.getresponse()
+        first = r.read1(65536)
+        first_at = time.perf_counter_ns()
+        r.read()
+        end = time.perf_counter_ns()
+        assert r.status == 200 and first, f"{side.name}: {r.status}"
+        timings.append(((first_at - start) / 1e3, (end - start) / 1e3))
+    conn.close()
+    return timings
+
+
+def soak(side: Side, files: list[pathlib.Path], requests: int, max_seconds: int) -> int:
+    """Sends at least `requests` requests (wrk stops only on time: runs are sized from the last
+    one's rate), unless `max_seconds` pass first. Returns how many were sent."""
+    sent, seconds, started = 0, 5, time.monotonic()
+    while sent < requests and time.monotonic() - started < max_seconds:
+        run = wrk(side, files, 32, seconds)
+        sent += run["requests"]
+        seconds = max(1, min(20, math.ceil((requests - sent) / run["rps"])))
+    return sent
+
+
+def alternating(sides: list[Side], rounds: int):
+    """A/B, then B/A: each side is as often first as second, cancelling drift."""
+    for i in range(rounds):
+        yield from (sides if i % 2 == 0 else sides[::-1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if p < 100 else max(values)
+
+
+# ---- report --------------------------------------------------------------------------------------
+
+def us(v: float) -> str:
+    return f"{v:,.0f} µs"
+
+
+def mib(v: float) -> str:
+    return f"{v / 2**20:,.2f} MiB"
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
+    def median_of(s: Scenario, c: int, side: str, key: str) -> float:
+        return statistics.median(run[key] for run in load[s.name, c, side])
+
+    def added(s: Scenario, c: int, key: str) -> float:
+        """Median over rounds of the per-round difference: paired runs cancel drift."""
+        return statistics.median(t[key] - b[key] for b, t in zip(load[s.name, c, "bare"], load[s.name, c, "tollgate"]))
+
+    def ratio(s: Scenario) -> float:
+        return statistics.median(t["rps"] / b["rps"] for b, t in zip(load[s.name, 32, "bare"], load[s.name, 32, "tollgate"]))
+
+    scenarios = [TRANSLATE, PASSTHROUGH, LARGE]
+    throughput = table(
+        ["Scenario (c=32)", "Bare Envoy req/s", "Tollgate req/s", "Ratio", "Envoy CPU µs/req bare → Tollgate", "Envoy core busy bare / Tollgate"],
+        [[s.title, f"{median_of(s, 32, 'bare', 'rps'):,.0f}", f"{median_of(s, 32, 'tollgate', 'rps'):,.0f}", f"{ratio(s):.3f}",
+          f"{median_of(s, 32, 'bare', 'cpu_us_per_request'):.0f} → {median_of(s, 32, 'tollgate', 'cpu_us_per_request'):.0f}",
+          f"{median_of(s, 32, 'bare', 'envoy_busy'):.0%} / {median_of(s, 32, 'tollgate', 'envoy_busy'):.0%}"] for s in scenarios])
+    latency = table(
+        ["Scenario", "c", "p50 bare", "p50 Tollgate", "added p50", "p99 bare", "p99 Tollgate", "added p99"],
+        [[s.title, c, us(median_of(s, c, "bare", "p50_us")), us(median_of(s, c, "tollgate", "p50_us")), us(added(s, c, "p50_us")),
+          us(median_of(s, c, "bare", "p99_us")), us(median_of(s, c, "tollgate", "p99_us")), us(added(s, c, "p99_us"))]
+         for s in scenarios for c in CONCURRENCY])
+    stream_rows = []
+    for i, what in enumerate(["time to first byte", "total"]):
+        b = [t[i] for t in streaming["bare"]]
+        t = [t[i] for t in streaming["tollgate"]]
+        stream_rows.append([what, us(percentile(b, 50)), us(percentile(t, 50)), us(percentile(t, 50) - percentile(b, 50)),
+                            us(percentile(b, 99)), us(percentile(t, 99)), us(percentile(t, 99) - percentile(b, 99))])
+    stream_table = table(["Streaming (sequential)", "p50 bare", "p50 Tollgate", "added p50", "p99 bare", "p99 Tollgate", "added p99"],
+                         stream_rows)
+    n = memory["requests"]
+    rss_growth = memory["rss_after"] - memory["rss_before"]
+    heap_growth = memory["heap_after"] - memory["heap_before"]
+    memory_table = table(["Envoy + Tollgate", "before soak", f"after {n:,} requests", "growth", "per request"], [
+        ["Envoy RSS", mib(memory["rss_before"]), mib(memory["rss_after"]), mib(rss_growth), f"{rss_growth / n:.1f} B"],
+        ["wasm VM memory (all VMs)", mib(memory["heap_before"]), mib(memory["heap_after"]), mib(heap_growth), f"{heap_growth / n:.1f} B"],
+        ["bare Envoy RSS, for reference", "", mib(memory["bare_rss"]), "", ""]])
+
+    ttfb_added = percentile([t[0] for t in streaming["tollgate"]], 50) - percentile([t[0] for t in streaming["bare"]], 50)
+    wasm_size = WASM.stat().st_size
+    targets = [
+        ("Passthrough throughput, c=32", f"{ratio(PASSTHROUGH):.3f} × bare", "≥ 0.85 ×", ratio(PASSTHROUGH) >= 0.85),
+        ("Translation throughput, c=32", f"{ratio(TRANSLATE):.3f} × bare", "≥ 0.75 ×", ratio(TRANSLATE) >= 0.75),
+        ("Added p99 latency, c=1, passthrough", us(added(PASSTHROUGH, 1, "p99_us")), "≤ 150 µs", added(PASSTHROUGH, 1, "p99_us") <= 150),
+        ("Added p99 latency, c=1, translation", us(added(TRANSLATE, 1, "p99_us")), "≤ 150 µs", added(TRANSLATE, 1, "p99_us") <= 150),
+        ("Streaming time to first byte, added p50", us(ttfb_added), "≤ 1,000 µs", ttfb_added <= 1000),
+        (".wasm size", f"{wasm_size:,} bytes", "≤ 1,000,000 bytes", wasm_size <= 1_000_000),
+        # Flat: a leak of 5 bytes per request would already exceed these over 200,000 requests.
+        ("wasm VM memory growth over the soak", mib(heap_growth), "≤ 1 MiB", heap_growth <= 2**20),
+        ("Envoy RSS growth over the soak", mib(rss_growth), "≤ 4 MiB", rss_growth <= 4 * 2**20),
+        ("Soak length", f"{n:,} requests", "≥ 200,000", n >= 200_000),
+    ]
+    passed = all(ok for *_, ok in targets)
+    target_table = table(["Target", "Measured", "Limit", "Result"], [[*t[:3], "pass" if t[3] else "**FAIL**"] for t in targets])
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([ENVOY_BIN, "--version"], capture_output=True, text=True).stdout.strip().split("version: ")[-1]
+    text = f"""# Tollgate benchmark
+
+{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}, Envoy {version}, {os.cpu_count()} CPUs.
+Each Envoy: `--concurrency 1`, pinned to CPU {args.envoy_cpu}; wrk and nginx on the other CPUs.
+{args.rounds} alternating rounds of {args.seconds} s per scenario, side and concurrency (medians shown;
+"added" is the median of per-round differences). Streaming: {args.stream_requests} sequential requests per side.
+Bodies: {len(request_body(TRANSLATE)):,} B (1.5 KB scenarios), {len(request_body(LARGE)):,} B (100 KB prompt).
+
+## Targets
+
+{target_table}
+
+## Throughput
+
+{throughput}
+
+CPU µs per request (Envoy's user + system time over the run, all threads) does not depend on who
+is the bottleneck. When bare Envoy's core is well below 100% busy, the load generator limited it and
+the req/s ratio understates Tollgate's cost.
+
+## Latency
+
+{latency}
+
+## Streaming
+
+{stream_table}
+
+Time to first byte: from sending the request to the first body bytes (one keep-alive connection,
+as an SDK uses). The mock sends the whole stream at once, so this shows the per-chunk cost, not
+buffering (the integration tests check that events are forwarded as they arrive).
+
+## Memory
+
+{memory_table}
+"""
+    return text, passed
+
+
+# ---- main ----------------------------------------------------------------------------------------
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario and concurrency")
+    parser.add_argument("--stream-requests", type=int, default=1000, help="sequential streaming requests per side")
+    parser.add_argument("--soak", type=int, default=200_000, help="requests in the memory soak")
+    parser.add_argument("--out", type=pathlib.Path, default=BENCH / "results.md")
+    args = parser.parse_args()
+    # Envoy gets a CPU of its own, so the load generator and the mock do not steal its time.
+    cpus = sorted(os.sched_getaffinity(0))
+    args.envoy_cpu = cpus[-1]
+    os.sched_setaffinity(0, set(cpus[:-1]) or set(cpus))
+    # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, so every process started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp, ExitStack() as stack:
+        work = pathlib.Path(tmp)
+        upstream_port = free_port()
+        nginx = start_nginx(work, upstream_port)
+        stack.callback(nginx.wait)
+        stack.callback(nginx.terminate)
+        bare_cfg, tollgate_cfg = envoy_configs(upstream_port)
+        sides = []
+        for name, cfg in (("bare", bare_cfg), ("tollgate", tollgate_cfg)):
+            envoy = Envoy(cfg, work / name, concurrency=1)
+            stack.callback(envoy.stop)
+            pin(envoy.proc.pid, {args.envoy_cpu})
+            sides.append(Side(name, envoy, tollgate=name == "tollgate"))
+        bare, tollgate = sides
+
+        load = {}
+        for s in (TRANSLATE, PASSTHROUGH, LARGE):
+            files = {side.name: [raw_request(work, side, s)] for side in sides}
+            for side in sides:
+                check(side, s)
+                wrk(side, files[side.name], 32, 2)  # warm-up: connections, JIT, allocator
+            for c in CONCURRENCY:
+                for side in alternating(sides, args.rounds):
+                    run = wrk(side, files[side.name], c, args.seconds)
+                    load.setdefault((s.name, c, side.name), []).append(run)
+                    print(f"{s.name:12} c={c:<3} {side.name:9} {run['rps']:9,.0f} req/s  p50 {run['p50_us']:6} µs"
+                          f"  p99 {run['p99_us']:6} µs  {run['cpu_us_per_request']:5.0f} CPU µs/req", flush=True)
+
+        streaming = {"bare": [], "tollgate": []}
+        for side in sides:
+            check(side, STREAM)
+            stream_timings(side, STREAM, 50)  # warm-up
+        rounds = 10
+        for side in alternating(sides, rounds):
+            streaming[side.name] += stream_timings(side, STREAM, max(1, args.stream_requests // rounds))
+        print(f"streaming: {len(streaming['tollgate'])} requests per side", flush=True)
+
+        # Soak on every path at once: both translations, passthrough, streaming.
+        mix = [raw_request(work, tollgate, s) for s in (TRANSLATE, PASSTHROUGH, STREAM, LARGE)]
+        time.sleep(1.5)  # one heap gauge tick after the load above
+        memory = {"rss_before": tollgate.rss_bytes(), "heap_before": tollgate.heap_bytes()}
+        started = time.monotonic()
+        sent = soak(tollgate, mix, args.soak, max_seconds=300)
+        time.sleep(1.5)
+        memory.update(rss_after=tollgate.rss_bytes(), heap_after=tollgate.heap_bytes(), requests=sent, bare_rss=bare.rss_bytes())
+        print(f"soak: {sent:,} requests in {time.monotonic() - started:.0f} s", flush=True)
+
+    text, passed = report(args, load, streaming, memory)
+    args.out.write_text(text)
+    print("\n" + text)
+    print(f"written to {args.out}")
+    if not passed:
+        print("FAIL: a target was missed (see the table)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

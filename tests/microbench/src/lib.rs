@@ -1,0 +1,153 @@
+//! One Tollgate request through the core, step by step as the filter shell (src/filter/http.rs)
+//! drives it, on the same fixtures as the load benchmark (tests/bench/fixtures). Shared by the
+//! criterion benches and the callgrind driver; everything but the proxy-wasm host calls runs.
+
+use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use tollgate::accounting::budget::Caller;
+use tollgate::config::Config;
+use tollgate::gateway::exchange::ResponseMode;
+use tollgate::gateway::{Exchange, Gateway, OnHeaders, RequestHead, access_log, telemetry};
+use tollgate::host::{SharedStore, StoreError};
+use tollgate::providers::Operation;
+
+pub const ANTHROPIC_RESPONSE: &[u8] = include_bytes!("../../bench/fixtures/anthropic_response.json");
+pub const OPENAI_RESPONSE: &[u8] = include_bytes!("../../bench/fixtures/openai_response.json");
+pub const ANTHROPIC_STREAM: &[u8] = include_bytes!("../../bench/fixtures/anthropic_stream.sse");
+const CHAT_REQUEST: &str = include_str!("../../bench/fixtures/chat_request.json");
+
+/// The plugin configuration of envoy/demo.yaml.
+const DEMO_CONFIG: &str = r#"{
+  "providers": {
+    "openai": {"kind": "openai", "cluster": "mock_openai", "host": "api.openai.com", "api_key_env": "OPENAI_API_KEY"},
+    "anthropic": {"kind": "anthropic", "cluster": "mock_anthropic", "host": "api.anthropic.com",
+                  "api_key_env": "ANTHROPIC_API_KEY", "api_version": "2023-06-01"}
+  },
+  "models": {
+    "gpt-4o-mini": {"provider": "openai", "aliases": ["fast"]},
+    "gpt-4o": {"provider": "openai"},
+    "claude-sonnet": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "aliases": ["claude"]},
+    "claude-opus": {"provider": "anthropic", "model": "claude-opus-4-7"}
+  }
+}"#;
+
+const NOW_MS: u64 = 1_767_225_600_000;
+
+/// The load benchmark's scenarios (tests/bench/bench.py builds the same bodies).
+#[derive(Debug, Clone, Copy)]
+pub enum Scenario {
+    /// OpenAI request translated to Anthropic, Anthropic answer translated back.
+    Translate,
+    /// OpenAI passthrough; the alias `fast` is rewritten to `gpt-4o-mini`.
+    Passthrough,
+    /// As `Translate`, with a 100 KB prompt.
+    Large,
+    /// As `Translate`, streamed.
+    Stream,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 4] = [Scenario::Translate, Scenario::Passthrough, Scenario::Large, Scenario::Stream];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Translate => "translate",
+            Scenario::Passthrough => "passthrough",
+            Scenario::Large => "large",
+            Scenario::Stream => "stream",
+        }
+    }
+
+    pub fn request_body(self) -> Vec<u8> {
+        let mut req: Value = serde_json::from_str(CHAT_REQUEST).expect("fixture is JSON");
+        req["model"] = json!(if matches!(self, Scenario::Passthrough) { "fast" } else { "claude-sonnet" });
+        match self {
+            Scenario::Stream => req["stream"] = json!(true),
+            Scenario::Large => {
+                let paragraph = "Clause 4.2: the \"Supplier\" shall deliver the goods described in Annex B.\nNo further terms apply.\n";
+                let content = req["messages"][3]["content"].as_str().expect("fixture's last message is text");
+                req["messages"][3]["content"] = json!(format!("{content}\n\n{}", paragraph.repeat(100_000 / paragraph.len())));
+            }
+            Scenario::Translate | Scenario::Passthrough => {}
+        }
+        serde_json::to_vec(&req).expect("serializes")
+    }
+
+    /// The provider's answer, and its content type.
+    pub fn upstream_reply(self) -> (&'static [u8], &'static str) {
+        match self {
+            Scenario::Translate | Scenario::Large => (ANTHROPIC_RESPONSE, "application/json"),
+            Scenario::Passthrough => (OPENAI_RESPONSE, "application/json"),
+            Scenario::Stream => (ANTHROPIC_STREAM, "text/event-stream"),
+        }
+    }
+}
+
+pub fn gateway() -> Gateway {
+    let env = |name: &str| Some(format!("{name}-bench"));
+    Gateway::new(Config::from_json(DEMO_CONFIG.as_bytes(), &env, NOW_MS / 1000).expect("demo config is valid"))
+}
+
+/// proxy-wasm shared data stand-in: the accounting reads and writes its records here.
+#[derive(Default)]
+pub struct Store(RefCell<HashMap<String, (Vec<u8>, u32)>>);
+
+impl SharedStore for Store {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.0.borrow().get(key).cloned()
+    }
+
+    fn put(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        let mut data = self.0.borrow_mut();
+        let current = data.get(key).map_or(0, |(_, c)| *c);
+        if cas.is_some_and(|c| c != current) {
+            return Err(StoreError::CasMismatch);
+        }
+        data.insert(key.to_owned(), (value.to_vec(), current + 1));
+        Ok(())
+    }
+}
+
+/// `on_http_request_headers`: classify the request.
+pub fn request_headers(gateway: &Gateway, store: &Store, body_len: usize) -> OnHeaders {
+    let content_length = body_len.to_string();
+    let head = RequestHead { method: "POST", path: "/v1/chat/completions", content_length: Some(&content_length), authorization: None };
+    gateway.on_request_headers(&head, store, NOW_MS)
+}
+
+/// `on_http_request_body`: parse, route and translate; the upstream body (if rewritten) and the
+/// exchange that handles the response.
+pub fn request_body(gateway: &Gateway, store: &Store, body: &[u8]) -> (Option<Vec<u8>>, Exchange) {
+    let forward = gateway.on_body(Operation::Chat, body, Caller::default(), store, NOW_MS).expect("the scenario's request is valid");
+    (forward.upstream.body, forward.exchange)
+}
+
+/// `on_http_response_headers` and `on_http_response_body`: the body the client gets (`None`:
+/// the upstream body unchanged). Streams arrive in one chunk, as from the load benchmark's mock.
+pub fn response(gateway: &Gateway, exchange: &mut Exchange, scenario: Scenario) -> Option<Vec<u8>> {
+    let (body, content_type) = scenario.upstream_reply();
+    let mode = exchange.on_response_headers(&gateway.config, 200, Some(content_type));
+    let headers = exchange.client_headers(&gateway.config);
+    std::hint::black_box(headers);
+    match mode {
+        ResponseMode::Stream => exchange.on_stream_chunk(body, true),
+        ResponseMode::Buffer => exchange.on_complete_body(&gateway.config, body).body,
+    }
+}
+
+/// `on_log`: access log entry, accounting, metric samples.
+pub fn log(gateway: &Gateway, store: &Store, exchange: &Exchange) -> usize {
+    let entry = access_log::for_exchange(&gateway.config, exchange, NOW_MS);
+    gateway.finish(exchange, store, NOW_MS);
+    let provider = exchange.provider(&gateway.config).expect("routed");
+    entry.len() + telemetry::samples(exchange, provider.scope, NOW_MS).len()
+}
+
+/// One whole request, all four steps.
+pub fn full_request(gateway: &Gateway, store: &Store, scenario: Scenario, body: &[u8]) -> usize {
+    std::hint::black_box(request_headers(gateway, store, body.len()));
+    let (upstream, mut exchange) = request_body(gateway, store, body);
+    let reply = response(gateway, &mut exchange, scenario);
+    upstream.map_or(0, |b| b.len()) + reply.map_or(0, |b| b.len()) + log(gateway, store, &exchange)
+}
