@@ -63,9 +63,38 @@ impl Tab {
     }
 }
 
+/// Counts of uncapped scopes gathered between flushes: most requests then touch shared data
+/// not at all, and each scope is written once per flush. Capped scopes are never batched, so
+/// budgets always see exact spending.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// (scope, day, a time within that day, totals)
+    pending: Vec<(ScopeId, u32, u64, ledger::Totals)>,
+}
+
+impl Batch {
+    fn add(&mut self, scope: ScopeId, now_ms: u64, outcome: &Outcome) {
+        let day = Period::at(now_ms).day;
+        match self.pending.iter_mut().find(|(s, d, _, _)| *s == scope && *d == day) {
+            Some(entry) => entry.3.record(outcome),
+            None => {
+                let mut t = ledger::Totals::default();
+                t.record(outcome);
+                self.pending.push((scope, day, now_ms, t));
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Accounting {
     pub prices: PriceTable,
+    /// 0: no batching; see [`Batch`].
+    pub flush_ms: u64,
     pub scopes: Vec<Scope>,
     pub keys: Vec<VirtualKey>,
     index: KeyIndex<usize>,
@@ -257,11 +286,29 @@ impl Accounting {
         }
     }
 
-    /// Records the finished request in every scope and settles its reservations.
-    pub fn settle(&self, store: &dyn SharedStore, now_ms: u64, tab: &Tab, outcome: &Outcome) {
+    /// Records the finished request in every scope and settles its reservations. With a batch,
+    /// uncapped scopes are counted there and written at the next [`Accounting::flush`].
+    pub fn settle(&self, store: &dyn SharedStore, now_ms: u64, tab: &Tab, outcome: &Outcome, mut batch: Option<&mut Batch>) {
         for (id, reserved) in &tab.scopes {
-            if let Some(scope) = self.scopes.get(*id as usize)
-                && let Err(e) = ledger::settle(store, &scope.key, now_ms, outcome, *reserved)
+            let Some(scope) = self.scopes.get(*id as usize) else { continue };
+            if let Some(b) = batch.as_deref_mut()
+                && *reserved == 0
+                && scope.caps.is_empty()
+            {
+                b.add(*id, now_ms, outcome);
+                continue;
+            }
+            if let Err(e) = ledger::settle(store, &scope.key, now_ms, outcome, *reserved) {
+                log::error!("could not record usage in {}: {e:?}", scope.key);
+            }
+        }
+    }
+
+    /// Writes a batch to shared data.
+    pub fn flush(&self, store: &dyn SharedStore, batch: &mut Batch) {
+        for (id, _, at_ms, totals) in batch.pending.drain(..) {
+            if let Some(scope) = self.scopes.get(id as usize)
+                && let Err(e) = ledger::merge(store, &scope.key, at_ms, &totals)
             {
                 log::error!("could not record usage in {}: {e:?}", scope.key);
             }
@@ -498,7 +545,7 @@ mod tests {
         // the refused request released what it had reserved in the global scope
         assert_eq!(ledger::read(&store, &a.scopes[GLOBAL as usize].key, NOW).reserved, 6_000_000_000);
         let usage = Usage { input_tokens: 1000, output_tokens: 500, ..Default::default() };
-        a.settle(&store, NOW, &tab, &outcome(&tab, Some(usage), false));
+        a.settle(&store, NOW, &tab, &outcome(&tab, Some(usage), false), None);
         let key = ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW);
         assert_eq!((key.reserved, key.today.cost, key.today.requests), (0, 2_000_000_000, 1));
         let team = ledger::read(&store, &a.scopes[a.keys[0].team.unwrap() as usize].key, NOW);
@@ -508,6 +555,26 @@ mod tests {
         a.admit(&store, NOW, &mut third, 6_000_000_000).unwrap();
         a.release(&store, &mut third);
         assert_eq!(ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW).reserved, 0);
+    }
+
+    #[test]
+    fn batches_hold_uncapped_scopes_until_flushed_and_capped_ones_never() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
+        let tab = a.tab(bob, provider, model, Some(PRICE));
+        let mut batch = Batch::default();
+        let done = outcome(&tab, Some(Usage { input_tokens: 10, ..Default::default() }), false);
+        for _ in 0..3 {
+            a.settle(&store, NOW, &tab, &done, Some(&mut batch));
+        }
+        let count = |id: ScopeId| ledger::read(&store, &a.scopes[id as usize].key, NOW).today.requests;
+        assert_eq!(count(GLOBAL), 3, "the global scope has a cap: written at once");
+        assert_eq!((count(provider), count(model), count(a.keys[1].scope)), (0, 0, 0));
+        a.flush(&store, &mut batch);
+        assert_eq!((count(provider), count(model), count(a.keys[1].scope)), (3, 3, 3));
+        assert!(batch.is_empty());
     }
 
     #[test]
@@ -530,7 +597,7 @@ mod tests {
         assert!(a.has_soft_limits());
         assert!(!a.caller_over_soft_limit(&store, NOW, alice));
         let big = Outcome { usage: None, cost: Some(2_600_000_000_000), failed: false };
-        a.settle(&store, NOW, &tab, &big);
+        a.settle(&store, NOW, &tab, &big, None);
         assert!(a.caller_over_soft_limit(&store, NOW, alice), "team research is past 50% of $5");
         let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
         assert!(!a.caller_over_soft_limit(&store, NOW, bob), "bob has no team");

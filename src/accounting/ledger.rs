@@ -56,6 +56,23 @@ impl Totals {
         }
     }
 
+    /// Adds another total (a batch of requests) to this one.
+    pub fn merge(&mut self, o: &Totals) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.unpriced += o.unpriced;
+        self.input_tokens += o.input_tokens;
+        self.cache_read_tokens += o.cache_read_tokens;
+        self.cache_write_tokens += o.cache_write_tokens;
+        self.output_tokens += o.output_tokens;
+        self.reasoning_tokens += o.reasoning_tokens;
+        self.cost += o.cost;
+    }
+
+    pub fn record(&mut self, o: &Outcome) {
+        self.add(o);
+    }
+
     fn encode(&self, out: &mut Vec<u8>) {
         for v in [
             self.requests,
@@ -249,6 +266,26 @@ pub fn settle(store: &dyn SharedStore, key: &str, now_ms: u64, outcome: &Outcome
     .map(|_| ())
 }
 
+/// Adds a batch of totals gathered at `at_ms` (their day and month), without reservations.
+pub fn merge(store: &dyn SharedStore, key: &str, at_ms: u64, totals: &Totals) -> Result<(), StoreError> {
+    let period = Period::at(at_ms);
+    host::update::<()>(store, key, |current| {
+        let mut r = current.map(Record::decode).unwrap_or_default();
+        // A batch from before a rollover must not land in the new period.
+        if r.day <= period.day {
+            r.roll_to(period);
+        }
+        if r.day == period.day {
+            r.today.merge(totals);
+        }
+        if r.month == period.month {
+            r.this_month.merge(totals);
+        }
+        Ok(r.encode())
+    })
+    .map(|_| ())
+}
+
 /// Returns a reservation that was never used (the request failed before reaching a provider).
 pub fn release(store: &dyn SharedStore, key: &str, amount: Pico) -> Result<(), StoreError> {
     host::update::<()>(store, key, |current| {
@@ -358,6 +395,23 @@ mod tests {
         // our attempt loses the race, re-reads, and sees the competitor's reservation
         let r = reserve(&s, &k, NOW, 50, &Caps { daily: Some(100), monthly: None }).unwrap();
         assert_eq!(r, Err(Exceeded { period: "daily", cap: 100, committed: 70 }));
+    }
+
+    #[test]
+    fn merged_batches_land_in_their_own_period() {
+        let s = MemoryStore::default();
+        let k = scope_key("model", "m");
+        let mut batch = Totals::default();
+        batch.record(&Outcome { usage: Some(usage(3, 4)), cost: Some(10), failed: false });
+        batch.record(&Outcome { usage: Some(usage(1, 1)), cost: Some(5), failed: true });
+        merge(&s, &k, NOW, &batch).unwrap();
+        let r = read(&s, &k, NOW);
+        assert_eq!((r.today.requests, r.today.errors, r.today.input_tokens, r.today.cost), (2, 1, 4, 15));
+        // the record moved on to the next day: yesterday's batch counts in the month only
+        settle(&s, &k, NOW + DAY, &Outcome::default(), 0).unwrap();
+        merge(&s, &k, NOW, &batch).unwrap();
+        let r = read(&s, &k, NOW + DAY);
+        assert_eq!((r.today.requests, r.this_month.requests), (1, 5));
     }
 
     #[test]

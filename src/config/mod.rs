@@ -204,6 +204,7 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
     let limits = compile_limits(spec.limits)?;
     let prices = PriceTable::build(&spec.prices).map_err(|(field, e)| ConfigError::new(field, e))?;
     let mut accounting = Accounting::new(prices, spec.budget.as_ref())?;
+    accounting.flush_ms = spec.accounting_flush_ms;
     match &spec.auth {
         Some(auth) => accounting.add_auth(auth, &spec.teams)?,
         None if !spec.teams.is_empty() => return Err(ConfigError::new("teams", "teams need virtual keys: configure `auth.keys`")),
@@ -477,6 +478,13 @@ mod tests {
         assert_eq!((*name, key.expose()), ("authorization", "Bearer sk-test"));
         assert_eq!(r.provider.chat_path, "/v1/chat/completions");
         assert!(c.resolve("gpt-5").is_none());
+    }
+
+    #[test]
+    fn uncapped_usage_is_flushed_each_second_unless_configured() {
+        assert_eq!(compile_str(GOOD).unwrap().accounting.flush_ms, 1000);
+        let immediate = GOOD.replacen('{', r#"{"accounting_flush_ms": 0,"#, 1);
+        assert_eq!(compile_str(&immediate).unwrap().accounting.flush_ms, 0);
     }
 
     #[test]

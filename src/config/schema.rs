@@ -42,6 +42,15 @@ pub struct ConfigSpec {
     /// Honour `x-tollgate-explain: 1` (answer with the routing decision, call no provider).
     #[serde(default)]
     pub explain: bool,
+    /// How often each worker writes the counters of scopes without a cap (providers, models,
+    /// uncapped keys and teams) to shared data; 0 writes them on every request. Capped scopes
+    /// are always written at once, so budgets never lag.
+    #[serde(default = "default_accounting_flush_ms")]
+    pub accounting_flush_ms: u64,
+}
+
+fn default_accounting_flush_ms() -> u64 {
+    1000
 }
 
 /// Which filter instance this is. Set from the plugin's `root_id` rather than the JSON, so

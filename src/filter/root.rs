@@ -1,5 +1,5 @@
-//! Root context: compiles the plugin configuration once per `on_configure`, and reports the VM's
-//! memory once a second.
+//! Root context: compiles the plugin configuration once per `on_configure`, writes batched usage
+//! counters and reports the VM's memory on a timer.
 
 use super::downstream::Downstream;
 use super::host;
@@ -41,12 +41,30 @@ impl HeapGauge {
     }
 }
 
-impl Context for Root {}
+impl Root {
+    fn flush(&self) {
+        if let Some(gateway) = &self.gateway {
+            gateway.flush(&host::Shared);
+        }
+    }
+}
+
+/// The timer drives both the heap gauge (each second) and the usage flush.
+fn tick_ms(flush_ms: u64) -> u64 {
+    if flush_ms == 0 { 1000 } else { flush_ms.min(1000) }
+}
+
+impl Context for Root {
+    /// The plugin is being unloaded (config change or shutdown): nothing batched may be lost.
+    fn on_done(&mut self) -> bool {
+        self.flush();
+        true
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
         self.heap.update();
-        self.set_tick_period(Duration::from_secs(1));
         let json = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size).ok().flatten().unwrap_or_default();
         match Config::from_json(&json, &|name| std::env::var(name).ok(), host::now_ms() / 1000) {
             Ok(mut config) => {
@@ -61,6 +79,8 @@ impl RootContext for Root {
                 log::info!("configured {} providers", config.providers.len());
                 // Each worker splits weighted traffic with its own random sequence.
                 config.router.seed(host::now_nanos());
+                self.set_tick_period(Duration::from_millis(tick_ms(config.accounting.flush_ms)));
+                self.flush();
                 self.gateway = Some(Rc::new(Gateway::new(config)));
                 true
             }
@@ -73,6 +93,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         self.heap.update();
+        self.flush();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

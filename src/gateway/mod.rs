@@ -11,6 +11,7 @@ pub mod telemetry;
 pub mod upstream;
 
 use crate::accounting::budget::{self, Caller};
+use std::cell::RefCell;
 use crate::config::Config;
 use crate::config::Provider;
 use crate::config::schema::ParamAction;
@@ -49,6 +50,8 @@ pub struct Gateway {
     /// Headers an upstream attempt removes before setting its own: every credential and
     /// provider header any configured provider uses.
     pub attempt_scrub: Vec<String>,
+    /// This worker's not-yet-written counters of uncapped scopes.
+    batch: RefCell<budget::Batch>,
 }
 
 /// A response Tollgate answers itself.
@@ -160,7 +163,7 @@ impl Gateway {
         }
         scrub.sort();
         scrub.dedup();
-        Gateway { config, attempt_scrub: scrub }
+        Gateway { config, attempt_scrub: scrub, batch: RefCell::default() }
     }
 
     pub fn on_request_headers(&self, head: &RequestHead, store: &dyn SharedStore, now_ms: u64) -> OnHeaders {
@@ -388,9 +391,22 @@ impl Gateway {
     pub fn finish(&self, exchange: &mut Exchange, store: &dyn SharedStore, now_ms: u64) {
         let failed = !exchange.completed || !(200..300).contains(&exchange.status);
         let outcome = budget::outcome(&exchange.tab, exchange.usage, failed);
-        self.config.accounting.settle(store, now_ms, &exchange.tab, &outcome);
+        let accounting = &self.config.accounting;
+        match self.batch.try_borrow_mut() {
+            Ok(mut batch) if accounting.flush_ms > 0 => accounting.settle(store, now_ms, &exchange.tab, &outcome, Some(&mut batch)),
+            _ => accounting.settle(store, now_ms, &exchange.tab, &outcome, None),
+        }
         if let Some(target) = exchange.target.and_then(|t| self.config.router.target(t)) {
             exchange.breaker_opened = self.report_health(&target.health_key, exchange, store, now_ms);
+        }
+    }
+
+    /// Writes this worker's batched counters to shared data.
+    pub fn flush(&self, store: &dyn SharedStore) {
+        if let Ok(mut batch) = self.batch.try_borrow_mut()
+            && !batch.is_empty()
+        {
+            self.config.accounting.flush(store, &mut batch);
         }
     }
 
