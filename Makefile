@@ -36,10 +36,10 @@ run: build
 
 lint: setup
 	cargo fmt --all --check
-	cargo clippy --all-targets -p tollgate -p mock-provider -- -D warnings
+	cargo clippy --all-targets --workspace -- -D warnings
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
 
-# Packages named so that tests/microbench (criterion) is never compiled by `make test`.
+# Packages named so that tests/microbench (criterion) is only type-checked by `make test`, not built.
 unit: setup
 	cargo test -p tollgate -p mock-provider
 
@@ -64,6 +64,7 @@ test: lint unit wasm-unit validate integration
 # Load benchmark; BENCH_ARGS shortens it for a try-out, e.g. "--seconds 1 --rounds 1 --soak 20000".
 bench: setup
 	cargo build --release --target wasm32-wasip1 --lib
+	cargo build --release --target wasm32-wasip1 -p floor-filter
 	@tests/bench/install-tools.sh wrk nginx
 	$(PYTHON) tests/bench/bench.py $(BENCH_ARGS)
 
@@ -72,6 +73,7 @@ microbench:
 
 profile: setup
 	cargo build --release --target wasm32-wasip1 --lib
+	cargo build --release --target wasm32-wasip1 -p floor-filter
 	cargo build --profile profiling -p microbench --example profile
 	@tests/bench/install-tools.sh wrk nginx valgrind
 	$(PYTHON) tests/bench/profile.py

@@ -43,8 +43,8 @@ pub fn update<E>(
     Err(StoreError::CasMismatch)
 }
 
-/// In-memory host for tests, with hooks to simulate a concurrent writer.
-#[cfg(test)]
+/// In-memory host for tests and benchmarks, with hooks to simulate a concurrent writer.
+#[cfg(any(test, feature = "memory-host"))]
 pub mod memory {
     use super::*;
     use std::cell::{Cell, RefCell};

@@ -6,7 +6,7 @@ use crate::accounting::budget::Caller;
 use crate::gateway::exchange::Finished;
 use crate::gateway::{
     CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER, Escalation, Exchange, Forward, Gateway, Incoming, Next, OnHeaders, Reply, RequestHead,
-    is_control_header,
+    apply_header_edits, is_control_header,
 };
 use crate::gateway::{access_log, telemetry};
 use crate::openai::ApiError;
@@ -34,7 +34,7 @@ pub struct Downstream {
     phase: Phase,
     caller: Caller,
     explain: bool,
-    /// Request headers kept for routing rules.
+    /// The client's request headers, less control headers: for routing rules and the final rewrite.
     headers: Vec<(String, String)>,
     /// The request body, kept while a last resort may still need it.
     body: Vec<u8>,
@@ -71,38 +71,28 @@ impl Downstream {
     }
 
     fn forward(&mut self, forward: Forward, body: Vec<u8>, body_size: usize) {
-        host::set_header(REQ, CLUSTER_HEADER, Some(forward.cluster));
-        for name in CLIENT_CREDENTIAL_HEADERS {
-            host::set_header(REQ, name, None);
-        }
         // Compressed answers could not be translated chunk by chunk.
-        host::set_header(REQ, "accept-encoding", None);
-        if let (Some(p), Some(path)) = (forward.provider, forward.path()) {
-            host::set_header(REQ, ":path", Some(path));
-            host::set_header(REQ, ":authority", Some(&p.authority));
-            if let Some((name, value)) = &p.auth {
-                host::set_header(REQ, name, Some(value.expose()));
-            }
-            for (name, value) in &p.headers {
-                host::set_header(REQ, name, Some(value));
-            }
-        }
-        for (name, value) in forward.upstream.headers.iter().chain(&forward.headers) {
-            host::set_header(REQ, name, Some(value));
-        }
+        let remove: Vec<&str> = CLIENT_CREDENTIAL_HEADERS.iter().copied().chain(["accept-encoding"]).collect();
+        let mut edits = forward.header_edits(&remove, forward.upstream.body.as_ref().map(Vec::len));
+        edits.push((CLUSTER_HEADER.into(), Some(forward.cluster.into())));
         if let Some(new_body) = &forward.upstream.body {
             host::replace_body(BufferType::HttpRequestBody, body_size, new_body);
-            host::set_header(REQ, "content-length", Some(&new_body.len().to_string()));
         }
+        let mut headers = std::mem::take(&mut self.headers);
         if let Some(plan) = forward.plan {
-            let id = host::header(REQ, "x-request-id").unwrap_or_else(|| {
-                let id = format!("tollgate-{:016x}", host::now_nanos());
-                host::set_header(REQ, "x-request-id", Some(&id));
-                id
-            });
+            let id = match headers.iter().find(|(k, _)| k == "x-request-id") {
+                Some((_, id)) => id.clone(),
+                None => {
+                    let id = format!("tollgate-{:016x}", host::now_nanos());
+                    edits.push(("x-request-id".into(), Some(id.clone())));
+                    id
+                }
+            };
             plans::put(&id, plan);
             self.plan_id = Some(id);
         }
+        apply_header_edits(&mut headers, edits);
+        host::set_headers(REQ, &headers);
         if forward.keep_body {
             self.body = body;
         }
@@ -158,13 +148,8 @@ impl HttpContext for Downstream {
         // Control headers steer Envoy and Tollgate (the route reads the cluster from one): only
         // Tollgate may set them.
         self.explain = headers.iter().any(|(k, v)| k == "x-tollgate-explain" && v.trim() == "1");
-        headers.retain(|(name, _)| {
-            let control = is_control_header(name);
-            if control {
-                host::set_header(REQ, name, None);
-            }
-            !control
-        });
+        let client_sent_control_headers = headers.iter().any(|(name, _)| is_control_header(name));
+        headers.retain(|(name, _)| !is_control_header(name));
         let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let head = RequestHead {
             method: header(":method").unwrap_or_default(),
@@ -174,15 +159,20 @@ impl HttpContext for Downstream {
         };
         let decision = gateway.on_request_headers(&head, &host::Shared, host::now_ms());
         match decision {
-            OnHeaders::PassThrough => Action::Continue,
+            OnHeaders::PassThrough => {
+                if client_sent_control_headers {
+                    host::set_headers(REQ, &headers);
+                }
+                Action::Continue
+            }
             OnHeaders::Respond(reply) => self.reply(&reply),
             OnHeaders::ReadBody(caller, operation) => {
                 self.caller = caller;
+                // Forwarding rewrites the headers in one host call, from this copy (without
+                // the control headers).
+                self.headers = headers;
                 if end_of_stream {
                     return self.finish_body(&gateway, operation, Vec::new(), 0);
-                }
-                if gateway.routes_on_headers() {
-                    self.headers = headers;
                 }
                 self.phase = Phase::ReadingBody(operation);
                 Action::Pause
@@ -257,8 +247,8 @@ impl HttpContext for Downstream {
 
 impl Downstream {
     fn finish_body(&mut self, gateway: &Gateway, operation: Operation, body: Vec<u8>, body_size: usize) -> Action {
-        let headers = std::mem::take(&mut self.headers);
-        let incoming = Incoming { operation, caller: self.caller, headers: &headers, explain: self.explain };
+        let headers = if gateway.routes_on_headers() { self.headers.as_slice() } else { &[] };
+        let incoming = Incoming { operation, caller: self.caller, headers, explain: self.explain };
         match gateway.on_body(&incoming, &body, &host::Shared, host::now_ms()) {
             Ok(Next::Forward(forward)) => {
                 self.forward(forward, body, body_size);

@@ -13,27 +13,44 @@ use std::time::{Duration, UNIX_EPOCH};
 thread_local! {
     /// Metric ids of this VM, defined on first use of each series.
     static METRICS: RefCell<HashMap<Series, u32>> = RefCell::new(HashMap::new());
+    /// Counter increments not yet handed to Envoy, by metric id.
+    static PENDING: RefCell<HashMap<u32, u64>> = RefCell::new(HashMap::new());
 }
 
+/// Histograms go to Envoy at once (each sample counts); counters are summed here and added by
+/// [`flush_metrics`] on the root context's timer, one host call per counter instead of one
+/// per request.
 pub fn record_metric(series: Series, value: u64, accounting: &Accounting) {
-    let kind = if series.metric.is_histogram() { MetricType::Histogram } else { MetricType::Counter };
+    let histogram = series.metric.is_histogram();
+    if value == 0 && !histogram {
+        return;
+    }
     let id = METRICS.with(|m| {
         let mut m = m.borrow_mut();
         if let Some(id) = m.get(&series) {
             return Some(*id);
         }
+        let kind = if histogram { MetricType::Histogram } else { MetricType::Counter };
         let id = hostcalls::define_metric(kind, &series.name(accounting)).ok()?;
         m.insert(series, id);
         Some(id)
     });
     let Some(id) = id else { return };
-    let result = match kind {
-        MetricType::Histogram => hostcalls::record_metric(id, value),
-        _ if value == 0 => Ok(()),
-        _ => hostcalls::increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX)),
-    };
-    if let Err(status) = result {
-        log::debug!("metric update failed: {status:?}");
+    if histogram {
+        if let Err(status) = hostcalls::record_metric(id, value) {
+            log::debug!("metric update failed: {status:?}");
+        }
+    } else {
+        PENDING.with(|p| *p.borrow_mut().entry(id).or_default() += value);
+    }
+}
+
+pub fn flush_metrics() {
+    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    for (id, value) in pending {
+        if let Err(status) = hostcalls::increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX)) {
+            log::debug!("metric update failed: {status:?}");
+        }
     }
 }
 
@@ -77,6 +94,14 @@ pub fn headers(map: MapType) -> Vec<(String, String)> {
 
 pub fn header(map: MapType, name: &str) -> Option<String> {
     hostcalls::get_map_value(map, name).ok().flatten()
+}
+
+/// Replaces the whole header map: one host call for any number of changes.
+pub fn set_headers(map: MapType, headers: &[(String, String)]) {
+    let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    if let Err(status) = hostcalls::set_map(map, pairs) {
+        log::warn!("could not set the headers: {status:?}");
+    }
 }
 
 pub fn set_header(map: MapType, name: &str, value: Option<&str>) {

@@ -1,5 +1,5 @@
 //! Root context: compiles the plugin configuration once per `on_configure`, writes batched usage
-//! counters and reports the VM's memory on a timer.
+//! counters and metrics and reports the VM's memory on a timer.
 
 use super::downstream::Downstream;
 use super::host;
@@ -43,13 +43,14 @@ impl HeapGauge {
 
 impl Root {
     fn flush(&self) {
+        host::flush_metrics();
         if let Some(gateway) = &self.gateway {
             gateway.flush(&host::Shared);
         }
     }
 }
 
-/// The timer drives both the heap gauge (each second) and the usage flush.
+/// The timer drives the heap gauge and the metric flush (each second) and the usage flush.
 fn tick_ms(flush_ms: u64) -> u64 {
     if flush_ms == 0 { 1000 } else { flush_ms.min(1000) }
 }

@@ -3,7 +3,7 @@
 
 use super::{host, plans, response};
 use crate::gateway::upstream::Attempt;
-use crate::gateway::{Exchange, Gateway, Reply, telemetry};
+use crate::gateway::{Exchange, Gateway, Reply, apply_header_edits, telemetry};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use std::rc::Rc;
@@ -70,21 +70,6 @@ impl HttpContext for Upstream {
             Ok(f) => f,
             Err(e) => return Self::reply(&e.into()),
         };
-        // The request headers are shared with earlier attempts: clear what they set for another
-        // provider (its credentials above all) before setting this one's.
-        for name in &gateway.attempt_scrub {
-            host::set_header(REQ, name, None);
-        }
-        if let (Some(p), Some(path)) = (forward.provider, forward.path()) {
-            host::set_header(REQ, ":path", Some(path));
-            host::set_header(REQ, ":authority", Some(&p.authority));
-            if let Some((name, value)) = &p.auth {
-                host::set_header(REQ, name, Some(value.expose()));
-            }
-            for (name, value) in p.headers.iter().chain(&forward.upstream.headers) {
-                host::set_header(REQ, name, Some(value));
-            }
-        }
         let length = match &forward.upstream.body {
             Some(new_body) => {
                 host::replace_body(BufferType::HttpRequestBody, body_size, new_body);
@@ -92,7 +77,11 @@ impl HttpContext for Upstream {
             }
             None => body_size,
         };
-        host::set_header(REQ, "content-length", Some(&length.to_string()));
+        // The request headers are shared with earlier attempts: clear what they set for another
+        // provider (its credentials above all) before setting this one's.
+        let mut headers = host::headers(REQ);
+        apply_header_edits(&mut headers, forward.header_edits(&gateway.attempt_scrub, Some(length)));
+        host::set_headers(REQ, &headers);
         self.exchange = Some(forward.exchange);
         Action::Continue
     }

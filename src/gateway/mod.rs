@@ -11,7 +11,6 @@ pub mod telemetry;
 pub mod upstream;
 
 use crate::accounting::budget::{self, Caller};
-use std::cell::RefCell;
 use crate::config::Config;
 use crate::config::Provider;
 use crate::config::schema::ParamAction;
@@ -25,6 +24,7 @@ use crate::router::rules::Facts;
 use crate::router::{Demand, Retry};
 pub use exchange::Exchange;
 use selection::{Choice, Selection};
+use std::cell::RefCell;
 
 /// Headers a client may use to authenticate to Tollgate or to a provider; none of them is ever
 /// forwarded upstream.
@@ -140,6 +140,49 @@ impl Forward<'_> {
     pub fn path(&self) -> Option<&str> {
         let provider = self.provider?;
         Some(self.upstream.path.as_deref().unwrap_or(&provider.chat_path))
+    }
+
+    /// How the request headers change, in order: `remove` goes first, then the provider's
+    /// path, authority, credentials and fixed headers, then the translation's and Envoy's retry
+    /// steering, and the body length when it is given.
+    pub fn header_edits<S: AsRef<str>>(&self, remove: &[S], content_length: Option<usize>) -> Vec<HeaderEdit> {
+        let mut edits: Vec<HeaderEdit> = remove.iter().map(|name| (name.as_ref().to_owned(), None)).collect();
+        if let (Some(p), Some(path)) = (self.provider, self.path()) {
+            edits.push((":path".into(), Some(path.to_owned())));
+            edits.push((":authority".into(), Some(p.authority.clone())));
+            let credentials = p.auth.iter().map(|(name, value)| (*name, value.expose()));
+            edits.extend(
+                credentials.chain(p.headers.iter().map(|(n, v)| (*n, v.as_str()))).map(|(n, v)| (n.to_owned(), Some(v.to_owned()))),
+            );
+        }
+        for (name, value) in self.upstream.headers.iter().chain(&self.headers) {
+            edits.push(((*name).to_owned(), Some(value.clone())));
+        }
+        if let Some(length) = content_length {
+            edits.push(("content-length".into(), Some(length.to_string())));
+        }
+        edits
+    }
+}
+
+/// A header to set (replacing every value it had) or, with `None`, to remove.
+pub type HeaderEdit = (String, Option<String>);
+
+/// Applies edits to a header list as Envoy would apply them one by one.
+pub fn apply_header_edits(headers: &mut Vec<(String, String)>, edits: Vec<HeaderEdit>) {
+    for (name, value) in edits {
+        let first = headers.iter().position(|(n, _)| n.eq_ignore_ascii_case(&name));
+        let mut seen = false;
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name) || !std::mem::replace(&mut seen, true) && value.is_some());
+        match (first, value) {
+            (Some(i), Some(value)) => {
+                if let Some(slot) = headers.get_mut(i) {
+                    slot.1 = value;
+                }
+            }
+            (None, Some(value)) => headers.push((name, value)),
+            (_, None) => {}
+        }
     }
 }
 

@@ -288,3 +288,42 @@ fn bedrock_without_credentials_refuses_requests_naming_the_variable() {
     assert_eq!((e.status, e.code.as_deref()), (500, Some("provider_credentials_missing")));
     assert!(e.message.contains("AWS_ACCESS_KEY_ID"), "{}", e.message);
 }
+
+#[test]
+fn header_edits_replace_the_clients_credentials_with_the_providers() {
+    let g = gateway();
+    let f = chat(&g, br#"{"model":"claude","messages":[{"role":"user","content":"hi"}]}"#, 0).unwrap();
+    let mut headers: Vec<(String, String)> = [
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "gw"),
+        ("authorization", "Bearer client"),
+        ("x-api-key", "client"),
+        ("accept-encoding", "gzip"),
+        ("x-custom", "a"),
+        ("x-custom", "b"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    apply_header_edits(&mut headers, f.header_edits(&["authorization", "x-api-key", "accept-encoding"], Some(42)));
+    let get = |name: &str| headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    assert_eq!(headers.first().map(|(k, _)| k.as_str()), Some(":method"));
+    assert_eq!(get(":path"), ["/v1/messages"]);
+    assert_eq!(get(":authority"), ["api.anthropic.com"]);
+    assert_eq!(get("authorization"), Vec::<&str>::new(), "the client's credentials never go upstream");
+    assert_eq!(get("x-api-key"), ["ANTHROPIC_API_KEY-value"]);
+    assert_eq!(get("anthropic-version"), ["2023-06-01"]);
+    assert_eq!(get("accept-encoding"), Vec::<&str>::new());
+    assert_eq!(get("x-custom"), ["a", "b"], "other headers keep every value");
+    assert_eq!(get("content-length"), ["42"]);
+}
+
+#[test]
+fn setting_a_repeated_header_leaves_one_value_in_the_first_place() {
+    let mut headers = vec![("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned()), ("A".to_owned(), "3".to_owned())];
+    apply_header_edits(&mut headers, vec![("a".into(), Some("new".into()))]);
+    assert_eq!(headers, [("a".to_owned(), "new".to_owned()), ("b".to_owned(), "2".to_owned())]);
+    apply_header_edits(&mut headers, vec![("b".into(), None), ("c".into(), Some("4".into()))]);
+    assert_eq!(headers, [("a".to_owned(), "new".to_owned()), ("c".to_owned(), "4".to_owned())]);
+}

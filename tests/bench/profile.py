@@ -102,16 +102,17 @@ def envoy_profile(workdir: pathlib.Path) -> str:
     nginx = bench.start_nginx(workdir, port)
     sides = []
     try:
-        for name, cfg in zip(("bare", "tollgate"), bench.envoy_configs(port)):
-            sides.append(Side(name, Envoy(cfg, workdir / name, concurrency=1), tollgate=name == "tollgate"))
+        for name, cfg in bench.envoy_configs(port).items():
+            sides.append(Side(name, Envoy(cfg, workdir / name, concurrency=1)))
         sections = []
         for s in (TRANSLATE, PASSTHROUGH):
             cost = {side.name: perf_by_object(side, [bench.raw_request(workdir, side, s)], workdir, 5) for side in sides}
             where = sorted({k for c, _ in cost.values() for k in c}, key=lambda k: -cost["tollgate"][0].get(k, 0))
-            rows = [[k, f"{cost['bare'][0].get(k, 0):.1f}", f"{cost['tollgate'][0].get(k, 0):.1f}",
+            names = [side.name for side in sides]
+            rows = [[k, *(f"{cost[n][0].get(k, 0):.1f}" for n in names),
                      f"{cost['tollgate'][0].get(k, 0) - cost['bare'][0].get(k, 0):+.1f}"] for k in where]
-            rows.append(["**total**", f"{cost['bare'][1]:.1f}", f"{cost['tollgate'][1]:.1f}", f"{cost['tollgate'][1] - cost['bare'][1]:+.1f}"])
-            sections.append(f"### {s.title}\n\n" + table(["Envoy CPU µs per request, c=32", "bare", "Tollgate", "added"], rows))
+            rows.append(["**total**", *(f"{cost[n][1]:.1f}" for n in names), f"{cost['tollgate'][1] - cost['bare'][1]:+.1f}"])
+            sections.append(f"### {s.title}\n\n" + table(["Envoy CPU µs per request, c=32", *names, "Tollgate − bare"], rows))
         return "\n\n".join(sections)
     finally:
         for side in sides:

@@ -244,7 +244,9 @@ class Envoy:
         self.cfg["admin"]["address"]["socket_address"]["port_value"] = self.admin_port
         self.cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = self.port
         for f in wasm_filters(self.cfg):
-            f["vm_config"]["code"]["local"]["filename"] = str(WASM)
+            code = f["vm_config"]["code"]["local"]
+            if not pathlib.Path(code["filename"]).is_absolute():  # a shipped config: the freshly built module
+                code["filename"] = str(WASM)
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "envoy.json"
         self.config_path.write_text(json.dumps(self.cfg, indent=1))

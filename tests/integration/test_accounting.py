@@ -254,7 +254,9 @@ def test_prometheus_exposes_genai_metrics_with_bounded_labels(gw):
 
     def scraped():
         s = prometheus(gw)
-        return s if f"tollgate_gen_ai_server_time_to_first_token_ms_count{{{claude}}}" in s else None
+        # histograms are recorded at once, counters summed by each worker and added once a second
+        return s if f"tollgate_gen_ai_server_time_to_first_token_ms_count{{{claude}}}" in s \
+            and s.get('tollgate_rejections{http_status="401"}', 0) >= 1 else None
 
     s = wait_until(scraped, 10, "histograms flushed")
     assert s[f'tollgate_gen_ai_client_token_usage{{{claude},gen_ai_token_type="input"}}'] > 0

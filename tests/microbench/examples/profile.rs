@@ -24,8 +24,8 @@ fn step_response(gateway: &Gateway, exchange: &mut Exchange, scenario: Scenario)
 }
 
 #[inline(never)]
-fn step_log(gateway: &Gateway, store: &Store, exchange: Exchange) {
-    black_box(microbench::log(gateway, store, &exchange));
+fn step_log(gateway: &Gateway, store: &Store, mut exchange: Exchange) {
+    black_box(microbench::log(gateway, store, &mut exchange));
 }
 
 fn main() {

@@ -3,13 +3,10 @@
 //! criterion benches and the callgrind driver; everything but the proxy-wasm host calls runs.
 
 use serde_json::{Value, json};
-use std::cell::RefCell;
-use std::collections::HashMap;
 use tollgate::accounting::budget::Caller;
 use tollgate::config::Config;
-use tollgate::gateway::exchange::ResponseMode;
-use tollgate::gateway::{Exchange, Gateway, OnHeaders, RequestHead, access_log, telemetry};
-use tollgate::host::{SharedStore, StoreError};
+use tollgate::gateway::exchange::{ResponseHead, ResponseMode};
+use tollgate::gateway::{Exchange, Gateway, Incoming, Next, OnHeaders, RequestHead, access_log, telemetry};
 use tollgate::providers::Operation;
 
 pub const ANTHROPIC_RESPONSE: &[u8] = include_bytes!("../../bench/fixtures/anthropic_response.json");
@@ -90,24 +87,7 @@ pub fn gateway() -> Gateway {
 }
 
 /// proxy-wasm shared data stand-in: the accounting reads and writes its records here.
-#[derive(Default)]
-pub struct Store(RefCell<HashMap<String, (Vec<u8>, u32)>>);
-
-impl SharedStore for Store {
-    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        self.0.borrow().get(key).cloned()
-    }
-
-    fn put(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        let mut data = self.0.borrow_mut();
-        let current = data.get(key).map_or(0, |(_, c)| *c);
-        if cas.is_some_and(|c| c != current) {
-            return Err(StoreError::CasMismatch);
-        }
-        data.insert(key.to_owned(), (value.to_vec(), current + 1));
-        Ok(())
-    }
-}
+pub use tollgate::host::memory::MemoryStore as Store;
 
 /// `on_http_request_headers`: classify the request.
 pub fn request_headers(gateway: &Gateway, store: &Store, body_len: usize) -> OnHeaders {
@@ -119,15 +99,19 @@ pub fn request_headers(gateway: &Gateway, store: &Store, body_len: usize) -> OnH
 /// `on_http_request_body`: parse, route and translate; the upstream body (if rewritten) and the
 /// exchange that handles the response.
 pub fn request_body(gateway: &Gateway, store: &Store, body: &[u8]) -> (Option<Vec<u8>>, Exchange) {
-    let forward = gateway.on_body(Operation::Chat, body, Caller::default(), store, NOW_MS).expect("the scenario's request is valid");
-    (forward.upstream.body, forward.exchange)
+    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    match gateway.on_body(&incoming, body, store, NOW_MS) {
+        Ok(Next::Forward(forward)) => (forward.upstream.body, forward.exchange),
+        _ => unreachable!("the scenario's request is valid and routed"),
+    }
 }
 
 /// `on_http_response_headers` and `on_http_response_body`: the body the client gets (`None`:
 /// the upstream body unchanged). Streams arrive in one chunk, as from the load benchmark's mock.
 pub fn response(gateway: &Gateway, exchange: &mut Exchange, scenario: Scenario) -> Option<Vec<u8>> {
     let (body, content_type) = scenario.upstream_reply();
-    let mode = exchange.on_response_headers(&gateway.config, 200, Some(content_type));
+    let head = ResponseHead { status: 200, content_type: Some(content_type), ..Default::default() };
+    let mode = exchange.on_response_headers(&gateway.config, &head);
     let headers = exchange.client_headers(&gateway.config);
     std::hint::black_box(headers);
     match mode {
@@ -137,7 +121,7 @@ pub fn response(gateway: &Gateway, exchange: &mut Exchange, scenario: Scenario) 
 }
 
 /// `on_log`: access log entry, accounting, metric samples.
-pub fn log(gateway: &Gateway, store: &Store, exchange: &Exchange) -> usize {
+pub fn log(gateway: &Gateway, store: &Store, exchange: &mut Exchange) -> usize {
     let entry = access_log::for_exchange(&gateway.config, exchange, NOW_MS);
     gateway.finish(exchange, store, NOW_MS);
     let provider = exchange.provider(&gateway.config).expect("routed");
@@ -149,5 +133,5 @@ pub fn full_request(gateway: &Gateway, store: &Store, scenario: Scenario, body: 
     std::hint::black_box(request_headers(gateway, store, body.len()));
     let (upstream, mut exchange) = request_body(gateway, store, body);
     let reply = response(gateway, &mut exchange, scenario);
-    upstream.map_or(0, |b| b.len()) + reply.map_or(0, |b| b.len()) + log(gateway, store, &exchange)
+    upstream.map_or(0, |b| b.len()) + reply.map_or(0, |b| b.len()) + log(gateway, store, &mut exchange)
 }
