@@ -161,8 +161,9 @@ Heaviest functions:
 
 ## Envoy under load (perf, sampled)
 
-The Envoy binary is stripped, so its share cannot be split further here; the "added" column is what
-Tollgate costs Envoy per request, wherever it is spent. Noisy on a busy machine.
+The Envoy binary is stripped, so its share cannot be split further here; the last column is what
+Tollgate costs Envoy per request, wherever it is spent. "floor" is the reference filter that only
+reads the body and names the cluster (tests/bench/floor-filter). Noisy on a busy machine.
 
 {envoy}
 """

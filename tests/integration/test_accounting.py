@@ -163,7 +163,7 @@ def test_counters_are_exact_after_2000_concurrent_requests(gw):
 
     def settled():
         r = usage_report(gw)
-        # bob has a budget: written at once; models are uncapped: batched per worker (accounting_flush_ms)
+        # the global scope has a cap: written at once; bob and the models have none: batched per worker (accounting_flush_ms)
         return delta(before, r, "keys", "bob", "requests") == 2000 and delta(before, r, "global", "all", "requests") == 2000 \
             and all(delta(before, r, "models", m, "requests") == 1000 for m in expected) and r
 

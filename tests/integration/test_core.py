@@ -70,6 +70,26 @@ def test_openai_passthrough_rewrites_model_and_credentials(demo, mock, test_id):
     assert "client-secret" not in json.dumps(sent)
 
 
+def test_openai_passthrough_keeps_tools_images_and_json_mode_streamed_or_not(demo, mock, test_id):
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}}
+    response_format = {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}}}
+    body = {"model": "gpt-4o", "response_format": response_format, "tools": [WEATHER_TOOL], "tool_choice": "auto",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "weather in Paris?"}, image]}]}
+    r = demo.chat(body, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    call = r.json()["choices"][0]["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "get_weather" and json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+    s = demo.stream({**body, "stream": True}, {"x-test-id": test_id})
+    assert s.status == 200 and s.data()[-1] == "[DONE]"
+    deltas = [c["choices"][0]["delta"] for c in s.data()[:-1] if c["choices"]]
+    arguments = "".join(d["tool_calls"][0]["function"].get("arguments", "") for d in deltas if d.get("tool_calls"))
+    assert json.loads(arguments) == {"city": "Paris"}
+    for sent in mock.requests(test_id):
+        sent = sent["body"]
+        assert (sent["messages"], sent["response_format"], sent["tools"], sent["tool_choice"]) == \
+            (body["messages"], response_format, [WEATHER_TOOL], "auto"), "forwarded field for field"
+
+
 def test_openai_errors_pass_through_in_openai_shape(demo, mock, test_id):
     r = demo.chat({"model": "gpt-4o", "messages": [user("x")]}, {"x-test-id": test_id, "x-mock-status": "429"})
     assert r.status == 429
