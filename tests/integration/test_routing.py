@@ -72,6 +72,8 @@ def gw(net, tmp_path_factory):
          "targets": [{"provider": "openai", "model": "stable", "weight": 90}, {"provider": "openai", "model": "next", "weight": 10}]},
         {"name": "fast", "match": {"models": ["fast"]}, "strategy": "least_latency",
          "targets": [{"provider": "openai", "model": "slow-a"}, {"provider": "openai_b", "model": "quick-b"}]},
+        {"name": "turns", "match": {"models": ["turns"]}, "strategy": "round_robin",
+         "targets": [{"provider": "openai", "model": "turn-a"}, {"provider": "openai_b", "model": "turn-b"}]},
         {"name": "thrifty", "match": {"models": ["thrifty"]}, "strategy": "least_cost",
          "targets": [{"provider": "openai", "model": "dear-model"}, {"provider": "openai_b", "model": "cheap-model"}]},
         *[chat_route(f"chat-{f}", "deadai" if f == "refused" else "openai") for f in FAULTS],
@@ -252,6 +254,13 @@ def test_least_latency_prefers_the_faster_provider(gw, net):
     picks = [served_model(gw, {"model": "fast", "messages": [user("hi")]})[1] for _ in range(40)]
     reset_mocks(net)
     assert picks.count("quick-b") >= 30, picks
+
+
+def test_round_robin_alternates_in_each_worker(gw, net):
+    reset_mocks(net)
+    picks = [served_model(gw, {"model": "turns", "messages": [user("hi")]})[1] for _ in range(20)]
+    # each of the 2 workers alternates strictly, so the totals differ by at most one per worker
+    assert abs(picks.count("turn-a") - picks.count("turn-b")) <= 2 and len(set(picks)) == 2, picks
 
 
 def test_least_cost_picks_the_cheaper_equivalent_target(gw, net):
