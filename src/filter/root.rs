@@ -10,6 +10,7 @@ use crate::gateway::Gateway;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, MetricType};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -21,11 +22,15 @@ pub struct Root {
 
 /// The `tollgate.vm_heap_bytes` gauge: wasm linear memory (it only grows, so it shows the peak and
 /// any leak). Envoy runs one VM per worker plus one on the main thread, all writing the same
-/// gauge, so each VM adds only its own change and the gauge holds their sum.
+/// gauge, so each VM adds only its own change and the gauge holds their sum. Both root contexts
+/// of a VM (gateway and upstream roles) tick; the VM-wide `REPORTED` keeps them from counting it twice.
 #[derive(Default)]
 struct HeapGauge {
     id: Option<u32>,
-    reported: u64,
+}
+
+thread_local! {
+    static REPORTED: Cell<u64> = const { Cell::new(0) };
 }
 
 impl HeapGauge {
@@ -35,8 +40,9 @@ impl HeapGauge {
         }
         let Some(id) = self.id else { return };
         let bytes = core::arch::wasm32::memory_size(0) as u64 * 65536;
-        if hostcalls::increment_metric(id, bytes as i64 - self.reported as i64).is_ok() {
-            self.reported = bytes;
+        let reported = REPORTED.with(Cell::get);
+        if hostcalls::increment_metric(id, bytes as i64 - reported as i64).is_ok() {
+            REPORTED.with(|r| r.set(bytes));
         }
     }
 }
