@@ -3,6 +3,10 @@
 //! https://docs.anthropic.com/en/docs/build-with-claude/streaming,
 //! https://docs.anthropic.com/en/api/errors, https://docs.anthropic.com/en/api/versioning.
 
+use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
+use super::completion::{self, Answer};
+use super::media::{Source, media_source};
+use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
 use crate::accounting::Usage;
 use crate::config::glob;
@@ -10,9 +14,7 @@ use crate::config::schema::ParamAction;
 use crate::config::{Provider, Secret};
 use crate::openai::ApiError;
 use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
-use crate::openai::response::{
-    AssistantMessage, ChatCompletion, ChunkHeader, DONE_EVENT, Delta, DeltaFunction, DeltaToolCall, FunctionOut, ToolCallOut,
-};
+use crate::openai::response::ChunkHeader;
 use crate::stream::sse::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -104,7 +106,7 @@ struct MessagesRequest<'r> {
     max_tokens: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     system: Vec<Block<'r>>,
-    messages: Vec<Turn<'r>>,
+    messages: Vec<Turn<Block<'r>>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     stop_sequences: Vec<&'r str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,12 +121,6 @@ struct MessagesRequest<'r> {
     metadata: Option<Metadata<'r>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
-}
-
-#[derive(Serialize)]
-struct Turn<'r> {
-    role: &'static str,
-    content: Vec<Block<'r>>,
 }
 
 #[derive(Serialize)]
@@ -160,13 +156,6 @@ enum Block<'r> {
 }
 
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub(super) enum Source<'r> {
-    Base64 { media_type: &'r str, data: &'r str },
-    Url { url: &'r str },
-}
-
-#[derive(Serialize)]
 struct ToolDef<'r> {
     name: &'r str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,13 +178,6 @@ struct Metadata<'r> {
     user_id: &'r str,
 }
 
-/// Members that do not change the answer and have no Anthropic counterpart.
-const IGNORED_PARAMS: &[&str] = &["store", "prompt_cache_key", "prompt_cache_retention", "safety_identifier"];
-
-fn raw(json: &'static str) -> &'static RawValue {
-    serde_json::from_str(json).unwrap_or(RawValue::NULL)
-}
-
 pub fn build_request(
     provider: &Provider,
     s: &Settings,
@@ -212,7 +194,7 @@ pub fn build_request(
             format!("`temperature` must be between 0 and 1 for Anthropic models, got {t}."),
         ));
     }
-    let (system, messages) = convert_messages(req)?;
+    let Conversation { system, turns: messages } = turns::conversation(req, &AnthropicTurns)?;
     let tools: Vec<ToolDef> = req
         .tools
         .iter()
@@ -220,7 +202,7 @@ pub fn build_request(
         .map(|f| ToolDef {
             name: &f.name,
             description: f.description.as_deref(),
-            input_schema: f.parameters.unwrap_or_else(|| raw(r#"{"type":"object","properties":{}}"#)),
+            input_schema: f.parameters.unwrap_or_else(|| turns::no_parameters_schema()),
         })
         .collect();
     let safety_identifier = req.extra("safety_identifier").and_then(|v| serde_json::from_str::<&str>(v.get()).ok());
@@ -243,26 +225,10 @@ pub fn build_request(
 
 fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) -> Result<(), ApiError> {
     let mut u = Unsupported::new(provider);
-    if req.n.is_some_and(|n| n > 1) {
-        u.add("n");
-    }
-    if req.logprobs == Some(true) {
-        u.add("logprobs");
-    }
-    if req.presence_penalty.is_some_and(|v| v != 0.0) {
-        u.add("presence_penalty");
-    }
-    if req.frequency_penalty.is_some_and(|v| v != 0.0) {
-        u.add("frequency_penalty");
-    }
-    if req.response_format.as_ref().is_some_and(|f| &*f.kind != "text") {
-        u.add("response_format");
-    }
-    for (k, _) in &req.extra {
-        if !IGNORED_PARAMS.contains(&&**k) {
-            u.add(k);
-        }
-    }
+    u.add_choices_and_logprobs(req);
+    u.add_penalties(req);
+    u.add_response_format_other_than(req, &["text"]);
+    u.add_unknown_members(req, &[]);
     u.resolve(edits)
 }
 
@@ -281,111 +247,41 @@ fn tool_choice<'r>(req: &'r ChatRequest) -> Option<ToolChoiceOut<'r>> {
     Some(ToolChoiceOut { kind, name, disable_parallel_tool_use: no_parallel && kind != "none" })
 }
 
-type Converted<'r> = (Vec<Block<'r>>, Vec<Turn<'r>>);
+/// System and developer messages become `system`.
+struct AnthropicTurns;
 
-/// System and developer messages become `system`; tool results join the next user turn;
-/// consecutive same-role turns merge, since Anthropic requires alternating roles.
-fn convert_messages<'r>(req: &'r ChatRequest) -> Result<Converted<'r>, ApiError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::with_capacity(req.messages.len());
-    for (i, m) in req.messages.iter().enumerate() {
-        match m.role {
-            Role::System | Role::Developer => system_blocks(i, m, &mut system)?,
-            Role::User => {
-                let blocks = content_blocks(i, m.content.as_ref(), "user")?;
-                if blocks.is_empty() {
-                    return Err(ApiError::invalid_param(
-                        format!("messages[{i}].content"),
-                        format!("messages[{i}]: user content must not be empty."),
-                    ));
-                }
-                push_turn(&mut turns, "user", blocks);
-            }
-            Role::Assistant => {
-                let blocks = assistant_blocks(i, m)?;
-                if !blocks.is_empty() {
-                    push_turn(&mut turns, "assistant", blocks);
-                }
-            }
-            Role::Tool => {
-                let tool_use_id = m.tool_call_id.as_deref().unwrap_or_default();
-                let content = content_blocks(i, m.content.as_ref(), "tool")?;
-                push_turn(&mut turns, "user", vec![Block::ToolResult { tool_use_id, content }]);
-            }
-            Role::Function => {
-                return Err(ApiError::invalid_param(
-                    format!("messages[{i}].role"),
-                    "The legacy `function` role is not supported; send tool results as `tool` messages.",
-                ));
-            }
-        }
-    }
-    if turns.is_empty() {
-        return Err(ApiError::invalid_param(
-            "messages",
-            "Anthropic models need at least one user or assistant message besides system messages.",
-        ));
-    }
-    Ok((system, turns))
-}
+impl<'r> TurnRules<'r> for AnthropicTurns {
+    type Block = Block<'r>;
+    const NO_TURNS: &'static str = "Anthropic models need at least one user or assistant message besides system messages.";
 
-fn push_turn<'r>(turns: &mut Vec<Turn<'r>>, role: &'static str, blocks: Vec<Block<'r>>) {
-    match turns.last_mut() {
-        Some(turn) if turn.role == role => {
-            for block in blocks {
-                if matches!(block, Block::ToolResult { .. }) {
-                    // Tool results must open the user turn, before any text.
-                    let at = turn.content.iter().position(|b| !matches!(b, Block::ToolResult { .. })).unwrap_or(turn.content.len());
-                    turn.content.insert(at, block);
-                } else {
-                    turn.content.push(block);
-                }
-            }
-        }
-        _ => turns.push(Turn { role, content: blocks }),
+    fn system(&self, i: usize, m: &'r Message, out: &mut Vec<Block<'r>>) -> Result<(), ApiError> {
+        turns::system_texts(i, m, "Anthropic", |text, cache_control| out.push(Block::Text { text, cache_control }))
+    }
+
+    fn content(&self, i: usize, content: Option<&'r Content>, role: Role) -> Result<Vec<Block<'r>>, ApiError> {
+        let text = |text| Block::Text { text, cache_control: None };
+        turns::content_blocks(content, text, |out, j, p| {
+            out.extend(part_block(i, j, p, role)?);
+            Ok(())
+        })
+    }
+
+    fn tool_call(&self, call: AssistantCall<'r>) -> Block<'r> {
+        Block::ToolUse { id: call.id, name: call.name, input: call.input }
+    }
+
+    fn tool_result(&self, i: usize, m: &'r Message) -> Result<Block<'r>, ApiError> {
+        let tool_use_id = m.tool_call_id.as_deref().unwrap_or_default();
+        Ok(Block::ToolResult { tool_use_id, content: self.content(i, m.content.as_ref(), m.role)? })
+    }
+
+    /// Tool results must open the user turn, before any text.
+    fn leads_turn(block: &Block) -> bool {
+        matches!(block, Block::ToolResult { .. })
     }
 }
 
-fn system_blocks<'r>(i: usize, m: &'r Message, out: &mut Vec<Block<'r>>) -> Result<(), ApiError> {
-    match &m.content {
-        Some(Content::Text(t)) if !t.is_empty() => out.push(Block::Text { text: t, cache_control: None }),
-        Some(Content::Parts(parts)) => {
-            for (j, p) in parts.iter().enumerate() {
-                match (&*p.kind, &p.text) {
-                    ("text", Some(t)) if !t.is_empty() => out.push(Block::Text { text: t, cache_control: p.cache_control }),
-                    ("text", _) => {}
-                    (other, _) => {
-                        return Err(ApiError::invalid_param(
-                            format!("messages[{i}].content[{j}]"),
-                            format!("System messages can only hold text for Anthropic models, got a `{other}` part."),
-                        ));
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn content_blocks<'r>(i: usize, content: Option<&'r Content>, role: &str) -> Result<Vec<Block<'r>>, ApiError> {
-    match content {
-        None => Ok(Vec::new()),
-        Some(Content::Text(t)) if t.is_empty() => Ok(Vec::new()),
-        Some(Content::Text(t)) => Ok(vec![Block::Text { text: t, cache_control: None }]),
-        Some(Content::Parts(parts)) => {
-            let mut out = Vec::with_capacity(parts.len());
-            for (j, p) in parts.iter().enumerate() {
-                if let Some(b) = part_block(i, j, p, role)? {
-                    out.push(b);
-                }
-            }
-            Ok(out)
-        }
-    }
-}
-
-fn part_block<'r>(i: usize, j: usize, p: &'r Part, role: &str) -> Result<Option<Block<'r>>, ApiError> {
+fn part_block<'r>(i: usize, j: usize, p: &'r Part, role: Role) -> Result<Option<Block<'r>>, ApiError> {
     let param = || format!("messages[{i}].content[{j}]");
     let block = match &*p.kind {
         "text" => match p.text.as_deref() {
@@ -409,7 +305,7 @@ fn part_block<'r>(i: usize, j: usize, p: &'r Part, role: &str) -> Result<Option<
             }
             Block::Image { source, cache_control: p.cache_control }
         }
-        "file" if role == "user" => {
+        "file" if role == Role::User => {
             let file = p.file.as_ref();
             let Some(data) = file.and_then(|f| f.file_data.as_deref()) else {
                 return Err(ApiError::invalid_param(
@@ -431,49 +327,11 @@ fn part_block<'r>(i: usize, j: usize, p: &'r Part, role: &str) -> Result<Option<
         other => {
             return Err(ApiError::invalid_param(
                 param(),
-                format!("Content parts of type `{other}` are not supported by Anthropic models in {role} messages."),
+                format!("Content parts of type `{other}` are not supported by Anthropic models in {} messages.", role.as_str()),
             ));
         }
     };
     Ok(Some(block))
-}
-
-/// `data:<type>;base64,<data>` → base64 source; `http(s)://` → url source.
-pub(super) fn media_source<'r>(url: &'r str, param: &str) -> Result<Source<'r>, ApiError> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        let parsed = rest.split_once(',').and_then(|(meta, data)| Some((meta.strip_suffix(";base64")?, data)));
-        return match parsed {
-            Some((media_type, data)) if !media_type.is_empty() && !data.is_empty() => Ok(Source::Base64 { media_type, data }),
-            _ => Err(ApiError::invalid_param(param, "Data URLs must look like `data:<media type>;base64,<data>`.")),
-        };
-    }
-    if url.starts_with("https://") || url.starts_with("http://") {
-        return Ok(Source::Url { url });
-    }
-    Err(ApiError::invalid_param(param, "The URL must be an http(s) URL or a base64 data URL."))
-}
-
-fn assistant_blocks<'r>(i: usize, m: &'r Message) -> Result<Vec<Block<'r>>, ApiError> {
-    let mut blocks = content_blocks(i, m.content.as_ref(), "assistant")?;
-    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let input = tool_input(&call.function.arguments).ok_or_else(|| {
-            ApiError::invalid_param(
-                format!("messages[{i}].tool_calls[{j}].function.arguments"),
-                format!("messages[{i}].tool_calls[{j}]: `arguments` must be a JSON object encoded as a string."),
-            )
-        })?;
-        blocks.push(Block::ToolUse { id: &call.id, name: &call.function.name, input });
-    }
-    Ok(blocks)
-}
-
-/// Tool arguments are a JSON string in OpenAI's format and an object in Anthropic's.
-pub(super) fn tool_input(arguments: &str) -> Option<&RawValue> {
-    if arguments.trim().is_empty() {
-        return Some(raw("{}"));
-    }
-    let value: &RawValue = serde_json::from_str(arguments).ok()?;
-    value.get().trim_start().starts_with('{').then_some(value)
 }
 
 // ---- response --------------------------------------------------------------------------------
@@ -543,41 +401,23 @@ fn finish_reason(stop_reason: &str) -> &'static str {
 }
 
 pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    let r: MessagesResponse = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_gateway(format!("The provider returned a response that is not an Anthropic message ({e}): {}", super::excerpt(body)))
-    })?;
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut tool_calls = Vec::new();
+    let r: MessagesResponse = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("an Anthropic message", &e, body))?;
+    let mut answer = Answer::default();
     for block in &r.content {
         match &*block.kind {
-            "text" => text.push_str(block.text.as_deref().unwrap_or_default()),
-            "thinking" => reasoning.push_str(block.thinking.as_deref().unwrap_or_default()),
+            "text" => answer.text.push_str(block.text.as_deref().unwrap_or_default()),
+            "thinking" => answer.reasoning.push_str(block.thinking.as_deref().unwrap_or_default()),
             "tool_use" => {
                 let (Some(id), Some(name), Some(input)) = (&block.id, &block.name, block.input) else {
                     return Err(ApiError::bad_gateway("The provider returned a tool_use block without id, name or input."));
                 };
-                tool_calls.push(ToolCallOut {
-                    id,
-                    kind: "function",
-                    function: FunctionOut { name, arguments: Cow::Borrowed(input.get()) },
-                });
+                answer.add_tool_call(id, name, input.get());
             }
             _ => {}
         }
     }
-    let usage = r.usage.map(Usage::from);
-    let message = AssistantMessage {
-        role: "assistant",
-        content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(Cow::Owned(text)) },
-        tool_calls,
-        refusal: None,
-        reasoning_content: (!reasoning.is_empty()).then_some(Cow::Owned(reasoning)),
-    };
-    let completion =
-        ChatCompletion::new(&r.id, ctx.created, &r.model, message, r.stop_reason.as_deref().map(finish_reason), &usage.unwrap_or_default());
-    let body = serde_json::to_vec(&completion).map_err(|e| ApiError::internal(format!("could not encode the completion: {e}")))?;
-    Ok(Translated { body: Some(body), usage })
+    let finish = r.stop_reason.as_deref().map(finish_reason);
+    completion::encode(&r.id, ctx.created, &r.model, answer.into_message(), finish, r.usage.map(Usage::from))
 }
 
 #[derive(Deserialize)]
@@ -617,14 +457,7 @@ pub fn translate_error(status: u16, body: &[u8]) -> ApiError {
             let message = b.error.message.map(|m| m.0.into_owned()).unwrap_or_else(|| format!("The provider answered HTTP {status}."));
             map_error(status, &b.error.kind, message)
         }
-        Err(_) => {
-            let message = if body.is_empty() {
-                format!("The provider answered HTTP {status}.")
-            } else {
-                format!("The provider answered HTTP {status}: {}", super::excerpt(body))
-            };
-            map_error(status, "", message)
-        }
+        Err(_) => map_error(status, "", super::status_message(status, body)),
     }
 }
 
@@ -683,26 +516,21 @@ struct DeltaUsage {
 
 #[derive(Debug)]
 pub struct StreamState {
-    header: ChunkHeader,
-    client_wants_usage: bool,
+    chunks: ChunkWriter,
     usage: Option<AnthropicUsage>,
     finish_reason: Option<&'static str>,
-    /// Content block index → tool call index, for the blocks that are tool calls.
-    tool_blocks: Vec<(u32, u32)>,
+    tool_calls: ToolCallIndex,
     stopped: bool,
-    errored: bool,
 }
 
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
         StreamState {
-            header: ChunkHeader { created: ctx.created, ..Default::default() },
-            client_wants_usage: ctx.client_wants_usage,
+            chunks: ChunkWriter::new(ctx, ChunkHeader { created: ctx.created, ..Default::default() }),
             usage: None,
             finish_reason: None,
-            tool_blocks: Vec::new(),
+            tool_calls: ToolCallIndex::default(),
             stopped: false,
-            errored: false,
         }
     }
 
@@ -715,27 +543,21 @@ impl StreamState {
     }
 
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
-        if !event.has_data || self.stopped || self.errored {
+        if !event.has_data || self.stopped || self.chunks.failed() {
             return;
         }
         let e: StreamEvent = match serde_json::from_slice(&event.data) {
             Ok(e) => e,
-            Err(err) => {
-                self.errored = true;
-                let e =
-                    ApiError::bad_gateway(format!("The provider sent a malformed stream event ({err}): {}", super::excerpt(&event.data)));
-                out.extend_from_slice(&e.to_sse_event());
-                return;
-            }
+            Err(err) => return self.chunks.fail(out, &malformed_event(&err, &event.data)),
         };
         match &*e.kind {
             "message_start" => {
                 if let Some(m) = e.message {
-                    self.header.id = m.id.0.into_owned();
-                    self.header.model = m.model.0.into_owned();
+                    self.chunks.header.id = m.id.0.into_owned();
+                    self.chunks.header.model = m.model.0.into_owned();
                     self.usage = m.usage.or(self.usage);
                 }
-                self.header.write(out, Delta { role: Some("assistant"), content: Some(""), ..Default::default() }, None);
+                self.chunks.opening(out);
             }
             "content_block_start" => self.block_start(e.index.unwrap_or(0), e.content_block, out),
             "content_block_delta" => {
@@ -748,22 +570,18 @@ impl StreamState {
                     self.merge_usage(&u);
                 }
                 self.finish_reason = e.delta.and_then(|d| d.stop_reason).map(|r| finish_reason(&r)).or(self.finish_reason);
-                self.header.write(out, Delta::default(), self.finish_reason);
+                self.chunks.finish_reason(out, self.finish_reason);
             }
             "message_stop" => {
                 self.stopped = true;
-                if self.client_wants_usage {
-                    self.header.write_usage(out, &self.usage.map(Usage::from).unwrap_or_default());
-                }
-                out.extend_from_slice(DONE_EVENT);
+                self.chunks.done(out, self.usage());
             }
             "error" => {
-                self.errored = true;
                 let (kind, message) = match e.error {
                     Some(d) => (d.kind.0.into_owned(), d.message.map(|m| m.0.into_owned()).unwrap_or_default()),
                     None => (String::new(), "The provider reported an error mid-stream.".into()),
                 };
-                out.extend_from_slice(&map_error(500, &kind, message).to_sse_event());
+                self.chunks.fail(out, &map_error(500, &kind, message));
             }
             // `ping`, `content_block_stop` and event types added later carry nothing to forward.
             _ => {}
@@ -773,26 +591,11 @@ impl StreamState {
     fn block_start(&mut self, index: u32, block: Option<ContentBlock>, out: &mut Vec<u8>) {
         let Some(block) = block else { return };
         match &*block.kind {
-            "text" => {
-                if let Some(t) = block.text.as_deref().filter(|t| !t.is_empty()) {
-                    self.header.write(out, Delta { content: Some(t), ..Default::default() }, None);
-                }
-            }
-            "thinking" => {
-                if let Some(t) = block.thinking.as_deref().filter(|t| !t.is_empty()) {
-                    self.header.write(out, Delta { reasoning_content: Some(t), ..Default::default() }, None);
-                }
-            }
+            "text" => self.chunks.content(out, block.text.as_deref()),
+            "thinking" => self.chunks.reasoning(out, block.thinking.as_deref()),
             "tool_use" => {
-                let tool_index = u32::try_from(self.tool_blocks.len()).unwrap_or(u32::MAX);
-                self.tool_blocks.push((index, tool_index));
-                let call = DeltaToolCall {
-                    index: tool_index,
-                    id: block.id.as_deref(),
-                    kind: Some("function"),
-                    function: DeltaFunction { name: block.name.as_deref(), arguments: "" },
-                };
-                self.header.write(out, Delta { tool_calls: Some([call]), ..Default::default() }, None);
+                let tool_index = self.tool_calls.start(index);
+                self.chunks.tool_call(out, tool_index, block.id.as_deref(), block.name.as_deref(), "");
             }
             _ => {}
         }
@@ -800,26 +603,11 @@ impl StreamState {
 
     fn block_delta(&mut self, index: u32, d: &StreamDelta, out: &mut Vec<u8>) {
         match d.kind.as_deref() {
-            Some("text_delta") => {
-                if let Some(t) = d.text.as_deref().filter(|t| !t.is_empty()) {
-                    self.header.write(out, Delta { content: Some(t), ..Default::default() }, None);
-                }
-            }
-            Some("thinking_delta") => {
-                if let Some(t) = d.thinking.as_deref().filter(|t| !t.is_empty()) {
-                    self.header.write(out, Delta { reasoning_content: Some(t), ..Default::default() }, None);
-                }
-            }
+            Some("text_delta") => self.chunks.content(out, d.text.as_deref()),
+            Some("thinking_delta") => self.chunks.reasoning(out, d.thinking.as_deref()),
             Some("input_json_delta") => {
-                let tool = self.tool_blocks.iter().find(|(b, _)| *b == index).map(|(_, t)| *t);
-                if let (Some(tool_index), Some(partial)) = (tool, d.partial_json.as_deref().filter(|p| !p.is_empty())) {
-                    let call = DeltaToolCall {
-                        index: tool_index,
-                        id: None,
-                        kind: None,
-                        function: DeltaFunction { name: None, arguments: partial },
-                    };
-                    self.header.write(out, Delta { tool_calls: Some([call]), ..Default::default() }, None);
+                if let Some(tool_index) = self.tool_calls.of(index) {
+                    self.chunks.tool_arguments(out, tool_index, d.partial_json.as_deref());
                 }
             }
             _ => {}
@@ -836,9 +624,7 @@ impl StreamState {
     }
 
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if !self.stopped && !self.errored {
-            out.extend_from_slice(&super::openai::truncated_error().to_sse_event());
-        }
+        self.chunks.upstream_ended(out, self.stopped);
     }
 }
 

@@ -1,7 +1,7 @@
+use super::super::test_support::{self, body_of, chunks_of, content_of, finish_reasons, last_event, tool_call_deltas, user};
 use super::*;
 use crate::config::Config;
-use crate::openai::request;
-use crate::stream::sse::Framer;
+use crate::stream::Decoder;
 use serde_json::{Value, json};
 
 fn config(extra: &str) -> Config {
@@ -20,11 +20,9 @@ fn settings(c: &Config) -> Settings {
 }
 
 fn translate_with(c: &Config, body: Value) -> Result<(Value, Edits), ApiError> {
-    let bytes = serde_json::to_vec(&body).unwrap();
-    let req = request::parse(&bytes)?;
-    let mut edits = Edits::default();
-    let built = build_request(&c.providers[0], &settings(c), &req, "claude-sonnet-4-5", &mut edits)?;
-    Ok((serde_json::from_slice(&built.body.unwrap()).unwrap(), edits))
+    let (sent, _, edits) =
+        test_support::build(&body, |req, edits| build_request(&c.providers[0], &settings(c), req, "claude-sonnet-4-5", edits))?;
+    Ok((sent, edits))
 }
 
 fn translate(body: Value) -> Value {
@@ -33,10 +31,6 @@ fn translate(body: Value) -> Value {
 
 fn translate_err(body: Value) -> ApiError {
     translate_with(&config(""), body).unwrap_err()
-}
-
-fn user(text: &str) -> Value {
-    json!({"role":"user","content":text})
 }
 
 #[test]
@@ -195,7 +189,7 @@ fn tool_choice_variants() {
 
 #[test]
 fn unsupported_parameters_are_400_or_dropped_by_config() {
-    for (key, value) in [
+    let params = vec![
         ("n", json!(2)),
         ("logprobs", json!(true)),
         ("presence_penalty", json!(0.5)),
@@ -204,16 +198,10 @@ fn unsupported_parameters_are_400_or_dropped_by_config() {
         ("seed", json!(1)),
         ("logit_bias", json!({"1":2})),
         ("reasoning_effort", json!("low")),
-    ] {
-        let mut body = json!({"model":"claude","messages":[user("x")]});
-        body[key] = value;
-        let e = translate_err(body.clone());
-        assert_eq!((e.status, e.param.as_deref(), e.code.as_deref()), (400, Some(key), Some("unsupported_parameter")), "{key}");
-        assert!(e.message.contains("drop_unsupported"));
-        let (out, edits) = translate_with(&config(r#","drop_unsupported":true"#), body).unwrap();
-        assert_eq!(edits.dropped, vec![key.to_string()]);
-        assert!(out.get(key).is_none());
-    }
+    ];
+    test_support::assert_refused_or_dropped(&json!({"model":"claude","messages":[user("x")]}), params, |body, drop| {
+        translate_with(&config(if drop { r#","drop_unsupported":true"# } else { "" }), body.clone())
+    });
     // default values are fine
     translate(
         json!({"model":"claude","messages":[user("x")],"n":1,"logprobs":false,"presence_penalty":0,"response_format":{"type":"text"}}),
@@ -280,9 +268,8 @@ fn ctx() -> ResponseContext {
 #[test]
 fn text_response_translates_with_cached_usage() {
     let t = translate_response(&ctx(), TEXT_RESPONSE.as_bytes()).unwrap();
-    let v: Value = serde_json::from_slice(&t.body.unwrap()).unwrap();
     assert_eq!(
-        v,
+        body_of(&t),
         json!({"id":"msg_01","object":"chat.completion","created":1_750_000_000u64,"model":"claude-sonnet-4-5-20250929",
         "choices":[{"index":0,"message":{"role":"assistant","content":"Hello world","refusal":null},"logprobs":null,"finish_reason":"stop"}],
         "usage":{"prompt_tokens":35,"completion_tokens":6,"total_tokens":41,"prompt_tokens_details":{"cached_tokens":20,"cache_write_tokens":3},
@@ -296,8 +283,7 @@ fn text_response_translates_with_cached_usage() {
 
 #[test]
 fn tool_use_response_translates_to_tool_calls() {
-    let t = translate_response(&ctx(), TOOL_RESPONSE.as_bytes()).unwrap();
-    let v: Value = serde_json::from_slice(&t.body.unwrap()).unwrap();
+    let v = body_of(&translate_response(&ctx(), TOOL_RESPONSE.as_bytes()).unwrap());
     let msg = &v["choices"][0]["message"];
     assert_eq!(msg["content"], Value::Null);
     assert_eq!(
@@ -401,23 +387,11 @@ data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop
 event: message_stop\r\n\
 data: {\"type\":\"message_stop\"}\r\n\r\n";
 
+/// The model comes from the stream itself.
 fn run(chunks: &[&[u8]], wants_usage: bool) -> (String, StreamState) {
-    let mut s = StreamState::new(&ResponseContext { created: 7, stream: true, client_wants_usage: wants_usage, ..Default::default() });
-    let mut f = Framer::new(1 << 16);
-    let mut out = Vec::new();
-    for c in chunks {
-        f.feed(c, |e| s.on_event(&e, &mut out)).unwrap();
-    }
-    f.finish(|e| s.on_event(&e, &mut out));
-    s.finish(&mut out);
-    (String::from_utf8(out).unwrap(), s)
-}
-
-fn chunks_of(out: &str) -> Vec<Value> {
-    out.split("\n\n")
-        .filter(|e| !e.is_empty() && *e != "data: [DONE]")
-        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
-        .collect()
+    let mut s = StreamState::new(&test_support::stream_ctx("", wants_usage));
+    let out = test_support::translate_stream(&mut s, Decoder::sse(1 << 16), chunks, StreamState::on_event, StreamState::finish);
+    (out, s)
 }
 
 #[test]
@@ -425,17 +399,10 @@ fn text_stream_translates_to_openai_chunks() {
     let (out, s) = run(&[TEXT_STREAM.as_bytes()], true);
     assert!(out.ends_with("data: [DONE]\n\n"));
     let chunks = chunks_of(&out);
-    for c in &chunks {
-        assert_eq!(
-            (c["id"].as_str(), c["created"].as_u64(), c["model"].as_str(), c["object"].as_str()),
-            (Some("msg_01"), Some(7), Some("claude-sonnet-4-5-20250929"), Some("chat.completion.chunk"))
-        );
-    }
+    test_support::assert_chunk_headers(&chunks, "msg_01", "claude-sonnet-4-5-20250929");
     assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role":"assistant","content":""}));
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
-    assert_eq!(text, "Hello w\u{f6}rld \u{1F30D}");
-    let finish: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
-    assert_eq!(finish, vec![&json!("stop")]);
+    assert_eq!(content_of(&chunks), "Hello w\u{f6}rld \u{1F30D}");
+    assert_eq!(finish_reasons(&chunks), ["stop"]);
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"], json!([]));
     assert_eq!(last["usage"]["prompt_tokens"], 35);
@@ -459,37 +426,25 @@ fn stream_and_non_stream_agree_on_usage_and_finish_reason() {
     let (out, s) = run(&[TOOL_STREAM.as_bytes()], false);
     let t = translate_response(&ctx(), TOOL_RESPONSE.as_bytes()).unwrap();
     assert_eq!(s.usage(), t.usage);
-    let v: Value = serde_json::from_slice(&t.body.unwrap()).unwrap();
-    let chunks = chunks_of(&out);
-    let finish = chunks.iter().find_map(|c| c["choices"][0]["finish_reason"].as_str()).unwrap();
-    assert_eq!(finish, v["choices"][0]["finish_reason"]);
+    assert_eq!(finish_reasons(&chunks_of(&out)), [body_of(&t)["choices"][0]["finish_reason"].as_str().unwrap()]);
 }
 
 #[test]
 fn tool_stream_yields_openai_tool_call_deltas() {
     let (out, _) = run(&[TOOL_STREAM.as_bytes()], false);
     let chunks = chunks_of(&out);
-    let calls: Vec<&Value> = chunks.iter().filter_map(|c| c["choices"][0]["delta"].get("tool_calls")).collect();
+    let calls = tool_call_deltas(&chunks);
     assert_eq!(calls[0], &json!([{"index":0,"id":"toolu_9","type":"function","function":{"name":"get_weather","arguments":""}}]));
     let args: String = calls.iter().map(|c| c[0]["function"]["arguments"].as_str().unwrap()).collect();
     assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"city":"Paris"}));
     assert!(calls[1..].iter().all(|c| c[0]["index"] == 0 && c[0].get("id").is_none()));
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
-    assert_eq!(text, "Let me check.");
+    assert_eq!(content_of(&chunks), "Let me check.");
 }
 
 #[test]
 fn every_split_position_gives_identical_output() {
     for body in [TEXT_STREAM, TOOL_STREAM] {
-        let body = body.as_bytes();
-        let (whole, _) = run(&[body], true);
-        for i in 0..=body.len() {
-            let (split, s) = run(&[&body[..i], &body[i..]], true);
-            assert_eq!(split, whole, "split at {i}");
-            assert!(s.completed());
-        }
-        let bytes: Vec<&[u8]> = body.chunks(1).collect();
-        assert_eq!(run(&bytes, true).0, whole);
+        test_support::assert_any_split_gives_the_same_output(body.as_bytes(), |chunks| run(chunks, true), StreamState::completed);
     }
 }
 
@@ -500,8 +455,7 @@ fn error_event_becomes_openai_error_and_ends_stream() {
         &TEXT_STREAM[..TEXT_STREAM.find("event: content_block_stop").unwrap()]
     );
     let (out, s) = run(&[body.as_bytes()], true);
-    let last = out.trim_end().rsplit("\n\n").next().unwrap();
-    let v: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    let v = last_event(&out);
     assert_eq!(v["error"]["message"], "Overloaded");
     assert_eq!(v["error"]["code"], "overloaded");
     assert!(!out.contains("[DONE]"));

@@ -10,6 +10,10 @@
 //! https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-embed.html,
 //! https://docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html.
 
+use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
+use super::completion::{self, Answer};
+use super::media::{Source, media_source};
+use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire, sigv4};
 use crate::accounting::Usage;
 use crate::config::{Provider, Secret};
@@ -17,13 +21,10 @@ use crate::openai::ApiError;
 use crate::openai::embeddings::{self, EmbeddingsRequest};
 use crate::openai::error::kind_for_status;
 use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
-use crate::openai::response::{
-    AssistantMessage, ChatCompletion, ChunkHeader, DONE_EVENT, Delta, DeltaFunction, DeltaToolCall, FunctionOut, ToolCallOut,
-};
+use crate::openai::response::ChunkHeader;
 use crate::stream::sse::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The SigV4 signing name of the Bedrock runtime.
@@ -138,19 +139,13 @@ fn model_path(provider: &Provider, model: &str, action: &str) -> String {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ConverseRequest<'r> {
-    messages: Vec<Turn<'r>>,
+    messages: Vec<Turn<Block<'r>>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     system: Vec<Block<'r>>,
     #[serde(skip_serializing_if = "InferenceConfig::is_empty")]
     inference_config: InferenceConfig<'r>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_config: Option<ToolConfig<'r>>,
-}
-
-#[derive(Serialize)]
-struct Turn<'r> {
-    role: &'static str,
-    content: Vec<Block<'r>>,
 }
 
 /// A `ContentBlock` union member (also the `SystemContentBlock` members text and cachePoint).
@@ -271,13 +266,6 @@ struct Named<'r> {
     name: &'r str,
 }
 
-/// Members that do not change the answer and have no Converse counterpart.
-const IGNORED_PARAMS: &[&str] = &["store", "prompt_cache_key", "prompt_cache_retention", "safety_identifier"];
-
-fn raw(json: &'static str) -> &'static RawValue {
-    serde_json::from_str(json).unwrap_or(RawValue::NULL)
-}
-
 pub fn build_request(
     provider: &Provider,
     s: &Settings,
@@ -292,7 +280,7 @@ pub fn build_request(
     {
         return Err(ApiError::invalid_param("temperature", format!("`temperature` must be between 0 and 1 for Bedrock models, got {t}.")));
     }
-    let (system, messages) = convert_messages(req)?;
+    let Conversation { system, turns: messages } = turns::conversation(req, &ConverseTurns)?;
     let tool_config = tool_config(req, &messages, &mut unsupported);
     unsupported.resolve(edits)?;
     let body = ConverseRequest {
@@ -313,37 +301,21 @@ pub fn build_request(
 
 fn check_unsupported<'p>(provider: &'p Provider, req: &ChatRequest) -> Unsupported<'p> {
     let mut u = Unsupported::new(provider);
-    if req.n.is_some_and(|n| n > 1) {
-        u.add("n");
-    }
-    if req.logprobs == Some(true) {
-        u.add("logprobs");
-    }
-    if req.presence_penalty.is_some_and(|v| v != 0.0) {
-        u.add("presence_penalty");
-    }
-    if req.frequency_penalty.is_some_and(|v| v != 0.0) {
-        u.add("frequency_penalty");
-    }
-    if req.response_format.as_ref().is_some_and(|f| &*f.kind != "text") {
-        u.add("response_format");
-    }
+    u.add_choices_and_logprobs(req);
+    u.add_penalties(req);
+    u.add_response_format_other_than(req, &["text"]);
     // Converse has no switch for parallel tool calls; the models decide.
     if req.parallel_tool_calls == Some(false) && !req.tools.is_empty() {
         u.add("parallel_tool_calls");
     }
-    for (k, _) in &req.extra {
-        if !IGNORED_PARAMS.contains(&&**k) {
-            u.add(k);
-        }
-    }
+    u.add_unknown_members(req, &[]);
     u
 }
 
 /// `toolConfig`. Converse's tool choice has no `none`: withholding the tools expresses it, but
 /// Bedrock refuses toolUse/toolResult blocks without a `toolConfig`, so once the conversation
 /// holds tool calls `none` cannot be honoured.
-fn tool_config<'r>(req: &'r ChatRequest, messages: &[Turn], unsupported: &mut Unsupported) -> Option<ToolConfig<'r>> {
+fn tool_config<'r>(req: &'r ChatRequest, messages: &[Turn<Block>], unsupported: &mut Unsupported) -> Option<ToolConfig<'r>> {
     let tools: Vec<ToolEntry> = req
         .tools
         .iter()
@@ -352,7 +324,7 @@ fn tool_config<'r>(req: &'r ChatRequest, messages: &[Turn], unsupported: &mut Un
             tool_spec: ToolSpec {
                 name: &f.name,
                 description: f.description.as_deref().filter(|d| !d.is_empty()),
-                input_schema: Schema { json: f.parameters.unwrap_or_else(|| raw(r#"{"type":"object","properties":{}}"#)) },
+                input_schema: Schema { json: f.parameters.unwrap_or_else(|| turns::no_parameters_schema()) },
             },
         })
         .collect();
@@ -379,71 +351,57 @@ fn tool_config<'r>(req: &'r ChatRequest, messages: &[Turn], unsupported: &mut Un
     Some(ToolConfig { tools, tool_choice })
 }
 
-type Converted<'r> = (Vec<Block<'r>>, Vec<Turn<'r>>);
+/// System and developer messages become `system`.
+struct ConverseTurns;
 
-/// System and developer messages become `system`; tool results join the next user turn;
-/// consecutive same-role turns merge, since Converse requires alternating roles.
-fn convert_messages<'r>(req: &'r ChatRequest) -> Result<Converted<'r>, ApiError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::with_capacity(req.messages.len());
-    for (i, m) in req.messages.iter().enumerate() {
-        match m.role {
-            Role::System | Role::Developer => system_blocks(i, m, &mut system)?,
-            Role::User => {
-                let blocks = content_blocks(i, m.content.as_ref(), "user")?;
-                if blocks.is_empty() {
+impl<'r> TurnRules<'r> for ConverseTurns {
+    type Block = Block<'r>;
+    const NO_TURNS: &'static str = "Bedrock models need at least one user message besides system messages.";
+
+    fn system(&self, i: usize, m: &'r Message, out: &mut Vec<Block<'r>>) -> Result<(), ApiError> {
+        turns::system_texts(i, m, "Bedrock", |text, cache_control| push_with_cache_point(out, Block::Text(text), cache_control))
+    }
+
+    /// Empty text is left out: Bedrock refuses blank text blocks.
+    fn content(&self, i: usize, content: Option<&'r Content>, role: Role) -> Result<Vec<Block<'r>>, ApiError> {
+        turns::content_blocks(content, Block::Text, |out, j, p| {
+            let block = match &*p.kind {
+                "text" => p.text.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
+                "refusal" => p.refusal.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
+                "image_url" => Some(Block::Image(image(i, j, p)?)),
+                other => {
                     return Err(ApiError::invalid_param(
-                        format!("messages[{i}].content"),
-                        format!("messages[{i}]: user content must not be empty."),
+                        format!("messages[{i}].content[{j}]"),
+                        format!("Content parts of type `{other}` are not supported by Bedrock models in {} messages.", role.as_str()),
                     ));
                 }
-                push_turn(&mut turns, "user", blocks);
+            };
+            if let Some(block) = block {
+                push_with_cache_point(out, block, p.cache_control);
             }
-            Role::Assistant => {
-                let blocks = assistant_blocks(i, m)?;
-                if !blocks.is_empty() {
-                    if turns.is_empty() {
-                        return Err(ApiError::invalid_param(
-                            format!("messages[{i}].role"),
-                            "Bedrock conversations must start with a user message (after any system messages).",
-                        ));
-                    }
-                    push_turn(&mut turns, "assistant", blocks);
-                }
-            }
-            Role::Tool => {
-                let tool_use_id = m.tool_call_id.as_deref().unwrap_or_default();
-                let content = result_blocks(i, m.content.as_ref())?;
-                push_turn(&mut turns, "user", vec![Block::ToolResult(ToolResult { tool_use_id, content })]);
-            }
-            Role::Function => {
-                return Err(ApiError::invalid_param(
-                    format!("messages[{i}].role"),
-                    "The legacy `function` role is not supported; send tool results as `tool` messages.",
-                ));
-            }
-        }
+            Ok(())
+        })
     }
-    if turns.is_empty() {
-        return Err(ApiError::invalid_param("messages", "Bedrock models need at least one user message besides system messages."));
-    }
-    Ok((system, turns))
-}
 
-fn push_turn<'r>(turns: &mut Vec<Turn<'r>>, role: &'static str, blocks: Vec<Block<'r>>) {
-    match turns.last_mut() {
-        Some(turn) if turn.role == role => {
-            for block in blocks {
-                if matches!(block, Block::ToolResult(_)) {
-                    // Tool results open the user turn, before any text, as the models expect.
-                    let at = turn.content.iter().position(|b| !matches!(b, Block::ToolResult(_))).unwrap_or(turn.content.len());
-                    turn.content.insert(at, block);
-                } else {
-                    turn.content.push(block);
-                }
-            }
-        }
-        _ => turns.push(Turn { role, content: blocks }),
+    fn tool_call(&self, call: AssistantCall<'r>) -> Block<'r> {
+        Block::ToolUse(ToolUse { tool_use_id: call.id, name: call.name, input: call.input })
+    }
+
+    fn tool_result(&self, i: usize, m: &'r Message) -> Result<Block<'r>, ApiError> {
+        let tool_use_id = m.tool_call_id.as_deref().unwrap_or_default();
+        Ok(Block::ToolResult(ToolResult { tool_use_id, content: result_blocks(i, m.content.as_ref())? }))
+    }
+
+    /// Tool results open the user turn, before any text, as the models expect.
+    fn leads_turn(block: &Block) -> bool {
+        matches!(block, Block::ToolResult(_))
+    }
+
+    fn model_opens(&self, i: usize) -> Result<(), ApiError> {
+        Err(ApiError::invalid_param(
+            format!("messages[{i}].role"),
+            "Bedrock conversations must start with a user message (after any system messages).",
+        ))
     }
 }
 
@@ -456,71 +414,17 @@ fn push_with_cache_point<'r>(out: &mut Vec<Block<'r>>, block: Block<'r>, cache_c
     }
 }
 
-fn system_blocks<'r>(i: usize, m: &'r Message, out: &mut Vec<Block<'r>>) -> Result<(), ApiError> {
-    match &m.content {
-        Some(Content::Text(t)) if !t.is_empty() => out.push(Block::Text(t)),
-        Some(Content::Parts(parts)) => {
-            for (j, p) in parts.iter().enumerate() {
-                match (&*p.kind, &p.text) {
-                    ("text", Some(t)) if !t.is_empty() => push_with_cache_point(out, Block::Text(t), p.cache_control),
-                    ("text", _) => {}
-                    (other, _) => {
-                        return Err(ApiError::invalid_param(
-                            format!("messages[{i}].content[{j}]"),
-                            format!("System messages can only hold text for Bedrock models, got a `{other}` part."),
-                        ));
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// Empty text is left out: Bedrock refuses blank text blocks.
-fn content_blocks<'r>(i: usize, content: Option<&'r Content>, role: &str) -> Result<Vec<Block<'r>>, ApiError> {
-    match content {
-        None => Ok(Vec::new()),
-        Some(Content::Text(t)) if t.is_empty() => Ok(Vec::new()),
-        Some(Content::Text(t)) => Ok(vec![Block::Text(t)]),
-        Some(Content::Parts(parts)) => {
-            let mut out = Vec::with_capacity(parts.len());
-            for (j, p) in parts.iter().enumerate() {
-                let block = match &*p.kind {
-                    "text" => p.text.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
-                    "refusal" => p.refusal.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
-                    "image_url" => Some(Block::Image(image(i, j, p)?)),
-                    other => {
-                        return Err(ApiError::invalid_param(
-                            format!("messages[{i}].content[{j}]"),
-                            format!("Content parts of type `{other}` are not supported by Bedrock models in {role} messages."),
-                        ));
-                    }
-                };
-                if let Some(block) = block {
-                    push_with_cache_point(&mut out, block, p.cache_control);
-                }
-            }
-            Ok(out)
-        }
-    }
-}
-
 /// `data:image/<type>;base64,<data>` → an image block. Converse takes images inline or from S3,
 /// never by URL.
 fn image<'r>(i: usize, j: usize, p: &'r Part) -> Result<Image<'r>, ApiError> {
     let param = || format!("messages[{i}].content[{j}]");
     let url = p.image_url.as_ref().map(|u| &*u.url).unwrap_or_default();
-    let Some(rest) = url.strip_prefix("data:") else {
+    let inline = url.starts_with("data:").then(|| media_source(url, &param())).transpose()?;
+    let Some(Source::Base64 { media_type, data: bytes }) = inline else {
         return Err(ApiError::invalid_param(
             param(),
             "Bedrock models take images inline only: send a base64 data URL (`data:image/png;base64,…`), not an image URL.",
         ));
-    };
-    let parsed = rest.split_once(',').and_then(|(meta, data)| Some((meta.strip_suffix(";base64")?, data)));
-    let Some((media_type, bytes)) = parsed.filter(|(m, d)| !m.is_empty() && !d.is_empty()) else {
-        return Err(ApiError::invalid_param(param(), "Data URLs must look like `data:<media type>;base64,<data>`."));
     };
     let format = match media_type {
         "image/png" => "png",
@@ -567,29 +471,6 @@ fn result_blocks<'r>(i: usize, content: Option<&'r Content>) -> Result<Vec<Resul
         out.push(ResultBlock::Text("(empty)"));
     }
     Ok(out)
-}
-
-fn assistant_blocks<'r>(i: usize, m: &'r Message) -> Result<Vec<Block<'r>>, ApiError> {
-    let mut blocks = content_blocks(i, m.content.as_ref(), "assistant")?;
-    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let input = tool_input(&call.function.arguments).ok_or_else(|| {
-            ApiError::invalid_param(
-                format!("messages[{i}].tool_calls[{j}].function.arguments"),
-                format!("messages[{i}].tool_calls[{j}]: `arguments` must be a JSON object encoded as a string."),
-            )
-        })?;
-        blocks.push(Block::ToolUse(ToolUse { tool_use_id: &call.id, name: &call.function.name, input }));
-    }
-    Ok(blocks)
-}
-
-/// Tool arguments are a JSON string in OpenAI's format and an object in Converse's.
-fn tool_input(arguments: &str) -> Option<&RawValue> {
-    if arguments.trim().is_empty() {
-        return Some(raw("{}"));
-    }
-    let value: &RawValue = serde_json::from_str(arguments).ok()?;
-    value.get().trim_start().starts_with('{').then_some(value)
 }
 
 // ---- response --------------------------------------------------------------------------------
@@ -697,40 +578,21 @@ fn completion_id(created: u64) -> String {
 }
 
 pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    let r: ConverseResponse = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_gateway(format!("The provider returned a response that is not a Converse answer ({e}): {}", super::excerpt(body)))
-    })?;
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut tool_calls = Vec::new();
+    let r: ConverseResponse = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("a Converse answer", &e, body))?;
+    let mut answer = Answer::default();
     for block in r.output.message.iter().flat_map(|m| &m.content) {
         if let Some(t) = &block.text {
-            text.push_str(t);
+            answer.text.push_str(t);
         }
         if let Some(t) = block.reasoning_content.as_ref().and_then(|r| r.reasoning_text.as_ref()).and_then(|r| r.text.as_deref()) {
-            reasoning.push_str(t);
+            answer.reasoning.push_str(t);
         }
         if let Some(call) = &block.tool_use {
-            tool_calls.push(ToolCallOut {
-                id: &call.tool_use_id,
-                kind: "function",
-                function: FunctionOut { name: &call.name, arguments: Cow::Borrowed(call.input.get()) },
-            });
+            answer.add_tool_call(&call.tool_use_id, &call.name, call.input.get());
         }
     }
-    let usage = r.usage.map(Usage::from);
-    let message = AssistantMessage {
-        role: "assistant",
-        content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(Cow::Owned(text)) },
-        tool_calls,
-        refusal: None,
-        reasoning_content: (!reasoning.is_empty()).then_some(Cow::Owned(reasoning)),
-    };
-    let id = completion_id(ctx.created);
-    let completion =
-        ChatCompletion::new(&id, ctx.created, &ctx.model, message, Some(finish_reason(&r.stop_reason)), &usage.unwrap_or_default());
-    let body = serde_json::to_vec(&completion).map_err(|e| ApiError::internal(format!("could not encode the completion: {e}")))?;
-    Ok(Translated { body: Some(body), usage })
+    let finish = Some(finish_reason(&r.stop_reason));
+    completion::encode(&completion_id(ctx.created), ctx.created, &ctx.model, answer.into_message(), finish, r.usage.map(Usage::from))
 }
 
 // ---- errors ----------------------------------------------------------------------------------
@@ -797,8 +659,7 @@ pub fn translate_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Ap
     let message = match message {
         Some(m) if kind.is_empty() => m,
         Some(m) => format!("{kind}: {m}"),
-        None if body.is_empty() => format!("The provider answered HTTP {status}."),
-        None => format!("The provider answered HTTP {status}: {}", super::excerpt(body)),
+        None => super::status_message(status, body),
     };
     map_error(Some(status), kind, message)
 }
@@ -932,9 +793,7 @@ struct BilledUnits {
 }
 
 pub fn translate_embeddings(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    let bad = |e: serde_json::Error| {
-        ApiError::bad_gateway(format!("The provider returned a response that is not an embedding ({e}): {}", super::excerpt(body)))
-    };
+    let bad = |e: serde_json::Error| super::unexpected_answer("an embedding", &e, body);
     let tokens = |n: u64| Usage { input_tokens: n, ..Default::default() };
     let (vectors, usage) = match EmbeddingFamily::of(&ctx.model) {
         Some(EmbeddingFamily::Cohere) => {
@@ -1037,28 +896,24 @@ struct ExceptionBody<'a> {
 /// is complete once both arrived.
 #[derive(Debug)]
 pub struct StreamState {
-    header: ChunkHeader,
-    client_wants_usage: bool,
+    chunks: ChunkWriter,
     usage: Option<TokenUsage>,
-    /// Content block index → tool call index, for the blocks that are tool calls.
-    tool_blocks: Vec<(u32, u32)>,
+    tool_calls: ToolCallIndex,
     stopped: bool,
     metadata: bool,
     done: bool,
-    errored: bool,
 }
 
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
+        let header = ChunkHeader { id: completion_id(ctx.created), created: ctx.created, model: ctx.model.clone() };
         StreamState {
-            header: ChunkHeader { id: completion_id(ctx.created), created: ctx.created, model: ctx.model.clone() },
-            client_wants_usage: ctx.client_wants_usage,
+            chunks: ChunkWriter::new(ctx, header),
             usage: None,
-            tool_blocks: Vec::new(),
+            tool_calls: ToolCallIndex::default(),
             stopped: false,
             metadata: false,
             done: false,
-            errored: false,
         }
     }
 
@@ -1071,19 +926,19 @@ impl StreamState {
     }
 
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
-        if self.done || self.errored {
+        if self.done || self.chunks.failed() {
             return;
         }
         let translated = match event.name {
             b"messageStart" => {
-                self.header.write(out, Delta { role: Some("assistant"), content: Some(""), ..Default::default() }, None);
+                self.chunks.opening(out);
                 Ok(())
             }
             b"contentBlockStart" => serde_json::from_slice(&event.data).map(|s| self.block_start(&s, out)),
             b"contentBlockDelta" => serde_json::from_slice(&event.data).map(|d| self.block_delta(&d, out)),
             b"messageStop" => serde_json::from_slice::<MessageStop>(&event.data).map(|m| {
                 self.stopped = true;
-                self.header.write(out, Delta::default(), Some(finish_reason(&m.stop_reason)));
+                self.chunks.finish_reason(out, Some(finish_reason(&m.stop_reason)));
                 self.maybe_done(out);
             }),
             b"metadata" => serde_json::from_slice::<Metadata>(&event.data).map(|m| {
@@ -1092,49 +947,33 @@ impl StreamState {
                 self.maybe_done(out);
             }),
             name if name.ends_with(b"Exception") => {
-                self.errored = true;
                 let kind = String::from_utf8_lossy(name);
                 let message = serde_json::from_slice::<ExceptionBody>(&event.data)
                     .ok()
                     .and_then(|b| b.message)
                     .map_or_else(|| "The provider reported an error mid-stream.".to_owned(), |m| m.0.into_owned());
-                out.extend_from_slice(&map_error(None, &kind, message).to_sse_event());
+                self.chunks.fail(out, &map_error(None, &kind, message));
                 Ok(())
             }
             // `contentBlockStop` and event types added later carry nothing to forward.
             _ => Ok(()),
         };
         if let Err(err) = translated {
-            self.errored = true;
-            let e = ApiError::bad_gateway(format!("The provider sent a malformed stream event ({err}): {}", super::excerpt(&event.data)));
-            out.extend_from_slice(&e.to_sse_event());
+            self.chunks.fail(out, &malformed_event(&err, &event.data));
         }
     }
 
     fn block_start(&mut self, s: &BlockStart, out: &mut Vec<u8>) {
         let Some(tool) = s.start.as_ref().and_then(|s| s.tool_use.as_ref()) else { return };
-        let tool_index = u32::try_from(self.tool_blocks.len()).unwrap_or(u32::MAX);
-        self.tool_blocks.push((s.content_block_index, tool_index));
-        let call = DeltaToolCall {
-            index: tool_index,
-            id: Some(&tool.tool_use_id),
-            kind: Some("function"),
-            function: DeltaFunction { name: Some(&tool.name), arguments: "" },
-        };
-        self.header.write(out, Delta { tool_calls: Some([call]), ..Default::default() }, None);
+        let tool_index = self.tool_calls.start(s.content_block_index);
+        self.chunks.tool_call(out, tool_index, Some(&tool.tool_use_id), Some(&tool.name), "");
     }
 
     fn block_delta(&mut self, d: &BlockDelta, out: &mut Vec<u8>) {
-        if let Some(t) = d.delta.text.as_deref().filter(|t| !t.is_empty()) {
-            self.header.write(out, Delta { content: Some(t), ..Default::default() }, None);
-        }
-        if let Some(t) = d.delta.reasoning_content.as_ref().and_then(|r| r.text.as_deref()).filter(|t| !t.is_empty()) {
-            self.header.write(out, Delta { reasoning_content: Some(t), ..Default::default() }, None);
-        }
-        let tool = self.tool_blocks.iter().find(|(b, _)| *b == d.content_block_index).map(|(_, t)| *t);
-        if let (Some(tool_index), Some(input)) = (tool, d.delta.tool_use.as_ref().map(|t| &*t.input).filter(|i| !i.is_empty())) {
-            let call = DeltaToolCall { index: tool_index, id: None, kind: None, function: DeltaFunction { name: None, arguments: input } };
-            self.header.write(out, Delta { tool_calls: Some([call]), ..Default::default() }, None);
+        self.chunks.content(out, d.delta.text.as_deref());
+        self.chunks.reasoning(out, d.delta.reasoning_content.as_ref().and_then(|r| r.text.as_deref()));
+        if let Some(tool_index) = self.tool_calls.of(d.content_block_index) {
+            self.chunks.tool_arguments(out, tool_index, d.delta.tool_use.as_ref().map(|t| &*t.input));
         }
     }
 
@@ -1143,16 +982,11 @@ impl StreamState {
             return;
         }
         self.done = true;
-        if self.client_wants_usage {
-            self.header.write_usage(out, &self.usage().unwrap_or_default());
-        }
-        out.extend_from_slice(DONE_EVENT);
+        self.chunks.done(out, self.usage());
     }
 
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if !self.done && !self.errored {
-            out.extend_from_slice(&super::openai::truncated_error().to_sse_event());
-        }
+        self.chunks.upstream_ended(out, self.done);
     }
 }
 

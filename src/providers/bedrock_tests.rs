@@ -1,6 +1,7 @@
+use super::super::test_support::{self, body_of, chunks_of, content_of, finish_reasons, last_event, tool_call_deltas, user};
 use super::*;
 use crate::config::Config;
-use crate::openai::{embeddings as openai_embeddings, request};
+use crate::openai::embeddings as openai_embeddings;
 use crate::stream::Decoder;
 use crate::stream::eventstream::tests::{event, frame};
 use serde_json::{Value, json};
@@ -40,12 +41,7 @@ fn settings(c: &Config) -> &Settings {
 }
 
 fn build_with(c: &Config, body: &Value) -> Result<(Value, Built, Edits), ApiError> {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let req = request::parse(&bytes)?;
-    let mut edits = Edits::default();
-    let built = build_request(&c.providers[0], settings(c), &req, MODEL, NOW_MS, &mut edits)?;
-    let sent = serde_json::from_slice(built.body.as_ref().unwrap()).unwrap();
-    Ok((sent, built, edits))
+    test_support::build(body, |req, edits| build_request(&c.providers[0], settings(c), req, MODEL, NOW_MS, edits))
 }
 
 fn translate(body: Value) -> Value {
@@ -54,10 +50,6 @@ fn translate(body: Value) -> Value {
 
 fn translate_err(body: Value) -> ApiError {
     build_with(&config(""), &body).err().unwrap()
-}
-
-fn user(text: &str) -> Value {
-    json!({"role":"user","content":text})
 }
 
 fn header<'b>(built: &'b Built, name: &str) -> Option<&'b str> {
@@ -348,7 +340,7 @@ fn tool_choice_none_withholds_the_tools_unless_the_history_needs_them() {
 
 #[test]
 fn unsupported_parameters_are_400_or_dropped_by_config() {
-    for (key, value) in [
+    let params = vec![
         ("n", json!(2)),
         ("logprobs", json!(true)),
         ("presence_penalty", json!(0.5)),
@@ -357,15 +349,11 @@ fn unsupported_parameters_are_400_or_dropped_by_config() {
         ("seed", json!(1)),
         ("logit_bias", json!({"1":2})),
         ("reasoning_effort", json!("low")),
-    ] {
-        let mut body = json!({"model":"claude","messages":[user("x")]});
-        body[key] = value;
-        let e = translate_err(body.clone());
-        assert_eq!((e.status, e.param.as_deref(), e.code.as_deref()), (400, Some(key), Some("unsupported_parameter")), "{key}");
-        let (out, _, edits) = build_with(&config(r#","drop_unsupported":true"#), &body).unwrap();
-        assert_eq!(edits.dropped, vec![key.to_string()]);
-        assert!(out.get(key).is_none());
-    }
+    ];
+    test_support::assert_refused_or_dropped(&json!({"model":"claude","messages":[user("x")]}), params, |body, drop| {
+        let (sent, _, edits) = build_with(&config(if drop { r#","drop_unsupported":true"# } else { "" }), body)?;
+        Ok((sent, edits))
+    });
     translate(
         json!({"model":"claude","messages":[user("x")],"n":1,"logprobs":false,"presence_penalty":0,"response_format":{"type":"text"}}),
     );
@@ -409,14 +397,10 @@ fn ctx() -> ResponseContext {
     ResponseContext { created: 1_750_000_000, model: MODEL.into(), ..Default::default() }
 }
 
-fn json_of(t: &Translated) -> Value {
-    serde_json::from_slice(t.body.as_ref().unwrap()).unwrap()
-}
-
 #[test]
 fn text_response_translates_with_cached_usage() {
     let t = translate_response(&ctx(), TEXT_RESPONSE.as_bytes()).unwrap();
-    let mut v = json_of(&t);
+    let mut v = body_of(&t);
     assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-bedrock-"));
     v["id"] = json!("x");
     assert_eq!(
@@ -430,14 +414,14 @@ fn text_response_translates_with_cached_usage() {
         t.usage.unwrap(),
         Usage { input_tokens: 12, cache_read_tokens: 20, cache_write_tokens: 3, output_tokens: 6, reasoning_tokens: 0 }
     );
-    let other = json_of(&translate_response(&ctx(), TEXT_RESPONSE.as_bytes()).unwrap());
-    assert_ne!(other["id"], json_of(&t)["id"], "every completion gets its own id");
+    let other = body_of(&translate_response(&ctx(), TEXT_RESPONSE.as_bytes()).unwrap());
+    assert_ne!(other["id"], body_of(&t)["id"], "every completion gets its own id");
 }
 
 #[test]
 fn tool_use_response_translates_to_tool_calls() {
     let t = translate_response(&ctx(), TOOL_RESPONSE.as_bytes()).unwrap();
-    let v = json_of(&t);
+    let v = body_of(&t);
     let msg = &v["choices"][0]["message"];
     assert_eq!(msg["content"], "Let me check.");
     assert_eq!(msg["reasoning_content"], "Need weather.");
@@ -447,7 +431,7 @@ fn tool_use_response_translates_to_tool_calls() {
     );
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
     let only_tool = r#"{"output":{"message":{"role":"assistant","content":[{"toolUse":{"toolUseId":"t","name":"f","input":{}}}]}},"stopReason":"tool_use"}"#;
-    let v = json_of(&translate_response(&ctx(), only_tool.as_bytes()).unwrap());
+    let v = body_of(&translate_response(&ctx(), only_tool.as_bytes()).unwrap());
     assert_eq!(v["choices"][0]["message"]["content"], Value::Null);
 }
 
@@ -573,22 +557,22 @@ fn embedding_responses_become_openai_lists() {
     let titan = br#"{"embedding":[0.5,-0.25],"embeddingsByType":{"float":[0.5,-0.25]},"inputTextTokenCount":4}"#;
     let t = translate_embeddings(&embeddings_ctx("amazon.titan-embed-text-v2:0", false), titan).unwrap();
     assert_eq!(
-        json_of(&t),
+        body_of(&t),
         json!({"object":"list","model":"amazon.titan-embed-text-v2:0","usage":{"prompt_tokens":4,"total_tokens":4},
                "data":[{"object":"embedding","index":0,"embedding":[0.5,-0.25]}]})
     );
     assert_eq!(t.usage.unwrap().input_tokens, 4);
     let t = translate_embeddings(&embeddings_ctx("amazon.titan-embed-text-v2:0", true), titan).unwrap();
-    assert_eq!(json_of(&t)["data"][0]["embedding"], "AAAAPwAAgL4=");
+    assert_eq!(body_of(&t)["data"][0]["embedding"], "AAAAPwAAgL4=");
 
     let cohere = br#"{"embeddings":[[0.1,0.2],[0.3,0.4]],"id":"e1","response_type":"embeddings_floats","texts":["a","b"]}"#;
     let t = translate_embeddings(&embeddings_ctx("cohere.embed-english-v3", false), cohere).unwrap();
-    let v = json_of(&t);
+    let v = body_of(&t);
     assert_eq!(v["data"][1], json!({"object":"embedding","index":1,"embedding":[0.3,0.4]}));
     assert!(t.usage.is_none(), "Cohere on Bedrock reports no token count here");
     let by_type = br#"{"embeddings":{"float":[[1.0]]},"meta":{"billed_units":{"input_tokens":7}},"response_type":"embeddings_by_type"}"#;
     let t = translate_embeddings(&embeddings_ctx("cohere.embed-v4:0", false), by_type).unwrap();
-    assert_eq!((json_of(&t)["data"][0]["embedding"].clone(), t.usage.unwrap().input_tokens), (json!([1.0]), 7));
+    assert_eq!((body_of(&t)["data"][0]["embedding"].clone(), t.usage.unwrap().input_tokens), (json!([1.0]), 7));
     let e = translate_embeddings(&embeddings_ctx("cohere.embed-v4:0", false), br#"{"embeddings":"nope"}"#).unwrap_err();
     assert_eq!(e.status, 502);
     let e = translate_embeddings(&embeddings_ctx("amazon.titan-embed-text-v2:0", false), b"{}").unwrap_err();
@@ -630,27 +614,11 @@ fn tool_stream() -> Vec<u8> {
     body
 }
 
-/// Feeds `chunks` through the event-stream decoder and the translator; the per-stream id is
-/// replaced so runs can be compared.
+/// The per-stream id is replaced so runs can be compared.
 fn run(chunks: &[&[u8]], wants_usage: bool) -> (String, StreamState) {
-    let ctx = ResponseContext { created: 7, stream: true, client_wants_usage: wants_usage, model: MODEL.into(), ..Default::default() };
-    let mut s = StreamState::new(&ctx);
-    let mut d = Decoder::event_stream(1 << 16);
-    let mut out = Vec::new();
-    for c in chunks {
-        d.feed(c, |e| s.on_event(&e, &mut out)).unwrap();
-    }
-    d.finish(|e| s.on_event(&e, &mut out));
-    s.finish(&mut out);
-    let text = String::from_utf8(out).unwrap().replace(&s.header.id, "chatcmpl-x");
-    (text, s)
-}
-
-fn chunks_of(out: &str) -> Vec<Value> {
-    out.split("\n\n")
-        .filter(|e| !e.is_empty() && *e != "data: [DONE]")
-        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
-        .collect()
+    let mut s = StreamState::new(&test_support::stream_ctx(MODEL, wants_usage));
+    let out = test_support::translate_stream(&mut s, Decoder::event_stream(1 << 16), chunks, StreamState::on_event, StreamState::finish);
+    (out.replace(&s.chunks.header.id, "chatcmpl-x"), s)
 }
 
 #[test]
@@ -658,17 +626,10 @@ fn text_stream_translates_to_openai_chunks() {
     let (out, s) = run(&[&text_stream()], true);
     assert!(out.ends_with("data: [DONE]\n\n"));
     let chunks = chunks_of(&out);
-    for c in &chunks {
-        assert_eq!(
-            (c["id"].as_str(), c["created"].as_u64(), c["model"].as_str(), c["object"].as_str()),
-            (Some("chatcmpl-x"), Some(7), Some(MODEL), Some("chat.completion.chunk"))
-        );
-    }
+    test_support::assert_chunk_headers(&chunks, "chatcmpl-x", MODEL);
     assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role":"assistant","content":""}));
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
-    assert_eq!(text, "Hello w\u{f6}rld");
-    let finish: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
-    assert_eq!(finish, vec![&json!("stop")]);
+    assert_eq!(content_of(&chunks), "Hello w\u{f6}rld");
+    assert_eq!(finish_reasons(&chunks), ["stop"]);
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"], json!([]));
     assert_eq!(
@@ -693,10 +654,9 @@ fn stream_and_non_stream_agree_on_usage_and_finish_reason() {
         let (out, s) = run(&[&stream], true);
         let t = translate_response(&ctx(), whole.as_bytes()).unwrap();
         assert_eq!(s.usage(), t.usage);
-        let v = json_of(&t);
+        let v = body_of(&t);
         let chunks = chunks_of(&out);
-        let finish = chunks.iter().find_map(|c| c["choices"][0]["finish_reason"].as_str()).unwrap();
-        assert_eq!(finish, v["choices"][0]["finish_reason"]);
+        assert_eq!(finish_reasons(&chunks), [v["choices"][0]["finish_reason"].as_str().unwrap()]);
         assert_eq!(chunks.last().unwrap()["usage"], v["usage"]);
     }
 }
@@ -705,13 +665,12 @@ fn stream_and_non_stream_agree_on_usage_and_finish_reason() {
 fn tool_stream_yields_openai_tool_call_deltas() {
     let (out, _) = run(&[&tool_stream()], false);
     let chunks = chunks_of(&out);
-    let calls: Vec<&Value> = chunks.iter().filter_map(|c| c["choices"][0]["delta"].get("tool_calls")).collect();
+    let calls = tool_call_deltas(&chunks);
     assert_eq!(calls[0], &json!([{"index":0,"id":"tooluse_9","type":"function","function":{"name":"get_weather","arguments":""}}]));
     let args: String = calls.iter().map(|c| c[0]["function"]["arguments"].as_str().unwrap()).collect();
     assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"city":"Paris"}));
     assert!(calls[1..].iter().all(|c| c[0]["index"] == 0 && c[0].get("id").is_none()));
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
-    assert_eq!(text, "Let me check.");
+    assert_eq!(content_of(&chunks), "Let me check.");
     let reasoning: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str()).collect();
     assert_eq!(reasoning, "Need weather.");
 }
@@ -719,14 +678,7 @@ fn tool_stream_yields_openai_tool_call_deltas() {
 #[test]
 fn every_split_position_gives_identical_output() {
     for body in [text_stream(), tool_stream()] {
-        let (whole, _) = run(&[&body], true);
-        for i in 0..=body.len() {
-            let (split, s) = run(&[&body[..i], &body[i..]], true);
-            assert_eq!(split, whole, "split at {i}");
-            assert!(s.completed());
-        }
-        let bytes: Vec<&[u8]> = body.chunks(1).collect();
-        assert_eq!(run(&bytes, true).0, whole);
+        test_support::assert_any_split_gives_the_same_output(&body, |chunks| run(chunks, true), StreamState::completed);
     }
 }
 
@@ -739,8 +691,7 @@ fn exceptions_become_openai_errors_and_end_the_stream() {
         br#"{"message":"Too many tokens, please wait before trying again."}"#,
     ));
     let (out, s) = run(&[&body], true);
-    let last = out.trim_end().rsplit("\n\n").next().unwrap();
-    let v: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    let v = last_event(&out);
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
     assert_eq!(v["error"]["message"], "Too many tokens, please wait before trying again.");
     assert!(!out.contains("[DONE]") && !s.completed());

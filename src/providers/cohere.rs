@@ -4,6 +4,9 @@
 //! https://docs.cohere.com/docs/streaming, https://docs.cohere.com/reference/embed,
 //! https://docs.cohere.com/reference/errors, https://docs.cohere.com/docs/how-does-cohere-pricing-work.
 
+use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
+use super::completion::{self, Answer};
+use super::turns::legacy_function_role;
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
 use crate::accounting::Usage;
 use crate::config::{Provider, Secret};
@@ -11,9 +14,7 @@ use crate::openai::ApiError;
 use crate::openai::embeddings::{self, EmbeddingsRequest};
 use crate::openai::error::kind_for_status;
 use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
-use crate::openai::response::{
-    AssistantMessage, ChatCompletion, ChunkHeader, DONE_EVENT, Delta, DeltaFunction, DeltaToolCall, FunctionOut, ToolCallOut,
-};
+use crate::openai::response::ChunkHeader;
 use crate::stream::sse::Event;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -165,10 +166,6 @@ struct JsonSchemaSpec<'a> {
     schema: Option<&'a RawValue>,
 }
 
-/// Members that do not change the answer and have no Cohere counterpart (`user` and `metadata`
-/// are typed members and likewise not sent).
-const IGNORED_PARAMS: &[&str] = &["store", "prompt_cache_key", "prompt_cache_retention", "safety_identifier"];
-
 pub fn build_request(provider: &Provider, req: &ChatRequest, upstream_model: &str, edits: &mut Edits) -> Result<Built, ApiError> {
     check_unsupported(provider, req, edits)?;
     check_ranges(req)?;
@@ -200,27 +197,15 @@ pub fn build_request(provider: &Provider, req: &ChatRequest, upstream_model: &st
 
 fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) -> Result<(), ApiError> {
     let mut u = Unsupported::new(provider);
-    if req.n.is_some_and(|n| n > 1) {
-        u.add("n");
-    }
     // Cohere has `logprobs`, but its per-token shape is not OpenAI's and is not translated.
-    if req.logprobs == Some(true) {
-        u.add("logprobs");
-    }
+    u.add_choices_and_logprobs(req);
     // Cohere may always answer with several tool calls; it has no switch to prevent it.
     if req.parallel_tool_calls == Some(false) {
         u.add("parallel_tool_calls");
     }
-    if let Some(f) = &req.response_format
-        && !matches!(&*f.kind, "text" | "json_object" | "json_schema")
-    {
-        u.add("response_format");
-    }
-    for (k, _) in &req.extra {
-        if &**k != "seed" && !IGNORED_PARAMS.contains(&&**k) {
-            u.add(k);
-        }
-    }
+    u.add_response_format_other_than(req, &["text", "json_object", "json_schema"]);
+    // `user` and `metadata` are typed members, not checked here, and not sent either.
+    u.add_unknown_members(req, &["seed"]);
     u.resolve(edits)
 }
 
@@ -303,12 +288,7 @@ fn convert_messages<'r>(req: &'r ChatRequest) -> Result<Vec<Turn<'r>>, ApiError>
                 tool_call_id: m.tool_call_id.as_deref().unwrap_or_default(),
                 content: content(i, m.content.as_ref(), &["text"])?,
             },
-            Role::Function => {
-                return Err(ApiError::invalid_param(
-                    format!("messages[{i}].role"),
-                    "The legacy `function` role is not supported; send tool results as `tool` messages.",
-                ));
-            }
+            Role::Function => return Err(legacy_function_role(i)),
         };
         turns.push(turn);
     }
@@ -504,46 +484,22 @@ fn generation_failed(reason: &str, detail: Option<&str>) -> Option<ApiError> {
 /// `content` beside `tool_calls`. It becomes content (first, as Cohere streams it first), and
 /// goes back to Cohere as `tool_plan` when the client replays the turn.
 pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    let r: ChatResponse = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_gateway(format!(
-            "The provider returned a response that is not a Cohere chat response ({e}): {}",
-            super::excerpt(body)
-        ))
-    })?;
+    let r: ChatResponse = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("a Cohere chat response", &e, body))?;
     if let Some(e) = generation_failed(&r.finish_reason, None) {
         return Err(e);
     }
-    let mut text = r.message.tool_plan.as_deref().unwrap_or_default().to_owned();
-    let mut reasoning = String::new();
+    let mut answer = Answer { text: r.message.tool_plan.as_deref().unwrap_or_default().to_owned(), ..Default::default() };
     for block in r.message.content.iter().flatten() {
         match block.kind.as_deref() {
-            Some("thinking") => reasoning.push_str(block.thinking.as_deref().unwrap_or_default()),
-            _ => text.push_str(block.text.as_deref().unwrap_or_default()),
+            Some("thinking") => answer.reasoning.push_str(block.thinking.as_deref().unwrap_or_default()),
+            _ => answer.text.push_str(block.text.as_deref().unwrap_or_default()),
         }
     }
-    let tool_calls: Vec<ToolCallOut> = r
-        .message
-        .tool_calls
-        .iter()
-        .flatten()
-        .map(|c| ToolCallOut {
-            id: &c.id,
-            kind: "function",
-            function: FunctionOut { name: &c.function.name, arguments: Cow::Borrowed(c.function.arguments.as_deref().unwrap_or("{}")) },
-        })
-        .collect();
-    let usage = r.usage.map(Usage::from);
-    let message = AssistantMessage {
-        role: "assistant",
-        content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(Cow::Owned(text)) },
-        tool_calls,
-        refusal: None,
-        reasoning_content: (!reasoning.is_empty()).then_some(Cow::Owned(reasoning)),
-    };
-    let completion =
-        ChatCompletion::new(&r.id, ctx.created, &ctx.model, message, Some(finish_reason(&r.finish_reason)), &usage.unwrap_or_default());
-    let body = serde_json::to_vec(&completion).map_err(|e| ApiError::internal(format!("could not encode the completion: {e}")))?;
-    Ok(Translated { body: Some(body), usage })
+    for c in r.message.tool_calls.iter().flatten() {
+        answer.add_tool_call(&c.id, &c.function.name, c.function.arguments.as_deref().unwrap_or("{}"));
+    }
+    let finish = Some(finish_reason(&r.finish_reason));
+    completion::encode(&r.id, ctx.created, &ctx.model, answer.into_message(), finish, r.usage.map(Usage::from))
 }
 
 #[derive(Deserialize)]
@@ -557,8 +513,7 @@ struct ErrorBody<'a> {
 pub fn translate_error(status: u16, body: &[u8]) -> ApiError {
     let message = match serde_json::from_slice::<ErrorBody>(body).ok().and_then(|b| b.message) {
         Some(m) => m.0.into_owned(),
-        None if body.is_empty() => format!("The provider answered HTTP {status}."),
-        None => format!("The provider answered HTTP {status}: {}", super::excerpt(body)),
+        None => super::status_message(status, body),
     };
     let status = if status == 498 { 401 } else { status };
     let e = ApiError::new(status, kind_for_status(status), message);
@@ -636,12 +591,7 @@ struct EmbedMeta {
 }
 
 pub fn translate_embeddings(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    let r: EmbedResponse = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_gateway(format!(
-            "The provider returned a response that is not Cohere float embeddings ({e}): {}",
-            super::excerpt(body)
-        ))
-    })?;
+    let r: EmbedResponse = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("Cohere float embeddings", &e, body))?;
     let usage = r.meta.and_then(|m| m.billed_units).map(|b| Usage { input_tokens: b.input_tokens, ..Default::default() });
     let body = embeddings::list_response(&ctx.model, &r.embeddings.float, usage.as_ref(), ctx.base64)?;
     Ok(Translated { body: Some(body), usage })
@@ -703,24 +653,19 @@ struct DeltaCallFunction<'a> {
 
 #[derive(Debug)]
 pub struct StreamState {
-    header: ChunkHeader,
-    client_wants_usage: bool,
+    chunks: ChunkWriter,
     usage: Option<CohereUsage>,
-    /// Cohere tool call index → OpenAI tool call index, in the order the calls started.
-    tool_calls: Vec<u32>,
+    tool_calls: ToolCallIndex,
     ended: bool,
-    errored: bool,
 }
 
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
         StreamState {
-            header: ChunkHeader { created: ctx.created, model: ctx.model.clone(), ..Default::default() },
-            client_wants_usage: ctx.client_wants_usage,
+            chunks: ChunkWriter::new(ctx, ChunkHeader { created: ctx.created, model: ctx.model.clone(), ..Default::default() }),
             usage: None,
-            tool_calls: Vec::new(),
+            tool_calls: ToolCallIndex::default(),
             ended: false,
-            errored: false,
         }
     }
 
@@ -734,37 +679,28 @@ impl StreamState {
 
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
         // Cohere's closing `[DONE]` follows `message-end`, after which the client already has its own.
-        if !event.has_data || self.ended || self.errored || &*event.data == b"[DONE]" {
+        if !event.has_data || self.ended || self.chunks.failed() || &*event.data == b"[DONE]" {
             return;
         }
         let e: StreamEvent = match serde_json::from_slice(&event.data) {
             Ok(e) => e,
-            Err(err) => {
-                self.errored = true;
-                let e =
-                    ApiError::bad_gateway(format!("The provider sent a malformed stream event ({err}): {}", super::excerpt(&event.data)));
-                out.extend_from_slice(&e.to_sse_event());
-                return;
-            }
+            Err(err) => return self.chunks.fail(out, &malformed_event(&err, &event.data)),
         };
         let message = e.delta.as_ref().and_then(|d| d.message.as_ref());
         match &*e.kind {
             "message-start" => {
                 if let Some(id) = &e.id {
-                    self.header.id = id.0.clone().into_owned();
+                    self.chunks.header.id = id.0.clone().into_owned();
                 }
-                self.header.write(out, Delta { role: Some("assistant"), content: Some(""), ..Default::default() }, None);
+                self.chunks.opening(out);
             }
             "content-start" | "content-delta" => {
                 if let Some(block) = message.and_then(|m| m.content.as_ref()) {
-                    self.content(block, out);
+                    self.chunks.content(out, block.text.as_deref());
+                    self.chunks.reasoning(out, block.thinking.as_deref());
                 }
             }
-            "tool-plan-delta" => {
-                if let Some(plan) = message.and_then(|m| m.tool_plan.as_deref()).filter(|p| !p.is_empty()) {
-                    self.header.write(out, Delta { content: Some(plan), ..Default::default() }, None);
-                }
-            }
+            "tool-plan-delta" => self.chunks.content(out, message.and_then(|m| m.tool_plan.as_deref())),
             "tool-call-start" => {
                 if let Some(call) = message.and_then(|m| m.tool_calls.as_ref()) {
                     self.tool_call_start(e.index.unwrap_or(0), call, out);
@@ -781,37 +717,17 @@ impl StreamState {
         }
     }
 
-    fn content(&self, block: &ContentBlock, out: &mut Vec<u8>) {
-        if let Some(t) = block.text.as_deref().filter(|t| !t.is_empty()) {
-            self.header.write(out, Delta { content: Some(t), ..Default::default() }, None);
-        }
-        if let Some(t) = block.thinking.as_deref().filter(|t| !t.is_empty()) {
-            self.header.write(out, Delta { reasoning_content: Some(t), ..Default::default() }, None);
-        }
-    }
-
     fn tool_call_start(&mut self, index: u32, call: &DeltaCall, out: &mut Vec<u8>) {
-        let tool_index = u32::try_from(self.tool_calls.len()).unwrap_or(u32::MAX);
-        self.tool_calls.push(index);
+        let tool_index = self.tool_calls.start(index);
         let function = call.function.as_ref();
-        let delta = DeltaToolCall {
-            index: tool_index,
-            id: call.id.as_deref(),
-            kind: Some("function"),
-            function: DeltaFunction {
-                name: function.and_then(|f| f.name.as_deref()),
-                arguments: function.and_then(|f| f.arguments.as_deref()).unwrap_or_default(),
-            },
-        };
-        self.header.write(out, Delta { tool_calls: Some([delta]), ..Default::default() }, None);
+        let name = function.and_then(|f| f.name.as_deref());
+        let arguments = function.and_then(|f| f.arguments.as_deref()).unwrap_or_default();
+        self.chunks.tool_call(out, tool_index, call.id.as_deref(), name, arguments);
     }
 
     fn tool_call_delta(&self, index: u32, call: &DeltaCall, out: &mut Vec<u8>) {
-        let tool_index = self.tool_calls.iter().position(|&i| i == index).and_then(|p| u32::try_from(p).ok());
-        let arguments = call.function.as_ref().and_then(|f| f.arguments.as_deref()).filter(|a| !a.is_empty());
-        if let (Some(tool_index), Some(arguments)) = (tool_index, arguments) {
-            let delta = DeltaToolCall { index: tool_index, id: None, kind: None, function: DeltaFunction { name: None, arguments } };
-            self.header.write(out, Delta { tool_calls: Some([delta]), ..Default::default() }, None);
+        if let Some(tool_index) = self.tool_calls.of(index) {
+            self.chunks.tool_arguments(out, tool_index, call.function.as_ref().and_then(|f| f.arguments.as_deref()));
         }
     }
 
@@ -819,23 +735,16 @@ impl StreamState {
         self.usage = delta.and_then(|d| d.usage).or(self.usage);
         let reason = delta.and_then(|d| d.finish_reason.as_deref()).unwrap_or("COMPLETE");
         if let Some(e) = generation_failed(reason, delta.and_then(|d| d.error.as_deref())) {
-            self.errored = true;
-            out.extend_from_slice(&e.to_sse_event());
-            return;
+            return self.chunks.fail(out, &e);
         }
         self.ended = true;
-        self.header.write(out, Delta::default(), Some(finish_reason(reason)));
-        if self.client_wants_usage {
-            self.header.write_usage(out, &self.usage().unwrap_or_default());
-        }
-        out.extend_from_slice(DONE_EVENT);
+        self.chunks.finish_reason(out, Some(finish_reason(reason)));
+        self.chunks.done(out, self.usage());
     }
 
     /// The upstream ended: a stream cut before `message-end` gets the truncation error.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if !self.ended && !self.errored {
-            out.extend_from_slice(&super::openai::truncated_error().to_sse_event());
-        }
+        self.chunks.upstream_ended(out, self.ended);
     }
 }
 

@@ -1,7 +1,8 @@
+use super::super::test_support::{self, body_of, chunks_of, content_of, finish_reasons, last_event, tool_call_deltas, user};
 use super::*;
 use crate::config::Config;
-use crate::openai::{embeddings, request};
-use crate::stream::sse::Framer;
+use crate::openai::embeddings;
+use crate::stream::Decoder;
 use serde_json::{Value, json};
 
 fn config(extra: &str) -> Config {
@@ -13,12 +14,9 @@ fn config(extra: &str) -> Config {
 }
 
 fn translate_with(c: &Config, body: Value) -> Result<(Value, Edits), ApiError> {
-    let bytes = serde_json::to_vec(&body).unwrap();
-    let req = request::parse(&bytes)?;
-    let mut edits = Edits::default();
-    let built = build_request(&c.providers[0], &req, "command-a-03-2025", &mut edits)?;
+    let (sent, built, edits) = test_support::build(&body, |req, edits| build_request(&c.providers[0], req, "command-a-03-2025", edits))?;
     assert!(built.path.is_none(), "chat goes to the provider's chat path");
-    Ok((serde_json::from_slice(&built.body.unwrap()).unwrap(), edits))
+    Ok((sent, edits))
 }
 
 fn translate(body: Value) -> Value {
@@ -27,10 +25,6 @@ fn translate(body: Value) -> Value {
 
 fn translate_err(body: Value) -> ApiError {
     translate_with(&config(""), body).unwrap_err()
-}
-
-fn user(text: &str) -> Value {
-    json!({"role":"user","content":text})
 }
 
 const WEATHER: &str = r#"{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"#;
@@ -177,7 +171,7 @@ fn response_format_json_object_and_schema() {
 
 #[test]
 fn unsupported_parameters_are_400_or_dropped_by_config() {
-    for (key, value) in [
+    let params = vec![
         ("n", json!(2)),
         ("logprobs", json!(true)),
         ("parallel_tool_calls", json!(false)),
@@ -185,15 +179,11 @@ fn unsupported_parameters_are_400_or_dropped_by_config() {
         ("top_logprobs", json!(2)),
         ("reasoning_effort", json!("low")),
         ("response_format", json!({"type":"grammar"})),
-    ] {
-        let mut body = json!({"model":"command","messages":[user("x")],"tools":[weather_tool()]});
-        body[key] = value;
-        let e = translate_err(body.clone());
-        assert_eq!((e.status, e.param.as_deref(), e.code.as_deref()), (400, Some(key), Some("unsupported_parameter")), "{key}");
-        let (out, edits) = translate_with(&config(r#","drop_unsupported":true"#), body).unwrap();
-        assert_eq!(edits.dropped, vec![key.to_string()]);
-        assert!(out.get(key).is_none());
-    }
+    ];
+    let body = json!({"model":"command","messages":[user("x")],"tools":[weather_tool()]});
+    test_support::assert_refused_or_dropped(&body, params, |body, drop| {
+        translate_with(&config(if drop { r#","drop_unsupported":true"# } else { "" }), body.clone())
+    });
     translate(json!({"model":"command","messages":[user("x")],"n":1,"logprobs":false,"parallel_tool_calls":true}));
 }
 
@@ -243,16 +233,12 @@ fn ctx() -> ResponseContext {
     ResponseContext { created: 1_750_000_000, model: "command-a-03-2025".into(), ..Default::default() }
 }
 
-fn body_of(t: Translated) -> Value {
-    serde_json::from_slice(&t.body.unwrap()).unwrap()
-}
-
 #[test]
 fn text_response_translates_and_accounts_billed_units() {
     let t = translate_response(&ctx(), TEXT_RESPONSE.as_bytes()).unwrap();
     assert_eq!(t.usage.unwrap(), Usage { input_tokens: 5, output_tokens: 6, ..Default::default() });
     assert_eq!(
-        body_of(t),
+        body_of(&t),
         json!({"id":"c14c80c3-18eb-4519-9460-6c92edd8cfb4","object":"chat.completion","created":1_750_000_000u64,"model":"command-a-03-2025",
         "choices":[{"index":0,"message":{"role":"assistant","content":"Hello w\u{f6}rld \u{1F30D}","refusal":null},"logprobs":null,"finish_reason":"stop"}],
         "usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11,"prompt_tokens_details":{"cached_tokens":0},
@@ -264,7 +250,7 @@ fn text_response_translates_and_accounts_billed_units() {
 fn tool_call_response_keeps_the_plan_as_content() {
     let t = translate_response(&ctx(), TOOL_RESPONSE.as_bytes()).unwrap();
     assert_eq!(t.usage.unwrap(), Usage { input_tokens: 30, output_tokens: 9, ..Default::default() }, "float counts are read");
-    let v = body_of(t);
+    let v = body_of(&t);
     let choice = &v["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     assert_eq!(choice["message"]["content"], "I will look up the weather.");
@@ -274,7 +260,7 @@ fn tool_call_response_keeps_the_plan_as_content() {
                {"id":"now_def","type":"function","function":{"name":"now","arguments":"{}"}}])
     );
     let bare = r#"{"id":"x","finish_reason":"TOOL_CALL","message":{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f"}}]}}"#;
-    let v = body_of(translate_response(&ctx(), bare.as_bytes()).unwrap());
+    let v = body_of(&translate_response(&ctx(), bare.as_bytes()).unwrap());
     assert_eq!(v["choices"][0]["message"]["content"], Value::Null);
     assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{}");
 }
@@ -288,7 +274,7 @@ fn finish_reasons_thinking_and_usage_fallback() {
         "usage":{"tokens":{"input_tokens":4,"output_tokens":2}}}"#;
     let t = translate_response(&ctx(), body.as_bytes()).unwrap();
     assert_eq!(t.usage.unwrap().input_tokens, 4, "`tokens` stands in when `billed_units` is missing");
-    let v = body_of(t);
+    let v = body_of(&t);
     assert_eq!(v["choices"][0]["message"]["reasoning_content"], "hmm");
     assert_eq!(v["choices"][0]["message"]["content"], "cut");
     assert_eq!(v["choices"][0]["finish_reason"], "length");
@@ -371,12 +357,12 @@ fn embeddings_response_becomes_an_openai_list() {
     let t = translate_embeddings(&ctx(), EMBED_RESPONSE.as_bytes()).unwrap();
     assert_eq!(t.usage.unwrap(), Usage { input_tokens: 2, ..Default::default() });
     assert_eq!(
-        body_of(t),
+        body_of(&t),
         json!({"object":"list","model":"command-a-03-2025","usage":{"prompt_tokens":2,"total_tokens":2},
         "data":[{"object":"embedding","index":0,"embedding":[0.5,-1.25]},{"object":"embedding","index":1,"embedding":[1.0,0]}]})
     );
     let base64 = ResponseContext { base64: true, ..ctx() };
-    let v = body_of(translate_embeddings(&base64, EMBED_RESPONSE.as_bytes()).unwrap());
+    let v = body_of(&translate_embeddings(&base64, EMBED_RESPONSE.as_bytes()).unwrap());
     // 1.0f32 = 00 00 80 3f, 0.0f32 = 00 00 00 00
     assert_eq!(v["data"][1]["embedding"], "AACAPwAAAAA=");
     let e = translate_embeddings(&ctx(), br#"{"embeddings":{"int8":[[1]]}}"#).unwrap_err();
@@ -424,33 +410,9 @@ data: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"TOOL_CALL\",\"usa
 data: [DONE]\r\n\r\n";
 
 fn run(chunks: &[&[u8]], wants_usage: bool) -> (String, StreamState) {
-    let ctx = ResponseContext {
-        created: 7,
-        stream: true,
-        client_wants_usage: wants_usage,
-        model: "command-a-03-2025".into(),
-        ..Default::default()
-    };
-    let mut s = StreamState::new(&ctx);
-    let mut f = Framer::new(1 << 16);
-    let mut out = Vec::new();
-    for c in chunks {
-        f.feed(c, |e| s.on_event(&e, &mut out)).unwrap();
-    }
-    f.finish(|e| s.on_event(&e, &mut out));
-    s.finish(&mut out);
-    (String::from_utf8(out).unwrap(), s)
-}
-
-fn chunks_of(out: &str) -> Vec<Value> {
-    out.split("\n\n")
-        .filter(|e| !e.is_empty() && *e != "data: [DONE]")
-        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
-        .collect()
-}
-
-fn text_of(chunks: &[Value]) -> String {
-    chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect()
+    let mut s = StreamState::new(&test_support::stream_ctx("command-a-03-2025", wants_usage));
+    let out = test_support::translate_stream(&mut s, Decoder::sse(1 << 16), chunks, StreamState::on_event, StreamState::finish);
+    (out, s)
 }
 
 #[test]
@@ -459,16 +421,10 @@ fn text_stream_translates_to_openai_chunks() {
     assert!(out.ends_with("data: [DONE]\n\n"));
     assert_eq!(out.matches("[DONE]").count(), 1, "Cohere's own [DONE] is not repeated");
     let chunks = chunks_of(&out);
-    for c in &chunks {
-        assert_eq!(
-            (c["id"].as_str(), c["created"].as_u64(), c["model"].as_str(), c["object"].as_str()),
-            (Some("c14c80c3-18eb-4519-9460-6c92edd8cfb4"), Some(7), Some("command-a-03-2025"), Some("chat.completion.chunk"))
-        );
-    }
+    test_support::assert_chunk_headers(&chunks, "c14c80c3-18eb-4519-9460-6c92edd8cfb4", "command-a-03-2025");
     assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role":"assistant","content":""}));
-    assert_eq!(text_of(&chunks), "Hello w\u{f6}rld \u{1F30D}");
-    let finish: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
-    assert_eq!(finish, vec![&json!("stop")]);
+    assert_eq!(content_of(&chunks), "Hello w\u{f6}rld \u{1F30D}");
+    assert_eq!(finish_reasons(&chunks), ["stop"]);
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"], json!([]));
     assert_eq!((last["usage"]["prompt_tokens"].as_u64(), last["usage"]["completion_tokens"].as_u64()), (Some(5), Some(6)));
@@ -487,8 +443,8 @@ fn usage_chunk_only_when_asked() {
 fn tool_stream_yields_plan_text_then_tool_call_deltas() {
     let (out, _) = run(&[TOOL_STREAM.as_bytes()], false);
     let chunks = chunks_of(&out);
-    assert_eq!(text_of(&chunks), "I will look up the weather.");
-    let calls: Vec<&Value> = chunks.iter().filter_map(|c| c["choices"][0]["delta"].get("tool_calls")).collect();
+    assert_eq!(content_of(&chunks), "I will look up the weather.");
+    let calls = tool_call_deltas(&chunks);
     assert_eq!(calls[0], &json!([{"index":0,"id":"get_weather_abc","type":"function","function":{"name":"get_weather","arguments":""}}]));
     let args = |i: u64| -> String {
         calls.iter().filter(|c| c[0]["index"] == i).map(|c| c[0]["function"]["arguments"].as_str().unwrap()).collect()
@@ -504,11 +460,11 @@ fn stream_and_non_stream_agree() {
         let (out, s) = run(&[stream.as_bytes()], true);
         let t = translate_response(&ctx(), whole.as_bytes()).unwrap();
         assert_eq!(s.usage(), t.usage);
-        let v = body_of(t);
+        let v = body_of(&t);
         let chunks = chunks_of(&out);
         let message = &v["choices"][0]["message"];
-        assert_eq!(text_of(&chunks), message["content"].as_str().unwrap_or_default());
-        assert_eq!(chunks.iter().find_map(|c| c["choices"][0]["finish_reason"].as_str()), v["choices"][0]["finish_reason"].as_str());
+        assert_eq!(content_of(&chunks), message["content"].as_str().unwrap_or_default());
+        assert_eq!(finish_reasons(&chunks), [v["choices"][0]["finish_reason"].as_str().unwrap()]);
         assert_eq!(chunks.last().unwrap()["usage"], v["usage"]);
         let names: Vec<&str> =
             chunks.iter().filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["name"].as_str()).collect();
@@ -521,15 +477,7 @@ fn stream_and_non_stream_agree() {
 #[test]
 fn every_split_position_gives_identical_output() {
     for body in [TEXT_STREAM, TOOL_STREAM] {
-        let body = body.as_bytes();
-        let (whole, _) = run(&[body], true);
-        for i in 0..=body.len() {
-            let (split, s) = run(&[&body[..i], &body[i..]], true);
-            assert_eq!(split, whole, "split at {i}");
-            assert!(s.completed());
-        }
-        let bytes: Vec<&[u8]> = body.chunks(1).collect();
-        assert_eq!(run(&bytes, true).0, whole);
+        test_support::assert_any_split_gives_the_same_output(body.as_bytes(), |chunks| run(chunks, true), StreamState::completed);
     }
 }
 
@@ -537,7 +485,7 @@ fn every_split_position_gives_identical_output() {
 fn truncated_stream_ends_with_the_truncation_error() {
     let cut = &TEXT_STREAM[..TEXT_STREAM.find("event: message-end").unwrap()];
     let (out, s) = run(&[cut.as_bytes()], true);
-    let last: Value = serde_json::from_str(out.trim_end().rsplit("\n\n").next().unwrap().strip_prefix("data: ").unwrap()).unwrap();
+    let last = last_event(&out);
     assert_eq!(last["error"]["code"], "stream_truncated");
     assert!(!out.contains("[DONE]"));
     assert!(!s.completed());
@@ -551,7 +499,7 @@ fn error_finish_mid_stream_becomes_an_error_event() {
         &TEXT_STREAM[..TEXT_STREAM.find("event: content-end").unwrap()]
     );
     let (out, s) = run(&[body.as_bytes()], true);
-    let last: Value = serde_json::from_str(out.trim_end().rsplit("\n\n").next().unwrap().strip_prefix("data: ").unwrap()).unwrap();
+    let last = last_event(&out);
     assert_eq!(
         (last["error"]["code"].as_str(), last["error"]["message"].as_str()),
         (Some("provider_error"), Some("The provider failed while generating the answer: internal"))

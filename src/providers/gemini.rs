@@ -19,7 +19,10 @@
 //! https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/text-embeddings-api
 //! (Vertex `:predict`), https://cloud.google.com/apis/design/errors (error body and codes).
 
-use super::anthropic::{self, Source};
+use super::chunks::{ChunkWriter, malformed_event};
+use super::completion::{self, Answer};
+use super::media::{Source, media_source};
+use super::turns::{self, AssistantCall, Conversation, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
 use crate::accounting::Usage;
 use crate::config::schema::ProviderKind;
@@ -28,9 +31,7 @@ use crate::openai::ApiError;
 use crate::openai::embeddings::{self, EmbeddingsRequest};
 use crate::openai::error::kind_for_status;
 use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice, strip_position};
-use crate::openai::response::{
-    AssistantMessage, ChatCompletion, ChunkHeader, DONE_EVENT, Delta, DeltaFunction, DeltaToolCall, FunctionOut, ToolCallOut,
-};
+use crate::openai::response::{AssistantMessage, ChunkHeader};
 use crate::stream::sse::Event;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
@@ -247,8 +248,6 @@ impl GenerationConfig<'_> {
     }
 }
 
-/// Members that do not change the answer and have no Gemini counterpart.
-const IGNORED_PARAMS: &[&str] = &["store", "prompt_cache_key", "prompt_cache_retention", "safety_identifier"];
 /// Members without a typed field that this translator maps.
 const MAPPED_EXTRA: &[&str] = &["seed"];
 
@@ -278,21 +277,12 @@ pub fn build_request(
 fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) -> Result<(), ApiError> {
     let mut u = Unsupported::new(provider);
     // Gemini can sample several candidates, but the answer has room for one choice only.
-    if req.n.is_some_and(|n| n > 1) {
-        u.add("n");
-    }
-    if req.logprobs == Some(true) {
-        u.add("logprobs");
-    }
+    u.add_choices_and_logprobs(req);
     // Gemini decides alone whether to call functions in parallel.
     if req.parallel_tool_calls == Some(false) {
         u.add("parallel_tool_calls");
     }
-    for (k, _) in &req.extra {
-        if !IGNORED_PARAMS.contains(&&**k) && !MAPPED_EXTRA.contains(&&**k) {
-            u.add(k);
-        }
-    }
+    u.add_unknown_members(req, MAPPED_EXTRA);
     u.resolve(edits)
 }
 
@@ -376,57 +366,44 @@ fn tool_config<'r>(req: &'r ChatRequest) -> Option<ToolConfig<'r>> {
 type Converted<'r> = (Option<SystemInstruction<'r>>, Vec<Turn<'r>>);
 
 /// System and developer messages become `systemInstruction`; tool results are user turns of
-/// `functionResponse` parts; consecutive same-role turns merge, since Gemini wants them to
-/// alternate between `user` and `model`.
+/// `functionResponse` parts; turns alternate between `user` and `model`.
 fn convert_messages<'r>(req: &'r ChatRequest) -> Result<Converted<'r>, ApiError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::with_capacity(req.messages.len());
-    for (i, m) in req.messages.iter().enumerate() {
-        match m.role {
-            Role::System | Role::Developer => system.extend(content_parts(i, m.content.as_ref(), m.role)?),
-            Role::User => {
-                let parts = content_parts(i, m.content.as_ref(), m.role)?;
-                if parts.is_empty() {
-                    return Err(ApiError::invalid_param(
-                        format!("messages[{i}].content"),
-                        format!("messages[{i}]: user content must not be empty."),
-                    ));
-                }
-                push_turn(&mut turns, "user", parts);
-            }
-            Role::Assistant => {
-                let parts = assistant_parts(i, m)?;
-                if !parts.is_empty() {
-                    push_turn(&mut turns, "model", parts);
-                }
-            }
-            Role::Tool => {
-                let id = m.tool_call_id.as_deref().unwrap_or_default();
-                let name = called_function(req, i, id)?;
-                let response = tool_output(i, m)?;
-                push_turn(&mut turns, "user", vec![PartOut::FunctionResponse(FunctionResponseOut { name, response })]);
-            }
-            Role::Function => {
-                return Err(ApiError::invalid_param(
-                    format!("messages[{i}].role"),
-                    "The legacy `function` role is not supported; send tool results as `tool` messages.",
-                ));
-            }
-        }
-    }
-    if turns.is_empty() {
-        return Err(ApiError::invalid_param(
-            "messages",
-            "Gemini models need at least one user or assistant message besides system messages.",
-        ));
-    }
-    Ok(((!system.is_empty()).then_some(SystemInstruction { parts: system }), turns))
+    let Conversation { system, turns: contents } = turns::conversation(req, &GeminiTurns { req })?;
+    let system = (!system.is_empty()).then_some(SystemInstruction { parts: system });
+    Ok((system, contents.into_iter().map(|t| Turn { role: t.role, parts: t.content }).collect()))
 }
 
-fn push_turn<'r>(turns: &mut Vec<Turn<'r>>, role: &'static str, parts: Vec<PartOut<'r>>) {
-    match turns.last_mut() {
-        Some(turn) if turn.role == role => turn.parts.extend(parts),
-        _ => turns.push(Turn { role, parts }),
+struct GeminiTurns<'r, 'a> {
+    /// Where tool results find the names of the functions that made them.
+    req: &'r ChatRequest<'a>,
+}
+
+impl<'r> TurnRules<'r> for GeminiTurns<'r, '_> {
+    type Block = PartOut<'r>;
+    const MODEL_ROLE: &'static str = "model";
+    const NO_TURNS: &'static str = "Gemini models need at least one user or assistant message besides system messages.";
+
+    fn system(&self, i: usize, m: &'r Message, out: &mut Vec<PartOut<'r>>) -> Result<(), ApiError> {
+        out.extend(self.content(i, m.content.as_ref(), m.role)?);
+        Ok(())
+    }
+
+    fn content(&self, i: usize, content: Option<&'r Content>, role: Role) -> Result<Vec<PartOut<'r>>, ApiError> {
+        turns::content_blocks(content, PartOut::Text, |out, j, p| {
+            out.extend(part_out(i, j, p, role)?);
+            Ok(())
+        })
+    }
+
+    fn tool_call(&self, call: AssistantCall<'r>) -> PartOut<'r> {
+        PartOut::FunctionCall(FunctionCallOut { name: call.name, args: call.input })
+    }
+
+    fn tool_result(&self, i: usize, m: &'r Message) -> Result<PartOut<'r>, ApiError> {
+        let id = m.tool_call_id.as_deref().unwrap_or_default();
+        let name = called_function(self.req, i, id)?;
+        let response = tool_output(i, m)?;
+        Ok(PartOut::FunctionResponse(FunctionResponseOut { name, response }))
     }
 }
 
@@ -470,37 +447,6 @@ fn tool_output<'r>(i: usize, m: &'r Message) -> Result<ToolOutput<'r>, ApiError>
     Ok(ToolOutput::Wrapped { content: text })
 }
 
-fn assistant_parts<'r>(i: usize, m: &'r Message) -> Result<Vec<PartOut<'r>>, ApiError> {
-    let mut parts = content_parts(i, m.content.as_ref(), m.role)?;
-    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let args = anthropic::tool_input(&call.function.arguments).ok_or_else(|| {
-            ApiError::invalid_param(
-                format!("messages[{i}].tool_calls[{j}].function.arguments"),
-                format!("messages[{i}].tool_calls[{j}]: `arguments` must be a JSON object encoded as a string."),
-            )
-        })?;
-        parts.push(PartOut::FunctionCall(FunctionCallOut { name: &call.function.name, args }));
-    }
-    Ok(parts)
-}
-
-fn content_parts<'r>(i: usize, content: Option<&'r Content>, role: Role) -> Result<Vec<PartOut<'r>>, ApiError> {
-    match content {
-        None => Ok(Vec::new()),
-        Some(Content::Text(t)) if t.is_empty() => Ok(Vec::new()),
-        Some(Content::Text(t)) => Ok(vec![PartOut::Text(t)]),
-        Some(Content::Parts(parts)) => {
-            let mut out = Vec::with_capacity(parts.len());
-            for (j, p) in parts.iter().enumerate() {
-                if let Some(part) = part_out(i, j, p, role)? {
-                    out.push(part);
-                }
-            }
-            Ok(out)
-        }
-    }
-}
-
 fn part_out<'r>(i: usize, j: usize, p: &'r Part, role: Role) -> Result<Option<PartOut<'r>>, ApiError> {
     let param = || format!("messages[{i}].content[{j}]");
     let text = match &*p.kind {
@@ -532,7 +478,7 @@ fn part_out<'r>(i: usize, j: usize, p: &'r Part, role: Role) -> Result<Option<Pa
 /// Base64 data URLs go inline; public http(s) URLs as `fileData`, which Gemini fetches itself
 /// and which needs the media type, read from the file extension.
 fn media<'r>(url: &'r str, param: &str) -> Result<PartOut<'r>, ApiError> {
-    match anthropic::media_source(url, param)? {
+    match media_source(url, param)? {
         Source::Base64 { media_type, data } => Ok(PartOut::InlineData(Blob { mime_type: media_type, data })),
         Source::Url { url } => {
             let mime_type = mime_from_extension(url).ok_or_else(|| {
@@ -912,12 +858,7 @@ fn parse_response(body: &[u8]) -> Result<GenerateContentResponse<'_>, serde_json
 }
 
 pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    let r = parse_response(body).map_err(|e| {
-        ApiError::bad_gateway(format!(
-            "The provider returned a response that is not a Gemini GenerateContentResponse ({e}): {}",
-            super::excerpt(body)
-        ))
-    })?;
+    let r = parse_response(body).map_err(|e| super::unexpected_answer("a Gemini GenerateContentResponse", &e, body))?;
     let blocked = block_reason(&r);
     let Some(candidate) = r.candidates.first() else {
         if blocked.is_none() {
@@ -925,50 +866,34 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
         }
         return blocked_completion(ctx, &r);
     };
-    let mut text = String::new();
-    let mut reasoning = String::new();
     let mut calls: Vec<(Cow<str>, &FunctionCallIn)> = Vec::new();
+    let mut answer = Answer::default();
     for part in candidate.content.as_ref().map(|c| c.parts.as_slice()).unwrap_or_default() {
         if let Some(call) = &part.function_call {
             calls.push((call_id(call, calls.len()), call));
         } else if let Some(t) = &part.text {
-            if part.thought == Some(true) { reasoning.push_str(t) } else { text.push_str(t) }
+            if part.thought == Some(true) { answer.reasoning.push_str(t) } else { answer.text.push_str(t) }
         }
     }
-    let tool_calls: Vec<ToolCallOut> = calls
-        .iter()
-        .map(|(id, call)| ToolCallOut {
-            id,
-            kind: "function",
-            function: FunctionOut { name: &call.name, arguments: Cow::Borrowed(call.arguments()) },
-        })
-        .collect();
-    let finish = finish_reason(candidate.finish_reason.as_deref().unwrap_or("STOP"), !tool_calls.is_empty());
-    let usage = r.usage_metadata.map(Usage::from);
-    let message = AssistantMessage {
-        role: "assistant",
-        content: if text.is_empty() && (!tool_calls.is_empty() || finish == "content_filter") { None } else { Some(Cow::Owned(text)) },
-        tool_calls,
-        refusal: None,
-        reasoning_content: (!reasoning.is_empty()).then_some(Cow::Owned(reasoning)),
-    };
-    let id = completion_id(&r);
+    for (id, call) in &calls {
+        answer.add_tool_call(id, &call.name, call.arguments());
+    }
+    let finish = finish_reason(candidate.finish_reason.as_deref().unwrap_or("STOP"), !answer.tool_calls.is_empty());
+    let mut message = answer.into_message();
+    // A filtered answer without text has no content either.
+    if finish == "content_filter" && message.content.as_deref() == Some("") {
+        message.content = None;
+    }
     let model = r.model_version.as_deref().unwrap_or(&ctx.model);
-    let completion = ChatCompletion::new(&id, ctx.created, model, message, Some(finish), &usage.unwrap_or_default());
-    let body = serde_json::to_vec(&completion).map_err(|e| ApiError::internal(format!("could not encode the completion: {e}")))?;
-    Ok(Translated { body: Some(body), usage })
+    completion::encode(&completion_id(&r), ctx.created, model, message, Some(finish), r.usage_metadata.map(Usage::from))
 }
 
 fn blocked_completion(ctx: &ResponseContext, r: &GenerateContentResponse) -> Result<Translated, ApiError> {
     let refusal = format!("The provider blocked the prompt (blockReason {}).", block_reason(r).unwrap_or_default());
-    let usage = r.usage_metadata.map(Usage::from);
     let message =
         AssistantMessage { role: "assistant", content: None, tool_calls: Vec::new(), refusal: Some(&refusal), reasoning_content: None };
-    let id = completion_id(r);
     let model = r.model_version.as_deref().unwrap_or(&ctx.model);
-    let completion = ChatCompletion::new(&id, ctx.created, model, message, Some("content_filter"), &usage.unwrap_or_default());
-    let body = serde_json::to_vec(&completion).map_err(|e| ApiError::internal(format!("could not encode the completion: {e}")))?;
-    Ok(Translated { body: Some(body), usage })
+    completion::encode(&completion_id(r), ctx.created, model, message, Some("content_filter"), r.usage_metadata.map(Usage::from))
 }
 
 // ---- errors ----------------------------------------------------------------------------------
@@ -1037,14 +962,7 @@ pub fn translate_error(status: u16, body: &[u8]) -> ApiError {
     let parsed = serde_json::from_slice::<[ErrorEnvelope; 1]>(body).map(|[e]| e).or_else(|_| serde_json::from_slice::<ErrorEnvelope>(body));
     match parsed {
         Ok(envelope) => map_error(Some(status), &envelope.error),
-        Err(_) => {
-            let message = if body.is_empty() {
-                format!("The provider answered HTTP {status}.")
-            } else {
-                format!("The provider answered HTTP {status}: {}", super::excerpt(body))
-            };
-            ApiError::new(status, kind_for_status(status), message)
-        }
+        Err(_) => ApiError::new(status, kind_for_status(status), super::status_message(status, body)),
     }
 }
 
@@ -1054,25 +972,21 @@ pub fn translate_error(status: u16, body: &[u8]) -> ApiError {
 /// new parts, and on the last one `finishReason` and the full usage.
 #[derive(Debug)]
 pub struct StreamState {
-    header: ChunkHeader,
-    client_wants_usage: bool,
+    chunks: ChunkWriter,
     started: bool,
     usage: Option<UsageMetadata>,
     tool_calls: usize,
     finish_reason: Option<&'static str>,
-    errored: bool,
 }
 
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
         StreamState {
-            header: ChunkHeader { created: ctx.created, model: ctx.model.clone(), ..Default::default() },
-            client_wants_usage: ctx.client_wants_usage,
+            chunks: ChunkWriter::new(ctx, ChunkHeader { created: ctx.created, model: ctx.model.clone(), ..Default::default() }),
             started: false,
             usage: None,
             tool_calls: 0,
             finish_reason: None,
-            errored: false,
         }
     }
 
@@ -1082,27 +996,19 @@ impl StreamState {
 
     /// The stream is complete once a candidate (or a blocked prompt) brought a finish reason.
     pub fn completed(&self) -> bool {
-        self.finish_reason.is_some() && !self.errored
+        self.finish_reason.is_some() && !self.chunks.failed()
     }
 
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
-        if !event.has_data || self.errored {
+        if !event.has_data || self.chunks.failed() {
             return;
         }
         let r = match parse_response(&event.data) {
             Ok(r) => r,
-            Err(err) => {
-                self.errored = true;
-                let e =
-                    ApiError::bad_gateway(format!("The provider sent a malformed stream event ({err}): {}", super::excerpt(&event.data)));
-                out.extend_from_slice(&e.to_sse_event());
-                return;
-            }
+            Err(err) => return self.chunks.fail(out, &malformed_event(&err, &event.data)),
         };
         if let Some(e) = &r.error {
-            self.errored = true;
-            out.extend_from_slice(&map_error(None, e).to_sse_event());
-            return;
+            return self.chunks.fail(out, &map_error(None, e));
         }
         if let Some(u) = r.usage_metadata {
             self.usage = Some(u);
@@ -1112,11 +1018,11 @@ impl StreamState {
         }
         if !self.started {
             self.started = true;
-            self.header.id = completion_id(&r);
+            self.chunks.header.id = completion_id(&r);
             if let Some(model) = &r.model_version {
-                self.header.model = model.to_string();
+                self.chunks.header.model = model.to_string();
             }
-            self.header.write(out, Delta { role: Some("assistant"), content: Some(""), ..Default::default() }, None);
+            self.chunks.opening(out);
         }
         let candidate = r.candidates.first();
         for part in candidate.and_then(|c| c.content.as_ref()).map(|c| c.parts.as_slice()).unwrap_or_default() {
@@ -1128,7 +1034,7 @@ impl StreamState {
         };
         if let Some(finish) = finish {
             self.finish_reason = Some(finish);
-            self.header.write(out, Delta::default(), Some(finish));
+            self.chunks.finish_reason(out, Some(finish));
         }
     }
 
@@ -1136,38 +1042,23 @@ impl StreamState {
         if let Some(call) = &part.function_call {
             // Gemini sends each function call whole, never its arguments in pieces.
             let id = call_id(call, self.tool_calls);
-            let call = DeltaToolCall {
-                index: u32::try_from(self.tool_calls).unwrap_or(u32::MAX),
-                id: Some(&id),
-                kind: Some("function"),
-                function: DeltaFunction { name: Some(&call.name), arguments: call.arguments() },
-            };
+            let index = u32::try_from(self.tool_calls).unwrap_or(u32::MAX);
             self.tool_calls += 1;
-            self.header.write(out, Delta { tool_calls: Some([call]), ..Default::default() }, None);
-        } else if let Some(text) = part.text.as_deref().filter(|t| !t.is_empty()) {
-            let delta = if part.thought == Some(true) {
-                Delta { reasoning_content: Some(text), ..Default::default() }
-            } else {
-                Delta { content: Some(text), ..Default::default() }
-            };
-            self.header.write(out, delta, None);
+            self.chunks.tool_call(out, index, Some(&id), Some(&call.name), call.arguments());
+        } else if part.thought == Some(true) {
+            self.chunks.reasoning(out, part.text.as_deref());
+        } else {
+            self.chunks.content(out, part.text.as_deref());
         }
     }
 
     /// The upstream ended. Usage is written here rather than with the finish reason because
     /// Gemini may still send usage after it.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.errored {
-            return;
+        self.chunks.upstream_ended(out, self.finish_reason.is_some());
+        if self.completed() {
+            self.chunks.done(out, self.usage());
         }
-        if self.finish_reason.is_none() {
-            out.extend_from_slice(&super::openai::truncated_error().to_sse_event());
-            return;
-        }
-        if self.client_wants_usage {
-            self.header.write_usage(out, &self.usage().unwrap_or_default());
-        }
-        out.extend_from_slice(DONE_EVENT);
     }
 }
 
@@ -1279,9 +1170,7 @@ struct Statistics {
 }
 
 pub fn translate_embeddings(s: &Settings, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    let bad = |e: serde_json::Error| {
-        ApiError::bad_gateway(format!("The provider returned a response that is not an embeddings answer ({e}): {}", super::excerpt(body)))
-    };
+    let bad = |e: serde_json::Error| super::unexpected_answer("an embeddings answer", &e, body);
     let (vectors, usage): (Vec<&RawValue>, Option<Usage>) = match s.api {
         // The Gemini API reports no token counts for embeddings: usage stays unknown, never zero.
         Api::Gemini => {

@@ -1,7 +1,8 @@
+use super::super::test_support::{self, body_of, chunks_of, content_of, finish_reasons, last_event, tool_call_deltas, user};
 use super::*;
 use crate::config::Config;
 use crate::openai::{embeddings, request};
-use crate::stream::sse::Framer;
+use crate::stream::Decoder;
 use serde_json::{Value, json};
 
 fn config_of(kind: &str, extra: &str) -> Result<Config, crate::config::ConfigError> {
@@ -28,12 +29,7 @@ fn settings(c: &Config) -> &Settings {
 }
 
 fn build_with(c: &Config, body: &Value) -> Result<(Value, Built, Edits), ApiError> {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let req = request::parse(&bytes)?;
-    let mut edits = Edits::default();
-    let mut built = build_request(&c.providers[0], settings(c), &req, "gemini-2.5-flash", &mut edits)?;
-    let out = serde_json::from_slice(&built.body.take().unwrap()).unwrap();
-    Ok((out, built, edits))
+    test_support::build(body, |req, edits| build_request(&c.providers[0], settings(c), req, "gemini-2.5-flash", edits))
 }
 
 fn translate(body: Value) -> Value {
@@ -42,10 +38,6 @@ fn translate(body: Value) -> Value {
 
 fn translate_err(body: Value) -> ApiError {
     build_with(&gemini(""), &body).unwrap_err()
-}
-
-fn user(text: &str) -> Value {
-    json!({"role":"user","content":text})
 }
 
 // ---- configuration ---------------------------------------------------------------------------
@@ -341,27 +333,22 @@ fn invalid_input_for_gemini_is_400_with_param() {
 
 #[test]
 fn unsupported_parameters_are_400_or_dropped_by_config() {
-    for (key, value) in [
+    let translate = |body: &Value, drop: bool| {
+        let (sent, _, edits) = build_with(&gemini(if drop { r#","drop_unsupported":true"# } else { "" }), body)?;
+        Ok((sent, edits))
+    };
+    let params = vec![
         ("n", json!(2)),
         ("logprobs", json!(true)),
         ("top_logprobs", json!(2)),
         ("logit_bias", json!({"1":2})),
-        ("parallel_tool_calls", json!(false)),
         ("reasoning_effort", json!("low")),
         ("service_tier", json!("flex")),
-    ] {
-        let mut body = json!({"model":"gem","messages":[user("x")]});
-        if key == "parallel_tool_calls" {
-            body["tools"] = json!([serde_json::from_str::<Value>(WEATHER).unwrap()]);
-        }
-        body[key] = value;
-        let e = translate_err(body.clone());
-        assert_eq!((e.status, e.param.as_deref(), e.code.as_deref()), (400, Some(key), Some("unsupported_parameter")), "{key}");
-        assert!(e.message.contains("drop_unsupported"));
-        let (out, _, edits) = build_with(&gemini(r#","drop_unsupported":true"#), &body).unwrap();
-        assert_eq!(edits.dropped, vec![key.to_string()]);
-        assert!(out.get(key).is_none() && out["generationConfig"].get("candidateCount").is_none());
-    }
+    ];
+    let mut sent = test_support::assert_refused_or_dropped(&json!({"model":"gem","messages":[user("x")]}), params, translate);
+    let with_tools = json!({"model":"gem","messages":[user("x")],"tools":[serde_json::from_str::<Value>(WEATHER).unwrap()]});
+    sent.extend(test_support::assert_refused_or_dropped(&with_tools, vec![("parallel_tool_calls", json!(false))], translate));
+    assert!(sent.iter().all(|out| out["generationConfig"].get("candidateCount").is_none()));
 }
 
 // ---- responses -------------------------------------------------------------------------------
@@ -381,7 +368,7 @@ fn ctx() -> ResponseContext {
 
 fn completion(body: &str) -> (Value, Option<Usage>) {
     let t = translate_response(&ctx(), body.as_bytes()).unwrap();
-    (serde_json::from_slice(&t.body.unwrap()).unwrap(), t.usage)
+    (body_of(&t), t.usage)
 }
 
 #[test]
@@ -512,32 +499,9 @@ const MULTIBYTE_STREAM: &str = "data: {\"candidates\":[{\"content\":{\"parts\":[
 data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"llo \\u00e9\u{4e16}\u{754c}\"}],\"role\":\"model\"},\"finishReason\":\"MAX_TOKENS\"}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":2},\"responseId\":\"r3\"}\n\n";
 
 fn run(chunks: &[&[u8]], wants_usage: bool) -> (String, StreamState) {
-    let mut s = StreamState::new(&ResponseContext {
-        created: 7,
-        stream: true,
-        client_wants_usage: wants_usage,
-        model: "gemini-2.5-flash".into(),
-        ..Default::default()
-    });
-    let mut f = Framer::new(1 << 16);
-    let mut out = Vec::new();
-    for c in chunks {
-        f.feed(c, |e| s.on_event(&e, &mut out)).unwrap();
-    }
-    f.finish(|e| s.on_event(&e, &mut out));
-    s.finish(&mut out);
-    (String::from_utf8(out).unwrap(), s)
-}
-
-fn chunks_of(out: &str) -> Vec<Value> {
-    out.split("\n\n")
-        .filter(|e| !e.is_empty() && *e != "data: [DONE]")
-        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
-        .collect()
-}
-
-fn finish_of(chunks: &[Value]) -> Vec<&str> {
-    chunks.iter().filter_map(|c| c["choices"][0]["finish_reason"].as_str()).collect()
+    let mut s = StreamState::new(&test_support::stream_ctx("gemini-2.5-flash", wants_usage));
+    let out = test_support::translate_stream(&mut s, Decoder::sse(1 << 16), chunks, StreamState::on_event, StreamState::finish);
+    (out, s)
 }
 
 #[test]
@@ -545,17 +509,11 @@ fn text_stream_translates_event_by_event() {
     let (out, s) = run(&[TEXT_STREAM.as_bytes()], true);
     assert!(out.ends_with("data: [DONE]\n\n"));
     let chunks = chunks_of(&out);
-    for c in &chunks {
-        assert_eq!(
-            (c["id"].as_str(), c["created"].as_u64(), c["model"].as_str(), c["object"].as_str()),
-            (Some("resp-1"), Some(7), Some("gemini-2.5-flash-001"), Some("chat.completion.chunk"))
-        );
-    }
+    test_support::assert_chunk_headers(&chunks, "resp-1", "gemini-2.5-flash-001");
     assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role":"assistant","content":""}));
     assert_eq!(chunks[1]["choices"][0]["delta"], json!({"reasoning_content":"Let me think"}));
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
-    assert_eq!(text, "Hello w\u{f6}rld");
-    assert_eq!(finish_of(&chunks), vec!["stop"]);
+    assert_eq!(content_of(&chunks), "Hello w\u{f6}rld");
+    assert_eq!(finish_reasons(&chunks), vec!["stop"]);
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"], json!([]));
     assert_eq!(last["usage"]["prompt_tokens"], 30);
@@ -568,7 +526,7 @@ fn text_stream_translates_event_by_event() {
 fn tool_stream_yields_whole_tool_call_deltas_with_the_same_ids() {
     let (out, _) = run(&[TOOL_STREAM.as_bytes()], false);
     let chunks = chunks_of(&out);
-    let calls: Vec<&Value> = chunks.iter().filter_map(|c| c["choices"][0]["delta"].get("tool_calls")).collect();
+    let calls = tool_call_deltas(&chunks);
     assert_eq!(
         calls,
         vec![
@@ -576,7 +534,7 @@ fn tool_stream_yields_whole_tool_call_deltas_with_the_same_ids() {
             &json!([{"index":1,"id":"call_1","type":"function","function":{"name":"now","arguments":"{}"}}])
         ]
     );
-    assert_eq!(finish_of(&chunks), vec!["tool_calls"]);
+    assert_eq!(finish_reasons(&chunks), vec!["tool_calls"]);
     let (v, _) = completion(TOOL_RESPONSE);
     let ids: Vec<&Value> = v["choices"][0]["message"]["tool_calls"].as_array().unwrap().iter().map(|c| &c["id"]).collect();
     assert_eq!(ids, vec![&json!("call_0"), &json!("call_1")]);
@@ -589,13 +547,13 @@ fn stream_and_non_stream_agree_on_usage_and_finish_reason() {
         let (v, usage) = completion(whole);
         assert_eq!(s.usage(), usage);
         let chunks = chunks_of(&out);
-        assert_eq!(finish_of(&chunks), vec![v["choices"][0]["finish_reason"].as_str().unwrap()]);
+        assert_eq!(finish_reasons(&chunks), vec![v["choices"][0]["finish_reason"].as_str().unwrap()]);
         assert_eq!(chunks.last().unwrap()["usage"], v["usage"]);
     }
     let (out, s) = run(&[format!("data: {BLOCKED}\n\n").as_bytes()], true);
     let (v, usage) = completion(BLOCKED);
     assert_eq!(s.usage(), usage);
-    assert_eq!(finish_of(&chunks_of(&out)), vec!["content_filter"]);
+    assert_eq!(finish_reasons(&chunks_of(&out)), vec!["content_filter"]);
     assert_eq!(v["choices"][0]["finish_reason"], "content_filter");
     assert!(s.completed());
 }
@@ -611,21 +569,12 @@ fn usage_chunk_only_when_asked() {
 #[test]
 fn every_split_position_gives_identical_output() {
     for body in [TEXT_STREAM, TOOL_STREAM, MULTIBYTE_STREAM] {
-        let body = body.as_bytes();
-        let (whole, _) = run(&[body], true);
-        for i in 0..=body.len() {
-            let (split, s) = run(&[&body[..i], &body[i..]], true);
-            assert_eq!(split, whole, "split at {i}");
-            assert!(s.completed());
-        }
-        let bytes: Vec<&[u8]> = body.chunks(1).collect();
-        assert_eq!(run(&bytes, true).0, whole);
+        test_support::assert_any_split_gives_the_same_output(body.as_bytes(), |chunks| run(chunks, true), StreamState::completed);
     }
     let (out, _) = run(&[MULTIBYTE_STREAM.as_bytes()], false);
     let chunks = chunks_of(&out);
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
-    assert_eq!(text, "\u{1F30D} h\u{e9}llo \u{e9}\u{4e16}\u{754c}");
-    assert_eq!(finish_of(&chunks), vec!["length"]);
+    assert_eq!(content_of(&chunks), "\u{1F30D} h\u{e9}llo \u{e9}\u{4e16}\u{754c}");
+    assert_eq!(finish_reasons(&chunks), vec!["length"]);
 }
 
 #[test]
@@ -646,8 +595,7 @@ fn error_event_becomes_openai_error_and_ends_stream() {
     let body =
         format!("{first}data: {{\"error\":{{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}}}\n\n");
     let (out, s) = run(&[body.as_bytes()], true);
-    let last = out.trim_end().rsplit("\n\n").next().unwrap();
-    let v: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    let v = last_event(&out);
     assert_eq!(v["error"]["message"], "The model is overloaded.");
     assert_eq!(v["error"]["code"], "unavailable");
     assert!(!out.contains("[DONE]") && !out.contains("stream_truncated"));

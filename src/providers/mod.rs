@@ -1,13 +1,20 @@
-//! Provider registry: one file per provider holds its translation rules; this file only
-//! dispatches on the provider's dialect.
+//! Provider registry: one file per provider holds its translation rules, and small modules what
+//! several translators share (`turns`, `media`, `completion`, `chunks`); this file dispatches on
+//! the provider's dialect.
 
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+mod chunks;
 pub mod cohere;
+mod completion;
 pub mod gemini;
+mod media;
 pub mod openai;
 pub mod sigv4;
+#[cfg(test)]
+mod test_support;
+mod turns;
 
 use crate::accounting::Usage;
 use crate::config::schema::{ParamAction, ProviderKind, ProviderSpec};
@@ -303,6 +310,20 @@ pub fn excerpt(body: &[u8]) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// An upstream answer that does not parse as the `expected` kind of body.
+pub fn unexpected_answer(expected: &str, e: &serde_json::Error, body: &[u8]) -> ApiError {
+    ApiError::bad_gateway(format!("The provider returned a response that is not {expected} ({e}): {}", excerpt(body)))
+}
+
+/// The message of an upstream error whose body holds none the gateway can read.
+pub fn status_message(status: u16, body: &[u8]) -> String {
+    if body.is_empty() {
+        format!("The provider answered HTTP {status}.")
+    } else {
+        format!("The provider answered HTTP {status}: {}", excerpt(body))
+    }
+}
+
 /// How a provider frames its streams; `None` when the answer's content type is not its stream
 /// framing (the answer is then buffered, e.g. an error).
 pub fn stream_decoder(provider: &Provider, content_type: Option<&str>, max_event_bytes: usize) -> Option<Decoder> {
@@ -395,6 +416,10 @@ impl StreamTranslator {
     }
 }
 
+/// Members that do not change the answer, and that the translated providers have no counterpart
+/// for.
+const IGNORED_PARAMS: &[&str] = &["store", "prompt_cache_key", "prompt_cache_retention", "safety_identifier"];
+
 /// Collects parameters a provider cannot honour; they are dropped when the provider says
 /// `drop_unsupported`, otherwise the first one is a 400.
 pub struct Unsupported<'p> {
@@ -409,6 +434,43 @@ impl<'p> Unsupported<'p> {
 
     pub fn add(&mut self, name: &str) {
         self.names.push(name.to_owned());
+    }
+
+    /// `n` above 1 and `logprobs`: the translated answer has room for one choice and no token
+    /// log probabilities.
+    pub fn add_choices_and_logprobs(&mut self, req: &ChatRequest) {
+        if req.n.is_some_and(|n| n > 1) {
+            self.add("n");
+        }
+        if req.logprobs == Some(true) {
+            self.add("logprobs");
+        }
+    }
+
+    pub fn add_penalties(&mut self, req: &ChatRequest) {
+        if req.presence_penalty.is_some_and(|v| v != 0.0) {
+            self.add("presence_penalty");
+        }
+        if req.frequency_penalty.is_some_and(|v| v != 0.0) {
+            self.add("frequency_penalty");
+        }
+    }
+
+    /// A `response_format` whose type is not among `supported`.
+    pub fn add_response_format_other_than(&mut self, req: &ChatRequest, supported: &[&str]) {
+        if req.response_format.as_ref().is_some_and(|f| !supported.contains(&&*f.kind)) {
+            self.add("response_format");
+        }
+    }
+
+    /// Request members without a typed field, except those that change nothing (`IGNORED_PARAMS`)
+    /// and those the provider maps itself (`mapped`).
+    pub fn add_unknown_members(&mut self, req: &ChatRequest, mapped: &[&str]) {
+        for (k, _) in &req.extra {
+            if !IGNORED_PARAMS.contains(&&**k) && !mapped.contains(&&**k) {
+                self.add(k);
+            }
+        }
     }
 
     pub fn resolve(self, edits: &mut Edits) -> Result<(), ApiError> {

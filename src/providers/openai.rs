@@ -112,9 +112,7 @@ struct EmbeddingsPeek {
 }
 
 pub fn translate_embeddings(body: &[u8]) -> Result<Translated, ApiError> {
-    let peek: EmbeddingsPeek = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_gateway(format!("The provider returned a response that is not an embedding list ({e}): {}", super::excerpt(body)))
-    })?;
+    let peek: EmbeddingsPeek = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("an embedding list", &e, body))?;
     Ok(Translated { body: None, usage: peek.usage.as_ref().map(Usage::from) })
 }
 
@@ -149,9 +147,7 @@ struct CompletionPeek {
 }
 
 pub fn translate_response(body: &[u8]) -> Result<Translated, ApiError> {
-    let peek: CompletionPeek = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_gateway(format!("The provider returned a response that is not a chat completion ({e}): {}", super::excerpt(body)))
-    })?;
+    let peek: CompletionPeek = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("a chat completion", &e, body))?;
     Ok(Translated { body: None, usage: peek.usage.as_ref().map(Usage::from) })
 }
 
@@ -180,7 +176,6 @@ struct ErrorObject<'a> {
 }
 
 pub fn translate_error(status: u16, body: &[u8]) -> ApiError {
-    let mut e = ApiError::new(status, kind_for_status(status), format!("The provider answered HTTP {status}."));
     let envelope = serde_json::from_slice::<ErrorEnvelope>(body).ok();
     let (message, kind, param, code) = match &envelope {
         Some(ErrorEnvelope { error: Some(raw), .. }) => match serde_json::from_str::<ErrorObject>(raw.get()) {
@@ -190,11 +185,8 @@ pub fn translate_error(status: u16, body: &[u8]) -> ApiError {
         Some(ErrorEnvelope { error: None, message, kind }) => (message.clone(), kind.clone(), None, None),
         None => (None, None, None, None),
     };
-    match message {
-        Some(m) => e.message = m.0.into_owned(),
-        None if !body.is_empty() => e.message = format!("The provider answered HTTP {status}: {}", super::excerpt(body)),
-        None => {}
-    }
+    let message = message.map_or_else(|| super::status_message(status, body), |m| m.0.into_owned());
+    let mut e = ApiError::new(status, kind_for_status(status), message);
     if let Some(k) = kind {
         e.kind = k.0.into_owned().into();
     }
