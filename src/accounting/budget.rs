@@ -76,10 +76,10 @@ impl Batch {
     fn add(&mut self, scope: ScopeId, now_ms: u64, outcome: &Outcome) {
         let day = Period::at(now_ms).day;
         match self.pending.iter_mut().find(|(s, d, _, _)| *s == scope && *d == day) {
-            Some(entry) => entry.3.record(outcome),
+            Some(entry) => entry.3.add(outcome),
             None => {
                 let mut t = ledger::Totals::default();
-                t.record(outcome);
+                t.add(outcome);
                 self.pending.push((scope, day, now_ms, t));
             }
         }

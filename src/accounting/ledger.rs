@@ -39,7 +39,8 @@ pub struct Outcome {
 }
 
 impl Totals {
-    fn add(&mut self, o: &Outcome) {
+    /// Counts one finished request.
+    pub fn add(&mut self, o: &Outcome) {
         self.requests += 1;
         self.errors += u64::from(o.failed);
         if let Some(u) = &o.usage {
@@ -67,10 +68,6 @@ impl Totals {
         self.output_tokens += o.output_tokens;
         self.reasoning_tokens += o.reasoning_tokens;
         self.cost += o.cost;
-    }
-
-    pub fn record(&mut self, o: &Outcome) {
-        self.add(o);
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -402,8 +399,8 @@ mod tests {
         let s = MemoryStore::default();
         let k = scope_key("model", "m");
         let mut batch = Totals::default();
-        batch.record(&Outcome { usage: Some(usage(3, 4)), cost: Some(10), failed: false });
-        batch.record(&Outcome { usage: Some(usage(1, 1)), cost: Some(5), failed: true });
+        batch.add(&Outcome { usage: Some(usage(3, 4)), cost: Some(10), failed: false });
+        batch.add(&Outcome { usage: Some(usage(1, 1)), cost: Some(5), failed: true });
         merge(&s, &k, NOW, &batch).unwrap();
         let r = read(&s, &k, NOW);
         assert_eq!((r.today.requests, r.today.errors, r.today.input_tokens, r.today.cost), (2, 1, 4, 15));

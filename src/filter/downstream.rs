@@ -148,8 +148,9 @@ impl HttpContext for Downstream {
         // Control headers steer Envoy and Tollgate (the route reads the cluster from one): only
         // Tollgate may set them.
         self.explain = headers.iter().any(|(k, v)| k == "x-tollgate-explain" && v.trim() == "1");
-        let client_sent_control_headers = headers.iter().any(|(name, _)| is_control_header(name));
+        let sent = headers.len();
         headers.retain(|(name, _)| !is_control_header(name));
+        let client_sent_control_headers = headers.len() != sent;
         let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let head = RequestHead {
             method: header(":method").unwrap_or_default(),

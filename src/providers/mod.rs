@@ -12,7 +12,6 @@ pub mod gemini;
 mod media;
 pub mod openai;
 pub mod sigv4;
-#[cfg(test)]
 mod test_support;
 mod turns;
 

@@ -1,6 +1,7 @@
 //! What the tests of the translating providers (Anthropic, Bedrock, Gemini, Cohere) share:
 //! building a request as a client sends it, running a stream through a translator, and reading
 //! the OpenAI chunks that come out.
+#![cfg(test)]
 
 use super::{Built, Edits, ResponseContext, Translated};
 use crate::openai::ApiError;
