@@ -34,4 +34,7 @@ Tollgate is starting on http://127.0.0.1:10000 (Envoy admin: http://127.0.0.1:99
 
 Ctrl-C stops it.
 MSG
-"$ENVOY_BIN" -c "$config" --disable-hot-restart --concurrency 2 -l warn --component-log-level wasm:info
+# Access-log entries are written as each request ends, not buffered for a second: a killed
+# Envoy keeps every entry of an answered request (README, "Access log durability").
+"$ENVOY_BIN" -c "$config" --disable-hot-restart --concurrency 2 -l warn --component-log-level wasm:info \
+  --file-flush-min-size-kb 0 --file-flush-interval-msec 100

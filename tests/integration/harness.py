@@ -237,7 +237,8 @@ def point_static_clusters(cfg: dict, port: int):
 class Envoy:
     """One Envoy process. `cfg` is a bootstrap dict (usually a shipped YAML, patched)."""
 
-    def __init__(self, cfg: dict, workdir: pathlib.Path, concurrency: int = 1, env: dict | None = None):
+    def __init__(self, cfg: dict, workdir: pathlib.Path, concurrency: int = 1, env: dict | None = None,
+                 args: list[str] | None = None):
         self.cfg = copy.deepcopy(cfg)
         self.port = free_port()
         self.admin_port = free_port()
@@ -256,7 +257,7 @@ class Envoy:
         full_env.update(env or {})
         self.proc = subprocess.Popen(
             [ENVOY_BIN, "-c", str(self.config_path), "--disable-hot-restart", "--concurrency", str(concurrency),
-             "-l", "warn", "--component-log-level", "wasm:info", "--log-path", str(self.log_path)],
+             "-l", "warn", "--component-log-level", "wasm:info", "--log-path", str(self.log_path), *(args or [])],
             cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
             wait_until(self._ready, 30, "envoy")
