@@ -580,3 +580,46 @@ fn deepest_accepted_json_fits_the_stack() {
         CONFIG.replacen(r#""params": {"temperature": "reject"}"#, &format!(r#""params": {}"#, nested(&mut Rng::new(6), MAX_DEPTH - 4)), 1);
     assert!(Config::from_json(deep_config.as_bytes(), &env, 0).is_err());
 }
+
+/// Each provider's answer with every usage count set to `n` (JSON number text).
+fn answer_with_usage(p: &Provider, n: &str) -> String {
+    let (chat, _) = answers(p);
+    ["1", "2", "3"].iter().fold(chat.to_owned(), |body, count| {
+        body.replace(&format!(":{count}}}"), &format!(":{n}}}")).replace(&format!(":{count},"), &format!(":{n},"))
+    })
+}
+
+#[test]
+fn usage_counts_at_the_limits_saturate_and_garbage_is_refused() {
+    use crate::accounting::ledger::{Outcome, Totals};
+    use crate::accounting::prices::Price;
+    let c = config();
+    let price = Price { input: u128::MAX / 2, output: 3, cache_read: 1, cache_write: 1 };
+    for p in &c.providers {
+        let ctx = ResponseContext { model: models(p).0.into(), ..Default::default() };
+        let body = answer_with_usage(p, &u64::MAX.to_string());
+        let usage = providers::translate_response(p, &ctx, body.as_bytes()).unwrap().usage.unwrap();
+        assert!(usage.prompt_tokens() == u64::MAX || usage.output_tokens == u64::MAX, "{}: {usage:?}", p.name);
+        let wire = crate::openai::response::WireUsage::from(&usage);
+        assert_eq!(wire.total_tokens, u64::MAX, "{}", p.name);
+        assert_eq!(price.cost(&usage), u128::MAX, "{}: the cost saturates", p.name);
+        let mut totals = Totals::default();
+        for _ in 0..2 {
+            totals.add(&Outcome { usage: Some(usage), cost: Some(price.cost(&usage)), failed: false });
+            totals.merge(&totals.clone());
+        }
+        assert_eq!((totals.cost, totals.output_tokens.max(totals.input_tokens)), (u128::MAX, u64::MAX), "{}", p.name);
+        // Negative, fractional, beyond u64 or not numbers: the answer is unreadable, or (Cohere,
+        // which types counts as any JSON number) the count saturates; it never wraps.
+        for (garbage, saturated) in [("-1", 0), ("1.5", 2), ("1e3", 1000), ("18446744073709551616", u64::MAX), ("\"12\"", 0), ("{}", 0)] {
+            let body = answer_with_usage(p, garbage);
+            match providers::translate_response(p, &ctx, body.as_bytes()) {
+                Err(e) => assert_eq!(e.code.as_deref(), Some("bad_upstream_response"), "{}: {garbage}", p.name),
+                Ok(t) => {
+                    let u = t.usage.unwrap();
+                    assert_eq!((p.name.as_str(), u.input_tokens, u.output_tokens), ("cohere", saturated, saturated), "{garbage}");
+                }
+            }
+        }
+    }
+}

@@ -808,13 +808,14 @@ struct UsageMetadata {
 
 /// Gemini counts cached tokens inside `promptTokenCount` and thinking tokens apart from
 /// `candidatesTokenCount` (both are billed as output).
+#[deny(clippy::arithmetic_side_effects)]
 impl From<UsageMetadata> for Usage {
     fn from(u: UsageMetadata) -> Self {
         Usage {
-            input_tokens: (u.prompt_token_count + u.tool_use_prompt_token_count).saturating_sub(u.cached_content_token_count),
+            input_tokens: u.prompt_token_count.saturating_add(u.tool_use_prompt_token_count).saturating_sub(u.cached_content_token_count),
             cache_read_tokens: u.cached_content_token_count,
             cache_write_tokens: 0,
-            output_tokens: u.candidates_token_count + u.thoughts_token_count,
+            output_tokens: u.candidates_token_count.saturating_add(u.thoughts_token_count),
             reasoning_tokens: u.thoughts_token_count,
         }
     }
