@@ -594,6 +594,11 @@ fn usage_counts_at_the_limits_saturate_and_garbage_is_refused() {
     use crate::accounting::ledger::{Outcome, Totals};
     use crate::accounting::prices::Price;
     let c = config();
+    let vertex = c.providers.iter().find(|p| p.name == "vertex").unwrap();
+    let ctx = ResponseContext { operation: Operation::Embeddings, model: "text-embedding-005".into(), ..Default::default() };
+    let huge = r#"{"predictions":[{"embeddings":{"values":[0.5],"statistics":{"token_count":1e300}}},{"embeddings":{"values":[0.5],"statistics":{"token_count":18446744073709551615}}}]}"#;
+    let usage = providers::translate_response(vertex, &ctx, huge.as_bytes()).unwrap().usage.unwrap();
+    assert_eq!(usage.input_tokens, u64::MAX, "Vertex's counts are summed saturating");
     let price = Price { input: u128::MAX / 2, output: 3, cache_read: 1, cache_write: 1 };
     for p in &c.providers {
         let ctx = ResponseContext { model: models(p).0.into(), ..Default::default() };

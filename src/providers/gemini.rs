@@ -1181,7 +1181,9 @@ pub fn translate_embeddings(s: &Settings, ctx: &ResponseContext, body: &[u8]) ->
         Api::Vertex => {
             let r: PredictResponse = serde_json::from_slice(body).map_err(bad)?;
             let counts: Option<Vec<f64>> = r.predictions.iter().map(|p| p.embeddings.statistics.as_ref().map(|s| s.token_count)).collect();
-            let usage = counts.map(|c| Usage { input_tokens: c.iter().map(|n| n.max(0.0).round() as u64).sum(), ..Default::default() });
+            // Casts and the sum saturate: no count Vertex sends can wrap the total.
+            let tokens = |c: Vec<f64>| c.iter().fold(0u64, |sum, n| sum.saturating_add(n.max(0.0).round() as u64));
+            let usage = counts.map(|c| Usage { input_tokens: tokens(c), ..Default::default() });
             (r.predictions.iter().map(|p| p.embeddings.values).collect(), usage)
         }
     };
