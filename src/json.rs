@@ -37,14 +37,18 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// `i` is just past the opening quote; returns the index of the closing quote.
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+/// `i` is just past the opening quote; returns the index of the closing quote: the first quote
+/// after an even run of backslashes. Most of a body is string content, so this is where scanning
+/// spends its time; it stops at quotes only, not at every escape.
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut from = i;
     loop {
-        match b.get(i)? {
-            b'"' => return Some(i),
-            b'\\' => i += 2,
-            _ => i += 1,
+        let quote = from + memchr::memchr(b'"', b.get(from..)?)?;
+        let backslashes = b.get(i..quote)?.iter().rev().take_while(|c| **c == b'\\').count();
+        if backslashes % 2 == 0 {
+            return Some(quote);
         }
+        from = quote + 1;
     }
 }
 
@@ -343,6 +347,16 @@ mod tests {
                 ("e".into(), "null".into()),
             ]
         );
+    }
+
+    #[test]
+    fn strings_end_at_the_first_quote_after_an_even_run_of_backslashes() {
+        let body = br#"{"a":"x\\","b":"y\\\"]}","c":"\\\\"}"#;
+        assert_eq!(
+            keys(std::str::from_utf8(body).unwrap()),
+            vec![("a".into(), r#""x\\""#.into()), ("b".into(), r#""y\\\"]}""#.into()), ("c".into(), r#""\\\\""#.into())]
+        );
+        assert_eq!(string_end(br#"\"#, 0), None, "no closing quote");
     }
 
     #[test]
