@@ -628,3 +628,19 @@ fn usage_counts_at_the_limits_saturate_and_garbage_is_refused() {
         }
     }
 }
+
+#[test]
+fn a_deep_event_after_the_end_of_a_stream_adds_nothing() {
+    let c = config();
+    let mut rng = Rng::new(7);
+    // Gemini streams have no terminal event: any event is still part of the stream.
+    for p in c.providers.iter().filter(|p| p.name != "gemini" && p.name != "vertex") {
+        let mut events: Vec<(&str, Vec<u8>)> = stream_seed(p).iter().map(|(n, d)| (*n, d.as_bytes().to_vec())).collect();
+        events.push(("message_stop", rng.too_deep(100).into_bytes()));
+        let (out, completed) = run_stream(&mut rng, p, &encode(p, &events));
+        assert!(completed && !out.contains("bad_upstream_response"), "{}: {out}", p.name);
+        if p.name != "openai" && p.name != "azure" {
+            assert!(out.ends_with("data: [DONE]\n\n"), "{}: translators ignore what follows the end: {out}", p.name);
+        }
+    }
+}

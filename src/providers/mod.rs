@@ -381,7 +381,9 @@ impl StreamTranslator {
 
     /// Translates one event into `out`; returns true when `out` got exactly the event's raw bytes.
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
-        if !matches!(self, StreamTranslator::Failed { .. }) && json::check_depth(&event.data).is_err() {
+        // Once the stream ended (or failed) nothing more is parsed, so nothing more is checked.
+        let parsing = !self.completed() && !matches!(self, StreamTranslator::Failed { .. });
+        if parsing && json::check_depth(&event.data).is_err() {
             out.extend_from_slice(&too_deep_answer("sent a stream event").to_sse_event());
             *self = StreamTranslator::Failed { usage: self.usage() };
             return false;
