@@ -429,6 +429,8 @@ mod tests {
         let path = |body: String| check_depth(body.as_bytes()).unwrap_err().path;
         assert_eq!(path(format!(r#"{{"model":"m","messages":[{{"role":"user","content":{deep}}}]}}"#)), "messages[0].content");
         assert_eq!(path(format!(r#"{{"a":1,"b":[1,2,{deep}]}}"#)), "b");
+        let second = format!(r#"{{"messages":[{{"role":"user","content":"x"}},{{"role":"user","content":{deep}}}]}}"#);
+        assert_eq!(path(second), "messages[1].content", "elements are counted");
         assert_eq!(path(format!(r#"{{"tools":[{{"function":{{"parameters":{deep_object}}}}}]}}"#)), "tools[0].function.parameters");
         assert_eq!(path(format!(r#"{{"x":1,"st\u006fp":{deep}}}"#)), "stop", "escaped keys are decoded");
         assert_eq!(path(format!(r#"{{"a":"x\":[","b":{deep}}}"#)), "b", "a string value is no key");
