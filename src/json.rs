@@ -37,14 +37,18 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// `i` is just past the opening quote; returns the index of the closing quote.
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+/// `i` is just past the opening quote; returns the index of the closing quote: the first quote
+/// after an even run of backslashes. Most of a body is string content, so this is where scanning
+/// spends its time; it stops at quotes only, not at every escape.
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut from = i;
     loop {
-        match b.get(i)? {
-            b'"' => return Some(i),
-            b'\\' => i += 2,
-            _ => i += 1,
+        let quote = from + memchr::memchr(b'"', b.get(from..)?)?;
+        let backslashes = b.get(i..quote)?.iter().rev().take_while(|c| **c == b'\\').count();
+        if backslashes % 2 == 0 {
+            return Some(quote);
         }
+        from = quote + 1;
     }
 }
 
@@ -147,65 +151,166 @@ pub fn offset_of(body: &[u8], line: usize, column: usize) -> usize {
     (start + column.saturating_sub(1)).min(body.len())
 }
 
-/// The path (`messages[2].content`) of the innermost value of `body` that contains byte
-/// `offset` — used to name the field a parse error points at, only on the error path.
-pub fn path_at(body: &[u8], offset: usize) -> String {
-    let mut best: Vec<String> = Vec::new();
-    let mut path: Vec<String> = Vec::new();
-    walk(body, skip_ws(body, 0), offset, &mut path, &mut best);
+/// How deeply Tollgate lets JSON nest (arrays and objects together) in client requests, provider
+/// answers, stream events and its own configuration. Deeper JSON is refused by [`check_depth`]
+/// before any parser walks it: serde's derived parsers recurse once per level, and the wasm VM's
+/// stack is small (a stack overflow kills the VM and every request in flight on it). Real tool
+/// schemas and structured outputs nest a few dozen levels at most.
+pub const MAX_DEPTH: usize = 64;
+
+/// How many leading path segments [`TooDeep`] names: enough to point at the field
+/// (`tools[0].function.parameters`) without spelling out the whole descent.
+const NAMED_LEVELS: usize = 4;
+
+/// JSON that nests deeper than [`MAX_DEPTH`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooDeep {
+    /// The field holding the deep value (`messages[0].content`), from its first levels; empty
+    /// when the body itself is the deep value.
+    pub path: String,
+}
+
+/// One open array or object while [`check_depth`] scans; kept only for the first levels.
+struct Level {
+    array: bool,
+    index: usize,
+    /// The key of the member being read, when the level is an object.
+    key: Range<usize>,
+}
+
+/// Refuses JSON nested deeper than [`MAX_DEPTH`], in one pass without recursion, whatever the
+/// bytes are (brackets inside strings do not count; nothing else is validated, that is the
+/// parser's job).
+pub fn check_depth(b: &[u8]) -> Result<(), TooDeep> {
+    let mut depth = 0usize;
+    let mut levels: Vec<Level> = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => {
+                let Some(end) = string_end(b, i + 1) else { return Ok(()) };
+                if b.get(skip_ws(b, end + 1)) == Some(&b':')
+                    && let Some(level) = levels.get_mut(depth.wrapping_sub(1)).filter(|l| !l.array)
+                {
+                    level.key = i + 1..end;
+                }
+                i = end;
+            }
+            b'[' | b'{' => {
+                if depth == MAX_DEPTH {
+                    return Err(TooDeep { path: named_path(b, &levels) });
+                }
+                depth += 1;
+                if levels.len() < NAMED_LEVELS {
+                    levels.push(Level { array: c == b'[', index: 0, key: 0..0 });
+                }
+            }
+            b']' | b'}' => {
+                if depth <= levels.len() {
+                    levels.pop();
+                }
+                depth = depth.saturating_sub(1);
+            }
+            b',' => {
+                if let Some(level) = levels.get_mut(depth.wrapping_sub(1)) {
+                    level.index += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The path of the open levels, without trailing array indices: `messages[0].content[0][0]`
+/// names the field `messages[0].content`.
+fn named_path(b: &[u8], levels: &[Level]) -> String {
+    let named = levels.iter().rposition(|l| !l.array).map_or(0, |last_object| last_object + 1);
     let mut out = String::new();
-    for seg in best {
-        if seg.starts_with('[') || out.is_empty() {
-            out.push_str(&seg);
+    for level in levels.iter().take(named) {
+        if level.array {
+            out.push_str(&format!("[{}]", level.index));
         } else {
-            out.push('.');
-            out.push_str(&seg);
+            if !out.is_empty() {
+                out.push('.');
+            }
+            let key = Member { key: level.key.clone(), value: 0..0 };
+            out.push_str(&key.key(b));
         }
     }
     out
 }
 
-/// Walks the value at `i`; records `path` in `best` when the value holds `offset`. Returns the
-/// value's end.
-fn walk(b: &[u8], i: usize, offset: usize, path: &mut Vec<String>, best: &mut Vec<String>) -> Option<usize> {
-    let end = value_end(b, i).unwrap_or(b.len());
-    if (i..end).contains(&offset) && path.len() >= best.len() {
-        best.clone_from(path);
+/// The path (`messages[2].content`) of the innermost value of `body` that contains byte
+/// `offset` — used to name the field a parse error points at, only on the error path. Descends
+/// without recursion, at most [`MAX_DEPTH`] levels.
+pub fn path_at(body: &[u8], offset: usize) -> String {
+    let mut out = String::new();
+    let mut i = skip_ws(body, 0);
+    for _ in 0..=MAX_DEPTH {
+        let Some(next) = child_holding(body, i, offset, &mut out) else { break };
+        i = next;
     }
+    out
+}
+
+/// When the value at `i` holds `offset` and one of its members or elements does too, appends
+/// that child's segment to `path` and returns where the child starts.
+fn child_holding(b: &[u8], i: usize, offset: usize, path: &mut String) -> Option<usize> {
+    let end = value_end(b, i).unwrap_or(b.len());
+    if !(i..end).contains(&offset) {
+        return None;
+    }
+    let holds = |start: usize| {
+        let child_end = value_end(b, start).unwrap_or(b.len());
+        ((start..child_end).contains(&offset), child_end)
+    };
+    let mut j = skip_ws(b, i + 1);
     match b.get(i)? {
         b'{' => {
-            let mut j = skip_ws(b, i + 1);
             while b.get(j) == Some(&b'"') {
                 let key_end = string_end(b, j + 1)?;
-                let key = serde_json::from_slice::<String>(b.get(j..=key_end)?).unwrap_or_default();
-                j = skip_ws(b, key_end + 1);
-                j = skip_ws(b, j + 1);
-                path.push(key);
-                let v_end = walk(b, j, offset, path, best);
-                path.pop();
-                j = skip_ws(b, v_end?);
-                if b.get(j) == Some(&b',') {
-                    j = skip_ws(b, j + 1);
+                let key = Member { key: j + 1..key_end, value: 0..0 };
+                let start = skip_ws(b, skip_ws(b, key_end + 1) + 1);
+                let (inside, child_end) = holds(start);
+                if inside {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(&key.key(b));
+                    return Some(start);
                 }
+                j = next_member(b, child_end);
             }
+            None
         }
         b'[' => {
-            let mut j = skip_ws(b, i + 1);
             let mut index = 0;
             while !matches!(b.get(j), None | Some(b']')) {
-                path.push(format!("[{index}]"));
-                let v_end = walk(b, j, offset, path, best);
-                path.pop();
-                j = skip_ws(b, v_end?);
-                if b.get(j) == Some(&b',') {
-                    j = skip_ws(b, j + 1);
+                let (inside, child_end) = holds(j);
+                if inside {
+                    path.push_str(&format!("[{index}]"));
+                    return Some(j);
                 }
+                let next = next_member(b, child_end);
+                if next <= j {
+                    // A stray `}` or `:`: malformed, and no element further on can be named.
+                    return None;
+                }
+                j = next;
                 index += 1;
             }
+            None
         }
-        _ => {}
+        _ => None,
     }
-    Some(end)
+}
+
+/// Past the comma (and whitespace) after a member ending at `end`.
+fn next_member(b: &[u8], end: usize) -> usize {
+    let j = skip_ws(b, end);
+    if b.get(j) == Some(&b',') { skip_ws(b, j + 1) } else { j }
 }
 
 /// For counters providers sometimes send as `null`.
@@ -245,6 +350,16 @@ mod tests {
     }
 
     #[test]
+    fn strings_end_at_the_first_quote_after_an_even_run_of_backslashes() {
+        let body = br#"{"a":"x\\","b":"y\\\"]}","c":"\\\\"}"#;
+        assert_eq!(
+            keys(std::str::from_utf8(body).unwrap()),
+            vec![("a".into(), r#""x\\""#.into()), ("b".into(), r#""y\\\"]}""#.into()), ("c".into(), r#""\\\\""#.into())]
+        );
+        assert_eq!(string_end(br#"\"#, 0), None, "no closing quote");
+    }
+
+    #[test]
     fn empty_object_and_non_objects() {
         assert_eq!(members(b"{}").unwrap().len(), 0);
         assert!(members(b"[1]").is_none());
@@ -279,6 +394,58 @@ mod tests {
         assert_eq!(path_at(body, 0), "");
         assert_eq!(offset_of(b"ab\ncd\nef", 3, 1), 6);
         assert_eq!(offset_of(b"abc", 1, 2), 1);
+    }
+
+    fn nested(depth: usize, open: &str, close: &str) -> String {
+        format!("{}1{}", open.repeat(depth), close.repeat(depth))
+    }
+
+    #[test]
+    fn depth_up_to_the_limit_passes_and_one_more_is_refused() {
+        for (open, close) in [("[", "]"), (r#"{"a":"#, "}")] {
+            assert_eq!(check_depth(nested(MAX_DEPTH, open, close).as_bytes()), Ok(()));
+            assert!(check_depth(nested(MAX_DEPTH + 1, open, close).as_bytes()).is_err());
+            assert!(check_depth(nested(100_000, open, close).as_bytes()).is_err());
+        }
+        // Siblings do not add up; only nesting counts.
+        let wide = format!("[{}]", vec![nested(MAX_DEPTH - 1, "[", "]"); 50].join(","));
+        assert_eq!(check_depth(wide.as_bytes()), Ok(()));
+    }
+
+    #[test]
+    fn brackets_in_strings_and_stray_closers_do_not_count() {
+        let in_string = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(500), "{".repeat(500));
+        assert_eq!(check_depth(in_string.as_bytes()), Ok(()));
+        // Closers cannot bank depth for later: the count never goes below zero.
+        let stray = format!("{}{}", "]".repeat(500), "[".repeat(MAX_DEPTH));
+        assert_eq!(check_depth(stray.as_bytes()), Ok(()));
+        assert_eq!(check_depth(br#"{"a":"unterminated [[[["#), Ok(()), "not JSON: left to the parser");
+    }
+
+    #[test]
+    fn too_deep_names_the_field_holding_the_deep_value() {
+        let deep = nested(100_000, "[", "]");
+        let deep_object = nested(100_000, r#"{"k":"#, "}");
+        let path = |body: String| check_depth(body.as_bytes()).unwrap_err().path;
+        assert_eq!(path(format!(r#"{{"model":"m","messages":[{{"role":"user","content":{deep}}}]}}"#)), "messages[0].content");
+        assert_eq!(path(format!(r#"{{"a":1,"b":[1,2,{deep}]}}"#)), "b");
+        let second = format!(r#"{{"messages":[{{"role":"user","content":"x"}},{{"role":"user","content":{deep}}}]}}"#);
+        assert_eq!(path(second), "messages[1].content", "elements are counted");
+        assert_eq!(path(format!(r#"{{"tools":[{{"function":{{"parameters":{deep_object}}}}}]}}"#)), "tools[0].function.parameters");
+        assert_eq!(path(format!(r#"{{"x":1,"st\u006fp":{deep}}}"#)), "stop", "escaped keys are decoded");
+        assert_eq!(path(format!(r#"{{"a":"x\":[","b":{deep}}}"#)), "b", "a string value is no key");
+        assert_eq!(path(deep), "", "the body itself");
+    }
+
+    #[test]
+    fn paths_of_deep_and_malformed_bodies_end() {
+        let deep = nested(100_000, "[", "]");
+        let path = path_at(deep.as_bytes(), 50_000);
+        assert_eq!(path, "[0]".repeat(MAX_DEPTH + 1), "descends at most MAX_DEPTH levels");
+        // A stray closer inside an array used to keep the walk in place forever.
+        assert_eq!(path_at(br#"{"a":[}"#, 6), "a");
+        assert_eq!(path_at(br#"{"a":[1,}:]"#, 8), "a");
+        assert_eq!(path_at(br#"[[1,2"#, 4), "[0][1]", "truncated values extend to the end");
     }
 
     #[test]

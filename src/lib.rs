@@ -23,6 +23,7 @@ pub mod gateway;
 pub mod host;
 pub mod json;
 pub mod openai;
+mod parser_properties;
 pub mod providers;
 pub mod router;
 pub mod stream;

@@ -39,35 +39,38 @@ pub struct Outcome {
 }
 
 impl Totals {
-    /// Counts one finished request.
+    /// Counts one finished request. Counters saturate: a provider reporting absurd usage pins
+    /// them at the maximum rather than wrapping to small numbers.
+    #[deny(clippy::arithmetic_side_effects)]
     pub fn add(&mut self, o: &Outcome) {
-        self.requests += 1;
-        self.errors += u64::from(o.failed);
+        self.requests = self.requests.saturating_add(1);
+        self.errors = self.errors.saturating_add(u64::from(o.failed));
         if let Some(u) = &o.usage {
-            self.input_tokens += u.input_tokens;
-            self.cache_read_tokens += u.cache_read_tokens;
-            self.cache_write_tokens += u.cache_write_tokens;
-            self.output_tokens += u.output_tokens;
-            self.reasoning_tokens += u.reasoning_tokens;
+            self.input_tokens = self.input_tokens.saturating_add(u.input_tokens);
+            self.cache_read_tokens = self.cache_read_tokens.saturating_add(u.cache_read_tokens);
+            self.cache_write_tokens = self.cache_write_tokens.saturating_add(u.cache_write_tokens);
+            self.output_tokens = self.output_tokens.saturating_add(u.output_tokens);
+            self.reasoning_tokens = self.reasoning_tokens.saturating_add(u.reasoning_tokens);
         }
         match o.cost {
-            Some(c) => self.cost += c,
-            None if !o.failed || o.usage.is_some() => self.unpriced += 1,
+            Some(c) => self.cost = self.cost.saturating_add(c),
+            None if !o.failed || o.usage.is_some() => self.unpriced = self.unpriced.saturating_add(1),
             None => {}
         }
     }
 
-    /// Adds another total (a batch of requests) to this one.
+    /// Adds another total (a batch of requests) to this one, saturating.
+    #[deny(clippy::arithmetic_side_effects)]
     pub fn merge(&mut self, o: &Totals) {
-        self.requests += o.requests;
-        self.errors += o.errors;
-        self.unpriced += o.unpriced;
-        self.input_tokens += o.input_tokens;
-        self.cache_read_tokens += o.cache_read_tokens;
-        self.cache_write_tokens += o.cache_write_tokens;
-        self.output_tokens += o.output_tokens;
-        self.reasoning_tokens += o.reasoning_tokens;
-        self.cost += o.cost;
+        self.requests = self.requests.saturating_add(o.requests);
+        self.errors = self.errors.saturating_add(o.errors);
+        self.unpriced = self.unpriced.saturating_add(o.unpriced);
+        self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
+        self.cache_read_tokens = self.cache_read_tokens.saturating_add(o.cache_read_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(o.cache_write_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
+        self.cost = self.cost.saturating_add(o.cost);
     }
 
     fn encode(&self, out: &mut Vec<u8>) {

@@ -18,9 +18,11 @@ pub struct Usage {
     pub reasoning_tokens: u64,
 }
 
+// Token counts come from providers: sums saturate rather than wrap.
+#[deny(clippy::arithmetic_side_effects)]
 impl Usage {
     /// What OpenAI calls `prompt_tokens`: every input token, cached or not.
     pub fn prompt_tokens(&self) -> u64 {
-        self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+        self.input_tokens.saturating_add(self.cache_read_tokens).saturating_add(self.cache_write_tokens)
     }
 }

@@ -1,6 +1,9 @@
 //! Exact money: amounts are integer pico-dollars (1e-12 USD), parsed from decimal text without
 //! floating point, so per-token prices like $0.0375 per million tokens stay exact.
 
+// Amounts are multiplied by token counts providers report: nothing here may wrap.
+#![deny(clippy::arithmetic_side_effects)]
+
 pub type Pico = u128;
 
 pub const PICO_PER_USD: Pico = 1_000_000_000_000;
@@ -18,14 +21,14 @@ pub fn parse_usd(text: &str, divisor: Pico) -> Result<Pico, String> {
         return Err(format!("`{text}` has more than 12 decimals"));
     }
     let mut pico: Pico = 0;
-    for c in int.chars().chain(frac.chars()).chain(std::iter::repeat_n('0', 12 - frac.len())) {
-        let digit = Pico::from(c as u8 - b'0');
+    for c in int.chars().chain(frac.chars()).chain(std::iter::repeat_n('0', 12usize.saturating_sub(frac.len()))) {
+        let digit = c.to_digit(10).map_or(0, Pico::from);
         pico = pico.checked_mul(10).and_then(|p| p.checked_add(digit)).ok_or_else(|| format!("`{text}` is too large"))?;
     }
     if !pico.is_multiple_of(divisor) {
         return Err(format!("`{text}` is more precise than one pico-dollar per token"));
     }
-    Ok(pico / divisor)
+    pico.checked_div(divisor).ok_or_else(|| "a price needs a non-zero unit".to_owned())
 }
 
 /// Dollars as a decimal string with up to 12 decimals, trailing zeros trimmed ("0.0015").

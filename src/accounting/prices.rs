@@ -18,12 +18,18 @@ pub struct Price {
     pub cache_write: Pico,
 }
 
+#[deny(clippy::arithmetic_side_effects)]
 impl Price {
+    /// Saturates: no usage a provider reports can wrap the cost around to a small amount.
     pub fn cost(&self, u: &Usage) -> Pico {
-        Pico::from(u.input_tokens) * self.input
-            + Pico::from(u.cache_read_tokens) * self.cache_read
-            + Pico::from(u.cache_write_tokens) * self.cache_write
-            + Pico::from(u.output_tokens) * self.output
+        [
+            (u.input_tokens, self.input),
+            (u.cache_read_tokens, self.cache_read),
+            (u.cache_write_tokens, self.cache_write),
+            (u.output_tokens, self.output),
+        ]
+        .into_iter()
+        .fold(0, |sum: Pico, (tokens, price)| sum.saturating_add(Pico::from(tokens).saturating_mul(price)))
     }
 }
 

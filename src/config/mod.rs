@@ -182,6 +182,10 @@ fn parse(json: &[u8]) -> Result<ConfigSpec, ConfigError> {
         Some(b'{') => {}
         Some(_) => return Err(ConfigError::new("", "the plugin configuration must be a JSON object")),
     }
+    if let Err(deep) = crate::json::check_depth(json) {
+        let limit = crate::json::MAX_DEPTH;
+        return Err(ConfigError::new(deep.path, format!("JSON nested more than {limit} levels deep; at most {limit} levels are accepted")));
+    }
     serde_json::from_slice(json).map_err(|e| {
         let message = e.to_string();
         let path = crate::json::path_at(json, crate::json::offset_of(json, e.line(), e.column()));
@@ -517,6 +521,22 @@ mod tests {
         let c = compile_str(GOOD).unwrap();
         let dump = format!("{c:?}");
         assert!(!dump.contains("sk-test") && !dump.contains("ak-test"), "{dump}");
+    }
+
+    #[test]
+    fn json_nested_too_deep_is_a_config_error_naming_where() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let e = err(&GOOD.replacen(r#""model": "claude-sonnet-4-5""#, &format!(r#""model": {deep}"#), 1));
+        assert_eq!(e.field, "models.claude.model");
+        assert!(e.message.contains("64 levels"), "{e}");
+    }
+
+    #[test]
+    fn malformed_json_is_an_error_not_a_hang() {
+        // A stray closer in an array once kept the error path's walk in place forever.
+        for json in [r#"{"providers":[}"#, r#"{"providers":{"a":[1,}]}}"#, r#"{"models":{"m":{"aliases":["x",}}}"#] {
+            assert!(compile_str(json).is_err(), "{json}");
+        }
     }
 
     #[test]

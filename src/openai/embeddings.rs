@@ -68,6 +68,7 @@ impl<'a> EmbeddingsRequest<'a> {
 }
 
 pub fn parse(body: &[u8]) -> Result<EmbeddingsRequest<'_>, ApiError> {
+    crate::json::check_depth(body).map_err(|deep| ApiError::nesting_too_deep(&deep))?;
     let r: EmbeddingsRequest = serde_json::from_slice(body).map_err(|e| {
         let text = e.to_string();
         let param = ["model", "input"].into_iter().find(|f| text.contains(&format!("`{f}`")));
@@ -158,6 +159,15 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_nested_too_deep_is_a_400_naming_it() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        for body in [format!(r#"{{"model":"e","input":{deep}}}"#), format!(r#"{{"model":"e","input":[[{deep}]]}}"#)] {
+            let e = parse(body.as_bytes()).unwrap_err();
+            assert_eq!((e.status, e.param.as_deref(), e.code.as_deref()), (400, Some("input"), Some("nesting_too_deep")));
+        }
+    }
 
     #[test]
     fn inputs_of_every_shape() {

@@ -61,6 +61,18 @@ impl ApiError {
             .with_code("request_too_large")
     }
 
+    /// A request nesting JSON deeper than the gateway parses (`crate::json::MAX_DEPTH`).
+    pub fn nesting_too_deep(deep: &crate::json::TooDeep) -> Self {
+        let limit = crate::json::MAX_DEPTH;
+        let message = if deep.path.is_empty() {
+            format!("The request body nests JSON more than {limit} levels deep; the gateway accepts at most {limit}.")
+        } else {
+            format!("`{}` nests JSON more than {limit} levels deep; the gateway accepts at most {limit}.", deep.path)
+        };
+        let e = Self::invalid_request(message).with_code("nesting_too_deep");
+        if deep.path.is_empty() { e } else { e.with_param(deep.path.clone()) }
+    }
+
     /// The upstream answered with something Tollgate cannot make sense of.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         Self::new(502, "api_error", message).with_code("bad_upstream_response")

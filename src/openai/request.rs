@@ -461,6 +461,7 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid_request("The request body is empty; send a JSON chat completion request."));
     }
+    crate::json::check_depth(body).map_err(|deep| ApiError::nesting_too_deep(&deep))?;
     let request: ChatRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return Err(describe_parse_error(body, &e)),
@@ -765,6 +766,56 @@ mod tests {
         r.remove_param("seed");
         assert!(!r.has_param("temperature"));
         assert!(!r.has_param("seed"));
+    }
+
+    #[test]
+    fn json_nested_too_deep_is_a_400_naming_the_field_in_every_position() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let deep_object = format!("{}1{}", r#"{"a":"#.repeat(100_000), "}".repeat(100_000));
+        let user = r#"[{"role":"user","content":"x"}]"#;
+        for d in [&deep, &deep_object] {
+            let cases = [
+                (format!(r#"{{"model":{d},"messages":{user}}}"#), "model"),
+                (format!(r#"{{"model":"m","messages":{d}}}"#), "messages"),
+                (format!(r#"{{"model":"m","messages":[{d}]}}"#), "messages"),
+                (format!(r#"{{"model":"m","messages":[{{"role":"user","content":{d}}}]}}"#), "messages[0].content"),
+                (
+                    format!(
+                        r#"{{"model":"m","messages":{user},"tools":[{{"type":"function","function":{{"name":"f","parameters":{d}}}}}]}}"#
+                    ),
+                    "tools[0].function.parameters",
+                ),
+                (
+                    format!(
+                        r#"{{"model":"m","messages":{user},"response_format":{{"type":"json_schema","json_schema":{{"schema":{d}}}}}}}"#
+                    ),
+                    "response_format.json_schema.schema",
+                ),
+                (format!(r#"{{"model":"m","messages":{user},"metadata":{d}}}"#), "metadata"),
+                (format!(r#"{{"model":"m","messages":{user},"stop":{d}}}"#), "stop"),
+                (format!(r#"{{"model":"m","messages":{user},"tool_choice":{d}}}"#), "tool_choice"),
+                (format!(r#"{{"model":"m","messages":{user},"unknown_extra":{d}}}"#), "unknown_extra"),
+            ];
+            for (body, param) in cases {
+                let e = parse(body.as_bytes()).unwrap_err();
+                assert_eq!((e.status, e.code.as_deref()), (400, Some("nesting_too_deep")), "{param}");
+                assert!(e.param.as_deref().unwrap().starts_with(param), "{param}: {e:?}");
+            }
+        }
+        let e = parse(deep.as_bytes()).unwrap_err();
+        assert_eq!((e.code.as_deref(), e.param.as_deref()), (Some("nesting_too_deep"), None));
+        assert!(e.message.contains("64 levels"), "{}", e.message);
+    }
+
+    #[test]
+    fn json_nested_up_to_the_limit_is_accepted() {
+        // The body, `tools`, `[0]`, `function` and `parameters` take five levels.
+        let depth = crate::json::MAX_DEPTH - 5;
+        let schema = format!("{}{{}}{}", r#"{"type":"object","properties":{"a":"#.repeat(depth / 2), "}}".repeat(depth / 2));
+        let body = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"tools":[{{"type":"function","function":{{"name":"f","parameters":{schema}}}}}]}}"#
+        );
+        assert!(parse(body.as_bytes()).is_ok());
     }
 
     #[test]

@@ -197,26 +197,28 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
+#[deny(clippy::arithmetic_side_effects)]
 impl From<&Usage> for WireUsage {
     fn from(u: &Usage) -> Self {
         let prompt = u.prompt_tokens();
         WireUsage {
             prompt_tokens: prompt,
             completion_tokens: u.output_tokens,
-            total_tokens: prompt + u.output_tokens,
+            total_tokens: prompt.saturating_add(u.output_tokens),
             prompt_tokens_details: Some(PromptDetails { cached_tokens: u.cache_read_tokens, cache_write_tokens: u.cache_write_tokens }),
             completion_tokens_details: Some(CompletionDetails { reasoning_tokens: u.reasoning_tokens }),
         }
     }
 }
 
+#[deny(clippy::arithmetic_side_effects)]
 impl From<&WireUsage> for Usage {
     fn from(w: &WireUsage) -> Self {
         let details = w.prompt_tokens_details.clone().unwrap_or_default();
         let cached = details.cached_tokens.min(w.prompt_tokens);
-        let written = details.cache_write_tokens.min(w.prompt_tokens - cached);
+        let written = details.cache_write_tokens.min(w.prompt_tokens.saturating_sub(cached));
         Usage {
-            input_tokens: w.prompt_tokens - cached - written,
+            input_tokens: w.prompt_tokens.saturating_sub(cached).saturating_sub(written),
             cache_read_tokens: cached,
             cache_write_tokens: written,
             output_tokens: w.completion_tokens,

@@ -808,13 +808,14 @@ struct UsageMetadata {
 
 /// Gemini counts cached tokens inside `promptTokenCount` and thinking tokens apart from
 /// `candidatesTokenCount` (both are billed as output).
+#[deny(clippy::arithmetic_side_effects)]
 impl From<UsageMetadata> for Usage {
     fn from(u: UsageMetadata) -> Self {
         Usage {
-            input_tokens: (u.prompt_token_count + u.tool_use_prompt_token_count).saturating_sub(u.cached_content_token_count),
+            input_tokens: u.prompt_token_count.saturating_add(u.tool_use_prompt_token_count).saturating_sub(u.cached_content_token_count),
             cache_read_tokens: u.cached_content_token_count,
             cache_write_tokens: 0,
-            output_tokens: u.candidates_token_count + u.thoughts_token_count,
+            output_tokens: u.candidates_token_count.saturating_add(u.thoughts_token_count),
             reasoning_tokens: u.thoughts_token_count,
         }
     }
@@ -1180,7 +1181,9 @@ pub fn translate_embeddings(s: &Settings, ctx: &ResponseContext, body: &[u8]) ->
         Api::Vertex => {
             let r: PredictResponse = serde_json::from_slice(body).map_err(bad)?;
             let counts: Option<Vec<f64>> = r.predictions.iter().map(|p| p.embeddings.statistics.as_ref().map(|s| s.token_count)).collect();
-            let usage = counts.map(|c| Usage { input_tokens: c.iter().map(|n| n.max(0.0).round() as u64).sum(), ..Default::default() });
+            // Casts and the sum saturate: no count Vertex sends can wrap the total.
+            let tokens = |c: Vec<f64>| c.iter().fold(0u64, |sum, n| sum.saturating_add(n.max(0.0).round() as u64));
+            let usage = counts.map(|c| Usage { input_tokens: tokens(c), ..Default::default() });
             (r.predictions.iter().map(|p| p.embeddings.values).collect(), usage)
         }
     };

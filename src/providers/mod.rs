@@ -18,8 +18,10 @@ mod turns;
 use crate::accounting::Usage;
 use crate::config::schema::{ParamAction, ProviderKind, ProviderSpec};
 use crate::config::{Provider, Secret};
+use crate::json;
 use crate::openai::ApiError;
 use crate::openai::embeddings::EmbeddingsRequest;
+use crate::openai::error::kind_for_status;
 use crate::openai::request::ChatRequest;
 use crate::stream::Decoder;
 use crate::stream::sse::Event;
@@ -264,6 +266,7 @@ pub struct Translated {
 }
 
 pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+    json::check_depth(body).map_err(|_| too_deep_answer("returned a response"))?;
     match (ctx.operation, &provider.dialect) {
         (Operation::Chat, Dialect::OpenAi(_) | Dialect::Azure(_)) => openai::translate_response(body),
         (Operation::Chat, Dialect::Anthropic(_)) => anthropic::translate_response(ctx, body),
@@ -281,12 +284,17 @@ pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8
 /// Maps a non-2xx upstream answer to the OpenAI error the client gets. `error_type` is the
 /// `x-amzn-errortype` header, where AWS names the error.
 pub fn translate_error(provider: &Provider, status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError {
-    let mut e = match &provider.dialect {
-        Dialect::OpenAi(_) | Dialect::Azure(_) => openai::translate_error(status, body),
-        Dialect::Anthropic(_) => anthropic::translate_error(status, body),
-        Dialect::Gemini(_) => gemini::translate_error(status, body),
-        Dialect::Bedrock(_) => bedrock::translate_error(status, error_type, body),
-        Dialect::Cohere => cohere::translate_error(status, body),
+    let mut e = if json::check_depth(body).is_err() {
+        // Too deep to read: the status and an excerpt, as for any body the gateway cannot read.
+        ApiError::new(status, kind_for_status(status), status_message(status, body))
+    } else {
+        match &provider.dialect {
+            Dialect::OpenAi(_) | Dialect::Azure(_) => openai::translate_error(status, body),
+            Dialect::Anthropic(_) => anthropic::translate_error(status, body),
+            Dialect::Gemini(_) => gemini::translate_error(status, body),
+            Dialect::Bedrock(_) => bedrock::translate_error(status, error_type, body),
+            Dialect::Cohere => cohere::translate_error(status, body),
+        }
     };
     // The translated status: a provider may signal bad credentials otherwise (Cohere's 498).
     if e.status == 401 || e.status == 403 {
@@ -312,6 +320,15 @@ pub fn excerpt(body: &[u8]) -> String {
 /// An upstream answer that does not parse as the `expected` kind of body.
 pub fn unexpected_answer(expected: &str, e: &serde_json::Error, body: &[u8]) -> ApiError {
     ApiError::bad_gateway(format!("The provider returned a response that is not {expected} ({e}): {}", excerpt(body)))
+}
+
+/// An answer or stream event nesting JSON deeper than Tollgate parses: as unreadable as one that
+/// does not parse.
+pub fn too_deep_answer(what: &str) -> ApiError {
+    ApiError::bad_gateway(format!(
+        "The provider {what} nesting JSON more than {} levels deep, which the gateway does not read.",
+        json::MAX_DEPTH
+    ))
 }
 
 /// The message of an upstream error whose body holds none the gateway can read.
@@ -345,6 +362,10 @@ pub enum StreamTranslator {
     Gemini(gemini::StreamState),
     Bedrock(bedrock::StreamState),
     Cohere(cohere::StreamState),
+    /// The provider sent an event too deep to read: the client got an error and nothing more.
+    Failed {
+        usage: Option<Usage>,
+    },
 }
 
 impl StreamTranslator {
@@ -360,6 +381,13 @@ impl StreamTranslator {
 
     /// Translates one event into `out`; returns true when `out` got exactly the event's raw bytes.
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        // Once the stream ended (or failed) nothing more is parsed, so nothing more is checked.
+        let parsing = !self.completed() && !matches!(self, StreamTranslator::Failed { .. });
+        if parsing && json::check_depth(&event.data).is_err() {
+            out.extend_from_slice(&too_deep_answer("sent a stream event").to_sse_event());
+            *self = StreamTranslator::Failed { usage: self.usage() };
+            return false;
+        }
         match self {
             StreamTranslator::OpenAi(s) => s.on_event(event, out),
             StreamTranslator::Anthropic(s) => {
@@ -378,6 +406,7 @@ impl StreamTranslator {
                 s.on_event(event, out);
                 false
             }
+            StreamTranslator::Failed { .. } => false,
         }
     }
 
@@ -389,6 +418,7 @@ impl StreamTranslator {
             StreamTranslator::Gemini(s) => s.finish(out),
             StreamTranslator::Bedrock(s) => s.finish(out),
             StreamTranslator::Cohere(s) => s.finish(out),
+            StreamTranslator::Failed { .. } => {}
         }
     }
 
@@ -400,6 +430,7 @@ impl StreamTranslator {
             StreamTranslator::Gemini(s) => s.usage(),
             StreamTranslator::Bedrock(s) => s.usage(),
             StreamTranslator::Cohere(s) => s.usage(),
+            StreamTranslator::Failed { usage } => *usage,
         }
     }
 
@@ -411,6 +442,7 @@ impl StreamTranslator {
             StreamTranslator::Gemini(s) => s.completed(),
             StreamTranslator::Bedrock(s) => s.completed(),
             StreamTranslator::Cohere(s) => s.completed(),
+            StreamTranslator::Failed { .. } => false,
         }
     }
 }

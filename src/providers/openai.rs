@@ -205,6 +205,7 @@ fn code_text(raw: &RawValue) -> Option<String> {
 
 /// A non-streaming answer relayed from a failover cluster's upstream filter (OpenAI format).
 pub fn translate_relayed(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+    crate::json::check_depth(body).map_err(|_| super::too_deep_answer("returned a response"))?;
     match ctx.operation {
         super::Operation::Chat => translate_response(body),
         super::Operation::Embeddings => translate_embeddings(body),

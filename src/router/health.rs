@@ -237,16 +237,19 @@ fn apply(h: &mut Health, now_ms: u64, b: &Breaker, attempt: Attempt) -> Transiti
 
 /// When a rate-limited provider says it takes requests again: `retry-after` (seconds or an
 /// HTTP-date), else the latest of OpenAI's `x-ratelimit-reset-*` durations and Anthropic's
-/// `anthropic-ratelimit-*-reset` timestamps. Capped at an hour.
+/// `anthropic-ratelimit-*-reset` timestamps. Capped at an hour; numbers too large for a `u64`
+/// saturate (then meet the cap), anything else unreadable (negative, fractional) is ignored.
+#[deny(clippy::arithmetic_side_effects)]
 pub fn rate_limited_until(now_ms: u64, header: &dyn Fn(&str) -> Option<String>) -> Option<u64> {
     const CAP_MS: u64 = 3_600_000;
     let until = if let Some(v) = header("retry-after") {
+        // delay-seconds are plain digits (RFC 9110 §10.2.3).
         let v = v.trim();
-        v.parse::<u64>().ok().map(|s| now_ms + s * 1000).or_else(|| clock::parse_http_date(v))
+        clock::saturating_number(v).map(|s| now_ms.saturating_add(s.saturating_mul(1000))).or_else(|| clock::parse_http_date(v))
     } else {
         let durations = ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
             .iter()
-            .filter_map(|h| header(h).and_then(|v| clock::parse_duration_ms(&v)).map(|d| now_ms + d));
+            .filter_map(|h| header(h).and_then(|v| clock::parse_duration_ms(&v)).map(|d| now_ms.saturating_add(d)));
         let stamps = [
             "anthropic-ratelimit-requests-reset",
             "anthropic-ratelimit-tokens-reset",
@@ -257,7 +260,7 @@ pub fn rate_limited_until(now_ms: u64, header: &dyn Fn(&str) -> Option<String>) 
         .filter_map(|h| header(h).and_then(|v| clock::parse_rfc3339(&v)));
         durations.chain(stamps).max()
     };
-    until.map(|u| u.clamp(now_ms, now_ms + CAP_MS))
+    until.map(|u| u.clamp(now_ms, now_ms.saturating_add(CAP_MS)))
 }
 
 #[cfg(test)]
@@ -368,5 +371,41 @@ mod tests {
         );
         assert_eq!(rate_limited_until(now, &headers(&[("retry-after", "999999")])), Some(now + 3_600_000));
         assert_eq!(rate_limited_until(now, &headers(&[])), None);
+    }
+
+    #[test]
+    fn huge_and_garbage_rate_limit_headers_saturate_or_are_ignored() {
+        let cap = Some(u64::MAX);
+        for (name, value) in [
+            ("retry-after", "18446744073709551615"),
+            ("retry-after", "99999999999999999999999999"),
+            ("x-ratelimit-reset-requests", "18446744073709551615h"),
+            ("x-ratelimit-reset-tokens", "99999999999999999999h"),
+            ("x-ratelimit-reset-tokens", "5124095576030431h59m59.999s"),
+        ] {
+            let header = |h: &str| (h == name).then(|| value.to_owned());
+            assert_eq!(rate_limited_until(1000, &header), Some(1000 + 3_600_000), "{name}: {value}");
+            assert_eq!(rate_limited_until(u64::MAX - 5, &header), cap, "{name}: {value} at the end of time");
+        }
+        for value in [
+            "-5",
+            "1.5",
+            "",
+            "1e9",
+            "+",
+            "Tue, 24 Nov 18446744073709551615 12:00:30 GMT",
+            "Tue, 24 Nov 2026 99999999999999999999:00:00 GMT",
+        ] {
+            let header = |h: &str| (h == "retry-after").then(|| value.to_owned());
+            assert_eq!(rate_limited_until(1000, &header), None, "retry-after: {value:?}");
+        }
+        for value in [
+            "18446744073709551615-11-24T12:00:10Z",
+            "2026-11-24T12:00:10+18446744073709551615:00",
+            "2026-11-24T18446744073709551615:00:10Z",
+        ] {
+            let header = |h: &str| (h == "anthropic-ratelimit-tokens-reset").then(|| value.to_owned());
+            assert_eq!(rate_limited_until(1000, &header), None, "{value:?}");
+        }
     }
 }

@@ -484,6 +484,12 @@ mod tests {
             "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
         ));
 
+        let scripted = r#"{"events":["event: a\ndata: [[1]]\n\n","data: {}\n\n"]}"#;
+        assert_eq!(client.send("POST", "/_mock/faults", &[], scripted).status, 200);
+        let reply = client.send("POST", "/v1/messages", ANTHROPIC, message);
+        assert_eq!((reply.status, reply.header("content-type")), (200, Some("text/event-stream")));
+        assert_eq!(reply.body, b"event: a\ndata: [[1]]\n\ndata: {}\n\n", "a scripted stream, whatever was asked");
+
         let wrong = [ANTHROPIC, &[("x-mock-wrong-content-type", "1")]].concat();
         let reply = client.send("POST", "/v1/messages", &wrong, streaming);
         assert_eq!(reply.header("content-type"), Some("application/json"));

@@ -77,9 +77,12 @@ pub fn serve(provider: &dyn Provider, request: &Request, recorder: &Mutex<Record
             out.shutdown(std::net::Shutdown::Both)?;
             return Ok(Flow::Close);
         }
-        match fault.status {
-            Some(status) => return respond(out, queued_fault(provider, &fault, status), delay),
-            None => thread::sleep(delay),
+        thread::sleep(delay);
+        if let Some(events) = &fault.events {
+            return stream(provider, out, &[], events, &Controls::default(), keep_alive);
+        }
+        if let Some(status) = fault.status {
+            return respond(out, queued_fault(provider, &fault, status), Duration::ZERO);
         }
     }
     let controls = match Controls::from_headers(request) {

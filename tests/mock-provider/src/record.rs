@@ -66,6 +66,9 @@ pub struct Fault {
     /// Sent verbatim instead of the provider's error body: a JSON string as
     /// its raw text, any other value as JSON.
     pub body: Option<Value>,
+    /// Sent as a 200 stream instead of the answer, one entry per event, each framed as the
+    /// provider frames its events (SSE text as written; Bedrock: `name\npayload`).
+    pub events: Option<Vec<String>>,
 }
 
 fn one() -> u32 {
