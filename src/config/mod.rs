@@ -2,6 +2,7 @@
 //! into the structures the request path uses. Errors name the field that is wrong.
 
 pub mod glob;
+pub mod headers;
 pub mod schema;
 
 use crate::accounting::budget::{Accounting, ScopeId};
@@ -72,6 +73,8 @@ pub struct Provider {
     pub missing_key_env: Option<String>,
     /// Fixed headers the provider needs (e.g. `anthropic-version`).
     pub headers: Vec<(&'static str, String)>,
+    /// Client request headers forwarded to this provider besides the built-in allowlist.
+    pub forward_headers: Vec<String>,
     pub drop_unsupported: bool,
     pub dialect: Dialect,
     /// Usage counter scope.
@@ -372,6 +375,7 @@ fn compile_provider(
         auth: wire.auth,
         missing_key_env,
         headers: wire.headers,
+        forward_headers: headers::compile_forward_headers(&format!("{field}.forward_headers"), &p.forward_headers)?,
         drop_unsupported: p.drop_unsupported,
         dialect: wire.dialect,
         scope: 0,

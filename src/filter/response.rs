@@ -1,7 +1,7 @@
 //! Response handling shared by both roles: drives the exchange through the response callbacks.
 
 use super::host;
-use crate::gateway::exchange::{Finished, ResponseHead, ResponseMode};
+use crate::gateway::exchange::{ATTEMPT_PROPERTY, Finished, ResponseHead, ResponseMode};
 use crate::gateway::{Exchange, Gateway};
 use crate::router::health;
 use proxy_wasm::types::{Action, BufferType, MapType};
@@ -12,8 +12,12 @@ const RESP: MapType = MapType::HttpResponseHeaders;
 pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: bool) -> Action {
     let status = host::header(RESP, ":status").and_then(|s| s.parse().ok()).unwrap_or(502);
     let content_type = host::header(RESP, "content-type");
-    let served =
-        if exchange.ctx.relay { host::header(RESP, "x-tollgate-provider").zip(host::header(RESP, "x-tollgate-model")) } else { None };
+    // Tollgate's response headers are Tollgate's: a provider's own are removed.
+    for (name, _) in host::headers(RESP).iter().filter(|(name, _)| name.to_ascii_lowercase().starts_with("x-tollgate-")) {
+        host::set_header(RESP, name, None);
+    }
+    let served = if exchange.ctx.relay { host::property(vec![ATTEMPT_PROPERTY]) } else { None };
+    let served = served.as_deref().and_then(|s| std::str::from_utf8(s).ok());
     let attempts = if exchange.route.is_some() { host::header(RESP, "x-envoy-attempt-count").and_then(|a| a.parse().ok()) } else { None };
     let rate_limited_until =
         (status == 429).then(|| health::rate_limited_until(host::now_ms(), &|name| host::header(RESP, name))).flatten();
@@ -21,7 +25,7 @@ pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: boo
     let head = ResponseHead {
         status,
         content_type: content_type.as_deref(),
-        served: served.as_ref().map(|(p, m)| (p.as_str(), m.as_str())),
+        served,
         attempts,
         rate_limited_until,
         error_type: error_type.as_deref(),

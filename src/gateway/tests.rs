@@ -290,23 +290,24 @@ fn bedrock_without_credentials_refuses_requests_naming_the_variable() {
 }
 
 #[test]
-fn header_edits_replace_the_clients_credentials_with_the_providers() {
+fn request_headers_replace_the_clients_credentials_and_keep_only_the_allowlist() {
     let g = gateway();
     let f = chat(&g, br#"{"model":"claude","messages":[{"role":"user","content":"hi"}]}"#, 0).unwrap();
-    let mut headers: Vec<(String, String)> = [
+    let client: Vec<(String, String)> = [
         (":method", "POST"),
         (":path", "/v1/chat/completions"),
         (":authority", "gw"),
         ("authorization", "Bearer client"),
         ("x-api-key", "client"),
         ("accept-encoding", "gzip"),
+        ("traceparent", "00-1-2-01"),
         ("x-custom", "a"),
         ("x-custom", "b"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    apply_header_edits(&mut headers, f.header_edits(&["authorization", "x-api-key", "accept-encoding"], Some(42)));
+    let headers = f.request_headers(&client, Some(42), true);
     let get = |name: &str| headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
     assert_eq!(headers.first().map(|(k, _)| k.as_str()), Some(":method"));
     assert_eq!(get(":path"), ["/v1/messages"]);
@@ -314,9 +315,43 @@ fn header_edits_replace_the_clients_credentials_with_the_providers() {
     assert_eq!(get("authorization"), Vec::<&str>::new(), "the client's credentials never go upstream");
     assert_eq!(get("x-api-key"), ["ANTHROPIC_API_KEY-value"]);
     assert_eq!(get("anthropic-version"), ["2023-06-01"]);
-    assert_eq!(get("accept-encoding"), Vec::<&str>::new());
-    assert_eq!(get("x-custom"), ["a", "b"], "other headers keep every value");
+    assert_eq!(get("accept-encoding"), Vec::<&str>::new(), "compressed answers could not be translated chunk by chunk");
+    assert_eq!(get("traceparent"), ["00-1-2-01"]);
+    // Behaviour change (issue 10): headers outside the allowlist and `forward_headers` stay here.
+    assert_eq!(get("x-custom"), Vec::<&str>::new());
     assert_eq!(get("content-length"), ["42"]);
+    assert_eq!(get("x-tollgate-cluster"), ["anthropic"]);
+}
+
+#[test]
+fn a_providers_forward_headers_reach_it() {
+    let json = CONFIG.replace(
+        r#""api_key_env": "ANTHROPIC_API_KEY"},"#,
+        r#""api_key_env": "ANTHROPIC_API_KEY", "forward_headers": ["Anthropic-Beta", "x-team-*"]},"#,
+    );
+    let env = |k: &str| Some(format!("{k}-value"));
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap());
+    let f = chat(&g, br#"{"model":"claude","messages":[{"role":"user","content":"hi"}]}"#, 0).unwrap();
+    let client = vec![
+        ("anthropic-beta".to_owned(), "b".to_owned()),
+        ("x-team-id".to_owned(), "t".to_owned()),
+        ("cookie".to_owned(), "c".to_owned()),
+    ];
+    let names: Vec<String> = f.request_headers(&client, None, false).into_iter().map(|(k, _)| k).collect();
+    assert!(names.contains(&"anthropic-beta".to_owned()) && names.contains(&"x-team-id".to_owned()), "{names:?}");
+    assert!(!names.contains(&"cookie".to_owned()));
+    let f = chat(&g, br#"{"model":"gpt","messages":[{"role":"user","content":"hi"}]}"#, 0).unwrap();
+    assert!(f.request_headers(&client, None, false).iter().all(|(k, _)| k != "anthropic-beta"), "another provider's list does not apply");
+}
+
+#[test]
+fn forward_headers_may_not_name_credentials() {
+    let json = CONFIG.replace(
+        r#""api_key_env": "ANTHROPIC_API_KEY"},"#,
+        r#""api_key_env": "ANTHROPIC_API_KEY", "forward_headers": ["authorization"]},"#,
+    );
+    let e = Config::from_json(json.as_bytes(), &|_| Some("k".into()), 1).unwrap_err();
+    assert!(e.to_string().contains("forward_headers[0]"), "{e}");
 }
 
 #[test]

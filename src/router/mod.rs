@@ -75,6 +75,8 @@ pub struct Route {
     pub strategy: Strategy,
     pub retry: Option<Retry>,
     pub last_resort: Option<LastResort>,
+    /// Client request headers forwarded to this route's providers besides the built-in allowlist.
+    pub forward_headers: Vec<String>,
     /// Round-robin position of this worker.
     turn: Cell<u32>,
 }
@@ -221,6 +223,10 @@ impl Router {
                 strategy: spec.strategy,
                 retry: spec.retry.as_ref().map(Retry::from),
                 last_resort,
+                forward_headers: crate::config::headers::compile_forward_headers(
+                    &format!("{field}.forward_headers"),
+                    &spec.forward_headers,
+                )?,
                 turn: Cell::new(0),
             };
             if !route.fallback.is_empty() {

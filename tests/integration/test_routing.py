@@ -5,6 +5,7 @@ its clusters pointed at local mock providers."""
 import asyncio
 import datetime
 import json
+import threading
 import time
 
 import pytest
@@ -48,6 +49,9 @@ def gw(net, tmp_path_factory):
     for cluster in clusters:
         if "outlier_detection" in cluster:
             cluster["outlier_detection"] = {"consecutive_5xx": 1000, "consecutive_gateway_failure": 1000, "consecutive_local_origin_failure": 1000}
+    # A route that sends to a failover cluster without Tollgate's plan (a misconfiguration).
+    vhost = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]
+    vhost["routes"].insert(1, {"match": {"prefix": "/raw/"}, "route": {"cluster": "openai_then_anthropic"}})
     localize(cfg, {"openai": net["a"].port, "anthropic": net["b"].port, "deadai": dead, "openai_b": net["b"].port,
                    "review_queue": net["review"].port})
     plugin = plugin_config(cfg)
@@ -56,6 +60,7 @@ def gw(net, tmp_path_factory):
     window_later = {"after": f"{(now.hour + 3) % 24:02d}:00", "before": f"{(now.hour + 4) % 24:02d}:00"}
     plugin["providers"]["deadai"] = {"kind": "openai", "cluster": "deadai_direct", "api_key_env": "OPENAI_API_KEY"}
     plugin["providers"]["openai_b"] = {"kind": "openai", "cluster": "openai_b", "api_key_env": "OPENAI_API_KEY"}
+    plugin["providers"]["anthropic"]["forward_headers"] = ["anthropic-beta"]
     plugin["failover_clusters"].append({"cluster": "dead_then_anthropic", "providers": ["deadai", "anthropic"]})
     plugin["prices"] = {"dear-model": {"input": "10", "output": "30"}, "cheap-model": {"input": "0.1", "output": "0.3"}}
     plugin["breaker"] = {"consecutive_failures": 3, "cooldown_seconds": 3}
@@ -78,6 +83,8 @@ def gw(net, tmp_path_factory):
          "targets": [{"provider": "openai", "model": "dear-model"}, {"provider": "openai_b", "model": "cheap-model"}]},
         *[chat_route(f"chat-{f}", "deadai" if f == "refused" else "openai") for f in FAULTS],
         chat_route("chat-stream"),
+        chat_route("chat-same-id"),
+        chat_route("chat-forward", forward_headers=["x-custom"]),
         chat_route("chat-ratelimit"),
         chat_route("chat-eject"),
         chat_route("chat-last", last_resort={"cluster": "review_queue", "path": "/review"}),
@@ -86,6 +93,14 @@ def gw(net, tmp_path_factory):
     ]
     set_plugin_config(cfg, plugin)
     envoy = Envoy(cfg, tmp_path_factory.mktemp("routing"), concurrency=2)
+    yield envoy
+    envoy.stop()
+
+
+@pytest.fixture(scope="module")
+def gw_one_worker(gw, tmp_path_factory):
+    """The same gateway on one worker: concurrent connections then share its memory."""
+    envoy = Envoy(gw.cfg, tmp_path_factory.mktemp("routing-one-worker"), concurrency=1)
     yield envoy
     envoy.stop()
 
@@ -289,3 +304,79 @@ def test_client_control_headers_are_never_trusted(gw, net, test_id):
     assert sent["body"]["model"] == "chat-primary"
     assert not any(h.startswith(("x-tollgate-", "x-envoy-max-retries")) for h in sent["headers"])
     assert net["review"].requests(test_id) == []
+
+
+# ---- what reaches the providers ----------------------------------------------------------------
+
+def test_concurrent_requests_with_the_same_request_id_each_fail_over_translated(gw_one_worker, net, test_id):
+    """Plans used to be keyed by the client's x-request-id: the first request to finish removed
+    the second's plan, whose retry then went to Anthropic untranslated with OpenAI's key."""
+    reset_mocks(net)
+    net["a"].fault(status=503, delay_ms=1500, count=1)  # the first request fails slowly
+    net["a"].fault(status=503, count=1)                 # the second fails at once and finishes first
+    results = {}
+
+    def send(name):
+        results[name] = gw_one_worker.chat({"model": "chat-same-id", "messages": [user(f"hello {name}")]},
+                                {"x-test-id": f"{test_id}-{name}", "x-request-id": "shared-request-id"})
+
+    slow = threading.Thread(target=send, args=("slow",))
+    slow.start()
+    time.sleep(0.5)
+    send("fast")
+    slow.join()
+    for name in ("slow", "fast"):
+        r = results[name]
+        assert r.status == 200, (name, r.body)
+        assert r.headers["x-tollgate-provider"] == "anthropic"
+        assert r.json()["choices"][0]["message"]["content"] == f"Hello! You said: hello {name}"
+        to_openai = net["a"].only_request(f"{test_id}-{name}")
+        assert to_openai["headers"]["x-request-id"] == "shared-request-id", "the client's id is kept (and was the collision)"
+        to_anthropic = net["b"].only_request(f"{test_id}-{name}")
+        assert to_anthropic["path"] == "/v1/messages" and to_anthropic["headers"]["host"] == "api.anthropic.com"
+        assert to_anthropic["headers"]["x-api-key"] == "test-anthropic-key"
+        assert "authorization" not in to_anthropic["headers"], "OpenAI's key never reaches Anthropic"
+        assert to_anthropic["body"]["model"] == "claude-sonnet-4-5" and to_anthropic["body"]["max_tokens"] == 4096
+
+
+def test_a_request_reaching_a_failover_cluster_without_a_plan_is_refused(gw, net, test_id):
+    reset_mocks(net)
+    for headers in ({}, {"x-tollgate-plan": "chat;openai=gpt-4o,anthropic=claude", "x-request-id": "guess"}):
+        r = gw.request("POST", "/raw/v1/chat/completions", {"model": "chat", "messages": [user("hi")]},
+                       {"x-test-id": test_id, **headers})
+        assert r.status == 500, r.body
+        assert r.error["code"] == "routing_plan_missing"
+    assert net["a"].requests(test_id) == [] and net["b"].requests(test_id) == [], "no provider is called"
+
+
+CLIENT_ONLY = {"cookie": "session=secret", "openai-organization": "org-someone-else", "openai-project": "proj-x",
+               "anthropic-beta": "some-beta", "x-custom": "custom-value", "x-forwarded-for": "10.1.2.3"}
+TRACING = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "v=1",
+           "user-agent": "test-client/1.0", "x-request-id": "trace-me"}
+
+
+def test_client_headers_outside_the_allowlist_do_not_reach_the_provider(gw, net, test_id):
+    reset_mocks(net)
+    r = gw.chat({"model": "chat", "messages": [user("hi")]}, {"x-test-id": test_id, "x-tier": "premium", **CLIENT_ONLY, **TRACING})
+    assert r.status == 200, r.body
+    sent = net["a"].only_request(test_id)["headers"]
+    for name in CLIENT_ONLY:
+        assert name not in sent, name
+    for name, value in TRACING.items():
+        assert sent[name] == value, name
+    assert sent["authorization"] == "Bearer test-openai-key"
+
+
+def test_forward_headers_of_route_and_provider_reach_each_attempt(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503")
+    r = gw.chat({"model": "chat-forward", "messages": [user("hi")]}, {"x-test-id": test_id, **CLIENT_ONLY, **TRACING})
+    assert r.status == 200 and r.headers["x-tollgate-provider"] == "anthropic", r.body
+    to_openai = net["a"].only_request(test_id)["headers"]
+    to_anthropic = net["b"].only_request(test_id)["headers"]
+    assert to_openai["x-custom"] == to_anthropic["x-custom"] == "custom-value", "the route's forward_headers"
+    assert to_anthropic["anthropic-beta"] == "some-beta", "the provider's forward_headers"
+    assert "anthropic-beta" not in to_openai
+    for name in ("cookie", "openai-organization", "openai-project", "x-forwarded-for"):
+        assert name not in to_openai and name not in to_anthropic, name
+    assert to_anthropic["traceparent"] == TRACING["traceparent"]

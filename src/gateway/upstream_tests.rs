@@ -1,0 +1,130 @@
+use super::*;
+use crate::accounting::budget::Caller;
+use crate::config::Config;
+use crate::gateway::{Incoming, Next};
+use crate::host::memory::MemoryStore;
+
+const CONFIG: &str = r#"{
+    "providers": {
+        "openai": {"kind": "openai", "cluster": "openai", "api_key_env": "OPENAI_API_KEY", "forward_headers": ["openai-organization"]},
+        "anthropic": {"kind": "anthropic", "cluster": "anthropic", "api_key_env": "ANTHROPIC_API_KEY", "forward_headers": ["anthropic-beta"]}
+    },
+    "failover_clusters": [{"cluster": "openai_then_anthropic", "providers": ["openai", "anthropic"]}],
+    "routes": [{"name": "chat", "match": {"models": ["chat"]}, "forward_headers": ["x-team"],
+                "targets": [{"provider": "openai", "model": "gpt-4o"}],
+                "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5"}]}]
+}"#;
+
+fn gateway() -> Gateway {
+    let env = |k: &str| Some(format!("{k}-value"));
+    Gateway::new(Config::from_json(CONFIG.as_bytes(), &env, 1).unwrap())
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+fn get<'h>(headers: &'h [(String, String)], name: &str) -> Vec<&'h str> {
+    headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+}
+
+const CLIENT: &[(&str, &str)] = &[
+    (":method", "POST"),
+    (":path", "/v1/chat/completions"),
+    (":authority", "gw"),
+    ("content-type", "application/json"),
+    ("x-request-id", "same-id-as-another-request"),
+    ("authorization", "Bearer client"),
+    ("cookie", "session=1"),
+    ("openai-organization", "org-1"),
+    ("anthropic-beta", "beta-1"),
+    ("x-team", "blue"),
+    ("x-custom", "1"),
+];
+
+/// The plan the gateway filter sets for a `chat` request from a client sending [`CLIENT`].
+fn plan(g: &Gateway) -> String {
+    let client = pairs(CLIENT);
+    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &client, explain: false };
+    let body = br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
+    match g.on_body(&incoming, body, &MemoryStore::default(), 0) {
+        Ok(Next::Forward(f)) => {
+            let headers = f.request_headers(&client, None, true);
+            assert_eq!(get(&headers, "x-tollgate-cluster"), ["openai_then_anthropic"]);
+            for name in ["authorization", "cookie", "openai-organization", "anthropic-beta", "x-custom"] {
+                assert!(get(&headers, name).is_empty(), "{name} is not sent to the failover cluster");
+            }
+            f.plan.unwrap()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Runs one attempt on the shared header map, as the upstream filter does.
+fn attempt(g: &Gateway, plan: &str, endpoint: &str, shared: &mut Vec<(String, String)>) {
+    let attempt = g.on_attempt_headers(Some(plan), Some(endpoint)).unwrap();
+    let body = br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
+    let forward = g.on_attempt_body(&attempt, body, 0).unwrap();
+    let length = forward.upstream.body.as_ref().map_or(body.len(), Vec::len);
+    *shared = attempt.request_headers(shared, &forward, length);
+}
+
+#[test]
+fn a_request_without_a_plan_is_refused_not_sent_untranslated() {
+    let g = gateway();
+    let e = g.on_attempt_headers(None, Some("openai")).unwrap_err();
+    assert_eq!((e.status, e.code.as_deref()), (500, Some("routing_plan_missing")));
+    for forged in ["", "chat;openai=x", "chat;openai=x\n7\n", "chat;openai=x\n0\nno-colon\n"] {
+        let e = g.on_attempt_headers(Some(forged), Some("openai")).unwrap_err();
+        assert_eq!(e.code.as_deref(), Some("routing_plan_missing"), "{forged:?}");
+    }
+}
+
+#[test]
+fn each_attempt_rebuilds_its_headers_for_its_own_provider() {
+    let g = gateway();
+    let plan = plan(&g);
+    // What reached the failover cluster, plus what Envoy's router added.
+    let mut shared = pairs(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "gw"),
+        ("content-length", "999"),
+        ("x-envoy-expected-rq-timeout-ms", "4000"),
+        ("x-tollgate-cluster", "openai_then_anthropic"),
+    ]);
+    attempt(&g, &plan, "openai", &mut shared);
+    assert_eq!(get(&shared, ":authority"), ["api.openai.com"]);
+    assert_eq!(get(&shared, "authorization"), ["Bearer OPENAI_API_KEY-value"]);
+    assert_eq!(get(&shared, "openai-organization"), ["org-1"], "the provider's forward_headers");
+    assert_eq!(get(&shared, "x-team"), ["blue"], "the route's forward_headers");
+    assert!(get(&shared, "anthropic-beta").is_empty() && get(&shared, "cookie").is_empty());
+    assert_eq!(get(&shared, "x-request-id"), ["same-id-as-another-request"]);
+    assert_ne!(get(&shared, "content-length"), ["999"]);
+    // Envoy retries on the next provider with the same (now edited) header map.
+    attempt(&g, &plan, "anthropic", &mut shared);
+    assert_eq!(get(&shared, ":path"), ["/v1/messages"]);
+    assert_eq!(get(&shared, ":authority"), ["api.anthropic.com"]);
+    assert_eq!(get(&shared, "x-api-key"), ["ANTHROPIC_API_KEY-value"]);
+    assert!(get(&shared, "authorization").is_empty(), "the previous provider's key is gone");
+    assert!(get(&shared, "openai-organization").is_empty(), "the previous provider's forwarded header is gone");
+    assert_eq!(get(&shared, "anthropic-beta"), ["beta-1"]);
+    assert_eq!(get(&shared, "anthropic-version"), ["2023-06-01"]);
+    assert_eq!(get(&shared, "x-envoy-expected-rq-timeout-ms"), ["4000"]);
+    assert!(get(&shared, "x-tollgate-cluster").is_empty());
+    let body_len = shared.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse::<usize>().unwrap()).unwrap();
+    let expected = {
+        let attempt = g.on_attempt_headers(Some(&plan), Some("anthropic")).unwrap();
+        let body = br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
+        g.on_attempt_body(&attempt, body, 0).unwrap().upstream.body.unwrap().len()
+    };
+    assert_eq!(body_len, expected, "content-length is this attempt's body");
+}
+
+#[test]
+fn an_endpoint_outside_the_plan_is_refused() {
+    let g = gateway();
+    let plan = plan(&g);
+    let e = g.on_attempt_headers(Some(&plan), Some("mistral")).unwrap_err();
+    assert_eq!(e.status, 500);
+}
