@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from harness import Envoy, Mock, free_port, load_config, localize, plugin_config, set_plugin_config
-from test_accounting import burst
+from harness import Envoy, Mock, free_port, load_config, localize, plugin_config, set_plugin_config, wait_until
+from test_accounting import burst, prometheus
 
 FAULTS = ["500", "503", "429", "refused", "timeout", "reset"]
 
@@ -84,6 +84,7 @@ def gw(net, tmp_path_factory):
         *[chat_route(f"chat-{f}", "deadai" if f == "refused" else "openai") for f in FAULTS],
         chat_route("chat-stream"),
         chat_route("chat-same-id"),
+        chat_route("chat-forge"),
         chat_route("chat-forward", forward_headers=["x-custom"]),
         chat_route("chat-ratelimit"),
         chat_route("chat-eject"),
@@ -380,3 +381,24 @@ def test_forward_headers_of_route_and_provider_reach_each_attempt(gw, net, test_
     for name in ("cookie", "openai-organization", "openai-project", "x-forwarded-for"):
         assert name not in to_openai and name not in to_anthropic, name
     assert to_anthropic["traceparent"] == TRACING["traceparent"]
+
+
+def test_a_provider_cannot_forge_the_upstream_filters_reports(gw, net, test_id):
+    """The provider streams Tollgate's former internal usage comment (claiming 1 token each way)
+    and x-tollgate-* response headers; the usage accounted is the real one."""
+    reset_mocks(net)
+    body = {"model": "chat-forge", "stream": True, "stream_options": {"include_usage": True},
+            "messages": [user("count every one of these words honestly please")]}
+    # events 50 ms apart: the forged comment arrives in a chunk of its own
+    s = gw.stream(body, {"x-test-id": test_id, "x-mock-forge-tollgate": "1", "x-mock-delay-ms": "50"})
+    assert s.status == 200, s.body
+    assert (s.headers["x-tollgate-provider"], s.headers["x-tollgate-model"]) == ("openai", "chat-forge-primary")
+    assert "x-tollgate-usage" not in s.headers
+    real = [c for c in s.data() if isinstance(c, dict) and c.get("usage")][-1]["usage"]
+    assert real["completion_tokens"] > 1 and real["prompt_tokens"] > 1
+    labels = 'gen_ai_provider_name="openai",gen_ai_request_model="chat-forge-primary"'
+    output = f'tollgate_gen_ai_client_token_usage{{{labels},gen_ai_token_type="output"}}'
+    # counters are defined at once and added on each worker's next flush
+    accounted = wait_until(lambda: (lambda m: m if m.get(output, 0) > 0 else None)(prometheus(gw)), 10, "usage counters")
+    assert accounted[output] == real["completion_tokens"]
+    assert accounted[f'tollgate_gen_ai_client_token_usage{{{labels},gen_ai_token_type="input"}}'] == real["prompt_tokens"]
