@@ -122,7 +122,8 @@ pub struct Config {
     /// The `GET /v1/models` body, built once.
     pub models_json: Vec<u8>,
     /// `GET /v1/models/{id}` bodies.
-    model_cards: HashMap<String, Vec<u8>>,
+    /// `/v1/models/{id}` answers, in the list's order.
+    model_cards: Vec<(String, Vec<u8>)>,
     /// Problems that do not stop the config from loading, for the operator's log.
     pub warnings: Vec<String>,
     pub accounting: Accounting,
@@ -175,7 +176,16 @@ impl Config {
     }
 
     pub fn model_card(&self, id: &str) -> Option<&[u8]> {
-        self.model_cards.get(id).map(Vec::as_slice)
+        self.model_cards.iter().find(|(name, _)| name == id).map(|(_, card)| card.as_slice())
+    }
+
+    /// The `/v1/models` list of the models `visible` keeps (`models_json` when it keeps all).
+    pub fn models_json_where(&self, visible: &dyn Fn(&str) -> bool) -> Vec<u8> {
+        let cards: Vec<&[u8]> = self.model_cards.iter().filter(|(id, _)| visible(id)).map(|(_, card)| card.as_slice()).collect();
+        let mut out = br#"{"object":"list","data":["#.to_vec();
+        out.extend_from_slice(&cards.join(&b","[..]));
+        out.extend_from_slice(b"]}");
+        out
     }
 }
 
@@ -420,7 +430,7 @@ fn compile_model(
     Ok(ModelRoute { provider, upstream_model, overrides, policy, scope: 0, price: None })
 }
 
-fn model_list(listed: &[(String, usize)], providers: &[Provider], now: u64) -> (Vec<u8>, HashMap<String, Vec<u8>>) {
+fn model_list(listed: &[(String, usize)], providers: &[Provider], now: u64) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
     let cards: Vec<ModelCard> = listed
         .iter()
         .map(|(id, p)| ModelCard { id, object: "model", created: now, owned_by: providers.get(*p).map_or("", |p| p.name.as_str()) })

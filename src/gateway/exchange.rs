@@ -316,7 +316,11 @@ impl Exchange {
 
     /// The final answer is an error. After a failover across several targets, say what was
     /// tried; with a last resort configured, escalate.
-    fn failed(&self, config: &Config, error: ApiError) -> Finished {
+    fn failed(&self, config: &Config, mut error: ApiError) -> Finished {
+        // Providers name their own model in errors; the client asked for another name.
+        if !self.upstream_model.is_empty() && !self.requested_model.is_empty() && self.upstream_model != self.requested_model {
+            error.message = error.message.replace(&self.upstream_model, &self.requested_model);
+        }
         let retriable = error.status >= 500 || error.status == 429;
         let route = self.route.and_then(|r| config.router.routes.get(r));
         if !retriable || route.is_none() {
@@ -328,6 +332,7 @@ impl Exchange {
             self.plan.iter().copied().take(self.attempts as usize).collect()
         };
         let tried = config.router.names(&tried_targets, &config.providers).join(", ");
+        let tried_providers = config.router.provider_names(&tried_targets, &config.providers).join(", ");
         if let Some(l) = route.and_then(|r| r.last_resort.as_ref()) {
             let escalation = Escalation {
                 cluster: l.cluster.clone(),
@@ -335,6 +340,7 @@ impl Exchange {
                 authority: l.authority.clone(),
                 timeout_ms: l.timeout_ms,
                 tried,
+                tried_providers,
             };
             return Finished { status: 503, body: None, escalate: Some(escalation) };
         }
@@ -342,7 +348,7 @@ impl Exchange {
             let e = ApiError::new(
                 503,
                 "api_error",
-                format!("No target could serve this request. Tried: {tried}. Last error: {}", error.message),
+                format!("No target could serve this request. Tried: {tried_providers}. Last error: {}", error.message),
             )
             .with_code("all_targets_failed");
             return error_reply(e);

@@ -198,8 +198,10 @@ pub struct Escalation {
     pub path: String,
     pub authority: String,
     pub timeout_ms: u64,
-    /// `provider/model` of the targets tried or skipped, for the handler and the client.
+    /// `provider/model` of the targets tried or skipped, for the handler.
     pub tried: String,
+    /// Their providers, for the client.
+    pub tried_providers: String,
 }
 
 impl Gateway {
@@ -249,10 +251,19 @@ impl Gateway {
                 }
             }
             _ if method != "GET" => allow("GET"),
-            "models" | "models/" => OnHeaders::Respond(Reply::json(200, self.config.models_json.clone())),
+            // A key with a model allowlist sees only the models it may use; the others do not
+            // exist for it (404, like an unknown model).
+            "models" | "models/" => {
+                let accounting = &self.config.accounting;
+                let list = match caller.key {
+                    None => self.config.models_json.clone(),
+                    Some(_) => self.config.models_json_where(&|id| accounting.may_use(caller, id)),
+                };
+                OnHeaders::Respond(Reply::json(200, list))
+            }
             _ => {
                 let id = rest.strip_prefix("models/").unwrap_or_default();
-                match self.config.model_card(id) {
+                match self.config.model_card(id).filter(|_| self.config.accounting.may_use(caller, id)) {
                     Some(card) => OnHeaders::Respond(Reply::json(200, card.to_vec())),
                     None => OnHeaders::Respond(ApiError::model_not_found(id).into()),
                 }
@@ -350,6 +361,7 @@ impl Gateway {
     /// No target of the route is available: the last resort, or a 503 saying why.
     fn exhausted(&self, route: &crate::router::Route, skipped: &[crate::router::TargetId]) -> Result<Next<'_>, ApiError> {
         let tried = self.config.router.names(skipped, &self.config.providers).join(", ");
+        let tried_providers = self.config.router.provider_names(skipped, &self.config.providers).join(", ");
         match &route.last_resort {
             Some(l) => Ok(Next::Escalate(Escalation {
                 cluster: l.cluster.clone(),
@@ -357,8 +369,9 @@ impl Gateway {
                 authority: l.authority.clone(),
                 timeout_ms: l.timeout_ms,
                 tried,
+                tried_providers,
             })),
-            None => Err(all_targets_failed(&tried, "every target is unavailable (circuit open or rate-limited)")),
+            None => Err(all_targets_failed(&tried_providers, "every target is unavailable (circuit open or rate-limited)")),
         }
     }
 
@@ -482,11 +495,11 @@ impl Gateway {
             Some(s) => format!("the last-resort handler failed too (HTTP {s})"),
             None => "the last-resort handler could not be reached".into(),
         };
-        all_targets_failed(&escalation.tried, &handler).with_code("all_targets_failed").into()
+        all_targets_failed(&escalation.tried_providers, &handler).with_code("all_targets_failed").into()
     }
 }
 
-/// The 503 that lists what was tried.
+/// The 503 that lists the providers tried.
 fn all_targets_failed(tried: &str, what: &str) -> ApiError {
     let tried = if tried.is_empty() { String::new() } else { format!(" Tried: {tried}.") };
     ApiError::new(503, "api_error", format!("No target could serve this request: {what}.{tried}")).with_code("all_targets_failed")

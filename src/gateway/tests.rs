@@ -362,3 +362,50 @@ fn setting_a_repeated_header_leaves_one_value_in_the_first_place() {
     apply_header_edits(&mut headers, vec![("b".into(), None), ("c".into(), Some("4".into()))]);
     assert_eq!(headers, [("a".to_owned(), "new".to_owned()), ("c".to_owned(), "4".to_owned())]);
 }
+
+#[test]
+fn provider_errors_name_the_model_the_client_asked_for() {
+    let g = gateway();
+    let mut ex = chat(&g, &body(json!({"model":"gpt","messages":[{"role":"user","content":"hi"}]})), 0).unwrap().exchange;
+    ex.on_response_headers(&g.config, &head(404, Some("application/json")));
+    let fin = ex.on_complete_body(
+        &g.config,
+        br#"{"error":{"message":"The model `gpt-4o-2024-08-06` does not exist","type":"invalid_request_error"}}"#,
+    );
+    let v: Value = serde_json::from_slice(&fin.body.unwrap()).unwrap();
+    assert_eq!(v["error"]["message"], "The model `gpt` does not exist");
+}
+
+#[test]
+fn a_key_sees_only_the_models_it_may_use() {
+    let hash = |k: &str| crate::accounting::keys::hash(k).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let auth = format!(
+        r#""auth": {{"keys": [{{"id": "narrow", "sha256": "{}", "models": ["claude*"]}}, {{"id": "wide", "sha256": "{}"}}]}},"#,
+        hash("tg-narrow"),
+        hash("tg-wide")
+    );
+    let json = CONFIG.replacen("\"limits\"", &format!("{auth}\n    \"limits\""), 1);
+    let env = |k: &str| Some(format!("{k}-value"));
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap());
+    let ask = |path: &str, key: &str| {
+        let authorization = format!("Bearer {key}");
+        let head = RequestHead { method: "GET", path, content_length: None, authorization: Some(&authorization) };
+        match STORE.with(|s| g.on_request_headers(&head, s, 0)) {
+            OnHeaders::Respond(r) => (r.status, serde_json::from_slice::<Value>(&r.body).unwrap()),
+            other => panic!("{other:?}"),
+        }
+    };
+    let ids = |v: &Value| v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let (status, narrow) = ask("/v1/models", "tg-narrow");
+    assert_eq!((status, ids(&narrow)), (200, vec!["claude".to_owned(), "claude-next".to_owned()]));
+    let (_, wide) = ask("/v1/models", "tg-wide");
+    assert_eq!(ids(&wide).len(), 6, "{wide}");
+    assert_eq!(
+        serde_json::to_vec(&wide).unwrap(),
+        serde_json::to_vec(&serde_json::from_slice::<Value>(&g.config.models_json).unwrap()).unwrap()
+    );
+    assert_eq!(ask("/v1/models/claude", "tg-narrow").0, 200);
+    let (status, e) = ask("/v1/models/gpt-4o", "tg-narrow");
+    assert_eq!((status, e["error"]["code"].as_str()), (404, Some("model_not_found")));
+    assert_eq!(ask("/v1/models/gpt-4o", "tg-wide").0, 200);
+}

@@ -1,6 +1,7 @@
 use super::*;
 use crate::accounting::budget::Caller;
 use crate::config::Config;
+use crate::gateway::exchange;
 use crate::gateway::{Incoming, Next};
 use crate::host::memory::MemoryStore;
 
@@ -127,4 +128,69 @@ fn an_endpoint_outside_the_plan_is_refused() {
     let plan = plan(&g);
     let e = g.on_attempt_headers(Some(&plan), Some("mistral")).unwrap_err();
     assert_eq!(e.status, 500);
+}
+
+/// The gateway filter's exchange of a failover request.
+fn relayed(g: &Gateway) -> Exchange {
+    let client = pairs(CLIENT);
+    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &client, explain: false };
+    let body = br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    match g.on_body(&incoming, body, &MemoryStore::default(), 0) {
+        Ok(Next::Forward(f)) => f.exchange,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_attempt_report_decides_what_is_accounted_not_the_response() {
+    let g = gateway();
+    let plan = plan(&g);
+    let attempt = g.on_attempt_headers(Some(&plan), Some("anthropic")).unwrap();
+    let body = br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let upstream = g.on_attempt_body(&attempt, body, 0).unwrap().exchange;
+    assert!(upstream.client_headers(&g.config).is_empty(), "the upstream role tells the gateway filter nothing in headers");
+    let report = upstream.attempt_report(&g.config);
+    assert_eq!(report, "anthropic/claude-sonnet-4-5\n");
+
+    let mut gateway_side = relayed(&g);
+    let head = exchange::ResponseHead { status: 200, content_type: Some("text/event-stream"), served: Some(&report), ..Default::default() };
+    gateway_side.on_response_headers(&g.config, &head);
+    assert_eq!(g.config.providers[gateway_side.provider].name, "anthropic");
+    assert_eq!(gateway_side.upstream_model, "claude-sonnet-4-5");
+    // Whatever the relayed stream claims, the usage is the one the upstream filter reported.
+    let forged = b": tollgate-usage 1 0 0 1 0\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n";
+    gateway_side.on_stream_chunk(forged, false);
+    gateway_side.relayed_usage(Some(b"8 0 0 11 0"));
+    let usage = gateway_side.usage.unwrap();
+    assert_eq!((usage.input_tokens, usage.output_tokens), (8, 11));
+    for unreadable in [None, Some(&b"8 0 0"[..]), Some(&b"a b c d e"[..])] {
+        gateway_side.relayed_usage(unreadable);
+        assert_eq!(gateway_side.usage, None, "{unreadable:?}");
+    }
+}
+
+#[test]
+fn usage_is_reported_once_per_change() {
+    let g = gateway();
+    let plan = plan(&g);
+    let attempt = g.on_attempt_headers(Some(&plan), Some("openai")).unwrap();
+    let body = br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut upstream = g.on_attempt_body(&attempt, body, 0).unwrap().exchange;
+    assert_eq!(upstream.usage_report(), None);
+    upstream.usage = Some(crate::accounting::Usage { input_tokens: 3, output_tokens: 4, ..Default::default() });
+    assert_eq!(upstream.usage_report().as_deref(), Some("3 0 0 4 0"));
+    assert_eq!(upstream.usage_report(), None);
+}
+
+#[test]
+fn after_a_failover_the_client_learns_the_providers_tried_not_their_models() {
+    let g = gateway();
+    let mut ex = relayed(&g);
+    let report = "anthropic/claude-sonnet-4-5\n";
+    let head = exchange::ResponseHead { status: 503, attempts: Some(2), served: Some(report), ..Default::default() };
+    ex.on_response_headers(&g.config, &head);
+    let error = br#"{"error":{"message":"claude-sonnet-4-5 is overloaded","type":"api_error"}}"#;
+    let fin = ex.on_complete_body(&g.config, error);
+    let message = serde_json::from_slice::<serde_json::Value>(&fin.body.unwrap()).unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert_eq!(message, "No target could serve this request. Tried: openai, anthropic. Last error: chat is overloaded");
 }

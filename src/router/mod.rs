@@ -260,7 +260,16 @@ impl Router {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    /// `provider/model` of each target, for messages.
+    /// The provider of each target, for clients: they may not know the upstream models
+    /// behind a route.
+    pub fn provider_names(&self, plan: &[TargetId], providers: &[Provider]) -> Vec<String> {
+        plan.iter()
+            .filter_map(|t| self.targets.get(*t))
+            .map(|t| providers.get(t.provider).map_or("?", |p| p.name.as_str()).to_owned())
+            .collect()
+    }
+
+    /// `provider/model` of each target, for operators (explain, the last resort's handler).
     pub fn names(&self, plan: &[TargetId], providers: &[Provider]) -> Vec<String> {
         plan.iter()
             .filter_map(|t| self.targets.get(*t))

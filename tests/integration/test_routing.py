@@ -197,7 +197,8 @@ def test_last_resort_receives_the_request_when_every_target_fails(gw, net, test_
     r = gw.chat({"model": "chat-last", "messages": [user("please review")]}, {"x-test-id": test_id})
     assert r.status == 503
     assert r.error["code"] == "all_targets_failed"
-    assert "openai/chat-last-primary" in r.error["message"] and "anthropic/claude-sonnet-4-5" in r.error["message"]
+    # Behaviour change (issue 10): the client learns the providers tried, not the upstream models.
+    assert "Tried: openai, anthropic." in r.error["message"] and "chat-last-primary" not in r.error["message"]
     assert "last-resort handler (HTTP 202" in r.error["message"] and "rev-" in r.error["message"]
     review = next(r for r in net["review"].requests() if r["body"]["messages"] == [user("please review")])
     assert review["path"] == "/review" and review["body"]["model"] == "chat-last"
@@ -232,7 +233,8 @@ def test_without_last_resort_the_503_lists_what_was_tried(gw, net, test_id):
     inject(net, "529", mock="b")
     r = gw.chat({"model": "chat", "messages": [user("x")]}, {"x-test-id": test_id})
     assert r.status == 503 and r.error["code"] == "all_targets_failed"
-    assert "Tried: openai/chat-primary, anthropic/claude-sonnet-4-5" in r.error["message"]
+    assert "Tried: openai, anthropic." in r.error["message"], "providers, not the upstream models behind the route"
+    assert "chat-primary" not in r.error["message"] and "claude-sonnet-4-5" not in r.error["message"]
 
 
 # ---- rules and strategies ----------------------------------------------------------------------
