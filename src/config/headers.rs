@@ -16,6 +16,29 @@ use super::glob;
 const ALWAYS_FORWARDED: &[&str] =
     &["content-type", "content-length", "accept", "user-agent", "x-request-id", "traceparent", "tracestate", "b3", "x-forwarded-proto"];
 
+/// Provider response headers the client gets: how to read the body, when to retry, and the
+/// provider's id of the request (for support). Not the rest: `openai-organization` and
+/// `x-ratelimit-*` describe the gateway's own account, `set-cookie` would hand the provider's
+/// cookies to every client, and `x-tollgate-*` are Tollgate's to set. Envoy's `x-envoy-*` stay.
+const RESPONSE_FORWARDED: &[&str] = &[
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "cache-control",
+    "vary",
+    "date",
+    "retry-after",
+    "x-request-id",
+    "request-id",
+    "x-amzn-requestid",
+];
+
+/// Whether a provider's response header reaches the client.
+pub fn forwards_response(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with(':') || name.starts_with("x-envoy-") || RESPONSE_FORWARDED.contains(&name.as_str())
+}
+
 /// Headers `forward_headers` may not name: credentials of the client (for Tollgate) or of a
 /// provider (set by Tollgate), Tollgate's and Envoy's control headers, the host and hop-by-hop headers.
 const NEVER_FORWARDED: &[&str] = &[
@@ -138,6 +161,18 @@ mod tests {
             assert!(!forwards(name, &[&all]), "{name}");
         }
         assert!(forwards("cookie", &[&all]));
+    }
+
+    #[test]
+    fn providers_response_headers_about_the_gateways_account_stay_here() {
+        for name in
+            ["openai-organization", "set-cookie", "x-ratelimit-remaining-tokens", "anthropic-ratelimit-requests-limit", "x-tollgate-usage"]
+        {
+            assert!(!forwards_response(name), "{name}");
+        }
+        for name in [":status", "Content-Type", "retry-after", "x-request-id", "x-envoy-upstream-service-time"] {
+            assert!(forwards_response(name), "{name}");
+        }
     }
 
     #[test]

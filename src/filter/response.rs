@@ -1,6 +1,7 @@
 //! Response handling shared by both roles: drives the exchange through the response callbacks.
 
 use super::host;
+use crate::config::headers::forwards_response;
 use crate::gateway::exchange::{ATTEMPT_PROPERTY, Finished, ResponseHead, ResponseMode};
 use crate::gateway::{Exchange, Gateway};
 use crate::router::health;
@@ -12,10 +13,6 @@ const RESP: MapType = MapType::HttpResponseHeaders;
 pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: bool) -> Action {
     let status = host::header(RESP, ":status").and_then(|s| s.parse().ok()).unwrap_or(502);
     let content_type = host::header(RESP, "content-type");
-    // Tollgate's response headers are Tollgate's: a provider's own are removed.
-    for (name, _) in host::headers(RESP).iter().filter(|(name, _)| name.to_ascii_lowercase().starts_with("x-tollgate-")) {
-        host::set_header(RESP, name, None);
-    }
     let served = if exchange.ctx.relay { host::property(vec![ATTEMPT_PROPERTY]) } else { None };
     let served = served.as_deref().and_then(|s| std::str::from_utf8(s).ok());
     let attempts = if exchange.route.is_some() { host::header(RESP, "x-envoy-attempt-count").and_then(|a| a.parse().ok()) } else { None };
@@ -31,6 +28,11 @@ pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: boo
         error_type: error_type.as_deref(),
     };
     let mode = exchange.on_response_headers(&gateway.config, &head);
+    // Read above what the exchange needs; the client gets only the allowlisted provider headers
+    // (a provider's own `x-tollgate-*` included in what is removed), then Tollgate's.
+    for (name, _) in host::headers(RESP).iter().filter(|(name, _)| !forwards_response(name)) {
+        host::set_header(RESP, name, None);
+    }
     for (name, value) in exchange.client_headers(&gateway.config) {
         host::set_header(RESP, name, Some(&value));
     }

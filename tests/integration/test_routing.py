@@ -370,6 +370,16 @@ def test_client_headers_outside_the_allowlist_do_not_reach_the_provider(gw, net,
     assert sent["authorization"] == "Bearer test-openai-key"
 
 
+@pytest.mark.parametrize("route_headers", [{"x-tier": "premium"}, {}], ids=["direct", "failover"])
+def test_provider_response_headers_about_the_gateways_account_do_not_reach_the_client(gw, net, route_headers, test_id):
+    reset_mocks(net)
+    r = gw.chat({"model": "chat", "messages": [user("hi")]}, {"x-test-id": test_id, **route_headers})
+    assert r.status == 200 and r.headers["x-tollgate-provider"] == "openai", r.body
+    for name in ("openai-organization", "x-ratelimit-remaining-tokens", "set-cookie"):
+        assert name not in r.headers, name
+    assert r.headers["x-request-id"].startswith("chatcmpl-"), "the provider's request id is kept for support"
+
+
 def test_forward_headers_of_route_and_provider_reach_each_attempt(gw, net, test_id):
     reset_mocks(net)
     inject(net, "503")
