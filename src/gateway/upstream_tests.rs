@@ -75,7 +75,8 @@ fn a_request_without_a_plan_is_refused_not_sent_untranslated() {
     let g = gateway();
     let e = g.on_attempt_headers(None, Some("openai")).unwrap_err();
     assert_eq!((e.status, e.code.as_deref()), (500, Some("routing_plan_missing")));
-    for forged in ["", "chat;openai=x", "chat;openai=x\n7\n", "chat;openai=x\n0\nno-colon\n"] {
+    // No route 1: the config has one route.
+    for forged in ["", "chat;openai=x", "chat;openai=x\n1\n", "chat;openai=x\n0\nno-colon\n"] {
         let e = g.on_attempt_headers(Some(forged), Some("openai")).unwrap_err();
         assert_eq!(e.code.as_deref(), Some("routing_plan_missing"), "{forged:?}");
     }
@@ -193,4 +194,15 @@ fn after_a_failover_the_client_learns_the_providers_tried_not_their_models() {
     let fin = ex.on_complete_body(&g.config, error);
     let message = serde_json::from_slice::<serde_json::Value>(&fin.body.unwrap()).unwrap()["error"]["message"].as_str().unwrap().to_owned();
     assert_eq!(message, "No target could serve this request. Tried: openai, anthropic. Last error: chat is overloaded");
+}
+
+#[test]
+fn an_embeddings_attempt_is_answered_as_embeddings() {
+    let g = gateway();
+    let attempt = g.on_attempt_headers(Some("embeddings;openai=text-embedding-3-small\n0\n"), Some("openai")).unwrap();
+    let forward = g.on_attempt_body(&attempt, br#"{"model":"chat","input":"hi"}"#, 7_500).unwrap();
+    let ctx = &forward.exchange.ctx;
+    assert_eq!((ctx.operation, ctx.created), (Operation::Embeddings, 7));
+    // The gateway filter is this answer's client: it always gets usage, reported as it comes.
+    assert!(ctx.client_wants_usage && ctx.report_usage);
 }
