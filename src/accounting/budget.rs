@@ -209,12 +209,15 @@ impl Accounting {
         authorization.and_then(keys::bearer).is_some_and(|t| self.admins.find(t).is_some())
     }
 
+    /// Whether the caller's key may use `model` (a client-facing name); also what `/v1/models` lists.
+    pub fn may_use(&self, caller: Caller, model: &str) -> bool {
+        let Some(key) = caller.key.and_then(|k| self.keys.get(k)) else { return true };
+        key.models.is_empty() || key.models.iter().any(|p| glob::matches(p, model))
+    }
+
     /// 403 when the caller's key may not use `model`.
     pub fn check_model(&self, caller: Caller, model: &str) -> Result<(), ApiError> {
-        let Some(key) = caller.key.and_then(|k| self.keys.get(k)) else { return Ok(()) };
-        if key.models.is_empty() || key.models.iter().any(|p| glob::matches(p, model)) {
-            return Ok(());
-        }
+        let Some(key) = caller.key.and_then(|k| self.keys.get(k)).filter(|_| !self.may_use(caller, model)) else { return Ok(()) };
         Err(ApiError::new(403, "permission_error", format!("Key `{}` is not allowed to use model `{model}`.", key.id))
             .with_param("model")
             .with_code("model_not_allowed"))
@@ -249,22 +252,13 @@ impl Accounting {
                     }
                     continue;
                 }
-                Ok(Err(exceeded)) => ApiError::new(
-                    429,
-                    "insufficient_quota",
-                    format!(
-                        "Budget exceeded for {} `{}`: the {} cap is ${}, ${} is already spent or reserved, and this request may cost up to ${}.",
-                        scope.kind,
-                        scope.name,
-                        exceeded.period,
-                        format_usd(exceeded.cap),
-                        format_usd(exceeded.committed),
-                        format_usd(estimate)
-                    ),
-                )
-                .with_code("budget_exceeded"),
-                Err(e) => ApiError::new(503, "api_error", format!("The budget ledger is unavailable ({e:?}); refusing rather than overspending."))
-                    .with_code("budget_unavailable"),
+                Ok(Err(exceeded)) => {
+                    ApiError::new(429, "insufficient_quota", refusal_message(scope, &exceeded, estimate)).with_code("budget_exceeded")
+                }
+                Err(e) => {
+                    ApiError::new(503, "api_error", format!("The budget ledger is unavailable ({e:?}); refusing rather than overspending."))
+                        .with_code("budget_unavailable")
+                }
             };
             self.release(store, tab);
             return Err(refused);
@@ -458,6 +452,23 @@ pub fn outcome(tab: &Tab, usage: Option<super::Usage>, failed: bool) -> Outcome 
     Outcome { usage, cost, failed }
 }
 
+/// Why a request was refused, as far as the caller may know: its own key's cap and spend in
+/// full; for its team or the whole gateway only which limit it hit, never their spend or caps.
+fn refusal_message(scope: &Scope, exceeded: &ledger::Exceeded, estimate: Pico) -> String {
+    match scope.kind {
+        "key" => format!(
+            "Budget exceeded for key `{}`: the {} cap is ${}, ${} is already spent or reserved, and this request may cost up to ${}.",
+            scope.name,
+            exceeded.period,
+            format_usd(exceeded.cap),
+            format_usd(exceeded.committed),
+            format_usd(estimate)
+        ),
+        "team" => format!("Budget exceeded for team `{}`: its {} budget is used up.", scope.name, exceeded.period),
+        _ => format!("Budget exceeded: the gateway's {} budget is used up.", exceeded.period),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,6 +537,24 @@ mod tests {
         assert_eq!(Accounting::new(PriceTable::default(), Some(&budget)).unwrap_err().field, "budget.daily_usd");
         let budget: BudgetSpec = parse(serde_json::json!({"soft_limit_percent": 50}));
         assert_eq!(Accounting::new(PriceTable::default(), Some(&budget)).unwrap_err().field, "budget.soft_limit_percent");
+    }
+
+    #[test]
+    fn refusals_show_amounts_only_for_the_callers_own_key() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        a.ensure_records(&store);
+        let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
+        let mut tab = a.tab(bob, provider, model, Some(PRICE));
+        let e = a.admit(&store, NOW, &mut tab, 150 * 1_000_000_000_000).unwrap_err();
+        assert_eq!(e.message, "Budget exceeded: the gateway's daily budget is used up.");
+        let exceeded = ledger::Exceeded { period: "monthly", cap: 5_000_000_000_000, committed: 4_000_000_000_000 };
+        let team = a.scopes.iter().find(|s| s.kind == "team").unwrap();
+        let message = refusal_message(team, &exceeded, 1);
+        assert_eq!(message, "Budget exceeded for team `research`: its monthly budget is used up.");
+        let key = a.scopes.iter().find(|s| s.kind == "key" && s.name == "alice").unwrap();
+        assert!(refusal_message(key, &exceeded, 1).contains("the monthly cap is $5, $4 is already spent or reserved"));
     }
 
     #[test]

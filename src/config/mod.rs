@@ -2,6 +2,7 @@
 //! into the structures the request path uses. Errors name the field that is wrong.
 
 pub mod glob;
+pub mod headers;
 pub mod schema;
 
 use crate::accounting::budget::{Accounting, ScopeId};
@@ -72,6 +73,8 @@ pub struct Provider {
     pub missing_key_env: Option<String>,
     /// Fixed headers the provider needs (e.g. `anthropic-version`).
     pub headers: Vec<(&'static str, String)>,
+    /// Client request headers forwarded to this provider besides the built-in allowlist.
+    pub forward_headers: Vec<String>,
     pub drop_unsupported: bool,
     pub dialect: Dialect,
     /// Usage counter scope.
@@ -119,7 +122,8 @@ pub struct Config {
     /// The `GET /v1/models` body, built once.
     pub models_json: Vec<u8>,
     /// `GET /v1/models/{id}` bodies.
-    model_cards: HashMap<String, Vec<u8>>,
+    /// `/v1/models/{id}` answers, in the list's order.
+    model_cards: Vec<(String, Vec<u8>)>,
     /// Problems that do not stop the config from loading, for the operator's log.
     pub warnings: Vec<String>,
     pub accounting: Accounting,
@@ -172,7 +176,16 @@ impl Config {
     }
 
     pub fn model_card(&self, id: &str) -> Option<&[u8]> {
-        self.model_cards.get(id).map(Vec::as_slice)
+        self.model_cards.iter().find(|(name, _)| name == id).map(|(_, card)| card.as_slice())
+    }
+
+    /// The `/v1/models` list of the models `visible` keeps (`models_json` when it keeps all).
+    pub fn models_json_where(&self, visible: &dyn Fn(&str) -> bool) -> Vec<u8> {
+        let cards: Vec<&[u8]> = self.model_cards.iter().filter(|(id, _)| visible(id)).map(|(_, card)| card.as_slice()).collect();
+        let mut out = br#"{"object":"list","data":["#.to_vec();
+        out.extend_from_slice(&cards.join(&b","[..]));
+        out.extend_from_slice(b"]}");
+        out
     }
 }
 
@@ -376,6 +389,7 @@ fn compile_provider(
         auth: wire.auth,
         missing_key_env,
         headers: wire.headers,
+        forward_headers: headers::compile_forward_headers(&format!("{field}.forward_headers"), &p.forward_headers)?,
         drop_unsupported: p.drop_unsupported,
         dialect: wire.dialect,
         scope: 0,
@@ -420,7 +434,7 @@ fn compile_model(
     Ok(ModelRoute { provider, upstream_model, overrides, policy, scope: 0, price: None })
 }
 
-fn model_list(listed: &[(String, usize)], providers: &[Provider], now: u64) -> (Vec<u8>, HashMap<String, Vec<u8>>) {
+fn model_list(listed: &[(String, usize)], providers: &[Provider], now: u64) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
     let cards: Vec<ModelCard> = listed
         .iter()
         .map(|(id, p)| ModelCard { id, object: "model", created: now, owned_by: providers.get(*p).map_or("", |p| p.name.as_str()) })

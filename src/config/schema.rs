@@ -82,6 +82,9 @@ pub struct RouteSpec {
     /// Receives the request when every target failed (e.g. a human review queue).
     #[serde(default)]
     pub last_resort: Option<LastResortSpec>,
+    /// Client request headers forwarded to this route's providers besides the built-in allowlist.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
 }
 
 /// Every condition given must hold. Values allow `*` wildcards; text matching ignores case.
@@ -372,6 +375,9 @@ pub struct ProviderSpec {
     pub aws_secret_access_key_env: Option<String>,
     #[serde(default)]
     pub aws_session_token_env: Option<String>,
+    /// Client request headers forwarded to this provider besides the built-in allowlist.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,13 +1,12 @@
 //! The gateway role: the HTTP connection manager's filter. Hands headers and bodies to the core
 //! and applies what it decides.
 
-use super::{host, plans, response};
+use super::{host, response};
 use crate::accounting::budget::Caller;
 use crate::gateway::exchange::Finished;
-use crate::gateway::{
-    CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER, Escalation, Exchange, Forward, Gateway, Incoming, Next, OnHeaders, Reply, RequestHead,
-    apply_header_edits, is_control_header,
-};
+use crate::gateway::exchange::USAGE_PROPERTY;
+use crate::gateway::upstream::PLAN_PROPERTY;
+use crate::gateway::{Escalation, Exchange, Forward, Gateway, Incoming, Next, OnHeaders, Reply, RequestHead, is_control_header};
 use crate::gateway::{access_log, telemetry};
 use crate::openai::ApiError;
 use crate::providers::Operation;
@@ -34,12 +33,10 @@ pub struct Downstream {
     phase: Phase,
     caller: Caller,
     explain: bool,
-    /// The client's request headers, less control headers: for routing rules and the final rewrite.
+    /// The client's request headers, less control headers: for routing rules and the header policy.
     headers: Vec<(String, String)>,
     /// The request body, kept while a last resort may still need it.
     body: Vec<u8>,
-    /// Request id under which the plan for a failover cluster is registered.
-    plan_id: Option<String>,
     exchange: Option<Exchange>,
 }
 
@@ -52,7 +49,6 @@ impl Downstream {
             explain: false,
             headers: Vec::new(),
             body: Vec::new(),
-            plan_id: None,
             exchange: None,
         }
     }
@@ -71,28 +67,14 @@ impl Downstream {
     }
 
     fn forward(&mut self, forward: Forward, body: Vec<u8>, body_size: usize) {
-        // Compressed answers could not be translated chunk by chunk.
-        let remove: Vec<&str> = CLIENT_CREDENTIAL_HEADERS.iter().copied().chain(["accept-encoding"]).collect();
-        let mut edits = forward.header_edits(&remove, forward.upstream.body.as_ref().map(Vec::len));
-        edits.push((CLUSTER_HEADER.into(), Some(forward.cluster.into())));
         if let Some(new_body) = &forward.upstream.body {
             host::replace_body(BufferType::HttpRequestBody, body_size, new_body);
         }
-        let mut headers = std::mem::take(&mut self.headers);
-        if let Some(plan) = forward.plan {
-            let id = match headers.iter().find(|(k, _)| k == "x-request-id") {
-                Some((_, id)) => id.clone(),
-                None => {
-                    let id = format!("tollgate-{:016x}", host::now_nanos());
-                    edits.push(("x-request-id".into(), Some(id.clone())));
-                    id
-                }
-            };
-            plans::put(&id, plan);
-            self.plan_id = Some(id);
-        }
-        apply_header_edits(&mut headers, edits);
+        let headers = forward.request_headers(&self.headers, forward.upstream.body.as_ref().map(Vec::len), true);
         host::set_headers(REQ, &headers);
+        if let Some(plan) = &forward.plan {
+            host::set_property(PLAN_PROPERTY, plan.as_bytes());
+        }
         if forward.keep_body {
             self.body = body;
         }
@@ -229,10 +211,8 @@ impl HttpContext for Downstream {
     /// Runs once per request whatever ended it (completion, upstream reset, client
     /// disconnect), so usage is always accounted.
     fn on_log(&mut self) {
-        if let Some(id) = self.plan_id.take() {
-            plans::remove(&id);
-        }
         if let (Some(gateway), Some(mut exchange)) = (&self.gateway, self.exchange.take()) {
+            exchange.relayed_usage(host::property(vec![USAGE_PROPERTY]).as_deref());
             let now = host::now_ms();
             host::export_access_log(&access_log::for_exchange(&gateway.config, &exchange, now));
             gateway.finish(&mut exchange, &host::Shared, now);
@@ -248,8 +228,7 @@ impl HttpContext for Downstream {
 
 impl Downstream {
     fn finish_body(&mut self, gateway: &Gateway, operation: Operation, body: Vec<u8>, body_size: usize) -> Action {
-        let headers = if gateway.routes_on_headers() { self.headers.as_slice() } else { &[] };
-        let incoming = Incoming { operation, caller: self.caller, headers, explain: self.explain };
+        let incoming = Incoming { operation, caller: self.caller, headers: &self.headers, explain: self.explain };
         match gateway.on_body(&incoming, &body, &host::Shared, host::now_ms()) {
             Ok(Next::Forward(forward)) => {
                 self.forward(forward, body, body_size);

@@ -147,8 +147,13 @@ pub fn resume_response() {
 
 /// Filter state for Envoy's access log: `%FILTER_STATE(wasm.tollgate:PLAIN)%`.
 pub fn export_access_log(entry: &[u8]) {
-    if let Err(status) = hostcalls::set_property(vec!["tollgate"], Some(entry)) {
-        log::debug!("could not export the access log entry: {status:?}");
+    set_property("tollgate", entry);
+}
+
+/// Sets the request's filter state `wasm.<name>`, which both roles' filters of the request read.
+pub fn set_property(name: &str, value: &[u8]) {
+    if let Err(status) = hostcalls::set_property(vec![name], Some(value)) {
+        log::debug!("could not set property {name}: {status:?}");
     }
 }
 

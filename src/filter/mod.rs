@@ -3,7 +3,6 @@
 
 mod downstream;
 mod host;
-mod plans;
 mod response;
 mod root;
 mod upstream;

@@ -1,7 +1,8 @@
 //! Response handling shared by both roles: drives the exchange through the response callbacks.
 
 use super::host;
-use crate::gateway::exchange::{Finished, ResponseHead, ResponseMode};
+use crate::config::headers::forwards_response;
+use crate::gateway::exchange::{ATTEMPT_PROPERTY, Finished, ResponseHead, ResponseMode};
 use crate::gateway::{Exchange, Gateway};
 use crate::router::health;
 use proxy_wasm::types::{Action, BufferType, MapType};
@@ -12,8 +13,8 @@ const RESP: MapType = MapType::HttpResponseHeaders;
 pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: bool) -> Action {
     let status = host::header(RESP, ":status").and_then(|s| s.parse().ok()).unwrap_or(502);
     let content_type = host::header(RESP, "content-type");
-    let served =
-        if exchange.ctx.relay { host::header(RESP, "x-tollgate-provider").zip(host::header(RESP, "x-tollgate-model")) } else { None };
+    let served = if exchange.ctx.relay { host::property(vec![ATTEMPT_PROPERTY]) } else { None };
+    let served = served.as_deref().and_then(|s| std::str::from_utf8(s).ok());
     let attempts = if exchange.route.is_some() { host::header(RESP, "x-envoy-attempt-count").and_then(|a| a.parse().ok()) } else { None };
     let rate_limited_until =
         (status == 429).then(|| health::rate_limited_until(host::now_ms(), &|name| host::header(RESP, name))).flatten();
@@ -21,12 +22,17 @@ pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: boo
     let head = ResponseHead {
         status,
         content_type: content_type.as_deref(),
-        served: served.as_ref().map(|(p, m)| (p.as_str(), m.as_str())),
+        served,
         attempts,
         rate_limited_until,
         error_type: error_type.as_deref(),
     };
     let mode = exchange.on_response_headers(&gateway.config, &head);
+    // Read above what the exchange needs; the client gets only the allowlisted provider headers
+    // (a provider's own `x-tollgate-*` included in what is removed), then Tollgate's.
+    for (name, _) in host::headers(RESP).iter().filter(|(name, _)| !forwards_response(name)) {
+        host::set_header(RESP, name, None);
+    }
     for (name, value) in exchange.client_headers(&gateway.config) {
         host::set_header(RESP, name, Some(&value));
     }

@@ -1,9 +1,10 @@
 //! The upstream role: the per-attempt filter of a failover cluster. Translates each attempt
 //! for the provider of the endpoint Envoy picked, and reports that target's health.
 
-use super::{host, plans, response};
-use crate::gateway::upstream::Attempt;
-use crate::gateway::{Exchange, Gateway, Reply, apply_header_edits, telemetry};
+use super::{host, response};
+use crate::gateway::exchange::{ATTEMPT_PROPERTY, USAGE_PROPERTY};
+use crate::gateway::upstream::{Attempt, PLAN_PROPERTY};
+use crate::gateway::{Exchange, Gateway, Reply, telemetry};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use std::rc::Rc;
@@ -46,12 +47,12 @@ impl Context for Upstream {
 
 impl HttpContext for Upstream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let plan = host::header(REQ, "x-request-id").and_then(|id| plans::get(&id));
+        let plan = host::property(vec![PLAN_PROPERTY]);
+        let plan = plan.as_deref().and_then(|p| std::str::from_utf8(p).ok());
         let endpoint = host::property(vec!["xds", "upstream_host_metadata", "filter_metadata", "tollgate", "provider"]);
         let endpoint = endpoint.as_deref().and_then(|e| std::str::from_utf8(e).ok());
-        match self.gateway.on_attempt_headers(plan.as_deref(), endpoint) {
-            Ok(None) => Action::Continue,
-            Ok(Some(attempt)) => {
+        match self.gateway.on_attempt_headers(plan, endpoint) {
+            Ok(attempt) => {
                 self.attempt = Some(attempt);
                 Action::Pause
             }
@@ -77,11 +78,9 @@ impl HttpContext for Upstream {
             }
             None => body_size,
         };
-        // The request headers are shared with earlier attempts: clear what they set for another
-        // provider (its credentials above all) before setting this one's.
-        let mut headers = host::headers(REQ);
-        apply_header_edits(&mut headers, forward.header_edits(&gateway.attempt_scrub, Some(length)));
-        host::set_headers(REQ, &headers);
+        // The request headers are shared with earlier attempts: rebuilt, not edited.
+        host::set_headers(REQ, &attempt.request_headers(&host::headers(REQ), &forward, length));
+        host::set_property(ATTEMPT_PROPERTY, forward.exchange.attempt_report(&gateway.config).as_bytes());
         self.exchange = Some(forward.exchange);
         Action::Continue
     }
@@ -93,6 +92,11 @@ impl HttpContext for Upstream {
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
-        response::on_body(&self.gateway, exchange, body_size, end_of_stream).0
+        let action = response::on_body(&self.gateway, exchange, body_size, end_of_stream).0;
+        // Reported as it becomes known, so a stream cut later is still accounted.
+        if let Some(usage) = exchange.usage_report() {
+            host::set_property(USAGE_PROPERTY, usage.as_bytes());
+        }
+        action
     }
 }

@@ -1,6 +1,12 @@
 //! The response story of one request: decide between streaming and buffering when the upstream
 //! headers arrive, translate each chunk as it comes (never holding more than an unfinished
 //! event), and remember usage and outcome for accounting and health.
+//!
+//! In a failover cluster the upstream filter tells the gateway filter which target an attempt
+//! went to and what the answer used through Envoy filter state ([`ATTEMPT_PROPERTY`],
+//! [`USAGE_PROPERTY`]), never through the response: a provider writes headers and stream bytes,
+//! so anything read from them could be forged by the provider, while filter state can only be
+//! written by Envoy's filters.
 
 use super::Escalation;
 use crate::accounting::Usage;
@@ -11,6 +17,12 @@ use crate::providers::{self, ResponseContext, StreamTranslator, openai};
 use crate::router::TargetId;
 use crate::stream::{Decoder, StreamError};
 
+/// Filter state (`wasm.tollgate_attempt`): the target of the latest attempt and the parameters
+/// its translation dropped, set by the upstream filter when it sends the attempt.
+pub const ATTEMPT_PROPERTY: &str = "tollgate_attempt";
+/// Filter state (`wasm.tollgate_usage`): the usage of the answer so far, set by the upstream filter.
+pub const USAGE_PROPERTY: &str = "tollgate_usage";
+
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per request, never moved after the headers arrive
 enum State {
@@ -18,8 +30,6 @@ enum State {
     Streaming {
         framer: Decoder,
         translator: StreamTranslator,
-        /// Usage last reported to the downstream filter (upstream role).
-        reported: Option<Usage>,
     },
     /// The stream was cut short by Tollgate (event over the size limit): swallow the rest.
     Aborted,
@@ -41,8 +51,8 @@ pub enum ResponseMode {
 pub struct ResponseHead<'a> {
     pub status: u16,
     pub content_type: Option<&'a str>,
-    /// `x-tollgate-provider` / `x-tollgate-model` from the upstream filter of a failover cluster.
-    pub served: Option<(&'a str, &'a str)>,
+    /// [`ATTEMPT_PROPERTY`] from the upstream filter of a failover cluster.
+    pub served: Option<&'a str>,
     /// Envoy's `x-envoy-attempt-count`.
     pub attempts: Option<u32>,
     /// For 429s: when the provider takes requests again.
@@ -73,6 +83,8 @@ pub struct Exchange {
     /// The upstream's `x-amzn-errortype` header on an error answer.
     pub error_type: Option<String>,
     pub usage: Option<Usage>,
+    /// Usage last reported to the gateway filter (upstream role).
+    reported_usage: Option<Usage>,
     /// The upstream answer arrived complete (for streams: `[DONE]`/`message_stop` was seen).
     pub completed: bool,
     /// The counters this request touches and its budget reservations.
@@ -108,6 +120,7 @@ impl Exchange {
             status: 0,
             error_type: None,
             usage: None,
+            reported_usage: None,
             completed: false,
             tab,
             requested_model: String::new(),
@@ -128,9 +141,13 @@ impl Exchange {
         config.providers.get(self.provider)
     }
 
-    /// Headers that tell the client what served it and how.
+    /// Headers that tell the client what served it and how (none from the upstream role: its
+    /// client is the gateway filter, which learns that from [`Self::attempt_report`]).
     pub fn client_headers(&self, config: &Config) -> Vec<(&'static str, String)> {
         let mut h = Vec::with_capacity(5);
+        if self.ctx.report_usage {
+            return h;
+        }
         if let Some(p) = self.provider(config) {
             h.push(("x-tollgate-provider", p.name.clone()));
         }
@@ -145,8 +162,47 @@ impl Exchange {
         h
     }
 
+    /// Upstream role: the attempt's target and dropped parameters, for [`ATTEMPT_PROPERTY`]
+    /// (`provider/model`, then a line of dropped parameters; provider names have no `/`).
+    pub fn attempt_report(&self, config: &Config) -> String {
+        let provider = self.provider(config).map_or("", |p| p.name.as_str());
+        format!("{provider}/{}\n{}", self.upstream_model, self.dropped.join(","))
+    }
+
+    /// Upstream role: the usage to write to [`USAGE_PROPERTY`] when it changed since last time.
+    pub fn usage_report(&mut self) -> Option<String> {
+        if !self.ctx.report_usage || self.usage == self.reported_usage {
+            return None;
+        }
+        self.reported_usage = self.usage;
+        let u = self.usage.as_ref()?;
+        Some(format!("{} {} {} {} {}", u.input_tokens, u.cache_read_tokens, u.cache_write_tokens, u.output_tokens, u.reasoning_tokens))
+    }
+
+    /// Gateway role of a failover request: the usage the upstream filter reported is the
+    /// usage accounted (`None` when it reported none).
+    pub fn relayed_usage(&mut self, report: Option<&[u8]>) {
+        if !self.ctx.relay {
+            return;
+        }
+        let parse = |raw: &[u8]| {
+            let mut n = std::str::from_utf8(raw).ok()?.split(' ').map(|v| v.parse::<u64>().ok());
+            Some(Usage {
+                input_tokens: n.next()??,
+                cache_read_tokens: n.next()??,
+                cache_write_tokens: n.next()??,
+                output_tokens: n.next()??,
+                reasoning_tokens: n.next()??,
+            })
+        };
+        self.usage = report.and_then(parse);
+    }
+
     /// A failover cluster's upstream filter says which target answered: account for that one.
-    fn served_by(&mut self, config: &Config, provider: &str, model: &str) {
+    fn served_by(&mut self, config: &Config, report: &str) {
+        let (target, dropped) = report.split_once('\n').unwrap_or((report, ""));
+        let Some((provider, model)) = target.split_once('/') else { return };
+        self.dropped = dropped.split(',').filter(|d| !d.is_empty()).map(str::to_owned).collect();
         let Some(p) = config.providers.iter().position(|p| p.name == provider) else { return };
         self.provider = p;
         model.clone_into(&mut self.upstream_model);
@@ -162,8 +218,8 @@ impl Exchange {
         self.attempts = head.attempts.unwrap_or(1).max(1);
         self.rate_limited_until = head.rate_limited_until;
         self.error_type = head.error_type.map(str::to_owned);
-        if let (true, Some((provider, model))) = (self.ctx.relay, head.served) {
-            self.served_by(config, provider, model);
+        if let (true, Some(report)) = (self.ctx.relay, head.served) {
+            self.served_by(config, report);
         }
         let max = config.limits.max_stream_event_bytes;
         let streaming = self.provider(config).filter(|_| self.ctx.stream && (200..300).contains(&head.status)).and_then(|p| {
@@ -177,7 +233,7 @@ impl Exchange {
         });
         match streaming {
             Some((framer, translator)) => {
-                self.state = State::Streaming { framer, translator, reported: None };
+                self.state = State::Streaming { framer, translator };
                 ResponseMode::Stream
             }
             None => {
@@ -189,8 +245,8 @@ impl Exchange {
 
     /// Translates one streamed chunk. `None`: forward the chunk unchanged.
     pub fn on_stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Option<Vec<u8>> {
-        let (framer, translator, reported) = match &mut self.state {
-            State::Streaming { framer, translator, reported } => (framer, translator, reported),
+        let (framer, translator) = match &mut self.state {
+            State::Streaming { framer, translator } => (framer, translator),
             State::Aborted => return Some(Vec::new()),
             _ => return None,
         };
@@ -217,14 +273,6 @@ impl Exchange {
             verbatim &= out.len() == before;
         }
         self.usage = translator.usage();
-        if self.ctx.report_usage && self.usage.is_some() && *reported != self.usage {
-            // Tells the downstream filter the usage so far, so a cut stream is still accounted.
-            if let Some(u) = &self.usage {
-                out.extend_from_slice(openai::usage_comment(u).as_bytes());
-            }
-            *reported = self.usage;
-            verbatim = false;
-        }
         let pending = framer.pending_len();
         if end_of_stream {
             self.completed = translator.completed();
@@ -268,7 +316,11 @@ impl Exchange {
 
     /// The final answer is an error. After a failover across several targets, say what was
     /// tried; with a last resort configured, escalate.
-    fn failed(&self, config: &Config, error: ApiError) -> Finished {
+    fn failed(&self, config: &Config, mut error: ApiError) -> Finished {
+        // Providers name their own model in errors; the client asked for another name.
+        if !self.upstream_model.is_empty() && !self.requested_model.is_empty() && self.upstream_model != self.requested_model {
+            error.message = error.message.replace(&self.upstream_model, &self.requested_model);
+        }
         let retriable = error.status >= 500 || error.status == 429;
         let route = self.route.and_then(|r| config.router.routes.get(r));
         if !retriable || route.is_none() {
@@ -280,6 +332,7 @@ impl Exchange {
             self.plan.iter().copied().take(self.attempts as usize).collect()
         };
         let tried = config.router.names(&tried_targets, &config.providers).join(", ");
+        let tried_providers = config.router.provider_names(&tried_targets, &config.providers).join(", ");
         if let Some(l) = route.and_then(|r| r.last_resort.as_ref()) {
             let escalation = Escalation {
                 cluster: l.cluster.clone(),
@@ -287,6 +340,7 @@ impl Exchange {
                 authority: l.authority.clone(),
                 timeout_ms: l.timeout_ms,
                 tried,
+                tried_providers,
             };
             return Finished { status: 503, body: None, escalate: Some(escalation) };
         }
@@ -294,7 +348,7 @@ impl Exchange {
             let e = ApiError::new(
                 503,
                 "api_error",
-                format!("No target could serve this request. Tried: {tried}. Last error: {}", error.message),
+                format!("No target could serve this request. Tried: {tried_providers}. Last error: {}", error.message),
             )
             .with_code("all_targets_failed");
             return error_reply(e);

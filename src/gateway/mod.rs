@@ -26,30 +26,13 @@ pub use exchange::Exchange;
 use selection::{Choice, Selection};
 use std::cell::RefCell;
 
-/// Headers a client may use to authenticate to Tollgate or to a provider; none of them is ever
-/// forwarded upstream.
-pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization"];
-
 /// The header the Envoy route reads to pick the upstream cluster.
 pub const CLUSTER_HEADER: &str = "x-tollgate-cluster";
 
-/// Per-request headers some providers sign with; an earlier attempt's must never reach the
-/// next provider (Envoy reuses one request header map across retry attempts).
-const SIGNATURE_HEADERS: &[&str] = &["x-amz-date", "x-amz-security-token", "x-amz-content-sha256"];
-
-/// Request headers that steer Envoy or Tollgate: only Tollgate sets them, whatever a client sends.
-pub fn is_control_header(name: &str) -> bool {
-    let name = name.as_bytes();
-    [b"x-envoy-".as_slice(), b"x-tollgate-".as_slice()]
-        .iter()
-        .any(|p| name.len() >= p.len() && name.get(..p.len()).is_some_and(|n| n.eq_ignore_ascii_case(p)))
-}
+pub use crate::config::headers::is_control_header;
 
 pub struct Gateway {
     pub config: Config,
-    /// Headers an upstream attempt removes before setting its own: every credential and
-    /// provider header any configured provider uses.
-    pub attempt_scrub: Vec<String>,
     /// This worker's not-yet-written counters of uncapped scopes.
     batch: RefCell<budget::Batch>,
 }
@@ -92,7 +75,8 @@ pub struct RequestHead<'h> {
 pub struct Incoming<'h> {
     pub operation: Operation,
     pub caller: Caller,
-    /// All request headers (for routing rules on headers).
+    /// The client's request headers less control headers (for routing rules on headers and
+    /// the header policy).
     pub headers: &'h [(String, String)],
     /// The client sent `x-tollgate-explain: 1`.
     pub explain: bool,
@@ -129,6 +113,8 @@ pub struct Forward<'c> {
     pub upstream: Built,
     /// Envoy retry steering.
     pub headers: Vec<(&'static str, String)>,
+    /// The matched route's `forward_headers`.
+    pub route_forward: &'c [String],
     /// For failover clusters: the plan the upstream filter reads for each attempt.
     pub plan: Option<String>,
     pub exchange: Exchange,
@@ -142,11 +128,30 @@ impl Forward<'_> {
         Some(self.upstream.path.as_deref().unwrap_or(&provider.chat_path))
     }
 
-    /// How the request headers change, in order: `remove` goes first, then the provider's
-    /// path, authority, credentials and fixed headers, then the translation's and Envoy's retry
-    /// steering, and the body length when it is given.
-    pub fn header_edits<S: AsRef<str>>(&self, remove: &[S], content_length: Option<usize>) -> Vec<HeaderEdit> {
-        let mut edits: Vec<HeaderEdit> = remove.iter().map(|name| (name.as_ref().to_owned(), None)).collect();
+    /// The request headers sent on: the client's headers the policy forwards (see
+    /// [`headers`](crate::config::headers)) followed by Tollgate's, and the cluster header the
+    /// route reads (gateway role only: an attempt's headers go to the provider).
+    pub fn request_headers(
+        &self,
+        client: &[(String, String)],
+        content_length: Option<usize>,
+        cluster_header: bool,
+    ) -> Vec<(String, String)> {
+        let provider_forward = self.provider.map_or(&[][..], |p| p.forward_headers.as_slice());
+        let mut headers = crate::config::headers::forwarded(client, &[provider_forward, self.route_forward]);
+        let mut edits = self.header_edits(content_length);
+        if cluster_header {
+            edits.push((CLUSTER_HEADER.into(), Some(self.cluster.to_owned())));
+        }
+        apply_header_edits(&mut headers, edits);
+        headers
+    }
+
+    /// How the request headers change, in order: the provider's path, authority, credentials
+    /// and fixed headers, then the translation's and Envoy's retry steering, and the body length
+    /// when it is given.
+    fn header_edits(&self, content_length: Option<usize>) -> Vec<HeaderEdit> {
+        let mut edits: Vec<HeaderEdit> = Vec::new();
         if let (Some(p), Some(path)) = (self.provider, self.path()) {
             edits.push((":path".into(), Some(path.to_owned())));
             edits.push((":authority".into(), Some(p.authority.clone())));
@@ -193,20 +198,15 @@ pub struct Escalation {
     pub path: String,
     pub authority: String,
     pub timeout_ms: u64,
-    /// `provider/model` of the targets tried or skipped, for the handler and the client.
+    /// `provider/model` of the targets tried or skipped, for the handler.
     pub tried: String,
+    /// Their providers, for the client.
+    pub tried_providers: String,
 }
 
 impl Gateway {
     pub fn new(config: Config) -> Self {
-        let mut scrub: Vec<String> = CLIENT_CREDENTIAL_HEADERS.iter().chain(SIGNATURE_HEADERS).map(|h| (*h).to_owned()).collect();
-        for p in &config.providers {
-            scrub.extend(p.auth.iter().map(|(name, _)| (*name).to_owned()));
-            scrub.extend(p.headers.iter().map(|(name, _)| (*name).to_owned()));
-        }
-        scrub.sort();
-        scrub.dedup();
-        Gateway { config, attempt_scrub: scrub, batch: RefCell::default() }
+        Gateway { config, batch: RefCell::default() }
     }
 
     pub fn on_request_headers(&self, head: &RequestHead, store: &dyn SharedStore, now_ms: u64) -> OnHeaders {
@@ -251,20 +251,24 @@ impl Gateway {
                 }
             }
             _ if method != "GET" => allow("GET"),
-            "models" | "models/" => OnHeaders::Respond(Reply::json(200, self.config.models_json.clone())),
+            // A key with a model allowlist sees only the models it may use; the others do not
+            // exist for it (404, like an unknown model).
+            "models" | "models/" => {
+                let accounting = &self.config.accounting;
+                let list = match caller.key {
+                    None => self.config.models_json.clone(),
+                    Some(_) => self.config.models_json_where(&|id| accounting.may_use(caller, id)),
+                };
+                OnHeaders::Respond(Reply::json(200, list))
+            }
             _ => {
                 let id = rest.strip_prefix("models/").unwrap_or_default();
-                match self.config.model_card(id) {
+                match self.config.model_card(id).filter(|_| self.config.accounting.may_use(caller, id)) {
                     Some(card) => OnHeaders::Respond(Reply::json(200, card.to_vec())),
                     None => OnHeaders::Respond(ApiError::model_not_found(id).into()),
                 }
             }
         }
-    }
-
-    /// Whether routing rules look at request headers (the shell then keeps them).
-    pub fn routes_on_headers(&self) -> bool {
-        !self.config.router.routes.is_empty()
     }
 
     /// Handles a complete request body.
@@ -313,7 +317,7 @@ impl Gateway {
             Selection::Chain { route, first, plan, chain, .. } => {
                 let estimate = budget::estimate(first.price, body.len(), output);
                 let requested = req.model.0.into_owned();
-                self.relay(Operation::Chat, route, first, &plan, chain, ctx, requested, incoming.caller, estimate, (store, now_ms))
+                self.relay(Operation::Chat, route, first, &plan, chain, ctx, requested, incoming, estimate, (store, now_ms))
             }
             Selection::Direct { route, choice, .. } => {
                 let mut edits = Edits::default();
@@ -342,7 +346,7 @@ impl Gateway {
             Selection::Chain { route, first, plan, chain, .. } => {
                 let estimate = budget::estimate(first.price, body.len(), 0);
                 let requested = req.model.0.into_owned();
-                self.relay(Operation::Embeddings, route, first, &plan, chain, ctx, requested, incoming.caller, estimate, (store, now_ms))
+                self.relay(Operation::Embeddings, route, first, &plan, chain, ctx, requested, incoming, estimate, (store, now_ms))
             }
             Selection::Direct { route, choice, .. } => {
                 let upstream = providers::build_embeddings(choice.provider, &req, body, &Target { model: &choice.model, now_ms })?;
@@ -357,6 +361,7 @@ impl Gateway {
     /// No target of the route is available: the last resort, or a 503 saying why.
     fn exhausted(&self, route: &crate::router::Route, skipped: &[crate::router::TargetId]) -> Result<Next<'_>, ApiError> {
         let tried = self.config.router.names(skipped, &self.config.providers).join(", ");
+        let tried_providers = self.config.router.provider_names(skipped, &self.config.providers).join(", ");
         match &route.last_resort {
             Some(l) => Ok(Next::Escalate(Escalation {
                 cluster: l.cluster.clone(),
@@ -364,8 +369,9 @@ impl Gateway {
                 authority: l.authority.clone(),
                 timeout_ms: l.timeout_ms,
                 tried,
+                tried_providers,
             })),
-            None => Err(all_targets_failed(&tried, "every target is unavailable (circuit open or rate-limited)")),
+            None => Err(all_targets_failed(&tried_providers, "every target is unavailable (circuit open or rate-limited)")),
         }
     }
 
@@ -380,7 +386,7 @@ impl Gateway {
         chain: usize,
         ctx: ResponseContext,
         requested: String,
-        caller: Caller,
+        incoming: &Incoming,
         estimate: crate::accounting::money::Pico,
         (store, now_ms): (&dyn SharedStore, u64),
     ) -> Result<Next<'c>, ApiError> {
@@ -392,11 +398,18 @@ impl Gateway {
         let headers = retry_headers(router.retry_for(route.1), attempts);
         let prepared =
             Prepared { choice: first, route: Some(route), requested, ctx, dropped: Vec::new(), upstream: Built::default(), estimate };
-        let mut forward = self.admit(prepared, caller, store, now_ms)?;
+        let mut forward = self.admit(prepared, incoming.caller, store, now_ms)?;
         forward.cluster = cluster;
         forward.provider = None;
         forward.headers = headers;
-        forward.plan = Some(router.encode_plan(operation, plan, &self.config.providers));
+        // Every attempt rebuilds its headers from the client's: carry those any attempt may forward.
+        let providers = &self.config.providers;
+        let mut lists: Vec<&[String]> = vec![&route.1.forward_headers];
+        lists.extend(
+            plan.iter().filter_map(|t| router.target(*t)).filter_map(|t| providers.get(t.provider)).map(|p| p.forward_headers.as_slice()),
+        );
+        let carried = crate::config::headers::forwarded(incoming.headers, &lists);
+        forward.plan = Some(upstream::encode_plan(&router.encode_plan(operation, plan, providers), route.0, &carried));
         forward.exchange.plan = plan.to_vec();
         // Each attempt reports its own target's health from the upstream filter.
         forward.exchange.target = None;
@@ -423,6 +436,7 @@ impl Gateway {
             provider: Some(choice.provider),
             upstream,
             headers: retry_headers(retry, 0),
+            route_forward: route.map_or(&[][..], |(_, r)| r.forward_headers.as_slice()),
             plan: None,
             exchange,
             keep_body: route.is_some_and(|(_, r)| r.last_resort.is_some()),
@@ -481,11 +495,11 @@ impl Gateway {
             Some(s) => format!("the last-resort handler failed too (HTTP {s})"),
             None => "the last-resort handler could not be reached".into(),
         };
-        all_targets_failed(&escalation.tried, &handler).with_code("all_targets_failed").into()
+        all_targets_failed(&escalation.tried_providers, &handler).with_code("all_targets_failed").into()
     }
 }
 
-/// The 503 that lists what was tried.
+/// The 503 that lists the providers tried.
 fn all_targets_failed(tried: &str, what: &str) -> ApiError {
     let tried = if tried.is_empty() { String::new() } else { format!(" Tried: {tried}.") };
     ApiError::new(503, "api_error", format!("No target could serve this request: {what}.{tried}")).with_code("all_targets_failed")

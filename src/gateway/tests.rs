@@ -290,23 +290,24 @@ fn bedrock_without_credentials_refuses_requests_naming_the_variable() {
 }
 
 #[test]
-fn header_edits_replace_the_clients_credentials_with_the_providers() {
+fn request_headers_replace_the_clients_credentials_and_keep_only_the_allowlist() {
     let g = gateway();
     let f = chat(&g, br#"{"model":"claude","messages":[{"role":"user","content":"hi"}]}"#, 0).unwrap();
-    let mut headers: Vec<(String, String)> = [
+    let client: Vec<(String, String)> = [
         (":method", "POST"),
         (":path", "/v1/chat/completions"),
         (":authority", "gw"),
         ("authorization", "Bearer client"),
         ("x-api-key", "client"),
         ("accept-encoding", "gzip"),
+        ("traceparent", "00-1-2-01"),
         ("x-custom", "a"),
         ("x-custom", "b"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    apply_header_edits(&mut headers, f.header_edits(&["authorization", "x-api-key", "accept-encoding"], Some(42)));
+    let headers = f.request_headers(&client, Some(42), true);
     let get = |name: &str| headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
     assert_eq!(headers.first().map(|(k, _)| k.as_str()), Some(":method"));
     assert_eq!(get(":path"), ["/v1/messages"]);
@@ -314,9 +315,43 @@ fn header_edits_replace_the_clients_credentials_with_the_providers() {
     assert_eq!(get("authorization"), Vec::<&str>::new(), "the client's credentials never go upstream");
     assert_eq!(get("x-api-key"), ["ANTHROPIC_API_KEY-value"]);
     assert_eq!(get("anthropic-version"), ["2023-06-01"]);
-    assert_eq!(get("accept-encoding"), Vec::<&str>::new());
-    assert_eq!(get("x-custom"), ["a", "b"], "other headers keep every value");
+    assert_eq!(get("accept-encoding"), Vec::<&str>::new(), "compressed answers could not be translated chunk by chunk");
+    assert_eq!(get("traceparent"), ["00-1-2-01"]);
+    // Behaviour change (issue 10): headers outside the allowlist and `forward_headers` stay here.
+    assert_eq!(get("x-custom"), Vec::<&str>::new());
     assert_eq!(get("content-length"), ["42"]);
+    assert_eq!(get("x-tollgate-cluster"), ["anthropic"]);
+}
+
+#[test]
+fn a_providers_forward_headers_reach_it() {
+    let json = CONFIG.replace(
+        r#""api_key_env": "ANTHROPIC_API_KEY"},"#,
+        r#""api_key_env": "ANTHROPIC_API_KEY", "forward_headers": ["Anthropic-Beta", "x-team-*"]},"#,
+    );
+    let env = |k: &str| Some(format!("{k}-value"));
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap());
+    let f = chat(&g, br#"{"model":"claude","messages":[{"role":"user","content":"hi"}]}"#, 0).unwrap();
+    let client = vec![
+        ("anthropic-beta".to_owned(), "b".to_owned()),
+        ("x-team-id".to_owned(), "t".to_owned()),
+        ("cookie".to_owned(), "c".to_owned()),
+    ];
+    let names: Vec<String> = f.request_headers(&client, None, false).into_iter().map(|(k, _)| k).collect();
+    assert!(names.contains(&"anthropic-beta".to_owned()) && names.contains(&"x-team-id".to_owned()), "{names:?}");
+    assert!(!names.contains(&"cookie".to_owned()));
+    let f = chat(&g, br#"{"model":"gpt","messages":[{"role":"user","content":"hi"}]}"#, 0).unwrap();
+    assert!(f.request_headers(&client, None, false).iter().all(|(k, _)| k != "anthropic-beta"), "another provider's list does not apply");
+}
+
+#[test]
+fn forward_headers_may_not_name_credentials() {
+    let json = CONFIG.replace(
+        r#""api_key_env": "ANTHROPIC_API_KEY"},"#,
+        r#""api_key_env": "ANTHROPIC_API_KEY", "forward_headers": ["authorization"]},"#,
+    );
+    let e = Config::from_json(json.as_bytes(), &|_| Some("k".into()), 1).unwrap_err();
+    assert!(e.to_string().contains("forward_headers[0]"), "{e}");
 }
 
 #[test]
@@ -326,4 +361,51 @@ fn setting_a_repeated_header_leaves_one_value_in_the_first_place() {
     assert_eq!(headers, [("a".to_owned(), "new".to_owned()), ("b".to_owned(), "2".to_owned())]);
     apply_header_edits(&mut headers, vec![("b".into(), None), ("c".into(), Some("4".into()))]);
     assert_eq!(headers, [("a".to_owned(), "new".to_owned()), ("c".to_owned(), "4".to_owned())]);
+}
+
+#[test]
+fn provider_errors_name_the_model_the_client_asked_for() {
+    let g = gateway();
+    let mut ex = chat(&g, &body(json!({"model":"gpt","messages":[{"role":"user","content":"hi"}]})), 0).unwrap().exchange;
+    ex.on_response_headers(&g.config, &head(404, Some("application/json")));
+    let fin = ex.on_complete_body(
+        &g.config,
+        br#"{"error":{"message":"The model `gpt-4o-2024-08-06` does not exist","type":"invalid_request_error"}}"#,
+    );
+    let v: Value = serde_json::from_slice(&fin.body.unwrap()).unwrap();
+    assert_eq!(v["error"]["message"], "The model `gpt` does not exist");
+}
+
+#[test]
+fn a_key_sees_only_the_models_it_may_use() {
+    let hash = |k: &str| crate::accounting::keys::hash(k).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let auth = format!(
+        r#""auth": {{"keys": [{{"id": "narrow", "sha256": "{}", "models": ["claude*"]}}, {{"id": "wide", "sha256": "{}"}}]}},"#,
+        hash("tg-narrow"),
+        hash("tg-wide")
+    );
+    let json = CONFIG.replacen("\"limits\"", &format!("{auth}\n    \"limits\""), 1);
+    let env = |k: &str| Some(format!("{k}-value"));
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap());
+    let ask = |path: &str, key: &str| {
+        let authorization = format!("Bearer {key}");
+        let head = RequestHead { method: "GET", path, content_length: None, authorization: Some(&authorization) };
+        match STORE.with(|s| g.on_request_headers(&head, s, 0)) {
+            OnHeaders::Respond(r) => (r.status, serde_json::from_slice::<Value>(&r.body).unwrap()),
+            other => panic!("{other:?}"),
+        }
+    };
+    let ids = |v: &Value| v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let (status, narrow) = ask("/v1/models", "tg-narrow");
+    assert_eq!((status, ids(&narrow)), (200, vec!["claude".to_owned(), "claude-next".to_owned()]));
+    let (_, wide) = ask("/v1/models", "tg-wide");
+    assert_eq!(ids(&wide).len(), 6, "{wide}");
+    assert_eq!(
+        serde_json::to_vec(&wide).unwrap(),
+        serde_json::to_vec(&serde_json::from_slice::<Value>(&g.config.models_json).unwrap()).unwrap()
+    );
+    assert_eq!(ask("/v1/models/claude", "tg-narrow").0, 200);
+    let (status, e) = ask("/v1/models/gpt-4o", "tg-narrow");
+    assert_eq!((status, e["error"]["code"].as_str()), (404, Some("model_not_found")));
+    assert_eq!(ask("/v1/models/gpt-4o", "tg-wide").0, 200);
 }

@@ -2,6 +2,14 @@
 //! attempt Envoy makes reaches one endpoint (one provider); this role translates the client's
 //! OpenAI request for that provider, translates the answer back, and reports the target's
 //! health. Accounting stays with the downstream filter, which sees the translated answer.
+//!
+//! The gateway filter hands each request's plan to this role in Envoy filter state
+//! ([`PLAN_PROPERTY`]), never in a header: a client cannot write filter state, nothing of it
+//! reaches a provider, it belongs to one request (no id to collide or guess), and it survives
+//! retries (checked on Envoy 1.40: the upstream filter of every attempt reads what the gateway
+//! filter set). Envoy reuses one request header map for every attempt, so each attempt rebuilds
+//! its headers from the plan's copy of the client's instead of editing what the previous
+//! attempt left for another provider.
 
 use super::{Exchange, Forward, Gateway, apply_policy};
 use crate::openai::ApiError;
@@ -11,6 +19,20 @@ use crate::providers::{self, Edits, Operation, ResponseContext, Target};
 use crate::router::{TargetId, parse_plan};
 use std::borrow::Cow;
 
+/// The filter state property (`wasm.tollgate_plan`) holding the plan of a failover request.
+pub const PLAN_PROPERTY: &str = "tollgate_plan";
+
+/// The plan: the targets line ([`Router::encode_plan`](crate::router::Router::encode_plan)),
+/// the route's index, then the client headers an attempt may forward, one `name:value` a line
+/// (header names have no `:`, values no line breaks).
+pub fn encode_plan(targets: &str, route: usize, headers: &[(String, String)]) -> String {
+    let mut out = format!("{targets}\n{route}\n");
+    for (name, value) in headers.iter().filter(|(name, _)| !name.starts_with(':')) {
+        out.push_str(&format!("{name}:{value}\n"));
+    }
+    out
+}
+
 /// Where this attempt goes, from the plan and the endpoint Envoy picked.
 #[derive(Debug, Clone)]
 pub struct Attempt {
@@ -18,13 +40,47 @@ pub struct Attempt {
     pub provider: usize,
     pub model: String,
     pub target: Option<TargetId>,
+    pub route: usize,
+    /// The client's headers, as the gateway filter saw them (less pseudo- and control headers).
+    pub client_headers: Vec<(String, String)>,
+}
+
+impl Attempt {
+    /// The headers of this attempt: the pseudo-headers and Envoy's own (`x-envoy-*`, set by
+    /// Tollgate or the router) from the shared map, then the client's headers the policy
+    /// forwards to this provider, then the provider's path, authority, credentials and headers.
+    /// Nothing an earlier attempt set for another provider survives (its key, host, signature,
+    /// content-length).
+    pub fn request_headers(&self, shared: &[(String, String)], forward: &Forward, content_length: usize) -> Vec<(String, String)> {
+        let pseudo = shared.iter().filter(|(name, _)| name.starts_with(':'));
+        let client: Vec<(String, String)> = pseudo.cloned().chain(self.client_headers.iter().cloned()).collect();
+        let mut headers = forward.request_headers(&client, Some(content_length), false);
+        let envoy = shared.iter().filter(|(name, _)| name.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("x-envoy-")));
+        headers.extend(envoy.cloned());
+        headers
+    }
 }
 
 impl Gateway {
-    /// `None` when the request has no plan (not routed through Tollgate: left alone).
-    pub fn on_attempt_headers(&self, plan: Option<&str>, endpoint_provider: Option<&str>) -> Result<Option<Attempt>, ApiError> {
-        let Some(plan) = plan else { return Ok(None) };
-        let (operation, targets) = parse_plan(plan).ok_or_else(|| ApiError::internal("malformed routing plan"))?;
+    /// Reads the plan. A request without one did not come through Tollgate's gateway filter (an
+    /// Envoy route that sends to the failover cluster directly): it is refused, never sent
+    /// untranslated. Envoy does not retry this local reply.
+    pub fn on_attempt_headers(&self, plan: Option<&str>, endpoint_provider: Option<&str>) -> Result<Attempt, ApiError> {
+        let plan = plan.ok_or_else(|| {
+            ApiError::internal(
+                "This request reached a failover cluster without a routing plan from Tollgate's gateway filter; no provider was called.",
+            )
+            .with_code("routing_plan_missing")
+        })?;
+        let malformed = || ApiError::internal("malformed routing plan").with_code("routing_plan_missing");
+        let mut lines = plan.lines();
+        let (operation, targets) = lines.next().and_then(parse_plan).ok_or_else(malformed)?;
+        let route =
+            lines.next().and_then(|r| r.parse::<usize>().ok()).filter(|r| *r < self.config.router.routes.len()).ok_or_else(malformed)?;
+        let client_headers = lines
+            .map(|l| l.split_once(':').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(malformed)?;
         let endpoint = endpoint_provider.ok_or_else(|| {
             ApiError::internal(
                 "this failover cluster endpoint has no `tollgate.provider` metadata; Tollgate cannot tell which provider it is",
@@ -40,7 +96,7 @@ impl Gateway {
             .position(|p| p.name == endpoint)
             .ok_or_else(|| ApiError::internal(format!("provider `{endpoint}` is not configured in the upstream filter")))?;
         let target = self.config.router.find_target(provider, model);
-        Ok(Some(Attempt { operation, provider, model: model.to_owned(), target }))
+        Ok(Attempt { operation, provider, model: model.to_owned(), target, route, client_headers })
     }
 
     /// Translates the attempt's request body for its provider.
@@ -81,11 +137,13 @@ impl Gateway {
         let mut exchange = Exchange::new(attempt.provider, attempt.model.clone(), ctx, dropped, Default::default());
         exchange.started_ms = now_ms;
         exchange.target = attempt.target;
+        let route_forward = self.config.router.routes.get(attempt.route).map_or(&[][..], |r| r.forward_headers.as_slice());
         Ok(Forward {
             cluster: &provider.cluster,
             provider: Some(provider),
             upstream,
             headers: Vec::new(),
+            route_forward,
             plan: None,
             exchange,
             keep_body: false,
@@ -100,3 +158,7 @@ impl Gateway {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "upstream_tests.rs"]
+mod tests;

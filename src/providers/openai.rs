@@ -212,35 +212,11 @@ pub fn translate_relayed(ctx: &ResponseContext, body: &[u8]) -> Result<Translate
     }
 }
 
-/// The SSE comment a failover cluster's upstream filter adds whenever usage changes, so the
-/// downstream filter can account a stream even if it is cut. Clients never see it.
-const USAGE_COMMENT: &str = ": tollgate-usage ";
-
-pub fn usage_comment(u: &Usage) -> String {
-    format!(
-        "{USAGE_COMMENT}{} {} {} {} {}\n\n",
-        u.input_tokens, u.cache_read_tokens, u.cache_write_tokens, u.output_tokens, u.reasoning_tokens
-    )
-}
-
-fn parse_usage_comment(raw: &[u8]) -> Option<Usage> {
-    let text = std::str::from_utf8(raw).ok()?.trim_start_matches(['\r', '\n']);
-    let mut n = text.strip_prefix(USAGE_COMMENT)?.split_whitespace().map(|v| v.parse::<u64>().ok());
-    Some(Usage {
-        input_tokens: n.next()??,
-        cache_read_tokens: n.next()??,
-        cache_write_tokens: n.next()??,
-        output_tokens: n.next()??,
-        reasoning_tokens: n.next()??,
-    })
-}
-
 /// Streaming passthrough: events are forwarded as received, except the usage chunk Tollgate
-/// asked for on the client's behalf (and, when relaying, the usage comments).
+/// asked for on the client's behalf.
 #[derive(Debug)]
 pub struct StreamState {
     injected_usage: bool,
-    relay: bool,
     pub usage: Option<Usage>,
     pub done: bool,
 }
@@ -255,17 +231,10 @@ struct ChunkPeek {
 
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
-        StreamState { injected_usage: ctx.injected_usage, relay: ctx.relay, usage: None, done: false }
+        StreamState { injected_usage: ctx.injected_usage, usage: None, done: false }
     }
 
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
-        if self.relay
-            && !event.has_data
-            && let Some(u) = parse_usage_comment(event.raw)
-        {
-            self.usage = Some(u);
-            return false;
-        }
         if &*event.data == b"[DONE]" {
             self.done = true;
         } else if contains(&event.data, b"\"usage\"")
@@ -482,28 +451,19 @@ data: [DONE]\n\n";
     }
 
     #[test]
-    fn relay_reads_and_removes_usage_comments() {
-        let u = Usage { input_tokens: 9, cache_read_tokens: 1, cache_write_tokens: 2, output_tokens: 3, reasoning_tokens: 0 };
-        let body = format!("{}data: {{\"choices\":[]}}\n\n", usage_comment(&u));
-        let mut s = StreamState::new(&ResponseContext { relay: true, stream: true, ..Default::default() });
-        let mut out = Vec::new();
-        Framer::new(1 << 16)
-            .feed(body.as_bytes(), |e| {
-                s.on_event(&e, &mut out);
-            })
-            .unwrap();
-        assert_eq!(s.usage, Some(u));
-        assert_eq!(out, b"data: {\"choices\":[]}\n\n");
-        // without relay, comments pass through untouched
-        let mut s = StreamState::new(&ResponseContext { stream: true, ..Default::default() });
-        let mut out = Vec::new();
-        Framer::new(1 << 16)
-            .feed(usage_comment(&u).as_bytes(), |e| {
-                s.on_event(&e, &mut out);
-            })
-            .unwrap();
-        assert_eq!(s.usage, None);
-        assert_eq!(out, usage_comment(&u).as_bytes());
+    fn comments_in_a_stream_are_never_read_as_usage() {
+        // What a provider could send to imitate Tollgate's former in-band usage channel.
+        let forged = ": tollgate-usage 1 0 0 1 0\n\n";
+        for relay in [false, true] {
+            let mut s = StreamState::new(&ResponseContext { relay, stream: true, ..Default::default() });
+            let mut out = Vec::new();
+            Framer::new(1 << 16)
+                .feed(format!("{forged}data: {{\"choices\":[]}}\n\n").as_bytes(), |e| {
+                    s.on_event(&e, &mut out);
+                })
+                .unwrap();
+            assert_eq!(s.usage, None, "relay: {relay}");
+        }
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Route {
     pub strategy: Strategy,
     pub retry: Option<Retry>,
     pub last_resort: Option<LastResort>,
+    /// Client request headers forwarded to this route's providers besides the built-in allowlist.
+    pub forward_headers: Vec<String>,
     /// Round-robin position of this worker.
     turn: Cell<u32>,
 }
@@ -221,6 +223,10 @@ impl Router {
                 strategy: spec.strategy,
                 retry: spec.retry.as_ref().map(Retry::from),
                 last_resort,
+                forward_headers: crate::config::headers::compile_forward_headers(
+                    &format!("{field}.forward_headers"),
+                    &spec.forward_headers,
+                )?,
                 turn: Cell::new(0),
             };
             if !route.fallback.is_empty() {
@@ -254,7 +260,16 @@ impl Router {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    /// `provider/model` of each target, for messages.
+    /// The provider of each target, for clients: they may not know the upstream models
+    /// behind a route.
+    pub fn provider_names(&self, plan: &[TargetId], providers: &[Provider]) -> Vec<String> {
+        plan.iter()
+            .filter_map(|t| self.targets.get(*t))
+            .map(|t| providers.get(t.provider).map_or("?", |p| p.name.as_str()).to_owned())
+            .collect()
+    }
+
+    /// `provider/model` of each target, for operators (explain, the last resort's handler).
     pub fn names(&self, plan: &[TargetId], providers: &[Provider]) -> Vec<String> {
         plan.iter()
             .filter_map(|t| self.targets.get(*t))

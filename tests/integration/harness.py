@@ -234,6 +234,25 @@ def point_static_clusters(cfg: dict, port: int):
                     addr["port_value"] = port
 
 
+# The mock tags requests by `x-test-id` and takes `x-mock-*` instructions; Tollgate forwards only
+# allowlisted client headers, so every test config names these in each provider's forward_headers.
+TEST_HEADERS = ["x-test-id", "x-mock-*"]
+
+
+def forward_test_headers(filter_config: dict):
+    try:
+        plugin = json.loads(filter_config["configuration"]["value"])
+    except (KeyError, TypeError, ValueError):
+        return  # a test of invalid configurations
+    providers = plugin.get("providers") if isinstance(plugin, dict) else None
+    if not isinstance(providers, dict):
+        return
+    for provider in providers.values():
+        if isinstance(provider, dict):
+            provider["forward_headers"] = [*provider.get("forward_headers", []), *TEST_HEADERS]
+    filter_config["configuration"]["value"] = json.dumps(plugin)
+
+
 class Envoy:
     """One Envoy process. `cfg` is a bootstrap dict (usually a shipped YAML, patched)."""
 
@@ -245,6 +264,7 @@ class Envoy:
         self.cfg["admin"]["address"]["socket_address"]["port_value"] = self.admin_port
         self.cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = self.port
         for f in wasm_filters(self.cfg):
+            forward_test_headers(f)
             code = f["vm_config"]["code"]["local"]
             if not pathlib.Path(code["filename"]).is_absolute():  # a shipped config: the freshly built module
                 code["filename"] = str(WASM)

@@ -12,6 +12,7 @@ import pytest
 from harness import Envoy, load_config, plugin_config, point_static_clusters, set_plugin_config, wait_until
 
 ALICE, BOB, ADMIN, CAROL = "tg-alice-demo-key", "tg-bob-demo-key", "tg-admin-demo-key", "tg-carol-test-key"
+DAVE = "tg-dave-test-key"  # in a team whose budget is spent at once
 # USD per token, from the example config (claude) and the shipped price table (gpt-4o-mini)
 PRICES = {"claude-sonnet-4-5-20250929": (Decimal("3e-6"), Decimal("15e-6")), "gpt-4o-mini": (Decimal("0.15e-6"), Decimal("0.6e-6"))}
 
@@ -35,6 +36,8 @@ def gw(mock, tmp_path_factory):
     plugin = plugin_config(cfg)
     plugin["auth"]["keys"].append({"id": "carol", "sha256": hashlib.sha256(CAROL.encode()).hexdigest(),
                                    "budget": {"daily_usd": "0.001"}})
+    plugin["teams"]["tiny"] = {"budget": {"daily_usd": "0.000001"}}
+    plugin["auth"]["keys"].append({"id": "dave", "sha256": hashlib.sha256(DAVE.encode()).hexdigest(), "team": "tiny"})
     set_plugin_config(cfg, plugin)
     envoy = Envoy(cfg, workdir, concurrency=2)
     envoy.access_log = log_path
@@ -94,7 +97,7 @@ def test_usage_api_needs_an_admin_key(gw):
     report = usage_report(gw)
     assert report["object"] == "tollgate.usage"
     assert set(report["scopes"]) == {"global", "providers", "models", "keys", "teams"}
-    assert set(report["scopes"]["keys"]) == {"alice", "bob", "carol"}
+    assert set(report["scopes"]["keys"]) == {"alice", "bob", "carol", "dave"}
     alice = report["scopes"]["keys"]["alice"]
     assert alice["budget"]["daily_usd"] == "0.5"
     assert Decimal(alice["budget"]["daily_remaining_usd"]) <= Decimal("0.5")
@@ -294,3 +297,30 @@ def test_access_log_has_one_json_line_per_request_without_secrets(gw):
     assert marker not in text, "no prompt text in logs"
     assert "tg-" not in text and "test-anthropic-key" not in text, "no keys in logs"
     assert ALICE not in gw.log() and "test-anthropic-key" not in gw.log()
+
+
+# ---- what a caller is told -----------------------------------------------------------------------
+
+def test_a_key_lists_only_the_models_it_may_use(gw):
+    ids = lambda key: {m["id"] for m in gw.request("GET", "/v1/models", headers=auth(key)).json()["data"]}
+    assert ids(ALICE) == {"gpt-4o-mini", "claude-sonnet"}, "alice may use gpt-4o-mini and claude-*"
+    assert ids(BOB) == {"gpt-4o-mini", "gpt-4o", "claude-sonnet"}
+    r = gw.request("GET", "/v1/models/gpt-4o", headers=auth(ALICE))
+    assert r.status == 404 and r.error["code"] == "model_not_found"
+    assert gw.request("GET", "/v1/models/gpt-4o", headers=auth(BOB)).status == 200
+    assert gw.request("GET", "/v1/models/claude-sonnet", headers=auth(ALICE)).status == 200
+
+
+def test_a_team_budget_refusal_names_the_limit_without_its_amounts(gw, mock, test_id):
+    r = gw.chat({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}, {**auth(DAVE), "x-test-id": test_id})
+    assert r.status == 429 and r.error["code"] == "budget_exceeded"
+    assert r.error["message"] == "Budget exceeded for team `tiny`: its daily budget is used up."
+    assert mock.requests(test_id) == []
+
+
+def test_provider_errors_name_the_client_facing_model(gw, mock, test_id):
+    mock.fault(status=400, count=1, body={"type": "error", "error": {
+        "type": "invalid_request_error", "message": "model claude-sonnet-4-5-20250929 does not support this request"}})
+    r = gw.chat({"model": "claude-sonnet", "messages": [{"role": "user", "content": "x"}]}, {**auth(BOB), "x-test-id": test_id})
+    assert r.status == 400, r.body
+    assert r.error["message"] == "model claude-sonnet does not support this request"

@@ -5,12 +5,13 @@ its clusters pointed at local mock providers."""
 import asyncio
 import datetime
 import json
+import threading
 import time
 
 import pytest
 
-from harness import Envoy, Mock, free_port, load_config, localize, plugin_config, set_plugin_config
-from test_accounting import burst
+from harness import Envoy, Mock, free_port, load_config, localize, plugin_config, set_plugin_config, wait_until
+from test_accounting import burst, prometheus
 
 FAULTS = ["500", "503", "429", "refused", "timeout", "reset"]
 
@@ -48,6 +49,9 @@ def gw(net, tmp_path_factory):
     for cluster in clusters:
         if "outlier_detection" in cluster:
             cluster["outlier_detection"] = {"consecutive_5xx": 1000, "consecutive_gateway_failure": 1000, "consecutive_local_origin_failure": 1000}
+    # A route that sends to a failover cluster without Tollgate's plan (a misconfiguration).
+    vhost = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]
+    vhost["routes"].insert(1, {"match": {"prefix": "/raw/"}, "route": {"cluster": "openai_then_anthropic"}})
     localize(cfg, {"openai": net["a"].port, "anthropic": net["b"].port, "deadai": dead, "openai_b": net["b"].port,
                    "review_queue": net["review"].port})
     plugin = plugin_config(cfg)
@@ -56,6 +60,7 @@ def gw(net, tmp_path_factory):
     window_later = {"after": f"{(now.hour + 3) % 24:02d}:00", "before": f"{(now.hour + 4) % 24:02d}:00"}
     plugin["providers"]["deadai"] = {"kind": "openai", "cluster": "deadai_direct", "api_key_env": "OPENAI_API_KEY"}
     plugin["providers"]["openai_b"] = {"kind": "openai", "cluster": "openai_b", "api_key_env": "OPENAI_API_KEY"}
+    plugin["providers"]["anthropic"]["forward_headers"] = ["anthropic-beta"]
     plugin["failover_clusters"].append({"cluster": "dead_then_anthropic", "providers": ["deadai", "anthropic"]})
     plugin["prices"] = {"dear-model": {"input": "10", "output": "30"}, "cheap-model": {"input": "0.1", "output": "0.3"}}
     plugin["breaker"] = {"consecutive_failures": 3, "cooldown_seconds": 3}
@@ -78,6 +83,9 @@ def gw(net, tmp_path_factory):
          "targets": [{"provider": "openai", "model": "dear-model"}, {"provider": "openai_b", "model": "cheap-model"}]},
         *[chat_route(f"chat-{f}", "deadai" if f == "refused" else "openai") for f in FAULTS],
         chat_route("chat-stream"),
+        chat_route("chat-same-id"),
+        chat_route("chat-forge"),
+        chat_route("chat-forward", forward_headers=["x-custom"]),
         chat_route("chat-ratelimit"),
         chat_route("chat-eject"),
         chat_route("chat-last", last_resort={"cluster": "review_queue", "path": "/review"}),
@@ -86,6 +94,14 @@ def gw(net, tmp_path_factory):
     ]
     set_plugin_config(cfg, plugin)
     envoy = Envoy(cfg, tmp_path_factory.mktemp("routing"), concurrency=2)
+    yield envoy
+    envoy.stop()
+
+
+@pytest.fixture(scope="module")
+def gw_one_worker(gw, tmp_path_factory):
+    """The same gateway on one worker: concurrent connections then share its memory."""
+    envoy = Envoy(gw.cfg, tmp_path_factory.mktemp("routing-one-worker"), concurrency=1)
     yield envoy
     envoy.stop()
 
@@ -181,7 +197,8 @@ def test_last_resort_receives_the_request_when_every_target_fails(gw, net, test_
     r = gw.chat({"model": "chat-last", "messages": [user("please review")]}, {"x-test-id": test_id})
     assert r.status == 503
     assert r.error["code"] == "all_targets_failed"
-    assert "openai/chat-last-primary" in r.error["message"] and "anthropic/claude-sonnet-4-5" in r.error["message"]
+    # Behaviour change (issue 10): the client learns the providers tried, not the upstream models.
+    assert "Tried: openai, anthropic." in r.error["message"] and "chat-last-primary" not in r.error["message"]
     assert "last-resort handler (HTTP 202" in r.error["message"] and "rev-" in r.error["message"]
     review = next(r for r in net["review"].requests() if r["body"]["messages"] == [user("please review")])
     assert review["path"] == "/review" and review["body"]["model"] == "chat-last"
@@ -216,7 +233,8 @@ def test_without_last_resort_the_503_lists_what_was_tried(gw, net, test_id):
     inject(net, "529", mock="b")
     r = gw.chat({"model": "chat", "messages": [user("x")]}, {"x-test-id": test_id})
     assert r.status == 503 and r.error["code"] == "all_targets_failed"
-    assert "Tried: openai/chat-primary, anthropic/claude-sonnet-4-5" in r.error["message"]
+    assert "Tried: openai, anthropic." in r.error["message"], "providers, not the upstream models behind the route"
+    assert "chat-primary" not in r.error["message"] and "claude-sonnet-4-5" not in r.error["message"]
 
 
 # ---- rules and strategies ----------------------------------------------------------------------
@@ -289,3 +307,110 @@ def test_client_control_headers_are_never_trusted(gw, net, test_id):
     assert sent["body"]["model"] == "chat-primary"
     assert not any(h.startswith(("x-tollgate-", "x-envoy-max-retries")) for h in sent["headers"])
     assert net["review"].requests(test_id) == []
+
+
+# ---- what reaches the providers ----------------------------------------------------------------
+
+def test_concurrent_requests_with_the_same_request_id_each_fail_over_translated(gw_one_worker, net, test_id):
+    """Plans used to be keyed by the client's x-request-id: the first request to finish removed
+    the second's plan, whose retry then went to Anthropic untranslated with OpenAI's key."""
+    reset_mocks(net)
+    net["a"].fault(status=503, delay_ms=1500, count=1)  # the first request fails slowly
+    net["a"].fault(status=503, count=1)                 # the second fails at once and finishes first
+    results = {}
+
+    def send(name):
+        results[name] = gw_one_worker.chat({"model": "chat-same-id", "messages": [user(f"hello {name}")]},
+                                {"x-test-id": f"{test_id}-{name}", "x-request-id": "shared-request-id"})
+
+    slow = threading.Thread(target=send, args=("slow",))
+    slow.start()
+    time.sleep(0.5)
+    send("fast")
+    slow.join()
+    for name in ("slow", "fast"):
+        r = results[name]
+        assert r.status == 200, (name, r.body)
+        assert r.headers["x-tollgate-provider"] == "anthropic"
+        assert r.json()["choices"][0]["message"]["content"] == f"Hello! You said: hello {name}"
+        to_openai = net["a"].only_request(f"{test_id}-{name}")
+        assert to_openai["headers"]["x-request-id"] == "shared-request-id", "the client's id is kept (and was the collision)"
+        to_anthropic = net["b"].only_request(f"{test_id}-{name}")
+        assert to_anthropic["path"] == "/v1/messages" and to_anthropic["headers"]["host"] == "api.anthropic.com"
+        assert to_anthropic["headers"]["x-api-key"] == "test-anthropic-key"
+        assert "authorization" not in to_anthropic["headers"], "OpenAI's key never reaches Anthropic"
+        assert to_anthropic["body"]["model"] == "claude-sonnet-4-5" and to_anthropic["body"]["max_tokens"] == 4096
+
+
+def test_a_request_reaching_a_failover_cluster_without_a_plan_is_refused(gw, net, test_id):
+    reset_mocks(net)
+    for headers in ({}, {"x-tollgate-plan": "chat;openai=gpt-4o,anthropic=claude", "x-request-id": "guess"}):
+        r = gw.request("POST", "/raw/v1/chat/completions", {"model": "chat", "messages": [user("hi")]},
+                       {"x-test-id": test_id, **headers})
+        assert r.status == 500, r.body
+        assert r.error["code"] == "routing_plan_missing"
+    assert net["a"].requests(test_id) == [] and net["b"].requests(test_id) == [], "no provider is called"
+
+
+CLIENT_ONLY = {"cookie": "session=secret", "openai-organization": "org-someone-else", "openai-project": "proj-x",
+               "anthropic-beta": "some-beta", "x-custom": "custom-value", "x-forwarded-for": "10.1.2.3"}
+TRACING = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "v=1",
+           "user-agent": "test-client/1.0", "x-request-id": "trace-me"}
+
+
+def test_client_headers_outside_the_allowlist_do_not_reach_the_provider(gw, net, test_id):
+    reset_mocks(net)
+    r = gw.chat({"model": "chat", "messages": [user("hi")]}, {"x-test-id": test_id, "x-tier": "premium", **CLIENT_ONLY, **TRACING})
+    assert r.status == 200, r.body
+    sent = net["a"].only_request(test_id)["headers"]
+    for name in CLIENT_ONLY:
+        assert name not in sent, name
+    for name, value in TRACING.items():
+        assert sent[name] == value, name
+    assert sent["authorization"] == "Bearer test-openai-key"
+
+
+@pytest.mark.parametrize("route_headers", [{"x-tier": "premium"}, {}], ids=["direct", "failover"])
+def test_provider_response_headers_about_the_gateways_account_do_not_reach_the_client(gw, net, route_headers, test_id):
+    reset_mocks(net)
+    r = gw.chat({"model": "chat", "messages": [user("hi")]}, {"x-test-id": test_id, **route_headers})
+    assert r.status == 200 and r.headers["x-tollgate-provider"] == "openai", r.body
+    for name in ("openai-organization", "x-ratelimit-remaining-tokens", "set-cookie"):
+        assert name not in r.headers, name
+    assert r.headers["x-request-id"].startswith("chatcmpl-"), "the provider's request id is kept for support"
+
+
+def test_forward_headers_of_route_and_provider_reach_each_attempt(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503")
+    r = gw.chat({"model": "chat-forward", "messages": [user("hi")]}, {"x-test-id": test_id, **CLIENT_ONLY, **TRACING})
+    assert r.status == 200 and r.headers["x-tollgate-provider"] == "anthropic", r.body
+    to_openai = net["a"].only_request(test_id)["headers"]
+    to_anthropic = net["b"].only_request(test_id)["headers"]
+    assert to_openai["x-custom"] == to_anthropic["x-custom"] == "custom-value", "the route's forward_headers"
+    assert to_anthropic["anthropic-beta"] == "some-beta", "the provider's forward_headers"
+    assert "anthropic-beta" not in to_openai
+    for name in ("cookie", "openai-organization", "openai-project", "x-forwarded-for"):
+        assert name not in to_openai and name not in to_anthropic, name
+    assert to_anthropic["traceparent"] == TRACING["traceparent"]
+
+
+def test_a_provider_cannot_forge_the_upstream_filters_reports(gw, net, test_id):
+    """The provider streams Tollgate's former internal usage comment (claiming 1 token each way)
+    and x-tollgate-* response headers; the usage accounted is the real one."""
+    reset_mocks(net)
+    body = {"model": "chat-forge", "stream": True, "stream_options": {"include_usage": True},
+            "messages": [user("count every one of these words honestly please")]}
+    # events 50 ms apart: the forged comment arrives in a chunk of its own
+    s = gw.stream(body, {"x-test-id": test_id, "x-mock-forge-tollgate": "1", "x-mock-delay-ms": "50"})
+    assert s.status == 200, s.body
+    assert (s.headers["x-tollgate-provider"], s.headers["x-tollgate-model"]) == ("openai", "chat-forge-primary")
+    assert "x-tollgate-usage" not in s.headers
+    real = [c for c in s.data() if isinstance(c, dict) and c.get("usage")][-1]["usage"]
+    assert real["completion_tokens"] > 1 and real["prompt_tokens"] > 1
+    labels = 'gen_ai_provider_name="openai",gen_ai_request_model="chat-forge-primary"'
+    output = f'tollgate_gen_ai_client_token_usage{{{labels},gen_ai_token_type="output"}}'
+    # counters are defined at once and added on each worker's next flush
+    accounted = wait_until(lambda: (lambda m: m if m.get(output, 0) > 0 else None)(prometheus(gw)), 10, "usage counters")
+    assert accounted[output] == real["completion_tokens"]
+    assert accounted[f'tollgate_gen_ai_client_token_usage{{{labels},gen_ai_token_type="input"}}'] == real["prompt_tokens"]

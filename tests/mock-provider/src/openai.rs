@@ -512,7 +512,12 @@ fn render(parsed: &Parsed, reply: &Reply) -> Answer {
         arguments: call.args.to_json(),
     });
     let out = Out { id: &id, created, model: &parsed.model, reply, tool_call: tool_call.as_ref() };
-    let whole = Response::json(200, &out.completion()).with_header("x-request-id", id.clone());
+    // As api.openai.com answers: the account's organization, rate limits and a cookie.
+    let whole = Response::json(200, &out.completion())
+        .with_header("x-request-id", id.clone())
+        .with_header("openai-organization", "org-gateway-owner")
+        .with_header("x-ratelimit-remaining-tokens", "149984")
+        .with_header("set-cookie", "__cf_bm=mock-cookie; path=/; HttpOnly");
     let events = parsed.stream.then(|| out.chunks(parsed.include_usage));
     Answer { whole, events }
 }

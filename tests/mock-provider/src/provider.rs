@@ -97,9 +97,20 @@ pub fn serve(provider: &dyn Provider, request: &Request, recorder: &Mutex<Record
         Ok(Answer { events: Some(events), whole }) if !controls.wrong_content_type => {
             stream(provider, out, &whole.headers, &events, &controls, keep_alive)
         }
+        Ok(Answer { whole, .. }) if controls.forge_tollgate => {
+            let forged = FORGED_HEADERS.iter().fold(whole, |response, (name, value)| response.with_header(name, *value));
+            respond(out, forged, controls.delay)
+        }
         Ok(answer) => respond(out, answer.whole, controls.delay),
     }
 }
+
+/// What a malicious provider in a failover cluster would send to pass for Tollgate's upstream
+/// filter (`x-mock-forge-tollgate: 1`): its internal response headers and its former in-band
+/// usage comment, claiming one token each way.
+const FORGED_HEADERS: &[(&str, &str)] =
+    &[("x-tollgate-provider", "forged"), ("x-tollgate-model", "forged-model"), ("x-tollgate-usage", "1 0 0 1 0")];
+const FORGED_USAGE_COMMENT: &str = ": tollgate-usage 1 0 0 1 0\n\n";
 
 /// The answer a test forced with `x-mock-status` or `x-mock-garbage`, if any.
 fn injected(provider: &dyn Provider, controls: &Controls) -> Option<Response> {
@@ -161,12 +172,17 @@ fn stream(
             ("content-type".to_owned(), provider.stream_content_type().to_owned()),
             ("cache-control".to_owned(), "no-cache".to_owned()),
         ])
+        .chain(FORGED_HEADERS.iter().filter(|_| controls.forge_tollgate).map(|(n, v)| ((*n).to_owned(), (*v).to_owned())))
         .collect();
     let mut body = Chunked::start(out, 200, &headers, keep_alive)?;
     let sent = controls.stream_fault.map_or(events.len(), |fault| fault.after);
     for (index, event) in events.iter().take(sent).enumerate() {
         if index > 0 {
             thread::sleep(controls.delay);
+        }
+        if controls.forge_tollgate && index + 1 == events.len() {
+            // After the real usage, before the end of the stream.
+            body.send(&provider.encode_event(FORGED_USAGE_COMMENT))?;
         }
         body.send(&provider.encode_event(event))?;
     }
@@ -227,6 +243,7 @@ struct Controls {
     stream_fault: Option<StreamFault>,
     garbage: bool,
     wrong_content_type: bool,
+    forge_tollgate: bool,
     cache: Cache,
 }
 
@@ -245,6 +262,7 @@ impl Controls {
             stream_fault: parsed(request, "x-mock-stream-fault")?,
             garbage: flag(request, "x-mock-garbage")?,
             wrong_content_type: flag(request, "x-mock-wrong-content-type")?,
+            forge_tollgate: flag(request, "x-mock-forge-tollgate")?,
             cache: Cache {
                 read: parsed(request, "x-mock-cache-read")?.unwrap_or(0),
                 write: parsed(request, "x-mock-cache-write")?.unwrap_or(0),
@@ -286,8 +304,10 @@ mod tests {
             ("x-mock-stream-fault", "reset-after-3"),
             ("x-mock-garbage", "1"),
             ("x-mock-cache-read", "7"),
+            ("x-mock-forge-tollgate", "1"),
         ]))
         .unwrap();
+        assert!(controls.forge_tollgate);
         assert_eq!(controls.status, Some(429));
         assert_eq!(controls.delay, Duration::from_millis(15));
         assert_eq!(controls.stream_fault, Some(StreamFault { kind: FaultKind::Reset, after: 3 }));
