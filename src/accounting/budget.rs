@@ -272,6 +272,13 @@ impl Accounting {
         Ok(())
     }
 
+    /// What the tab's capped scopes still allow this request to cost (the tightest of them);
+    /// `None` when no capped scope applies.
+    pub fn headroom(&self, store: &dyn SharedStore, now_ms: u64, tab: &Tab) -> Option<Pico> {
+        let capped = tab.scopes.iter().filter_map(|(id, _)| self.scopes.get(*id as usize)).filter(|s| !s.caps.is_empty());
+        capped.map(|s| ledger::read(store, &s.key, now_ms).headroom(&s.caps)).min()
+    }
+
     /// Gives back every reservation of a tab that never reached a provider.
     pub fn release(&self, store: &dyn SharedStore, tab: &mut Tab) {
         for (id, reserved) in &mut tab.scopes {
@@ -365,12 +372,60 @@ impl Accounting {
     }
 }
 
-/// Estimated worst-case cost used for admission: the prompt at ~4 bytes per token (JSON
-/// overhead makes this generous) plus the full output allowance.
-pub fn estimate(price: Option<Price>, body_len: usize, output_tokens: u64) -> Pico {
+/// Input tokens an image part may cost, whatever its size: above OpenAI's largest
+/// (gpt-4.1-mini: 1,536 patches × 1.62 ≈ 2,490; gpt-4o high detail: at most 85 + 6 × 170 =
+/// 1,105; https://platform.openai.com/docs/guides/images-vision#calculating-costs), Anthropic's
+/// (≈ 1,600 for the largest image it keeps, https://docs.anthropic.com/en/docs/build-with-claude/vision)
+/// and Gemini's per image (258 per 768-px tile, 1,120 at high media resolution,
+/// https://ai.google.dev/gemini-api/docs/image-understanding).
+pub const IMAGE_TOKENS: u64 = 2_500;
+
+/// Input tokens providers add when a request has tools (Anthropic's tool-use system prompt is
+/// 346 tokens, https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/overview#pricing).
+pub const TOOLS_TOKENS: u64 = 500;
+
+/// An upper bound on a request's input tokens: its body's length in bytes, plus
+/// [`IMAGE_TOKENS`] per image and [`TOOLS_TOKENS`] when it has tools.
+///
+/// Bytes bound text tokens: every tokenizer in use (byte-level BPE at OpenAI and Anthropic,
+/// SentencePiece with byte fallback at Google, Llama, Mistral) turns at least one byte of UTF-8
+/// text into each token, and JSON never spells text shorter than its UTF-8 bytes (escapes only
+/// lengthen it). The per-message tokens of chat templates (3–4 at OpenAI) are covered by each
+/// message's own JSON framing, at least 28 bytes. Bytes ÷ 4, the usual average, is no bound:
+/// CJK text or digits run near one token per 1–3 bytes.
+pub fn input_bound(body_len: usize, images: usize, has_tools: bool) -> u64 {
+    let bytes = u64::try_from(body_len).unwrap_or(u64::MAX);
+    let images = u64::try_from(images).unwrap_or(u64::MAX);
+    bytes.saturating_add(images.saturating_mul(IMAGE_TOKENS)).saturating_add(if has_tools { TOOLS_TOKENS } else { 0 })
+}
+
+/// The most a request can produce and consume, for admission.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ask {
+    /// See [`input_bound`].
+    pub input_tokens: u64,
+    /// The output limit of each choice.
+    pub output_tokens: u64,
+    /// `n`: each choice may produce `output_tokens`.
+    pub choices: u64,
+}
+
+/// Worst-case cost of a request: every input token at the dearest input rate, and the full
+/// output limit for every choice.
+pub fn estimate(price: Option<Price>, ask: Ask) -> Pico {
     let Some(p) = price else { return 0 };
-    let input = Pico::try_from(body_len / 4 + 1).unwrap_or(Pico::MAX);
-    input * p.input + Pico::from(output_tokens) * p.output
+    let output = Pico::from(ask.output_tokens) * Pico::from(ask.choices.max(1));
+    Pico::from(ask.input_tokens).saturating_mul(p.input_ceiling()).saturating_add(output.saturating_mul(p.output))
+}
+
+/// The largest output limit per choice, at most `ask.output_tokens`, whose worst case fits in
+/// `headroom`; `None` when not even one output token fits.
+pub fn affordable_output(price: Price, headroom: Pico, ask: Ask) -> Option<u64> {
+    let input = estimate(Some(price), Ask { output_tokens: 0, ..ask });
+    let per_token = price.output.saturating_mul(Pico::from(ask.choices.max(1)));
+    let left = headroom.checked_sub(input)?;
+    let affordable = if per_token == 0 { u64::MAX } else { u64::try_from(left / per_token).unwrap_or(u64::MAX) };
+    Some(affordable.min(ask.output_tokens)).filter(|n| *n >= 1)
 }
 
 #[derive(Serialize)]
@@ -579,12 +634,66 @@ mod tests {
 
     #[test]
     fn estimates_and_outcomes() {
-        assert_eq!(estimate(Some(PRICE), 400, 10), 101 * 1_000_000 + 10 * 2_000_000);
-        assert_eq!(estimate(None, 400, 10), 0);
+        let ask = Ask { input_tokens: 400, output_tokens: 10, choices: 1 };
+        // input at the cache-write rate, the dearer one
+        assert_eq!(estimate(Some(PRICE), ask), 400 * 1_250_000 + 10 * 2_000_000);
+        assert_eq!(estimate(Some(PRICE), Ask { choices: 3, ..ask }), 400 * 1_250_000 + 30 * 2_000_000, "n choices");
+        assert_eq!(estimate(Some(PRICE), Ask { choices: 0, ..ask }), estimate(Some(PRICE), ask), "n absent is one");
+        assert_eq!(estimate(None, ask), 0);
         let tab = Tab { scopes: vec![], price: Some(PRICE) };
         let u = Usage { input_tokens: 10, cache_read_tokens: 100, ..Default::default() };
         assert_eq!(outcome(&tab, Some(u), false).cost, Some(10 * 1_000_000 + 100 * 100_000));
         assert_eq!(outcome(&Tab::default(), Some(u), false).cost, None);
+    }
+
+    #[test]
+    fn input_bound_counts_bytes_media_and_tools() {
+        assert_eq!(input_bound(1000, 0, false), 1000);
+        assert_eq!(input_bound(1000, 2, false), 1000 + 2 * IMAGE_TOKENS);
+        assert_eq!(input_bound(1000, 0, true), 1000 + TOOLS_TOKENS);
+        assert_eq!(input_bound(usize::MAX, usize::MAX, true), u64::MAX, "saturates");
+        // "日本語" is 9 bytes of UTF-8 and at most 3 tokens in any tokenizer; ÷ 4 would say 2
+        assert!(input_bound("日本語".len(), 0, false) >= 3);
+    }
+
+    #[test]
+    fn affordable_output_fits_the_headroom() {
+        let ask = Ask { input_tokens: 100, output_tokens: 4096, choices: 1 };
+        let input = 100 * 1_250_000;
+        // room for the input and exactly 50 output tokens
+        assert_eq!(affordable_output(PRICE, input + 50 * 2_000_000, ask), Some(50));
+        assert_eq!(affordable_output(PRICE, input + 50 * 2_000_000 + 1_999_999, ask), Some(50), "rounds down");
+        assert_eq!(affordable_output(PRICE, input + 2_000_000, ask), Some(1));
+        assert_eq!(affordable_output(PRICE, input + 1_999_999, ask), None, "not one token");
+        assert_eq!(affordable_output(PRICE, input - 1, ask), None, "not even the input");
+        assert_eq!(affordable_output(PRICE, Pico::MAX, ask), Some(4096), "never above what was asked");
+        assert_eq!(affordable_output(PRICE, input + 50 * 2_000_000, Ask { choices: 2, ..ask }), Some(25), "per choice");
+        let free_output = Price { output: 0, ..PRICE };
+        assert_eq!(affordable_output(free_output, input, ask), Some(4096));
+        // the worst case of the clamped request fits exactly
+        let room = input + 777 * 2_000_000 + 5;
+        let limit = affordable_output(PRICE, room, ask).unwrap();
+        assert!(estimate(Some(PRICE), Ask { output_tokens: limit, ..ask }) <= room);
+        assert!(estimate(Some(PRICE), Ask { output_tokens: limit + 1, ..ask }) > room);
+    }
+
+    #[test]
+    fn headroom_is_the_tightest_capped_scope() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        a.ensure_records(&store);
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
+        let tab = a.tab(alice, provider, model, Some(PRICE));
+        // alice: $0.01 a day; global $100 a day; team $5 a month
+        assert_eq!(a.headroom(&store, NOW, &tab), Some(10_000_000_000));
+        let mut held = a.tab(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut held, 4_000_000_000).unwrap();
+        assert_eq!(a.headroom(&store, NOW, &tab), Some(6_000_000_000), "reservations count");
+        assert_eq!(a.headroom(&store, NOW, &a.tab(bob, provider, model, Some(PRICE))), Some(100_000_000_000_000 - 4_000_000_000));
+        let open = Accounting::new(PriceTable::default(), None).unwrap();
+        assert_eq!(open.headroom(&store, NOW, &open.tab(Caller::default(), 0, 0, None)), None, "nothing capped");
     }
 
     #[test]

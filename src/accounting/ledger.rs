@@ -181,6 +181,12 @@ impl Record {
         out
     }
 
+    /// What the caps still allow after what is spent and reserved (the tighter period).
+    pub fn headroom(&self, caps: &Caps) -> Pico {
+        let left = |cap: Option<Pico>, spent: Pico| cap.map_or(Pico::MAX, |c| c.saturating_sub(spent.saturating_add(self.reserved)));
+        left(caps.daily, self.today.cost).min(left(caps.monthly, self.this_month.cost))
+    }
+
     /// Starts fresh totals when the day or month changed: old periods age out.
     pub fn roll_to(&mut self, p: Period) {
         if self.day != p.day {

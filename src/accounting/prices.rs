@@ -19,6 +19,12 @@ pub struct Price {
 }
 
 impl Price {
+    /// The dearest rate an input token can be billed at: a cache write costs more than plain
+    /// input at Anthropic (1.25×), so a prompt that gets cached must still fit a reservation.
+    pub fn input_ceiling(&self) -> Pico {
+        self.input.max(self.cache_write).max(self.cache_read)
+    }
+
     pub fn cost(&self, u: &Usage) -> Pico {
         Pico::from(u.input_tokens) * self.input
             + Pico::from(u.cache_read_tokens) * self.cache_read

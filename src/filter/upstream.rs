@@ -82,6 +82,7 @@ impl HttpContext for Upstream {
         let mut headers = host::headers(REQ);
         apply_header_edits(&mut headers, forward.header_edits(&gateway.attempt_scrub, Some(length)));
         host::set_headers(REQ, &headers);
+        gateway.attempt_sent(&forward.exchange, &host::Shared, host::now_ms());
         self.exchange = Some(forward.exchange);
         Action::Continue
     }

@@ -9,7 +9,7 @@ use crate::config::{Provider, Resolved};
 use crate::host::SharedStore;
 use crate::openai::ApiError;
 use crate::router::rules::Facts;
-use crate::router::{Decision, Demand, Route, Skip, TargetId};
+use crate::router::{Commitment, Decision, Demand, Route, Skip, TargetId};
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -29,9 +29,17 @@ pub struct Choice<'c> {
 #[derive(Debug)]
 pub enum Selection<'c> {
     /// One target; this filter translates.
-    Direct { route: Option<(usize, &'c Route)>, choice: Choice<'c>, strategy: Option<Strategy>, skipped: Vec<Skip> },
+    Direct { route: Option<(usize, &'c Route)>, choice: Choice<'c>, strategy: Option<Strategy>, skipped: Vec<Skip>, commitment: Commitment },
     /// Several targets on a failover cluster; the upstream filter translates each attempt.
-    Chain { route: (usize, &'c Route), first: Choice<'c>, plan: Vec<TargetId>, chain: usize, strategy: Strategy, skipped: Vec<Skip> },
+    Chain {
+        route: (usize, &'c Route),
+        first: Choice<'c>,
+        plan: Vec<TargetId>,
+        chain: usize,
+        strategy: Strategy,
+        skipped: Vec<Skip>,
+        commitment: Commitment,
+    },
     /// The matched route has no available target.
     Exhausted { route: (usize, &'c Route), skipped: Vec<Skip> },
 }
@@ -75,7 +83,7 @@ impl Gateway {
                     self.config.resolve(facts.model).ok_or_else(|| ApiError::model_not_found(facts.model))?;
                 Self::credentials(provider)?;
                 let choice = Choice { provider, provider_index, model: upstream_model.into_owned(), policy, scope, price, target: None };
-                Ok(Selection::Direct { route: None, choice, strategy: None, skipped: Vec::new() })
+                Ok(Selection::Direct { route: None, choice, strategy: None, skipped: Vec::new(), commitment: Commitment::default() })
             }
             Decision::Exhausted { route, skipped } => Ok(Selection::Exhausted { route: (route_index(route), route), skipped }),
             Decision::Routed(plan) => {
@@ -87,13 +95,26 @@ impl Gateway {
                     }
                 }
                 let tracked = plan.route.primary.len() + plan.route.fallback.len() > 1;
+                let commitment = plan.commitment;
                 match plan.chain {
-                    Some(chain) => {
-                        Ok(Selection::Chain { route, first, plan: plan.targets, chain, strategy: plan.strategy, skipped: plan.skipped })
-                    }
+                    Some(chain) => Ok(Selection::Chain {
+                        route,
+                        first,
+                        plan: plan.targets,
+                        chain,
+                        strategy: plan.strategy,
+                        skipped: plan.skipped,
+                        commitment,
+                    }),
                     None => {
                         let choice = Choice { target: if tracked { first.target } else { None }, ..first };
-                        Ok(Selection::Direct { route: Some(route), choice, strategy: Some(plan.strategy), skipped: plan.skipped })
+                        Ok(Selection::Direct {
+                            route: Some(route),
+                            choice,
+                            strategy: Some(plan.strategy),
+                            skipped: plan.skipped,
+                            commitment,
+                        })
                     }
                 }
             }
@@ -109,7 +130,7 @@ impl Gateway {
                 .collect()
         };
         let out = match selection {
-            Selection::Direct { route, choice, strategy, skipped: s } => Explanation {
+            Selection::Direct { route, choice, strategy, skipped: s, .. } => Explanation {
                 route: route.map(|(_, r)| r.name.as_str()),
                 strategy: strategy.map(strategy_name),
                 plan: vec![format!("{}/{}", choice.provider.name, choice.model)],

@@ -327,3 +327,71 @@ fn setting_a_repeated_header_leaves_one_value_in_the_first_place() {
     apply_header_edits(&mut headers, vec![("b".into(), None), ("c".into(), Some("4".into()))]);
     assert_eq!(headers, [("a".to_owned(), "new".to_owned()), ("c".to_owned(), "4".to_owned())]);
 }
+
+/// A gateway whose budget pays for little: $0.001 a day, at $1 input and $2 output per million.
+fn budgeted_gateway() -> Gateway {
+    let json = CONFIG.replace(
+        r#""limits": {"max_request_bytes": 4096}"#,
+        r#""limits": {"max_request_bytes": 4096}, "budget": {"daily_usd": "0.001"},
+           "prices": {"gpt-4o-2024-08-06": {"input": "1", "output": "2"}, "claude-sonnet-4-5": {"input": "1", "output": "2", "cache_write": "1.25"}}"#,
+    );
+    let env = |k: &str| Some(format!("{k}-value"));
+    Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap())
+}
+
+fn forward_with<'g>(g: &'g Gateway, store: &MemoryStore, request: &[u8]) -> Result<Forward<'g>, ApiError> {
+    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    match g.on_body(&incoming, request, store, 0)? {
+        Next::Forward(f) => Ok(f),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn budgets_clamp_the_output_limit_to_what_they_still_pay_for() {
+    let g = budgeted_gateway();
+    let cap: u128 = 1_000_000_000;
+    for (model, sent_limit, input_rate) in [("gpt-4o", "max_tokens", 1_000_000u128), ("claude", "max_tokens", 1_250_000)] {
+        let store = MemoryStore::default();
+        g.config.accounting.ensure_records(&store);
+        let request = body(json!({"model": model, "messages": [{"role": "user", "content": "tell me everything"}]}));
+        let f = forward_with(&g, &store, &request).unwrap();
+        let sent: Value = serde_json::from_slice(f.upstream.body.as_ref().unwrap()).unwrap();
+        let limit = u128::from(sent[sent_limit].as_u64().unwrap());
+        let input = request.len() as u128 * input_rate;
+        assert_eq!(limit, (cap - input) / 2_000_000, "{model}: the largest output the cap pays for");
+        let reserved: u128 = f.exchange.tab.scopes.iter().map(|(_, r)| r).sum();
+        assert_eq!(reserved, input + limit * 2_000_000, "{model}: the reservation is the clamped worst case");
+        assert!(reserved <= cap);
+        // nothing is left for a second request, not even one output token
+        let e = forward_with(&g, &store, &request).unwrap_err();
+        assert_eq!((e.status, e.code.as_deref()), (429, Some("budget_exceeded")), "{model}");
+    }
+    // a smaller limit of the client's own is kept as sent
+    let store = MemoryStore::default();
+    let request = body(json!({"model": "gpt-4o", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}));
+    let sent: Value = serde_json::from_slice(forward_with(&g, &store, &request).unwrap().upstream.body.as_ref().unwrap()).unwrap();
+    assert_eq!(sent["max_tokens"], 10);
+    // without a budget nothing is clamped or added
+    let open = gateway();
+    let f = chat(&open, &body(json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})), 0).unwrap();
+    let sent: Value = serde_json::from_slice(f.upstream.body.as_ref().unwrap()).unwrap();
+    assert!(sent.get("max_tokens").is_none());
+}
+
+#[test]
+fn a_request_the_budget_cannot_pay_for_is_refused_and_reserves_nothing() {
+    let g = budgeted_gateway();
+    let store = MemoryStore::default();
+    g.config.accounting.ensure_records(&store);
+    // 1,000 input tokens of bound ($0.001) leave nothing for output
+    let request = body(json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x".repeat(1000)}]}));
+    let e = forward_with(&g, &store, &request).unwrap_err();
+    assert_eq!((e.status, e.code.as_deref()), (429, Some("budget_exceeded")));
+    let global = &g.config.accounting.scopes[0].key;
+    assert_eq!(crate::accounting::ledger::read(&store, global, 0).reserved, 0);
+    // a translation error after the reservation gives it back
+    let bad = body(json!({"model": "claude", "top_p": 0.5, "messages": [{"role": "user", "content": "x"}]}));
+    assert_eq!(forward_with(&g, &store, &bad).unwrap_err().param.as_deref(), Some("top_p"));
+    assert_eq!(crate::accounting::ledger::read(&store, global, 0).reserved, 0);
+}

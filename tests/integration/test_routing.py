@@ -83,6 +83,14 @@ def gw(net, tmp_path_factory):
         chat_route("chat-last", last_resort={"cluster": "review_queue", "path": "/review"}),
         chat_route("chat-down", fallback_model="claude-down", last_resort={"cluster": "review_queue", "path": "/review"}),
         chat_route("chat"),
+        # Two routes over the same provider model with their own parameter policies (issue 10
+        # item 9), one direct and two through the failover cluster (translated per attempt).
+        {"name": "shared-drop", "match": {"models": ["shared-drop"]},
+         "targets": [{"provider": "openai", "model": "shared", "params": {"temperature": "drop"}}]},
+        {"name": "shared-keep", "match": {"models": ["shared-keep"]},
+         "targets": [{"provider": "openai", "model": "shared", "params": {"top_p": "drop"}}]},
+        {**chat_route("relay-drop"), "targets": [{"provider": "openai", "model": "relayed", "params": {"temperature": "drop"}}]},
+        {**chat_route("relay-keep"), "targets": [{"provider": "openai", "model": "relayed", "params": {"top_p": "drop"}}]},
     ]
     set_plugin_config(cfg, plugin)
     envoy = Envoy(cfg, tmp_path_factory.mktemp("routing"), concurrency=2)
@@ -289,3 +297,18 @@ def test_client_control_headers_are_never_trusted(gw, net, test_id):
     assert sent["body"]["model"] == "chat-primary"
     assert not any(h.startswith(("x-tollgate-", "x-envoy-max-retries")) for h in sent["headers"])
     assert net["review"].requests(test_id) == []
+
+
+@pytest.mark.parametrize("prefix", ["shared", "relay"])
+def test_routes_sharing_a_provider_model_keep_their_own_params(gw, net, prefix, test_id):
+    reset_mocks(net)
+    body = {"messages": [user("hi")], "temperature": 0.4, "top_p": 0.5}
+    drop = gw.chat({**body, "model": f"{prefix}-drop"}, {"x-test-id": test_id + "-drop"})
+    keep = gw.chat({**body, "model": f"{prefix}-keep"}, {"x-test-id": test_id + "-keep"})
+    assert (drop.status, keep.status) == (200, 200), (drop.body, keep.body)
+    assert drop.headers["x-tollgate-dropped-params"] == "temperature"
+    assert keep.headers["x-tollgate-dropped-params"] == "top_p"
+    sent_drop = net["a"].only_request(test_id + "-drop")["body"]
+    sent_keep = net["a"].only_request(test_id + "-keep")["body"]
+    assert "temperature" not in sent_drop and sent_drop["top_p"] == 0.5
+    assert "top_p" not in sent_keep and sent_keep["temperature"] == 0.4
