@@ -3,7 +3,7 @@
 //! and the usage report.
 
 use super::keys::{self, KeyIndex};
-use super::ledger::{self, Caps, Outcome, Period, Record, Totals};
+use super::ledger::{self, Caps, Hold, Lifetime, Outcome, Period, Record, Totals};
 use super::money::{Pico, format_usd, parse_usd};
 use super::prices::{Price, PriceTable};
 use crate::config::ConfigError;
@@ -47,6 +47,14 @@ pub struct Caller {
 pub struct Tab {
     pub scopes: Vec<(ScopeId, Pico)>,
     pub price: Option<Price>,
+    /// When the reservations stop counting if the request never settles (see [`Lifetime`]).
+    pub expires_ms: u64,
+}
+
+impl Tab {
+    fn hold(&self, amount: Pico) -> Hold {
+        Hold { amount, expires_ms: self.expires_ms }
+    }
 }
 
 impl Tab {
@@ -95,6 +103,8 @@ pub struct Accounting {
     pub prices: PriceTable,
     /// 0: no batching; see [`Batch`].
     pub flush_ms: u64,
+    /// How long an unsettled reservation holds budget.
+    pub lifetime: Lifetime,
     pub scopes: Vec<Scope>,
     pub keys: Vec<VirtualKey>,
     index: KeyIndex<usize>,
@@ -230,19 +240,20 @@ impl Accounting {
                 scopes.push((team, 0));
             }
         }
-        Tab { scopes, price }
+        Tab { scopes, price, expires_ms: 0 }
     }
 
     /// Reserves `estimate` in every capped scope of the tab, or refuses with 429 (releasing
     /// whatever was already reserved).
     pub fn admit(&self, store: &dyn SharedStore, now_ms: u64, tab: &mut Tab, estimate: Pico) -> Result<(), ApiError> {
+        tab.expires_ms = self.lifetime.expiry(now_ms);
         for i in 0..tab.scopes.len() {
             let Some(&(id, _)) = tab.scopes.get(i) else { break };
             let Some(scope) = self.scopes.get(id as usize) else { continue };
             if scope.caps.is_empty() {
                 continue;
             }
-            let refused = match ledger::reserve(store, &scope.key, now_ms, estimate, &scope.caps) {
+            let refused = match ledger::reserve(store, &scope.key, now_ms, tab.hold(estimate), &scope.caps) {
                 Ok(Ok(())) => {
                     if let Some(entry) = tab.scopes.get_mut(i) {
                         entry.1 = estimate;
@@ -276,17 +287,19 @@ impl Accounting {
     /// `None` when no capped scope applies.
     pub fn headroom(&self, store: &dyn SharedStore, now_ms: u64, tab: &Tab) -> Option<Pico> {
         let capped = tab.scopes.iter().filter_map(|(id, _)| self.scopes.get(*id as usize)).filter(|s| !s.caps.is_empty());
-        capped.map(|s| ledger::read(store, &s.key, now_ms).headroom(&s.caps)).min()
+        capped.map(|s| ledger::read(store, &s.key, now_ms).headroom(&s.caps, now_ms)).min()
     }
 
-    /// Gives back every reservation of a tab that never reached a provider.
+    /// Gives back every reservation of a tab that never reached a provider. One that cannot be
+    /// written back (the CAS gave up) stops counting when it expires.
     pub fn release(&self, store: &dyn SharedStore, tab: &mut Tab) {
+        let expires_ms = tab.expires_ms;
         for (id, reserved) in &mut tab.scopes {
             if *reserved > 0
                 && let Some(scope) = self.scopes.get(*id as usize)
             {
-                if let Err(e) = ledger::release(store, &scope.key, *reserved) {
-                    log::error!("could not release a reservation in {}: {e:?}", scope.key);
+                if let Err(e) = ledger::release(store, &scope.key, Hold { amount: *reserved, expires_ms }) {
+                    log::error!("could not release a reservation in {} (it expires by itself): {e:?}", scope.key);
                 }
                 *reserved = 0;
             }
@@ -305,7 +318,7 @@ impl Accounting {
                 b.add(*id, now_ms, outcome);
                 continue;
             }
-            if let Err(e) = ledger::settle(store, &scope.key, now_ms, outcome, *reserved) {
+            if let Err(e) = ledger::settle(store, &scope.key, now_ms, outcome, tab.hold(*reserved)) {
                 log::error!("could not record usage in {}: {e:?}", scope.key);
             }
         }
@@ -341,7 +354,8 @@ impl Accounting {
         scopes.into_iter().flatten().filter_map(|id| self.scopes.get(id as usize)).any(|s| {
             let Some(percent) = s.soft_percent else { return false };
             let r = ledger::read(store, &s.key, now_ms);
-            let over = |cap: Option<Pico>, spent: Pico| cap.is_some_and(|c| (spent + r.reserved) * 100 >= c * Pico::from(percent));
+            let reserved = r.reserved_at(now_ms);
+            let over = |cap: Option<Pico>, spent: Pico| cap.is_some_and(|c| (spent + reserved) * 100 >= c * Pico::from(percent));
             over(s.caps.daily, r.today.cost) || over(s.caps.monthly, r.this_month.cost)
         })
     }
@@ -359,7 +373,7 @@ impl Accounting {
                 "key" => "keys",
                 _ => "teams",
             };
-            groups.entry(group).or_default().insert(&s.name, ScopeReport::new(s, &r));
+            groups.entry(group).or_default().insert(&s.name, ScopeReport::new(s, &r, now_ms));
         }
         let report = Report {
             object: "tollgate.usage",
@@ -488,12 +502,13 @@ impl TotalsReport {
 }
 
 impl ScopeReport {
-    fn new(s: &Scope, r: &Record) -> Self {
-        let remaining = |cap: Option<Pico>, spent: Pico| cap.map(|c| format_usd(c.saturating_sub(spent + r.reserved)));
+    fn new(s: &Scope, r: &Record, now_ms: u64) -> Self {
+        let reserved = r.reserved_at(now_ms);
+        let remaining = |cap: Option<Pico>, spent: Pico| cap.map(|c| format_usd(c.saturating_sub(spent + reserved)));
         ScopeReport {
             today: TotalsReport::new(&r.today),
             month: TotalsReport::new(&r.this_month),
-            reserved_usd: format_usd(r.reserved),
+            reserved_usd: format_usd(reserved),
             budget: (!s.caps.is_empty()).then(|| BudgetReport {
                 daily_usd: s.caps.daily.map(format_usd),
                 daily_remaining_usd: remaining(s.caps.daily, r.today.cost),
@@ -598,18 +613,18 @@ mod tests {
         assert_eq!((e.status, e.code.as_deref()), (429, Some("budget_exceeded")));
         assert!(e.message.contains("key `alice`") && e.message.contains("daily cap is $0.01"), "{}", e.message);
         // the refused request released what it had reserved in the global scope
-        assert_eq!(ledger::read(&store, &a.scopes[GLOBAL as usize].key, NOW).reserved, 6_000_000_000);
+        assert_eq!(ledger::read(&store, &a.scopes[GLOBAL as usize].key, NOW).reserved_at(NOW), 6_000_000_000);
         let usage = Usage { input_tokens: 1000, output_tokens: 500, ..Default::default() };
         a.settle(&store, NOW, &tab, &outcome(&tab, Some(usage), false), None);
         let key = ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW);
-        assert_eq!((key.reserved, key.today.cost, key.today.requests), (0, 2_000_000_000, 1));
+        assert_eq!((key.reserved_at(NOW), key.today.cost, key.today.requests), (0, 2_000_000_000, 1));
         let team = ledger::read(&store, &a.scopes[a.keys[0].team.unwrap() as usize].key, NOW);
         assert_eq!(team.this_month.cost, 2_000_000_000);
         // now there is room again
         let mut third = a.tab(alice, provider, model, Some(PRICE));
         a.admit(&store, NOW, &mut third, 6_000_000_000).unwrap();
         a.release(&store, &mut third);
-        assert_eq!(ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW).reserved, 0);
+        assert_eq!(ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW).reserved_at(NOW), 0);
     }
 
     #[test]
@@ -640,7 +655,7 @@ mod tests {
         assert_eq!(estimate(Some(PRICE), Ask { choices: 3, ..ask }), 400 * 1_250_000 + 30 * 2_000_000, "n choices");
         assert_eq!(estimate(Some(PRICE), Ask { choices: 0, ..ask }), estimate(Some(PRICE), ask), "n absent is one");
         assert_eq!(estimate(None, ask), 0);
-        let tab = Tab { scopes: vec![], price: Some(PRICE) };
+        let tab = Tab { scopes: vec![], price: Some(PRICE), expires_ms: 0 };
         let u = Usage { input_tokens: 10, cache_read_tokens: 100, ..Default::default() };
         assert_eq!(outcome(&tab, Some(u), false).cost, Some(10 * 1_000_000 + 100 * 100_000));
         assert_eq!(outcome(&Tab::default(), Some(u), false).cost, None);
@@ -717,5 +732,47 @@ mod tests {
         assert_eq!(report["scopes"]["keys"]["alice"]["budget"]["daily_remaining_usd"], "0");
         assert_eq!(report["scopes"]["global"]["all"]["today"]["unpriced_requests"], 0);
         assert!(report["scopes"]["keys"]["bob"]["budget"].is_null());
+    }
+
+    #[test]
+    fn a_reservation_whose_settlement_gave_up_is_released_by_its_lifetime() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        a.lifetime = Lifetime { ms: 60_000 };
+        let store = MemoryStore::default();
+        a.ensure_records(&store);
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let key = |a: &Accounting| a.scopes[a.keys[0].scope as usize].key.clone();
+        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut tab, 9_000_000_000).unwrap();
+        assert_eq!(tab.expires_ms, a.lifetime.expiry(NOW));
+        // every write of the settlement to alice's record loses its CAS race: it gives up
+        store.contend(&key(&a), usize::MAX);
+        a.settle(&store, NOW + 1, &tab, &outcome(&tab, None, true), None);
+        store.contend(&key(&a), 0);
+        assert_eq!(ledger::read(&store, &key(&a), NOW + 1).reserved_at(NOW + 1), 9_000_000_000, "still held");
+        let mut next = a.tab(alice, provider, model, Some(PRICE));
+        assert_eq!(a.admit(&store, NOW + 1, &mut next, 2_000_000_000).unwrap_err().status, 429);
+        // after the lifetime the leaked reservation no longer counts
+        let later = tab.expires_ms;
+        a.admit(&store, later, &mut next, 2_000_000_000).unwrap();
+        assert_eq!(ledger::read(&store, &key(&a), later).reserved_at(later), 2_000_000_000);
+    }
+
+    #[test]
+    fn a_reservation_that_gives_up_releases_what_it_took() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        a.ensure_records(&store);
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        // the global scope is reserved first; then every write to alice's loses its race
+        let global = a.scopes[GLOBAL as usize].key.clone();
+        store.contend(&a.scopes[a.keys[0].scope as usize].key, usize::MAX);
+        let e = a.admit(&store, NOW, &mut tab, 1_000).unwrap_err();
+        assert_eq!((e.status, e.code.as_deref()), (503, Some("budget_unavailable")));
+        assert_eq!(ledger::read(&store, &global, NOW).reserved_at(NOW), 0, "the global reservation was given back");
+        assert!(tab.scopes.iter().all(|(_, r)| *r == 0));
     }
 }

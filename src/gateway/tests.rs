@@ -389,9 +389,9 @@ fn a_request_the_budget_cannot_pay_for_is_refused_and_reserves_nothing() {
     let e = forward_with(&g, &store, &request).unwrap_err();
     assert_eq!((e.status, e.code.as_deref()), (429, Some("budget_exceeded")));
     let global = &g.config.accounting.scopes[0].key;
-    assert_eq!(crate::accounting::ledger::read(&store, global, 0).reserved, 0);
+    assert_eq!(crate::accounting::ledger::read(&store, global, 0).reserved_at(0), 0);
     // a translation error after the reservation gives it back
     let bad = body(json!({"model": "claude", "top_p": 0.5, "messages": [{"role": "user", "content": "x"}]}));
     assert_eq!(forward_with(&g, &store, &bad).unwrap_err().param.as_deref(), Some("top_p"));
-    assert_eq!(crate::accounting::ledger::read(&store, global, 0).reserved, 0);
+    assert_eq!(crate::accounting::ledger::read(&store, global, 0).reserved_at(0), 0);
 }
