@@ -395,3 +395,69 @@ fn a_request_the_budget_cannot_pay_for_is_refused_and_reserves_nothing() {
     assert_eq!(forward_with(&g, &store, &bad).unwrap_err().param.as_deref(), Some("top_p"));
     assert_eq!(crate::accounting::ledger::read(&store, global, 0).reserved_at(0), 0);
 }
+
+#[test]
+fn a_request_refused_by_its_budget_leaves_the_probe_to_the_next() {
+    let json = CONFIG.replace(
+        r#""limits": {"max_request_bytes": 4096}"#,
+        r#""limits": {"max_request_bytes": 4096}, "budget": {"daily_usd": "0.0007"},
+           "prices": {"gpt-4o": {"input": "0.1", "output": "0.1"}},
+           "breaker": {"consecutive_failures": 1, "cooldown_seconds": 10},
+           "routes": [{"name": "r", "match": {"models": ["routed"]}, "targets": [{"provider": "openai", "model": "gpt-4o"}],
+                       "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5"}]}]"#,
+    );
+    let env = |k: &str| Some(format!("{k}-value"));
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap());
+    let store = MemoryStore::default();
+    g.config.accounting.ensure_records(&store);
+    let router = &g.config.router;
+    let openai = g.config.providers.iter().position(|p| p.name == "openai").unwrap();
+    let primary = router.find_target(openai, "gpt-4o").unwrap();
+    let key = &router.target(primary).unwrap().health_key;
+    crate::router::health::record(&store, key, 0, &router.breaker, crate::router::health::Attempt::Failure).unwrap();
+    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    let after_cooldown = 10_000;
+    // 4,000 bytes at $0.1/M is $0.0004 of input: with its output, two of them cannot both fit
+    let big = body(json!({"model": "routed", "max_tokens": 1, "messages": [{"role": "user", "content": "x".repeat(3900)}]}));
+    let held = match g.on_body(&incoming, &big, &store, after_cooldown).unwrap() {
+        Next::Forward(f) => f,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(held.exchange.target, Some(primary), "the probe");
+    assert_eq!(crate::router::health::read(&store, key).state, crate::router::health::State::HalfOpen);
+    // the probe reports back failed: open again, and a new cool-down
+    crate::router::health::record(&store, key, after_cooldown, &router.breaker, crate::router::health::Attempt::Failure).unwrap();
+    let later = after_cooldown + 10_000;
+    let e = g.on_body(&incoming, &big, &store, later).unwrap_err();
+    assert_eq!(e.status, 429, "the first request still holds its reservation");
+    assert_eq!(crate::router::health::read(&store, key).state, crate::router::health::State::Open, "the refused request took no probe");
+    let small = body(json!({"model": "routed", "messages": [{"role": "user", "content": "x"}]}));
+    match g.on_body(&incoming, &small, &store, later).unwrap() {
+        Next::Forward(f) => assert_eq!(f.exchange.target, Some(primary), "the next admitted request probes"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_failover_request_is_clamped_at_the_dearest_target_price_for_every_attempt() {
+    let json = CONFIG.replace(
+        r#""limits": {"max_request_bytes": 4096}"#,
+        r#""limits": {"max_request_bytes": 4096}, "budget": {"daily_usd": "0.001"},
+           "prices": {"gpt-4o": {"input": "1", "output": "1"}, "claude-sonnet-4-5": {"input": "1", "output": "2"}},
+           "failover_clusters": [{"cluster": "both", "providers": ["openai", "anthropic"]}],
+           "routes": [{"name": "r", "match": {"models": ["routed"]}, "targets": [{"provider": "openai", "model": "gpt-4o"}],
+                       "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5"}]}]"#,
+    );
+    let env = |k: &str| Some(format!("{k}-value"));
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap());
+    let store = MemoryStore::default();
+    let request = body(json!({"model": "routed", "messages": [{"role": "user", "content": "write at length"}]}));
+    let f = forward_with(&g, &store, &request).unwrap();
+    assert_eq!(f.cluster, "both");
+    // the upstream filter translates each attempt from this body: it carries the limit
+    let sent: Value = serde_json::from_slice(f.upstream.body.as_ref().unwrap()).unwrap();
+    let limit = u128::from(sent["max_tokens"].as_u64().unwrap());
+    let input = request.len() as u128 * 1_000_000;
+    assert_eq!(limit, (1_000_000_000 - input) / 2_000_000, "priced at the fallback's dearer output");
+    assert_eq!(sent["messages"], json!([{"role": "user", "content": "write at length"}]));
+}

@@ -80,6 +80,7 @@ def gw(net, tmp_path_factory):
         chat_route("chat-stream"),
         chat_route("chat-ratelimit"),
         chat_route("chat-eject"),
+        chat_route("chat-recover"),
         chat_route("chat-last", last_resort={"cluster": "review_queue", "path": "/review"}),
         chat_route("chat-down", fallback_model="claude-down", last_resort={"cluster": "review_queue", "path": "/review"}),
         chat_route("chat"),
@@ -180,6 +181,26 @@ def test_breaker_ejects_the_primary_across_workers_and_traffic_returns(gw, net, 
     assert r.headers["x-tollgate-provider"] == "openai", "after the cool-down one probe goes to the recovered primary"
     r = gw.chat({"model": "chat-eject", "messages": [user("x")]}, {"x-test-id": test_id + "-back"})
     assert r.headers["x-tollgate-provider"] == "openai"
+
+
+def test_breaker_recovers_at_its_cool_down_even_when_explained_meanwhile(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503", count=3)
+    for i in range(3):
+        assert gw.chat({"model": "chat-recover", "messages": [user("x")]}, {"x-test-id": f"{test_id}-{i}"}).headers["x-tollgate-provider"] == "anthropic"
+    explain = {"x-tollgate-explain": "1"}
+    skipped = gw.chat({"model": "chat-recover", "messages": [user("x")]}, explain).json()["skipped"]
+    assert skipped == [{"target": "openai/chat-recover-primary", "reason": "circuit_open"}]
+    time.sleep(3 + 0.3)  # the fixture's cool-down, and a margin
+    # Decisions that send nothing take nothing: the probe slot stays free.
+    for _ in range(3):
+        assert gw.chat({"model": "chat-recover", "messages": [user("x")]}, explain).json()["plan"][0] == "openai/chat-recover-primary"
+    r = gw.chat({"model": "chat-recover", "messages": [user("x")]}, {"x-test-id": test_id + "-probe"})
+    assert (r.status, r.headers["x-tollgate-provider"]) == (200, "openai"), "the first real request after the cool-down probes"
+    assert len(net["a"].requests(test_id + "-probe")) == 1 and net["b"].requests(test_id + "-probe") == []
+    r = gw.chat({"model": "chat-recover", "messages": [user("x")]}, {"x-test-id": test_id + "-closed"})
+    assert r.headers["x-tollgate-provider"] == "openai", "the probe succeeded: closed"
+    assert gw.chat({"model": "chat-recover", "messages": [user("x")]}, explain).json()["skipped"] == []
 
 
 def test_last_resort_receives_the_request_when_every_target_fails(gw, net, test_id):
