@@ -775,4 +775,170 @@ mod tests {
         assert_eq!(ledger::read(&store, &global, NOW).reserved_at(NOW), 0, "the global reservation was given back");
         assert!(tab.scopes.iter().all(|(_, r)| *r == 0));
     }
+
+    #[test]
+    fn a_retargeted_tab_counts_where_the_answer_came_from() {
+        let mut a = accounting();
+        let (p1, m1, p2, m2) = (a.scope("provider", "p1"), a.scope("model", "m1"), a.scope("provider", "p2"), a.scope("model", "m2"));
+        let store = MemoryStore::default();
+        let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
+        let mut tab = a.tab(bob, p1, m1, Some(PRICE));
+        let dearer = Price { output: 9_000_000, ..PRICE };
+        tab.retarget(p2, m2, Some(dearer));
+        assert_eq!(tab.price, Some(dearer));
+        let done = outcome(&tab, Some(Usage { output_tokens: 1, ..Default::default() }), false);
+        assert_eq!(done.cost, Some(9_000_000));
+        a.settle(&store, NOW, &tab, &done, None);
+        let count = |id: ScopeId| ledger::read(&store, &a.scopes[id as usize].key, NOW).today.requests;
+        assert_eq!((count(p1), count(m1), count(p2), count(m2), count(a.keys[1].scope)), (0, 0, 1, 1, 1));
+    }
+
+    #[test]
+    fn batches_keep_scopes_and_days_apart() {
+        let mut batch = Batch::default();
+        assert!(batch.is_empty());
+        let one = Outcome { usage: None, cost: Some(1), failed: false };
+        batch.add(1, NOW, &one);
+        assert!(!batch.is_empty());
+        batch.add(1, NOW + 1, &one);
+        batch.add(2, NOW, &one);
+        batch.add(1, NOW + crate::clock::MS_PER_DAY, &one);
+        let summary: Vec<(ScopeId, u32, u64)> = batch.pending.iter().map(|(s, d, _, t)| (*s, *d, t.requests)).collect();
+        let day = Period::at(NOW).day;
+        assert_eq!(summary, vec![(1, day, 2), (2, day, 1), (1, day + 1, 1)]);
+    }
+
+    #[test]
+    fn settling_batches_only_uncapped_scopes_without_reservations() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        a.ensure_records(&store);
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut tab, 100).unwrap();
+        let mut batch = Batch::default();
+        a.settle(&store, NOW, &tab, &outcome(&tab, None, false), Some(&mut batch));
+        let count = |id: ScopeId| ledger::read(&store, &a.scopes[id as usize].key, NOW).today.requests;
+        // global, alice and research have caps: written at once; provider and model batched
+        assert_eq!((count(GLOBAL), count(a.keys[0].scope), count(a.keys[0].team.unwrap())), (1, 1, 1));
+        assert_eq!((count(provider), count(model)), (0, 0));
+        let pending: Vec<ScopeId> = batch.pending.iter().map(|(s, ..)| *s).collect();
+        assert_eq!(pending, vec![provider, model]);
+        a.flush(&store, &mut batch);
+        assert_eq!((count(provider), count(model)), (1, 1));
+        assert_eq!(ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW).reserved_at(NOW), 0);
+    }
+
+    #[test]
+    fn releasing_touches_only_scopes_holding_a_reservation() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut tab, 100).unwrap();
+        let reserved: Vec<Pico> = tab.scopes.iter().map(|(_, r)| *r).collect();
+        assert_eq!(reserved, vec![100, 0, 0, 100, 100], "global, key and team are capped");
+        a.release(&store, &mut tab);
+        assert!(tab.scopes.iter().all(|(_, r)| *r == 0));
+        let written = store.keys();
+        assert!(!written.contains(&a.scopes[provider as usize].key) && !written.contains(&a.scopes[model as usize].key), "{written:?}");
+        assert_eq!(ledger::read(&store, &a.scopes[GLOBAL as usize].key, NOW).reserved_at(NOW), 0);
+        a.ensure_records(&store);
+        assert!(store.keys().contains(&a.scopes[provider as usize].key));
+    }
+
+    #[test]
+    fn soft_limits_trip_at_exactly_their_share_of_either_cap() {
+        let team_key = |a: &Accounting| a.scopes[a.keys[0].team.unwrap() as usize].key.clone();
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        // research: 50 % of $5 a month is $2.5
+        let half: Pico = 2_500_000_000_000;
+        for (spent, reserved, over) in [(half - 1, 0, false), (half, 0, true), (half - 10, 10, true), (half - 11, 10, false)] {
+            let store = MemoryStore::default();
+            ledger::settle(&store, &team_key(&a), NOW, &Outcome { usage: None, cost: Some(spent), failed: false }, Hold::default())
+                .unwrap();
+            if reserved > 0 {
+                ledger::reserve(&store, &team_key(&a), NOW, Hold { amount: reserved, expires_ms: NOW + 1 }, &Caps::default())
+                    .unwrap()
+                    .unwrap();
+            }
+            assert_eq!(a.caller_over_soft_limit(&store, NOW, alice), over, "spent {spent} reserved {reserved}");
+        }
+        // a daily cap with a soft limit counts too
+        let daily: BudgetSpec = parse(serde_json::json!({"daily_usd": "1", "soft_limit_percent": 10}));
+        let mut d = Accounting::new(PriceTable::default(), Some(&daily)).unwrap();
+        let store = MemoryStore::default();
+        d.ensure_records(&store);
+        let tab = d.tab(Caller::default(), provider, model, None);
+        assert!(!d.caller_over_soft_limit(&store, NOW, Caller::default()));
+        d.settle(&store, NOW, &tab, &Outcome { usage: None, cost: Some(100_000_000_000), failed: false }, None);
+        assert!(d.caller_over_soft_limit(&store, NOW, Caller::default()), "10 % of $1");
+        assert!(!Accounting::new(PriceTable::default(), None).unwrap().has_soft_limits());
+    }
+
+    #[test]
+    fn the_report_groups_every_kind_of_scope() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "openai"), a.scope("model", "gpt"));
+        let store = MemoryStore::default();
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut tab, 3_000_000_000).unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&a.report(&store, NOW + 1_500)).unwrap();
+        assert_eq!(report["object"], "tollgate.usage");
+        assert_eq!(report["generated_at"], (NOW + 1_500) / 1000);
+        assert_eq!(report["month"], "2026-11");
+        let names = |group: &str| report["scopes"][group].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names("global"), vec!["all"]);
+        assert_eq!(names("providers"), vec!["openai"]);
+        assert_eq!(names("models"), vec!["gpt"]);
+        assert_eq!(names("keys"), vec!["alice", "bob"]);
+        assert_eq!(names("teams"), vec!["research"]);
+        assert_eq!(report["scopes"]["keys"]["alice"]["reserved_usd"], "0.003");
+        assert_eq!(report["scopes"]["keys"]["alice"]["budget"]["daily_usd"], "0.01");
+        assert_eq!(report["scopes"]["keys"]["alice"]["budget"]["daily_remaining_usd"], "0.007");
+        assert!(report["scopes"]["teams"]["research"]["budget"]["daily_usd"].is_null());
+    }
+
+    #[test]
+    fn scopes_are_registered_once_and_keys_validated() {
+        let mut a = Accounting::new(PriceTable::default(), None).unwrap();
+        let first = a.scope("model", "m");
+        assert_eq!(first, 1, "after the global scope");
+        assert_eq!(a.scope("model", "m"), first);
+        assert_eq!(a.scope("provider", "m"), 2, "kind and name make a scope");
+        assert_eq!(a.scope("model", "n"), 3);
+        let key = |id: &str, sha: &[u8; 32]| serde_json::json!({"id": id, "sha256": hex(sha)});
+        let field = |keys: serde_json::Value| {
+            let auth: AuthSpec = parse(serde_json::json!({"keys": keys}));
+            Accounting::new(PriceTable::default(), None).unwrap().add_auth(&auth, &BTreeMap::new()).err().map(|e| e.field)
+        };
+        assert_eq!(field(serde_json::json!([key("ok-id_1.x@y", &[1; 32])])), None);
+        assert_eq!(field(serde_json::json!([key("", &[1; 32])])).as_deref(), Some("auth.keys[0].id"));
+        assert_eq!(field(serde_json::json!([key("bad id", &[1; 32])])).as_deref(), Some("auth.keys[0].id"));
+        assert_eq!(field(serde_json::json!([key("a", &[1; 32]), key("a", &[2; 32])])).as_deref(), Some("auth.keys[1].id"));
+        assert_eq!(field(serde_json::json!([key("a", &[1; 32]), key("b", &[1; 32])])).as_deref(), Some("auth.keys[1].sha256"));
+        let a = accounting();
+        let team = &a.scopes[a.keys[0].team.unwrap() as usize];
+        assert_eq!(
+            (team.kind, team.name.as_str(), team.caps.monthly, team.soft_percent),
+            ("team", "research", Some(5_000_000_000_000), Some(50))
+        );
+        let alice = &a.scopes[a.keys[0].scope as usize];
+        assert_eq!((alice.kind, alice.caps.daily), ("key", Some(10_000_000_000)));
+        assert!(a.keys[1].team.is_none());
+        let budget = |v: serde_json::Value| Accounting::new(PriceTable::default(), Some(&parse(v))).err().map(|e| e.field);
+        assert_eq!(budget(serde_json::json!({"daily_usd": "1", "soft_limit_percent": 0})).as_deref(), Some("budget.soft_limit_percent"));
+        assert_eq!(budget(serde_json::json!({"daily_usd": "1", "soft_limit_percent": 101})).as_deref(), Some("budget.soft_limit_percent"));
+        assert_eq!(budget(serde_json::json!({"monthly_usd": "1", "soft_limit_percent": 100})), None);
+        let global = Accounting::new(PriceTable::default(), Some(&parse(serde_json::json!({"monthly_usd": "2"})))).unwrap();
+        assert_eq!(
+            (global.scopes[0].caps.monthly, global.scopes[0].caps.daily, global.scopes[0].soft_percent),
+            (Some(2_000_000_000_000), None, None)
+        );
+    }
 }
