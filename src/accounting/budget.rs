@@ -438,7 +438,8 @@ pub fn affordable_output(price: Price, headroom: Pico, ask: Ask) -> Option<u64> 
     let input = estimate(Some(price), Ask { output_tokens: 0, ..ask });
     let per_token = price.output.saturating_mul(Pico::from(ask.choices.max(1)));
     let left = headroom.checked_sub(input)?;
-    let affordable = if per_token == 0 { u64::MAX } else { u64::try_from(left / per_token).unwrap_or(u64::MAX) };
+    // Free output (a zero price) is limited by the request alone.
+    let affordable = left.checked_div(per_token).map_or(u64::MAX, |n| u64::try_from(n).unwrap_or(u64::MAX));
     Some(affordable.min(ask.output_tokens)).filter(|n| *n >= 1)
 }
 
@@ -870,7 +871,7 @@ mod tests {
         }
         // a daily cap with a soft limit counts too
         let daily: BudgetSpec = parse(serde_json::json!({"daily_usd": "1", "soft_limit_percent": 10}));
-        let mut d = Accounting::new(PriceTable::default(), Some(&daily)).unwrap();
+        let d = Accounting::new(PriceTable::default(), Some(&daily)).unwrap();
         let store = MemoryStore::default();
         d.ensure_records(&store);
         let tab = d.tab(Caller::default(), provider, model, None);

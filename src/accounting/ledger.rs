@@ -538,7 +538,7 @@ mod tests {
         // a request reserves and its VM dies: nobody ever settles it
         assert_eq!(reserve(&s, &k, NOW, hold(90), &caps).unwrap(), Ok(()));
         let expiry = LIFE.expiry(NOW);
-        assert!(expiry >= NOW + LIFE.ms && expiry <= NOW + LIFE.ms + LIFE.ms / 8, "within one grid step of the lifetime");
+        assert!((NOW + LIFE.ms..=NOW + LIFE.ms + LIFE.ms / 8).contains(&expiry), "within one grid step of the lifetime");
         assert!(reserve(&s, &k, expiry - 1, Hold { amount: 20, expires_ms: LIFE.expiry(expiry - 1) }, &caps).unwrap().is_err());
         assert_eq!(read(&s, &k, expiry - 1).reserved_at(expiry - 1), 90);
         assert_eq!(read(&s, &k, expiry).reserved_at(expiry), 0, "expired: no longer counts");

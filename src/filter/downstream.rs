@@ -25,8 +25,9 @@ enum Phase {
     Forwarded,
     /// Waiting for the last resort's answer (request phase: no provider was called).
     Escalating(Escalation),
-    /// Waiting for the last resort's answer after every provider failed (response paused).
-    EscalatingResponse(Escalation, usize),
+    /// Waiting for the last resort's answer after every provider failed (response paused, with
+    /// its buffered body's size; `None` when the answer had no body).
+    EscalatingResponse(Escalation, Option<usize>),
 }
 
 pub struct Downstream {
@@ -100,6 +101,29 @@ impl Downstream {
         self.phase = Phase::Forwarded;
     }
 
+    /// Every provider failed: the last resort takes the request while the response waits (its
+    /// buffered body's size, `None` when it had none).
+    fn escalate_response(&mut self, gateway: &Gateway, escalation: Escalation, body_size: Option<usize>, paused: Action) -> Action {
+        let body = std::mem::take(&mut self.body);
+        if Self::escalate(&escalation, &body) {
+            self.phase = Phase::EscalatingResponse(escalation, body_size);
+            return paused;
+        }
+        let reply = gateway.escalated_reply(&escalation, None, &[]);
+        let finished = Finished { status: reply.status, body: Some(reply.body), escalate: None };
+        match (body_size, self.exchange.as_ref()) {
+            (Some(size), Some(exchange)) => {
+                response::rewrite(exchange.status, size, &finished);
+                Action::Continue
+            }
+            (None, Some(exchange)) => {
+                response::respond_with(gateway, exchange, finished);
+                paused
+            }
+            (_, None) => Action::Continue,
+        }
+    }
+
     /// Calls the last resort with the client's request; the answer arrives in `on_http_call_response`.
     fn escalate(escalation: &Escalation, body: &[u8]) -> bool {
         let request_id = host::header(REQ, "x-request-id").unwrap_or_default();
@@ -126,13 +150,15 @@ impl Context for Downstream {
             }
             Phase::EscalatingResponse(escalation, response_size) => {
                 let reply = gateway.escalated_reply(&escalation, status, &body);
-                let upstream_status = self.exchange.as_ref().map_or(0, |e| e.status);
-                response::rewrite(
-                    upstream_status,
-                    response_size,
-                    &Finished { status: reply.status, body: Some(reply.body), escalate: None },
-                );
-                host::resume_response();
+                let finished = Finished { status: reply.status, body: Some(reply.body), escalate: None };
+                match (response_size, self.exchange.as_ref()) {
+                    (Some(size), Some(exchange)) => {
+                        response::rewrite(exchange.status, size, &finished);
+                        host::resume_response();
+                    }
+                    (None, Some(exchange)) => response::respond_with(&gateway, exchange, finished),
+                    (_, None) => {}
+                }
             }
             other => self.phase = other,
         }
@@ -201,7 +227,10 @@ impl HttpContext for Downstream {
         let (Some(gateway), Some(exchange)) = (self.gateway.clone(), self.exchange.as_mut()) else {
             return Action::Continue;
         };
-        response::on_headers(&gateway, exchange, end_of_stream)
+        match response::on_headers(&gateway, exchange, end_of_stream) {
+            (action, Some(Finished { escalate: Some(escalation), .. })) => self.escalate_response(&gateway, escalation, None, action),
+            (action, _) => action,
+        }
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -209,20 +238,10 @@ impl HttpContext for Downstream {
             return Action::Continue;
         };
         match response::on_body(&gateway, exchange, body_size, end_of_stream) {
-            (action, None) => action,
             (action, Some(Finished { escalate: Some(escalation), .. })) => {
-                let body = std::mem::take(&mut self.body);
-                if Self::escalate(&escalation, &body) {
-                    self.phase = Phase::EscalatingResponse(escalation, body_size);
-                    action
-                } else {
-                    let reply = gateway.escalated_reply(&escalation, None, &[]);
-                    let status = exchange.status;
-                    response::rewrite(status, body_size, &Finished { status: reply.status, body: Some(reply.body), escalate: None });
-                    Action::Continue
-                }
+                self.escalate_response(&gateway, escalation, Some(body_size), action)
             }
-            (action, Some(_)) => action,
+            (action, _) => action,
         }
     }
 

@@ -8,8 +8,9 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 const RESP: MapType = MapType::HttpResponseHeaders;
 
-/// Reads what the exchange needs from the response headers and applies its decision.
-pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: bool) -> Action {
+/// Reads what the exchange needs from the response headers and applies its decision. An answer
+/// without a body that needs escalation is returned for the caller to act on, as in [`on_body`].
+pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: bool) -> (Action, Option<Finished>) {
     let status = host::header(RESP, ":status").and_then(|s| s.parse().ok()).unwrap_or(502);
     let content_type = host::header(RESP, "content-type");
     let served =
@@ -18,6 +19,12 @@ pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: boo
     let rate_limited_until =
         (status == 429).then(|| health::rate_limited_until(host::now_ms(), &|name| host::header(RESP, name))).flatten();
     let error_type = if (200..300).contains(&status) { None } else { host::header(RESP, "x-amzn-errortype") };
+    // Errors Envoy produced itself, without a provider's answer.
+    let envoy_reply = (status >= 500)
+        .then(|| host::property(vec!["response", "code_details"]))
+        .flatten()
+        .and_then(|d| String::from_utf8(d).ok())
+        .filter(|d| d != "via_upstream");
     let head = ResponseHead {
         status,
         content_type: content_type.as_deref(),
@@ -25,6 +32,7 @@ pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: boo
         attempts,
         rate_limited_until,
         error_type: error_type.as_deref(),
+        envoy_reply: envoy_reply.as_deref(),
     };
     let mode = exchange.on_response_headers(&gateway.config, &head);
     for (name, value) in exchange.client_headers(&gateway.config) {
@@ -35,18 +43,26 @@ pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: boo
             host::set_header(RESP, "content-length", None);
             host::set_header(RESP, "content-type", Some("text/event-stream"));
             host::set_header(RESP, "cache-control", Some("no-cache"));
-            Action::Continue
+            (Action::Continue, None)
         }
         ResponseMode::Buffer if end_of_stream => {
             // No body will follow: answer with the translated result right away.
             let finished = exchange.on_complete_body(&gateway.config, &[]);
-            let mut headers = exchange.client_headers(&gateway.config);
-            headers.push(("content-type", "application/json".into()));
-            host::respond(finished.status, &headers, &finished.body.unwrap_or_default());
-            Action::Pause
+            if finished.escalate.is_some() {
+                return (Action::Pause, Some(finished));
+            }
+            respond_with(gateway, exchange, finished);
+            (Action::Pause, None)
         }
-        ResponseMode::Buffer => Action::Pause,
+        ResponseMode::Buffer => (Action::Pause, None),
     }
+}
+
+/// Replaces the paused upstream response (headers not yet sent) with Tollgate's own.
+pub fn respond_with(gateway: &Gateway, exchange: &Exchange, finished: Finished) {
+    let mut headers = exchange.client_headers(&gateway.config);
+    headers.push(("content-type", "application/json".into()));
+    host::respond(finished.status, &headers, &finished.body.unwrap_or_default());
 }
 
 /// Streams translate chunk by chunk; buffered answers are translated whole. A buffered answer

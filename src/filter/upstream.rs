@@ -89,7 +89,7 @@ impl HttpContext for Upstream {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
-        response::on_headers(&self.gateway, exchange, end_of_stream)
+        response::on_headers(&self.gateway, exchange, end_of_stream).0
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

@@ -49,6 +49,9 @@ pub struct ResponseHead<'a> {
     pub rate_limited_until: Option<u64>,
     /// On errors, `x-amzn-errortype` (AWS names the error there, not in the body).
     pub error_type: Option<&'a str>,
+    /// On errors Envoy answered itself (no provider was reached): its response code details,
+    /// e.g. `cluster_not_found`, `no_healthy_upstream`.
+    pub envoy_reply: Option<&'a str>,
 }
 
 /// The final response of a buffered exchange.
@@ -72,6 +75,8 @@ pub struct Exchange {
     pub status: u16,
     /// The upstream's `x-amzn-errortype` header on an error answer.
     pub error_type: Option<String>,
+    /// Envoy answered the error itself: why (see [`ResponseHead::envoy_reply`]).
+    pub envoy_reply: Option<String>,
     pub usage: Option<Usage>,
     /// The upstream answer arrived complete (for streams: `[DONE]`/`message_stop` was seen).
     pub completed: bool,
@@ -107,6 +112,7 @@ impl Exchange {
             state: State::AwaitingHeaders,
             status: 0,
             error_type: None,
+            envoy_reply: None,
             usage: None,
             completed: false,
             tab,
@@ -162,6 +168,7 @@ impl Exchange {
         self.attempts = head.attempts.unwrap_or(1).max(1);
         self.rate_limited_until = head.rate_limited_until;
         self.error_type = head.error_type.map(str::to_owned);
+        self.envoy_reply = head.envoy_reply.map(str::to_owned);
         if let (true, Some((provider, model))) = (self.ctx.relay, head.served) {
             self.served_by(config, provider, model);
         }
@@ -241,7 +248,9 @@ impl Exchange {
         };
         let status = self.status;
         if !(200..300).contains(&status) {
-            let error = if self.ctx.relay {
+            let error = if let Some(details) = &self.envoy_reply {
+                unreached(provider, status, details)
+            } else if self.ctx.relay {
                 providers::sane_status(openai::translate_error(status, body))
             } else {
                 providers::translate_error(provider, status, self.error_type.as_deref(), body)
@@ -305,6 +314,23 @@ impl Exchange {
     pub fn is_streaming(&self) -> bool {
         matches!(self.state, State::Streaming { .. } | State::Aborted)
     }
+}
+
+/// The error when Envoy answered itself and no provider was reached: says why, naming the
+/// provider (never Envoy's cluster, an internal name). Details as in
+/// https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_conn_man/response_code_details
+fn unreached(provider: &Provider, status: u16, details: &str) -> ApiError {
+    let name = &provider.name;
+    let (status, message) = match details {
+        "cluster_not_found" => {
+            (503, format!("The gateway has no route to provider `{name}`: it is missing from the gateway's Envoy configuration."))
+        }
+        "no_healthy_upstream" => (503, format!("Provider `{name}` has no healthy endpoint at the moment.")),
+        "upstream_response_timeout" | "upstream_per_try_timeout" => (504, format!("Provider `{name}` did not answer in time.")),
+        d if d.starts_with("upstream_reset") => (502, format!("The connection to provider `{name}` failed before it answered.")),
+        _ => (status, format!("The gateway could not get an answer from provider `{name}`.")),
+    };
+    providers::sane_status(ApiError::new(status, crate::openai::error::kind_for_status(status), message).with_code("provider_unreachable"))
 }
 
 fn error_reply(e: ApiError) -> Finished {

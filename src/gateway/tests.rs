@@ -461,3 +461,24 @@ fn a_failover_request_is_clamped_at_the_dearest_target_price_for_every_attempt()
     assert_eq!(limit, (1_000_000_000 - input) / 2_000_000, "priced at the fallback's dearer output");
     assert_eq!(sent["messages"], json!([{"role": "user", "content": "write at length"}]));
 }
+
+#[test]
+fn errors_envoy_answered_itself_say_no_provider_was_reached() {
+    let g = gateway();
+    for (details, status, says) in [
+        ("cluster_not_found", 503, "missing from the gateway's Envoy configuration"),
+        ("no_healthy_upstream", 503, "no healthy endpoint"),
+        ("upstream_response_timeout", 504, "did not answer in time"),
+        ("upstream_reset_before_response_started{connection_failure}", 502, "failed before it answered"),
+    ] {
+        let mut ex = chat(&g, &body(json!({"model":"claude","messages":[{"role":"user","content":"hi"}]})), 0).unwrap().exchange;
+        let head = ResponseHead { status: 503, envoy_reply: Some(details), ..Default::default() };
+        assert_eq!(ex.on_response_headers(&g.config, &head), ResponseMode::Buffer);
+        let Finished { status: got, body, .. } = ex.on_complete_body(&g.config, b"no healthy upstream");
+        let e: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        assert_eq!(got, status, "{details}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says) && message.contains("`anthropic`") && !message.contains("HTTP 503"), "{message}");
+        assert_eq!(e["error"]["code"], "provider_unreachable");
+    }
+}

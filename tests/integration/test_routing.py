@@ -54,6 +54,14 @@ def gw(net, tmp_path_factory):
     now = datetime.datetime.now(datetime.timezone.utc)
     window_now = {"after": f"{now.hour:02d}:00", "before": f"{(now.hour + 2) % 24:02d}:00"}
     window_later = {"after": f"{(now.hour + 3) % 24:02d}:00", "before": f"{(now.hour + 4) % 24:02d}:00"}
+    # A provider whose cluster Envoy lacks, and one whose cluster has no endpoint.
+    hollow = json.loads(json.dumps(fast))
+    hollow["name"] = hollow["load_assignment"]["cluster_name"] = "hollow_cluster"
+    hollow["load_assignment"]["endpoints"] = []
+    clusters.append(hollow)
+    plugin["providers"]["ghost"] = {"kind": "openai", "cluster": "ghost_cluster", "api_key_env": "OPENAI_API_KEY"}
+    plugin["providers"]["hollow"] = {"kind": "openai", "cluster": "hollow_cluster", "api_key_env": "OPENAI_API_KEY"}
+    plugin["models"] = {**plugin.get("models", {}), "ghost-model": {"provider": "ghost"}, "hollow-model": {"provider": "hollow"}}
     plugin["providers"]["deadai"] = {"kind": "openai", "cluster": "deadai_direct", "api_key_env": "OPENAI_API_KEY"}
     plugin["providers"]["openai_b"] = {"kind": "openai", "cluster": "openai_b", "api_key_env": "OPENAI_API_KEY"}
     plugin["failover_clusters"].append({"cluster": "dead_then_anthropic", "providers": ["deadai", "anthropic"]})
@@ -218,6 +226,16 @@ def test_last_resort_receives_the_request_when_every_target_fails(gw, net, test_
     assert "openai/chat-last-primary" in review["headers"]["x-tollgate-tried"]
 
 
+def test_errors_without_a_body_still_reach_the_last_resort(gw, net, test_id):
+    reset_mocks(net)
+    net["a"].fault(status=503, body="", count=1)
+    net["b"].fault(status=529, body="", count=1)
+    r = gw.chat({"model": "chat-last", "messages": [user("empty errors")]}, {"x-test-id": test_id})
+    assert r.status == 503 and r.error["code"] == "all_targets_failed", r.body
+    assert "last-resort handler (HTTP 202" in r.error["message"]
+    assert any(q["body"]["messages"] == [user("empty errors")] for q in net["review"].requests())
+
+
 def test_when_every_breaker_is_open_no_provider_is_called(gw, net, test_id):
     reset_mocks(net)
     inject(net, "503", mock="a", count=50)
@@ -333,3 +351,13 @@ def test_routes_sharing_a_provider_model_keep_their_own_params(gw, net, prefix, 
     sent_keep = net["a"].only_request(test_id + "-keep")["body"]
     assert "temperature" not in sent_drop and sent_drop["top_p"] == 0.5
     assert "top_p" not in sent_keep and sent_keep["temperature"] == 0.4
+
+
+@pytest.mark.parametrize("model,says", [("ghost-model", "missing from the gateway's Envoy configuration"),
+                                        ("hollow-model", "no healthy endpoint")])
+def test_errors_from_envoy_itself_say_no_provider_was_reached(gw, net, model, says):
+    r = gw.chat({"model": model, "messages": [user("hi")]})
+    assert r.status == 503, r.body
+    assert says in r.error["message"] and "answered HTTP" not in r.error["message"], r.error
+    assert r.error["code"] == "provider_unreachable"
+    assert "_cluster" not in r.error["message"], "Envoy's cluster names stay internal"
