@@ -108,6 +108,7 @@ pub struct Resolved<'c, 'r> {
 pub struct Limits {
     pub max_request_bytes: usize,
     pub max_stream_event_bytes: usize,
+    pub max_response_bytes: usize,
     pub estimated_output_tokens: u64,
 }
 
@@ -316,9 +317,13 @@ fn compile_limits(l: LimitsSpec) -> Result<Limits, ConfigError> {
     if l.max_stream_event_bytes < 1024 {
         return Err(ConfigError::new("limits.max_stream_event_bytes", "must be at least 1024"));
     }
+    if l.max_response_bytes < 1024 {
+        return Err(ConfigError::new("limits.max_response_bytes", "must be at least 1024"));
+    }
     Ok(Limits {
         max_request_bytes: l.max_request_bytes,
         max_stream_event_bytes: l.max_stream_event_bytes,
+        max_response_bytes: l.max_response_bytes,
         estimated_output_tokens: l.estimated_output_tokens,
     })
 }

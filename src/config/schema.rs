@@ -410,6 +410,10 @@ pub struct LimitsSpec {
     pub max_request_bytes: usize,
     #[serde(default = "default_max_event_bytes")]
     pub max_stream_event_bytes: usize,
+    /// Largest non-streamed answer Tollgate buffers to translate; larger ones get a 502. Keep it
+    /// below Envoy's `per_connection_buffer_limit_bytes` so Tollgate answers before Envoy does.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
     /// Output limit of a request that sets none, for budget reservations; sent to the provider
     /// when a capped budget applies.
     #[serde(default = "default_estimated_output_tokens")]
@@ -425,6 +429,7 @@ impl Default for LimitsSpec {
         LimitsSpec {
             max_request_bytes: default_max_request_bytes(),
             max_stream_event_bytes: default_max_event_bytes(),
+            max_response_bytes: default_max_response_bytes(),
             estimated_output_tokens: default_estimated_output_tokens(),
             reservation_lifetime_seconds: default_reservation_lifetime_seconds(),
         }
@@ -432,6 +437,10 @@ impl Default for LimitsSpec {
 }
 
 fn default_max_request_bytes() -> usize {
+    8 * 1024 * 1024
+}
+
+fn default_max_response_bytes() -> usize {
     8 * 1024 * 1024
 }
 

@@ -54,7 +54,13 @@ pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: boo
             respond_with(gateway, exchange, finished);
             (Action::Pause, None)
         }
-        ResponseMode::Buffer => (Action::Pause, None),
+        ResponseMode::Buffer => {
+            let announced = host::header(RESP, "content-length").and_then(|l| l.parse().ok());
+            if let Some(refused) = announced.and_then(|length| exchange.too_large(&gateway.config, length)) {
+                respond_with(gateway, exchange, refused);
+            }
+            (Action::Pause, None)
+        }
     }
 }
 
@@ -78,7 +84,13 @@ pub fn on_body(gateway: &Gateway, exchange: &mut Exchange, body_size: usize, end
         }
         return (Action::Continue, None);
     }
+    if exchange.is_refused() {
+        return (Action::Pause, None);
+    }
     if !end_of_stream {
+        if let Some(refused) = exchange.too_large(&gateway.config, body_size) {
+            respond_with(gateway, exchange, refused);
+        }
         return (Action::Pause, None);
     }
     let body = host::body(BufferType::HttpResponseBody, body_size);

@@ -24,6 +24,8 @@ enum State {
     /// The stream was cut short by Tollgate (event over the size limit): swallow the rest.
     Aborted,
     Buffering,
+    /// The buffered answer was too large and has been replaced by an error: ignore the rest.
+    Refused,
     Done,
 }
 
@@ -240,6 +242,20 @@ impl Exchange {
         if verbatim && pending == 0 && out.len() == chunk.len() { None } else { Some(out) }
     }
 
+    /// A buffered answer (its announced length, or what has arrived so far) larger than the
+    /// gateway buffers: the 502 that replaces it, before Envoy's own buffer limit answers a bare
+    /// 500 instead.
+    pub fn too_large(&mut self, config: &Config, size: usize) -> Option<Finished> {
+        let limit = config.limits.max_response_bytes;
+        if !matches!(self.state, State::Buffering) || size <= limit {
+            return None;
+        }
+        self.state = State::Refused;
+        let e = ApiError::bad_gateway(format!("The provider's answer is larger than the gateway limit of {limit} bytes."))
+            .with_code("response_too_large");
+        Some(error_reply(e))
+    }
+
     /// Translates a complete buffered response (success or error).
     pub fn on_complete_body(&mut self, config: &Config, body: &[u8]) -> Finished {
         self.state = State::Done;
@@ -309,6 +325,10 @@ impl Exchange {
             return error_reply(e);
         }
         error_reply(error)
+    }
+
+    pub fn is_refused(&self) -> bool {
+        matches!(self.state, State::Refused)
     }
 
     pub fn is_streaming(&self) -> bool {

@@ -482,3 +482,22 @@ fn errors_envoy_answered_itself_say_no_provider_was_reached() {
         assert_eq!(e["error"]["code"], "provider_unreachable");
     }
 }
+
+#[test]
+fn an_answer_larger_than_the_gateway_buffers_is_replaced_by_a_502_once() {
+    let g = gateway();
+    let mut ex = chat(&g, &body(json!({"model":"claude","messages":[{"role":"user","content":"hi"}]})), 0).unwrap().exchange;
+    assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("application/json"))), ResponseMode::Buffer);
+    let limit = g.config.limits.max_response_bytes;
+    assert_eq!(ex.too_large(&g.config, limit), None);
+    let refused = ex.too_large(&g.config, limit + 1).unwrap();
+    assert_eq!(refused.status, 502);
+    let e: Value = serde_json::from_slice(&refused.body.unwrap()).unwrap();
+    assert_eq!(e["error"]["code"], "response_too_large");
+    assert!(ex.is_refused() && ex.too_large(&g.config, limit + 2).is_none(), "answered once");
+    // streams are never buffered, whatever their size
+    let f = chat(&g, &body(json!({"model":"claude","stream":true,"messages":[{"role":"user","content":"hi"}]})), 0).unwrap();
+    let mut ex = f.exchange;
+    assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("text/event-stream"))), ResponseMode::Stream);
+    assert_eq!(ex.too_large(&g.config, usize::MAX), None);
+}

@@ -300,7 +300,7 @@ fn last_user_text(conversation: &Conversation) -> String {
 /// A long answer on request: a prompt with "write <n> words" gets `n` more words of reply,
 /// for tests of output limits and budgets (capped, so a prompt cannot exhaust memory).
 fn asked_length(said: &str) -> usize {
-    const MAX_WORDS: usize = 100_000;
+    const MAX_WORDS: usize = 3_000_000;
     let pieces: Vec<&str> = said.split_whitespace().collect();
     pieces
         .windows(3)
@@ -535,7 +535,7 @@ mod tests {
         let cut = reply(&conversation);
         assert_eq!((cut.usage.output, cut.finish), (20, Finish::MaxTokens));
         assert_eq!(asked_length("write many words"), 0);
-        assert_eq!(asked_length("write 999999999 words"), 100_000);
+        assert_eq!(asked_length("write 999999999 words"), 3_000_000);
     }
 
     #[test]
