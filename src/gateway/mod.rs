@@ -309,6 +309,7 @@ impl Gateway {
         let output = req.output_limit().unwrap_or(self.config.limits.estimated_output_tokens);
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: output, stream: req.stream };
         let selection = self.select(&self.facts(incoming, &req.model, Some(&req), now_ms), incoming.caller, store, demand)?;
+        let selection = self.accepted(selection, |choice| translate_chat(choice, req.clone(), body, None, now_ms).map(|_| ()))?;
         if incoming.explain && self.config.router.explain {
             return Ok(Next::Respond(Reply::json(200, self.explain(&selection))));
         }
@@ -367,6 +368,10 @@ impl Gateway {
         let req = embeddings::parse(body)?;
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: 0, stream: false };
         let selection = self.select(&self.facts(incoming, &req.model, None, now_ms), incoming.caller, store, demand)?;
+        let accepts = |choice: &Choice| {
+            providers::build_embeddings(choice.provider, &req, body, &Target { model: &choice.model, now_ms }).map(|_| ())
+        };
+        let selection = self.accepted(selection, accepts)?;
         if incoming.explain && self.config.router.explain {
             return Ok(Next::Respond(Reply::json(200, self.explain(&selection))));
         }

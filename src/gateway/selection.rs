@@ -121,6 +121,42 @@ impl Gateway {
         }
     }
 
+    /// A failover plan keeps only the targets that accept the request as translated for them
+    /// (a parameter policy or a provider's own validation may refuse it): the upstream filter's
+    /// refusal of an attempt would be final, Envoy does not retry it. The plan then takes the
+    /// failover cluster that carries what is left, or goes direct to its one target; when no
+    /// target accepts, the first one's refusal is the answer.
+    pub(super) fn accepted<'c>(
+        &'c self,
+        selection: Selection<'c>,
+        accepts: impl Fn(&Choice) -> Result<(), ApiError>,
+    ) -> Result<Selection<'c>, ApiError> {
+        let Selection::Chain { route, first, plan, chain, strategy, mut skipped, commitment } = selection else { return Ok(selection) };
+        let mut refusal = None;
+        let mut kept = Vec::with_capacity(plan.len());
+        for &t in &plan {
+            match self.choice(t).map(|c| accepts(&c)) {
+                Some(Ok(())) => kept.push(t),
+                Some(Err(e)) => {
+                    skipped.push(Skip { target: t, reason: "rejects_request" });
+                    refusal.get_or_insert(e);
+                }
+                None => {}
+            }
+        }
+        if kept == plan {
+            return Ok(Selection::Chain { route, first, plan, chain, strategy, skipped, commitment });
+        }
+        let lead = *kept.first().ok_or_else(|| refusal.unwrap_or_else(|| ApiError::internal("empty routing plan")))?;
+        // A new head was a fallback: its probe, if it needs one, is claimed when its attempt goes out.
+        let commitment = if Some(lead) == first.target { commitment } else { Commitment { probe: None, ..commitment } };
+        let first = self.choice(lead).ok_or_else(|| ApiError::internal("unknown routing target"))?;
+        match self.config.router.carry(kept) {
+            (plan, Some(chain)) => Ok(Selection::Chain { route, first, plan, chain, strategy, skipped, commitment }),
+            (_, None) => Ok(Selection::Direct { route: Some(route), choice: first, strategy: Some(strategy), skipped, commitment }),
+        }
+    }
+
     /// The `x-tollgate-explain` answer: the decision, without calling any provider.
     pub(super) fn explain(&self, selection: &Selection) -> Vec<u8> {
         let router = &self.config.router;

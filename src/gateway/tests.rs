@@ -501,3 +501,34 @@ fn an_answer_larger_than_the_gateway_buffers_is_replaced_by_a_502_once() {
     assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("text/event-stream"))), ResponseMode::Stream);
     assert_eq!(ex.too_large(&g.config, usize::MAX), None);
 }
+
+#[test]
+fn a_failover_plan_skips_targets_that_refuse_the_request() {
+    let json = CONFIG.replace(
+        r#""limits": {"max_request_bytes": 4096}"#,
+        r#""limits": {"max_request_bytes": 4096},
+           "failover_clusters": [{"cluster": "both", "providers": ["openai", "anthropic"]}],
+           "routes": [{"name": "r", "match": {"models": ["routed"]}, "targets": [{"provider": "openai", "model": "gpt-4o"}],
+                       "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5", "params": {"top_p": "reject"}}]}]"#,
+    );
+    let env = |k: &str| Some(format!("{k}-value"));
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap());
+    let store = MemoryStore::default();
+    // both accept: the failover cluster
+    let f = forward_with(&g, &store, &body(json!({"model": "routed", "messages": [{"role": "user", "content": "x"}]}))).unwrap();
+    assert_eq!((f.cluster, f.exchange.plan.len()), ("both", 2));
+    // the fallback refuses top_p: straight to the primary's own cluster, still tracked
+    let f =
+        forward_with(&g, &store, &body(json!({"model": "routed", "top_p": 0.5, "messages": [{"role": "user", "content": "x"}]}))).unwrap();
+    assert_eq!((f.cluster, f.plan.is_none()), ("openai", true));
+    assert!(f.exchange.target.is_some());
+    // explain says why
+    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: true };
+    let mut g = g;
+    g.config.router.explain = true;
+    let request = body(json!({"model": "routed", "top_p": 0.5, "messages": [{"role": "user", "content": "x"}]}));
+    let Next::Respond(reply) = g.on_body(&incoming, &request, &store, 0).unwrap() else { panic!() };
+    let v: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(v["skipped"], json!([{"target": "anthropic/claude-sonnet-4-5", "reason": "rejects_request"}]));
+    assert_eq!(v["plan"], json!(["openai/gpt-4o"]));
+}

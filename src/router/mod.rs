@@ -299,6 +299,14 @@ impl Router {
             .or_else(|| self.find_target(provider, model))
     }
 
+    /// A plan cut to what one request can reach: the failover cluster carrying its head, and
+    /// only as many targets as that cluster has providers (one without a cluster).
+    pub fn carry(&self, mut plan: Vec<TargetId>) -> (Vec<TargetId>, Option<usize>) {
+        let chain = self.chain_for(&plan);
+        plan.truncate(chain.and_then(|c| self.chains.get(c)).map_or(1, |c| c.providers.len()));
+        (plan, chain)
+    }
+
     /// The longest failover cluster whose providers are a prefix of the plan's.
     fn chain_for(&self, plan: &[TargetId]) -> Option<usize> {
         let providers: Vec<usize> = plan.iter().filter_map(|t| self.targets.get(*t)).map(|t| t.provider).collect();
@@ -349,9 +357,7 @@ impl Router {
         let Some(&first) = plan.first() else {
             return Decision::Exhausted { route, skipped };
         };
-        let chain = self.chain_for(&plan);
-        let reach = chain.and_then(|c| self.chains.get(c)).map_or(1, |c| c.providers.len());
-        plan.truncate(reach);
+        let (plan, chain) = self.carry(plan);
         // The first target is certainly sent, so it needs the probe slot (claimed on commit);
         // a later one past its cool-down claims it only if an attempt reaches it (upstream filter).
         let probe = view.get(&first).is_some_and(|(_, a)| *a == Availability::Probe).then_some(first);

@@ -89,6 +89,7 @@ def gw(net, tmp_path_factory):
         chat_route("chat-ratelimit"),
         chat_route("chat-eject"),
         chat_route("chat-recover"),
+        {**chat_route("chat-picky"), "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5", "params": {"temperature": "reject"}}]},
         chat_route("chat-last", last_resort={"cluster": "review_queue", "path": "/review"}),
         chat_route("chat-down", fallback_model="claude-down", last_resort={"cluster": "review_queue", "path": "/review"}),
         chat_route("chat"),
@@ -361,3 +362,15 @@ def test_errors_from_envoy_itself_say_no_provider_was_reached(gw, net, model, sa
     assert says in r.error["message"] and "answered HTTP" not in r.error["message"], r.error
     assert r.error["code"] == "provider_unreachable"
     assert "_cluster" not in r.error["message"], "Envoy's cluster names stay internal"
+
+
+def test_a_fallback_that_refuses_the_request_is_skipped_not_a_final_400(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503")
+    # The fallback's policy rejects temperature: the request goes to the primary alone, whose
+    # own retry answers, instead of failing over into a 400.
+    r = gw.chat({"model": "chat-picky", "temperature": 0.3, "messages": [user("hi")]}, {"x-test-id": test_id})
+    assert (r.status, r.headers.get("x-tollgate-provider")) == (200, "openai"), r.body
+    assert len(net["a"].requests(test_id)) == 2 and net["b"].requests(test_id) == []
+    explained = gw.chat({"model": "chat-picky", "temperature": 0.3, "messages": [user("hi")]}, {"x-tollgate-explain": "1"}).json()
+    assert explained["skipped"] == [{"target": "anthropic/claude-sonnet-4-5", "reason": "rejects_request"}]
