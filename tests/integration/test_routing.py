@@ -89,6 +89,8 @@ def gw(net, tmp_path_factory):
         chat_route("chat-ratelimit"),
         chat_route("chat-eject"),
         chat_route("chat-recover"),
+        {"name": "solo-last", "match": {"models": ["solo-last"]}, "targets": [{"provider": "openai", "model": "solo-primary"}],
+         "last_resort": {"cluster": "review_queue", "path": "/review"}},
         {**chat_route("chat-picky"), "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5", "params": {"temperature": "reject"}}]},
         chat_route("chat-last", last_resort={"cluster": "review_queue", "path": "/review"}),
         chat_route("chat-down", fallback_model="claude-down", last_resort={"cluster": "review_queue", "path": "/review"}),
@@ -227,11 +229,13 @@ def test_last_resort_receives_the_request_when_every_target_fails(gw, net, test_
     assert "openai/chat-last-primary" in review["headers"]["x-tollgate-tried"]
 
 
-def test_errors_without_a_body_still_reach_the_last_resort(gw, net, test_id):
+@pytest.mark.parametrize("model", ["solo-last", "chat-last"])
+def test_errors_without_a_body_still_reach_the_last_resort(gw, net, model, test_id):
     reset_mocks(net)
-    net["a"].fault(status=503, body="", count=1)
+    # Envoy retries the lone target on its cluster once: both attempts fail, with empty bodies.
+    net["a"].fault(status=503, body="", count=2)
     net["b"].fault(status=529, body="", count=1)
-    r = gw.chat({"model": "chat-last", "messages": [user("empty errors")]}, {"x-test-id": test_id})
+    r = gw.chat({"model": model, "messages": [user("empty errors")]}, {"x-test-id": test_id})
     assert r.status == 503 and r.error["code"] == "all_targets_failed", r.body
     assert "last-resort handler (HTTP 202" in r.error["message"]
     assert any(q["body"]["messages"] == [user("empty errors")] for q in net["review"].requests())
