@@ -110,17 +110,23 @@ impl Downstream {
             return paused;
         }
         let reply = gateway.escalated_reply(&escalation, None, &[]);
+        if self.replace_response(gateway, body_size, reply) { Action::Continue } else { paused }
+    }
+
+    /// Puts Tollgate's answer in place of the paused response: into its buffered body (true:
+    /// the response may go on), or as a local reply when it had none.
+    fn replace_response(&self, gateway: &Gateway, body_size: Option<usize>, reply: Reply) -> bool {
+        let Some(exchange) = self.exchange.as_ref() else { return true };
         let finished = Finished { status: reply.status, body: Some(reply.body), escalate: None };
-        match (body_size, self.exchange.as_ref()) {
-            (Some(size), Some(exchange)) => {
+        match body_size {
+            Some(size) => {
                 response::rewrite(exchange.status, size, &finished);
-                Action::Continue
+                true
             }
-            (None, Some(exchange)) => {
+            None => {
                 response::respond_with(gateway, exchange, finished);
-                paused
+                false
             }
-            (_, None) => Action::Continue,
         }
     }
 
@@ -150,14 +156,8 @@ impl Context for Downstream {
             }
             Phase::EscalatingResponse(escalation, response_size) => {
                 let reply = gateway.escalated_reply(&escalation, status, &body);
-                let finished = Finished { status: reply.status, body: Some(reply.body), escalate: None };
-                match (response_size, self.exchange.as_ref()) {
-                    (Some(size), Some(exchange)) => {
-                        response::rewrite(exchange.status, size, &finished);
-                        host::resume_response();
-                    }
-                    (None, Some(exchange)) => response::respond_with(&gateway, exchange, finished),
-                    (_, None) => {}
+                if self.replace_response(&gateway, response_size, reply) {
+                    host::resume_response();
                 }
             }
             other => self.phase = other,

@@ -332,11 +332,14 @@ impl Gateway {
                 let price = self.config.router.dearest_price(&plan);
                 let (mut tab, limit) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
                 // The upstream filter translates each attempt from the body it receives.
-                let body = match limit.filter(|l| Some(*l) != req.output_limit()) {
-                    Some(l) => request::with_output_limit(body, l).inspect_err(|_| self.config.accounting.release(store, &mut tab))?,
-                    None => Vec::new(),
+                let limited = limit.filter(|l| Some(*l) != req.output_limit()).map(|l| request::with_output_limit(body, l)).transpose();
+                let upstream = match limited {
+                    Ok(body) => Built { body, ..Default::default() },
+                    Err(e) => {
+                        self.config.accounting.release(store, &mut tab);
+                        return Err(e.into());
+                    }
                 };
-                let upstream = Built { body: (!body.is_empty()).then_some(body), ..Default::default() };
                 let admitted = Admitted { caller: incoming.caller, tab, upstream, commitment };
                 self.relay(Operation::Chat, route, first, &plan, chain, ctx, requested, admitted, (store, now_ms))
             }

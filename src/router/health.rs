@@ -469,6 +469,10 @@ mod tests {
         assert_eq!((h.latency_us, h.ttfb_us, h.samples, h.last_sample_ms), (1300, 500, 2, T0 + 7), "the first ttfb is taken as is");
         apply(&mut h, T0 + 8, &B, Attempt::Success { latency_us: 300, ttfb_us: Some(100) });
         assert_eq!((h.latency_us, h.ttfb_us), ((1300 * 7 + 300 * 3) / 10, (500 * 7 + 100 * 3) / 10));
+        // an average of zero (instant answers so far) restarts from the next sample
+        let mut instant = Health { samples: 2, latency_us: 0, ..Default::default() };
+        apply(&mut instant, T0, &B, Attempt::Success { latency_us: 1000, ttfb_us: None });
+        assert_eq!(instant.latency_us, 1000);
         assert_eq!(ewma(10, 20, true), 20);
         assert_eq!(ewma(10, 20, false), 13);
     }
