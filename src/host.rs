@@ -58,11 +58,19 @@ pub mod memory {
         next_cas: Cell<u32>,
         /// Runs once between a `get` and the following `put`: a competing worker's write.
         interleave: RefCell<Option<CompetingWrite>>,
+        /// Conditional writes to this key fail, this many times, as if another worker always
+        /// wrote first.
+        contended: RefCell<Option<(String, usize)>>,
     }
 
     impl MemoryStore {
         pub fn interleave(&self, f: impl FnOnce(&MemoryStore) + 'static) {
             *self.interleave.borrow_mut() = Some(Box::new(f));
+        }
+
+        /// The next `writes` conditional writes to `key` lose their race.
+        pub fn contend(&self, key: &str, writes: usize) {
+            *self.contended.borrow_mut() = Some((key.to_owned(), writes));
         }
 
         pub fn raw(&self, key: &str) -> Option<Vec<u8>> {
@@ -85,6 +93,14 @@ pub mod memory {
             let competing_writer = self.interleave.borrow_mut().take();
             if let Some(f) = competing_writer {
                 f(self);
+            }
+            if let Some((contended, writes)) = self.contended.borrow_mut().as_mut()
+                && cas.is_some()
+                && contended == key
+                && *writes > 0
+            {
+                *writes -= 1;
+                return Err(StoreError::CasMismatch);
             }
             let mut data = self.data.borrow_mut();
             if let (Some(cas), Some((_, current))) = (cas, data.get(key))

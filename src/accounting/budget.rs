@@ -3,7 +3,7 @@
 //! and the usage report.
 
 use super::keys::{self, KeyIndex};
-use super::ledger::{self, Caps, Outcome, Period, Record, Totals};
+use super::ledger::{self, Caps, Hold, Lifetime, Outcome, Period, Record, Totals};
 use super::money::{Pico, format_usd, parse_usd};
 use super::prices::{Price, PriceTable};
 use crate::config::ConfigError;
@@ -47,6 +47,14 @@ pub struct Caller {
 pub struct Tab {
     pub scopes: Vec<(ScopeId, Pico)>,
     pub price: Option<Price>,
+    /// When the reservations stop counting if the request never settles (see [`Lifetime`]).
+    pub expires_ms: u64,
+}
+
+impl Tab {
+    fn hold(&self, amount: Pico) -> Hold {
+        Hold { amount, expires_ms: self.expires_ms }
+    }
 }
 
 impl Tab {
@@ -95,6 +103,8 @@ pub struct Accounting {
     pub prices: PriceTable,
     /// 0: no batching; see [`Batch`].
     pub flush_ms: u64,
+    /// How long an unsettled reservation holds budget.
+    pub lifetime: Lifetime,
     pub scopes: Vec<Scope>,
     pub keys: Vec<VirtualKey>,
     index: KeyIndex<usize>,
@@ -233,19 +243,20 @@ impl Accounting {
                 scopes.push((team, 0));
             }
         }
-        Tab { scopes, price }
+        Tab { scopes, price, expires_ms: 0 }
     }
 
     /// Reserves `estimate` in every capped scope of the tab, or refuses with 429 (releasing
     /// whatever was already reserved).
     pub fn admit(&self, store: &dyn SharedStore, now_ms: u64, tab: &mut Tab, estimate: Pico) -> Result<(), ApiError> {
+        tab.expires_ms = self.lifetime.expiry(now_ms);
         for i in 0..tab.scopes.len() {
             let Some(&(id, _)) = tab.scopes.get(i) else { break };
             let Some(scope) = self.scopes.get(id as usize) else { continue };
             if scope.caps.is_empty() {
                 continue;
             }
-            let refused = match ledger::reserve(store, &scope.key, now_ms, estimate, &scope.caps) {
+            let refused = match ledger::reserve(store, &scope.key, now_ms, tab.hold(estimate), &scope.caps) {
                 Ok(Ok(())) => {
                     if let Some(entry) = tab.scopes.get_mut(i) {
                         entry.1 = estimate;
@@ -266,14 +277,23 @@ impl Accounting {
         Ok(())
     }
 
-    /// Gives back every reservation of a tab that never reached a provider.
+    /// What the tab's capped scopes still allow this request to cost (the tightest of them);
+    /// `None` when no capped scope applies.
+    pub fn headroom(&self, store: &dyn SharedStore, now_ms: u64, tab: &Tab) -> Option<Pico> {
+        let capped = tab.scopes.iter().filter_map(|(id, _)| self.scopes.get(*id as usize)).filter(|s| !s.caps.is_empty());
+        capped.map(|s| ledger::read(store, &s.key, now_ms).headroom(&s.caps, now_ms)).min()
+    }
+
+    /// Gives back every reservation of a tab that never reached a provider. One that cannot be
+    /// written back (the CAS gave up) stops counting when it expires.
     pub fn release(&self, store: &dyn SharedStore, tab: &mut Tab) {
+        let expires_ms = tab.expires_ms;
         for (id, reserved) in &mut tab.scopes {
             if *reserved > 0
                 && let Some(scope) = self.scopes.get(*id as usize)
             {
-                if let Err(e) = ledger::release(store, &scope.key, *reserved) {
-                    log::error!("could not release a reservation in {}: {e:?}", scope.key);
+                if let Err(e) = ledger::release(store, &scope.key, Hold { amount: *reserved, expires_ms }) {
+                    log::error!("could not release a reservation in {} (it expires by itself): {e:?}", scope.key);
                 }
                 *reserved = 0;
             }
@@ -292,7 +312,7 @@ impl Accounting {
                 b.add(*id, now_ms, outcome);
                 continue;
             }
-            if let Err(e) = ledger::settle(store, &scope.key, now_ms, outcome, *reserved) {
+            if let Err(e) = ledger::settle(store, &scope.key, now_ms, outcome, tab.hold(*reserved)) {
                 log::error!("could not record usage in {}: {e:?}", scope.key);
             }
         }
@@ -328,7 +348,8 @@ impl Accounting {
         scopes.into_iter().flatten().filter_map(|id| self.scopes.get(id as usize)).any(|s| {
             let Some(percent) = s.soft_percent else { return false };
             let r = ledger::read(store, &s.key, now_ms);
-            let over = |cap: Option<Pico>, spent: Pico| cap.is_some_and(|c| (spent + r.reserved) * 100 >= c * Pico::from(percent));
+            let reserved = r.reserved_at(now_ms);
+            let over = |cap: Option<Pico>, spent: Pico| cap.is_some_and(|c| (spent + reserved) * 100 >= c * Pico::from(percent));
             over(s.caps.daily, r.today.cost) || over(s.caps.monthly, r.this_month.cost)
         })
     }
@@ -346,7 +367,7 @@ impl Accounting {
                 "key" => "keys",
                 _ => "teams",
             };
-            groups.entry(group).or_default().insert(&s.name, ScopeReport::new(s, &r));
+            groups.entry(group).or_default().insert(&s.name, ScopeReport::new(s, &r, now_ms));
         }
         let report = Report {
             object: "tollgate.usage",
@@ -359,12 +380,61 @@ impl Accounting {
     }
 }
 
-/// Estimated worst-case cost used for admission: the prompt at ~4 bytes per token (JSON
-/// overhead makes this generous) plus the full output allowance.
-pub fn estimate(price: Option<Price>, body_len: usize, output_tokens: u64) -> Pico {
+/// Input tokens an image part may cost, whatever its size: above OpenAI's largest
+/// (gpt-4.1-mini: 1,536 patches × 1.62 ≈ 2,490; gpt-4o high detail: at most 85 + 6 × 170 =
+/// 1,105; https://platform.openai.com/docs/guides/images-vision#calculating-costs), Anthropic's
+/// (≈ 1,600 for the largest image it keeps, https://docs.anthropic.com/en/docs/build-with-claude/vision)
+/// and Gemini's per image (258 per 768-px tile, 1,120 at high media resolution,
+/// https://ai.google.dev/gemini-api/docs/image-understanding).
+pub const IMAGE_TOKENS: u64 = 2_500;
+
+/// Input tokens providers add when a request has tools (Anthropic's tool-use system prompt is
+/// 346 tokens, https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/overview#pricing).
+pub const TOOLS_TOKENS: u64 = 500;
+
+/// An upper bound on a request's input tokens: its body's length in bytes, plus
+/// [`IMAGE_TOKENS`] per image and [`TOOLS_TOKENS`] when it has tools.
+///
+/// Bytes bound text tokens: every tokenizer in use (byte-level BPE at OpenAI and Anthropic,
+/// SentencePiece with byte fallback at Google, Llama, Mistral) turns at least one byte of UTF-8
+/// text into each token, and JSON never spells text shorter than its UTF-8 bytes (escapes only
+/// lengthen it). The per-message tokens of chat templates (3–4 at OpenAI) are covered by each
+/// message's own JSON framing, at least 28 bytes. Bytes ÷ 4, the usual average, is no bound:
+/// CJK text or digits run near one token per 1–3 bytes.
+pub fn input_bound(body_len: usize, images: usize, has_tools: bool) -> u64 {
+    let bytes = u64::try_from(body_len).unwrap_or(u64::MAX);
+    let images = u64::try_from(images).unwrap_or(u64::MAX);
+    bytes.saturating_add(images.saturating_mul(IMAGE_TOKENS)).saturating_add(if has_tools { TOOLS_TOKENS } else { 0 })
+}
+
+/// The most a request can produce and consume, for admission.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ask {
+    /// See [`input_bound`].
+    pub input_tokens: u64,
+    /// The output limit of each choice.
+    pub output_tokens: u64,
+    /// `n`: each choice may produce `output_tokens`.
+    pub choices: u64,
+}
+
+/// Worst-case cost of a request: every input token at the dearest input rate, and the full
+/// output limit for every choice.
+pub fn estimate(price: Option<Price>, ask: Ask) -> Pico {
     let Some(p) = price else { return 0 };
-    let input = Pico::try_from(body_len / 4 + 1).unwrap_or(Pico::MAX);
-    input * p.input + Pico::from(output_tokens) * p.output
+    let output = Pico::from(ask.output_tokens) * Pico::from(ask.choices.max(1));
+    Pico::from(ask.input_tokens).saturating_mul(p.input_ceiling()).saturating_add(output.saturating_mul(p.output))
+}
+
+/// The largest output limit per choice, at most `ask.output_tokens`, whose worst case fits in
+/// `headroom`; `None` when not even one output token fits.
+pub fn affordable_output(price: Price, headroom: Pico, ask: Ask) -> Option<u64> {
+    let input = estimate(Some(price), Ask { output_tokens: 0, ..ask });
+    let per_token = price.output.saturating_mul(Pico::from(ask.choices.max(1)));
+    let left = headroom.checked_sub(input)?;
+    // Free output (a zero price) is limited by the request alone.
+    let affordable = left.checked_div(per_token).map_or(u64::MAX, |n| u64::try_from(n).unwrap_or(u64::MAX));
+    Some(affordable.min(ask.output_tokens)).filter(|n| *n >= 1)
 }
 
 #[derive(Serialize)]
@@ -427,12 +497,13 @@ impl TotalsReport {
 }
 
 impl ScopeReport {
-    fn new(s: &Scope, r: &Record) -> Self {
-        let remaining = |cap: Option<Pico>, spent: Pico| cap.map(|c| format_usd(c.saturating_sub(spent + r.reserved)));
+    fn new(s: &Scope, r: &Record, now_ms: u64) -> Self {
+        let reserved = r.reserved_at(now_ms);
+        let remaining = |cap: Option<Pico>, spent: Pico| cap.map(|c| format_usd(c.saturating_sub(spent + reserved)));
         ScopeReport {
             today: TotalsReport::new(&r.today),
             month: TotalsReport::new(&r.this_month),
-            reserved_usd: format_usd(r.reserved),
+            reserved_usd: format_usd(reserved),
             budget: (!s.caps.is_empty()).then(|| BudgetReport {
                 daily_usd: s.caps.daily.map(format_usd),
                 daily_remaining_usd: remaining(s.caps.daily, r.today.cost),
@@ -572,18 +643,18 @@ mod tests {
         assert_eq!((e.status, e.code.as_deref()), (429, Some("budget_exceeded")));
         assert!(e.message.contains("key `alice`") && e.message.contains("daily cap is $0.01"), "{}", e.message);
         // the refused request released what it had reserved in the global scope
-        assert_eq!(ledger::read(&store, &a.scopes[GLOBAL as usize].key, NOW).reserved, 6_000_000_000);
+        assert_eq!(ledger::read(&store, &a.scopes[GLOBAL as usize].key, NOW).reserved_at(NOW), 6_000_000_000);
         let usage = Usage { input_tokens: 1000, output_tokens: 500, ..Default::default() };
         a.settle(&store, NOW, &tab, &outcome(&tab, Some(usage), false), None);
         let key = ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW);
-        assert_eq!((key.reserved, key.today.cost, key.today.requests), (0, 2_000_000_000, 1));
+        assert_eq!((key.reserved_at(NOW), key.today.cost, key.today.requests), (0, 2_000_000_000, 1));
         let team = ledger::read(&store, &a.scopes[a.keys[0].team.unwrap() as usize].key, NOW);
         assert_eq!(team.this_month.cost, 2_000_000_000);
         // now there is room again
         let mut third = a.tab(alice, provider, model, Some(PRICE));
         a.admit(&store, NOW, &mut third, 6_000_000_000).unwrap();
         a.release(&store, &mut third);
-        assert_eq!(ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW).reserved, 0);
+        assert_eq!(ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW).reserved_at(NOW), 0);
     }
 
     #[test]
@@ -608,12 +679,66 @@ mod tests {
 
     #[test]
     fn estimates_and_outcomes() {
-        assert_eq!(estimate(Some(PRICE), 400, 10), 101 * 1_000_000 + 10 * 2_000_000);
-        assert_eq!(estimate(None, 400, 10), 0);
-        let tab = Tab { scopes: vec![], price: Some(PRICE) };
+        let ask = Ask { input_tokens: 400, output_tokens: 10, choices: 1 };
+        // input at the cache-write rate, the dearer one
+        assert_eq!(estimate(Some(PRICE), ask), 400 * 1_250_000 + 10 * 2_000_000);
+        assert_eq!(estimate(Some(PRICE), Ask { choices: 3, ..ask }), 400 * 1_250_000 + 30 * 2_000_000, "n choices");
+        assert_eq!(estimate(Some(PRICE), Ask { choices: 0, ..ask }), estimate(Some(PRICE), ask), "n absent is one");
+        assert_eq!(estimate(None, ask), 0);
+        let tab = Tab { scopes: vec![], price: Some(PRICE), expires_ms: 0 };
         let u = Usage { input_tokens: 10, cache_read_tokens: 100, ..Default::default() };
         assert_eq!(outcome(&tab, Some(u), false).cost, Some(10 * 1_000_000 + 100 * 100_000));
         assert_eq!(outcome(&Tab::default(), Some(u), false).cost, None);
+    }
+
+    #[test]
+    fn input_bound_counts_bytes_media_and_tools() {
+        assert_eq!(input_bound(1000, 0, false), 1000);
+        assert_eq!(input_bound(1000, 2, false), 1000 + 2 * IMAGE_TOKENS);
+        assert_eq!(input_bound(1000, 0, true), 1000 + TOOLS_TOKENS);
+        assert_eq!(input_bound(usize::MAX, usize::MAX, true), u64::MAX, "saturates");
+        // "日本語" is 9 bytes of UTF-8 and at most 3 tokens in any tokenizer; ÷ 4 would say 2
+        assert!(input_bound("日本語".len(), 0, false) >= 3);
+    }
+
+    #[test]
+    fn affordable_output_fits_the_headroom() {
+        let ask = Ask { input_tokens: 100, output_tokens: 4096, choices: 1 };
+        let input = 100 * 1_250_000;
+        // room for the input and exactly 50 output tokens
+        assert_eq!(affordable_output(PRICE, input + 50 * 2_000_000, ask), Some(50));
+        assert_eq!(affordable_output(PRICE, input + 50 * 2_000_000 + 1_999_999, ask), Some(50), "rounds down");
+        assert_eq!(affordable_output(PRICE, input + 2_000_000, ask), Some(1));
+        assert_eq!(affordable_output(PRICE, input + 1_999_999, ask), None, "not one token");
+        assert_eq!(affordable_output(PRICE, input - 1, ask), None, "not even the input");
+        assert_eq!(affordable_output(PRICE, Pico::MAX, ask), Some(4096), "never above what was asked");
+        assert_eq!(affordable_output(PRICE, input + 50 * 2_000_000, Ask { choices: 2, ..ask }), Some(25), "per choice");
+        let free_output = Price { output: 0, ..PRICE };
+        assert_eq!(affordable_output(free_output, input, ask), Some(4096));
+        // the worst case of the clamped request fits exactly
+        let room = input + 777 * 2_000_000 + 5;
+        let limit = affordable_output(PRICE, room, ask).unwrap();
+        assert!(estimate(Some(PRICE), Ask { output_tokens: limit, ..ask }) <= room);
+        assert!(estimate(Some(PRICE), Ask { output_tokens: limit + 1, ..ask }) > room);
+    }
+
+    #[test]
+    fn headroom_is_the_tightest_capped_scope() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        a.ensure_records(&store);
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
+        let tab = a.tab(alice, provider, model, Some(PRICE));
+        // alice: $0.01 a day; global $100 a day; team $5 a month
+        assert_eq!(a.headroom(&store, NOW, &tab), Some(10_000_000_000));
+        let mut held = a.tab(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut held, 4_000_000_000).unwrap();
+        assert_eq!(a.headroom(&store, NOW, &tab), Some(6_000_000_000), "reservations count");
+        assert_eq!(a.headroom(&store, NOW, &a.tab(bob, provider, model, Some(PRICE))), Some(100_000_000_000_000 - 4_000_000_000));
+        let open = Accounting::new(PriceTable::default(), None).unwrap();
+        assert_eq!(open.headroom(&store, NOW, &open.tab(Caller::default(), 0, 0, None)), None, "nothing capped");
     }
 
     #[test]
@@ -637,5 +762,213 @@ mod tests {
         assert_eq!(report["scopes"]["keys"]["alice"]["budget"]["daily_remaining_usd"], "0");
         assert_eq!(report["scopes"]["global"]["all"]["today"]["unpriced_requests"], 0);
         assert!(report["scopes"]["keys"]["bob"]["budget"].is_null());
+    }
+
+    #[test]
+    fn a_reservation_whose_settlement_gave_up_is_released_by_its_lifetime() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        a.lifetime = Lifetime { ms: 60_000 };
+        let store = MemoryStore::default();
+        a.ensure_records(&store);
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let key = |a: &Accounting| a.scopes[a.keys[0].scope as usize].key.clone();
+        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut tab, 9_000_000_000).unwrap();
+        assert_eq!(tab.expires_ms, a.lifetime.expiry(NOW));
+        // every write of the settlement to alice's record loses its CAS race: it gives up
+        store.contend(&key(&a), usize::MAX);
+        a.settle(&store, NOW + 1, &tab, &outcome(&tab, None, true), None);
+        store.contend(&key(&a), 0);
+        assert_eq!(ledger::read(&store, &key(&a), NOW + 1).reserved_at(NOW + 1), 9_000_000_000, "still held");
+        let mut next = a.tab(alice, provider, model, Some(PRICE));
+        assert_eq!(a.admit(&store, NOW + 1, &mut next, 2_000_000_000).unwrap_err().status, 429);
+        // after the lifetime the leaked reservation no longer counts
+        let later = tab.expires_ms;
+        a.admit(&store, later, &mut next, 2_000_000_000).unwrap();
+        assert_eq!(ledger::read(&store, &key(&a), later).reserved_at(later), 2_000_000_000);
+    }
+
+    #[test]
+    fn a_reservation_that_gives_up_releases_what_it_took() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        a.ensure_records(&store);
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        // the global scope is reserved first; then every write to alice's loses its race
+        let global = a.scopes[GLOBAL as usize].key.clone();
+        store.contend(&a.scopes[a.keys[0].scope as usize].key, usize::MAX);
+        let e = a.admit(&store, NOW, &mut tab, 1_000).unwrap_err();
+        assert_eq!((e.status, e.code.as_deref()), (503, Some("budget_unavailable")));
+        assert_eq!(ledger::read(&store, &global, NOW).reserved_at(NOW), 0, "the global reservation was given back");
+        assert!(tab.scopes.iter().all(|(_, r)| *r == 0));
+    }
+
+    #[test]
+    fn a_retargeted_tab_counts_where_the_answer_came_from() {
+        let mut a = accounting();
+        let (p1, m1, p2, m2) = (a.scope("provider", "p1"), a.scope("model", "m1"), a.scope("provider", "p2"), a.scope("model", "m2"));
+        let store = MemoryStore::default();
+        let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
+        let mut tab = a.tab(bob, p1, m1, Some(PRICE));
+        let dearer = Price { output: 9_000_000, ..PRICE };
+        tab.retarget(p2, m2, Some(dearer));
+        assert_eq!(tab.price, Some(dearer));
+        let done = outcome(&tab, Some(Usage { output_tokens: 1, ..Default::default() }), false);
+        assert_eq!(done.cost, Some(9_000_000));
+        a.settle(&store, NOW, &tab, &done, None);
+        let count = |id: ScopeId| ledger::read(&store, &a.scopes[id as usize].key, NOW).today.requests;
+        assert_eq!((count(p1), count(m1), count(p2), count(m2), count(a.keys[1].scope)), (0, 0, 1, 1, 1));
+    }
+
+    #[test]
+    fn batches_keep_scopes_and_days_apart() {
+        let mut batch = Batch::default();
+        assert!(batch.is_empty());
+        let one = Outcome { usage: None, cost: Some(1), failed: false };
+        batch.add(1, NOW, &one);
+        assert!(!batch.is_empty());
+        batch.add(1, NOW + 1, &one);
+        batch.add(2, NOW, &one);
+        batch.add(1, NOW + crate::clock::MS_PER_DAY, &one);
+        let summary: Vec<(ScopeId, u32, u64)> = batch.pending.iter().map(|(s, d, _, t)| (*s, *d, t.requests)).collect();
+        let day = Period::at(NOW).day;
+        assert_eq!(summary, vec![(1, day, 2), (2, day, 1), (1, day + 1, 1)]);
+    }
+
+    #[test]
+    fn settling_batches_only_uncapped_scopes_without_reservations() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        a.ensure_records(&store);
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut tab, 100).unwrap();
+        let mut batch = Batch::default();
+        a.settle(&store, NOW, &tab, &outcome(&tab, None, false), Some(&mut batch));
+        let count = |id: ScopeId| ledger::read(&store, &a.scopes[id as usize].key, NOW).today.requests;
+        // global, alice and research have caps: written at once; provider and model batched
+        assert_eq!((count(GLOBAL), count(a.keys[0].scope), count(a.keys[0].team.unwrap())), (1, 1, 1));
+        assert_eq!((count(provider), count(model)), (0, 0));
+        let pending: Vec<ScopeId> = batch.pending.iter().map(|(s, ..)| *s).collect();
+        assert_eq!(pending, vec![provider, model]);
+        a.flush(&store, &mut batch);
+        assert_eq!((count(provider), count(model)), (1, 1));
+        assert_eq!(ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW).reserved_at(NOW), 0);
+    }
+
+    #[test]
+    fn releasing_touches_only_scopes_holding_a_reservation() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut tab, 100).unwrap();
+        let reserved: Vec<Pico> = tab.scopes.iter().map(|(_, r)| *r).collect();
+        assert_eq!(reserved, vec![100, 0, 0, 100, 100], "global, key and team are capped");
+        a.release(&store, &mut tab);
+        assert!(tab.scopes.iter().all(|(_, r)| *r == 0));
+        let written = store.keys();
+        assert!(!written.contains(&a.scopes[provider as usize].key) && !written.contains(&a.scopes[model as usize].key), "{written:?}");
+        assert_eq!(ledger::read(&store, &a.scopes[GLOBAL as usize].key, NOW).reserved_at(NOW), 0);
+        a.ensure_records(&store);
+        assert!(store.keys().contains(&a.scopes[provider as usize].key));
+    }
+
+    #[test]
+    fn soft_limits_trip_at_exactly_their_share_of_either_cap() {
+        let team_key = |a: &Accounting| a.scopes[a.keys[0].team.unwrap() as usize].key.clone();
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        // research: 50 % of $5 a month is $2.5
+        let half: Pico = 2_500_000_000_000;
+        for (spent, reserved, over) in [(half - 1, 0, false), (half, 0, true), (half - 10, 10, true), (half - 11, 10, false)] {
+            let store = MemoryStore::default();
+            ledger::settle(&store, &team_key(&a), NOW, &Outcome { usage: None, cost: Some(spent), failed: false }, Hold::default())
+                .unwrap();
+            if reserved > 0 {
+                ledger::reserve(&store, &team_key(&a), NOW, Hold { amount: reserved, expires_ms: NOW + 1 }, &Caps::default())
+                    .unwrap()
+                    .unwrap();
+            }
+            assert_eq!(a.caller_over_soft_limit(&store, NOW, alice), over, "spent {spent} reserved {reserved}");
+        }
+        // a daily cap with a soft limit counts too
+        let daily: BudgetSpec = parse(serde_json::json!({"daily_usd": "1", "soft_limit_percent": 10}));
+        let d = Accounting::new(PriceTable::default(), Some(&daily)).unwrap();
+        let store = MemoryStore::default();
+        d.ensure_records(&store);
+        let tab = d.tab(Caller::default(), provider, model, None);
+        assert!(!d.caller_over_soft_limit(&store, NOW, Caller::default()));
+        d.settle(&store, NOW, &tab, &Outcome { usage: None, cost: Some(100_000_000_000), failed: false }, None);
+        assert!(d.caller_over_soft_limit(&store, NOW, Caller::default()), "10 % of $1");
+        assert!(!Accounting::new(PriceTable::default(), None).unwrap().has_soft_limits());
+    }
+
+    #[test]
+    fn the_report_groups_every_kind_of_scope() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "openai"), a.scope("model", "gpt"));
+        let store = MemoryStore::default();
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut tab, 3_000_000_000).unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&a.report(&store, NOW + 1_500)).unwrap();
+        assert_eq!(report["object"], "tollgate.usage");
+        assert_eq!(report["generated_at"], (NOW + 1_500) / 1000);
+        assert_eq!(report["month"], "2026-11");
+        let names = |group: &str| report["scopes"][group].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names("global"), vec!["all"]);
+        assert_eq!(names("providers"), vec!["openai"]);
+        assert_eq!(names("models"), vec!["gpt"]);
+        assert_eq!(names("keys"), vec!["alice", "bob"]);
+        assert_eq!(names("teams"), vec!["research"]);
+        assert_eq!(report["scopes"]["keys"]["alice"]["reserved_usd"], "0.003");
+        assert_eq!(report["scopes"]["keys"]["alice"]["budget"]["daily_usd"], "0.01");
+        assert_eq!(report["scopes"]["keys"]["alice"]["budget"]["daily_remaining_usd"], "0.007");
+        assert!(report["scopes"]["teams"]["research"]["budget"]["daily_usd"].is_null());
+    }
+
+    #[test]
+    fn scopes_are_registered_once_and_keys_validated() {
+        let mut a = Accounting::new(PriceTable::default(), None).unwrap();
+        let first = a.scope("model", "m");
+        assert_eq!(first, 1, "after the global scope");
+        assert_eq!(a.scope("model", "m"), first);
+        assert_eq!(a.scope("provider", "m"), 2, "kind and name make a scope");
+        assert_eq!(a.scope("model", "n"), 3);
+        let key = |id: &str, sha: &[u8; 32]| serde_json::json!({"id": id, "sha256": hex(sha)});
+        let field = |keys: serde_json::Value| {
+            let auth: AuthSpec = parse(serde_json::json!({"keys": keys}));
+            Accounting::new(PriceTable::default(), None).unwrap().add_auth(&auth, &BTreeMap::new()).err().map(|e| e.field)
+        };
+        assert_eq!(field(serde_json::json!([key("ok-id_1.x@y", &[1; 32])])), None);
+        assert_eq!(field(serde_json::json!([key("", &[1; 32])])).as_deref(), Some("auth.keys[0].id"));
+        assert_eq!(field(serde_json::json!([key("bad id", &[1; 32])])).as_deref(), Some("auth.keys[0].id"));
+        assert_eq!(field(serde_json::json!([key("a", &[1; 32]), key("a", &[2; 32])])).as_deref(), Some("auth.keys[1].id"));
+        assert_eq!(field(serde_json::json!([key("a", &[1; 32]), key("b", &[1; 32])])).as_deref(), Some("auth.keys[1].sha256"));
+        let a = accounting();
+        let team = &a.scopes[a.keys[0].team.unwrap() as usize];
+        assert_eq!(
+            (team.kind, team.name.as_str(), team.caps.monthly, team.soft_percent),
+            ("team", "research", Some(5_000_000_000_000), Some(50))
+        );
+        let alice = &a.scopes[a.keys[0].scope as usize];
+        assert_eq!((alice.kind, alice.caps.daily), ("key", Some(10_000_000_000)));
+        assert!(a.keys[1].team.is_none());
+        let budget = |v: serde_json::Value| Accounting::new(PriceTable::default(), Some(&parse(v))).err().map(|e| e.field);
+        assert_eq!(budget(serde_json::json!({"daily_usd": "1", "soft_limit_percent": 0})).as_deref(), Some("budget.soft_limit_percent"));
+        assert_eq!(budget(serde_json::json!({"daily_usd": "1", "soft_limit_percent": 101})).as_deref(), Some("budget.soft_limit_percent"));
+        assert_eq!(budget(serde_json::json!({"monthly_usd": "1", "soft_limit_percent": 100})), None);
+        let global = Accounting::new(PriceTable::default(), Some(&parse(serde_json::json!({"monthly_usd": "2"})))).unwrap();
+        assert_eq!(
+            (global.scopes[0].caps.monthly, global.scopes[0].caps.daily, global.scopes[0].soft_percent),
+            (Some(2_000_000_000_000), None, None)
+        );
     }
 }

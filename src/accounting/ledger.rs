@@ -7,9 +7,47 @@ use super::money::Pico;
 use crate::clock::{MS_PER_DAY, civil_from_days};
 use crate::host::{self, SharedStore, StoreError};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const TOTALS_LEN: usize = 8 * 8 + 16;
-const RECORD_LEN: usize = 1 + 4 + 4 + 16 + 2 * TOTALS_LEN;
+const LEASE_LEN: usize = 8 + 16;
+const RECORD_LEN: usize = 1 + 4 + 4 + 2 * TOTALS_LEN + LEASES * LEASE_LEN;
+/// Version 1 held one reservation sum (no lifetime) before the totals.
+const V1_RECORD_LEN: usize = 1 + 4 + 4 + 16 + 2 * TOTALS_LEN;
+
+/// Reservation slots per record. Reservations expire on a grid of `lifetime / 8`, so at most 9
+/// expiry times are alive at once: a record never needs more slots than this, whatever the load.
+const LEASES: usize = 10;
+const GRID_PER_LIFETIME: u64 = 8;
+
+/// How long a reservation holds budget when it is never settled (its request's VM crashed, a
+/// CAS gave up): it stops counting after `ms`, so a leak heals by itself. Reservations made
+/// within the same grid interval share one slot that expires at the interval's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    pub ms: u64,
+}
+
+impl Default for Lifetime {
+    /// The configuration's default (`limits.reservation_lifetime_seconds`).
+    fn default() -> Self {
+        Lifetime { ms: 900_000 }
+    }
+}
+
+impl Lifetime {
+    /// When a reservation made at `now_ms` expires: at least `ms` later, on the grid.
+    pub fn expiry(&self, now_ms: u64) -> u64 {
+        let grid = (self.ms / GRID_PER_LIFETIME).max(1);
+        now_ms.saturating_add(self.ms).div_ceil(grid).saturating_mul(grid)
+    }
+}
+
+/// Budget held by admitted requests whose reservations expire at the same time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lease {
+    pub expires_ms: u64,
+    pub amount: Pico,
+}
 
 pub fn scope_key(kind: &str, name: &str) -> String {
     format!("tollgate:usage:{kind}:{name}")
@@ -158,19 +196,32 @@ impl Period {
 pub struct Record {
     pub day: u32,
     pub month: u32,
-    /// Estimated cost of admitted requests not yet settled.
-    pub reserved: Pico,
+    /// Estimated cost of admitted requests not yet settled, by expiry (see [`Lifetime`]).
+    pub leases: [Lease; LEASES],
     pub today: Totals,
     pub this_month: Totals,
 }
 
 impl Record {
     pub fn decode(bytes: &[u8]) -> Record {
-        if bytes.len() != RECORD_LEN || bytes.first() != Some(&VERSION) {
-            return Record::default();
-        }
         let mut r = Reader(bytes.get(1..).unwrap_or_default());
-        Record { day: r.u32(), month: r.u32(), reserved: r.u128(), today: Totals::decode(&mut r), this_month: Totals::decode(&mut r) }
+        match (bytes.first(), bytes.len()) {
+            (Some(&VERSION), RECORD_LEN) => {
+                let (day, month) = (r.u32(), r.u32());
+                let mut leases = [Lease::default(); LEASES];
+                for lease in &mut leases {
+                    *lease = Lease { expires_ms: r.u64(), amount: r.u128() };
+                }
+                Record { day, month, leases, today: Totals::decode(&mut r), this_month: Totals::decode(&mut r) }
+            }
+            // Written before reservations expired (a module upgrade keeps shared data): keep the
+            // spending; the old reservation sum had no owner left to settle it.
+            (Some(1), V1_RECORD_LEN) => {
+                let (day, month, _) = (r.u32(), r.u32(), r.u128());
+                Record { day, month, today: Totals::decode(&mut r), this_month: Totals::decode(&mut r), ..Default::default() }
+            }
+            _ => Record::default(),
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -178,10 +229,53 @@ impl Record {
         out.push(VERSION);
         out.extend_from_slice(&self.day.to_le_bytes());
         out.extend_from_slice(&self.month.to_le_bytes());
-        out.extend_from_slice(&self.reserved.to_le_bytes());
+        for lease in &self.leases {
+            out.extend_from_slice(&lease.expires_ms.to_le_bytes());
+            out.extend_from_slice(&lease.amount.to_le_bytes());
+        }
         self.today.encode(&mut out);
         self.this_month.encode(&mut out);
         out
+    }
+
+    /// What unexpired reservations hold at `now_ms`.
+    pub fn reserved_at(&self, now_ms: u64) -> Pico {
+        self.leases.iter().filter(|l| l.expires_ms > now_ms).map(|l| l.amount).fold(0, Pico::saturating_add)
+    }
+
+    /// Holds `amount` until `expires_ms`: in that expiry's slot, else in a free or expired one.
+    /// Only a lifetime changed by a reload can leave no such slot; the amount then joins the
+    /// latest-expiring slot, which holds it at least as long.
+    fn hold(&mut self, now_ms: u64, expires_ms: u64, amount: Pico) {
+        let slot = match self.leases.iter().position(|l| l.expires_ms == expires_ms) {
+            Some(i) => i,
+            None => {
+                let free = self.leases.iter().position(|l| l.expires_ms <= now_ms || l.amount == 0);
+                let i = free.unwrap_or_else(|| (0..LEASES).max_by_key(|&i| self.leases.get(i).map_or(0, |l| l.expires_ms)).unwrap_or(0));
+                if let Some(l) = self.leases.get_mut(i) {
+                    let kept = if free.is_some() { 0 } else { l.amount };
+                    *l = Lease { expires_ms: l.expires_ms.max(expires_ms), amount: kept };
+                }
+                i
+            }
+        };
+        if let Some(l) = self.leases.get_mut(slot) {
+            l.amount = l.amount.saturating_add(amount);
+        }
+    }
+
+    /// Gives back a reservation: nothing when its lease expired already (it no longer counts).
+    fn give_back(&mut self, expires_ms: u64, amount: Pico) {
+        if let Some(l) = self.leases.iter_mut().find(|l| l.expires_ms == expires_ms) {
+            l.amount = l.amount.saturating_sub(amount);
+        }
+    }
+
+    /// What the caps still allow at `now_ms` after what is spent and reserved (the tighter period).
+    pub fn headroom(&self, caps: &Caps, now_ms: u64) -> Pico {
+        let reserved = self.reserved_at(now_ms);
+        let left = |cap: Option<Pico>, spent: Pico| cap.map_or(Pico::MAX, |c| c.saturating_sub(spent.saturating_add(reserved)));
+        left(caps.daily, self.today.cost).min(left(caps.monthly, self.this_month.cost))
     }
 
     /// Starts fresh totals when the day or month changed: old periods age out.
@@ -233,32 +327,41 @@ pub fn read(store: &dyn SharedStore, key: &str, now_ms: u64) -> Record {
     r
 }
 
-/// Admits `amount` against the scope's caps and holds it as reserved.
-pub fn reserve(store: &dyn SharedStore, key: &str, now_ms: u64, amount: Pico, caps: &Caps) -> Result<Result<(), Exceeded>, StoreError> {
+/// A reservation held in one scope: what it holds until when. Settling or releasing it gives
+/// back exactly this; once it expired there is nothing to give back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hold {
+    pub amount: Pico,
+    pub expires_ms: u64,
+}
+
+/// Admits `amount` against the scope's caps and holds it until `expires_ms`.
+pub fn reserve(store: &dyn SharedStore, key: &str, now_ms: u64, hold: Hold, caps: &Caps) -> Result<Result<(), Exceeded>, StoreError> {
     let period = Period::at(now_ms);
     host::update(store, key, |current| {
         let mut r = current.map(Record::decode).unwrap_or_default();
         r.roll_to(period);
+        let reserved = r.reserved_at(now_ms);
         for (name, cap, spent) in [("daily", caps.daily, r.today.cost), ("monthly", caps.monthly, r.this_month.cost)] {
             if let Some(cap) = cap {
-                let committed = spent + r.reserved;
-                if committed + amount > cap {
+                let committed = spent.saturating_add(reserved);
+                if committed.saturating_add(hold.amount) > cap {
                     return Err(Exceeded { period: name, cap, committed });
                 }
             }
         }
-        r.reserved += amount;
+        r.hold(now_ms, hold.expires_ms, hold.amount);
         Ok(r.encode())
     })
 }
 
-/// Records a finished request and releases what it had reserved in this scope.
-pub fn settle(store: &dyn SharedStore, key: &str, now_ms: u64, outcome: &Outcome, release: Pico) -> Result<(), StoreError> {
+/// Records a finished request and gives back what it had reserved in this scope.
+pub fn settle(store: &dyn SharedStore, key: &str, now_ms: u64, outcome: &Outcome, release: Hold) -> Result<(), StoreError> {
     let period = Period::at(now_ms);
     host::update::<()>(store, key, |current| {
         let mut r = current.map(Record::decode).unwrap_or_default();
         r.roll_to(period);
-        r.reserved = r.reserved.saturating_sub(release);
+        r.give_back(release.expires_ms, release.amount);
         r.today.add(outcome);
         r.this_month.add(outcome);
         Ok(r.encode())
@@ -287,10 +390,10 @@ pub fn merge(store: &dyn SharedStore, key: &str, at_ms: u64, totals: &Totals) ->
 }
 
 /// Returns a reservation that was never used (the request failed before reaching a provider).
-pub fn release(store: &dyn SharedStore, key: &str, amount: Pico) -> Result<(), StoreError> {
+pub fn release(store: &dyn SharedStore, key: &str, hold: Hold) -> Result<(), StoreError> {
     host::update::<()>(store, key, |current| {
         let mut r = current.map(Record::decode).unwrap_or_default();
-        r.reserved = r.reserved.saturating_sub(amount);
+        r.give_back(hold.expires_ms, hold.amount);
         Ok(r.encode())
     })
     .map(|_| ())
@@ -304,6 +407,12 @@ mod tests {
     const DAY: u64 = MS_PER_DAY;
     // 2026-11-24T12:00:00Z
     const NOW: u64 = 1_795_521_600_000;
+
+    const LIFE: Lifetime = Lifetime { ms: 600_000 };
+
+    fn hold(amount: Pico) -> Hold {
+        Hold { amount, expires_ms: LIFE.expiry(NOW) }
+    }
 
     fn usage(input: u64, output: u64) -> Usage {
         Usage { input_tokens: input, output_tokens: output, ..Default::default() }
@@ -323,7 +432,8 @@ mod tests {
 
     #[test]
     fn record_round_trips_and_garbage_reads_as_empty() {
-        let mut r = Record { day: 3, month: 7, reserved: 99, ..Default::default() };
+        let mut r = Record { day: 3, month: 7, ..Default::default() };
+        r.hold(NOW, NOW + 5, 99);
         r.today.add(&Outcome { usage: Some(usage(5, 6)), cost: Some(u128::MAX / 2), failed: false });
         r.this_month = r.today;
         assert_eq!(Record::decode(&r.encode()), r);
@@ -335,10 +445,10 @@ mod tests {
         let s = MemoryStore::default();
         let k = scope_key("model", "m");
         ensure(&s, &k);
-        settle(&s, &k, NOW, &Outcome { usage: Some(usage(10, 5)), cost: Some(1000), failed: false }, 0).unwrap();
-        settle(&s, &k, NOW, &Outcome { usage: Some(usage(1, 1)), cost: None, failed: false }, 0).unwrap();
-        settle(&s, &k, NOW, &Outcome { usage: None, cost: None, failed: true }, 0).unwrap();
-        settle(&s, &k, NOW, &Outcome { usage: Some(usage(2, 0)), cost: Some(7), failed: true }, 0).unwrap();
+        settle(&s, &k, NOW, &Outcome { usage: Some(usage(10, 5)), cost: Some(1000), failed: false }, Hold::default()).unwrap();
+        settle(&s, &k, NOW, &Outcome { usage: Some(usage(1, 1)), cost: None, failed: false }, Hold::default()).unwrap();
+        settle(&s, &k, NOW, &Outcome { usage: None, cost: None, failed: true }, Hold::default()).unwrap();
+        settle(&s, &k, NOW, &Outcome { usage: Some(usage(2, 0)), cost: Some(7), failed: true }, Hold::default()).unwrap();
         let r = read(&s, &k, NOW);
         assert_eq!(
             r.today,
@@ -352,8 +462,8 @@ mod tests {
         let s = MemoryStore::default();
         let k = scope_key("global", "all");
         let o = Outcome { usage: Some(usage(1, 1)), cost: Some(10), failed: false };
-        settle(&s, &k, NOW, &o, 0).unwrap();
-        settle(&s, &k, NOW + DAY, &o, 0).unwrap();
+        settle(&s, &k, NOW, &o, Hold::default()).unwrap();
+        settle(&s, &k, NOW + DAY, &o, Hold::default()).unwrap();
         let r = read(&s, &k, NOW + DAY);
         assert_eq!((r.today.requests, r.this_month.requests), (1, 2));
         // 2026-12-01: new month and new day
@@ -366,21 +476,21 @@ mod tests {
         let s = MemoryStore::default();
         let k = scope_key("key", "alice");
         let caps = Caps { daily: Some(100), monthly: None };
-        assert_eq!(reserve(&s, &k, NOW, 60, &caps).unwrap(), Ok(()));
+        assert_eq!(reserve(&s, &k, NOW, hold(60), &caps).unwrap(), Ok(()));
         // a concurrent request cannot take the same budget
-        assert_eq!(reserve(&s, &k, NOW, 50, &caps).unwrap(), Err(Exceeded { period: "daily", cap: 100, committed: 60 }));
-        assert_eq!(reserve(&s, &k, NOW, 40, &caps).unwrap(), Ok(()));
+        assert_eq!(reserve(&s, &k, NOW, hold(50), &caps).unwrap(), Err(Exceeded { period: "daily", cap: 100, committed: 60 }));
+        assert_eq!(reserve(&s, &k, NOW, hold(40), &caps).unwrap(), Ok(()));
         // settle the first at its actual (lower) cost: budget frees up
-        settle(&s, &k, NOW, &Outcome { usage: Some(usage(1, 1)), cost: Some(20), failed: false }, 60).unwrap();
+        settle(&s, &k, NOW, &Outcome { usage: Some(usage(1, 1)), cost: Some(20), failed: false }, hold(60)).unwrap();
         let r = read(&s, &k, NOW);
-        assert_eq!((r.reserved, r.today.cost), (40, 20));
-        release(&s, &k, 40).unwrap();
-        assert_eq!(read(&s, &k, NOW).reserved, 0);
-        assert_eq!(reserve(&s, &k, NOW, 80, &caps).unwrap(), Ok(()));
-        assert!(reserve(&s, &k, NOW, 1, &caps).unwrap().is_err());
+        assert_eq!((r.reserved_at(NOW), r.today.cost), (40, 20));
+        release(&s, &k, hold(40)).unwrap();
+        assert_eq!(read(&s, &k, NOW).reserved_at(NOW), 0);
+        assert_eq!(reserve(&s, &k, NOW, hold(80), &caps).unwrap(), Ok(()));
+        assert!(reserve(&s, &k, NOW, hold(1), &caps).unwrap().is_err());
         // the monthly cap counts too
         let monthly = Caps { daily: None, monthly: Some(50) };
-        assert_eq!(reserve(&s, "other", NOW, 51, &monthly).unwrap().unwrap_err().period, "monthly");
+        assert_eq!(reserve(&s, "other", NOW, hold(51), &monthly).unwrap().unwrap_err().period, "monthly");
     }
 
     #[test]
@@ -390,10 +500,10 @@ mod tests {
         ensure(&s, &k);
         let key = k.clone();
         s.interleave(move |s| {
-            reserve(s, &key, NOW, 70, &Caps { daily: Some(100), monthly: None }).unwrap().unwrap();
+            reserve(s, &key, NOW, hold(70), &Caps { daily: Some(100), monthly: None }).unwrap().unwrap();
         });
         // our attempt loses the race, re-reads, and sees the competitor's reservation
-        let r = reserve(&s, &k, NOW, 50, &Caps { daily: Some(100), monthly: None }).unwrap();
+        let r = reserve(&s, &k, NOW, hold(50), &Caps { daily: Some(100), monthly: None }).unwrap();
         assert_eq!(r, Err(Exceeded { period: "daily", cap: 100, committed: 70 }));
     }
 
@@ -408,7 +518,7 @@ mod tests {
         let r = read(&s, &k, NOW);
         assert_eq!((r.today.requests, r.today.errors, r.today.input_tokens, r.today.cost), (2, 1, 4, 15));
         // the record moved on to the next day: yesterday's batch counts in the month only
-        settle(&s, &k, NOW + DAY, &Outcome::default(), 0).unwrap();
+        settle(&s, &k, NOW + DAY, &Outcome::default(), Hold::default()).unwrap();
         merge(&s, &k, NOW, &batch).unwrap();
         let r = read(&s, &k, NOW + DAY);
         assert_eq!((r.today.requests, r.this_month.requests), (1, 5));
@@ -418,8 +528,75 @@ mod tests {
     fn ensure_never_overwrites() {
         let s = MemoryStore::default();
         let k = scope_key("team", "t");
-        settle(&s, &k, NOW, &Outcome { usage: None, cost: Some(5), failed: false }, 0).unwrap();
+        settle(&s, &k, NOW, &Outcome { usage: None, cost: Some(5), failed: false }, Hold::default()).unwrap();
         ensure(&s, &k);
         assert_eq!(read(&s, &k, NOW).today.cost, 5);
+    }
+
+    #[test]
+    fn an_unsettled_reservation_stops_counting_when_it_expires() {
+        let s = MemoryStore::default();
+        let k = scope_key("key", "crashed");
+        let caps = Caps { daily: Some(100), monthly: None };
+        // a request reserves and its VM dies: nobody ever settles it
+        assert_eq!(reserve(&s, &k, NOW, hold(90), &caps).unwrap(), Ok(()));
+        let expiry = LIFE.expiry(NOW);
+        assert!((NOW + LIFE.ms..=NOW + LIFE.ms + LIFE.ms / 8).contains(&expiry), "within one grid step of the lifetime");
+        assert!(reserve(&s, &k, expiry - 1, Hold { amount: 20, expires_ms: LIFE.expiry(expiry - 1) }, &caps).unwrap().is_err());
+        assert_eq!(read(&s, &k, expiry - 1).reserved_at(expiry - 1), 90);
+        assert_eq!(read(&s, &k, expiry).reserved_at(expiry), 0, "expired: no longer counts");
+        assert_eq!(reserve(&s, &k, expiry, Hold { amount: 20, expires_ms: LIFE.expiry(expiry) }, &caps).unwrap(), Ok(()));
+        // a late settlement of the expired one records its cost and gives back nothing twice
+        settle(&s, &k, expiry, &Outcome { usage: None, cost: Some(5), failed: false }, hold(90)).unwrap();
+        let r = read(&s, &k, expiry);
+        assert_eq!((r.reserved_at(expiry), r.today.cost), (20, 5));
+    }
+
+    #[test]
+    fn reservations_share_grid_slots_and_never_run_out_of_them() {
+        let s = MemoryStore::default();
+        let k = scope_key("global", "all");
+        let caps = Caps { daily: None, monthly: Some(u128::MAX / 4) };
+        let mut live: Vec<(u64, Hold)> = Vec::new();
+        // one reservation every 7 s for three lifetimes; every third one is settled at once
+        for step in 0..(3 * LIFE.ms / 7_000) {
+            let now = NOW + step * 7_000;
+            let h = Hold { amount: u128::from(step + 1), expires_ms: LIFE.expiry(now) };
+            reserve(&s, &k, now, h, &caps).unwrap().unwrap();
+            if step % 3 == 0 {
+                settle(&s, &k, now, &Outcome::default(), h).unwrap();
+            } else {
+                live.push((now, h));
+            }
+            let expected: u128 = live.iter().filter(|(_, h)| h.expires_ms > now).map(|(_, h)| h.amount).sum();
+            assert_eq!(read(&s, &k, now).reserved_at(now), expected, "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_lifetime_shortened_by_a_reload_still_holds_every_reservation() {
+        let mut r = Record::default();
+        // nine live slots of a long lifetime fill the ring but one
+        for i in 0..LEASES as u64 {
+            r.hold(NOW, NOW + 1_000 * (i + 1), 1);
+        }
+        // a new expiry with no slot of its own joins the latest-expiring one
+        r.hold(NOW, NOW + 500, 7);
+        assert_eq!(r.reserved_at(NOW), LEASES as u128 + 7);
+        assert_eq!(r.reserved_at(NOW + 1_000 * LEASES as u64 - 1), 1 + 7);
+    }
+
+    #[test]
+    fn version_1_records_keep_their_spending() {
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&Period::at(NOW).day.to_le_bytes());
+        v1.extend_from_slice(&Period::at(NOW).month.to_le_bytes());
+        v1.extend_from_slice(&77u128.to_le_bytes());
+        let mut totals = Totals::default();
+        totals.add(&Outcome { usage: Some(usage(3, 4)), cost: Some(42), failed: false });
+        totals.encode(&mut v1);
+        totals.encode(&mut v1);
+        let r = Record::decode(&v1);
+        assert_eq!((r.today.cost, r.this_month.requests, r.reserved_at(NOW)), (42, 1, 0));
     }
 }

@@ -20,6 +20,12 @@ pub struct Price {
 
 #[deny(clippy::arithmetic_side_effects)]
 impl Price {
+    /// The dearest rate an input token can be billed at: a cache write costs more than plain
+    /// input at Anthropic (1.25×), so a prompt that gets cached must still fit a reservation.
+    pub fn input_ceiling(&self) -> Pico {
+        self.input.max(self.cache_write).max(self.cache_read)
+    }
+
     /// Saturates: no usage a provider reports can wrap the cost around to a small amount.
     pub fn cost(&self, u: &Usage) -> Pico {
         [

@@ -6,6 +6,7 @@ pub mod headers;
 pub mod schema;
 
 use crate::accounting::budget::{Accounting, ScopeId};
+use crate::accounting::ledger::Lifetime;
 use crate::accounting::prices::{Price, PriceTable};
 use crate::providers::{self, Dialect};
 use crate::router::Router;
@@ -110,6 +111,7 @@ pub struct Resolved<'c, 'r> {
 pub struct Limits {
     pub max_request_bytes: usize,
     pub max_stream_event_bytes: usize,
+    pub max_response_bytes: usize,
     pub estimated_output_tokens: u64,
 }
 
@@ -222,6 +224,7 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
     let prices = PriceTable::build(&spec.prices).map_err(|(field, e)| ConfigError::new(field, e))?;
     let mut accounting = Accounting::new(prices, spec.budget.as_ref())?;
     accounting.flush_ms = spec.accounting_flush_ms;
+    accounting.lifetime = reservation_lifetime(&spec)?;
     match &spec.auth {
         Some(auth) => accounting.add_auth(auth, &spec.teams)?,
         None if !spec.teams.is_empty() => return Err(ConfigError::new("teams", "teams need virtual keys: configure `auth.keys`")),
@@ -309,6 +312,21 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
     Ok(Config { providers, exact, prefixes, limits, models_json, model_cards, warnings, accounting, router, role: Role::Gateway })
 }
 
+/// A reservation must outlive its request, or the budget stops holding room for a request
+/// still running: longer than every retry timeout Tollgate sets.
+fn reservation_lifetime(spec: &ConfigSpec) -> Result<Lifetime, ConfigError> {
+    let field = "limits.reservation_lifetime_seconds";
+    let ms = spec.limits.reservation_lifetime_seconds.saturating_mul(1000);
+    if ms == 0 {
+        return Err(ConfigError::new(field, "must be at least 1"));
+    }
+    let retries = spec.retry.iter().chain(spec.routes.iter().filter_map(|r| r.retry.as_ref()));
+    if let Some(t) = retries.filter_map(|r| r.timeout_ms).find(|t| *t >= ms) {
+        return Err(ConfigError::new(field, format!("must be longer than every retry `timeout_ms` ({t} ms)")));
+    }
+    Ok(Lifetime { ms })
+}
+
 fn compile_limits(l: LimitsSpec) -> Result<Limits, ConfigError> {
     if l.max_request_bytes < 1024 {
         return Err(ConfigError::new("limits.max_request_bytes", "must be at least 1024"));
@@ -316,9 +334,13 @@ fn compile_limits(l: LimitsSpec) -> Result<Limits, ConfigError> {
     if l.max_stream_event_bytes < 1024 {
         return Err(ConfigError::new("limits.max_stream_event_bytes", "must be at least 1024"));
     }
+    if l.max_response_bytes < 1024 {
+        return Err(ConfigError::new("limits.max_response_bytes", "must be at least 1024"));
+    }
     Ok(Limits {
         max_request_bytes: l.max_request_bytes,
         max_stream_event_bytes: l.max_stream_event_bytes,
+        max_response_bytes: l.max_response_bytes,
         estimated_output_tokens: l.estimated_output_tokens,
     })
 }
@@ -496,6 +518,17 @@ mod tests {
         assert_eq!((*name, key.expose()), ("authorization", "Bearer sk-test"));
         assert_eq!(r.provider.chat_path, "/v1/chat/completions");
         assert!(c.resolve("gpt-5").is_none());
+    }
+
+    #[test]
+    fn reservations_outlive_every_request_timeout() {
+        assert_eq!(compile_str(GOOD).unwrap().accounting.lifetime, Lifetime { ms: 900_000 });
+        let short = GOOD.replacen('{', r#"{"limits": {"reservation_lifetime_seconds": 60}, "retry": {"timeout_ms": 60000},"#, 1);
+        assert_eq!(compile_str(&short).unwrap_err().field, "limits.reservation_lifetime_seconds");
+        let fine = GOOD.replacen('{', r#"{"limits": {"reservation_lifetime_seconds": 61}, "retry": {"timeout_ms": 60000},"#, 1);
+        assert_eq!(compile_str(&fine).unwrap().accounting.lifetime, Lifetime { ms: 61_000 });
+        let zero = GOOD.replacen('{', r#"{"limits": {"reservation_lifetime_seconds": 0},"#, 1);
+        assert_eq!(compile_str(&zero).unwrap_err().field, "limits.reservation_lifetime_seconds");
     }
 
     #[test]

@@ -416,9 +416,18 @@ pub struct LimitsSpec {
     pub max_request_bytes: usize,
     #[serde(default = "default_max_event_bytes")]
     pub max_stream_event_bytes: usize,
-    /// Output tokens assumed when a request sets no limit, for budget reservations.
+    /// Largest non-streamed answer Tollgate buffers to translate; larger ones get a 502. Keep it
+    /// below Envoy's `per_connection_buffer_limit_bytes` so Tollgate answers before Envoy does.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+    /// Output limit of a request that sets none, for budget reservations; sent to the provider
+    /// when a capped budget applies.
     #[serde(default = "default_estimated_output_tokens")]
     pub estimated_output_tokens: u64,
+    /// How long a budget reservation holds when its request never settles (a crashed VM):
+    /// longer than any request may take (the shipped Envoy routes time out after 600 s).
+    #[serde(default = "default_reservation_lifetime_seconds")]
+    pub reservation_lifetime_seconds: u64,
 }
 
 impl Default for LimitsSpec {
@@ -426,12 +435,18 @@ impl Default for LimitsSpec {
         LimitsSpec {
             max_request_bytes: default_max_request_bytes(),
             max_stream_event_bytes: default_max_event_bytes(),
+            max_response_bytes: default_max_response_bytes(),
             estimated_output_tokens: default_estimated_output_tokens(),
+            reservation_lifetime_seconds: default_reservation_lifetime_seconds(),
         }
     }
 }
 
 fn default_max_request_bytes() -> usize {
+    8 * 1024 * 1024
+}
+
+fn default_max_response_bytes() -> usize {
     8 * 1024 * 1024
 }
 
@@ -441,4 +456,8 @@ fn default_max_event_bytes() -> usize {
 
 fn default_estimated_output_tokens() -> u64 {
     4096
+}
+
+fn default_reservation_lifetime_seconds() -> u64 {
+    900
 }

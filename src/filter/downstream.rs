@@ -24,8 +24,9 @@ enum Phase {
     Forwarded,
     /// Waiting for the last resort's answer (request phase: no provider was called).
     Escalating(Escalation),
-    /// Waiting for the last resort's answer after every provider failed (response paused).
-    EscalatingResponse(Escalation, usize),
+    /// Waiting for the last resort's answer after every provider failed (response paused, with
+    /// its buffered body's size; `None` when the answer had no body).
+    EscalatingResponse(Escalation, Option<usize>),
 }
 
 pub struct Downstream {
@@ -82,6 +83,35 @@ impl Downstream {
         self.phase = Phase::Forwarded;
     }
 
+    /// Every provider failed: the last resort takes the request while the response waits (its
+    /// buffered body's size, `None` when it had none).
+    fn escalate_response(&mut self, gateway: &Gateway, escalation: Escalation, body_size: Option<usize>, paused: Action) -> Action {
+        let body = std::mem::take(&mut self.body);
+        if Self::escalate(&escalation, &body) {
+            self.phase = Phase::EscalatingResponse(escalation, body_size);
+            return paused;
+        }
+        let reply = gateway.escalated_reply(&escalation, None, &[]);
+        if self.replace_response(gateway, body_size, reply) { Action::Continue } else { paused }
+    }
+
+    /// Puts Tollgate's answer in place of the paused response: into its buffered body (true:
+    /// the response may go on), or as a local reply when it had none.
+    fn replace_response(&self, gateway: &Gateway, body_size: Option<usize>, reply: Reply) -> bool {
+        let Some(exchange) = self.exchange.as_ref() else { return true };
+        let finished = Finished { status: reply.status, body: Some(reply.body), escalate: None };
+        match body_size {
+            Some(size) => {
+                response::rewrite(exchange.status, size, &finished);
+                true
+            }
+            None => {
+                response::respond_with(gateway, exchange, finished);
+                false
+            }
+        }
+    }
+
     /// Calls the last resort with the client's request; the answer arrives in `on_http_call_response`.
     fn escalate(escalation: &Escalation, body: &[u8]) -> bool {
         let request_id = host::header(REQ, "x-request-id").unwrap_or_default();
@@ -108,13 +138,9 @@ impl Context for Downstream {
             }
             Phase::EscalatingResponse(escalation, response_size) => {
                 let reply = gateway.escalated_reply(&escalation, status, &body);
-                let upstream_status = self.exchange.as_ref().map_or(0, |e| e.status);
-                response::rewrite(
-                    upstream_status,
-                    response_size,
-                    &Finished { status: reply.status, body: Some(reply.body), escalate: None },
-                );
-                host::resume_response();
+                if self.replace_response(&gateway, response_size, reply) {
+                    host::resume_response();
+                }
             }
             other => self.phase = other,
         }
@@ -183,7 +209,10 @@ impl HttpContext for Downstream {
         let (Some(gateway), Some(exchange)) = (self.gateway.clone(), self.exchange.as_mut()) else {
             return Action::Continue;
         };
-        response::on_headers(&gateway, exchange, end_of_stream)
+        match response::on_headers(&gateway, exchange, end_of_stream) {
+            (action, Some(Finished { escalate: Some(escalation), .. })) => self.escalate_response(&gateway, escalation, None, action),
+            (action, _) => action,
+        }
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -191,20 +220,10 @@ impl HttpContext for Downstream {
             return Action::Continue;
         };
         match response::on_body(&gateway, exchange, body_size, end_of_stream) {
-            (action, None) => action,
             (action, Some(Finished { escalate: Some(escalation), .. })) => {
-                let body = std::mem::take(&mut self.body);
-                if Self::escalate(&escalation, &body) {
-                    self.phase = Phase::EscalatingResponse(escalation, body_size);
-                    action
-                } else {
-                    let reply = gateway.escalated_reply(&escalation, None, &[]);
-                    let status = exchange.status;
-                    response::rewrite(status, body_size, &Finished { status: reply.status, body: Some(reply.body), escalate: None });
-                    Action::Continue
-                }
+                self.escalate_response(&gateway, escalation, Some(body_size), action)
             }
-            (action, Some(_)) => action,
+            (action, _) => action,
         }
     }
 

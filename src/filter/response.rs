@@ -9,8 +9,9 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 const RESP: MapType = MapType::HttpResponseHeaders;
 
-/// Reads what the exchange needs from the response headers and applies its decision.
-pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: bool) -> Action {
+/// Reads what the exchange needs from the response headers and applies its decision. An answer
+/// without a body that needs escalation is returned for the caller to act on, as in [`on_body`].
+pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: bool) -> (Action, Option<Finished>) {
     let status = host::header(RESP, ":status").and_then(|s| s.parse().ok()).unwrap_or(502);
     let content_type = host::header(RESP, "content-type");
     let served = if exchange.ctx.relay { host::property(vec![ATTEMPT_PROPERTY]) } else { None };
@@ -19,6 +20,12 @@ pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: boo
     let rate_limited_until =
         (status == 429).then(|| health::rate_limited_until(host::now_ms(), &|name| host::header(RESP, name))).flatten();
     let error_type = if (200..300).contains(&status) { None } else { host::header(RESP, "x-amzn-errortype") };
+    // Errors Envoy produced itself, without a provider's answer.
+    let envoy_reply = (status >= 500)
+        .then(|| host::property(vec!["response", "code_details"]))
+        .flatten()
+        .and_then(|d| String::from_utf8(d).ok())
+        .filter(|d| d != "via_upstream");
     let head = ResponseHead {
         status,
         content_type: content_type.as_deref(),
@@ -26,6 +33,7 @@ pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: boo
         attempts,
         rate_limited_until,
         error_type: error_type.as_deref(),
+        envoy_reply: envoy_reply.as_deref(),
     };
     let mode = exchange.on_response_headers(&gateway.config, &head);
     // Read above what the exchange needs; the client gets only the allowlisted provider headers
@@ -41,18 +49,32 @@ pub fn on_headers(gateway: &Gateway, exchange: &mut Exchange, end_of_stream: boo
             host::set_header(RESP, "content-length", None);
             host::set_header(RESP, "content-type", Some("text/event-stream"));
             host::set_header(RESP, "cache-control", Some("no-cache"));
-            Action::Continue
+            (Action::Continue, None)
         }
         ResponseMode::Buffer if end_of_stream => {
             // No body will follow: answer with the translated result right away.
             let finished = exchange.on_complete_body(&gateway.config, &[]);
-            let mut headers = exchange.client_headers(&gateway.config);
-            headers.push(("content-type", "application/json".into()));
-            host::respond(finished.status, &headers, &finished.body.unwrap_or_default());
-            Action::Pause
+            if finished.escalate.is_some() {
+                return (Action::Pause, Some(finished));
+            }
+            respond_with(gateway, exchange, finished);
+            (Action::Pause, None)
         }
-        ResponseMode::Buffer => Action::Pause,
+        ResponseMode::Buffer => {
+            let announced = host::header(RESP, "content-length").and_then(|l| l.parse().ok());
+            if let Some(refused) = announced.and_then(|length| exchange.too_large(&gateway.config, length)) {
+                respond_with(gateway, exchange, refused);
+            }
+            (Action::Pause, None)
+        }
     }
+}
+
+/// Replaces the paused upstream response (headers not yet sent) with Tollgate's own.
+pub fn respond_with(gateway: &Gateway, exchange: &Exchange, finished: Finished) {
+    let mut headers = exchange.client_headers(&gateway.config);
+    headers.push(("content-type", "application/json".into()));
+    host::respond(finished.status, &headers, &finished.body.unwrap_or_default());
 }
 
 /// Streams translate chunk by chunk; buffered answers are translated whole. A buffered answer
@@ -68,7 +90,13 @@ pub fn on_body(gateway: &Gateway, exchange: &mut Exchange, body_size: usize, end
         }
         return (Action::Continue, None);
     }
+    if exchange.is_refused() {
+        return (Action::Pause, None);
+    }
     if !end_of_stream {
+        if let Some(refused) = exchange.too_large(&gateway.config, body_size) {
+            respond_with(gateway, exchange, refused);
+        }
         return (Action::Pause, None);
     }
     let body = host::body(BufferType::HttpResponseBody, body_size);

@@ -81,13 +81,14 @@ impl HttpContext for Upstream {
         // The request headers are shared with earlier attempts: rebuilt, not edited.
         host::set_headers(REQ, &attempt.request_headers(&host::headers(REQ), &forward, length));
         host::set_property(ATTEMPT_PROPERTY, forward.exchange.attempt_report(&gateway.config).as_bytes());
+        gateway.attempt_sent(&forward.exchange, &host::Shared, host::now_ms());
         self.exchange = Some(forward.exchange);
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
-        response::on_headers(&self.gateway, exchange, end_of_stream)
+        response::on_headers(&self.gateway, exchange, end_of_stream).0
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

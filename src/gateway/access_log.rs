@@ -106,7 +106,7 @@ mod tests {
             "up".into(),
             ResponseContext { stream: true, ..Default::default() },
             vec!["temperature".into()],
-            Tab { scopes: vec![], price: Some(price) },
+            Tab { price: Some(price), ..Default::default() },
         );
         ex.requested_model = "m".into();
         ex.caller = Caller { key: Some(0) };

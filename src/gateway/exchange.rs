@@ -34,6 +34,8 @@ enum State {
     /// The stream was cut short by Tollgate (event over the size limit): swallow the rest.
     Aborted,
     Buffering,
+    /// The buffered answer was too large and has been replaced by an error: ignore the rest.
+    Refused,
     Done,
 }
 
@@ -59,6 +61,9 @@ pub struct ResponseHead<'a> {
     pub rate_limited_until: Option<u64>,
     /// On errors, `x-amzn-errortype` (AWS names the error there, not in the body).
     pub error_type: Option<&'a str>,
+    /// On errors Envoy answered itself (no provider was reached): its response code details,
+    /// e.g. `cluster_not_found`, `no_healthy_upstream`.
+    pub envoy_reply: Option<&'a str>,
 }
 
 /// The final response of a buffered exchange.
@@ -82,6 +87,8 @@ pub struct Exchange {
     pub status: u16,
     /// The upstream's `x-amzn-errortype` header on an error answer.
     pub error_type: Option<String>,
+    /// Envoy answered the error itself: why (see [`ResponseHead::envoy_reply`]).
+    pub envoy_reply: Option<String>,
     pub usage: Option<Usage>,
     /// Usage last reported to the gateway filter (upstream role).
     reported_usage: Option<Usage>,
@@ -119,6 +126,7 @@ impl Exchange {
             state: State::AwaitingHeaders,
             status: 0,
             error_type: None,
+            envoy_reply: None,
             usage: None,
             reported_usage: None,
             completed: false,
@@ -218,6 +226,7 @@ impl Exchange {
         self.attempts = head.attempts.unwrap_or(1).max(1);
         self.rate_limited_until = head.rate_limited_until;
         self.error_type = head.error_type.map(str::to_owned);
+        self.envoy_reply = head.envoy_reply.map(str::to_owned);
         if let (true, Some(report)) = (self.ctx.relay, head.served) {
             self.served_by(config, report);
         }
@@ -281,6 +290,20 @@ impl Exchange {
         if verbatim && pending == 0 && out.len() == chunk.len() { None } else { Some(out) }
     }
 
+    /// A buffered answer (its announced length, or what has arrived so far) larger than the
+    /// gateway buffers: the 502 that replaces it, before Envoy's own buffer limit answers a bare
+    /// 500 instead.
+    pub fn too_large(&mut self, config: &Config, size: usize) -> Option<Finished> {
+        let limit = config.limits.max_response_bytes;
+        if !matches!(self.state, State::Buffering) || size <= limit {
+            return None;
+        }
+        self.state = State::Refused;
+        let e = ApiError::bad_gateway(format!("The provider's answer is larger than the gateway limit of {limit} bytes."))
+            .with_code("response_too_large");
+        Some(error_reply(e))
+    }
+
     /// Translates a complete buffered response (success or error).
     pub fn on_complete_body(&mut self, config: &Config, body: &[u8]) -> Finished {
         self.state = State::Done;
@@ -289,7 +312,9 @@ impl Exchange {
         };
         let status = self.status;
         if !(200..300).contains(&status) {
-            let error = if self.ctx.relay {
+            let error = if let Some(details) = &self.envoy_reply {
+                unreached(provider, status, details)
+            } else if self.ctx.relay {
                 providers::sane_status(openai::translate_error(status, body))
             } else {
                 providers::translate_error(provider, status, self.error_type.as_deref(), body)
@@ -356,9 +381,30 @@ impl Exchange {
         error_reply(error)
     }
 
+    pub fn is_refused(&self) -> bool {
+        matches!(self.state, State::Refused)
+    }
+
     pub fn is_streaming(&self) -> bool {
         matches!(self.state, State::Streaming { .. } | State::Aborted)
     }
+}
+
+/// The error when Envoy answered itself and no provider was reached: says why, naming the
+/// provider (never Envoy's cluster, an internal name). Details as in
+/// https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_conn_man/response_code_details
+fn unreached(provider: &Provider, status: u16, details: &str) -> ApiError {
+    let name = &provider.name;
+    let (status, message) = match details {
+        "cluster_not_found" => {
+            (503, format!("The gateway has no route to provider `{name}`: it is missing from the gateway's Envoy configuration."))
+        }
+        "no_healthy_upstream" => (503, format!("Provider `{name}` has no healthy endpoint at the moment.")),
+        "upstream_response_timeout" | "upstream_per_try_timeout" => (504, format!("Provider `{name}` did not answer in time.")),
+        d if d.starts_with("upstream_reset") => (502, format!("The connection to provider `{name}` failed before it answered.")),
+        _ => (status, format!("The gateway could not get an answer from provider `{name}`.")),
+    };
+    providers::sane_status(ApiError::new(status, crate::openai::error::kind_for_status(status), message).with_code("provider_unreachable"))
 }
 
 fn error_reply(e: ApiError) -> Finished {

@@ -10,7 +10,8 @@ pub mod selection;
 pub mod telemetry;
 pub mod upstream;
 
-use crate::accounting::budget::{self, Caller};
+use crate::accounting::budget::{self, Ask, Caller, Tab};
+use crate::accounting::prices::Price;
 use crate::config::Config;
 use crate::config::Provider;
 use crate::config::schema::ParamAction;
@@ -21,7 +22,7 @@ use crate::openai::request::{self, ChatRequest};
 use crate::providers::{self, Built, Edits, Operation, ResponseContext, Target};
 use crate::router::health::{self, Attempt};
 use crate::router::rules::Facts;
-use crate::router::{Demand, Retry};
+use crate::router::{Commitment, Demand, Retry};
 pub use exchange::Exchange;
 use selection::{Choice, Selection};
 use std::cell::RefCell;
@@ -276,10 +277,20 @@ impl Gateway {
         if body.len() > self.config.limits.max_request_bytes {
             return Err(ApiError::too_large(self.config.limits.max_request_bytes));
         }
-        match incoming.operation {
-            Operation::Chat => self.on_chat_body(incoming, body, store, now_ms),
-            Operation::Embeddings => self.on_embeddings_body(incoming, body, store, now_ms),
+        // A request that lost a probe race is decided again: the target is then half-open and
+        // skipped. Each round needs another request to win a race, so a few rounds suffice.
+        for _ in 0..PROBE_RACES {
+            let handled = match incoming.operation {
+                Operation::Chat => self.on_chat_body(incoming, body, store, now_ms),
+                Operation::Embeddings => self.on_embeddings_body(incoming, body, store, now_ms),
+            };
+            match handled {
+                Ok(next) => return Ok(next),
+                Err(Halt::Refused(e)) => return Err(e),
+                Err(Halt::ProbeTaken) => {}
+            }
         }
+        Err(all_targets_failed("", "its recovering targets are being probed by other requests"))
     }
 
     fn facts<'r>(&'r self, incoming: &Incoming<'r>, model: &'r str, req: Option<&'r ChatRequest<'r>>, now_ms: u64) -> Facts<'r> {
@@ -297,11 +308,12 @@ impl Gateway {
         }
     }
 
-    fn on_chat_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, ApiError> {
-        let mut req = request::parse(body)?;
+    fn on_chat_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
+        let req = request::parse(body)?;
         let output = req.output_limit().unwrap_or(self.config.limits.estimated_output_tokens);
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: output, stream: req.stream };
         let selection = self.select(&self.facts(incoming, &req.model, Some(&req), now_ms), incoming.caller, store, demand)?;
+        let selection = self.accepted(selection, |choice| translate_chat(choice, req.clone(), body, None, now_ms).map(|_| ()))?;
         if incoming.explain && self.config.router.explain {
             return Ok(Next::Respond(Reply::json(200, self.explain(&selection))));
         }
@@ -312,50 +324,116 @@ impl Gateway {
             client_wants_usage: req.include_usage == Some(true),
             ..Default::default()
         };
+        let ask = Ask {
+            input_tokens: budget::input_bound(body.len(), req.media_parts(), !req.tools.is_empty()),
+            output_tokens: output,
+            choices: req.n.unwrap_or(1),
+        };
+        let requested = req.model.0.clone().into_owned();
         match selection {
-            Selection::Exhausted { route, skipped } => self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>()),
-            Selection::Chain { route, first, plan, chain, .. } => {
-                let estimate = budget::estimate(first.price, body.len(), output);
-                let requested = req.model.0.into_owned();
-                self.relay(Operation::Chat, route, first, &plan, chain, ctx, requested, incoming, estimate, (store, now_ms))
+            Selection::Exhausted { route, skipped } => Ok(self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
+            Selection::Chain { route, first, plan, chain, commitment, .. } => {
+                let price = self.config.router.dearest_price(&plan);
+                let (mut tab, limit) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
+                // The upstream filter translates each attempt from the body it receives.
+                let limited = limit.filter(|l| Some(*l) != req.output_limit()).map(|l| request::with_output_limit(body, l)).transpose();
+                let upstream = match limited {
+                    Ok(body) => Built { body, ..Default::default() },
+                    Err(e) => {
+                        self.config.accounting.release(store, &mut tab);
+                        return Err(e.into());
+                    }
+                };
+                let admitted = Admitted { caller: incoming.caller, tab, upstream, commitment };
+                self.relay(Operation::Chat, route, first, &plan, chain, ctx, requested, incoming, admitted, (store, now_ms))
             }
-            Selection::Direct { route, choice, .. } => {
-                let mut edits = Edits::default();
-                apply_policy(&mut req, &choice.policy, &mut edits)?;
-                let upstream = providers::build_chat(choice.provider, &req, body, &Target { model: &choice.model, now_ms }, &mut edits)?;
+            Selection::Direct { route, choice, commitment, .. } => {
+                let (mut tab, limit) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
+                let limit = limit.filter(|l| Some(*l) != req.output_limit());
+                let (upstream, dropped) = match translate_chat(&choice, req, body, limit, now_ms) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.config.accounting.release(store, &mut tab);
+                        return Err(e.into());
+                    }
+                };
                 let ctx = ResponseContext { injected_usage: upstream.injected_usage, ..ctx };
-                let estimate = budget::estimate(choice.price, body.len(), output);
-                let requested = req.model.0.into_owned();
-                let prepared = Prepared { choice, route, requested, ctx, dropped: edits.dropped, upstream, estimate };
-                self.admit(prepared, incoming.caller, store, now_ms).map(Next::Forward)
+                let prepared = Prepared {
+                    choice,
+                    route,
+                    requested,
+                    ctx,
+                    dropped,
+                    admitted: Admitted { caller: incoming.caller, tab, upstream, commitment },
+                };
+                self.admit(prepared, store, now_ms).map(Next::Forward)
             }
         }
     }
 
-    fn on_embeddings_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, ApiError> {
+    fn on_embeddings_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
         let req = embeddings::parse(body)?;
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: 0, stream: false };
         let selection = self.select(&self.facts(incoming, &req.model, None, now_ms), incoming.caller, store, demand)?;
+        let accepts = |choice: &Choice| {
+            providers::build_embeddings(choice.provider, &req, body, &Target { model: &choice.model, now_ms }).map(|_| ())
+        };
+        let selection = self.accepted(selection, accepts)?;
         if incoming.explain && self.config.router.explain {
             return Ok(Next::Respond(Reply::json(200, self.explain(&selection))));
         }
         let ctx =
             ResponseContext { operation: Operation::Embeddings, created: now_ms / 1000, base64: req.wants_base64(), ..Default::default() };
+        // Embeddings bill input only; token-id inputs spend at least two bytes per token too.
+        let ask = Ask { input_tokens: budget::input_bound(body.len(), 0, false), output_tokens: 0, choices: 1 };
+        let requested = req.model.0.clone().into_owned();
         match selection {
-            Selection::Exhausted { route, skipped } => self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>()),
-            Selection::Chain { route, first, plan, chain, .. } => {
-                let estimate = budget::estimate(first.price, body.len(), 0);
-                let requested = req.model.0.into_owned();
-                self.relay(Operation::Embeddings, route, first, &plan, chain, ctx, requested, incoming, estimate, (store, now_ms))
+            Selection::Exhausted { route, skipped } => Ok(self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
+            Selection::Chain { route, first, plan, chain, commitment, .. } => {
+                let price = self.config.router.dearest_price(&plan);
+                let (tab, _) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
+                let admitted = Admitted { caller: incoming.caller, tab, upstream: Built::default(), commitment };
+                self.relay(Operation::Embeddings, route, first, &plan, chain, ctx, requested, incoming, admitted, (store, now_ms))
             }
-            Selection::Direct { route, choice, .. } => {
+            Selection::Direct { route, choice, commitment, .. } => {
                 let upstream = providers::build_embeddings(choice.provider, &req, body, &Target { model: &choice.model, now_ms })?;
-                let estimate = budget::estimate(choice.price, body.len(), 0);
-                let requested = req.model.0.into_owned();
-                let prepared = Prepared { choice, route, requested, ctx, dropped: Vec::new(), upstream, estimate };
-                self.admit(prepared, incoming.caller, store, now_ms).map(Next::Forward)
+                let (tab, _) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
+                let prepared = Prepared {
+                    choice,
+                    route,
+                    requested,
+                    ctx,
+                    dropped: Vec::new(),
+                    admitted: Admitted { caller: incoming.caller, tab, upstream, commitment },
+                };
+                self.admit(prepared, store, now_ms).map(Next::Forward)
             }
         }
+    }
+
+    /// Reserves a request's worst case in the caller's capped budgets. Where a cap applies and
+    /// the price is known, the output limit is clamped to what the budgets still pay for (the
+    /// returned limit, which the provider must receive); when not even one output token fits,
+    /// the reservation is refused with the budget 429.
+    fn reserve(
+        &self,
+        caller: Caller,
+        choice: &Choice,
+        price: Option<Price>,
+        ask: Ask,
+        (store, now_ms): (&dyn SharedStore, u64),
+    ) -> Result<(Tab, Option<u64>), ApiError> {
+        let accounting = &self.config.accounting;
+        let mut tab = accounting.tab(caller, choice.provider.scope, choice.scope, choice.price);
+        let limit = match price {
+            Some(p) if ask.output_tokens > 0 => {
+                accounting.headroom(store, now_ms, &tab).map(|room| budget::affordable_output(p, room, ask).unwrap_or(1))
+            }
+            _ => None,
+        };
+        let ask = Ask { output_tokens: limit.unwrap_or(ask.output_tokens), ..ask };
+        accounting.admit(store, now_ms, &mut tab, budget::estimate(price, ask))?;
+        Ok((tab, limit))
     }
 
     /// No target of the route is available: the last resort, or a 503 saying why.
@@ -387,18 +465,20 @@ impl Gateway {
         ctx: ResponseContext,
         requested: String,
         incoming: &Incoming,
-        estimate: crate::accounting::money::Pico,
+        mut admitted: Admitted,
         (store, now_ms): (&dyn SharedStore, u64),
-    ) -> Result<Next<'c>, ApiError> {
+    ) -> Result<Next<'c>, Halt> {
         let router = &self.config.router;
-        let cluster = router.chains.get(chain).map(|c| c.cluster.as_str()).ok_or_else(|| ApiError::internal("unknown failover cluster"))?;
+        let Some(cluster) = router.chains.get(chain).map(|c| c.cluster.as_str()) else {
+            self.config.accounting.release(store, &mut admitted.tab);
+            return Err(ApiError::internal("unknown failover cluster").into());
+        };
         // The upstream filter always reports usage; the client sees the usage chunk only if asked.
         let ctx = ResponseContext { relay: true, injected_usage: ctx.stream && !ctx.client_wants_usage, ..ctx };
         let attempts = u32::try_from(plan.len().saturating_sub(1)).unwrap_or(u32::MAX);
         let headers = retry_headers(router.retry_for(route.1), attempts);
-        let prepared =
-            Prepared { choice: first, route: Some(route), requested, ctx, dropped: Vec::new(), upstream: Built::default(), estimate };
-        let mut forward = self.admit(prepared, incoming.caller, store, now_ms)?;
+        let prepared = Prepared { choice: first, route: Some(route), requested, ctx, dropped: Vec::new(), admitted };
+        let mut forward = self.admit(prepared, store, now_ms)?;
         forward.cluster = cluster;
         forward.provider = None;
         forward.headers = headers;
@@ -416,12 +496,16 @@ impl Gateway {
         Ok(Next::Forward(forward))
     }
 
-    /// Reserves budget and hands the request over to its exchange.
-    fn admit<'c>(&'c self, p: Prepared<'c>, caller: Caller, store: &dyn SharedStore, now_ms: u64) -> Result<Forward<'c>, ApiError> {
-        let Prepared { choice, route, requested, mut ctx, dropped, upstream, estimate } = p;
-        let accounting = &self.config.accounting;
-        let mut tab = accounting.tab(caller, choice.provider.scope, choice.scope, choice.price);
-        accounting.admit(store, now_ms, &mut tab, estimate)?;
+    /// Takes what the plan needs now that the request is admitted (its probe, its round-robin
+    /// turn) and hands the request over to its exchange.
+    fn admit<'c>(&'c self, p: Prepared<'c>, store: &dyn SharedStore, now_ms: u64) -> Result<Forward<'c>, Halt> {
+        let Prepared { choice, route, requested, mut ctx, dropped, admitted: Admitted { caller, mut tab, upstream, commitment } } = p;
+        if let Some((_, r)) = route
+            && !self.config.router.commit(r, commitment, store, now_ms)
+        {
+            self.config.accounting.release(store, &mut tab);
+            return Err(Halt::ProbeTaken);
+        }
         ctx.model = choice.model.clone();
         let mut exchange = Exchange::new(choice.provider_index, choice.model, ctx, dropped, tab);
         exchange.started_ms = now_ms;
@@ -535,15 +619,64 @@ fn with_allow(e: ApiError, allow: &str) -> Reply {
     reply
 }
 
-/// A request translated for its provider, waiting for budget admission.
+/// A request translated for its provider, its budget reserved.
 struct Prepared<'c> {
     choice: Choice<'c>,
     route: Option<(usize, &'c crate::router::Route)>,
     requested: String,
     ctx: ResponseContext,
     dropped: Vec<String>,
+    admitted: Admitted,
+}
+
+/// What admission holds for a request: whose reservations, what goes upstream, and what its
+/// plan takes on commit.
+struct Admitted {
+    caller: Caller,
+    tab: Tab,
     upstream: Built,
-    estimate: crate::accounting::money::Pico,
+    commitment: Commitment,
+}
+
+/// How many times a request is decided again after losing a probe race.
+const PROBE_RACES: usize = 3;
+
+/// Why a request body was not forwarded.
+#[derive(Debug)]
+enum Halt {
+    Refused(ApiError),
+    /// Another request won the first target's half-open probe after this one was decided.
+    ProbeTaken,
+}
+
+impl From<ApiError> for Halt {
+    fn from(e: ApiError) -> Self {
+        Halt::Refused(e)
+    }
+}
+
+/// Translates a chat request for a single target, with the output limit budgets impose.
+fn translate_chat(
+    choice: &Choice,
+    req: ChatRequest,
+    body: &[u8],
+    limit: Option<u64>,
+    now_ms: u64,
+) -> Result<(Built, Vec<String>), ApiError> {
+    let limited = limit.map(|l| request::with_output_limit(body, l)).transpose()?;
+    let raw = limited.as_deref().unwrap_or(body);
+    let mut req = match &limited {
+        Some(limited) => request::parse(limited)?,
+        None => req,
+    };
+    let mut edits = Edits::default();
+    apply_policy(&mut req, &choice.policy, &mut edits)?;
+    let mut upstream = providers::build_chat(choice.provider, &req, raw, &Target { model: &choice.model, now_ms }, &mut edits)?;
+    drop(req);
+    if upstream.body.is_none() {
+        upstream.body = limited;
+    }
+    Ok((upstream, edits.dropped))
 }
 
 /// Applies a model's parameter policy to the parsed request.

@@ -9,7 +9,7 @@ use crate::config::{Provider, Resolved};
 use crate::host::SharedStore;
 use crate::openai::ApiError;
 use crate::router::rules::Facts;
-use crate::router::{Decision, Demand, Route, Skip, TargetId};
+use crate::router::{Commitment, Decision, Demand, Route, Skip, TargetId};
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -29,9 +29,17 @@ pub struct Choice<'c> {
 #[derive(Debug)]
 pub enum Selection<'c> {
     /// One target; this filter translates.
-    Direct { route: Option<(usize, &'c Route)>, choice: Choice<'c>, strategy: Option<Strategy>, skipped: Vec<Skip> },
+    Direct { route: Option<(usize, &'c Route)>, choice: Choice<'c>, strategy: Option<Strategy>, skipped: Vec<Skip>, commitment: Commitment },
     /// Several targets on a failover cluster; the upstream filter translates each attempt.
-    Chain { route: (usize, &'c Route), first: Choice<'c>, plan: Vec<TargetId>, chain: usize, strategy: Strategy, skipped: Vec<Skip> },
+    Chain {
+        route: (usize, &'c Route),
+        first: Choice<'c>,
+        plan: Vec<TargetId>,
+        chain: usize,
+        strategy: Strategy,
+        skipped: Vec<Skip>,
+        commitment: Commitment,
+    },
     /// The matched route has no available target.
     Exhausted { route: (usize, &'c Route), skipped: Vec<Skip> },
 }
@@ -75,7 +83,7 @@ impl Gateway {
                     self.config.resolve(facts.model).ok_or_else(|| ApiError::model_not_found(facts.model))?;
                 Self::credentials(provider)?;
                 let choice = Choice { provider, provider_index, model: upstream_model.into_owned(), policy, scope, price, target: None };
-                Ok(Selection::Direct { route: None, choice, strategy: None, skipped: Vec::new() })
+                Ok(Selection::Direct { route: None, choice, strategy: None, skipped: Vec::new(), commitment: Commitment::default() })
             }
             Decision::Exhausted { route, skipped } => Ok(Selection::Exhausted { route: (route_index(route), route), skipped }),
             Decision::Routed(plan) => {
@@ -87,16 +95,65 @@ impl Gateway {
                     }
                 }
                 let tracked = plan.route.primary.len() + plan.route.fallback.len() > 1;
+                let commitment = plan.commitment;
                 match plan.chain {
-                    Some(chain) => {
-                        Ok(Selection::Chain { route, first, plan: plan.targets, chain, strategy: plan.strategy, skipped: plan.skipped })
-                    }
+                    Some(chain) => Ok(Selection::Chain {
+                        route,
+                        first,
+                        plan: plan.targets,
+                        chain,
+                        strategy: plan.strategy,
+                        skipped: plan.skipped,
+                        commitment,
+                    }),
                     None => {
                         let choice = Choice { target: if tracked { first.target } else { None }, ..first };
-                        Ok(Selection::Direct { route: Some(route), choice, strategy: Some(plan.strategy), skipped: plan.skipped })
+                        Ok(Selection::Direct {
+                            route: Some(route),
+                            choice,
+                            strategy: Some(plan.strategy),
+                            skipped: plan.skipped,
+                            commitment,
+                        })
                     }
                 }
             }
+        }
+    }
+
+    /// A failover plan keeps only the targets that accept the request as translated for them
+    /// (a parameter policy or a provider's own validation may refuse it): the upstream filter's
+    /// refusal of an attempt would be final, Envoy does not retry it. The plan then takes the
+    /// failover cluster that carries what is left, or goes direct to its one target; when no
+    /// target accepts, the first one's refusal is the answer.
+    pub(super) fn accepted<'c>(
+        &'c self,
+        selection: Selection<'c>,
+        accepts: impl Fn(&Choice) -> Result<(), ApiError>,
+    ) -> Result<Selection<'c>, ApiError> {
+        let Selection::Chain { route, first, plan, chain, strategy, mut skipped, commitment } = selection else { return Ok(selection) };
+        let mut refusal = None;
+        let mut kept = Vec::with_capacity(plan.len());
+        for &t in &plan {
+            match self.choice(t).map(|c| accepts(&c)) {
+                Some(Ok(())) => kept.push(t),
+                Some(Err(e)) => {
+                    skipped.push(Skip { target: t, reason: "rejects_request" });
+                    refusal.get_or_insert(e);
+                }
+                None => {}
+            }
+        }
+        if kept == plan {
+            return Ok(Selection::Chain { route, first, plan, chain, strategy, skipped, commitment });
+        }
+        let lead = *kept.first().ok_or_else(|| refusal.unwrap_or_else(|| ApiError::internal("empty routing plan")))?;
+        // A new head was a fallback: its probe, if it needs one, is claimed when its attempt goes out.
+        let commitment = if Some(lead) == first.target { commitment } else { Commitment { probe: None, ..commitment } };
+        let first = self.choice(lead).ok_or_else(|| ApiError::internal("unknown routing target"))?;
+        match self.config.router.carry(kept) {
+            (plan, Some(chain)) => Ok(Selection::Chain { route, first, plan, chain, strategy, skipped, commitment }),
+            (_, None) => Ok(Selection::Direct { route: Some(route), choice: first, strategy: Some(strategy), skipped, commitment }),
         }
     }
 
@@ -109,7 +166,7 @@ impl Gateway {
                 .collect()
         };
         let out = match selection {
-            Selection::Direct { route, choice, strategy, skipped: s } => Explanation {
+            Selection::Direct { route, choice, strategy, skipped: s, .. } => Explanation {
                 route: route.map(|(_, r)| r.name.as_str()),
                 strategy: strategy.map(strategy_name),
                 plan: vec![format!("{}/{}", choice.provider.name, choice.model)],

@@ -198,7 +198,7 @@ mod tests {
         let (_, p, m) = accounting();
         let price = Price { input: 1_000_000, output: 2_000_000, cache_read: 0, cache_write: 0 };
         let mut ex =
-            Exchange::new(0, "gpt-4.1-mini".into(), ResponseContext::default(), vec![], Tab { scopes: vec![], price: Some(price) });
+            Exchange::new(0, "gpt-4.1-mini".into(), ResponseContext::default(), vec![], Tab { price: Some(price), ..Default::default() });
         ex.model_scope = m;
         ex.status = 200;
         ex.completed = true;

@@ -409,3 +409,208 @@ fn a_key_sees_only_the_models_it_may_use() {
     assert_eq!((status, e["error"]["code"].as_str()), (404, Some("model_not_found")));
     assert_eq!(ask("/v1/models/gpt-4o", "tg-wide").0, 200);
 }
+
+/// A gateway whose budget pays for little: $0.001 a day, at $1 input and $2 output per million.
+fn budgeted_gateway() -> Gateway {
+    let json = CONFIG.replace(
+        r#""limits": {"max_request_bytes": 4096}"#,
+        r#""limits": {"max_request_bytes": 4096}, "budget": {"daily_usd": "0.001"},
+           "prices": {"gpt-4o-2024-08-06": {"input": "1", "output": "2"}, "claude-sonnet-4-5": {"input": "1", "output": "2", "cache_write": "1.25"}}"#,
+    );
+    let env = |k: &str| Some(format!("{k}-value"));
+    Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap())
+}
+
+fn forward_with<'g>(g: &'g Gateway, store: &MemoryStore, request: &[u8]) -> Result<Forward<'g>, ApiError> {
+    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    match g.on_body(&incoming, request, store, 0)? {
+        Next::Forward(f) => Ok(f),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn budgets_clamp_the_output_limit_to_what_they_still_pay_for() {
+    let g = budgeted_gateway();
+    let cap: u128 = 1_000_000_000;
+    for (model, sent_limit, input_rate) in [("gpt-4o", "max_tokens", 1_000_000u128), ("claude", "max_tokens", 1_250_000)] {
+        let store = MemoryStore::default();
+        g.config.accounting.ensure_records(&store);
+        let request = body(json!({"model": model, "messages": [{"role": "user", "content": "tell me everything"}]}));
+        let f = forward_with(&g, &store, &request).unwrap();
+        let sent: Value = serde_json::from_slice(f.upstream.body.as_ref().unwrap()).unwrap();
+        let limit = u128::from(sent[sent_limit].as_u64().unwrap());
+        let input = request.len() as u128 * input_rate;
+        assert_eq!(limit, (cap - input) / 2_000_000, "{model}: the largest output the cap pays for");
+        let reserved: u128 = f.exchange.tab.scopes.iter().map(|(_, r)| r).sum();
+        assert_eq!(reserved, input + limit * 2_000_000, "{model}: the reservation is the clamped worst case");
+        assert!(reserved <= cap);
+        // nothing is left for a second request, not even one output token
+        let e = forward_with(&g, &store, &request).unwrap_err();
+        assert_eq!((e.status, e.code.as_deref()), (429, Some("budget_exceeded")), "{model}");
+    }
+    // a smaller limit of the client's own is kept as sent
+    let store = MemoryStore::default();
+    let request = body(json!({"model": "gpt-4o", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}));
+    let sent: Value = serde_json::from_slice(forward_with(&g, &store, &request).unwrap().upstream.body.as_ref().unwrap()).unwrap();
+    assert_eq!(sent["max_tokens"], 10);
+    // without a budget nothing is clamped or added
+    let open = gateway();
+    let f = chat(&open, &body(json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})), 0).unwrap();
+    let sent: Value = serde_json::from_slice(f.upstream.body.as_ref().unwrap()).unwrap();
+    assert!(sent.get("max_tokens").is_none());
+}
+
+#[test]
+fn a_request_the_budget_cannot_pay_for_is_refused_and_reserves_nothing() {
+    let g = budgeted_gateway();
+    let store = MemoryStore::default();
+    g.config.accounting.ensure_records(&store);
+    // 1,000 input tokens of bound ($0.001) leave nothing for output
+    let request = body(json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x".repeat(1000)}]}));
+    let e = forward_with(&g, &store, &request).unwrap_err();
+    assert_eq!((e.status, e.code.as_deref()), (429, Some("budget_exceeded")));
+    let global = &g.config.accounting.scopes[0].key;
+    assert_eq!(crate::accounting::ledger::read(&store, global, 0).reserved_at(0), 0);
+    // a translation error after the reservation gives it back
+    let bad = body(json!({"model": "claude", "top_p": 0.5, "messages": [{"role": "user", "content": "x"}]}));
+    assert_eq!(forward_with(&g, &store, &bad).unwrap_err().param.as_deref(), Some("top_p"));
+    assert_eq!(crate::accounting::ledger::read(&store, global, 0).reserved_at(0), 0);
+}
+
+#[test]
+fn a_request_refused_by_its_budget_leaves_the_probe_to_the_next() {
+    let json = CONFIG.replace(
+        r#""limits": {"max_request_bytes": 4096}"#,
+        r#""limits": {"max_request_bytes": 4096}, "budget": {"daily_usd": "0.0007"},
+           "prices": {"gpt-4o": {"input": "0.1", "output": "0.1"}},
+           "breaker": {"consecutive_failures": 1, "cooldown_seconds": 10},
+           "routes": [{"name": "r", "match": {"models": ["routed"]}, "targets": [{"provider": "openai", "model": "gpt-4o"}],
+                       "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5"}]}]"#,
+    );
+    let env = |k: &str| Some(format!("{k}-value"));
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap());
+    let store = MemoryStore::default();
+    g.config.accounting.ensure_records(&store);
+    let router = &g.config.router;
+    let openai = g.config.providers.iter().position(|p| p.name == "openai").unwrap();
+    let primary = router.find_target(openai, "gpt-4o").unwrap();
+    let key = &router.target(primary).unwrap().health_key;
+    crate::router::health::record(&store, key, 0, &router.breaker, crate::router::health::Attempt::Failure).unwrap();
+    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    let after_cooldown = 10_000;
+    // 4,000 bytes at $0.1/M is $0.0004 of input: with its output, two of them cannot both fit
+    let big = body(json!({"model": "routed", "max_tokens": 1, "messages": [{"role": "user", "content": "x".repeat(3900)}]}));
+    let held = match g.on_body(&incoming, &big, &store, after_cooldown).unwrap() {
+        Next::Forward(f) => f,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(held.exchange.target, Some(primary), "the probe");
+    assert_eq!(crate::router::health::read(&store, key).state, crate::router::health::State::HalfOpen);
+    // the probe reports back failed: open again, and a new cool-down
+    crate::router::health::record(&store, key, after_cooldown, &router.breaker, crate::router::health::Attempt::Failure).unwrap();
+    let later = after_cooldown + 10_000;
+    let e = g.on_body(&incoming, &big, &store, later).unwrap_err();
+    assert_eq!(e.status, 429, "the first request still holds its reservation");
+    assert_eq!(crate::router::health::read(&store, key).state, crate::router::health::State::Open, "the refused request took no probe");
+    let small = body(json!({"model": "routed", "messages": [{"role": "user", "content": "x"}]}));
+    match g.on_body(&incoming, &small, &store, later).unwrap() {
+        Next::Forward(f) => assert_eq!(f.exchange.target, Some(primary), "the next admitted request probes"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_failover_request_is_clamped_at_the_dearest_target_price_for_every_attempt() {
+    let json = CONFIG.replace(
+        r#""limits": {"max_request_bytes": 4096}"#,
+        r#""limits": {"max_request_bytes": 4096}, "budget": {"daily_usd": "0.001"},
+           "prices": {"gpt-4o": {"input": "1", "output": "1"}, "claude-sonnet-4-5": {"input": "1", "output": "2"}},
+           "failover_clusters": [{"cluster": "both", "providers": ["openai", "anthropic"]}],
+           "routes": [{"name": "r", "match": {"models": ["routed"]}, "targets": [{"provider": "openai", "model": "gpt-4o"}],
+                       "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5"}]}]"#,
+    );
+    let env = |k: &str| Some(format!("{k}-value"));
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap());
+    let store = MemoryStore::default();
+    let request = body(json!({"model": "routed", "messages": [{"role": "user", "content": "write at length"}]}));
+    let f = forward_with(&g, &store, &request).unwrap();
+    assert_eq!(f.cluster, "both");
+    // the upstream filter translates each attempt from this body: it carries the limit
+    let sent: Value = serde_json::from_slice(f.upstream.body.as_ref().unwrap()).unwrap();
+    let limit = u128::from(sent["max_tokens"].as_u64().unwrap());
+    let input = request.len() as u128 * 1_000_000;
+    assert_eq!(limit, (1_000_000_000 - input) / 2_000_000, "priced at the fallback's dearer output");
+    assert_eq!(sent["messages"], json!([{"role": "user", "content": "write at length"}]));
+}
+
+#[test]
+fn errors_envoy_answered_itself_say_no_provider_was_reached() {
+    let g = gateway();
+    for (details, status, says) in [
+        ("cluster_not_found", 503, "missing from the gateway's Envoy configuration"),
+        ("no_healthy_upstream", 503, "no healthy endpoint"),
+        ("upstream_response_timeout", 504, "did not answer in time"),
+        ("upstream_reset_before_response_started{connection_failure}", 502, "failed before it answered"),
+    ] {
+        let mut ex = chat(&g, &body(json!({"model":"claude","messages":[{"role":"user","content":"hi"}]})), 0).unwrap().exchange;
+        let head = ResponseHead { status: 503, envoy_reply: Some(details), ..Default::default() };
+        assert_eq!(ex.on_response_headers(&g.config, &head), ResponseMode::Buffer);
+        let Finished { status: got, body, .. } = ex.on_complete_body(&g.config, b"no healthy upstream");
+        let e: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        assert_eq!(got, status, "{details}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says) && message.contains("`anthropic`") && !message.contains("HTTP 503"), "{message}");
+        assert_eq!(e["error"]["code"], "provider_unreachable");
+    }
+}
+
+#[test]
+fn an_answer_larger_than_the_gateway_buffers_is_replaced_by_a_502_once() {
+    let g = gateway();
+    let mut ex = chat(&g, &body(json!({"model":"claude","messages":[{"role":"user","content":"hi"}]})), 0).unwrap().exchange;
+    assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("application/json"))), ResponseMode::Buffer);
+    let limit = g.config.limits.max_response_bytes;
+    assert_eq!(ex.too_large(&g.config, limit), None);
+    let refused = ex.too_large(&g.config, limit + 1).unwrap();
+    assert_eq!(refused.status, 502);
+    let e: Value = serde_json::from_slice(&refused.body.unwrap()).unwrap();
+    assert_eq!(e["error"]["code"], "response_too_large");
+    assert!(ex.is_refused() && ex.too_large(&g.config, limit + 2).is_none(), "answered once");
+    // streams are never buffered, whatever their size
+    let f = chat(&g, &body(json!({"model":"claude","stream":true,"messages":[{"role":"user","content":"hi"}]})), 0).unwrap();
+    let mut ex = f.exchange;
+    assert_eq!(ex.on_response_headers(&g.config, &head(200, Some("text/event-stream"))), ResponseMode::Stream);
+    assert_eq!(ex.too_large(&g.config, usize::MAX), None);
+}
+
+#[test]
+fn a_failover_plan_skips_targets_that_refuse_the_request() {
+    let json = CONFIG.replace(
+        r#""limits": {"max_request_bytes": 4096}"#,
+        r#""limits": {"max_request_bytes": 4096},
+           "failover_clusters": [{"cluster": "both", "providers": ["openai", "anthropic"]}],
+           "routes": [{"name": "r", "match": {"models": ["routed"]}, "targets": [{"provider": "openai", "model": "gpt-4o"}],
+                       "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5", "params": {"top_p": "reject"}}]}]"#,
+    );
+    let env = |k: &str| Some(format!("{k}-value"));
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap());
+    let store = MemoryStore::default();
+    // both accept: the failover cluster
+    let f = forward_with(&g, &store, &body(json!({"model": "routed", "messages": [{"role": "user", "content": "x"}]}))).unwrap();
+    assert_eq!((f.cluster, f.exchange.plan.len()), ("both", 2));
+    // the fallback refuses top_p: straight to the primary's own cluster, still tracked
+    let f =
+        forward_with(&g, &store, &body(json!({"model": "routed", "top_p": 0.5, "messages": [{"role": "user", "content": "x"}]}))).unwrap();
+    assert_eq!((f.cluster, f.plan.is_none()), ("openai", true));
+    assert!(f.exchange.target.is_some());
+    // explain says why
+    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: true };
+    let mut g = g;
+    g.config.router.explain = true;
+    let request = body(json!({"model": "routed", "top_p": 0.5, "messages": [{"role": "user", "content": "x"}]}));
+    let Next::Respond(reply) = g.on_body(&incoming, &request, &store, 0).unwrap() else { panic!() };
+    let v: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(v["skipped"], json!([{"target": "anthropic/claude-sonnet-4-5", "reason": "rejects_request"}]));
+    assert_eq!(v["plan"], json!(["openai/gpt-4o"]));
+}

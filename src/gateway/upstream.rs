@@ -86,7 +86,7 @@ impl Gateway {
                 "this failover cluster endpoint has no `tollgate.provider` metadata; Tollgate cannot tell which provider it is",
             )
         })?;
-        let model = targets.iter().find(|(p, _)| *p == endpoint).map(|(_, m)| *m).ok_or_else(|| {
+        let (_, model, planned) = targets.iter().find(|(p, _, _)| *p == endpoint).copied().ok_or_else(|| {
             ApiError::internal(format!("the failover cluster reached provider `{endpoint}`, which is not in this request's plan"))
         })?;
         let provider = self
@@ -95,7 +95,7 @@ impl Gateway {
             .iter()
             .position(|p| p.name == endpoint)
             .ok_or_else(|| ApiError::internal(format!("provider `{endpoint}` is not configured in the upstream filter")))?;
-        let target = self.config.router.find_target(provider, model);
+        let target = self.config.router.planned_target(planned, provider, model);
         Ok(Attempt { operation, provider, model: model.to_owned(), target, route, client_headers })
     }
 
@@ -148,6 +148,15 @@ impl Gateway {
             exchange,
             keep_body: false,
         })
+    }
+
+    /// The attempt is going out: a target past its cool-down takes its probe slot now (the
+    /// downstream filter claims only the first target's; later ones are reached only when
+    /// the earlier attempts failed).
+    pub fn attempt_sent(&self, exchange: &Exchange, store: &dyn crate::host::SharedStore, now_ms: u64) {
+        if let Some(target) = exchange.target {
+            self.config.router.attempt_sent(target, store, now_ms);
+        }
     }
 
     /// Reports how the attempt went to the target's health; true when its breaker opened.

@@ -450,10 +450,36 @@ impl ChatRequest<'_> {
         self.max_completion_tokens.or(self.max_tokens)
     }
 
+    /// Image and file parts: what a request's bytes do not bound in tokens.
+    pub fn media_parts(&self) -> usize {
+        let parts = self.messages.iter().filter_map(|m| match &m.content {
+            Some(Content::Parts(parts)) => Some(parts),
+            _ => None,
+        });
+        parts.flatten().filter(|p| matches!(&*p.kind, "image_url" | "file")).count()
+    }
+
     /// Raw value of a member that has no typed field.
     pub fn extra(&self, name: &str) -> Option<&RawValue> {
         self.extra.iter().find(|(k, _)| &**k == name).map(|(_, v)| *v)
     }
+}
+
+/// Output limit members, in the order OpenAI documents them.
+const OUTPUT_LIMITS: [&str; 2] = ["max_tokens", "max_completion_tokens"];
+
+/// The body with its output limit set to `limit`: every output-limit member it names gets the
+/// value, and one that names neither gains `max_tokens` (which a model's parameter policy may
+/// rename, as OpenAI's reasoning models need).
+pub fn with_output_limit(body: &[u8], limit: u64) -> Result<Vec<u8>, ApiError> {
+    let members = crate::json::members(body).ok_or_else(|| ApiError::invalid_request("The request body must be a JSON object."))?;
+    let value = limit.to_string();
+    let named = OUTPUT_LIMITS.iter().filter(|n| members.iter().any(|m| m.key(body) == **n));
+    let mut set: Vec<(&str, &[u8])> = named.map(|n| (*n, value.as_bytes())).collect();
+    if set.is_empty() {
+        set.push(("max_tokens", value.as_bytes()));
+    }
+    Ok(crate::json::rewrite(body, &members, |k| !OUTPUT_LIMITS.contains(&k), &set))
 }
 
 /// Parses and validates a request body. Errors name the offending field in `param`.
@@ -823,5 +849,28 @@ mod tests {
         let r = parse(br#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#)
             .unwrap();
         assert_eq!(r.messages[0].content.as_ref().unwrap().text(), "a\nb");
+    }
+
+    #[test]
+    fn output_limit_is_set_where_the_client_named_it_or_added() {
+        let limited = |body: &str| String::from_utf8(with_output_limit(body.as_bytes(), 7).unwrap()).unwrap();
+        assert_eq!(limited(r#"{"model":"m","max_tokens":900,"n":1}"#), r#"{"model":"m","n":1,"max_tokens":7}"#);
+        assert_eq!(limited(r#"{"max_completion_tokens":9,"model":"m"}"#), r#"{"model":"m","max_completion_tokens":7}"#);
+        assert_eq!(
+            limited(r#"{"max_tokens":9,"max_completion_tokens":9,"max_tokens":1}"#),
+            r#"{"max_tokens":7,"max_completion_tokens":7}"#,
+            "duplicates go too: no provider may read another value"
+        );
+        assert_eq!(limited(r#"{"model":"m","max\u005ftokens":9}"#), r#"{"model":"m","max_tokens":7}"#, "spelt with an escape");
+        let r = parse(limited(r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#).as_bytes()).unwrap().output_limit();
+        assert_eq!(r, Some(7));
+        assert!(with_output_limit(b"[1]", 7).is_err());
+    }
+
+    #[test]
+    fn media_parts_are_counted() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://x/y.png"}},
+            {"type":"file","file":{"file_id":"f"}}]},{"role":"user","content":"plain"}]}"#;
+        assert_eq!(parse(body.as_bytes()).unwrap().media_parts(), 2);
     }
 }

@@ -408,4 +408,127 @@ mod tests {
             assert_eq!(rate_limited_until(1000, &header), None, "{value:?}");
         }
     }
+
+    #[test]
+    fn breaker_settings_are_seconds_turned_into_milliseconds() {
+        let spec =
+            BreakerSpec { consecutive_failures: 4, error_rate_percent: Some(40), min_requests: 7, window_seconds: 9, cooldown_seconds: 3 };
+        let b = Breaker::from(&spec);
+        assert_eq!((b.consecutive_failures, b.error_rate_percent, b.min_requests), (4, Some(40), 7));
+        assert_eq!((b.window_ms, b.cooldown_ms), (9_000, 3_000));
+        let zeros =
+            BreakerSpec { consecutive_failures: 0, error_rate_percent: None, min_requests: 0, window_seconds: 0, cooldown_seconds: 0 };
+        let b = Breaker::from(&zeros);
+        assert_eq!((b.consecutive_failures, b.min_requests, b.window_ms, b.cooldown_ms), (1, 1, 1_000, 1_000));
+    }
+
+    #[test]
+    fn the_cool_down_ends_exactly_on_time() {
+        let mut h = Health::default();
+        for i in 0..3 {
+            apply(&mut h, T0 + i, &B, Attempt::Failure);
+        }
+        let opened = T0 + 2;
+        assert_eq!(h.open_until_ms, opened + B.cooldown_ms);
+        assert_eq!(h.availability(opened + B.cooldown_ms - 1, &B), Availability::Unavailable("circuit_open"));
+        assert_eq!(h.availability(opened + B.cooldown_ms, &B), Availability::Probe);
+        // a probe that never reports is given up exactly one cool-down after it started
+        h.state = State::HalfOpen;
+        h.probe_started_ms = opened + B.cooldown_ms;
+        assert_eq!(h.availability(h.probe_started_ms + B.cooldown_ms - 1, &B), Availability::Unavailable("circuit_half_open"));
+        assert_eq!(h.availability(h.probe_started_ms + B.cooldown_ms, &B), Availability::Probe);
+        // a failure while open (a late report) pushes the reopening back from now
+        let mut h = Health { state: State::Open, open_until_ms: T0, consecutive_failures: 9, ..Default::default() };
+        assert_eq!(apply(&mut h, T0 + 500, &B, Attempt::Failure), Transition::None);
+        assert_eq!((h.state, h.open_until_ms), (State::Open, T0 + 500 + B.cooldown_ms));
+        // the failed probe reopens for a full cool-down from its report
+        let mut h = Health { state: State::HalfOpen, ..Default::default() };
+        assert_eq!(apply(&mut h, T0, &B, Attempt::Failure), Transition::Opened, "one failure is enough when half-open");
+        assert_eq!((h.state, h.open_until_ms), (State::Open, T0 + B.cooldown_ms));
+    }
+
+    #[test]
+    fn windows_restart_on_time_and_count_each_attempt() {
+        let mut h = Health::default();
+        apply(&mut h, T0, &B, Attempt::Failure);
+        apply(&mut h, T0 + 1, &B, Attempt::Success { latency_us: 1, ttfb_us: None });
+        assert_eq!((h.window_start_ms, h.window_requests, h.window_failures, h.consecutive_failures), (T0, 2, 1, 0));
+        apply(&mut h, T0 + B.window_ms - 1, &B, Attempt::Failure);
+        assert_eq!((h.window_requests, h.window_failures), (3, 2), "still the same window");
+        apply(&mut h, T0 + B.window_ms, &B, Attempt::Failure);
+        assert_eq!((h.window_start_ms, h.window_requests, h.window_failures), (T0 + B.window_ms, 1, 1), "a new window");
+        assert_eq!(h.consecutive_failures, 2, "consecutive failures span windows");
+    }
+
+    #[test]
+    fn error_rate_trips_at_exactly_its_percentage_and_not_below_min_requests() {
+        let b =
+            Breaker { consecutive_failures: 100, error_rate_percent: Some(30), min_requests: 10, window_ms: 60_000, cooldown_ms: 1_000 };
+        let run = |failures: u32, requests: u32| {
+            let mut h = Health::default();
+            let mut last = Transition::None;
+            for i in 0..requests {
+                let a = if i >= requests - failures { Attempt::Failure } else { Attempt::Success { latency_us: 1, ttfb_us: None } };
+                last = apply(&mut h, T0, &b, a);
+            }
+            (last, h.state)
+        };
+        assert_eq!(run(3, 10), (Transition::Opened, State::Open), "3 of 10 is 30 %");
+        assert_eq!(run(2, 10).1, State::Closed, "20 %");
+        assert_eq!(run(3, 9).1, State::Closed, "33 % of too few requests");
+        assert_eq!(run(3, 11).1, State::Closed, "27 %");
+        let no_rate = Breaker { error_rate_percent: None, ..b };
+        let mut h = Health::default();
+        for _ in 0..20 {
+            apply(&mut h, T0, &no_rate, Attempt::Failure);
+        }
+        assert_eq!(h.state, State::Closed, "only consecutive failures count without a rate");
+    }
+
+    #[test]
+    fn rate_limits_default_to_a_second_and_keep_the_latest_reset() {
+        let mut h = Health::default();
+        assert_eq!(apply(&mut h, T0, &B, Attempt::RateLimited { until_ms: None }), Transition::None);
+        assert_eq!(h.unavailable_until_ms, T0 + 1000);
+        apply(&mut h, T0, &B, Attempt::RateLimited { until_ms: Some(T0 + 10) });
+        assert_eq!(h.unavailable_until_ms, T0 + 1000, "an earlier reset does not shorten it");
+        assert_eq!((h.window_requests, h.consecutive_failures, h.state), (2, 0, State::Closed));
+        assert_eq!(h.availability(T0 + 999, &B), Availability::Unavailable("rate_limited"));
+        // a rate limit hides even an open breaker's own reason
+        let open = Health { state: State::Open, open_until_ms: T0 + 5, unavailable_until_ms: T0 + 5, ..Default::default() };
+        assert_eq!(open.availability(T0, &B), Availability::Unavailable("rate_limited"));
+    }
+
+    #[test]
+    fn latency_averages_weigh_the_past_seven_tenths() {
+        let mut h = Health::default();
+        apply(&mut h, T0, &B, Attempt::Success { latency_us: 1000, ttfb_us: None });
+        assert_eq!((h.latency_us, h.ttfb_us, h.samples, h.last_sample_ms), (1000, 0, 1, T0));
+        apply(&mut h, T0 + 7, &B, Attempt::Success { latency_us: 2000, ttfb_us: Some(500) });
+        assert_eq!((h.latency_us, h.ttfb_us, h.samples, h.last_sample_ms), (1300, 500, 2, T0 + 7), "the first ttfb is taken as is");
+        apply(&mut h, T0 + 8, &B, Attempt::Success { latency_us: 300, ttfb_us: Some(100) });
+        assert_eq!((h.latency_us, h.ttfb_us), ((1300 * 7 + 300 * 3) / 10, (500 * 7 + 100 * 3) / 10));
+        // an average of zero (instant answers so far) restarts from the next sample
+        let mut instant = Health { samples: 2, latency_us: 0, ..Default::default() };
+        apply(&mut instant, T0, &B, Attempt::Success { latency_us: 1000, ttfb_us: None });
+        assert_eq!(instant.latency_us, 1000);
+        assert_eq!(ewma(10, 20, true), 20);
+        assert_eq!(ewma(10, 20, false), 13);
+    }
+
+    #[test]
+    fn closing_reports_its_transition_once() {
+        let s = MemoryStore::default();
+        let ok = Attempt::Success { latency_us: 1, ttfb_us: None };
+        assert_eq!(record(&s, "k", T0, &B, ok).unwrap(), Transition::None);
+        let mut open = Health { state: State::Open, ..Default::default() };
+        assert_eq!(apply(&mut open, T0, &B, ok), Transition::Closed);
+        assert_eq!(apply(&mut open, T0, &B, ok), Transition::None);
+        for state in [State::Closed, State::Open, State::HalfOpen] {
+            let h = Health { state, unavailable_until_ms: 3, probe_started_ms: 4, ttfb_us: 5, window_failures: 6, ..Default::default() };
+            assert_eq!(Health::decode(&h.encode()), h, "{state:?}");
+        }
+        assert_eq!(Health::default().encode().len(), LEN);
+        assert_eq!(LEN, 73);
+    }
 }

@@ -134,6 +134,18 @@ pub struct Plan<'c> {
     /// The failover cluster carrying `targets`, when there are several.
     pub chain: Option<usize>,
     pub skipped: Vec<Skip>,
+    /// What the plan takes once its request is admitted.
+    pub commitment: Commitment,
+}
+
+/// What a plan takes from shared state once its request is really sent (admitted by budgets):
+/// deciding alone (`x-tollgate-explain`, a refused request) takes nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Commitment {
+    /// The first target is past its cool-down: this request must win its half-open probe.
+    pub probe: Option<TargetId>,
+    /// The round-robin turn this plan used; the route's next request takes the following one.
+    pub turn: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -277,12 +289,37 @@ impl Router {
             .collect()
     }
 
+    /// The dearest rate of each kind among the plan's priced targets: a failover may be
+    /// answered by any of them.
+    pub fn dearest_price(&self, plan: &[TargetId]) -> Option<Price> {
+        plan.iter().filter_map(|t| self.targets.get(*t)?.price).reduce(|a, b| Price {
+            input: a.input.max(b.input),
+            output: a.output.max(b.output),
+            cache_read: a.cache_read.max(b.cache_read),
+            cache_write: a.cache_write.max(b.cache_write),
+        })
+    }
+
     pub fn target(&self, id: TargetId) -> Option<&Target> {
         self.targets.get(id)
     }
 
     pub fn find_target(&self, provider: usize, model: &str) -> Option<TargetId> {
         self.targets.iter().position(|t| t.provider == provider && t.model == model)
+    }
+
+    /// The plan's target id when it names this provider and model, else the first target that does.
+    pub fn planned_target(&self, id: Option<TargetId>, provider: usize, model: &str) -> Option<TargetId> {
+        id.filter(|&i| self.targets.get(i).is_some_and(|t| t.provider == provider && t.model == model))
+            .or_else(|| self.find_target(provider, model))
+    }
+
+    /// A plan cut to what one request can reach: the failover cluster carrying its head, and
+    /// only as many targets as that cluster has providers (one without a cluster).
+    pub fn carry(&self, mut plan: Vec<TargetId>) -> (Vec<TargetId>, Option<usize>) {
+        let chain = self.chain_for(&plan);
+        plan.truncate(chain.and_then(|c| self.chains.get(c)).map_or(1, |c| c.providers.len()));
+        (plan, chain)
     }
 
     /// The longest failover cluster whose providers are a prefix of the plan's.
@@ -303,7 +340,14 @@ impl Router {
         let strategy = if prefer_cheap { Strategy::LeastCost } else { route.strategy };
         if !route.tracked() {
             let targets = route.primary.clone();
-            return Decision::Routed(Plan { route, strategy, targets, chain: None, skipped: Vec::new() });
+            return Decision::Routed(Plan {
+                route,
+                strategy,
+                targets,
+                chain: None,
+                skipped: Vec::new(),
+                commitment: Commitment::default(),
+            });
         }
         let now = facts.now_ms;
         let mut skipped = Vec::new();
@@ -322,25 +366,41 @@ impl Router {
         }
         let usable = |t: &TargetId| view.get(t).is_some_and(|(_, a)| !matches!(a, Availability::Unavailable(_)));
         let candidates: Vec<TargetId> = route.primary.iter().copied().filter(usable).collect();
-        let chosen = self.choose(route, strategy, &candidates, &view, demand);
+        let (chosen, turn) = self.choose(route, strategy, &candidates, &view, demand);
         let mut plan: Vec<TargetId> = chosen.into_iter().collect();
         plan.extend(route.fallback.iter().copied().filter(|t| usable(t) && Some(*t) != chosen));
-        // A target past its cool-down takes part only if this request wins its probe slot.
-        plan.retain(|t| {
-            let probing = view.get(t).is_some_and(|(_, a)| *a == Availability::Probe);
-            let ok = !probing || self.targets.get(*t).is_some_and(|tg| health::claim_probe(store, &tg.health_key, now, &self.breaker));
-            if !ok {
-                skipped.push(Skip { target: *t, reason: "circuit_half_open" });
-            }
-            ok
-        });
-        if plan.is_empty() {
+        let Some(&first) = plan.first() else {
             return Decision::Exhausted { route, skipped };
+        };
+        let (plan, chain) = self.carry(plan);
+        // The first target is certainly sent, so it needs the probe slot (claimed on commit);
+        // a later one past its cool-down claims it only if an attempt reaches it (upstream filter).
+        let probe = view.get(&first).is_some_and(|(_, a)| *a == Availability::Probe).then_some(first);
+        Decision::Routed(Plan { route, strategy, targets: plan, chain, skipped, commitment: Commitment { probe, turn } })
+    }
+
+    /// Takes what an admitted request's plan needs: false when another request won the first
+    /// target's probe slot in the meantime (decide again: it is then skipped as half-open).
+    pub fn commit(&self, route: &Route, commitment: Commitment, store: &dyn SharedStore, now_ms: u64) -> bool {
+        if let Some(target) = commitment.probe.and_then(|t| self.targets.get(t))
+            && !health::claim_probe(store, &target.health_key, now_ms, &self.breaker)
+        {
+            return false;
         }
-        let chain = self.chain_for(&plan);
-        let reach = chain.and_then(|c| self.chains.get(c)).map_or(1, |c| c.providers.len());
-        plan.truncate(reach);
-        Decision::Routed(Plan { route, strategy, targets: plan, chain, skipped })
+        if let Some(turn) = commitment.turn {
+            route.turn.set(turn.wrapping_add(1));
+        }
+        true
+    }
+
+    /// An attempt is being sent to a target (upstream filter): takes its probe slot if it is
+    /// past its cool-down, so concurrent requests skip it until the attempt reports back.
+    pub fn attempt_sent(&self, target: TargetId, store: &dyn SharedStore, now_ms: u64) {
+        if let Some(t) = self.targets.get(target)
+            && health::read(store, &t.health_key).availability(now_ms, &self.breaker) == Availability::Probe
+        {
+            health::claim_probe(store, &t.health_key, now_ms, &self.breaker);
+        }
     }
 
     fn choose(
@@ -350,16 +410,26 @@ impl Router {
         candidates: &[TargetId],
         view: &HashMap<TargetId, (health::Health, Availability)>,
         demand: Demand,
+    ) -> (Option<TargetId>, Option<u32>) {
+        // Round robin reads its turn here and advances it only on commit.
+        let turn = (strategy == Strategy::RoundRobin).then(|| route.turn.get());
+        (self.choose_by(route, strategy, candidates, view, demand, turn.unwrap_or(0)), turn)
+    }
+
+    fn choose_by(
+        &self,
+        route: &Route,
+        strategy: Strategy,
+        candidates: &[TargetId],
+        view: &HashMap<TargetId, (health::Health, Availability)>,
+        demand: Demand,
+        turn: u32,
     ) -> Option<TargetId> {
         let first = *candidates.first()?;
         let target = |t: &TargetId| self.targets.get(*t);
         match strategy {
             Strategy::Priority => Some(first),
-            Strategy::RoundRobin => {
-                let turn = route.turn.get();
-                route.turn.set(turn.wrapping_add(1));
-                candidates.get(turn as usize % candidates.len()).copied()
-            }
+            Strategy::RoundRobin => candidates.get(turn as usize % candidates.len()).copied(),
             Strategy::Weighted => {
                 let weight = |t: &TargetId| {
                     let i = route.primary.iter().position(|p| p == t);
@@ -403,7 +473,9 @@ impl Router {
         }
     }
 
-    /// The plan for the upstream filter: the operation and provider=model per target.
+    /// The plan for the upstream filter: the operation and provider=model=target per target
+    /// (the target id selects the route's own parameter policy; names guard against a
+    /// configuration that differs between the two filter instances).
     pub fn encode_plan(&self, operation: Operation, plan: &[TargetId], providers: &[Provider]) -> String {
         let mut out = String::from(match operation {
             Operation::Chat => "chat",
@@ -412,8 +484,8 @@ impl Router {
         out.push(';');
         let entries: Vec<String> = plan
             .iter()
-            .filter_map(|t| self.targets.get(*t))
-            .filter_map(|t| providers.get(t.provider).map(|p| format!("{}={}", p.name, t.model)))
+            .filter_map(|&id| self.targets.get(id).map(|t| (id, t)))
+            .filter_map(|(id, t)| providers.get(t.provider).map(|p| format!("{}={}={id}", p.name, t.model)))
             .collect();
         out.push_str(&entries.join(","));
         out
@@ -424,16 +496,27 @@ impl Router {
     }
 }
 
-/// Reads [`Router::encode_plan`]'s format.
-pub fn parse_plan(header: &str) -> Option<(Operation, Vec<(&str, &str)>)> {
+/// One entry of a plan: provider name, upstream model, and the target id when given.
+pub type PlanEntry<'a> = (&'a str, &'a str, Option<TargetId>);
+
+/// Reads [`Router::encode_plan`]'s format (model names never contain `=`).
+pub fn parse_plan(header: &str) -> Option<(Operation, Vec<PlanEntry<'_>>)> {
     let (op, entries) = header.split_once(';')?;
     let operation = match op {
         "chat" => Operation::Chat,
         "embeddings" => Operation::Embeddings,
         _ => return None,
     };
-    let targets = entries.split(',').filter(|e| !e.is_empty()).map(|e| e.split_once('=')).collect::<Option<Vec<_>>>()?;
+    let targets = entries.split(',').filter(|e| !e.is_empty()).map(plan_entry).collect::<Option<Vec<_>>>()?;
     Some((operation, targets))
+}
+
+fn plan_entry(e: &str) -> Option<PlanEntry<'_>> {
+    let (provider, rest) = e.split_once('=')?;
+    Some(match rest.split_once('=') {
+        Some((model, id)) => (provider, model, Some(id.parse().ok()?)),
+        None => (provider, rest, None),
+    })
 }
 
 fn router_target(
@@ -450,15 +533,19 @@ fn router_target(
     if t.model.is_empty() || t.model.contains([',', '=', ';']) || t.model.chars().any(char::is_whitespace) {
         return Err(ConfigError::new(format!("{field}.model"), "must be a non-empty model name without spaces, `,`, `=` or `;`"));
     }
-    if let Some(i) = targets.iter().position(|x| x.provider == provider && x.model == t.model) {
-        return Ok(i);
-    }
     let overrides: Vec<(String, ParamAction)> = t.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let p = providers.get(provider).ok_or_else(|| ConfigError::new(format!("{field}.provider"), "unknown provider"))?;
+    let policy = providers::param_policy(p, &t.model, &overrides);
+    // Routes naming the same (provider, model) share one target only when their parameter
+    // policies agree; otherwise each keeps its own (they still share health, scope and price,
+    // which are keyed by the name).
+    if let Some(i) = targets.iter().position(|x| x.provider == provider && x.model == t.model && x.policy == policy) {
+        return Ok(i);
+    }
     targets.push(Target {
         provider,
         model: t.model.clone(),
-        policy: providers::param_policy(p, &t.model, &overrides),
+        policy,
         price: accounting.prices.lookup(&t.model),
         scope: accounting.scope("model", &t.model),
         health_key: format!("tollgate:health:{}/{}", p.name, t.model),

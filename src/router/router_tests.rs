@@ -74,8 +74,10 @@ fn decide<'c>(c: &'c Config, store: &MemoryStore, a: &Ask) -> Decision<'c> {
     c.router.decide(&facts, store, a.demand, a.cheap)
 }
 
+/// Decides and commits, as for a request that is sent.
 fn plan_of(c: &Config, store: &MemoryStore, a: &Ask) -> (String, Vec<String>, Option<String>) {
     match decide(c, store, a) {
+        Decision::Routed(p) if !c.router.commit(p.route, p.commitment, store, a.now) => ("probe taken".into(), vec![], None),
         Decision::Routed(p) => (
             p.route.name.clone(),
             p.targets.iter().map(|t| c.router.targets[*t].model.clone()).collect(),
@@ -148,6 +150,55 @@ fn open_breaker_skips_the_target_until_a_single_probe_after_cooldown() {
     later.now = NOON + 10_002;
     assert_eq!(plan_of(&c, &s, &later).1[0], "gpt-4o", "the probe goes to the recovering target");
     assert_eq!(plan_of(&c, &s, &later).1[0], "claude-sonnet-4-5", "only one probe at a time");
+}
+
+#[test]
+fn deciding_alone_takes_neither_the_probe_nor_the_turn() {
+    let c = config();
+    let s = MemoryStore::default();
+    fail(&c, &s, "gpt-4o", 2);
+    let mut later = ask("chat");
+    later.now = NOON + 10_002;
+    // explain, or a request refused by its budget, decides and never commits
+    for _ in 0..3 {
+        let Decision::Routed(p) = decide(&c, &s, &later) else { panic!() };
+        assert_eq!(p.commitment.probe, Some(target_id(&c, "gpt-4o")));
+    }
+    let key = &c.router.targets[target_id(&c, "gpt-4o")].health_key;
+    assert_eq!(health::read(&s, key).state, health::State::Open, "the probe slot is still free");
+    // two requests decided at once: the first to commit probes, the other must decide again
+    let (Decision::Routed(a), Decision::Routed(b)) = (decide(&c, &s, &later), decide(&c, &s, &later)) else { panic!() };
+    assert!(c.router.commit(a.route, a.commitment, &s, later.now));
+    assert!(!c.router.commit(b.route, b.commitment, &s, later.now));
+    assert_eq!(plan_of(&c, &s, &later).1[0], "claude-sonnet-4-5", "decided again: half-open, skipped");
+    let spread = ask("spread");
+    for _ in 0..3 {
+        decide(&c, &s, &spread);
+    }
+    assert_eq!(plan_of(&c, &s, &spread).1[0], "a", "explained requests did not advance the turn");
+    assert_eq!(plan_of(&c, &s, &spread).1[0], "b");
+}
+
+#[test]
+fn only_an_attempt_that_is_sent_claims_a_fallback_probe() {
+    let c = config();
+    let s = MemoryStore::default();
+    // the fallback in the failover cluster, and the one beyond its reach, are past their cool-down
+    fail(&c, &s, "claude-sonnet-4-5", 2);
+    fail(&c, &s, "llama", 2);
+    let mut later = ask("chat");
+    later.now = NOON + 10_002;
+    let Decision::Routed(p) = decide(&c, &s, &later) else { panic!() };
+    assert_eq!(p.targets, vec![target_id(&c, "gpt-4o"), target_id(&c, "claude-sonnet-4-5")], "llama is cut by the cluster's reach");
+    assert_eq!(p.commitment.probe, None, "the first target is healthy");
+    assert!(c.router.commit(p.route, p.commitment, &s, later.now));
+    let state = |m: &str| health::read(&s, &c.router.targets[target_id(&c, m)].health_key).state;
+    assert_eq!((state("claude-sonnet-4-5"), state("llama")), (health::State::Open, health::State::Open), "no probe claimed");
+    // Envoy's retry reaches the fallback: now it probes
+    c.router.attempt_sent(target_id(&c, "claude-sonnet-4-5"), &s, later.now);
+    assert_eq!(state("claude-sonnet-4-5"), health::State::HalfOpen);
+    c.router.attempt_sent(target_id(&c, "gpt-4o"), &s, later.now);
+    assert_eq!(state("gpt-4o"), health::State::Closed, "a healthy target is left alone");
 }
 
 #[test]
@@ -229,10 +280,14 @@ fn plan_header_round_trips() {
     let s = MemoryStore::default();
     let Decision::Routed(p) = decide(&c, &s, &ask("chat")) else { panic!() };
     let header = c.router.encode_plan(Operation::Chat, &p.targets, &c.providers);
-    assert_eq!(header, "chat;openai=gpt-4o,anthropic=claude-sonnet-4-5");
+    let (openai, anthropic) = (p.targets[0], p.targets[1]);
+    assert_eq!(header, format!("chat;openai=gpt-4o={openai},anthropic=claude-sonnet-4-5={anthropic}"));
     let (op, targets) = parse_plan(&header).unwrap();
     assert_eq!(op, Operation::Chat);
-    assert_eq!(targets, vec![("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5")]);
+    assert_eq!(targets, vec![("openai", "gpt-4o", Some(openai)), ("anthropic", "claude-sonnet-4-5", Some(anthropic))]);
+    // a plan from an instance with an older format names no ids
+    assert_eq!(parse_plan("chat;openai=gpt-4o").unwrap().1, vec![("openai", "gpt-4o", None)]);
+    assert!(parse_plan("chat;openai=gpt-4o=x").is_none());
     assert!(parse_plan("chat;oops").is_none());
     assert!(parse_plan("dance;a=b").is_none());
 }
@@ -270,4 +325,29 @@ fn missing_failover_cluster_is_a_warning() {
         "{:?}",
         c.warnings
     );
+}
+
+#[test]
+fn routes_sharing_a_provider_model_keep_their_own_params() {
+    let json = CONFIG.replacen(
+        r#""routes": ["#,
+        r#""routes": [
+        {"name": "cool", "match": {"models": ["cool"]}, "targets": [{"provider": "openai", "model": "gpt-4o", "params": {"temperature": "drop"}}]},
+        {"name": "strict", "match": {"models": ["strict"]}, "targets": [{"provider": "openai", "model": "gpt-4o", "params": {"temperature": "reject"}}]},
+        {"name": "plainly", "match": {"models": ["plainly"]}, "targets": [{"provider": "openai", "model": "gpt-4o", "params": {"temperature": "reject"}}]},"#,
+        1,
+    );
+    let c = Config::from_json(json.as_bytes(), &|_| Some("k".into()), 0).unwrap();
+    let target_of = |name: &str| c.router.routes.iter().find(|r| r.name == name).unwrap().primary[0];
+    let policy = |name: &str| c.router.target(target_of(name)).unwrap().policy.clone();
+    assert_eq!(policy("cool"), vec![("temperature".to_string(), ParamAction::Drop)]);
+    assert_eq!(policy("strict"), vec![("temperature".to_string(), ParamAction::Reject)]);
+    assert_eq!(target_of("strict"), target_of("plainly"), "equal policies share one target");
+    let (cool, strict) = (c.router.target(target_of("cool")).unwrap(), c.router.target(target_of("strict")).unwrap());
+    assert_eq!(cool.health_key, strict.health_key, "one breaker per provider model");
+    // the upstream filter finds each route's target from the plan, not the first with that name
+    let openai = cool.provider;
+    assert_eq!(c.router.planned_target(Some(target_of("strict")), openai, "gpt-4o"), Some(target_of("strict")));
+    assert_eq!(c.router.planned_target(Some(target_of("strict")), openai, "gpt-4o-mini"), None);
+    assert_eq!(c.router.planned_target(None, openai, "gpt-4o"), c.router.find_target(openai, "gpt-4o"));
 }

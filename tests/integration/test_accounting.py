@@ -12,7 +12,9 @@ import pytest
 from harness import Envoy, load_config, plugin_config, point_static_clusters, set_plugin_config, wait_until
 
 ALICE, BOB, ADMIN, CAROL = "tg-alice-demo-key", "tg-bob-demo-key", "tg-admin-demo-key", "tg-carol-test-key"
-DAVE = "tg-dave-test-key"  # in a team whose budget is spent at once
+# Keys with small daily budgets of their own, for the budget-bound tests (issue 10 item 6).
+DAVE, ERIN = "tg-dave-test-key", "tg-erin-test-key"
+FRANK = "tg-frank-test-key"  # in a team whose budget is spent at once
 # USD per token, from the example config (claude) and the shipped price table (gpt-4o-mini)
 PRICES = {"claude-sonnet-4-5-20250929": (Decimal("3e-6"), Decimal("15e-6")), "gpt-4o-mini": (Decimal("0.15e-6"), Decimal("0.6e-6"))}
 
@@ -34,10 +36,10 @@ def gw(mock, tmp_path_factory):
     log_path = workdir / "access.log"
     hcm["access_log"][0]["typed_config"]["path"] = str(log_path)
     plugin = plugin_config(cfg)
-    plugin["auth"]["keys"].append({"id": "carol", "sha256": hashlib.sha256(CAROL.encode()).hexdigest(),
-                                   "budget": {"daily_usd": "0.001"}})
+    for key_id, key, cap in [("carol", CAROL, "0.001"), ("dave", DAVE, "0.01"), ("erin", ERIN, "0.05")]:
+        plugin["auth"]["keys"].append({"id": key_id, "sha256": hashlib.sha256(key.encode()).hexdigest(), "budget": {"daily_usd": cap}})
     plugin["teams"]["tiny"] = {"budget": {"daily_usd": "0.000001"}}
-    plugin["auth"]["keys"].append({"id": "dave", "sha256": hashlib.sha256(DAVE.encode()).hexdigest(), "team": "tiny"})
+    plugin["auth"]["keys"].append({"id": "frank", "sha256": hashlib.sha256(FRANK.encode()).hexdigest(), "team": "tiny"})
     set_plugin_config(cfg, plugin)
     envoy = Envoy(cfg, workdir, concurrency=2)
     envoy.access_log = log_path
@@ -97,7 +99,7 @@ def test_usage_api_needs_an_admin_key(gw):
     report = usage_report(gw)
     assert report["object"] == "tollgate.usage"
     assert set(report["scopes"]) == {"global", "providers", "models", "keys", "teams"}
-    assert set(report["scopes"]["keys"]) == {"alice", "bob", "carol", "dave"}
+    assert set(report["scopes"]["keys"]) == {"alice", "bob", "carol", "dave", "erin", "frank"}
     alice = report["scopes"]["keys"]["alice"]
     assert alice["budget"]["daily_usd"] == "0.5"
     assert Decimal(alice["budget"]["daily_remaining_usd"]) <= Decimal("0.5")
@@ -206,8 +208,49 @@ def test_budget_cap_refuses_before_the_provider_and_concurrency_cannot_overshoot
     assert r.status == 429 and r.error["code"] == "budget_exceeded"
     carol = usage_report(gw)["scopes"]["keys"]["carol"]
     spent = Decimal(carol["today"]["cost_usd"])
-    assert Decimal("0.0005") < spent <= Decimal("0.001"), spent
+    # refused only once the next request's worst case no longer fits: every body byte as an
+    # input token at the dearest input rate (cache writes, $3.75/M), and its whole max_tokens
+    worst = len(json.dumps(body)) * Decimal("3.75e-6") + 10 * Decimal("15e-6")
+    assert Decimal("0.001") - worst < spent <= Decimal("0.001"), spent
     assert carol["reserved_usd"] == "0"
+
+
+def spend_until_refused(gw, body, key, test_id, burst_size):
+    """A burst, then one request at a time until the budget refuses; returns the key's day."""
+    results = asyncio.run(burst(gw.port, [(body, {**auth(key), "x-test-id": test_id})] * burst_size))
+    assert {s for s, _ in results} <= {200, 429}, [p[:200] for s, p in results if s not in (200, 429)]
+    for _ in range(50):
+        r = gw.chat(body, {**auth(key), "x-test-id": test_id})
+        if r.status == 429:
+            break
+        assert r.status == 200, r.body
+    assert r.status == 429 and r.error["code"] == "budget_exceeded"
+    return wait_until(lambda: (k := usage_report(gw)["scopes"]["keys"][key_id(key)]) and k["reserved_usd"] == "0" and k, 10, "settled")
+
+
+def key_id(key):
+    return {DAVE: "dave", ERIN: "erin"}[key]
+
+
+def test_long_answers_without_max_tokens_never_exceed_the_budget(gw, mock, test_id):
+    # Each answer would be 6,000+ tokens; the request names no limit, so Tollgate sends one.
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "please write 6000 words"}]}
+    dave = spend_until_refused(gw, body, DAVE, test_id, burst_size=10)
+    assert Decimal(dave["today"]["cost_usd"]) <= Decimal("0.01"), dave["today"]
+    sent = mock.requests(test_id)
+    assert sent and all(1 <= r["body"]["max_tokens"] <= 4096 for r in sent), [r["body"].get("max_tokens") for r in sent]
+    assert len(sent) == dave["today"]["requests"], "refused requests never reach the provider"
+    # the last ones got what was left of the budget, not the default allowance
+    assert min(r["body"]["max_tokens"] for r in sent) < 4096
+
+
+def test_prompts_denser_than_four_bytes_a_token_never_exceed_the_budget(gw, mock, test_id):
+    # 2 bytes per token (the mock counts words): twice what bytes ÷ 4 would reserve.
+    body = {"model": "claude-sonnet", "max_tokens": 5, "messages": [{"role": "user", "content": "a " * 1500}]}
+    erin = spend_until_refused(gw, body, ERIN, test_id, burst_size=20)
+    assert erin["today"]["input_tokens"] >= 1500 * erin["today"]["requests"]
+    assert Decimal(erin["today"]["cost_usd"]) <= Decimal("0.05"), erin["today"]
+    assert all(r["body"]["max_tokens"] == 5 for r in mock.requests(test_id)), "a limit the budget pays for is sent as asked"
 
 
 # ---- streaming and usage -------------------------------------------------------------------------
@@ -312,7 +355,7 @@ def test_a_key_lists_only_the_models_it_may_use(gw):
 
 
 def test_a_team_budget_refusal_names_the_limit_without_its_amounts(gw, mock, test_id):
-    r = gw.chat({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}, {**auth(DAVE), "x-test-id": test_id})
+    r = gw.chat({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}, {**auth(FRANK), "x-test-id": test_id})
     assert r.status == 429 and r.error["code"] == "budget_exceeded"
     assert r.error["message"] == "Budget exceeded for team `tiny`: its daily budget is used up."
     assert mock.requests(test_id) == []

@@ -236,6 +236,29 @@ def test_oversized_bodies_get_413(demo, mock, test_id):
     assert mock.requests(test_id) == []
 
 
+def test_fast_chunked_uploads_past_the_limit_always_get_an_openai_413(demo, mock, test_id):
+    # Big pieces sent as fast as possible: one read can carry the body past Envoy's buffer limit
+    # before Tollgate sees it, and Envoy then answers itself (in OpenAI's shape, from the YAML).
+    big = json.dumps({"model": "claude", "messages": [user("x" * (10 * 1024 * 1024))]}).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            f"x-test-id: {test_id}\r\ntransfer-encoding: chunked\r\n\r\n").encode()
+    for size in (65536, 1 << 20, 4 << 20):
+        pieces = [big[i:i + size] for i in range(0, len(big), size)]
+        for _ in range(3):
+            r = early_response_upload(demo.port, head, (b"%x\r\n%s\r\n" % (len(p), p) for p in pieces))
+            assert r.status == 413 and r.error["code"] == "request_too_large", (size, r.body[:100])
+            assert set(r.error) == {"message", "type", "param", "code"}
+    assert mock.requests(test_id) == []
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "claude"])
+def test_an_answer_larger_than_the_gateway_buffers_is_an_openai_502(demo, model, test_id):
+    # about 10 MB of answer: past limits.max_response_bytes and Envoy's buffer limit
+    r = demo.chat({"model": model, "max_tokens": 3000000, "messages": [user("write 2000000 words")]}, {"x-test-id": test_id}, timeout=60)
+    assert r.status == 502, r.body[:200]
+    assert r.error["code"] == "response_too_large" and set(r.error) == {"message", "type", "param", "code"}
+
+
 # ---- the official OpenAI SDK ---------------------------------------------------------------------
 
 def test_openai_sdk_gets_parsed_completion_with_tool_calls_from_anthropic(demo):

@@ -58,6 +58,14 @@ def gw(net, tmp_path_factory):
     now = datetime.datetime.now(datetime.timezone.utc)
     window_now = {"after": f"{now.hour:02d}:00", "before": f"{(now.hour + 2) % 24:02d}:00"}
     window_later = {"after": f"{(now.hour + 3) % 24:02d}:00", "before": f"{(now.hour + 4) % 24:02d}:00"}
+    # A provider whose cluster Envoy lacks, and one whose cluster has no endpoint.
+    hollow = json.loads(json.dumps(fast))
+    hollow["name"] = hollow["load_assignment"]["cluster_name"] = "hollow_cluster"
+    hollow["load_assignment"]["endpoints"] = []
+    clusters.append(hollow)
+    plugin["providers"]["ghost"] = {"kind": "openai", "cluster": "ghost_cluster", "api_key_env": "OPENAI_API_KEY"}
+    plugin["providers"]["hollow"] = {"kind": "openai", "cluster": "hollow_cluster", "api_key_env": "OPENAI_API_KEY"}
+    plugin["models"] = {**plugin.get("models", {}), "ghost-model": {"provider": "ghost"}, "hollow-model": {"provider": "hollow"}}
     plugin["providers"]["deadai"] = {"kind": "openai", "cluster": "deadai_direct", "api_key_env": "OPENAI_API_KEY"}
     plugin["providers"]["openai_b"] = {"kind": "openai", "cluster": "openai_b", "api_key_env": "OPENAI_API_KEY"}
     plugin["providers"]["anthropic"]["forward_headers"] = ["anthropic-beta"]
@@ -88,9 +96,21 @@ def gw(net, tmp_path_factory):
         chat_route("chat-forward", forward_headers=["x-custom"]),
         chat_route("chat-ratelimit"),
         chat_route("chat-eject"),
+        chat_route("chat-recover"),
+        {"name": "solo-last", "match": {"models": ["solo-last"]}, "targets": [{"provider": "openai", "model": "solo-primary"}],
+         "last_resort": {"cluster": "review_queue", "path": "/review"}},
+        {**chat_route("chat-picky"), "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5", "params": {"temperature": "reject"}}]},
         chat_route("chat-last", last_resort={"cluster": "review_queue", "path": "/review"}),
         chat_route("chat-down", fallback_model="claude-down", last_resort={"cluster": "review_queue", "path": "/review"}),
         chat_route("chat"),
+        # Two routes over the same provider model with their own parameter policies (issue 10
+        # item 9), one direct and two through the failover cluster (translated per attempt).
+        {"name": "shared-drop", "match": {"models": ["shared-drop"]},
+         "targets": [{"provider": "openai", "model": "shared", "params": {"temperature": "drop"}}]},
+        {"name": "shared-keep", "match": {"models": ["shared-keep"]},
+         "targets": [{"provider": "openai", "model": "shared", "params": {"top_p": "drop"}}]},
+        {**chat_route("relay-drop"), "targets": [{"provider": "openai", "model": "relayed", "params": {"temperature": "drop"}}]},
+        {**chat_route("relay-keep"), "targets": [{"provider": "openai", "model": "relayed", "params": {"top_p": "drop"}}]},
     ]
     set_plugin_config(cfg, plugin)
     envoy = Envoy(cfg, tmp_path_factory.mktemp("routing"), concurrency=2)
@@ -190,6 +210,26 @@ def test_breaker_ejects_the_primary_across_workers_and_traffic_returns(gw, net, 
     assert r.headers["x-tollgate-provider"] == "openai"
 
 
+def test_breaker_recovers_at_its_cool_down_even_when_explained_meanwhile(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503", count=3)
+    for i in range(3):
+        assert gw.chat({"model": "chat-recover", "messages": [user("x")]}, {"x-test-id": f"{test_id}-{i}"}).headers["x-tollgate-provider"] == "anthropic"
+    explain = {"x-tollgate-explain": "1"}
+    skipped = gw.chat({"model": "chat-recover", "messages": [user("x")]}, explain).json()["skipped"]
+    assert skipped == [{"target": "openai/chat-recover-primary", "reason": "circuit_open"}]
+    time.sleep(3 + 0.3)  # the fixture's cool-down, and a margin
+    # Decisions that send nothing take nothing: the probe slot stays free.
+    for _ in range(3):
+        assert gw.chat({"model": "chat-recover", "messages": [user("x")]}, explain).json()["plan"][0] == "openai/chat-recover-primary"
+    r = gw.chat({"model": "chat-recover", "messages": [user("x")]}, {"x-test-id": test_id + "-probe"})
+    assert (r.status, r.headers["x-tollgate-provider"]) == (200, "openai"), "the first real request after the cool-down probes"
+    assert len(net["a"].requests(test_id + "-probe")) == 1 and net["b"].requests(test_id + "-probe") == []
+    r = gw.chat({"model": "chat-recover", "messages": [user("x")]}, {"x-test-id": test_id + "-closed"})
+    assert r.headers["x-tollgate-provider"] == "openai", "the probe succeeded: closed"
+    assert gw.chat({"model": "chat-recover", "messages": [user("x")]}, explain).json()["skipped"] == []
+
+
 def test_last_resort_receives_the_request_when_every_target_fails(gw, net, test_id):
     reset_mocks(net)
     inject(net, "503", mock="a")
@@ -204,6 +244,18 @@ def test_last_resort_receives_the_request_when_every_target_fails(gw, net, test_
     assert review["path"] == "/review" and review["body"]["model"] == "chat-last"
     assert review["headers"]["x-request-id"]
     assert "openai/chat-last-primary" in review["headers"]["x-tollgate-tried"]
+
+
+@pytest.mark.parametrize("model", ["solo-last", "chat-last"])
+def test_errors_without_a_body_still_reach_the_last_resort(gw, net, model, test_id):
+    reset_mocks(net)
+    # Envoy retries the lone target on its cluster once: both attempts fail, with empty bodies.
+    net["a"].fault(status=503, body="", count=2)
+    net["b"].fault(status=529, body="", count=1)
+    r = gw.chat({"model": model, "messages": [user("empty errors")]}, {"x-test-id": test_id})
+    assert r.status == 503 and r.error["code"] == "all_targets_failed", r.body
+    assert "last-resort handler (HTTP 202" in r.error["message"]
+    assert any(q["body"]["messages"] == [user("empty errors")] for q in net["review"].requests())
 
 
 def test_when_every_breaker_is_open_no_provider_is_called(gw, net, test_id):
@@ -414,3 +466,40 @@ def test_a_provider_cannot_forge_the_upstream_filters_reports(gw, net, test_id):
     accounted = wait_until(lambda: (lambda m: m if m.get(output, 0) > 0 else None)(prometheus(gw)), 10, "usage counters")
     assert accounted[output] == real["completion_tokens"]
     assert accounted[f'tollgate_gen_ai_client_token_usage{{{labels},gen_ai_token_type="input"}}'] == real["prompt_tokens"]
+
+
+@pytest.mark.parametrize("prefix", ["shared", "relay"])
+def test_routes_sharing_a_provider_model_keep_their_own_params(gw, net, prefix, test_id):
+    reset_mocks(net)
+    body = {"messages": [user("hi")], "temperature": 0.4, "top_p": 0.5}
+    drop = gw.chat({**body, "model": f"{prefix}-drop"}, {"x-test-id": test_id + "-drop"})
+    keep = gw.chat({**body, "model": f"{prefix}-keep"}, {"x-test-id": test_id + "-keep"})
+    assert (drop.status, keep.status) == (200, 200), (drop.body, keep.body)
+    assert drop.headers["x-tollgate-dropped-params"] == "temperature"
+    assert keep.headers["x-tollgate-dropped-params"] == "top_p"
+    sent_drop = net["a"].only_request(test_id + "-drop")["body"]
+    sent_keep = net["a"].only_request(test_id + "-keep")["body"]
+    assert "temperature" not in sent_drop and sent_drop["top_p"] == 0.5
+    assert "top_p" not in sent_keep and sent_keep["temperature"] == 0.4
+
+
+@pytest.mark.parametrize("model,says", [("ghost-model", "missing from the gateway's Envoy configuration"),
+                                        ("hollow-model", "no healthy endpoint")])
+def test_errors_from_envoy_itself_say_no_provider_was_reached(gw, net, model, says):
+    r = gw.chat({"model": model, "messages": [user("hi")]})
+    assert r.status == 503, r.body
+    assert says in r.error["message"] and "answered HTTP" not in r.error["message"], r.error
+    assert r.error["code"] == "provider_unreachable"
+    assert "_cluster" not in r.error["message"], "Envoy's cluster names stay internal"
+
+
+def test_a_fallback_that_refuses_the_request_is_skipped_not_a_final_400(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503")
+    # The fallback's policy rejects temperature: the request goes to the primary alone, whose
+    # own retry answers, instead of failing over into a 400.
+    r = gw.chat({"model": "chat-picky", "temperature": 0.3, "messages": [user("hi")]}, {"x-test-id": test_id})
+    assert (r.status, r.headers.get("x-tollgate-provider")) == (200, "openai"), r.body
+    assert len(net["a"].requests(test_id)) == 2 and net["b"].requests(test_id) == []
+    explained = gw.chat({"model": "chat-picky", "temperature": 0.3, "messages": [user("hi")]}, {"x-tollgate-explain": "1"}).json()
+    assert explained["skipped"] == [{"target": "anthropic/claude-sonnet-4-5", "reason": "rejects_request"}]

@@ -232,7 +232,8 @@ pub fn reply(conversation: &Conversation) -> Reply {
     } else if let Some(tool) = chosen_tool(conversation) {
         ("Let me check.".to_owned(), Some(tool))
     } else {
-        (format!("Hello! You said: {}", last_user_text(conversation)), None)
+        let said = last_user_text(conversation);
+        (format!("Hello! You said: {said}{}", " more".repeat(asked_length(&said))), None)
     };
     let (text, tool_call, finish) = limit(text, tool_call, conversation);
     let output = words(&text) + tool_call.as_ref().map_or(0, |_| TOOL_CALL_TOKENS);
@@ -294,6 +295,18 @@ fn last_user_text(conversation: &Conversation) -> String {
         })
         .collect();
     parts.join(" ")
+}
+
+/// A long answer on request: a prompt with "write <n> words" gets `n` more words of reply,
+/// for tests of output limits and budgets (capped, so a prompt cannot exhaust memory).
+fn asked_length(said: &str) -> usize {
+    const MAX_WORDS: usize = 3_000_000;
+    let pieces: Vec<&str> = said.split_whitespace().collect();
+    pieces
+        .windows(3)
+        .find(|w| w[0].eq_ignore_ascii_case("write") && w[2].trim_end_matches(['.', ',', '!']).eq_ignore_ascii_case("words"))
+        .and_then(|w| w[1].parse::<usize>().ok())
+        .map_or(0, |n| n.min(MAX_WORDS))
 }
 
 /// Applies stop sequences, then the output limit, in the order a real model
@@ -512,6 +525,17 @@ mod tests {
         assert_eq!(reply.text, "Tool results: sunny; 22 C");
         assert_eq!(reply.tool_call, None);
         assert_eq!(reply.usage.input, 1 + 2 + 1 + 2 + IMAGE_TOKENS + 1);
+    }
+
+    #[test]
+    fn long_answers_on_request_until_the_output_limit() {
+        let mut conversation = Conversation { turns: vec![user("please write 500 words.")], ..Default::default() };
+        assert_eq!(reply(&conversation).usage.output, 3 + 4 + 500);
+        conversation.max_tokens = Some(20);
+        let cut = reply(&conversation);
+        assert_eq!((cut.usage.output, cut.finish), (20, Finish::MaxTokens));
+        assert_eq!(asked_length("write many words"), 0);
+        assert_eq!(asked_length("write 999999999 words"), 3_000_000);
     }
 
     #[test]
