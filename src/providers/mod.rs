@@ -13,6 +13,7 @@ mod media;
 pub mod openai;
 pub mod sigv4;
 mod test_support;
+mod thought_signature;
 mod turns;
 
 use crate::accounting::Usage;

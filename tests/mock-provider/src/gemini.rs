@@ -134,6 +134,7 @@ impl Provider for Gemini {
                     return Err(error_response(400, "The mock only streams server-sent events: add alt=sse."));
                 }
                 let parsed = parse(&request.body, cache).map_err(invalid)?;
+                check_thought_signatures(&request.body, &target.model).map_err(invalid)?;
                 if let Some(reason) = request.header("x-mock-block-reason") {
                     return Ok(blocked(&target, &parsed, reason));
                 }
@@ -435,6 +436,81 @@ fn part_block(part: &Obj, role: Role) -> Checked<PartIn> {
     }
 }
 
+// ---- thought signatures (https://ai.google.dev/gemini-api/docs/thought-signatures) -------------
+
+/// Gemini 3 models sign the first function call of each answer and refuse a conversation whose
+/// current turn holds a model step without that signature.
+fn signs_calls(model: &str) -> bool {
+    model.starts_with("gemini-3")
+}
+
+/// What Google documents as the stand-in for a signature the caller does not have.
+const PLACEHOLDER_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// Every signature the mock issues starts so, with characters that differ between standard and
+/// URL-safe base64, and is long, as real ones are.
+const SIGNATURE_PREFIX: &str = "TW9ja1NpZ24+/";
+
+fn issue_signature() -> String {
+    // 1,022 base64 digits, the last one `A` so that the padding bits are zero.
+    format!("{SIGNATURE_PREFIX}{}{:08}A==", "A".repeat(1000), script::next_id() % 100_000_000)
+}
+
+/// proto3 JSON reads `bytes` as standard or URL-safe base64, padded or not.
+fn is_base64(s: &str) -> bool {
+    let data = s.trim_end_matches('=');
+    let padding = s.len() - data.len();
+    padding <= 2
+        && data.len() % 4 != 1
+        && (padding == 0 || s.len().is_multiple_of(4))
+        && data.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+}
+
+fn check_thought_signatures(raw: &[u8], model: &str) -> Checked<()> {
+    let body = validate::parse_body(raw)?;
+    let contents = body.get("contents").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let parts = |content: &'_ Value| content.get("parts").and_then(Value::as_array).cloned().unwrap_or_default();
+    for (i, content) in contents.iter().enumerate() {
+        for (j, part) in parts(content).iter().enumerate() {
+            let Some(signature) = part.get("thoughtSignature") else { continue };
+            if !signature.as_str().is_some_and(is_base64) {
+                return Err(Invalid::standalone(
+                    format!("contents.{i}.parts.{j}.thoughtSignature"),
+                    format!(
+                        "Invalid value at 'contents[{i}].parts[{j}].thought_signature' (TYPE_BYTES), Base64 decoding failed for {signature}"
+                    ),
+                ));
+            }
+        }
+    }
+    if !signs_calls(model) {
+        return Ok(());
+    }
+    // The current turn began with the last user content that is not function responses alone.
+    let is_prompt = |c: &Value| c["role"] == "user" && parts(c).iter().any(|p| p.get("functionResponse").is_none());
+    let start = contents.iter().rposition(is_prompt).unwrap_or(0);
+    for (i, content) in contents.iter().enumerate().skip(start).filter(|(_, c)| c["role"] == "model") {
+        let parts = parts(content);
+        let Some((j, first)) = parts.iter().enumerate().find(|(_, p)| p.get("functionCall").is_some()) else { continue };
+        let path = format!("contents.{i}.parts.{j}");
+        match first.get("thoughtSignature").and_then(Value::as_str) {
+            None => {
+                let name = first["functionCall"]["name"].as_str().unwrap_or_default();
+                return Err(Invalid::standalone(
+                    path,
+                    format!(
+                        "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{name}` , position {}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+                        i + 1
+                    ),
+                ));
+            }
+            Some(s) if s == PLACEHOLDER_SIGNATURE || s.starts_with(SIGNATURE_PREFIX) => {}
+            Some(_) => return Err(Invalid::standalone(path, "Corrupted thought signature.")),
+        }
+    }
+    Ok(())
+}
+
 fn check_schema(value: &Value, path: &str) -> Checked<()> {
     let schema = Obj::new(value, path)?;
     unknown(&schema, SCHEMA_FIELDS)?;
@@ -646,6 +722,23 @@ struct ContentOut<'a> {
 enum PartOut<'a> {
     Text(&'a str),
     FunctionCall(CallOut<'a>),
+    #[serde(untagged)]
+    SignedCall {
+        #[serde(rename = "functionCall")]
+        function_call: CallOut<'a>,
+        #[serde(rename = "thoughtSignature")]
+        thought_signature: String,
+    },
+}
+
+/// The function call part of an answer, signed where the model signs its calls.
+fn call_part<'a>(target: &Target, call: &'a script::ToolCall) -> PartOut<'a> {
+    let function_call = CallOut { name: &call.name, args: &call.args };
+    if signs_calls(&target.model) {
+        PartOut::SignedCall { function_call, thought_signature: issue_signature() }
+    } else {
+        PartOut::FunctionCall(function_call)
+    }
 }
 
 /// `args` keeps the schema's property order, which `serde_json::Value` would sort.
@@ -675,7 +768,7 @@ fn render(target: &Target, parsed: &Parsed, mut reply: Reply) -> Answer {
         parts.push(PartOut::Text(&reply.text));
     }
     if let Some(call) = &reply.tool_call {
-        parts.push(PartOut::FunctionCall(CallOut { name: &call.name, args: &call.args }));
+        parts.push(call_part(target, call));
     }
     let whole = ResponseOut {
         candidates: [candidate(parts, Some(finish))],
@@ -692,7 +785,7 @@ fn render(target: &Target, parsed: &Parsed, mut reply: Reply) -> Answer {
 fn stream_events(target: &Target, response_id: &str, reply: &Reply, finish: &'static str) -> Vec<String> {
     let mut pieces: Vec<PartOut> = script::word_pieces(&reply.text).into_iter().map(PartOut::Text).collect();
     if let Some(call) = &reply.tool_call {
-        pieces.push(PartOut::FunctionCall(CallOut { name: &call.name, args: &call.args }));
+        pieces.push(call_part(target, call));
     }
     if pieces.is_empty() {
         pieces.push(PartOut::Text(""));
@@ -950,6 +1043,41 @@ mod tests {
             {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"content": "sunny"}}}]}]});
         let whole = json_of(&send(GENERATE, &follow_up, AUTH).ok().unwrap().whole);
         assert_eq!(whole["candidates"][0]["content"]["parts"][0]["text"], "Tool results: sunny");
+    }
+
+    #[test]
+    fn gemini_3_signs_calls_and_wants_the_signature_back_in_the_current_turn() {
+        const GEMINI_3: &str = "/v1beta/models/gemini-3-pro-preview:generateContent";
+        let tools = json!([{"functionDeclarations": [{"name": "get_weather"}]}]);
+        let ask = json!({"role": "user", "parts": [{"text": "weather?"}]});
+        let whole = json_of(&send(GEMINI_3, &json!({"contents": [ask], "tools": tools}), AUTH).ok().unwrap().whole);
+        let signed = &whole["candidates"][0]["content"]["parts"][1];
+        let signature = signed["thoughtSignature"].as_str().unwrap().to_owned();
+        assert!(signature.starts_with(SIGNATURE_PREFIX) && is_base64(&signature), "{signed}");
+        let stream =
+            send("/v1beta/models/gemini-3-pro-preview:streamGenerateContent?alt=sse", &json!({"contents": [ask], "tools": tools}), AUTH);
+        assert!(stream.ok().unwrap().events.unwrap().iter().any(|e| e.contains("\"thoughtSignature\":\"TW9ja1NpZ24+/")));
+        let step = |signature: Option<&str>| {
+            let mut call = json!({"functionCall": {"name": "get_weather", "args": {}}});
+            if let Some(s) = signature {
+                call["thoughtSignature"] = json!(s);
+            }
+            let answer =
+                json!({"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"content": "sunny"}}}]});
+            json!({"contents": [ask, {"role": "model", "parts": [call]}, answer], "tools": tools})
+        };
+        assert!(send(GEMINI_3, &step(Some(&signature)), AUTH).is_ok());
+        assert!(send(GEMINI_3, &step(Some(PLACEHOLDER_SIGNATURE)), AUTH).is_ok());
+        let (status, error) = rejection(send(GEMINI_3, &step(None), AUTH));
+        assert_eq!((status, &error["error"]["status"]), (400, &json!("INVALID_ARGUMENT")));
+        assert!(error["error"]["message"].as_str().unwrap().starts_with("Function call is missing a thought_signature"), "{error}");
+        assert_eq!(rejection(send(GEMINI_3, &step(Some("c29tZXRoaW5n")), AUTH)).0, 400, "a signature the model never issued");
+        assert_eq!(rejection(send(GEMINI_3, &step(Some("not base64!")), AUTH)).0, 400);
+        // earlier turns and older models are not checked
+        assert!(send(GENERATE, &step(None), AUTH).is_ok());
+        let mut later = step(None);
+        later["contents"].as_array_mut().unwrap().extend([json!({"role": "model", "parts": [{"text": "sunny"}]}), ask.clone()]);
+        assert!(send(GEMINI_3, &later, AUTH).is_ok());
     }
 
     #[test]

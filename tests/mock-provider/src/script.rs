@@ -226,9 +226,16 @@ pub struct Reply {
     pub usage: Usage,
 }
 
+/// A tool result holding this makes the model call its first tool once more, so tests can run
+/// tool loops of several steps.
+pub const CALL_AGAIN: &str = "[call again]";
+
 pub fn reply(conversation: &Conversation) -> Reply {
     let (text, tool_call) = if let Some(results) = trailing_tool_results(conversation) {
-        (format!("Tool results: {}", results.join("; ")), None)
+        match conversation.tools.first().filter(|_| results.iter().any(|r| r.contains(CALL_AGAIN))) {
+            Some(tool) => ("Let me check again.".to_owned(), Some(to_call(tool))),
+            None => (format!("Tool results: {}", results.join("; ")), None),
+        }
     } else if let Some(tool) = chosen_tool(conversation) {
         ("Let me check.".to_owned(), Some(tool))
     } else {
@@ -512,6 +519,22 @@ mod tests {
         assert_eq!(reply.text, "Tool results: sunny; 22 C");
         assert_eq!(reply.tool_call, None);
         assert_eq!(reply.usage.input, 1 + 2 + 1 + 2 + IMAGE_TOKENS + 1);
+    }
+
+    #[test]
+    fn calls_again_when_a_tool_result_asks() {
+        let mut conversation = Conversation {
+            turns: vec![
+                user("weather"),
+                Turn { role: Role::Assistant, blocks: vec![Block::ToolCall { name: "get_weather".to_owned(), args: "{}".to_owned() }] },
+                Turn { role: Role::User, blocks: vec![Block::ToolResult { text: format!("cloudy {CALL_AGAIN}"), images: 0 }] },
+            ],
+            tools: vec![weather_tool()],
+            ..Default::default()
+        };
+        assert_eq!(reply(&conversation).tool_call.map(|c| c.name).as_deref(), Some("get_weather"));
+        conversation.tools.clear();
+        assert_eq!(reply(&conversation).tool_call, None, "no tool to call");
     }
 
     #[test]
