@@ -552,6 +552,8 @@ pub(crate) fn apply_policy(req: &mut ChatRequest, policy: &[(String, ParamAction
                 .with_code("unsupported_parameter"));
             }
             ParamAction::Rename(to) => edits.renamed.push((param.clone(), to.clone())),
+            ParamAction::Reasoning(form) => edits.reasoning = Some(*form),
+            ParamAction::JsonSchema(form) => edits.json_schema = Some(*form),
         }
     }
     Ok(())

@@ -1,11 +1,14 @@
 //! Anthropic Messages API ↔ OpenAI Chat Completions, both ways, streaming included.
 //! References: https://docs.anthropic.com/en/api/messages,
 //! https://docs.anthropic.com/en/docs/build-with-claude/streaming,
-//! https://docs.anthropic.com/en/api/errors, https://docs.anthropic.com/en/api/versioning.
+//! https://docs.anthropic.com/en/api/errors, https://docs.anthropic.com/en/api/versioning,
+//! https://platform.claude.com/docs/en/build-with-claude/extended-thinking and
+//! https://platform.claude.com/docs/en/build-with-claude/adaptive-thinking (thinking).
 
 use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
 use super::completion::{self, Answer};
 use super::media::{Source, media_source};
+use super::reasoning::{self, ClaudeThinking, Effort, Thinking};
 use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
 use crate::accounting::Usage;
@@ -119,8 +122,25 @@ struct MessagesRequest<'r> {
     tool_choice: Option<ToolChoiceOut<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<Metadata<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<Thinking>,
+    #[serde(skip_serializing_if = "OutputConfig::is_empty")]
+    output_config: OutputConfig,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
+}
+
+/// `output_config` (https://platform.claude.com/docs/en/build-with-claude/effort).
+#[derive(Serialize, Default)]
+struct OutputConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effort: Option<&'static str>,
+}
+
+impl OutputConfig {
+    fn is_empty(&self) -> bool {
+        self.effort.is_none()
+    }
 }
 
 #[derive(Serialize)]
@@ -185,7 +205,16 @@ pub fn build_request(
     upstream_model: &str,
     edits: &mut Edits,
 ) -> Result<Built, ApiError> {
-    check_unsupported(provider, req, edits)?;
+    let effort = reasoning::requested(req)?;
+    let thinking = match effort {
+        Some(effort) if reasoning::claude_thinks(upstream_model) => {
+            let form = edits.reasoning.unwrap_or_else(|| reasoning::claude_form(upstream_model));
+            reasoning::claude(req, effort, form, s.default_max_tokens)?
+        }
+        _ => ClaudeThinking { thinking: None, effort: None, max_tokens: req.output_limit().unwrap_or(s.default_max_tokens) },
+    };
+    let cannot_think = effort.is_some_and(|e| e != Effort::None) && !reasoning::claude_thinks(upstream_model);
+    check_unsupported(provider, req, cannot_think, thinking.thinking.is_some(), edits)?;
     if let Some(t) = req.temperature
         && t > 1.0
     {
@@ -206,29 +235,42 @@ pub fn build_request(
         })
         .collect();
     let safety_identifier = req.extra("safety_identifier").and_then(|v| serde_json::from_str::<&str>(v.get()).ok());
+    let samples = thinking.thinking.is_none();
     let body = MessagesRequest {
         model: upstream_model,
-        max_tokens: req.output_limit().unwrap_or(s.default_max_tokens),
+        max_tokens: thinking.max_tokens,
         system,
         messages,
         stop_sequences: req.stop.iter().map(|s| &**s).collect(),
-        temperature: req.temperature,
-        top_p: req.top_p,
+        // What thinking does not allow was refused or dropped (`add_sampling_while_thinking`).
+        temperature: req.temperature.filter(|t| samples || *t == 1.0),
+        top_p: req.top_p.filter(|p| samples || *p >= 0.95),
         tool_choice: if tools.is_empty() { None } else { tool_choice(req) },
         tools,
         metadata: req.user.as_deref().or(safety_identifier).map(|user_id| Metadata { user_id }),
+        thinking: thinking.thinking,
+        output_config: OutputConfig { effort: thinking.effort },
         stream: req.stream,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Anthropic request: {e}")))?;
     Ok(Built::body(body))
 }
 
-fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) -> Result<(), ApiError> {
+/// Members without a typed field that this translator maps.
+const MAPPED_EXTRA: &[&str] = &["reasoning_effort"];
+
+fn check_unsupported(provider: &Provider, req: &ChatRequest, cannot_think: bool, thinks: bool, edits: &mut Edits) -> Result<(), ApiError> {
     let mut u = Unsupported::new(provider);
     u.add_choices_and_logprobs(req);
     u.add_penalties(req);
     u.add_response_format_other_than(req, &["text"]);
-    u.add_unknown_members(req, &[]);
+    u.add_unknown_members(req, MAPPED_EXTRA);
+    if cannot_think {
+        u.add("reasoning_effort");
+    }
+    if thinks {
+        u.add_sampling_while_thinking(req);
+    }
     u.resolve(edits)
 }
 

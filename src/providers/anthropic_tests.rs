@@ -1,6 +1,7 @@
 use super::super::test_support::{self, body_of, chunks_of, content_of, finish_reasons, last_event, tool_call_deltas, user};
 use super::*;
 use crate::config::Config;
+use crate::config::schema::ReasoningForm;
 use crate::stream::Decoder;
 use serde_json::{Value, json};
 
@@ -197,7 +198,6 @@ fn unsupported_parameters_are_400_or_dropped_by_config() {
         ("response_format", json!({"type":"json_object"})),
         ("seed", json!(1)),
         ("logit_bias", json!({"1":2})),
-        ("reasoning_effort", json!("low")),
     ];
     test_support::assert_refused_or_dropped(&json!({"model":"claude","messages":[user("x")]}), params, |body, drop| {
         translate_with(&config(if drop { r#","drop_unsupported":true"# } else { "" }), body.clone())
@@ -476,4 +476,74 @@ fn malformed_event_is_reported_not_forwarded() {
     let (out, _) = run(&[b"event: message_start\ndata: {not json\n\n"], false);
     assert!(out.contains("bad_upstream_response"));
     assert_eq!(out.matches("data: ").count(), 1);
+}
+
+// ---- reasoning_effort ------------------------------------------------------------------------
+
+fn translate_for(model: &str, form: Option<ReasoningForm>, body: Value) -> Result<(Value, Edits), ApiError> {
+    let c = config("");
+    let (sent, _, edits) = test_support::build(&body, |req, edits| {
+        edits.reasoning = form;
+        build_request(&c.providers[0], &settings(&c), req, model, edits)
+    })?;
+    Ok((sent, edits))
+}
+
+#[test]
+fn reasoning_effort_becomes_a_thinking_budget_below_max_tokens_on_older_models() {
+    let (out, edits) =
+        translate_for("claude-sonnet-4-5", None, json!({"model":"claude","messages":[user("x")],"reasoning_effort":"medium"})).unwrap();
+    assert_eq!(out["thinking"], json!({"type":"enabled","budget_tokens":8192}));
+    assert_eq!(out["max_tokens"], 4096 + 8192);
+    assert!(out.get("output_config").is_none() && edits.dropped.is_empty());
+    let (out, _) = translate_for(
+        "claude-sonnet-4-5",
+        None,
+        json!({"model":"claude","messages":[user("x")],"reasoning_effort":"high","max_tokens":3000}),
+    )
+    .unwrap();
+    assert_eq!((&out["thinking"]["budget_tokens"], &out["max_tokens"]), (&json!(2999), &json!(3000)));
+    let (out, _) =
+        translate_for("claude-sonnet-4-5", None, json!({"model":"claude","messages":[user("x")],"reasoning_effort":"none"})).unwrap();
+    assert!(out.get("thinking").is_none());
+    // models from before extended thinking cannot honour it
+    let e = translate_for("claude-3-5-haiku-20241022", None, json!({"model":"claude","messages":[user("x")],"reasoning_effort":"low"}))
+        .unwrap_err();
+    assert_eq!((e.param.as_deref(), e.code.as_deref()), (Some("reasoning_effort"), Some("unsupported_parameter")));
+}
+
+#[test]
+fn reasoning_effort_becomes_adaptive_thinking_with_an_effort_on_newer_models_or_by_policy() {
+    let body = json!({"model":"claude","messages":[user("x")],"reasoning_effort":"low","max_completion_tokens":900});
+    let (out, _) = translate_for("claude-opus-4-6", None, body.clone()).unwrap();
+    assert_eq!(
+        (&out["thinking"], &out["output_config"], &out["max_tokens"]),
+        (&json!({"type":"adaptive"}), &json!({"effort":"low"}), &json!(900))
+    );
+    // a model's policy overrides the shipped default, both ways
+    let (out, _) = translate_for("claude-sonnet-4-5", Some(ReasoningForm::Level), body.clone()).unwrap();
+    assert_eq!(out["thinking"], json!({"type":"adaptive"}));
+    let e = translate_for("claude-opus-4-6", Some(ReasoningForm::Budget), body).unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("max_completion_tokens"), "900 tokens leave no room for the smallest budget");
+}
+
+#[test]
+fn sampling_is_refused_or_dropped_while_claude_thinks() {
+    let body = json!({"model":"claude","messages":[user("x")],"reasoning_effort":"low","temperature":0.2,"top_p":0.97});
+    let e = translate_for("claude-sonnet-4-5", None, body.clone()).unwrap_err();
+    assert_eq!((e.status, e.param.as_deref(), e.code.as_deref()), (400, Some("temperature"), Some("unsupported_parameter")));
+    let c = config(r#","drop_unsupported":true"#);
+    let (sent, _, edits) =
+        test_support::build(&body, |req, edits| build_request(&c.providers[0], &settings(&c), req, "claude-sonnet-4-5", edits)).unwrap();
+    assert_eq!(edits.dropped, vec!["temperature"]);
+    assert!(sent.get("temperature").is_none());
+    assert_eq!(sent["top_p"], 0.97, "allowed while thinking");
+    // without thinking, sampling passes as before
+    let (out, _) = translate_for(
+        "claude-sonnet-4-5",
+        None,
+        json!({"model":"claude","messages":[user("x")],"reasoning_effort":"none","temperature":0.2}),
+    )
+    .unwrap();
+    assert_eq!(out["temperature"], 0.2);
 }

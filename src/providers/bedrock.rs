@@ -13,9 +13,11 @@
 use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
 use super::completion::{self, Answer};
 use super::media::{Source, media_source};
+use super::reasoning::{self, Effort, Thinking};
 use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire, sigv4};
 use crate::accounting::Usage;
+use crate::config::schema::ReasoningForm;
 use crate::config::{Provider, Secret};
 use crate::openai::ApiError;
 use crate::openai::embeddings::{self, EmbeddingsRequest};
@@ -146,6 +148,85 @@ struct ConverseRequest<'r> {
     inference_config: InferenceConfig<'r>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_config: Option<ToolConfig<'r>>,
+    #[serde(skip_serializing_if = "ModelFields::is_empty")]
+    additional_model_request_fields: ModelFields,
+}
+
+/// `additionalModelRequestFields`: settings in the model's own request format. Claude takes
+/// Anthropic's `thinking` and `output_config.effort`
+/// (https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-extended-thinking.html,
+/// https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-adaptive-thinking.html);
+/// Nova 2 its `reasoningConfig`
+/// (https://docs.aws.amazon.com/nova/latest/nova2-userguide/extended-thinking.html).
+#[derive(Serialize, Default)]
+struct ModelFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<Thinking>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<ClaudeOutputConfig>,
+    #[serde(rename = "reasoningConfig", skip_serializing_if = "Option::is_none")]
+    reasoning_config: Option<NovaReasoning>,
+}
+
+impl ModelFields {
+    fn is_empty(&self) -> bool {
+        self.thinking.is_none() && self.output_config.is_none() && self.reasoning_config.is_none()
+    }
+}
+
+#[derive(Serialize)]
+struct ClaudeOutputConfig {
+    effort: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NovaReasoning {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    max_reasoning_effort: &'static str,
+}
+
+/// Room for the answer on top of Claude's thinking when the client sets no limit.
+const ANSWER_TOKENS: u64 = 4096;
+
+/// What `reasoning_effort` becomes for the model: model fields, and the output limit.
+fn reasoning(
+    req: &ChatRequest,
+    model: &str,
+    form: Option<ReasoningForm>,
+    unsupported: &mut Unsupported,
+) -> Result<(ModelFields, Option<u64>), ApiError> {
+    let limit = req.output_limit();
+    let Some(effort) = reasoning::requested(req)? else { return Ok((ModelFields::default(), limit)) };
+    if model.contains("anthropic.claude") && reasoning::claude_thinks(model) {
+        let form = form.unwrap_or_else(|| reasoning::claude_form(model));
+        let claude = reasoning::claude(req, effort, form, ANSWER_TOKENS)?;
+        if claude.thinking.is_some() {
+            unsupported.add_sampling_while_thinking(req);
+        }
+        let fields = ModelFields {
+            thinking: claude.thinking,
+            output_config: claude.effort.map(|effort| ClaudeOutputConfig { effort }),
+            reasoning_config: None,
+        };
+        let max_tokens = if effort == Effort::None { limit } else { Some(claude.max_tokens) };
+        return Ok((fields, max_tokens));
+    }
+    if model.contains("amazon.nova-2") {
+        let max_reasoning_effort = match effort {
+            Effort::None => return Ok((ModelFields::default(), limit)),
+            Effort::Minimal | Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High | Effort::Xhigh => "high",
+        };
+        let reasoning_config = Some(NovaReasoning { kind: "enabled", max_reasoning_effort });
+        return Ok((ModelFields { reasoning_config, ..Default::default() }, limit));
+    }
+    if effort != Effort::None {
+        unsupported.add("reasoning_effort");
+    }
+    Ok((ModelFields::default(), limit))
 }
 
 /// A `ContentBlock` union member (also the `SystemContentBlock` members text and cachePoint).
@@ -282,17 +363,21 @@ pub fn build_request(
     }
     let Conversation { system, turns: messages } = turns::conversation(req, &ConverseTurns)?;
     let tool_config = tool_config(req, &messages, &mut unsupported);
+    let (model_fields, max_tokens) = reasoning(req, upstream_model, edits.reasoning, &mut unsupported)?;
     unsupported.resolve(edits)?;
+    // What thinking does not allow was refused or dropped (`add_sampling_while_thinking`).
+    let samples = model_fields.thinking.is_none();
     let body = ConverseRequest {
         messages,
         system,
         inference_config: InferenceConfig {
-            max_tokens: req.output_limit(),
-            temperature: req.temperature,
-            top_p: req.top_p,
+            max_tokens,
+            temperature: req.temperature.filter(|t| samples || *t == 1.0),
+            top_p: req.top_p.filter(|p| samples || *p >= 0.95),
             stop_sequences: req.stop.iter().map(|s| &**s).collect(),
         },
         tool_config,
+        additional_model_request_fields: model_fields,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Converse request: {e}")))?;
     let action = if req.stream { "converse-stream" } else { "converse" };
@@ -308,9 +393,12 @@ fn check_unsupported<'p>(provider: &'p Provider, req: &ChatRequest) -> Unsupport
     if req.parallel_tool_calls == Some(false) && !req.tools.is_empty() {
         u.add("parallel_tool_calls");
     }
-    u.add_unknown_members(req, &[]);
+    u.add_unknown_members(req, MAPPED_EXTRA);
     u
 }
+
+/// Members without a typed field that this translator maps.
+const MAPPED_EXTRA: &[&str] = &["reasoning_effort"];
 
 /// `toolConfig`. Converse's tool choice has no `none`: withholding the tools expresses it, but
 /// Bedrock refuses toolUse/toolResult blocks without a `toolConfig`, so once the conversation

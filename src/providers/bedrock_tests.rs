@@ -731,3 +731,50 @@ fn unknown_events_are_ignored() {
     body.extend(text_stream());
     assert_eq!(run(&[&body], true).0, run(&[&text_stream()], true).0);
 }
+
+// ---- reasoning_effort ------------------------------------------------------------------------
+
+fn translate_for(model: &str, body: Value) -> Result<(Value, Edits), ApiError> {
+    let c = config("");
+    let (sent, _, edits) =
+        test_support::build(&body, |req, edits| build_request(&c.providers[0], settings(&c), req, model, NOW_MS, edits))?;
+    Ok((sent, edits))
+}
+
+#[test]
+fn reasoning_effort_becomes_claude_thinking_in_additional_model_request_fields() {
+    let (out, _) = translate_for(
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        json!({"model":"claude","messages":[user("x")],"reasoning_effort":"low"}),
+    )
+    .unwrap();
+    assert_eq!(out["additionalModelRequestFields"], json!({"thinking":{"type":"enabled","budget_tokens":2048}}));
+    assert_eq!(out["inferenceConfig"]["maxTokens"], 2048 + 4096, "above the budget, as Claude requires");
+    let (out, _) = translate_for(
+        "anthropic.claude-opus-4-6-v1",
+        json!({"model":"claude","messages":[user("x")],"reasoning_effort":"high","max_tokens":2000}),
+    )
+    .unwrap();
+    assert_eq!(out["additionalModelRequestFields"], json!({"thinking":{"type":"adaptive"},"output_config":{"effort":"high"}}));
+    assert_eq!(out["inferenceConfig"]["maxTokens"], 2000);
+    let e = translate_for(
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        json!({"model":"claude","messages":[user("x")],"reasoning_effort":"low","temperature":0.3}),
+    )
+    .unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("temperature"), "Claude does not sample while it thinks");
+}
+
+#[test]
+fn reasoning_effort_becomes_nova_reasoning_config_and_is_unsupported_elsewhere() {
+    let (out, _) =
+        translate_for("us.amazon.nova-2-lite-v1:0", json!({"model":"claude","messages":[user("x")],"reasoning_effort":"minimal"})).unwrap();
+    assert_eq!(out["additionalModelRequestFields"], json!({"reasoningConfig":{"type":"enabled","maxReasoningEffort":"low"}}));
+    let (out, _) =
+        translate_for("us.amazon.nova-2-lite-v1:0", json!({"model":"claude","messages":[user("x")],"reasoning_effort":"none"})).unwrap();
+    assert!(out.get("additionalModelRequestFields").is_none());
+    for model in ["meta.llama3-70b-instruct-v1:0", MODEL] {
+        let e = translate_for(model, json!({"model":"claude","messages":[user("x")],"reasoning_effort":"high"})).unwrap_err();
+        assert_eq!((e.param.as_deref(), e.code.as_deref()), (Some("reasoning_effort"), Some("unsupported_parameter")), "{model}");
+    }
+}

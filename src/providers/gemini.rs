@@ -9,6 +9,7 @@
 //! https://ai.google.dev/gemini-api/docs/function-calling (function declarations, tool config,
 //! function responses as objects),
 //! https://ai.google.dev/gemini-api/docs/thought-signatures (signatures of function calls),
+//! https://ai.google.dev/gemini-api/docs/thinking (thinking budgets and levels),
 //! https://ai.google.dev/gemini-api/docs/structured-output (JSON mode),
 //! https://ai.google.dev/gemini-api/docs/file-input-methods and
 //! https://blog.google/innovation-and-ai/technology/developers-tools/gemini-api-new-file-limits
@@ -23,11 +24,12 @@
 use super::chunks::{ChunkWriter, malformed_event};
 use super::completion::{self, Answer};
 use super::media::{Source, media_source};
+use super::reasoning::{self, Effort};
 use super::thought_signature;
 use super::turns::{self, AssistantCall, Conversation, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
 use crate::accounting::Usage;
-use crate::config::schema::ProviderKind;
+use crate::config::schema::{ProviderKind, ReasoningForm};
 use crate::config::{Provider, Secret};
 use crate::openai::ApiError;
 use crate::openai::embeddings::{self, EmbeddingsRequest};
@@ -244,6 +246,56 @@ struct GenerationConfig<'r> {
     response_mime_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_schema: Option<Schema<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_config: Option<ThinkingConfig>,
+}
+
+/// `generationConfig.thinkingConfig` (https://ai.google.dev/gemini-api/docs/thinking): a budget
+/// for Gemini 2.5 models, a level for Gemini 3 models (the API refuses both at once); thought
+/// summaries come back as `reasoning_content`.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct ThinkingConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_budget: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_level: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    include_thoughts: bool,
+}
+
+/// The largest budget every Gemini 2.5 model takes (Flash and Flash-Lite: 24,576; Pro: 32,768).
+const MAX_THINKING_BUDGET: u64 = 24576;
+
+/// The shipped default form of a model (overridden by a model's `params`).
+fn reasoning_form(model: &str) -> ReasoningForm {
+    if model.starts_with("gemini-3") { ReasoningForm::Level } else { ReasoningForm::Budget }
+}
+
+fn thinking_config(effort: Effort, form: ReasoningForm, model: &str) -> ThinkingConfig {
+    let thinks = effort != Effort::None;
+    // Gemini 3 Pro takes LOW and HIGH only.
+    let two_levels = model.contains("-pro");
+    match form {
+        // Budget 0 turns thinking off where the model allows it (2.5 Pro always thinks).
+        ReasoningForm::Budget => ThinkingConfig {
+            thinking_budget: Some(effort.budget_tokens().map_or(0, |b| b.min(MAX_THINKING_BUDGET))),
+            thinking_level: None,
+            include_thoughts: thinks,
+        },
+        // Gemini 3 always thinks a little; `MINIMAL` is the least it takes.
+        ReasoningForm::Level => ThinkingConfig {
+            thinking_budget: None,
+            thinking_level: Some(match effort {
+                Effort::None | Effort::Minimal | Effort::Low if two_levels => "LOW",
+                Effort::None | Effort::Minimal => "MINIMAL",
+                Effort::Low => "LOW",
+                Effort::Medium if !two_levels => "MEDIUM",
+                Effort::Medium | Effort::High | Effort::Xhigh => "HIGH",
+            }),
+            include_thoughts: thinks,
+        },
+    }
 }
 
 impl GenerationConfig<'_> {
@@ -256,11 +308,12 @@ impl GenerationConfig<'_> {
             && self.frequency_penalty.is_none()
             && self.seed.is_none()
             && self.response_mime_type.is_none()
+            && self.thinking_config.is_none()
     }
 }
 
 /// Members without a typed field that this translator maps.
-const MAPPED_EXTRA: &[&str] = &["seed"];
+const MAPPED_EXTRA: &[&str] = &["seed", "reasoning_effort"];
 
 pub fn build_request(
     provider: &Provider,
@@ -279,7 +332,7 @@ pub fn build_request(
         system_instruction,
         tool_config: if declarations.is_empty() { None } else { tool_config(req) },
         tools: if declarations.is_empty() { Vec::new() } else { vec![ToolOut { function_declarations: declarations }] },
-        generation_config: generation_config(req)?,
+        generation_config: generation_config(req, upstream_model, edits.reasoning)?,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Gemini request: {e}")))?;
     Ok(Built { body: Some(body), path: Some(path), ..Default::default() })
@@ -297,7 +350,9 @@ fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) 
     u.resolve(edits)
 }
 
-fn generation_config<'r>(req: &'r ChatRequest) -> Result<GenerationConfig<'r>, ApiError> {
+fn generation_config<'r>(req: &'r ChatRequest, model: &str, form: Option<ReasoningForm>) -> Result<GenerationConfig<'r>, ApiError> {
+    let thinking_config =
+        reasoning::requested(req)?.map(|effort| thinking_config(effort, form.unwrap_or_else(|| reasoning_form(model)), model));
     let seed = req
         .extra("seed")
         .map(|raw| {
@@ -316,6 +371,7 @@ fn generation_config<'r>(req: &'r ChatRequest) -> Result<GenerationConfig<'r>, A
         seed,
         response_mime_type,
         response_schema,
+        thinking_config,
     })
 }
 

@@ -1,6 +1,7 @@
 use super::super::test_support::{self, body_of, chunks_of, content_of, finish_reasons, last_event, tool_call_deltas, user};
 use super::*;
 use crate::config::Config;
+use crate::config::schema::ReasoningForm;
 use crate::openai::{embeddings, request};
 use crate::stream::Decoder;
 use serde_json::{Value, json};
@@ -342,7 +343,6 @@ fn unsupported_parameters_are_400_or_dropped_by_config() {
         ("logprobs", json!(true)),
         ("top_logprobs", json!(2)),
         ("logit_bias", json!({"1":2})),
-        ("reasoning_effort", json!("low")),
         ("service_tier", json!("flex")),
     ];
     let mut sent = test_support::assert_refused_or_dropped(&json!({"model":"gem","messages":[user("x")]}), params, translate);
@@ -727,4 +727,44 @@ fn calls_without_a_usable_signature_get_the_placeholder_on_the_first_call_of_eac
         assert_eq!(parts[0]["thoughtSignature"], "skip_thought_signature_validator", "{parts}");
         assert!(parts[1].get("thoughtSignature").is_none(), "{parts}");
     }
+}
+
+// ---- reasoning_effort ------------------------------------------------------------------------
+
+fn thinking_for(model: &str, form: Option<ReasoningForm>, effort: &str) -> Value {
+    let c = gemini("");
+    let body = json!({"model":"gem","messages":[user("x")],"reasoning_effort":effort});
+    let (sent, _, edits) = test_support::build(&body, |req, edits| {
+        edits.reasoning = form;
+        build_request(&c.providers[0], settings(&c), req, model, edits)
+    })
+    .unwrap();
+    assert!(edits.dropped.is_empty());
+    sent["generationConfig"]["thinkingConfig"].clone()
+}
+
+#[test]
+fn reasoning_effort_becomes_a_thinking_budget_on_gemini_2_5() {
+    assert_eq!(thinking_for("gemini-2.5-flash", None, "medium"), json!({"thinkingBudget":8192,"includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-2.5-pro", None, "xhigh"), json!({"thinkingBudget":24576,"includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-2.5-flash", None, "none"), json!({"thinkingBudget":0}));
+    let e = translate_err(json!({"model":"gem","messages":[user("x")],"reasoning_effort":"lots"}));
+    assert_eq!((e.status, e.param.as_deref()), (400, Some("reasoning_effort")));
+}
+
+#[test]
+fn reasoning_effort_becomes_a_thinking_level_on_gemini_3_or_by_policy() {
+    assert_eq!(thinking_for("gemini-3-pro-preview", None, "low"), json!({"thinkingLevel":"LOW","includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-3-flash", None, "minimal"), json!({"thinkingLevel":"MINIMAL","includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-3-flash", None, "none"), json!({"thinkingLevel":"MINIMAL"}));
+    assert_eq!(thinking_for("gemini-3-pro-preview", None, "xhigh"), json!({"thinkingLevel":"HIGH","includeThoughts":true}));
+    // Gemini 3 Pro takes two levels
+    assert_eq!(thinking_for("gemini-3-pro-preview", None, "minimal"), json!({"thinkingLevel":"LOW","includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-3-pro-preview", None, "medium"), json!({"thinkingLevel":"HIGH","includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-3-flash", None, "medium"), json!({"thinkingLevel":"MEDIUM","includeThoughts":true}));
+    assert_eq!(
+        thinking_for("gemini-flash-latest", Some(ReasoningForm::Level), "high"),
+        json!({"thinkingLevel":"HIGH","includeThoughts":true})
+    );
+    assert_eq!(thinking_for("gemini-3-flash", Some(ReasoningForm::Budget), "low"), json!({"thinkingBudget":2048,"includeThoughts":true}));
 }

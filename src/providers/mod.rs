@@ -11,13 +11,14 @@ mod completion;
 pub mod gemini;
 mod media;
 pub mod openai;
+mod reasoning;
 pub mod sigv4;
 mod test_support;
 mod thought_signature;
 mod turns;
 
 use crate::accounting::Usage;
-use crate::config::schema::{ParamAction, ProviderKind, ProviderSpec};
+use crate::config::schema::{JsonSchemaForm, ParamAction, ProviderKind, ProviderSpec, ReasoningForm};
 use crate::config::{Provider, Secret};
 use crate::openai::ApiError;
 use crate::openai::embeddings::EmbeddingsRequest;
@@ -152,6 +153,10 @@ pub fn param_policy(provider: &Provider, upstream_model: &str, overrides: &[(Str
 pub struct Edits {
     pub dropped: Vec<String>,
     pub renamed: Vec<(String, String)>,
+    /// The model's policy on how it takes `reasoning_effort`, when it names one.
+    pub reasoning: Option<ReasoningForm>,
+    /// The model's policy on how it answers in a `json_schema`, when it names one.
+    pub json_schema: Option<JsonSchemaForm>,
 }
 
 /// The API operation a request performs.
@@ -453,6 +458,18 @@ impl<'p> Unsupported<'p> {
         }
         if req.frequency_penalty.is_some_and(|v| v != 0.0) {
             self.add("frequency_penalty");
+        }
+    }
+
+    /// Claude does not sample while it thinks: "Thinking isn't compatible with `temperature` or
+    /// `top_k` modifications"; `top_p` may only be 0.95 to 1
+    /// (https://platform.claude.com/docs/en/build-with-claude/extended-thinking).
+    pub fn add_sampling_while_thinking(&mut self, req: &ChatRequest) {
+        if req.temperature.is_some_and(|t| t != 1.0) {
+            self.add("temperature");
+        }
+        if req.top_p.is_some_and(|p| p < 0.95) {
+            self.add("top_p");
         }
     }
 

@@ -384,7 +384,11 @@ mod tests {
 
     #[test]
     fn drops_and_renames_apply_to_the_raw_body() {
-        let edits = Edits { dropped: vec!["temperature".into()], renamed: vec![("max_tokens".into(), "max_completion_tokens".into())] };
+        let edits = Edits {
+            dropped: vec!["temperature".into()],
+            renamed: vec![("max_tokens".into(), "max_completion_tokens".into())],
+            ..Default::default()
+        };
         let b = build(r#"{"model":"o3","messages":[{"role":"user","content":"x"}],"temperature":0.2,"max_tokens":50}"#, "o3", &edits, true);
         let v = json(&b.body.unwrap());
         assert!(v.get("temperature").is_none());

@@ -438,6 +438,7 @@ fn router_target(
     if let Some(i) = targets.iter().position(|x| x.provider == provider && x.model == t.model) {
         return Ok(i);
     }
+    crate::config::check_params(field, &t.params)?;
     let overrides: Vec<(String, ParamAction)> = t.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let p = providers.get(provider).ok_or_else(|| ConfigError::new(format!("{field}.provider"), "unknown provider"))?;
     targets.push(Target {

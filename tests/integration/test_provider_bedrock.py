@@ -59,6 +59,8 @@ def bedrock(mock, tmp_path_factory):
         "bedrock-sts": {"provider": "bedrock-sts", "model": "us.anthropic.claude-3-5-haiku-20241022-v1:0"},
         "bedrock-wrong": {"provider": "bedrock-wrong", "model": CLAUDE},
         "bedrock-unset": {"provider": "bedrock-unset", "model": CLAUDE},
+        "bedrock-sonnet-4-5": {"provider": "bedrock", "model": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"},
+        "bedrock-nova-2": {"provider": "bedrock", "model": "us.amazon.nova-2-lite-v1:0"},
         "titan": {"provider": "bedrock", "model": "amazon.titan-embed-text-v2:0"},
         "cohere-embed": {"provider": "bedrock", "model": "cohere.embed-english-v3"},
     })
@@ -173,6 +175,25 @@ def test_max_tokens_finish_length_and_unsupported_parameters(bedrock, mock, test
         r = bedrock.chat({"model": "bedrock-claude", "messages": [user("x")], **extra}, {"x-test-id": test_id + "u"})
         assert r.status == 400 and r.error["code"] == "unsupported_parameter", r.body
         assert r.error["param"] == next(iter(extra))
+    assert mock.requests(test_id + "u") == []
+
+
+def test_reasoning_effort_becomes_the_models_reasoning_fields(bedrock, mock, test_id):
+    r = bedrock.chat({"model": "bedrock-sonnet-4-5", "messages": [user("hi")], "reasoning_effort": "low"}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert r.json()["choices"][0]["message"]["reasoning_content"] == "Weighing it up."
+    sent = mock.only_request(test_id)["body"]
+    assert sent["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 2048}}
+    assert sent["inferenceConfig"]["maxTokens"] == 2048 + 4096
+    s = bedrock.stream({"model": "bedrock-nova-2", "messages": [user("hi")], "reasoning_effort": "medium", "stream": True},
+                       {"x-test-id": test_id + "n"})
+    chunks = s.data()[:-1]
+    assert "".join(c["choices"][0]["delta"].get("reasoning_content", "") for c in chunks if c["choices"]) == "Weighing it up."
+    sent = mock.only_request(test_id + "n")["body"]
+    assert sent["additionalModelRequestFields"] == {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": "medium"}}
+    # Claude 3.5 cannot think: the parameter is refused like any other the model cannot honour
+    r = bedrock.chat({"model": "bedrock-claude", "messages": [user("hi")], "reasoning_effort": "low"}, {"x-test-id": test_id + "u"})
+    assert r.status == 400 and (r.error["param"], r.error["code"]) == ("reasoning_effort", "unsupported_parameter"), r.body
     assert mock.requests(test_id + "u") == []
 
 

@@ -280,6 +280,24 @@ def test_gemini_3_tool_loop_of_three_steps_carries_thought_signatures(gw, mock, 
     assert [p["thoughtSignature"] for p in calls] == ["skip_thought_signature_validator"] * 2
 
 
+def test_reasoning_effort_becomes_a_thinking_budget_or_level(gw, mock, test_id):
+    r = gw.chat({"model": "gemini-flash", "messages": [user("hi")], "reasoning_effort": "medium"}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    message = r.json()["choices"][0]["message"]
+    assert (message["reasoning_content"], message["content"]) == ("Thinking it over.", "Hello! You said: hi")
+    config = mock.only_request(test_id)["body"]["generationConfig"]
+    assert config["thinkingConfig"] == {"thinkingBudget": 8192, "includeThoughts": True}
+    # Gemini 3 Pro takes a level, LOW or HIGH
+    s = gw.stream({"model": "gemini-3", "messages": [user("hi")], "reasoning_effort": "minimal", "stream": True},
+                  {"x-test-id": test_id + "s"})
+    chunks = chunks_of(s)
+    assert "".join(c["choices"][0]["delta"].get("reasoning_content", "") for c in chunks if c["choices"]) == "Thinking it over."
+    config = mock.only_request(test_id + "s")["body"]["generationConfig"]
+    assert config["thinkingConfig"] == {"thinkingLevel": "LOW", "includeThoughts": True}
+    r = gw.chat({"model": "gemini-flash", "messages": [user("hi")], "reasoning_effort": "none"}, {"x-test-id": test_id + "n"})
+    assert r.status == 200 and "reasoning_content" not in r.json()["choices"][0]["message"], r.body
+
+
 def test_named_tool_choice_forces_that_function(gw, mock, test_id):
     other = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}}
     r = gw.chat({"model": "gemini-flash", "messages": [user("hi")], "tools": [WEATHER_TOOL, other],

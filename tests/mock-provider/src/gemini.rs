@@ -135,11 +135,12 @@ impl Provider for Gemini {
                 }
                 let parsed = parse(&request.body, cache).map_err(invalid)?;
                 check_thought_signatures(&request.body, &target.model).map_err(invalid)?;
+                let thoughts = thinking_config(&request.body, &target.model).map_err(invalid)?;
                 if let Some(reason) = request.header("x-mock-block-reason") {
                     return Ok(blocked(&target, &parsed, reason));
                 }
                 let reply = script::reply(&parsed.conversation);
-                Ok(render(&target, &parsed, reply))
+                Ok(render(&target, &parsed, reply, thoughts))
             }
             Method::BatchEmbed => batch_embed(&request.body, &target.model).map_err(invalid),
             Method::Predict => predict(&request.body).map_err(invalid),
@@ -436,6 +437,74 @@ fn part_block(part: &Obj, role: Role) -> Checked<PartIn> {
     }
 }
 
+// ---- thinking (https://ai.google.dev/gemini-api/docs/thinking) --------------------------------
+
+/// What the model thinks, as a thought summary.
+const THOUGHT: &str = "Thinking it over.";
+
+/// `generationConfig.thinkingConfig` as Gemini checks it: a budget for 2.5 models within each
+/// one's range, a level for Gemini 3 models (Pro takes LOW and HIGH), never both. Whether the
+/// answer includes thought summaries.
+fn thinking_config(raw: &[u8], model: &str) -> Checked<bool> {
+    let body = validate::parse_body(raw)?;
+    let Some(config) = body.get("generationConfig").and_then(|c| c.get("thinkingConfig")) else { return Ok(false) };
+    let config = Obj::new(config, "generationConfig.thinkingConfig")?;
+    unknown(&config, &["thinkingBudget", "thinkingLevel", "includeThoughts"])?;
+    let include = config.opt_bool("includeThoughts")?.unwrap_or(false);
+    let gemini_3 = model.starts_with("gemini-3");
+    match (config.get("thinkingBudget"), config.opt_string("thinkingLevel")?) {
+        (Some(_), Some(_)) => {
+            Err(Invalid::standalone(config.path("thinkingLevel"), "You can only set only one of thinking budget and thinking level."))
+        }
+        (None, Some(level)) => {
+            let levels: &[&str] = match (gemini_3, model.contains("-pro")) {
+                (false, _) => {
+                    return Err(Invalid::standalone(config.path("thinkingLevel"), "Thinking level is not supported for this model."));
+                }
+                (true, true) => &["LOW", "HIGH"],
+                (true, false) => &["MINIMAL", "LOW", "MEDIUM", "HIGH"],
+            };
+            if !levels.contains(&level) {
+                return Err(Invalid::new(
+                    config.path("thinkingLevel"),
+                    format!("Invalid value \"{level}\"; this model takes {}", levels.join(", ")),
+                ));
+            }
+            Ok(include)
+        }
+        (Some(budget), None) => {
+            let Some(budget) = budget.as_i64() else {
+                return Err(Invalid::new(config.path("thinkingBudget"), "Invalid value: expected an int32"));
+            };
+            let range = if model.contains("flash-lite") {
+                512..=24576
+            } else if model.contains("flash") {
+                0..=24576
+            } else {
+                128..=32768
+            };
+            if budget == 0 && !range.contains(&0) {
+                return Err(Invalid::standalone(
+                    config.path("thinkingBudget"),
+                    "Budget 0 is invalid. This model only works in thinking mode.",
+                ));
+            }
+            if budget != -1 && budget != 0 && !range.contains(&budget) {
+                return Err(Invalid::standalone(
+                    config.path("thinkingBudget"),
+                    format!(
+                        "The thinking budget {budget} is invalid. Please choose a value between {} and {}.",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+            Ok(include && budget != 0)
+        }
+        (None, None) => Ok(include),
+    }
+}
+
 // ---- thought signatures (https://ai.google.dev/gemini-api/docs/thought-signatures) -------------
 
 /// Gemini 3 models sign the first function call of each answer and refuse a conversation whose
@@ -723,6 +792,11 @@ enum PartOut<'a> {
     Text(&'a str),
     FunctionCall(CallOut<'a>),
     #[serde(untagged)]
+    Thought {
+        text: &'a str,
+        thought: bool,
+    },
+    #[serde(untagged)]
     SignedCall {
         #[serde(rename = "functionCall")]
         function_call: CallOut<'a>,
@@ -753,7 +827,7 @@ fn candidate<'a>(parts: Vec<PartOut<'a>>, finish_reason: Option<&'static str>) -
     CandidateOut { content, finish_reason, index: 0 }
 }
 
-fn render(target: &Target, parsed: &Parsed, mut reply: Reply) -> Answer {
+fn render(target: &Target, parsed: &Parsed, mut reply: Reply, thoughts: bool) -> Answer {
     if parsed.model_json && reply.tool_call.is_none() {
         reply.text = json_text(parsed, &reply.text);
         reply.usage.output = script::words(&reply.text);
@@ -764,6 +838,9 @@ fn render(target: &Target, parsed: &Parsed, mut reply: Reply) -> Answer {
         Finish::MaxTokens => "MAX_TOKENS",
     };
     let mut parts = Vec::new();
+    if thoughts {
+        parts.push(PartOut::Thought { text: THOUGHT, thought: true });
+    }
     if !reply.text.is_empty() {
         parts.push(PartOut::Text(&reply.text));
     }
@@ -776,14 +853,15 @@ fn render(target: &Target, parsed: &Parsed, mut reply: Reply) -> Answer {
         model_version: &target.model,
         response_id: &response_id,
     };
-    let events = (target.method == Method::Stream).then(|| stream_events(target, &response_id, &reply, finish));
+    let events = (target.method == Method::Stream).then(|| stream_events(target, &response_id, &reply, finish, thoughts));
     Answer { whole: Response::json(200, &whole), events }
 }
 
 /// One event per word, then the function call, the last one with the finish reason and the
 /// full usage; earlier events carry only the prompt count, as Gemini's do.
-fn stream_events(target: &Target, response_id: &str, reply: &Reply, finish: &'static str) -> Vec<String> {
-    let mut pieces: Vec<PartOut> = script::word_pieces(&reply.text).into_iter().map(PartOut::Text).collect();
+fn stream_events(target: &Target, response_id: &str, reply: &Reply, finish: &'static str, thoughts: bool) -> Vec<String> {
+    let thought = thoughts.then_some(PartOut::Thought { text: THOUGHT, thought: true });
+    let mut pieces: Vec<PartOut> = thought.into_iter().chain(script::word_pieces(&reply.text).into_iter().map(PartOut::Text)).collect();
     if let Some(call) = &reply.tool_call {
         pieces.push(call_part(target, call));
     }
@@ -1078,6 +1156,31 @@ mod tests {
         let mut later = step(None);
         later["contents"].as_array_mut().unwrap().extend([json!({"role": "model", "parts": [{"text": "sunny"}]}), ask.clone()]);
         assert!(send(GEMINI_3, &later, AUTH).is_ok());
+    }
+
+    #[test]
+    fn checks_thinking_config_per_model_and_answers_with_thoughts() {
+        let with = |model: &str, config: Value| {
+            let body = json!({"contents": hi()["contents"], "generationConfig": {"thinkingConfig": config}});
+            send(&format!("/v1beta/models/{model}:generateContent"), &body, AUTH)
+        };
+        let whole = json_of(&with("gemini-2.5-flash", json!({"thinkingBudget": 1024, "includeThoughts": true})).ok().unwrap().whole);
+        assert_eq!(whole["candidates"][0]["content"]["parts"][0], json!({"text": THOUGHT, "thought": true}));
+        assert!(with("gemini-2.5-flash", json!({"thinkingBudget": 0})).is_ok());
+        assert!(with("gemini-3-flash-preview", json!({"thinkingLevel": "MINIMAL"})).is_ok());
+        assert!(with("gemini-3-pro-preview", json!({"thinkingLevel": "LOW"})).is_ok());
+        let refused = [
+            ("gemini-2.5-pro", json!({"thinkingBudget": 0})),
+            ("gemini-2.5-flash", json!({"thinkingBudget": 30000})),
+            ("gemini-2.5-flash", json!({"thinkingLevel": "LOW"})),
+            ("gemini-3-pro-preview", json!({"thinkingLevel": "MINIMAL"})),
+            ("gemini-3-flash-preview", json!({"thinkingLevel": "LOW", "thinkingBudget": 1024})),
+            ("gemini-3-flash-preview", json!({"thinkingLevel": "low"})),
+            ("gemini-2.5-flash", json!({"budget": 1})),
+        ];
+        for (model, config) in refused {
+            assert_eq!(rejection(with(model, config.clone())).0, 400, "{model} {config}");
+        }
     }
 
     #[test]
