@@ -319,7 +319,7 @@ impl Gateway {
                 let mut edits = Edits::default();
                 apply_policy(&mut req, &choice.policy, &mut edits)?;
                 let upstream = providers::build_chat(choice.provider, &req, body, &Target { model: &choice.model, now_ms }, &mut edits)?;
-                let ctx = ResponseContext { injected_usage: upstream.injected_usage, ..ctx };
+                let ctx = ResponseContext { injected_usage: upstream.injected_usage, answer_tool: upstream.answer_tool.clone(), ..ctx };
                 let estimate = budget::estimate(choice.price, body.len(), output);
                 let requested = req.model.0.into_owned();
                 let prepared = Prepared { choice, route, requested, ctx, dropped: edits.dropped, upstream, estimate };

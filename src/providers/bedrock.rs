@@ -14,10 +14,11 @@ use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
 use super::completion::{self, Answer};
 use super::media::{Source, media_source};
 use super::reasoning::{self, Effort, Thinking};
+use super::structured;
 use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire, sigv4};
 use crate::accounting::Usage;
-use crate::config::schema::ReasoningForm;
+use crate::config::schema::{JsonSchemaForm, ReasoningForm};
 use crate::config::{Provider, Secret};
 use crate::openai::ApiError;
 use crate::openai::embeddings::{self, EmbeddingsRequest};
@@ -127,7 +128,7 @@ fn signed(provider: &Provider, s: &Settings, path: String, body: Vec<u8>, now_ms
         headers.push(("x-amz-security-token", token.expose().to_owned()));
     }
     headers.push(("authorization", signature.authorization));
-    Ok(Built { body: Some(body), path: Some(path), headers, injected_usage: false })
+    Ok(Built { body: Some(body), path: Some(path), headers, ..Default::default() })
 }
 
 /// `{base}/model/{modelId}/{action}`: the model id is one path segment, so its `:` (versions)
@@ -150,6 +151,38 @@ struct ConverseRequest<'r> {
     tool_config: Option<ToolConfig<'r>>,
     #[serde(skip_serializing_if = "ModelFields::is_empty")]
     additional_model_request_fields: ModelFields,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<OutputConfig>,
+}
+
+/// `outputConfig.textFormat`: structured outputs
+/// (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_OutputFormat.html; the
+/// schema travels as JSON text, `JsonSchemaDefinition.schema` being a string).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutputConfig {
+    text_format: TextFormat,
+}
+
+#[derive(Serialize)]
+struct TextFormat {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    structure: FormatStructure,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FormatStructure {
+    json_schema: JsonSchemaDefinition,
+}
+
+#[derive(Serialize)]
+struct JsonSchemaDefinition {
+    schema: String,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
 }
 
 /// `additionalModelRequestFields`: settings in the model's own request format. Claude takes
@@ -323,6 +356,10 @@ struct ToolSpec<'r> {
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'r str>,
     input_schema: Schema<'r>,
+    /// Strict tool use (`ToolSpecification.strict`,
+    /// https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ToolSpecification.html).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -362,9 +399,39 @@ pub fn build_request(
         return Err(ApiError::invalid_param("temperature", format!("`temperature` must be between 0 and 1 for Bedrock models, got {t}.")));
     }
     let Conversation { system, turns: messages } = turns::conversation(req, &ConverseTurns)?;
-    let tool_config = tool_config(req, &messages, &mut unsupported);
-    let (model_fields, max_tokens) = reasoning(req, upstream_model, edits.reasoning, &mut unsupported)?;
+    let native = structured::claude_native(upstream_model);
+    if !native {
+        unsupported.add_strict_tools(req);
+    }
+    let answer = structured::requested(req, edits.json_schema, native, &mut unsupported)?;
+    let mut tool_config = tool_config(req, &messages, native, &mut unsupported);
+    let (mut model_fields, max_tokens) = reasoning(req, upstream_model, edits.reasoning, &mut unsupported)?;
+    let mut output_config = None;
+    match &answer {
+        Some(a) if a.form == JsonSchemaForm::Tool => {
+            // A forced tool and Claude's thinking do not go together (see the Anthropic translator).
+            if model_fields.thinking.take().is_some() {
+                unsupported.add("reasoning_effort");
+            }
+            let tools = vec![ToolEntry {
+                tool_spec: ToolSpec { name: a.name, description: a.description, input_schema: Schema { json: a.schema }, strict: None },
+            }];
+            tool_config = Some(ToolConfig { tools, tool_choice: Some(ToolChoiceOut::Tool(Named { name: a.name })) });
+        }
+        Some(a) => {
+            let json_schema = JsonSchemaDefinition {
+                schema: a.schema.get().to_owned(),
+                name: a.name.to_owned(),
+                description: a.description.map(str::to_owned),
+            };
+            output_config =
+                Some(OutputConfig { text_format: TextFormat { kind: "json_schema", structure: FormatStructure { json_schema } } });
+        }
+        None => {}
+    }
+    let answer_tool = structured::answer_tool(answer.as_ref());
     unsupported.resolve(edits)?;
+    super::drop_metadata(req, edits);
     // What thinking does not allow was refused or dropped (`add_sampling_while_thinking`).
     let samples = model_fields.thinking.is_none();
     let body = ConverseRequest {
@@ -378,17 +445,19 @@ pub fn build_request(
         },
         tool_config,
         additional_model_request_fields: model_fields,
+        output_config,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Converse request: {e}")))?;
     let action = if req.stream { "converse-stream" } else { "converse" };
-    signed(provider, s, model_path(provider, upstream_model, action), body, now_ms)
+    let built = signed(provider, s, model_path(provider, upstream_model, action), body, now_ms)?;
+    Ok(Built { answer_tool, ..built })
 }
 
 fn check_unsupported<'p>(provider: &'p Provider, req: &ChatRequest) -> Unsupported<'p> {
     let mut u = Unsupported::new(provider);
     u.add_choices_and_logprobs(req);
     u.add_penalties(req);
-    u.add_response_format_other_than(req, &["text"]);
+    u.add_response_format_other_than(req, &["text", "json_schema"]);
     // Converse has no switch for parallel tool calls; the models decide.
     if req.parallel_tool_calls == Some(false) && !req.tools.is_empty() {
         u.add("parallel_tool_calls");
@@ -403,7 +472,13 @@ const MAPPED_EXTRA: &[&str] = &["reasoning_effort"];
 /// `toolConfig`. Converse's tool choice has no `none`: withholding the tools expresses it, but
 /// Bedrock refuses toolUse/toolResult blocks without a `toolConfig`, so once the conversation
 /// holds tool calls `none` cannot be honoured.
-fn tool_config<'r>(req: &'r ChatRequest, messages: &[Turn<Block>], unsupported: &mut Unsupported) -> Option<ToolConfig<'r>> {
+/// `strict_tool_use`: the model holds tool inputs to their schemas when asked.
+fn tool_config<'r>(
+    req: &'r ChatRequest,
+    messages: &[Turn<Block>],
+    strict_tool_use: bool,
+    unsupported: &mut Unsupported,
+) -> Option<ToolConfig<'r>> {
     let tools: Vec<ToolEntry> = req
         .tools
         .iter()
@@ -413,6 +488,7 @@ fn tool_config<'r>(req: &'r ChatRequest, messages: &[Turn<Block>], unsupported: 
                 name: &f.name,
                 description: f.description.as_deref().filter(|d| !d.is_empty()),
                 input_schema: Schema { json: f.parameters.unwrap_or_else(|| turns::no_parameters_schema()) },
+                strict: f.strict.filter(|s| *s && strict_tool_use),
             },
         })
         .collect();
@@ -649,6 +725,14 @@ impl From<TokenUsage> for Usage {
     }
 }
 
+/// A JSON schema answered through its tool: the call is the answer, which ends as `stop`.
+fn answer_finish(stop_reason: &str, answered_by_tool: bool) -> &'static str {
+    match finish_reason(stop_reason) {
+        "tool_calls" if answered_by_tool => "stop",
+        other => other,
+    }
+}
+
 /// Converse `stopReason` → OpenAI `finish_reason`.
 fn finish_reason(stop_reason: &str) -> &'static str {
     match stop_reason {
@@ -668,6 +752,7 @@ fn completion_id(created: u64) -> String {
 pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
     let r: ConverseResponse = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("a Converse answer", &e, body))?;
     let mut answer = Answer::default();
+    let mut answered_by_tool = false;
     for block in r.output.message.iter().flat_map(|m| &m.content) {
         if let Some(t) = &block.text {
             answer.text.push_str(t);
@@ -676,10 +761,15 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
             answer.reasoning.push_str(t);
         }
         if let Some(call) = &block.tool_use {
-            answer.add_tool_call(&call.tool_use_id, &call.name, call.input.get());
+            if ctx.answer_tool.as_deref() == Some(&*call.name) {
+                answered_by_tool = true;
+                answer.text.push_str(call.input.get());
+            } else {
+                answer.add_tool_call(&call.tool_use_id, &call.name, call.input.get());
+            }
         }
     }
-    let finish = Some(finish_reason(&r.stop_reason));
+    let finish = Some(answer_finish(&r.stop_reason, answered_by_tool));
     completion::encode(&completion_id(ctx.created), ctx.created, &ctx.model, answer.into_message(), finish, r.usage.map(Usage::from))
 }
 
@@ -990,6 +1080,9 @@ pub struct StreamState {
     stopped: bool,
     metadata: bool,
     done: bool,
+    /// The tool whose input is the answer (`ResponseContext::answer_tool`), and its block.
+    answer_tool: Option<String>,
+    answer_block: Option<u32>,
 }
 
 impl StreamState {
@@ -1002,6 +1095,8 @@ impl StreamState {
             stopped: false,
             metadata: false,
             done: false,
+            answer_tool: ctx.answer_tool.clone(),
+            answer_block: None,
         }
     }
 
@@ -1026,7 +1121,7 @@ impl StreamState {
             b"contentBlockDelta" => serde_json::from_slice(&event.data).map(|d| self.block_delta(&d, out)),
             b"messageStop" => serde_json::from_slice::<MessageStop>(&event.data).map(|m| {
                 self.stopped = true;
-                self.chunks.finish_reason(out, Some(finish_reason(&m.stop_reason)));
+                self.chunks.finish_reason(out, Some(answer_finish(&m.stop_reason, self.answer_block.is_some())));
                 self.maybe_done(out);
             }),
             b"metadata" => serde_json::from_slice::<Metadata>(&event.data).map(|m| {
@@ -1053,6 +1148,10 @@ impl StreamState {
 
     fn block_start(&mut self, s: &BlockStart, out: &mut Vec<u8>) {
         let Some(tool) = s.start.as_ref().and_then(|s| s.tool_use.as_ref()) else { return };
+        if self.answer_tool.as_deref() == Some(&*tool.name) {
+            self.answer_block = Some(s.content_block_index);
+            return;
+        }
         let tool_index = self.tool_calls.start(s.content_block_index);
         self.chunks.tool_call(out, tool_index, Some(&tool.tool_use_id), Some(&tool.name), "");
     }
@@ -1060,7 +1159,9 @@ impl StreamState {
     fn block_delta(&mut self, d: &BlockDelta, out: &mut Vec<u8>) {
         self.chunks.content(out, d.delta.text.as_deref());
         self.chunks.reasoning(out, d.delta.reasoning_content.as_ref().and_then(|r| r.text.as_deref()));
-        if let Some(tool_index) = self.tool_calls.of(d.content_block_index) {
+        if self.answer_block == Some(d.content_block_index) {
+            self.chunks.content(out, d.delta.tool_use.as_ref().map(|t| &*t.input));
+        } else if let Some(tool_index) = self.tool_calls.of(d.content_block_index) {
             self.chunks.tool_arguments(out, tool_index, d.delta.tool_use.as_ref().map(|t| &*t.input));
         }
     }

@@ -347,7 +347,9 @@ fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) 
         u.add("parallel_tool_calls");
     }
     u.add_unknown_members(req, MAPPED_EXTRA);
-    u.resolve(edits)
+    u.resolve(edits)?;
+    super::drop_metadata(req, edits);
+    Ok(())
 }
 
 fn generation_config<'r>(req: &'r ChatRequest, model: &str, form: Option<ReasoningForm>) -> Result<GenerationConfig<'r>, ApiError> {

@@ -768,3 +768,9 @@ fn reasoning_effort_becomes_a_thinking_level_on_gemini_3_or_by_policy() {
     );
     assert_eq!(thinking_for("gemini-3-flash", Some(ReasoningForm::Budget), "low"), json!({"thinkingBudget":2048,"includeThoughts":true}));
 }
+
+#[test]
+fn openai_metadata_is_dropped_and_said_so() {
+    let (_, _, edits) = build_with(&gemini(""), &json!({"model":"gem","messages":[user("x")],"metadata":{"a":"b"}})).unwrap();
+    assert_eq!(edits.dropped, vec!["metadata"]);
+}

@@ -13,6 +13,7 @@ mod media;
 pub mod openai;
 mod reasoning;
 pub mod sigv4;
+mod structured;
 mod test_support;
 mod thought_signature;
 mod turns;
@@ -187,6 +188,9 @@ pub struct Built {
     pub headers: Vec<(&'static str, String)>,
     /// Tollgate asked for `stream_options.include_usage` the client did not ask for.
     pub injected_usage: bool,
+    /// The tool whose input is the answer's content (a JSON schema answered through a forced
+    /// tool, see `structured`).
+    pub answer_tool: Option<String>,
 }
 
 /// Header values are left out: they may hold request signatures and session tokens.
@@ -197,6 +201,7 @@ impl fmt::Debug for Built {
             .field("path", &self.path)
             .field("headers", &self.headers.iter().map(|(name, _)| *name).collect::<Vec<_>>())
             .field("injected_usage", &self.injected_usage)
+            .field("answer_tool", &self.answer_tool)
             .finish()
     }
 }
@@ -259,6 +264,8 @@ pub struct ResponseContext {
     pub relay: bool,
     /// Upstream filter of a failover cluster: report usage as it becomes known.
     pub report_usage: bool,
+    /// Calls of this tool are the answer's content, not tool calls (`Built::answer_tool`).
+    pub answer_tool: Option<String>,
 }
 
 /// A translated non-streaming body and what it reported.
@@ -421,6 +428,15 @@ impl StreamTranslator {
     }
 }
 
+/// OpenAI's `metadata` tags a stored completion; the translated providers have no counterpart
+/// (Anthropic's `metadata` holds only `user_id`, which `user` maps to). It changes nothing in the
+/// answer, so it is never worth a 400, but the client learns it was not forwarded.
+pub fn drop_metadata(req: &ChatRequest, edits: &mut Edits) {
+    if req.metadata.is_some() {
+        edits.dropped.push("metadata".into());
+    }
+}
+
 /// Members that do not change the answer, and that the translated providers have no counterpart
 /// for.
 const IGNORED_PARAMS: &[&str] = &["store", "prompt_cache_key", "prompt_cache_retention", "safety_identifier"];
@@ -470,6 +486,15 @@ impl<'p> Unsupported<'p> {
         }
         if req.top_p.is_some_and(|p| p < 0.95) {
             self.add("top_p");
+        }
+    }
+
+    /// Strict function tools, for a model that cannot hold tool inputs to their schemas.
+    pub fn add_strict_tools(&mut self, req: &ChatRequest) {
+        for (i, t) in req.tools.iter().enumerate() {
+            if t.function.as_ref().is_some_and(|f| f.strict == Some(true)) {
+                self.add(&format!("tools[{i}].function.strict"));
+            }
         }
     }
 

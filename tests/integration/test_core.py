@@ -207,6 +207,28 @@ def test_reasoning_effort_refuses_sampling_claude_cannot_do_while_thinking(demo,
     assert mock.requests(test_id) == []
 
 
+WEATHER_FORMAT = {"type": "json_schema", "json_schema": {"name": "weather", "strict": True, "schema": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": False}}}
+
+
+def test_json_schema_becomes_claude_structured_outputs(demo, mock, test_id):
+    r = demo.chat({"model": "claude", "messages": [user("Weather in Paris?")], "response_format": WEATHER_FORMAT}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert json.loads(r.json()["choices"][0]["message"]["content"]) == {"city": "Paris"}
+    sent = mock.only_request(test_id)["body"]
+    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": WEATHER_FORMAT["json_schema"]["schema"]}}
+
+
+def test_strict_tools_reach_claude_and_metadata_is_listed_as_dropped(demo, mock, test_id):
+    tool = {**WEATHER_TOOL, "function": {**WEATHER_TOOL["function"], "strict": True}}
+    r = demo.chat({"model": "claude", "messages": [user("Weather in Paris?")], "tools": [tool], "metadata": {"run": "7"}, "user": "u-1"},
+                  {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert r.headers["x-tollgate-dropped-params"] == "metadata"
+    sent = mock.only_request(test_id)["body"]
+    assert sent["tools"][0]["strict"] is True and sent["metadata"] == {"user_id": "u-1"}
+
+
 @pytest.mark.parametrize("upstream,expected", [(400, 400), (401, 401), (403, 403), (404, 404), (413, 413),
                                                (429, 429), (500, 500), (529, 503)])
 def test_anthropic_errors_map_to_openai_errors(demo, upstream, expected, test_id):
@@ -304,6 +326,9 @@ def next_version(mock, tmp_path_factory):
     plugin["models"]["strict"] = {"provider": "anthropic", "model": "claude-sonnet-4-5", "params": {"temperature": "reject"}}
     plugin["models"]["opus-budget"] = {"provider": "anthropic", "model": "claude-opus-4-6",
                                        "params": {"reasoning_effort": {"reasoning": "budget"}}}
+    plugin["models"]["haiku-3-5"] = {"provider": "anthropic", "model": "claude-3-5-haiku-20241022"}
+    plugin["models"]["sonnet-tool-json"] = {"provider": "anthropic", "model": "claude-sonnet-4-5",
+                                            "params": {"response_format": {"json_schema": "tool"}}}
     set_plugin_config(cfg, plugin)
     envoy = Envoy(cfg, tmp_path_factory.mktemp("next-version"))
     yield envoy
@@ -333,3 +358,19 @@ def test_a_models_policy_chooses_how_it_thinks(next_version, mock, test_id):
     assert r.status == 200, r.body
     sent = mock.only_request(test_id)["body"]
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024} and "output_config" not in sent
+
+
+@pytest.mark.parametrize("model", ["haiku-3-5", "sonnet-tool-json"])
+def test_json_schema_is_a_forced_tool_where_claude_has_no_structured_outputs_or_by_policy(next_version, mock, test_id, model):
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{next_version.port}/v1", api_key="anything", max_retries=0)
+    completion = client.chat.completions.create(model=model, messages=[user("Weather in Paris?")], response_format=WEATHER_FORMAT,
+                                                extra_headers={"x-test-id": test_id})
+    choice = completion.choices[0]
+    assert (json.loads(choice.message.content), choice.message.tool_calls, choice.finish_reason) == ({"city": "Paris"}, None, "stop")
+    sent = mock.only_request(test_id)["body"]
+    assert sent["tool_choice"] == {"type": "tool", "name": "weather"} and "output_config" not in sent
+    stream = client.chat.completions.create(model=model, messages=[user("Weather in Paris?")], response_format=WEATHER_FORMAT, stream=True)
+    chunks = [c for c in stream if c.choices]
+    assert json.loads("".join(c.choices[0].delta.content or "" for c in chunks)) == {"city": "Paris"}
+    assert not any(c.choices[0].delta.tool_calls for c in chunks)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["stop"]

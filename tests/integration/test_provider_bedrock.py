@@ -197,6 +197,48 @@ def test_reasoning_effort_becomes_the_models_reasoning_fields(bedrock, mock, tes
     assert mock.requests(test_id + "u") == []
 
 
+WEATHER_FORMAT = {"type": "json_schema", "json_schema": {"name": "weather", "schema": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def test_json_schema_becomes_structured_outputs_or_a_forced_tool(bedrock, mock, test_id):
+    r = bedrock.chat({"model": "bedrock-sonnet-4-5", "messages": [user("Weather in Paris?")], "response_format": WEATHER_FORMAT},
+                     {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert json.loads(r.json()["choices"][0]["message"]["content"]) == {"city": "Paris"}
+    text_format = mock.only_request(test_id)["body"]["outputConfig"]["textFormat"]
+    assert text_format["type"] == "json_schema"
+    assert json.loads(text_format["structure"]["jsonSchema"]["schema"]) == WEATHER_FORMAT["json_schema"]["schema"]
+    # Claude 3.5 has no structured outputs: a forced tool, whose input is the answer, streamed or not
+    for stream in (False, True):
+        body = {"model": "bedrock-claude", "messages": [user("Weather in Paris?")], "response_format": WEATHER_FORMAT, "stream": stream}
+        if stream:
+            chunks = bedrock.stream(body, {"x-test-id": test_id + "s"}).data()[:-1]
+            content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+            assert not any(c["choices"][0]["delta"].get("tool_calls") for c in chunks if c["choices"])
+        else:
+            r = bedrock.chat(body, {"x-test-id": test_id + "t"})
+            assert r.status == 200, r.body
+            content = r.json()["choices"][0]["message"]["content"]
+            assert r.json()["choices"][0]["finish_reason"] == "stop"
+        assert json.loads(content) == {"city": "Paris"}
+    sent = mock.only_request(test_id + "t")["body"]
+    assert sent["toolConfig"]["toolChoice"] == {"tool": {"name": "weather"}} and "outputConfig" not in sent
+
+
+def test_strict_tools_map_where_the_model_has_them_and_metadata_is_listed_as_dropped(bedrock, mock, test_id):
+    tool = {"type": "function", "function": {"name": "get_weather", "strict": True,
+                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+    r = bedrock.chat({"model": "bedrock-sonnet-4-5", "messages": [user("hi")], "tools": [tool], "metadata": {"run": "7"}},
+                     {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert r.headers["x-tollgate-dropped-params"] == "metadata"
+    assert mock.only_request(test_id)["body"]["toolConfig"]["tools"][0]["toolSpec"]["strict"] is True
+    r = bedrock.chat({"model": "bedrock-claude", "messages": [user("hi")], "tools": [tool]}, {"x-test-id": test_id + "u"})
+    assert r.status == 400 and (r.error["param"], r.error["code"]) == ("tools[0].function.strict", "unsupported_parameter"), r.body
+    assert mock.requests(test_id + "u") == []
+
+
 # ---- tools and images ----------------------------------------------------------------------------
 
 def test_tool_call_round_trip(bedrock, mock, test_id):

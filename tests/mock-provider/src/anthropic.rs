@@ -41,6 +41,24 @@ const ADAPTIVE: &[&str] =
     &["claude-opus-4-6", "claude-sonnet-4-6", "claude-opus-4-7", "claude-opus-4-8", "claude-opus-5", "claude-sonnet-5", "claude-haiku-5"];
 const ADAPTIVE_ONLY: &[&str] = &["claude-opus-4-7", "claude-opus-4-8", "claude-opus-5", "claude-sonnet-5", "claude-haiku-5"];
 const EFFORTS: &[&str] = &["low", "medium", "high", "xhigh", "max"];
+/// Models with structured outputs: `output_config.format` and strict tools.
+const STRUCTURED: &[&str] = &[
+    "claude-opus-4-1",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "claude-opus-4-5",
+    "claude-opus-4-6",
+    "claude-sonnet-4-6",
+    "claude-opus-4-7",
+    "claude-opus-4-8",
+    "claude-opus-5",
+    "claude-sonnet-5",
+    "claude-haiku-5",
+];
+
+fn structured(model: &str) -> bool {
+    STRUCTURED.iter().any(|m| model.starts_with(m))
+}
 
 const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
 
@@ -96,7 +114,15 @@ impl Provider for Anthropic {
         let version = Version::of(request).map_err(|message| error_response(400, &message))?;
         self.authorize(request, version)?;
         let parsed = parse(&request.body, version, cache).map_err(|invalid| error_response(400, &invalid.to_string()))?;
-        let reply = script::reply(&parsed.conversation);
+        let mut reply = script::reply(&parsed.conversation);
+        script::forced_call_alone(&parsed.conversation, &mut reply);
+        // Structured outputs: the text is JSON in the requested schema.
+        if let Some(format) = &parsed.format
+            && reply.tool_call.is_none()
+        {
+            reply.text = format.sample_args().to_json();
+            reply.usage.output = script::words(&reply.text);
+        }
         Ok(render(&parsed, &reply))
     }
 }
@@ -141,7 +167,34 @@ struct Parsed {
     stream: bool,
     /// Thinking is on: the answer opens with a thinking block.
     thinks: bool,
+    /// `output_config.format`'s schema, as a tool whose sample input is the answer.
+    format: Option<Tool>,
     conversation: Conversation,
+}
+
+/// `output_config.format.schema`, re-read for its property order (see [`KeyOrder`]).
+#[derive(Deserialize)]
+struct FormatOrder {
+    output_config: Option<OutputConfigOrder>,
+}
+
+#[derive(Deserialize)]
+struct OutputConfigOrder {
+    format: Option<FormatSchemaOrder>,
+}
+
+#[derive(Deserialize)]
+struct FormatSchemaOrder {
+    schema: Option<SchemaOrder>,
+}
+
+fn json_format(body: &Obj, raw: &[u8]) -> Option<Tool> {
+    let schema = body.get("output_config")?.get("format")?.get("schema")?;
+    let order = serde_json::from_slice::<FormatOrder>(raw)
+        .ok()
+        .and_then(|o| o.output_config?.format?.schema?.properties)
+        .map_or_else(Vec::new, |keys| keys.0);
+    Some(Tool::new("response".to_owned(), schema, &order))
 }
 
 /// `thinking` and `output_config` as the Messages API checks them
@@ -156,6 +209,22 @@ fn thinking(body: &Obj, model: &str, max_tokens: u64) -> Checked<bool> {
             && !EFFORTS.contains(&effort)
         {
             return Err(Invalid::new(config.path("effort"), format!("Input should be {}", EFFORTS.join(", "))));
+        }
+        if let Some(format) = config.get("format") {
+            let format = Obj::new(format, config.path("format"))?;
+            format.only(&["type", "schema"])?;
+            if format.string("type")? != "json_schema" {
+                return Err(Invalid::new(format.path("type"), "Input should be 'json_schema'"));
+            }
+            if Obj::new(format.required("schema")?, format.path("schema"))?.string("type")? != "object" {
+                return Err(Invalid::new(format.path("schema.type"), "The schema of a JSON output must be of type 'object'"));
+            }
+            if !structured(model) {
+                return Err(Invalid::standalone(
+                    config.path("format"),
+                    format!("'{model}' does not support structured outputs (output_config.format)."),
+                ));
+            }
         }
     }
     let Some(value) = body.get("thinking") else { return Ok(false) };
@@ -256,12 +325,14 @@ fn parse(raw: &[u8], version: Version, cache: Cache) -> Checked<Parsed> {
     metadata(&body)?;
     let system = system(&body)?;
     let turns = messages(body.non_empty_array("messages")?)?;
-    let tools = tools(&body, raw)?;
+    let tools = tools(&body, raw, &model)?;
     let tool_choice = tool_choice(&body)?;
+    let format = json_format(&body, raw);
     Ok(Parsed {
         model,
         stream,
         thinks,
+        format,
         conversation: Conversation { system, turns, tools, tool_choice, max_tokens: Some(max_tokens), stop, cache },
     })
 }
@@ -516,7 +587,7 @@ fn tool_result(block: &Obj) -> Checked<(String, Block)> {
     Ok((id, Block::ToolResult { text, images }))
 }
 
-fn tools(body: &Obj, raw: &[u8]) -> Checked<Vec<Tool>> {
+fn tools(body: &Obj, raw: &[u8], model: &str) -> Checked<Vec<Tool>> {
     let Some(items) = body.opt_array("tools")? else {
         return Ok(Vec::new());
     };
@@ -525,7 +596,10 @@ fn tools(body: &Obj, raw: &[u8]) -> Checked<Vec<Tool>> {
     let mut tools = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let tool = Obj::new(item, join("tools", index))?;
-        tool.only(&["name", "description", "input_schema", "cache_control"])?;
+        tool.only(&["name", "description", "input_schema", "cache_control", "strict"])?;
+        if tool.opt_bool("strict")?.is_some() && !structured(model) {
+            return Err(Invalid::standalone(tool.path("strict"), format!("'{model}' does not support strict tool use.")));
+        }
         let name = validate::tool_name(tool.required("name")?, &tool.path("name"), 128)?;
         if !seen.insert(name) {
             return Err(Invalid::new(tool.path("name"), "Tool names must be unique"));
@@ -964,6 +1038,22 @@ mod tests {
         let (status, error) = rejection(answer(body));
         assert_eq!(status, 400);
         assert!(error["error"]["message"].as_str().unwrap().contains("must start with a thinking block"), "{error}");
+    }
+
+    #[test]
+    fn answers_in_the_json_schema_and_takes_strict_tools_on_models_with_structured_outputs() {
+        let format = json!({"format": {"type": "json_schema", "schema": {"type": "object", "properties": {"city": {"type": "string"}}}}});
+        let mut body = base(json!([{"role": "user", "content": "hi"}]));
+        body["output_config"] = format;
+        let whole = json_of(&answer(body.clone()).ok().unwrap().whole);
+        assert_eq!(whole["content"][0]["text"], r#"{"city":"Paris"}"#);
+        body["model"] = json!("claude-3-5-haiku-20241022");
+        assert_eq!(rejection(answer(body)).0, 400);
+        let mut strict = base(json!([{"role": "user", "content": "hi"}]));
+        strict["tools"] = json!([{"name": "f", "input_schema": {"type": "object"}, "strict": true}]);
+        assert!(answer(strict.clone()).is_ok());
+        strict["model"] = json!("claude-3-5-haiku-20241022");
+        assert_eq!(rejection(answer(strict)).0, 400);
     }
 
     #[test]

@@ -30,6 +30,7 @@ const CONVERSE_FIELDS: &[&str] = &[
     "additionalModelResponseFieldPaths",
     "guardrailConfig",
     "performanceConfig",
+    "outputConfig",
     "promptVariables",
     "requestMetadata",
 ];
@@ -82,7 +83,17 @@ impl Provider for Bedrock {
             "converse" | "converse-stream" => {
                 let conversation = parse_converse(&request.body, cache).map_err(invalid)?;
                 let thinks = model_fields(&request.body, &model).map_err(invalid)?;
-                let reply = script::reply(&conversation);
+                let format = structured_output(&request.body, &model).map_err(invalid)?;
+                let mut reply = script::reply(&conversation);
+                if model.contains("anthropic.claude") {
+                    script::forced_call_alone(&conversation, &mut reply);
+                }
+                if let Some(format) = format
+                    && reply.tool_call.is_none()
+                {
+                    reply.text = format.sample_args().to_json();
+                    reply.usage.output = script::words(&reply.text);
+                }
                 Ok(render(&reply, action == "converse-stream", thinks))
             }
             "invoke" => invoke(&model, &request.body).map(|whole| Answer { whole, events: None }).map_err(invalid),
@@ -163,6 +174,53 @@ fn parse_converse(raw: &[u8], cache: Cache) -> Checked<Conversation> {
         ));
     }
     Ok(Conversation { system, turns, tools, tool_choice, max_tokens, stop, cache })
+}
+
+/// Models with structured outputs (`outputConfig.textFormat`) and strict tool use
+/// (https://docs.aws.amazon.com/bedrock/latest/userguide/structured-output.html).
+const STRUCTURED: &[&str] = &[
+    "claude-opus-4-1",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "claude-opus-4-5",
+    "claude-opus-4-6",
+    "claude-sonnet-4-6",
+    "claude-opus-4-7",
+];
+
+/// `outputConfig.textFormat` (its schema a JSON string) and `toolSpec.strict`, which only models
+/// with structured outputs take. The schema, as a tool whose sample input is the answer.
+fn structured_output(raw: &[u8], model: &str) -> Checked<Option<Tool>> {
+    let body = validate::parse_body(raw)?;
+    let supported = STRUCTURED.iter().any(|m| model.contains(m));
+    let unsupported = |path: String| Invalid::standalone(path, format!("This model doesn't support structured outputs: {model}"));
+    let tools = body.get("toolConfig").and_then(|c| c.get("tools")).and_then(Value::as_array).cloned().unwrap_or_default();
+    if let Some(index) = tools.iter().position(|t| t.get("toolSpec").and_then(|s| s.get("strict")).is_some())
+        && !supported
+    {
+        return Err(unsupported(format!("toolConfig.tools.{index}.toolSpec.strict")));
+    }
+    let Some(config) = body.get("outputConfig") else { return Ok(None) };
+    let config = Obj::new(config, "outputConfig")?;
+    config.only(&["textFormat"])?;
+    let format = config.object("textFormat")?;
+    format.only(&["type", "structure"])?;
+    if format.string("type")? != "json_schema" {
+        return Err(Invalid::new(
+            format.path("type"),
+            "Value at 'outputConfig.textFormat.type' failed to satisfy constraint: Member must satisfy enum value set: [json_schema]",
+        ));
+    }
+    let (_, definition) = union(format.required("structure")?, &format.path("structure"), &["jsonSchema"])?;
+    let definition = Obj::new(definition, format.path("structure.jsonSchema"))?;
+    definition.only(&["schema", "name", "description"])?;
+    let text = definition.non_empty_string("schema")?;
+    let schema: Value = serde_json::from_str(text).map_err(|_| Invalid::new(definition.path("schema"), "The schema is not valid JSON"))?;
+    if !supported {
+        return Err(unsupported("outputConfig".to_owned()));
+    }
+    let order = serde_json::from_str::<JsonOrder>(text).ok().and_then(|o| o.properties).map_or_else(Vec::new, |keys| keys.0);
+    Ok(Some(Tool::new("response".to_owned(), &schema, &order)))
 }
 
 /// What the model thinks, when it thinks.
@@ -335,7 +393,8 @@ fn tool_config(body: &Obj, raw: &[u8]) -> Checked<(Vec<Tool>, ToolChoice)> {
             continue;
         }
         let spec = Obj::new(value, join(&path, member))?;
-        spec.only(&["name", "description", "inputSchema"])?;
+        spec.only(&["name", "description", "inputSchema", "strict"])?;
+        spec.opt_bool("strict")?;
         let name = validate::tool_name(spec.required("name")?, &spec.path("name"), 64)?;
         if !seen.insert(name) {
             return Err(Invalid::new(spec.path("name"), "Tool names must be unique"));
@@ -1095,6 +1154,22 @@ mod tests {
         for (model, extra) in refused {
             assert_eq!(rejection(with(model, extra.clone())).0, 400, "{model} {extra}");
         }
+    }
+
+    #[test]
+    fn answers_in_the_json_schema_and_takes_strict_tools_on_models_with_structured_outputs() {
+        let sonnet = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse";
+        let schema = r#"{"type":"object","properties":{"city":{"type":"string"}}}"#;
+        let output = json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": schema, "name": "w"}}}});
+        let body = json!({"messages": [user("hi")], "outputConfig": output});
+        let whole = json_of(&send(sonnet, &body).ok().unwrap().whole);
+        assert_eq!(whole["output"]["message"]["content"][0]["text"], r#"{"city":"Paris"}"#);
+        assert_eq!(rejection(send(CONVERSE, &body)).0, 400, "Claude 3 Haiku has no structured outputs");
+        let unparsed = json!({"messages": [user("hi")], "outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": {"type": "object"}}}}}});
+        assert_eq!(rejection(send(sonnet, &unparsed)).0, 400, "the schema is JSON text");
+        let strict = json!({"messages": [user("hi")], "toolConfig": {"tools": [{"toolSpec": {"name": "f", "inputSchema": {"json": {"type": "object"}}, "strict": true}}]}});
+        assert!(send(sonnet, &strict).is_ok());
+        assert_eq!(rejection(send(CONVERSE, &strict)).0, 400);
     }
 
     #[test]

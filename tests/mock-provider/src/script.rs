@@ -249,6 +249,16 @@ pub fn reply(conversation: &Conversation) -> Reply {
     Reply { text, tool_call, finish, usage }
 }
 
+/// Claude says nothing before a call it was forced to make: "the models will not emit a natural
+/// language response or explanation before `tool_use` content blocks" when `tool_choice` is
+/// `any` or `tool` (https://platform.claude.com/docs/en/agents-and-tools/tool-use/implement-tool-use).
+pub fn forced_call_alone(conversation: &Conversation, reply: &mut Reply) {
+    if reply.tool_call.is_some() && matches!(conversation.tool_choice, ToolChoice::Required | ToolChoice::Named(_)) {
+        reply.usage.output -= words(&reply.text);
+        reply.text.clear();
+    }
+}
+
 fn trailing_tool_results(conversation: &Conversation) -> Option<Vec<&str>> {
     let last = conversation.turns.last()?;
     let results: Vec<&str> = last
