@@ -28,6 +28,7 @@ use crate::openai::response::ChunkHeader;
 use crate::stream::sse::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The SigV4 signing name of the Bedrock runtime.
@@ -288,7 +289,7 @@ struct ImageSource<'r> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ToolUse<'r> {
-    tool_use_id: &'r str,
+    tool_use_id: Cow<'r, str>,
     name: &'r str,
     input: &'r RawValue,
 }
@@ -296,7 +297,7 @@ struct ToolUse<'r> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ToolResult<'r> {
-    tool_use_id: &'r str,
+    tool_use_id: Cow<'r, str>,
     content: Vec<ResultBlock<'r>>,
 }
 
@@ -548,11 +549,11 @@ impl<'r> TurnRules<'r> for ConverseTurns {
     }
 
     fn tool_call(&self, call: AssistantCall<'r>) -> Block<'r> {
-        Block::ToolUse(ToolUse { tool_use_id: call.id, name: call.name, input: call.input })
+        Block::ToolUse(ToolUse { tool_use_id: tool_use_id(call.id), name: call.name, input: call.input })
     }
 
     fn tool_result(&self, i: usize, m: &'r Message) -> Result<Block<'r>, ApiError> {
-        let tool_use_id = m.tool_call_id.as_deref().unwrap_or_default();
+        let tool_use_id = tool_use_id(m.tool_call_id.as_deref().unwrap_or_default());
         Ok(Block::ToolResult(ToolResult { tool_use_id, content: result_blocks(i, m.content.as_ref())? }))
     }
 
@@ -567,6 +568,19 @@ impl<'r> TurnRules<'r> for ConverseTurns {
             "Bedrock conversations must start with a user message (after any system messages).",
         ))
     }
+}
+
+/// Converse takes tool use ids of 1 to 64 characters of `[a-zA-Z0-9_-]`
+/// (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ToolUseBlock.html). Any
+/// other id (such as a Gemini call's, which carries its thought signature) is sent as a digest of
+/// itself, the same for the call and for its result.
+fn tool_use_id(id: &str) -> Cow<'_, str> {
+    let valid = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        return Cow::Borrowed(id);
+    }
+    let digest = sigv4::sha256_hex(id.as_bytes());
+    Cow::Owned(format!("tooluse_{}", digest.get(..32).unwrap_or(&digest)))
 }
 
 /// Anthropic-style `cache_control` on a part marks a prompt-cache checkpoint; Converse writes

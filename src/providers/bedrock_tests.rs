@@ -847,3 +847,17 @@ fn openai_metadata_is_dropped_and_said_so() {
     let (_, _, edits) = build_with(&config(""), &json!({"model":"claude","messages":[user("x")],"metadata":{"a":"b"}})).unwrap();
     assert_eq!(edits.dropped, vec!["metadata"]);
 }
+
+#[test]
+fn tool_use_ids_converse_would_refuse_are_sent_as_digests_matching_their_results() {
+    let long = format!("call_0_tsig_{}", "A".repeat(200));
+    let body = json!({"model":"claude","tools":[weather()],"messages":[user("x"),
+        {"role":"assistant","tool_calls":[{"id":long,"type":"function","function":{"name":"get_weather","arguments":"{}"}},
+                                          {"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},
+        {"role":"tool","tool_call_id":long,"content":"sunny"},{"role":"tool","tool_call_id":"call_1","content":"rain"}]});
+    let out = translate(body);
+    let sent_id = out["messages"][1]["content"][0]["toolUse"]["toolUseId"].as_str().unwrap();
+    assert!(sent_id.len() <= 64 && sent_id.starts_with("tooluse_"), "{sent_id}");
+    assert_eq!(out["messages"][2]["content"][0]["toolResult"]["toolUseId"], sent_id);
+    assert_eq!(out["messages"][1]["content"][1]["toolUse"]["toolUseId"], "call_1", "valid ids pass as they are");
+}

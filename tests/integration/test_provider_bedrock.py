@@ -239,6 +239,20 @@ def test_strict_tools_map_where_the_model_has_them_and_metadata_is_listed_as_dro
     assert mock.requests(test_id + "u") == []
 
 
+def test_history_with_gemini_call_ids_reaches_converse_with_ids_it_takes(bedrock, mock, test_id):
+    """A Gemini 3 call id carries its thought signature and is far longer than Converse's 64."""
+    call_id = "call_0_tsig_" + "A" * 1000
+    messages = [user("What is the weather in Paris?"),
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+                {"role": "tool", "tool_call_id": call_id, "content": "18C and sunny"}]
+    r = bedrock.chat({"model": "bedrock-claude", "messages": messages, "tools": [WEATHER_TOOL]}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    turns = mock.only_request(test_id)["body"]["messages"]
+    sent_id = turns[1]["content"][0]["toolUse"]["toolUseId"]
+    assert len(sent_id) <= 64 and turns[2]["content"][0]["toolResult"]["toolUseId"] == sent_id
+
+
 # ---- tools and images ----------------------------------------------------------------------------
 
 def test_tool_call_round_trip(bedrock, mock, test_id):
