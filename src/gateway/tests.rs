@@ -327,3 +327,20 @@ fn setting_a_repeated_header_leaves_one_value_in_the_first_place() {
     apply_header_edits(&mut headers, vec![("b".into(), None), ("c".into(), Some("4".into()))]);
     assert_eq!(headers, [("a".to_owned(), "new".to_owned()), ("c".to_owned(), "4".to_owned())]);
 }
+
+#[test]
+fn a_models_policy_chooses_how_it_thinks_and_answers_in_a_schema() {
+    let env = |_: &str| Some("k".to_string());
+    let cfg = r#"{"providers":{"a":{"kind":"anthropic","cluster":"c","api_key_env":"K"}},"models":{
+        "budget":{"provider":"a","model":"claude-opus-4-6","params":{"reasoning_effort":{"reasoning":"budget"}}},
+        "tool":{"provider":"a","model":"claude-sonnet-4-5","params":{"response_format":{"json_schema":"tool"}}}}}"#;
+    let g = Gateway::new(Config::from_json(cfg.as_bytes(), &env, 0).unwrap());
+    let f = chat(&g, &body(json!({"model":"budget","messages":[{"role":"user","content":"hi"}],"reasoning_effort":"low"})), 0).unwrap();
+    let sent: Value = serde_json::from_slice(&f.upstream.body.unwrap()).unwrap();
+    assert_eq!(sent["thinking"], json!({"type":"enabled","budget_tokens":2048}), "claude-opus-4-6 thinks adaptively by default");
+    let format = json!({"type":"json_schema","json_schema":{"name":"w","schema":{"type":"object"}}});
+    let f = chat(&g, &body(json!({"model":"tool","messages":[{"role":"user","content":"hi"}],"response_format":format})), 0).unwrap();
+    assert_eq!(f.exchange.ctx.answer_tool.as_deref(), Some("w"), "the answer comes from the forced tool");
+    let sent: Value = serde_json::from_slice(&f.upstream.body.unwrap()).unwrap();
+    assert_eq!(sent["tool_choice"], json!({"type":"tool","name":"w"}));
+}
