@@ -15,6 +15,7 @@ use super::completion::{self, Answer};
 use super::media::{Source, media_source};
 use super::reasoning::{self, Effort, Thinking};
 use super::structured;
+use super::thought_signature;
 use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire, sigv4};
 use crate::accounting::Usage;
@@ -579,8 +580,7 @@ fn tool_use_id(id: &str) -> Cow<'_, str> {
     if valid {
         return Cow::Borrowed(id);
     }
-    let digest = sigv4::sha256_hex(id.as_bytes());
-    Cow::Owned(format!("tooluse_{}", digest.get(..32).unwrap_or(&digest)))
+    Cow::Owned(thought_signature::digest_id("tooluse_", id))
 }
 
 /// Anthropic-style `cache_control` on a part marks a prompt-cache checkpoint; Converse writes

@@ -68,6 +68,18 @@ pub fn decode(id: &str) -> Option<String> {
     Some(standard)
 }
 
+/// Whether a client's tool-call id carries a signature (and is, as a rule, long).
+pub fn carries_signature(id: &str) -> bool {
+    id.contains(MARKER)
+}
+
+/// A short stand-in for `id` for APIs that limit id length: `{prefix}` and 32 hex digits of its
+/// SHA-256, the same for a call and for its result.
+pub fn digest_id(prefix: &str, id: &str) -> String {
+    let digest = super::sigv4::sha256_hex(id.as_bytes());
+    format!("{prefix}{}", digest.get(..32).unwrap_or(&digest))
+}
+
 /// Standard base64 with optional padding, as Google writes `bytes` fields.
 fn is_standard_base64(s: &str) -> bool {
     let data = s.trim_end_matches('=');

@@ -229,6 +229,20 @@ def test_strict_tools_reach_claude_and_metadata_is_listed_as_dropped(demo, mock,
     assert sent["tools"][0]["strict"] is True and sent["metadata"] == {"user_id": "u-1"}
 
 
+def test_history_with_gemini_call_ids_reaches_openai_with_ids_it_takes(demo, mock, test_id):
+    """A Gemini 3 call id carries its thought signature; OpenAI takes ids of at most 40 characters."""
+    call_id = "call_0_tsig_" + "A" * 1000
+    messages = [user("What is the weather in Paris?"),
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+                {"role": "tool", "tool_call_id": call_id, "content": "18C and sunny"}]
+    r = demo.chat({"model": "gpt-4o", "messages": messages, "tools": [WEATHER_TOOL]}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    sent = mock.only_request(test_id)["body"]["messages"]
+    short = sent[1]["tool_calls"][0]["id"]
+    assert len(short) <= 40 and sent[2]["tool_call_id"] == short
+
+
 @pytest.mark.parametrize("upstream,expected", [(400, 400), (401, 401), (403, 403), (404, 404), (413, 413),
                                                (429, 429), (500, 500), (529, 503)])
 def test_anthropic_errors_map_to_openai_errors(demo, upstream, expected, test_id):
