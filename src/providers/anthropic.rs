@@ -223,19 +223,17 @@ pub fn build_request(
 ) -> Result<Built, ApiError> {
     let mut u = check_unsupported(provider, req);
     let effort = reasoning::requested(req)?;
+    let thinks = reasoning::claude_thinks(upstream_model);
     let mut thinking = match effort {
-        Some(effort) if reasoning::claude_thinks(upstream_model) => {
+        Some(effort) if thinks => {
             let form = edits.reasoning.unwrap_or_else(|| reasoning::claude_form(upstream_model));
             reasoning::claude(req, effort, form, s.default_max_tokens)?
         }
-        Some(effort) => {
-            if effort != Effort::None {
-                u.add("reasoning_effort");
-            }
-            ClaudeThinking { thinking: None, effort: None, max_tokens: req.output_limit().unwrap_or(s.default_max_tokens) }
-        }
-        None => ClaudeThinking { thinking: None, effort: None, max_tokens: req.output_limit().unwrap_or(s.default_max_tokens) },
+        _ => ClaudeThinking::off(req, s.default_max_tokens),
     };
+    if !thinks && effort.is_some_and(|e| e != Effort::None) {
+        u.add("reasoning_effort");
+    }
     let native = structured::claude_native(upstream_model);
     if !native {
         u.add_strict_tools(req);

@@ -237,9 +237,6 @@ fn reasoning(
     if model.contains("anthropic.claude") && reasoning::claude_thinks(model) {
         let form = form.unwrap_or_else(|| reasoning::claude_form(model));
         let claude = reasoning::claude(req, effort, form, ANSWER_TOKENS)?;
-        if claude.thinking.is_some() {
-            unsupported.add_sampling_while_thinking(req);
-        }
         let fields = ModelFields {
             thinking: claude.thinking,
             output_config: claude.effort.map(|effort| ClaudeOutputConfig { effort }),
@@ -430,6 +427,9 @@ pub fn build_request(
                 Some(OutputConfig { text_format: TextFormat { kind: "json_schema", structure: FormatStructure { json_schema } } });
         }
         None => {}
+    }
+    if model_fields.thinking.is_some() {
+        unsupported.add_sampling_while_thinking(req);
     }
     let answer_tool = structured::answer_tool(answer.as_ref());
     unsupported.resolve(edits)?;

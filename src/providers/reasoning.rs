@@ -75,6 +75,13 @@ pub struct ClaudeThinking {
     pub max_tokens: u64,
 }
 
+impl ClaudeThinking {
+    /// No thinking: the client's output limit, or the default.
+    pub fn off(req: &ChatRequest, default_max_tokens: u64) -> Self {
+        ClaudeThinking { thinking: None, effort: None, max_tokens: req.output_limit().unwrap_or(default_max_tokens) }
+    }
+}
+
 /// Models on which Claude thinks adaptively, with an effort level: `budget_tokens` is
 /// deprecated on the 4.6 models and refused on later ones
 /// (https://platform.claude.com/docs/en/build-with-claude/adaptive-thinking). Bedrock model
@@ -117,7 +124,7 @@ pub fn claude_form(model: &str) -> ReasoningForm {
 pub fn claude(req: &ChatRequest, effort: Effort, form: ReasoningForm, default_max_tokens: u64) -> Result<ClaudeThinking, ApiError> {
     let limit = req.output_limit();
     let (Some(budget), Some(level)) = (effort.budget_tokens(), effort.anthropic_effort()) else {
-        return Ok(ClaudeThinking { thinking: None, effort: None, max_tokens: limit.unwrap_or(default_max_tokens) });
+        return Ok(ClaudeThinking::off(req, default_max_tokens));
     };
     let thinks = !continues_tool_loop(req);
     match form {
