@@ -119,6 +119,9 @@ mod tests {
         assert_eq!(encoded("call_0", Some(&long)), "call_0");
         let longest = "A".repeat(MAX_SIGNATURE_CHARS);
         assert_eq!(decode(&encoded("call_0", Some(&longest))).unwrap().len(), MAX_SIGNATURE_CHARS);
+        // signatures of tens of kilobytes, from long thinking, still travel
+        let large = "A".repeat(60 * 1024);
+        assert_eq!(decode(&encoded("call_0", Some(&large))).as_deref(), Some(large.as_str()));
     }
 
     #[test]
