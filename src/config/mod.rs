@@ -418,6 +418,27 @@ fn compile_provider(
     })
 }
 
+/// A model's or route target's parameter policy: each action fits its parameter.
+pub(crate) fn check_params(field: &str, params: &std::collections::BTreeMap<String, ParamAction>) -> Result<(), ConfigError> {
+    for (param, action) in params {
+        let error = |message: &str| Err(ConfigError::new(format!("{field}.params.{param}"), message));
+        if matches!(param.as_str(), "model" | "messages" | "stream") {
+            return error("this parameter is structural and cannot have a policy");
+        }
+        match action {
+            ParamAction::Rename(to) if to.is_empty() || to == param => return error("rename needs a different, non-empty name"),
+            ParamAction::Reasoning(_) if param != "reasoning_effort" => {
+                return error("`reasoning` is a policy for `reasoning_effort` only");
+            }
+            ParamAction::JsonSchema(_) if param != "response_format" => {
+                return error("`json_schema` is a policy for `response_format` only");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn compile_model(
     field: &str,
     name: &str,
@@ -438,16 +459,7 @@ fn compile_model(
         None if wildcard => None,
         None => Some(name.to_owned()),
     };
-    for (param, action) in &m.params {
-        if matches!(param.as_str(), "model" | "messages" | "stream") {
-            return Err(ConfigError::new(format!("{field}.params.{param}"), "this parameter is structural and cannot have a policy"));
-        }
-        if let ParamAction::Rename(to) = action
-            && (to.is_empty() || to == param)
-        {
-            return Err(ConfigError::new(format!("{field}.params.{param}"), "rename needs a different, non-empty name"));
-        }
-    }
+    check_params(field, &m.params)?;
     let overrides: Vec<(String, ParamAction)> = m.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let policy = match (&upstream_model, providers.get(provider)) {
         (Some(u), Some(p)) => providers::param_policy(p, u, &overrides),
@@ -627,6 +639,18 @@ mod tests {
             (
                 r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a","params":{"model":"drop"}}}}"#,
                 "models.m.params.model",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a","params":{"top_p":{"reasoning":"level"}}}}}"#,
+                "models.m.params.top_p",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a","params":{"tools":{"json_schema":"tool"}}}}}"#,
+                "models.m.params.tools",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"routes":[{"name":"r","targets":[{"provider":"a","model":"m","params":{"seed":{"reasoning":"budget"}}}]}]}"#,
+                "routes[0].targets[0].params.seed",
             ),
             (
                 r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a","aliases":["n"]},"n":{"provider":"a"}}}"#,

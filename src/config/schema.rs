@@ -407,6 +407,33 @@ pub enum ParamAction {
     Reject,
     /// Send the value under another name (e.g. `max_tokens` → `max_completion_tokens`).
     Rename(String),
+    /// `reasoning_effort` only: the form of the provider's thinking setting the model takes.
+    Reasoning(ReasoningForm),
+    /// `response_format` only: how the model is made to answer in a `json_schema`.
+    JsonSchema(JsonSchemaForm),
+}
+
+/// How a model takes `reasoning_effort`.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasoningForm {
+    /// A thinking token budget (Anthropic `thinking.budget_tokens`, Gemini 2.5 `thinkingBudget`).
+    Budget,
+    /// A named level (Anthropic adaptive thinking with `output_config.effort`, Gemini 3
+    /// `thinkingLevel`).
+    Level,
+}
+
+/// How a model is made to answer in a JSON schema.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonSchemaForm {
+    /// The provider's structured outputs (Anthropic `output_config.format`, Bedrock
+    /// `outputConfig.textFormat`).
+    Native,
+    /// A tool whose input schema is the schema, which the model is forced to call; its input
+    /// is the answer.
+    Tool,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]

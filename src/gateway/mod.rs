@@ -357,7 +357,7 @@ impl Gateway {
                         return Err(e.into());
                     }
                 };
-                let ctx = ResponseContext { injected_usage: upstream.injected_usage, ..ctx };
+                let ctx = ResponseContext { injected_usage: upstream.injected_usage, answer_tool: upstream.answer_tool.clone(), ..ctx };
                 let prepared = Prepared {
                     choice,
                     route,
@@ -699,6 +699,8 @@ pub(crate) fn apply_policy(req: &mut ChatRequest, policy: &[(String, ParamAction
                 .with_code("unsupported_parameter"));
             }
             ParamAction::Rename(to) => edits.renamed.push((param.clone(), to.clone())),
+            ParamAction::Reasoning(form) => edits.reasoning = Some(*form),
+            ParamAction::JsonSchema(form) => edits.json_schema = Some(*form),
         }
     }
     Ok(())

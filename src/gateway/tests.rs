@@ -614,3 +614,20 @@ fn a_failover_plan_skips_targets_that_refuse_the_request() {
     assert_eq!(v["skipped"], json!([{"target": "anthropic/claude-sonnet-4-5", "reason": "rejects_request"}]));
     assert_eq!(v["plan"], json!(["openai/gpt-4o"]));
 }
+
+#[test]
+fn a_models_policy_chooses_how_it_thinks_and_answers_in_a_schema() {
+    let env = |_: &str| Some("k".to_string());
+    let cfg = r#"{"providers":{"a":{"kind":"anthropic","cluster":"c","api_key_env":"K"}},"models":{
+        "budget":{"provider":"a","model":"claude-opus-4-6","params":{"reasoning_effort":{"reasoning":"budget"}}},
+        "tool":{"provider":"a","model":"claude-sonnet-4-5","params":{"response_format":{"json_schema":"tool"}}}}}"#;
+    let g = Gateway::new(Config::from_json(cfg.as_bytes(), &env, 0).unwrap());
+    let f = chat(&g, &body(json!({"model":"budget","messages":[{"role":"user","content":"hi"}],"reasoning_effort":"low"})), 0).unwrap();
+    let sent: Value = serde_json::from_slice(&f.upstream.body.unwrap()).unwrap();
+    assert_eq!(sent["thinking"], json!({"type":"enabled","budget_tokens":2048}), "claude-opus-4-6 thinks adaptively by default");
+    let format = json!({"type":"json_schema","json_schema":{"name":"w","schema":{"type":"object"}}});
+    let f = chat(&g, &body(json!({"model":"tool","messages":[{"role":"user","content":"hi"}],"response_format":format})), 0).unwrap();
+    assert_eq!(f.exchange.ctx.answer_tool.as_deref(), Some("w"), "the answer comes from the forced tool");
+    let sent: Value = serde_json::from_slice(&f.upstream.body.unwrap()).unwrap();
+    assert_eq!(sent["tool_choice"], json!({"type":"tool","name":"w"}));
+}

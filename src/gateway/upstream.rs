@@ -124,6 +124,7 @@ impl Gateway {
                 apply_policy(&mut req, &policy, &mut edits)?;
                 let built = providers::build_chat(provider, &req, body, &to, &mut edits)?;
                 ctx.stream = req.stream;
+                ctx.answer_tool = built.answer_tool.clone();
                 dropped = edits.dropped;
                 built
             }

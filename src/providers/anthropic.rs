@@ -1,16 +1,20 @@
 //! Anthropic Messages API ↔ OpenAI Chat Completions, both ways, streaming included.
 //! References: https://docs.anthropic.com/en/api/messages,
 //! https://docs.anthropic.com/en/docs/build-with-claude/streaming,
-//! https://docs.anthropic.com/en/api/errors, https://docs.anthropic.com/en/api/versioning.
+//! https://docs.anthropic.com/en/api/errors, https://docs.anthropic.com/en/api/versioning,
+//! https://platform.claude.com/docs/en/build-with-claude/extended-thinking and
+//! https://platform.claude.com/docs/en/build-with-claude/adaptive-thinking (thinking).
 
 use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
 use super::completion::{self, Answer};
 use super::media::{Source, media_source};
+use super::reasoning::{self, ClaudeThinking, Effort, Thinking};
+use super::structured;
 use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
 use crate::accounting::Usage;
 use crate::config::glob;
-use crate::config::schema::ParamAction;
+use crate::config::schema::{JsonSchemaForm, ParamAction};
 use crate::config::{Provider, Secret};
 use crate::openai::ApiError;
 use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
@@ -119,8 +123,36 @@ struct MessagesRequest<'r> {
     tool_choice: Option<ToolChoiceOut<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<Metadata<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<Thinking>,
+    #[serde(skip_serializing_if = "OutputConfig::is_empty")]
+    output_config: OutputConfig<'r>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
+}
+
+/// `output_config`: thinking effort (https://platform.claude.com/docs/en/build-with-claude/effort)
+/// and the JSON schema of the answer
+/// (https://platform.claude.com/docs/en/build-with-claude/structured-outputs).
+#[derive(Serialize, Default)]
+struct OutputConfig<'r> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effort: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<Format<'r>>,
+}
+
+impl OutputConfig<'_> {
+    fn is_empty(&self) -> bool {
+        self.effort.is_none() && self.format.is_none()
+    }
+}
+
+#[derive(Serialize)]
+struct Format<'r> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    schema: &'r RawValue,
 }
 
 #[derive(Serialize)]
@@ -161,6 +193,10 @@ struct ToolDef<'r> {
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'r str>,
     input_schema: &'r RawValue,
+    /// Strict tool use: the input follows the schema
+    /// (https://platform.claude.com/docs/en/build-with-claude/structured-outputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -185,7 +221,36 @@ pub fn build_request(
     upstream_model: &str,
     edits: &mut Edits,
 ) -> Result<Built, ApiError> {
-    check_unsupported(provider, req, edits)?;
+    let mut u = check_unsupported(provider, req);
+    let effort = reasoning::requested(req)?;
+    let thinks = reasoning::claude_thinks(upstream_model);
+    let mut thinking = match effort {
+        Some(effort) if thinks => {
+            let form = edits.reasoning.unwrap_or_else(|| reasoning::claude_form(upstream_model));
+            reasoning::claude(req, effort, form, s.default_max_tokens)?
+        }
+        _ => ClaudeThinking::off(req, s.default_max_tokens),
+    };
+    if !thinks && effort.is_some_and(|e| e != Effort::None) {
+        u.add("reasoning_effort");
+    }
+    let native = structured::claude_native(upstream_model);
+    if !native {
+        u.add_strict_tools(req);
+    }
+    let answer = structured::requested(req, edits.json_schema, native, &mut u)?;
+    let answer_tool = structured::answer_tool(answer.as_ref());
+    // A forced tool and thinking do not go together: "Tool use with thinking only supports
+    // tool_choice: auto or none" (extended thinking guide).
+    if answer_tool.is_some() && thinking.thinking.is_some() {
+        u.add("reasoning_effort");
+        thinking.thinking = None;
+    }
+    if thinking.thinking.is_some() {
+        u.add_sampling_while_thinking(req);
+    }
+    u.resolve(edits)?;
+    super::drop_metadata(req, edits);
     if let Some(t) = req.temperature
         && t > 1.0
     {
@@ -195,7 +260,7 @@ pub fn build_request(
         ));
     }
     let Conversation { system, turns: messages } = turns::conversation(req, &AnthropicTurns)?;
-    let tools: Vec<ToolDef> = req
+    let mut tools: Vec<ToolDef> = req
         .tools
         .iter()
         .filter_map(|t| t.function.as_ref())
@@ -203,33 +268,51 @@ pub fn build_request(
             name: &f.name,
             description: f.description.as_deref(),
             input_schema: f.parameters.unwrap_or_else(|| turns::no_parameters_schema()),
+            strict: f.strict.filter(|strict| *strict && native),
         })
         .collect();
+    let mut tool_choice = if tools.is_empty() { None } else { tool_choice(req) };
+    let mut format = None;
+    match &answer {
+        Some(a) if a.form == JsonSchemaForm::Tool => {
+            tools.push(ToolDef { name: a.name, description: a.description, input_schema: a.schema, strict: None });
+            tool_choice = Some(ToolChoiceOut { kind: "tool", name: Some(a.name), disable_parallel_tool_use: false });
+        }
+        Some(a) => format = Some(Format { kind: "json_schema", schema: a.schema }),
+        None => {}
+    }
     let safety_identifier = req.extra("safety_identifier").and_then(|v| serde_json::from_str::<&str>(v.get()).ok());
+    let samples = thinking.thinking.is_none();
     let body = MessagesRequest {
         model: upstream_model,
-        max_tokens: req.output_limit().unwrap_or(s.default_max_tokens),
+        max_tokens: thinking.max_tokens,
         system,
         messages,
         stop_sequences: req.stop.iter().map(|s| &**s).collect(),
-        temperature: req.temperature,
-        top_p: req.top_p,
-        tool_choice: if tools.is_empty() { None } else { tool_choice(req) },
+        // What thinking does not allow was refused or dropped (`add_sampling_while_thinking`).
+        temperature: req.temperature.filter(|t| samples || *t == 1.0),
+        top_p: req.top_p.filter(|p| samples || *p >= 0.95),
+        tool_choice,
         tools,
         metadata: req.user.as_deref().or(safety_identifier).map(|user_id| Metadata { user_id }),
+        thinking: thinking.thinking,
+        output_config: OutputConfig { effort: thinking.effort, format },
         stream: req.stream,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Anthropic request: {e}")))?;
-    Ok(Built::body(body))
+    Ok(Built { answer_tool, ..Built::body(body) })
 }
 
-fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) -> Result<(), ApiError> {
+/// Members without a typed field that this translator maps.
+const MAPPED_EXTRA: &[&str] = &["reasoning_effort"];
+
+fn check_unsupported<'p>(provider: &'p Provider, req: &ChatRequest) -> Unsupported<'p> {
     let mut u = Unsupported::new(provider);
     u.add_choices_and_logprobs(req);
     u.add_penalties(req);
-    u.add_response_format_other_than(req, &["text"]);
-    u.add_unknown_members(req, &[]);
-    u.resolve(edits)
+    u.add_response_format_other_than(req, &["text", "json_schema"]);
+    u.add_unknown_members(req, MAPPED_EXTRA);
+    u
 }
 
 fn tool_choice<'r>(req: &'r ChatRequest) -> Option<ToolChoiceOut<'r>> {
@@ -390,6 +473,14 @@ impl From<AnthropicUsage> for Usage {
     }
 }
 
+/// A JSON schema answered through its tool: the call is the answer, which ends as `stop`.
+fn answer_finish(stop_reason: &str, answered_by_tool: bool) -> &'static str {
+    match finish_reason(stop_reason) {
+        "tool_calls" if answered_by_tool => "stop",
+        other => other,
+    }
+}
+
 /// Anthropic `stop_reason` → OpenAI `finish_reason`.
 fn finish_reason(stop_reason: &str) -> &'static str {
     match stop_reason {
@@ -403,6 +494,7 @@ fn finish_reason(stop_reason: &str) -> &'static str {
 pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
     let r: MessagesResponse = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("an Anthropic message", &e, body))?;
     let mut answer = Answer::default();
+    let mut answered_by_tool = false;
     for block in &r.content {
         match &*block.kind {
             "text" => answer.text.push_str(block.text.as_deref().unwrap_or_default()),
@@ -411,12 +503,17 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
                 let (Some(id), Some(name), Some(input)) = (&block.id, &block.name, block.input) else {
                     return Err(ApiError::bad_gateway("The provider returned a tool_use block without id, name or input."));
                 };
-                answer.add_tool_call(id, name, input.get());
+                if ctx.answer_tool.as_deref() == Some(&**name) {
+                    answered_by_tool = true;
+                    answer.text.push_str(input.get());
+                } else {
+                    answer.add_tool_call(id, name, input.get());
+                }
             }
             _ => {}
         }
     }
-    let finish = r.stop_reason.as_deref().map(finish_reason);
+    let finish = r.stop_reason.as_deref().map(|reason| answer_finish(reason, answered_by_tool));
     completion::encode(&r.id, ctx.created, &r.model, answer.into_message(), finish, r.usage.map(Usage::from))
 }
 
@@ -521,6 +618,9 @@ pub struct StreamState {
     finish_reason: Option<&'static str>,
     tool_calls: ToolCallIndex,
     stopped: bool,
+    /// The tool whose input is the answer (`ResponseContext::answer_tool`), and its block.
+    answer_tool: Option<String>,
+    answer_block: Option<u32>,
 }
 
 impl StreamState {
@@ -531,6 +631,8 @@ impl StreamState {
             finish_reason: None,
             tool_calls: ToolCallIndex::default(),
             stopped: false,
+            answer_tool: ctx.answer_tool.clone(),
+            answer_block: None,
         }
     }
 
@@ -569,7 +671,9 @@ impl StreamState {
                 if let Some(u) = e.usage {
                     self.merge_usage(&u);
                 }
-                self.finish_reason = e.delta.and_then(|d| d.stop_reason).map(|r| finish_reason(&r)).or(self.finish_reason);
+                let answered_by_tool = self.answer_block.is_some();
+                let reason = e.delta.and_then(|d| d.stop_reason).map(|r| answer_finish(&r, answered_by_tool));
+                self.finish_reason = reason.or(self.finish_reason);
                 self.chunks.finish_reason(out, self.finish_reason);
             }
             "message_stop" => {
@@ -593,6 +697,9 @@ impl StreamState {
         match &*block.kind {
             "text" => self.chunks.content(out, block.text.as_deref()),
             "thinking" => self.chunks.reasoning(out, block.thinking.as_deref()),
+            "tool_use" if self.answer_tool.is_some() && block.name.as_deref() == self.answer_tool.as_deref() => {
+                self.answer_block = Some(index);
+            }
             "tool_use" => {
                 let tool_index = self.tool_calls.start(index);
                 self.chunks.tool_call(out, tool_index, block.id.as_deref(), block.name.as_deref(), "");
@@ -605,6 +712,7 @@ impl StreamState {
         match d.kind.as_deref() {
             Some("text_delta") => self.chunks.content(out, d.text.as_deref()),
             Some("thinking_delta") => self.chunks.reasoning(out, d.thinking.as_deref()),
+            Some("input_json_delta") if self.answer_block == Some(index) => self.chunks.content(out, d.partial_json.as_deref()),
             Some("input_json_delta") => {
                 if let Some(tool_index) = self.tool_calls.of(index) {
                     self.chunks.tool_arguments(out, tool_index, d.partial_json.as_deref());

@@ -1,6 +1,7 @@
 use super::super::test_support::{self, body_of, chunks_of, content_of, finish_reasons, last_event, tool_call_deltas, user};
 use super::*;
 use crate::config::Config;
+use crate::config::schema::{JsonSchemaForm, ReasoningForm};
 use crate::stream::Decoder;
 use serde_json::{Value, json};
 
@@ -197,7 +198,6 @@ fn unsupported_parameters_are_400_or_dropped_by_config() {
         ("response_format", json!({"type":"json_object"})),
         ("seed", json!(1)),
         ("logit_bias", json!({"1":2})),
-        ("reasoning_effort", json!("low")),
     ];
     test_support::assert_refused_or_dropped(&json!({"model":"claude","messages":[user("x")]}), params, |body, drop| {
         translate_with(&config(if drop { r#","drop_unsupported":true"# } else { "" }), body.clone())
@@ -476,4 +476,160 @@ fn malformed_event_is_reported_not_forwarded() {
     let (out, _) = run(&[b"event: message_start\ndata: {not json\n\n"], false);
     assert!(out.contains("bad_upstream_response"));
     assert_eq!(out.matches("data: ").count(), 1);
+}
+
+// ---- reasoning_effort ------------------------------------------------------------------------
+
+fn translate_for(model: &str, form: Option<ReasoningForm>, body: Value) -> Result<(Value, Edits), ApiError> {
+    let c = config("");
+    let (sent, _, edits) = test_support::build(&body, |req, edits| {
+        edits.reasoning = form;
+        build_request(&c.providers[0], &settings(&c), req, model, edits)
+    })?;
+    Ok((sent, edits))
+}
+
+#[test]
+fn reasoning_effort_becomes_a_thinking_budget_below_max_tokens_on_older_models() {
+    let (out, edits) =
+        translate_for("claude-sonnet-4-5", None, json!({"model":"claude","messages":[user("x")],"reasoning_effort":"medium"})).unwrap();
+    assert_eq!(out["thinking"], json!({"type":"enabled","budget_tokens":8192}));
+    assert_eq!(out["max_tokens"], 4096 + 8192);
+    assert!(out.get("output_config").is_none() && edits.dropped.is_empty());
+    let (out, _) = translate_for(
+        "claude-sonnet-4-5",
+        None,
+        json!({"model":"claude","messages":[user("x")],"reasoning_effort":"high","max_tokens":3000}),
+    )
+    .unwrap();
+    assert_eq!((&out["thinking"]["budget_tokens"], &out["max_tokens"]), (&json!(2999), &json!(3000)));
+    let (out, _) =
+        translate_for("claude-sonnet-4-5", None, json!({"model":"claude","messages":[user("x")],"reasoning_effort":"none"})).unwrap();
+    assert!(out.get("thinking").is_none());
+    // models from before extended thinking cannot honour it
+    let e = translate_for("claude-3-5-haiku-20241022", None, json!({"model":"claude","messages":[user("x")],"reasoning_effort":"low"}))
+        .unwrap_err();
+    assert_eq!((e.param.as_deref(), e.code.as_deref()), (Some("reasoning_effort"), Some("unsupported_parameter")));
+}
+
+#[test]
+fn reasoning_effort_becomes_adaptive_thinking_with_an_effort_on_newer_models_or_by_policy() {
+    let body = json!({"model":"claude","messages":[user("x")],"reasoning_effort":"low","max_completion_tokens":900});
+    let (out, _) = translate_for("claude-opus-4-6", None, body.clone()).unwrap();
+    assert_eq!(
+        (&out["thinking"], &out["output_config"], &out["max_tokens"]),
+        (&json!({"type":"adaptive"}), &json!({"effort":"low"}), &json!(900))
+    );
+    // a model's policy overrides the shipped default, both ways
+    let (out, _) = translate_for("claude-sonnet-4-5", Some(ReasoningForm::Level), body.clone()).unwrap();
+    assert_eq!(out["thinking"], json!({"type":"adaptive"}));
+    let e = translate_for("claude-opus-4-6", Some(ReasoningForm::Budget), body).unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("max_completion_tokens"), "900 tokens leave no room for the smallest budget");
+}
+
+#[test]
+fn sampling_is_refused_or_dropped_while_claude_thinks() {
+    let body = json!({"model":"claude","messages":[user("x")],"reasoning_effort":"low","temperature":0.2,"top_p":0.97});
+    let e = translate_for("claude-sonnet-4-5", None, body.clone()).unwrap_err();
+    assert_eq!((e.status, e.param.as_deref(), e.code.as_deref()), (400, Some("temperature"), Some("unsupported_parameter")));
+    let c = config(r#","drop_unsupported":true"#);
+    let (sent, _, edits) =
+        test_support::build(&body, |req, edits| build_request(&c.providers[0], &settings(&c), req, "claude-sonnet-4-5", edits)).unwrap();
+    assert_eq!(edits.dropped, vec!["temperature"]);
+    assert!(sent.get("temperature").is_none());
+    assert_eq!(sent["top_p"], 0.97, "allowed while thinking");
+    // without thinking, sampling passes as before
+    let (out, _) = translate_for(
+        "claude-sonnet-4-5",
+        None,
+        json!({"model":"claude","messages":[user("x")],"reasoning_effort":"none","temperature":0.2}),
+    )
+    .unwrap();
+    assert_eq!(out["temperature"], 0.2);
+}
+
+// ---- json_schema, strict tools, metadata ------------------------------------------------------
+
+fn schema_format() -> Value {
+    json!({"type":"json_schema","json_schema":{"name":"get_weather","description":"The weather","strict":true,
+        "schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}}})
+}
+
+#[test]
+fn json_schema_becomes_structured_outputs_on_models_that_have_them() {
+    let body = json!({"model":"claude","messages":[user("x")],"response_format":schema_format()});
+    let c = config("");
+    let (sent, built, _) =
+        test_support::build(&body, |req, edits| build_request(&c.providers[0], &settings(&c), req, "claude-sonnet-4-5", edits)).unwrap();
+    assert_eq!(sent["output_config"], json!({"format":{"type":"json_schema","schema":schema_format()["json_schema"]["schema"]}}));
+    assert!(sent.get("tools").is_none() && built.answer_tool.is_none());
+}
+
+#[test]
+fn json_schema_becomes_a_forced_tool_on_older_models_or_by_policy() {
+    let body = json!({"model":"claude","messages":[user("x")],"response_format":schema_format()});
+    let c = config("");
+    for (model, form) in [("claude-3-5-haiku-20241022", None), ("claude-sonnet-4-5", Some(JsonSchemaForm::Tool))] {
+        let (sent, built, _) = test_support::build(&body, |req, edits| {
+            edits.json_schema = form;
+            build_request(&c.providers[0], &settings(&c), req, model, edits)
+        })
+        .unwrap();
+        assert_eq!(
+            sent["tools"],
+            json!([{"name":"get_weather","description":"The weather","input_schema":schema_format()["json_schema"]["schema"]}])
+        );
+        assert_eq!(sent["tool_choice"], json!({"type":"tool","name":"get_weather"}));
+        assert!(sent.get("output_config").is_none());
+        assert_eq!(built.answer_tool.as_deref(), Some("get_weather"));
+    }
+    // the forced tool cannot share the request with the client's own tools, nor with thinking
+    let mut with_tools = body.clone();
+    with_tools["tools"] = json!([{"type":"function","function":{"name":"f"}}]);
+    let e = translate_for("claude-3-7-sonnet-20250219", Some(ReasoningForm::Budget), with_tools).unwrap_err();
+    assert_eq!((e.param.as_deref(), e.code.as_deref()), (Some("response_format"), Some("unsupported_parameter")));
+    let mut thinking = body;
+    thinking["reasoning_effort"] = json!("low");
+    let e = translate_for("claude-3-7-sonnet-20250219", None, thinking).unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("reasoning_effort"));
+}
+
+#[test]
+fn a_forced_tools_input_is_the_answers_content() {
+    let ctx = ResponseContext { answer_tool: Some("get_weather".into()), ..ctx() };
+    let v = body_of(&translate_response(&ctx, TOOL_RESPONSE.as_bytes()).unwrap());
+    let choice = &v["choices"][0];
+    assert_eq!((&choice["message"]["content"], &choice["finish_reason"]), (&json!(r#"{"city":"Paris"}"#), &json!("stop")));
+    assert!(choice["message"].get("tool_calls").is_none());
+    let mut s = StreamState::new(&ResponseContext { answer_tool: Some("get_weather".into()), ..test_support::stream_ctx("", false) });
+    let out = test_support::translate_stream(
+        &mut s,
+        Decoder::sse(1 << 16),
+        &[TOOL_STREAM.as_bytes()],
+        StreamState::on_event,
+        StreamState::finish,
+    );
+    let chunks = chunks_of(&out);
+    assert_eq!(content_of(&chunks), r#"Let me check.{"city": "Paris"}"#);
+    assert!(tool_call_deltas(&chunks).is_empty());
+    assert_eq!(finish_reasons(&chunks), vec!["stop"]);
+}
+
+#[test]
+fn strict_tools_are_strict_where_claude_has_strict_tool_use_and_unsupported_elsewhere() {
+    let tools =
+        json!([{"type":"function","function":{"name":"f","strict":true}},{"type":"function","function":{"name":"g","strict":false}}]);
+    let body = json!({"model":"claude","messages":[user("x")],"tools":tools});
+    let (out, _) = translate_for("claude-sonnet-4-5", None, body.clone()).unwrap();
+    assert_eq!((&out["tools"][0]["strict"], out["tools"][1].get("strict")), (&json!(true), None));
+    let e = translate_for("claude-3-5-haiku-20241022", None, body.clone()).unwrap_err();
+    assert_eq!((e.param.as_deref(), e.code.as_deref()), (Some("tools[0].function.strict"), Some("unsupported_parameter")));
+}
+
+#[test]
+fn openai_metadata_is_dropped_and_said_so_while_user_becomes_the_user_id() {
+    let (out, edits) =
+        translate_with(&config(""), json!({"model":"claude","messages":[user("x")],"metadata":{"run":"7"},"user":"u-1"})).unwrap();
+    assert_eq!(out["metadata"], json!({"user_id":"u-1"}));
+    assert_eq!(edits.dropped, vec!["metadata"]);
 }

@@ -13,9 +13,13 @@
 use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
 use super::completion::{self, Answer};
 use super::media::{Source, media_source};
+use super::reasoning::{self, Effort, Thinking};
+use super::structured;
+use super::thought_signature;
 use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire, sigv4};
 use crate::accounting::Usage;
+use crate::config::schema::{JsonSchemaForm, ReasoningForm};
 use crate::config::{Provider, Secret};
 use crate::openai::ApiError;
 use crate::openai::embeddings::{self, EmbeddingsRequest};
@@ -25,6 +29,7 @@ use crate::openai::response::ChunkHeader;
 use crate::stream::sse::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The SigV4 signing name of the Bedrock runtime.
@@ -125,7 +130,7 @@ fn signed(provider: &Provider, s: &Settings, path: String, body: Vec<u8>, now_ms
         headers.push(("x-amz-security-token", token.expose().to_owned()));
     }
     headers.push(("authorization", signature.authorization));
-    Ok(Built { body: Some(body), path: Some(path), headers, injected_usage: false })
+    Ok(Built { body: Some(body), path: Some(path), headers, ..Default::default() })
 }
 
 /// `{base}/model/{modelId}/{action}`: the model id is one path segment, so its `:` (versions)
@@ -146,6 +151,114 @@ struct ConverseRequest<'r> {
     inference_config: InferenceConfig<'r>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_config: Option<ToolConfig<'r>>,
+    #[serde(skip_serializing_if = "ModelFields::is_empty")]
+    additional_model_request_fields: ModelFields,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<OutputConfig>,
+}
+
+/// `outputConfig.textFormat`: structured outputs
+/// (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_OutputFormat.html; the
+/// schema travels as JSON text, `JsonSchemaDefinition.schema` being a string).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutputConfig {
+    text_format: TextFormat,
+}
+
+#[derive(Serialize)]
+struct TextFormat {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    structure: FormatStructure,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FormatStructure {
+    json_schema: JsonSchemaDefinition,
+}
+
+#[derive(Serialize)]
+struct JsonSchemaDefinition {
+    schema: String,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+}
+
+/// `additionalModelRequestFields`: settings in the model's own request format. Claude takes
+/// Anthropic's `thinking` and `output_config.effort`
+/// (https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-extended-thinking.html,
+/// https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-adaptive-thinking.html);
+/// Nova 2 its `reasoningConfig`
+/// (https://docs.aws.amazon.com/nova/latest/nova2-userguide/extended-thinking.html).
+#[derive(Serialize, Default)]
+struct ModelFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<Thinking>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<ClaudeOutputConfig>,
+    #[serde(rename = "reasoningConfig", skip_serializing_if = "Option::is_none")]
+    reasoning_config: Option<NovaReasoning>,
+}
+
+impl ModelFields {
+    fn is_empty(&self) -> bool {
+        self.thinking.is_none() && self.output_config.is_none() && self.reasoning_config.is_none()
+    }
+}
+
+#[derive(Serialize)]
+struct ClaudeOutputConfig {
+    effort: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NovaReasoning {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    max_reasoning_effort: &'static str,
+}
+
+/// Room for the answer on top of Claude's thinking when the client sets no limit.
+const ANSWER_TOKENS: u64 = 4096;
+
+/// What `reasoning_effort` becomes for the model: model fields, and the output limit.
+fn reasoning(
+    req: &ChatRequest,
+    model: &str,
+    form: Option<ReasoningForm>,
+    unsupported: &mut Unsupported,
+) -> Result<(ModelFields, Option<u64>), ApiError> {
+    let limit = req.output_limit();
+    let Some(effort) = reasoning::requested(req)? else { return Ok((ModelFields::default(), limit)) };
+    if model.contains("anthropic.claude") && reasoning::claude_thinks(model) {
+        let form = form.unwrap_or_else(|| reasoning::claude_form(model));
+        let claude = reasoning::claude(req, effort, form, ANSWER_TOKENS)?;
+        let fields = ModelFields {
+            thinking: claude.thinking,
+            output_config: claude.effort.map(|effort| ClaudeOutputConfig { effort }),
+            reasoning_config: None,
+        };
+        let max_tokens = if effort == Effort::None { limit } else { Some(claude.max_tokens) };
+        return Ok((fields, max_tokens));
+    }
+    if model.contains("amazon.nova-2") {
+        let max_reasoning_effort = match effort {
+            Effort::None => return Ok((ModelFields::default(), limit)),
+            Effort::Minimal | Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High | Effort::Xhigh => "high",
+        };
+        let reasoning_config = Some(NovaReasoning { kind: "enabled", max_reasoning_effort });
+        return Ok((ModelFields { reasoning_config, ..Default::default() }, limit));
+    }
+    if effort != Effort::None {
+        unsupported.add("reasoning_effort");
+    }
+    Ok((ModelFields::default(), limit))
 }
 
 /// A `ContentBlock` union member (also the `SystemContentBlock` members text and cachePoint).
@@ -174,7 +287,7 @@ struct ImageSource<'r> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ToolUse<'r> {
-    tool_use_id: &'r str,
+    tool_use_id: Cow<'r, str>,
     name: &'r str,
     input: &'r RawValue,
 }
@@ -182,7 +295,7 @@ struct ToolUse<'r> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ToolResult<'r> {
-    tool_use_id: &'r str,
+    tool_use_id: Cow<'r, str>,
     content: Vec<ResultBlock<'r>>,
 }
 
@@ -242,6 +355,10 @@ struct ToolSpec<'r> {
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'r str>,
     input_schema: Schema<'r>,
+    /// Strict tool use (`ToolSpecification.strict`,
+    /// https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ToolSpecification.html).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -281,41 +398,89 @@ pub fn build_request(
         return Err(ApiError::invalid_param("temperature", format!("`temperature` must be between 0 and 1 for Bedrock models, got {t}.")));
     }
     let Conversation { system, turns: messages } = turns::conversation(req, &ConverseTurns)?;
-    let tool_config = tool_config(req, &messages, &mut unsupported);
+    let native = structured::claude_native(upstream_model);
+    if !native {
+        unsupported.add_strict_tools(req);
+    }
+    let answer = structured::requested(req, edits.json_schema, native, &mut unsupported)?;
+    let mut tool_config = tool_config(req, &messages, native, &mut unsupported);
+    let (mut model_fields, max_tokens) = reasoning(req, upstream_model, edits.reasoning, &mut unsupported)?;
+    let mut output_config = None;
+    match &answer {
+        Some(a) if a.form == JsonSchemaForm::Tool => {
+            // A forced tool and Claude's thinking do not go together (see the Anthropic translator).
+            if model_fields.thinking.take().is_some() {
+                unsupported.add("reasoning_effort");
+            }
+            let tools = vec![ToolEntry {
+                tool_spec: ToolSpec { name: a.name, description: a.description, input_schema: Schema { json: a.schema }, strict: None },
+            }];
+            tool_config = Some(ToolConfig { tools, tool_choice: Some(ToolChoiceOut::Tool(Named { name: a.name })) });
+        }
+        Some(a) => {
+            let json_schema = JsonSchemaDefinition {
+                schema: a.schema.get().to_owned(),
+                name: a.name.to_owned(),
+                description: a.description.map(str::to_owned),
+            };
+            output_config =
+                Some(OutputConfig { text_format: TextFormat { kind: "json_schema", structure: FormatStructure { json_schema } } });
+        }
+        None => {}
+    }
+    if model_fields.thinking.is_some() {
+        unsupported.add_sampling_while_thinking(req);
+    }
+    let answer_tool = structured::answer_tool(answer.as_ref());
     unsupported.resolve(edits)?;
+    super::drop_metadata(req, edits);
+    // What thinking does not allow was refused or dropped (`add_sampling_while_thinking`).
+    let samples = model_fields.thinking.is_none();
     let body = ConverseRequest {
         messages,
         system,
         inference_config: InferenceConfig {
-            max_tokens: req.output_limit(),
-            temperature: req.temperature,
-            top_p: req.top_p,
+            max_tokens,
+            temperature: req.temperature.filter(|t| samples || *t == 1.0),
+            top_p: req.top_p.filter(|p| samples || *p >= 0.95),
             stop_sequences: req.stop.iter().map(|s| &**s).collect(),
         },
         tool_config,
+        additional_model_request_fields: model_fields,
+        output_config,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Converse request: {e}")))?;
     let action = if req.stream { "converse-stream" } else { "converse" };
-    signed(provider, s, model_path(provider, upstream_model, action), body, now_ms)
+    let built = signed(provider, s, model_path(provider, upstream_model, action), body, now_ms)?;
+    Ok(Built { answer_tool, ..built })
 }
 
 fn check_unsupported<'p>(provider: &'p Provider, req: &ChatRequest) -> Unsupported<'p> {
     let mut u = Unsupported::new(provider);
     u.add_choices_and_logprobs(req);
     u.add_penalties(req);
-    u.add_response_format_other_than(req, &["text"]);
+    u.add_response_format_other_than(req, &["text", "json_schema"]);
     // Converse has no switch for parallel tool calls; the models decide.
     if req.parallel_tool_calls == Some(false) && !req.tools.is_empty() {
         u.add("parallel_tool_calls");
     }
-    u.add_unknown_members(req, &[]);
+    u.add_unknown_members(req, MAPPED_EXTRA);
     u
 }
+
+/// Members without a typed field that this translator maps.
+const MAPPED_EXTRA: &[&str] = &["reasoning_effort"];
 
 /// `toolConfig`. Converse's tool choice has no `none`: withholding the tools expresses it, but
 /// Bedrock refuses toolUse/toolResult blocks without a `toolConfig`, so once the conversation
 /// holds tool calls `none` cannot be honoured.
-fn tool_config<'r>(req: &'r ChatRequest, messages: &[Turn<Block>], unsupported: &mut Unsupported) -> Option<ToolConfig<'r>> {
+/// `strict_tool_use`: the model holds tool inputs to their schemas when asked.
+fn tool_config<'r>(
+    req: &'r ChatRequest,
+    messages: &[Turn<Block>],
+    strict_tool_use: bool,
+    unsupported: &mut Unsupported,
+) -> Option<ToolConfig<'r>> {
     let tools: Vec<ToolEntry> = req
         .tools
         .iter()
@@ -325,6 +490,7 @@ fn tool_config<'r>(req: &'r ChatRequest, messages: &[Turn<Block>], unsupported: 
                 name: &f.name,
                 description: f.description.as_deref().filter(|d| !d.is_empty()),
                 input_schema: Schema { json: f.parameters.unwrap_or_else(|| turns::no_parameters_schema()) },
+                strict: f.strict.filter(|s| *s && strict_tool_use),
             },
         })
         .collect();
@@ -384,11 +550,11 @@ impl<'r> TurnRules<'r> for ConverseTurns {
     }
 
     fn tool_call(&self, call: AssistantCall<'r>) -> Block<'r> {
-        Block::ToolUse(ToolUse { tool_use_id: call.id, name: call.name, input: call.input })
+        Block::ToolUse(ToolUse { tool_use_id: tool_use_id(call.id), name: call.name, input: call.input })
     }
 
     fn tool_result(&self, i: usize, m: &'r Message) -> Result<Block<'r>, ApiError> {
-        let tool_use_id = m.tool_call_id.as_deref().unwrap_or_default();
+        let tool_use_id = tool_use_id(m.tool_call_id.as_deref().unwrap_or_default());
         Ok(Block::ToolResult(ToolResult { tool_use_id, content: result_blocks(i, m.content.as_ref())? }))
     }
 
@@ -403,6 +569,18 @@ impl<'r> TurnRules<'r> for ConverseTurns {
             "Bedrock conversations must start with a user message (after any system messages).",
         ))
     }
+}
+
+/// Converse takes tool use ids of 1 to 64 characters of `[a-zA-Z0-9_-]`
+/// (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ToolUseBlock.html). Any
+/// other id (such as a Gemini call's, which carries its thought signature) is sent as a digest of
+/// itself, the same for the call and for its result.
+fn tool_use_id(id: &str) -> Cow<'_, str> {
+    let valid = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        return Cow::Borrowed(id);
+    }
+    Cow::Owned(thought_signature::digest_id("tooluse_", id))
 }
 
 /// Anthropic-style `cache_control` on a part marks a prompt-cache checkpoint; Converse writes
@@ -561,6 +739,14 @@ impl From<TokenUsage> for Usage {
     }
 }
 
+/// A JSON schema answered through its tool: the call is the answer, which ends as `stop`.
+fn answer_finish(stop_reason: &str, answered_by_tool: bool) -> &'static str {
+    match finish_reason(stop_reason) {
+        "tool_calls" if answered_by_tool => "stop",
+        other => other,
+    }
+}
+
 /// Converse `stopReason` → OpenAI `finish_reason`.
 fn finish_reason(stop_reason: &str) -> &'static str {
     match stop_reason {
@@ -580,6 +766,7 @@ fn completion_id(created: u64) -> String {
 pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
     let r: ConverseResponse = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("a Converse answer", &e, body))?;
     let mut answer = Answer::default();
+    let mut answered_by_tool = false;
     for block in r.output.message.iter().flat_map(|m| &m.content) {
         if let Some(t) = &block.text {
             answer.text.push_str(t);
@@ -588,10 +775,15 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
             answer.reasoning.push_str(t);
         }
         if let Some(call) = &block.tool_use {
-            answer.add_tool_call(&call.tool_use_id, &call.name, call.input.get());
+            if ctx.answer_tool.as_deref() == Some(&*call.name) {
+                answered_by_tool = true;
+                answer.text.push_str(call.input.get());
+            } else {
+                answer.add_tool_call(&call.tool_use_id, &call.name, call.input.get());
+            }
         }
     }
-    let finish = Some(finish_reason(&r.stop_reason));
+    let finish = Some(answer_finish(&r.stop_reason, answered_by_tool));
     completion::encode(&completion_id(ctx.created), ctx.created, &ctx.model, answer.into_message(), finish, r.usage.map(Usage::from))
 }
 
@@ -902,6 +1094,9 @@ pub struct StreamState {
     stopped: bool,
     metadata: bool,
     done: bool,
+    /// The tool whose input is the answer (`ResponseContext::answer_tool`), and its block.
+    answer_tool: Option<String>,
+    answer_block: Option<u32>,
 }
 
 impl StreamState {
@@ -914,6 +1109,8 @@ impl StreamState {
             stopped: false,
             metadata: false,
             done: false,
+            answer_tool: ctx.answer_tool.clone(),
+            answer_block: None,
         }
     }
 
@@ -938,7 +1135,7 @@ impl StreamState {
             b"contentBlockDelta" => serde_json::from_slice(&event.data).map(|d| self.block_delta(&d, out)),
             b"messageStop" => serde_json::from_slice::<MessageStop>(&event.data).map(|m| {
                 self.stopped = true;
-                self.chunks.finish_reason(out, Some(finish_reason(&m.stop_reason)));
+                self.chunks.finish_reason(out, Some(answer_finish(&m.stop_reason, self.answer_block.is_some())));
                 self.maybe_done(out);
             }),
             b"metadata" => serde_json::from_slice::<Metadata>(&event.data).map(|m| {
@@ -965,6 +1162,10 @@ impl StreamState {
 
     fn block_start(&mut self, s: &BlockStart, out: &mut Vec<u8>) {
         let Some(tool) = s.start.as_ref().and_then(|s| s.tool_use.as_ref()) else { return };
+        if self.answer_tool.as_deref() == Some(&*tool.name) {
+            self.answer_block = Some(s.content_block_index);
+            return;
+        }
         let tool_index = self.tool_calls.start(s.content_block_index);
         self.chunks.tool_call(out, tool_index, Some(&tool.tool_use_id), Some(&tool.name), "");
     }
@@ -972,7 +1173,9 @@ impl StreamState {
     fn block_delta(&mut self, d: &BlockDelta, out: &mut Vec<u8>) {
         self.chunks.content(out, d.delta.text.as_deref());
         self.chunks.reasoning(out, d.delta.reasoning_content.as_ref().and_then(|r| r.text.as_deref()));
-        if let Some(tool_index) = self.tool_calls.of(d.content_block_index) {
+        if self.answer_block == Some(d.content_block_index) {
+            self.chunks.content(out, d.delta.tool_use.as_ref().map(|t| &*t.input));
+        } else if let Some(tool_index) = self.tool_calls.of(d.content_block_index) {
             self.chunks.tool_arguments(out, tool_index, d.delta.tool_use.as_ref().map(|t| &*t.input));
         }
     }

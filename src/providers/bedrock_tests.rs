@@ -731,3 +731,133 @@ fn unknown_events_are_ignored() {
     body.extend(text_stream());
     assert_eq!(run(&[&body], true).0, run(&[&text_stream()], true).0);
 }
+
+// ---- reasoning_effort ------------------------------------------------------------------------
+
+fn translate_for(model: &str, body: Value) -> Result<(Value, Edits), ApiError> {
+    let c = config("");
+    let (sent, _, edits) =
+        test_support::build(&body, |req, edits| build_request(&c.providers[0], settings(&c), req, model, NOW_MS, edits))?;
+    Ok((sent, edits))
+}
+
+#[test]
+fn reasoning_effort_becomes_claude_thinking_in_additional_model_request_fields() {
+    let (out, _) = translate_for(
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        json!({"model":"claude","messages":[user("x")],"reasoning_effort":"low"}),
+    )
+    .unwrap();
+    assert_eq!(out["additionalModelRequestFields"], json!({"thinking":{"type":"enabled","budget_tokens":2048}}));
+    assert_eq!(out["inferenceConfig"]["maxTokens"], 2048 + 4096, "above the budget, as Claude requires");
+    let (out, _) = translate_for(
+        "anthropic.claude-opus-4-6-v1",
+        json!({"model":"claude","messages":[user("x")],"reasoning_effort":"high","max_tokens":2000}),
+    )
+    .unwrap();
+    assert_eq!(out["additionalModelRequestFields"], json!({"thinking":{"type":"adaptive"},"output_config":{"effort":"high"}}));
+    assert_eq!(out["inferenceConfig"]["maxTokens"], 2000);
+    let e = translate_for(
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        json!({"model":"claude","messages":[user("x")],"reasoning_effort":"low","temperature":0.3}),
+    )
+    .unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("temperature"), "Claude does not sample while it thinks");
+}
+
+#[test]
+fn reasoning_effort_becomes_nova_reasoning_config_and_is_unsupported_elsewhere() {
+    let (out, _) =
+        translate_for("us.amazon.nova-2-lite-v1:0", json!({"model":"claude","messages":[user("x")],"reasoning_effort":"minimal"})).unwrap();
+    assert_eq!(out["additionalModelRequestFields"], json!({"reasoningConfig":{"type":"enabled","maxReasoningEffort":"low"}}));
+    let (out, _) =
+        translate_for("us.amazon.nova-2-lite-v1:0", json!({"model":"claude","messages":[user("x")],"reasoning_effort":"none"})).unwrap();
+    assert!(out.get("additionalModelRequestFields").is_none());
+    for model in ["meta.llama3-70b-instruct-v1:0", MODEL] {
+        let e = translate_for(model, json!({"model":"claude","messages":[user("x")],"reasoning_effort":"high"})).unwrap_err();
+        assert_eq!((e.param.as_deref(), e.code.as_deref()), (Some("reasoning_effort"), Some("unsupported_parameter")), "{model}");
+    }
+}
+
+// ---- json_schema, strict tools, metadata ------------------------------------------------------
+
+const SONNET_4_5: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+
+fn schema_format() -> Value {
+    json!({"type":"json_schema","json_schema":{"name":"get_weather","schema":{"type":"object","properties":{"city":{"type":"string"}}}}})
+}
+
+#[test]
+fn json_schema_becomes_output_config_text_format_where_the_model_has_structured_outputs() {
+    let c = config("");
+    let body = json!({"model":"claude","messages":[user("x")],"response_format":schema_format()});
+    let (sent, built, _) =
+        test_support::build(&body, |req, edits| build_request(&c.providers[0], settings(&c), req, SONNET_4_5, NOW_MS, edits)).unwrap();
+    let schema = serde_json::to_string(&schema_format()["json_schema"]["schema"]).unwrap();
+    assert_eq!(
+        sent["outputConfig"],
+        json!({"textFormat":{"type":"json_schema","structure":{"jsonSchema":{"schema":schema,"name":"get_weather"}}}})
+    );
+    assert!(sent.get("toolConfig").is_none() && built.answer_tool.is_none());
+}
+
+#[test]
+fn json_schema_becomes_a_forced_tool_elsewhere_and_its_input_the_answer() {
+    let (sent, built, _) =
+        build_with(&config(""), &json!({"model":"claude","messages":[user("x")],"response_format":schema_format()})).unwrap();
+    assert_eq!(
+        sent["toolConfig"],
+        json!({"tools":[{"toolSpec":{"name":"get_weather","inputSchema":{"json":schema_format()["json_schema"]["schema"]}}}],"toolChoice":{"tool":{"name":"get_weather"}}})
+    );
+    assert_eq!(built.answer_tool.as_deref(), Some("get_weather"));
+    let ctx = ResponseContext { answer_tool: Some("get_weather".into()), ..ctx() };
+    let v = body_of(&translate_response(&ctx, TOOL_RESPONSE.as_bytes()).unwrap());
+    let message = &v["choices"][0]["message"];
+    assert_eq!((&message["content"], &v["choices"][0]["finish_reason"]), (&json!(r#"Let me check.{"city":"Paris"}"#), &json!("stop")));
+    assert!(message.get("tool_calls").is_none());
+    let mut s = StreamState::new(&ResponseContext { answer_tool: Some("get_weather".into()), ..test_support::stream_ctx(MODEL, false) });
+    let out = test_support::translate_stream(
+        &mut s,
+        Decoder::event_stream(1 << 16),
+        &[&tool_stream()],
+        StreamState::on_event,
+        StreamState::finish,
+    );
+    let chunks = chunks_of(&out);
+    assert_eq!(content_of(&chunks), r#"Let me check.{"city": "Paris"}"#);
+    assert!(tool_call_deltas(&chunks).is_empty());
+    assert_eq!(finish_reasons(&chunks), ["stop"]);
+}
+
+#[test]
+fn strict_tools_map_to_tool_specification_strict_where_the_model_has_it() {
+    let tools = json!([{"type":"function","function":{"name":"f","strict":true,"parameters":{"type":"object"}}}]);
+    let body = json!({"model":"claude","messages":[user("x")],"tools":tools});
+    let (out, _) = translate_for(SONNET_4_5, body.clone()).unwrap();
+    assert_eq!(out["toolConfig"]["tools"][0]["toolSpec"]["strict"], true);
+    let e = translate_for(MODEL, body.clone()).unwrap_err();
+    assert_eq!((e.param.as_deref(), e.code.as_deref()), (Some("tools[0].function.strict"), Some("unsupported_parameter")));
+    let (out, edits) = build_with(&config(r#","drop_unsupported":true"#), &body).map(|(v, _, e)| (v, e)).unwrap();
+    assert!(out["toolConfig"]["tools"][0]["toolSpec"].get("strict").is_none());
+    assert_eq!(edits.dropped, vec!["tools[0].function.strict"]);
+}
+
+#[test]
+fn openai_metadata_is_dropped_and_said_so() {
+    let (_, _, edits) = build_with(&config(""), &json!({"model":"claude","messages":[user("x")],"metadata":{"a":"b"}})).unwrap();
+    assert_eq!(edits.dropped, vec!["metadata"]);
+}
+
+#[test]
+fn tool_use_ids_converse_would_refuse_are_sent_as_digests_matching_their_results() {
+    let long = format!("call_0_tsig_{}", "A".repeat(200));
+    let body = json!({"model":"claude","tools":[weather()],"messages":[user("x"),
+        {"role":"assistant","tool_calls":[{"id":long,"type":"function","function":{"name":"get_weather","arguments":"{}"}},
+                                          {"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},
+        {"role":"tool","tool_call_id":long,"content":"sunny"},{"role":"tool","tool_call_id":"call_1","content":"rain"}]});
+    let out = translate(body);
+    let sent_id = out["messages"][1]["content"][0]["toolUse"]["toolUseId"].as_str().unwrap();
+    assert!(sent_id.len() <= 64 && sent_id.starts_with("tooluse_"), "{sent_id}");
+    assert_eq!(out["messages"][2]["content"][0]["toolResult"]["toolUseId"], sent_id);
+    assert_eq!(out["messages"][1]["content"][1]["toolUse"]["toolUseId"], "call_1", "valid ids pass as they are");
+}

@@ -168,6 +168,7 @@ struct JsonSchemaSpec<'a> {
 
 pub fn build_request(provider: &Provider, req: &ChatRequest, upstream_model: &str, edits: &mut Edits) -> Result<Built, ApiError> {
     check_unsupported(provider, req, edits)?;
+    super::drop_metadata(req, edits);
     check_ranges(req)?;
     let messages = convert_messages(req)?;
     let (tools, tool_choice) = tools(req);

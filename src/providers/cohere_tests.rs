@@ -517,3 +517,9 @@ fn malformed_event_is_reported_not_forwarded() {
     assert_eq!(out.matches("data: ").count(), 1);
     assert!(!s.completed());
 }
+
+#[test]
+fn openai_metadata_is_dropped_and_said_so() {
+    let (_, edits) = translate_with(&config(""), json!({"model":"command","messages":[user("x")],"metadata":{"a":"b"}})).unwrap();
+    assert_eq!(edits.dropped, vec!["metadata"]);
+}

@@ -8,6 +8,8 @@
 //! https://ai.google.dev/api/caching#Schema (the OpenAPI 3.0 subset of JSON Schema Gemini takes),
 //! https://ai.google.dev/gemini-api/docs/function-calling (function declarations, tool config,
 //! function responses as objects),
+//! https://ai.google.dev/gemini-api/docs/thought-signatures (signatures of function calls),
+//! https://ai.google.dev/gemini-api/docs/thinking (thinking budgets and levels),
 //! https://ai.google.dev/gemini-api/docs/structured-output (JSON mode),
 //! https://ai.google.dev/gemini-api/docs/file-input-methods and
 //! https://blog.google/innovation-and-ai/technology/developers-tools/gemini-api-new-file-limits
@@ -22,10 +24,12 @@
 use super::chunks::{ChunkWriter, malformed_event};
 use super::completion::{self, Answer};
 use super::media::{Source, media_source};
+use super::reasoning::{self, Effort};
+use super::thought_signature;
 use super::turns::{self, AssistantCall, Conversation, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
 use crate::accounting::Usage;
-use crate::config::schema::ProviderKind;
+use crate::config::schema::{ProviderKind, ReasoningForm};
 use crate::config::{Provider, Secret};
 use crate::openai::ApiError;
 use crate::openai::embeddings::{self, EmbeddingsRequest};
@@ -137,16 +141,25 @@ struct Turn<'r> {
     parts: Vec<PartOut<'r>>,
 }
 
-/// A Part is a union written as an object with exactly one member, which is how serde writes
-/// an externally tagged enum.
+/// A Part is a union written as an object with exactly one data member, which is how serde
+/// writes an externally tagged enum; a function call part also carries its thought signature.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 enum PartOut<'r> {
     Text(&'r str),
     InlineData(Blob<'r>),
     FileData(FileData<'r>),
-    FunctionCall(FunctionCallOut<'r>),
     FunctionResponse(FunctionResponseOut<'r>),
+    #[serde(untagged)]
+    FunctionCall(CallPart<'r>),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallPart<'r> {
+    function_call: FunctionCallOut<'r>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thought_signature: Option<Cow<'r, str>>,
 }
 
 #[derive(Serialize)]
@@ -233,6 +246,56 @@ struct GenerationConfig<'r> {
     response_mime_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_schema: Option<Schema<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_config: Option<ThinkingConfig>,
+}
+
+/// `generationConfig.thinkingConfig` (https://ai.google.dev/gemini-api/docs/thinking): a budget
+/// for Gemini 2.5 models, a level for Gemini 3 models (the API refuses both at once); thought
+/// summaries come back as `reasoning_content`.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct ThinkingConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_budget: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_level: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    include_thoughts: bool,
+}
+
+/// The largest budget every Gemini 2.5 model takes (Flash and Flash-Lite: 24,576; Pro: 32,768).
+const MAX_THINKING_BUDGET: u64 = 24576;
+
+/// The shipped default form of a model (overridden by a model's `params`).
+fn reasoning_form(model: &str) -> ReasoningForm {
+    if model.starts_with("gemini-3") { ReasoningForm::Level } else { ReasoningForm::Budget }
+}
+
+fn thinking_config(effort: Effort, form: ReasoningForm, model: &str) -> ThinkingConfig {
+    let thinks = effort != Effort::None;
+    // Gemini 3 Pro takes LOW and HIGH only.
+    let two_levels = model.contains("-pro");
+    match form {
+        // Budget 0 turns thinking off where the model allows it (2.5 Pro always thinks).
+        ReasoningForm::Budget => ThinkingConfig {
+            thinking_budget: Some(effort.budget_tokens().map_or(0, |b| b.min(MAX_THINKING_BUDGET))),
+            thinking_level: None,
+            include_thoughts: thinks,
+        },
+        // Gemini 3 always thinks a little; `MINIMAL` is the least it takes.
+        ReasoningForm::Level => ThinkingConfig {
+            thinking_budget: None,
+            thinking_level: Some(match effort {
+                Effort::None | Effort::Minimal | Effort::Low if two_levels => "LOW",
+                Effort::None | Effort::Minimal => "MINIMAL",
+                Effort::Low => "LOW",
+                Effort::Medium if !two_levels => "MEDIUM",
+                Effort::Medium | Effort::High | Effort::Xhigh => "HIGH",
+            }),
+            include_thoughts: thinks,
+        },
+    }
 }
 
 impl GenerationConfig<'_> {
@@ -245,11 +308,12 @@ impl GenerationConfig<'_> {
             && self.frequency_penalty.is_none()
             && self.seed.is_none()
             && self.response_mime_type.is_none()
+            && self.thinking_config.is_none()
     }
 }
 
 /// Members without a typed field that this translator maps.
-const MAPPED_EXTRA: &[&str] = &["seed"];
+const MAPPED_EXTRA: &[&str] = &["seed", "reasoning_effort"];
 
 pub fn build_request(
     provider: &Provider,
@@ -268,7 +332,7 @@ pub fn build_request(
         system_instruction,
         tool_config: if declarations.is_empty() { None } else { tool_config(req) },
         tools: if declarations.is_empty() { Vec::new() } else { vec![ToolOut { function_declarations: declarations }] },
-        generation_config: generation_config(req)?,
+        generation_config: generation_config(req, upstream_model, edits.reasoning)?,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Gemini request: {e}")))?;
     Ok(Built { body: Some(body), path: Some(path), ..Default::default() })
@@ -283,10 +347,14 @@ fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) 
         u.add("parallel_tool_calls");
     }
     u.add_unknown_members(req, MAPPED_EXTRA);
-    u.resolve(edits)
+    u.resolve(edits)?;
+    super::drop_metadata(req, edits);
+    Ok(())
 }
 
-fn generation_config<'r>(req: &'r ChatRequest) -> Result<GenerationConfig<'r>, ApiError> {
+fn generation_config<'r>(req: &'r ChatRequest, model: &str, form: Option<ReasoningForm>) -> Result<GenerationConfig<'r>, ApiError> {
+    let thinking_config =
+        reasoning::requested(req)?.map(|effort| thinking_config(effort, form.unwrap_or_else(|| reasoning_form(model)), model));
     let seed = req
         .extra("seed")
         .map(|raw| {
@@ -305,6 +373,7 @@ fn generation_config<'r>(req: &'r ChatRequest) -> Result<GenerationConfig<'r>, A
         seed,
         response_mime_type,
         response_schema,
+        thinking_config,
     })
 }
 
@@ -368,9 +437,26 @@ type Converted<'r> = (Option<SystemInstruction<'r>>, Vec<Turn<'r>>);
 /// System and developer messages become `systemInstruction`; tool results are user turns of
 /// `functionResponse` parts; turns alternate between `user` and `model`.
 fn convert_messages<'r>(req: &'r ChatRequest) -> Result<Converted<'r>, ApiError> {
-    let Conversation { system, turns: contents } = turns::conversation(req, &GeminiTurns { req })?;
+    let Conversation { system, turns: mut contents } = turns::conversation(req, &GeminiTurns { req })?;
+    for turn in &mut contents {
+        sign_first_call(&mut turn.content);
+    }
     let system = (!system.is_empty()).then_some(SystemInstruction { parts: system });
     Ok((system, contents.into_iter().map(|t| Turn { role: t.role, parts: t.content }).collect()))
+}
+
+/// Gemini 3 wants a signature on the first function call of each model turn; where the client's
+/// history carries none, Google's placeholder stands in (see `thought_signature`).
+fn sign_first_call(parts: &mut [PartOut]) {
+    let first_call = parts.iter_mut().find_map(|p| match p {
+        PartOut::FunctionCall(call) => Some(call),
+        _ => None,
+    });
+    if let Some(call) = first_call
+        && call.thought_signature.is_none()
+    {
+        call.thought_signature = Some(Cow::Borrowed(thought_signature::PLACEHOLDER));
+    }
 }
 
 struct GeminiTurns<'r, 'a> {
@@ -396,7 +482,8 @@ impl<'r> TurnRules<'r> for GeminiTurns<'r, '_> {
     }
 
     fn tool_call(&self, call: AssistantCall<'r>) -> PartOut<'r> {
-        PartOut::FunctionCall(FunctionCallOut { name: call.name, args: call.input })
+        let thought_signature = thought_signature::decode(call.id).map(Cow::Owned);
+        PartOut::FunctionCall(CallPart { function_call: FunctionCallOut { name: call.name, args: call.input }, thought_signature })
     }
 
     fn tool_result(&self, i: usize, m: &'r Message) -> Result<PartOut<'r>, ApiError> {
@@ -766,6 +853,8 @@ struct PartIn<'a> {
     thought: Option<bool>,
     #[serde(borrow, default)]
     function_call: Option<FunctionCallIn<'a>>,
+    #[serde(borrow, default)]
+    thought_signature: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -842,12 +931,13 @@ fn block_reason<'r>(r: &'r GenerateContentResponse) -> Option<&'r str> {
 }
 
 /// Gemini may leave function calls without ids; the n-th call of an answer is `call_<n>`,
-/// streamed or not.
-fn call_id<'a>(call: &'a FunctionCallIn, n: usize) -> Cow<'a, str> {
-    match call.id.as_deref() {
+/// streamed or not. The part's thought signature travels in the id (see `thought_signature`).
+fn call_id<'a>(part: &'a PartIn, call: &'a FunctionCallIn, n: usize) -> Cow<'a, str> {
+    let id = match call.id.as_deref() {
         Some(id) if !id.is_empty() => Cow::Borrowed(id),
         _ => Cow::Owned(format!("call_{n}")),
-    }
+    };
+    thought_signature::encode(id, part.thought_signature.as_deref(), || format!("call_{n}"))
 }
 
 fn completion_id(r: &GenerateContentResponse) -> String {
@@ -871,7 +961,7 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
     let mut answer = Answer::default();
     for part in candidate.content.as_ref().map(|c| c.parts.as_slice()).unwrap_or_default() {
         if let Some(call) = &part.function_call {
-            calls.push((call_id(call, calls.len()), call));
+            calls.push((call_id(part, call, calls.len()), call));
         } else if let Some(t) = &part.text {
             if part.thought == Some(true) { answer.reasoning.push_str(t) } else { answer.text.push_str(t) }
         }
@@ -1042,7 +1132,7 @@ impl StreamState {
     fn part(&mut self, part: &PartIn, out: &mut Vec<u8>) {
         if let Some(call) = &part.function_call {
             // Gemini sends each function call whole, never its arguments in pieces.
-            let id = call_id(call, self.tool_calls);
+            let id = call_id(part, call, self.tool_calls);
             let index = u32::try_from(self.tool_calls).unwrap_or(u32::MAX);
             self.tool_calls += 1;
             self.chunks.tool_call(out, index, Some(&id), Some(&call.name), call.arguments());

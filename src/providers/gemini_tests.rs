@@ -1,6 +1,7 @@
 use super::super::test_support::{self, body_of, chunks_of, content_of, finish_reasons, last_event, tool_call_deltas, user};
 use super::*;
 use crate::config::Config;
+use crate::config::schema::ReasoningForm;
 use crate::openai::{embeddings, request};
 use crate::stream::Decoder;
 use serde_json::{Value, json};
@@ -253,7 +254,7 @@ fn tool_calls_and_results_round_trip_with_names_recovered_from_ids() {
         {"role":"user","parts":[{"text":"Weather in Paris and Rome?"}]},
         {"role":"model","parts":[
             {"text":"Checking."},
-            {"functionCall":{"name":"get_weather","args":{"city":"Paris"}}},
+            {"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"skip_thought_signature_validator"},
             {"functionCall":{"name":"get_weather","args":{}}}]},
         {"role":"user","parts":[
             {"functionResponse":{"name":"get_weather","response":{"content":"18C and sunny"}}},
@@ -342,7 +343,6 @@ fn unsupported_parameters_are_400_or_dropped_by_config() {
         ("logprobs", json!(true)),
         ("top_logprobs", json!(2)),
         ("logit_bias", json!({"1":2})),
-        ("reasoning_effort", json!("low")),
         ("service_tier", json!("flex")),
     ];
     let mut sent = test_support::assert_refused_or_dropped(&json!({"model":"gem","messages":[user("x")]}), params, translate);
@@ -359,7 +359,7 @@ const TEXT_RESPONSE: &str = r#"{"candidates":[{"content":{"parts":[{"text":"Let 
     "modelVersion":"gemini-2.5-flash-001","responseId":"resp-1"}"#;
 
 const TOOL_RESPONSE: &str = r#"{"candidates":[{"content":{"parts":[{"text":"Checking."},
-    {"functionCall":{"name":"get_weather","args":{"city":"Paris"}}},{"functionCall":{"name":"now","args":{}},"thoughtSignature":"c2ln"}],"role":"model"},
+    {"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"c2ln+/8="},{"functionCall":{"name":"now","args":{}}}],"role":"model"},
     "finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":9,"totalTokenCount":21},"modelVersion":"gemini-2.5-flash","responseId":"resp-2"}"#;
 
 fn ctx() -> ResponseContext {
@@ -396,7 +396,7 @@ fn function_calls_become_tool_calls_with_stable_ids() {
     assert_eq!(
         msg["tool_calls"],
         json!([
-        {"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
+        {"id":"call_0_tsig_c2ln-_8","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
         {"id":"call_1","type":"function","function":{"name":"now","arguments":"{}"}}])
     );
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
@@ -493,7 +493,7 @@ data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hello\"}],\"role
 data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \" w\u{f6}rld\"}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 30,\"candidatesTokenCount\": 6,\"cachedContentTokenCount\": 20,\"thoughtsTokenCount\": 4,\"totalTokenCount\": 40},\"modelVersion\": \"gemini-2.5-flash-001\",\"responseId\": \"resp-1\"}\r\n\r\n";
 
 const TOOL_STREAM: &str = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Checking.\"}],\"role\":\"model\"}}],\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"resp-2\"}\n\n\
-data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"get_weather\",\"args\":{\"city\":\"Paris\"}}},{\"functionCall\":{\"name\":\"now\",\"args\":{}},\"thoughtSignature\":\"c2ln\"}],\"role\":\"model\"},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":12,\"candidatesTokenCount\":9,\"totalTokenCount\":21},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"resp-2\"}\n\n";
+data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"get_weather\",\"args\":{\"city\":\"Paris\"}},\"thoughtSignature\":\"c2ln+/8=\"},{\"functionCall\":{\"name\":\"now\",\"args\":{}}}],\"role\":\"model\"},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":12,\"candidatesTokenCount\":9,\"totalTokenCount\":21},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"resp-2\"}\n\n";
 
 const MULTIBYTE_STREAM: &str = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"\u{1F30D} h\u{e9}\"}],\"role\":\"model\"}}],\"responseId\":\"r3\"}\n\n\
 data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"llo \\u00e9\u{4e16}\u{754c}\"}],\"role\":\"model\"},\"finishReason\":\"MAX_TOKENS\"}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":2},\"responseId\":\"r3\"}\n\n";
@@ -530,14 +530,14 @@ fn tool_stream_yields_whole_tool_call_deltas_with_the_same_ids() {
     assert_eq!(
         calls,
         vec![
-            &json!([{"index":0,"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]),
+            &json!([{"index":0,"id":"call_0_tsig_c2ln-_8","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]),
             &json!([{"index":1,"id":"call_1","type":"function","function":{"name":"now","arguments":"{}"}}])
         ]
     );
     assert_eq!(finish_reasons(&chunks), vec!["tool_calls"]);
     let (v, _) = completion(TOOL_RESPONSE);
     let ids: Vec<&Value> = v["choices"][0]["message"]["tool_calls"].as_array().unwrap().iter().map(|c| &c["id"]).collect();
-    assert_eq!(ids, vec![&json!("call_0"), &json!("call_1")]);
+    assert_eq!(ids, vec![&json!("call_0_tsig_c2ln-_8"), &json!("call_1")]);
 }
 
 #[test]
@@ -677,4 +677,100 @@ fn vertex_embeddings_translate_with_token_counts() {
     assert_eq!(v["data"][1]["embedding"], json!([0.25]));
     let t = translate_embeddings(settings(&c), &embeddings_ctx(false), br#"{"predictions":[{"embeddings":{"values":[1]}}]}"#).unwrap();
     assert_eq!(t.usage, None);
+}
+
+// ---- thought signatures ----------------------------------------------------------------------
+
+/// The request a client sends after `answer`'s tool calls, with one result per call.
+fn follow_up(tool_calls: &Value) -> Value {
+    let results: Vec<Value> =
+        tool_calls.as_array().unwrap().iter().map(|c| json!({"role":"tool","tool_call_id":c["id"],"content":"done"})).collect();
+    let mut messages = vec![user("Weather in Paris?"), json!({"role":"assistant","content":null,"tool_calls":tool_calls})];
+    messages.extend(results);
+    json!({"model":"gem","messages":messages})
+}
+
+#[test]
+fn thought_signatures_come_back_on_the_calls_gemini_signed() {
+    let (v, _) = completion(TOOL_RESPONSE);
+    let out = translate(follow_up(&v["choices"][0]["message"]["tool_calls"]));
+    assert_eq!(
+        out["contents"][1]["parts"],
+        json!([
+            {"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"c2ln+/8="},
+            {"functionCall":{"name":"now","args":{}}}])
+    );
+    assert_eq!(out["contents"][2]["parts"][0]["functionResponse"]["name"], "get_weather");
+    // streamed answers carry the same ids
+    let (stream, _) = run(&[TOOL_STREAM.as_bytes()], false);
+    let streamed: Vec<Value> = tool_call_deltas(&chunks_of(&stream))
+        .iter()
+        .map(|d| json!({"id":d[0]["id"],"type":"function","function":d[0]["function"]}))
+        .collect();
+    assert_eq!(translate(follow_up(&json!(streamed)))["contents"], out["contents"]);
+}
+
+#[test]
+fn calls_without_a_usable_signature_get_the_placeholder_on_the_first_call_of_each_step() {
+    let call = |id: &str, name: &str| json!({"id":id,"type":"function","function":{"name":name,"arguments":"{}"}});
+    let out = translate(json!({"model":"gem","messages":[
+        user("x"),
+        {"role":"assistant","tool_calls":[call("toolu_01", "a"), call("toolu_02", "b")]},
+        {"role":"tool","tool_call_id":"toolu_01","content":"1"},
+        {"role":"tool","tool_call_id":"toolu_02","content":"2"},
+        // malformed: a `+` the gateway never writes, a length base64 cannot have
+        {"role":"assistant","tool_calls":[call("c_tsig_ab+c", "a"), call("d_tsig_abcde", "b")]},
+        {"role":"tool","tool_call_id":"c_tsig_ab+c","content":"3"},
+        {"role":"tool","tool_call_id":"d_tsig_abcde","content":"4"}]}));
+    for step in [1, 3] {
+        let parts = &out["contents"][step]["parts"];
+        assert_eq!(parts[0]["thoughtSignature"], "skip_thought_signature_validator", "{parts}");
+        assert!(parts[1].get("thoughtSignature").is_none(), "{parts}");
+    }
+}
+
+// ---- reasoning_effort ------------------------------------------------------------------------
+
+fn thinking_for(model: &str, form: Option<ReasoningForm>, effort: &str) -> Value {
+    let c = gemini("");
+    let body = json!({"model":"gem","messages":[user("x")],"reasoning_effort":effort});
+    let (sent, _, edits) = test_support::build(&body, |req, edits| {
+        edits.reasoning = form;
+        build_request(&c.providers[0], settings(&c), req, model, edits)
+    })
+    .unwrap();
+    assert!(edits.dropped.is_empty());
+    sent["generationConfig"]["thinkingConfig"].clone()
+}
+
+#[test]
+fn reasoning_effort_becomes_a_thinking_budget_on_gemini_2_5() {
+    assert_eq!(thinking_for("gemini-2.5-flash", None, "medium"), json!({"thinkingBudget":8192,"includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-2.5-pro", None, "xhigh"), json!({"thinkingBudget":24576,"includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-2.5-flash", None, "none"), json!({"thinkingBudget":0}));
+    let e = translate_err(json!({"model":"gem","messages":[user("x")],"reasoning_effort":"lots"}));
+    assert_eq!((e.status, e.param.as_deref()), (400, Some("reasoning_effort")));
+}
+
+#[test]
+fn reasoning_effort_becomes_a_thinking_level_on_gemini_3_or_by_policy() {
+    assert_eq!(thinking_for("gemini-3-pro-preview", None, "low"), json!({"thinkingLevel":"LOW","includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-3-flash", None, "minimal"), json!({"thinkingLevel":"MINIMAL","includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-3-flash", None, "none"), json!({"thinkingLevel":"MINIMAL"}));
+    assert_eq!(thinking_for("gemini-3-pro-preview", None, "xhigh"), json!({"thinkingLevel":"HIGH","includeThoughts":true}));
+    // Gemini 3 Pro takes two levels
+    assert_eq!(thinking_for("gemini-3-pro-preview", None, "minimal"), json!({"thinkingLevel":"LOW","includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-3-pro-preview", None, "medium"), json!({"thinkingLevel":"HIGH","includeThoughts":true}));
+    assert_eq!(thinking_for("gemini-3-flash", None, "medium"), json!({"thinkingLevel":"MEDIUM","includeThoughts":true}));
+    assert_eq!(
+        thinking_for("gemini-flash-latest", Some(ReasoningForm::Level), "high"),
+        json!({"thinkingLevel":"HIGH","includeThoughts":true})
+    );
+    assert_eq!(thinking_for("gemini-3-flash", Some(ReasoningForm::Budget), "low"), json!({"thinkingBudget":2048,"includeThoughts":true}));
+}
+
+#[test]
+fn openai_metadata_is_dropped_and_said_so() {
+    let (_, _, edits) = build_with(&gemini(""), &json!({"model":"gem","messages":[user("x")],"metadata":{"a":"b"}})).unwrap();
+    assert_eq!(edits.dropped, vec!["metadata"]);
 }

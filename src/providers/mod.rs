@@ -11,12 +11,15 @@ mod completion;
 pub mod gemini;
 mod media;
 pub mod openai;
+mod reasoning;
 pub mod sigv4;
+mod structured;
 mod test_support;
+mod thought_signature;
 mod turns;
 
 use crate::accounting::Usage;
-use crate::config::schema::{ParamAction, ProviderKind, ProviderSpec};
+use crate::config::schema::{JsonSchemaForm, ParamAction, ProviderKind, ProviderSpec, ReasoningForm};
 use crate::config::{Provider, Secret};
 use crate::json;
 use crate::openai::ApiError;
@@ -153,6 +156,10 @@ pub fn param_policy(provider: &Provider, upstream_model: &str, overrides: &[(Str
 pub struct Edits {
     pub dropped: Vec<String>,
     pub renamed: Vec<(String, String)>,
+    /// The model's policy on how it takes `reasoning_effort`, when it names one.
+    pub reasoning: Option<ReasoningForm>,
+    /// The model's policy on how it answers in a `json_schema`, when it names one.
+    pub json_schema: Option<JsonSchemaForm>,
 }
 
 /// The API operation a request performs.
@@ -183,6 +190,9 @@ pub struct Built {
     pub headers: Vec<(&'static str, String)>,
     /// Tollgate asked for `stream_options.include_usage` the client did not ask for.
     pub injected_usage: bool,
+    /// The tool whose input is the answer's content (a JSON schema answered through a forced
+    /// tool, see `structured`).
+    pub answer_tool: Option<String>,
 }
 
 /// Header values are left out: they may hold request signatures and session tokens.
@@ -193,6 +203,7 @@ impl fmt::Debug for Built {
             .field("path", &self.path)
             .field("headers", &self.headers.iter().map(|(name, _)| *name).collect::<Vec<_>>())
             .field("injected_usage", &self.injected_usage)
+            .field("answer_tool", &self.answer_tool)
             .finish()
     }
 }
@@ -255,6 +266,8 @@ pub struct ResponseContext {
     pub relay: bool,
     /// Upstream filter of a failover cluster: report usage as it becomes known.
     pub report_usage: bool,
+    /// Calls of this tool are the answer's content, not tool calls (`Built::answer_tool`).
+    pub answer_tool: Option<String>,
 }
 
 /// A translated non-streaming body and what it reported.
@@ -447,6 +460,15 @@ impl StreamTranslator {
     }
 }
 
+/// OpenAI's `metadata` tags a stored completion; the translated providers have no counterpart
+/// (Anthropic's `metadata` holds only `user_id`, which `user` maps to). It changes nothing in the
+/// answer, so it is never worth a 400, but the client learns it was not forwarded.
+pub fn drop_metadata(req: &ChatRequest, edits: &mut Edits) {
+    if req.metadata.is_some() {
+        edits.dropped.push("metadata".into());
+    }
+}
+
 /// Members that do not change the answer, and that the translated providers have no counterpart
 /// for.
 const IGNORED_PARAMS: &[&str] = &["store", "prompt_cache_key", "prompt_cache_retention", "safety_identifier"];
@@ -484,6 +506,27 @@ impl<'p> Unsupported<'p> {
         }
         if req.frequency_penalty.is_some_and(|v| v != 0.0) {
             self.add("frequency_penalty");
+        }
+    }
+
+    /// Claude does not sample while it thinks: "Thinking isn't compatible with `temperature` or
+    /// `top_k` modifications"; `top_p` may only be 0.95 to 1
+    /// (https://platform.claude.com/docs/en/build-with-claude/extended-thinking).
+    pub fn add_sampling_while_thinking(&mut self, req: &ChatRequest) {
+        if req.temperature.is_some_and(|t| t != 1.0) {
+            self.add("temperature");
+        }
+        if req.top_p.is_some_and(|p| p < 0.95) {
+            self.add("top_p");
+        }
+    }
+
+    /// Strict function tools, for a model that cannot hold tool inputs to their schemas.
+    pub fn add_strict_tools(&mut self, req: &ChatRequest) {
+        for (i, t) in req.tools.iter().enumerate() {
+            if t.function.as_ref().is_some_and(|f| f.strict == Some(true)) {
+                self.add(&format!("tools[{i}].function.strict"));
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 //! with the model rewritten; Tollgate only edits the members it owns and reads usage back.
 //! Reference: https://platform.openai.com/docs/api-reference/chat
 
-use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Wire};
+use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Wire, thought_signature};
 use crate::accounting::Usage;
 use crate::config::glob;
 use crate::config::schema::ParamAction;
@@ -61,7 +61,13 @@ pub fn build_request(s: &Settings, req: &ChatRequest, raw: &[u8], upstream_model
     if !s.stream_usage && members.iter().any(|m| m.key(raw) == "stream_options") {
         edits.dropped.push("stream_options".into());
     }
-    if !injected_usage && edits.dropped.is_empty() && edits.renamed.is_empty() && only_model_is(&members, raw, upstream_model) {
+    let messages = short_call_ids(req, &members, raw)?;
+    if !injected_usage
+        && messages.is_none()
+        && edits.dropped.is_empty()
+        && edits.renamed.is_empty()
+        && only_model_is(&members, raw, upstream_model)
+    {
         return Ok(Built::default());
     }
 
@@ -78,11 +84,15 @@ pub fn build_request(s: &Settings, req: &ChatRequest, raw: &[u8], upstream_model
         stream_options = with_include_usage(&members, raw);
         append.push(("stream_options", &stream_options));
     }
+    if let Some(messages) = &messages {
+        append.push(("messages", messages));
+    }
     let body = json::rewrite(
         raw,
         &members,
         |k| {
             k != "model"
+                && (messages.is_none() || k != "messages")
                 && (!injected_usage || k != "stream_options")
                 && !edits.dropped.iter().any(|d| d == k)
                 && !edits.renamed.iter().any(|(from, to)| from == k || to == k)
@@ -90,6 +100,37 @@ pub fn build_request(s: &Settings, req: &ChatRequest, raw: &[u8], upstream_model
         &append,
     );
     Ok(Built { body: Some(body), injected_usage, ..Default::default() })
+}
+
+/// OpenAI refuses tool-call ids longer than 40 characters ("Invalid 'messages[2].tool_calls[0].id':
+/// string too long. Expected a string with maximum length 40", code `string_above_max_length`).
+/// A history with Gemini call ids, which carry their thought signatures, gets `messages` with
+/// those ids replaced by digests (the same for a call and its result); `None` otherwise, the
+/// usual case, which leaves the body untouched.
+fn short_call_ids(req: &ChatRequest, members: &[json::Member], raw: &[u8]) -> Result<Option<Vec<u8>>, ApiError> {
+    let carried = req.messages.iter().any(|m| {
+        m.tool_call_id.as_deref().is_some_and(thought_signature::carries_signature)
+            || m.tool_calls.iter().flatten().any(|c| thought_signature::carries_signature(&c.id))
+    });
+    let Some(member) = members.iter().rev().find(|m| m.key(raw) == "messages").filter(|_| carried) else { return Ok(None) };
+    let mut messages: Vec<serde_json::Value> =
+        serde_json::from_slice(member.value(raw)).map_err(|e| ApiError::invalid_param("messages", format!("Invalid `messages`: {e}.")))?;
+    let shorten = |id: &mut serde_json::Value| {
+        if let Some(long) = id.as_str().filter(|s| thought_signature::carries_signature(s)) {
+            *id = thought_signature::digest_id("call_", long).into();
+        }
+    };
+    for message in &mut messages {
+        if let Some(id) = message.get_mut("tool_call_id") {
+            shorten(id);
+        }
+        for call in message.get_mut("tool_calls").and_then(serde_json::Value::as_array_mut).into_iter().flatten() {
+            if let Some(id) = call.get_mut("id") {
+                shorten(id);
+            }
+        }
+    }
+    serde_json::to_vec(&messages).map(Some).map_err(|e| ApiError::internal(format!("could not encode the messages: {e}")))
 }
 
 /// Embeddings pass through with the model rewritten.
@@ -354,12 +395,38 @@ mod tests {
 
     #[test]
     fn drops_and_renames_apply_to_the_raw_body() {
-        let edits = Edits { dropped: vec!["temperature".into()], renamed: vec![("max_tokens".into(), "max_completion_tokens".into())] };
+        let edits = Edits {
+            dropped: vec!["temperature".into()],
+            renamed: vec![("max_tokens".into(), "max_completion_tokens".into())],
+            ..Default::default()
+        };
         let b = build(r#"{"model":"o3","messages":[{"role":"user","content":"x"}],"temperature":0.2,"max_tokens":50}"#, "o3", &edits, true);
         let v = json(&b.body.unwrap());
         assert!(v.get("temperature").is_none());
         assert!(v.get("max_tokens").is_none());
         assert_eq!(v["max_completion_tokens"], 50);
+    }
+
+    #[test]
+    fn gemini_call_ids_with_signatures_are_shortened_for_openai_and_nothing_else_changes() {
+        let long = format!("call_0_tsig_{}", "A".repeat(300));
+        let body = format!(
+            r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"x"}},
+            {{"role":"assistant","tool_calls":[{{"id":"{long}","type":"function","function":{{"name":"f","arguments":"{{}}"}}}},
+                                             {{"id":"call_1","type":"function","function":{{"name":"f","arguments":"{{}}"}}}}]}},
+            {{"role":"tool","tool_call_id":"{long}","content":"1"}},{{"role":"tool","tool_call_id":"call_1","content":"2"}}],"seed":1}}"#
+        );
+        let v = json(&build(&body, "gpt-4o", &Edits::default(), true).body.unwrap());
+        let short = v["messages"][1]["tool_calls"][0]["id"].as_str().unwrap();
+        assert!(short.len() <= 40 && short.starts_with("call_"), "{short}");
+        assert_eq!(v["messages"][2]["tool_call_id"], short);
+        assert_eq!(
+            (&v["messages"][1]["tool_calls"][1]["id"], &v["messages"][3]["tool_call_id"]),
+            (&serde_json::json!("call_1"), &serde_json::json!("call_1"))
+        );
+        assert_eq!(v["seed"], 1);
+        let plain = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}"#;
+        assert!(build(plain, "gpt-4o", &Edits::default(), true).body.is_none(), "forwarded untouched");
     }
 
     #[test]

@@ -533,6 +533,7 @@ fn router_target(
     if t.model.is_empty() || t.model.contains([',', '=', ';']) || t.model.chars().any(char::is_whitespace) {
         return Err(ConfigError::new(format!("{field}.model"), "must be a non-empty model name without spaces, `,`, `=` or `;`"));
     }
+    crate::config::check_params(field, &t.params)?;
     let overrides: Vec<(String, ParamAction)> = t.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let p = providers.get(provider).ok_or_else(|| ConfigError::new(format!("{field}.provider"), "unknown provider"))?;
     let policy = providers::param_policy(p, &t.model, &overrides);

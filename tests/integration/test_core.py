@@ -170,6 +170,79 @@ def test_tool_call_round_trip_through_anthropic(demo, mock, test_id):
     assert turns[2]["content"][0]["type"] == "tool_result" and turns[2]["content"][0]["tool_use_id"] == call["id"]
 
 
+def test_reasoning_effort_becomes_claude_thinking_and_the_thinking_comes_back(demo, mock, test_id):
+    r = demo.chat({"model": "claude", "messages": [user("hi")], "reasoning_effort": "medium"}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    message = r.json()["choices"][0]["message"]
+    assert (message["reasoning_content"], message["content"]) == ("Let me think this through.", "Hello! You said: hi")
+    sent = mock.only_request(test_id)["body"]
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 8192} and sent["max_tokens"] == 4096 + 8192
+    # Claude Opus 4.7 thinks adaptively, at an effort level; streamed thinking is reasoning_content deltas
+    s = demo.stream({"model": "claude-opus", "messages": [user("hi")], "reasoning_effort": "high", "max_tokens": 500,
+                     "stream": True}, {"x-test-id": test_id + "s"})
+    chunks = [c for c in s.data() if c != "[DONE]"]
+    assert "".join(c["choices"][0]["delta"].get("reasoning_content", "") for c in chunks if c["choices"]) == "Let me think this through."
+    sent = mock.only_request(test_id + "s")["body"]
+    assert (sent["thinking"], sent["output_config"], sent["max_tokens"]) == ({"type": "adaptive"}, {"effort": "high"}, 500)
+
+
+def test_reasoning_effort_through_a_claude_tool_loop(demo, mock, test_id):
+    """Anthropic wants a thinking tool loop to carry the signed thinking block back, which OpenAI's
+    format cannot: the continuing request goes without thinking and succeeds."""
+    messages = [user("What is the weather in Paris?")]
+    r = demo.chat({"model": "claude", "messages": messages, "tools": [WEATHER_TOOL], "reasoning_effort": "low"}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    choice = r.json()["choices"][0]
+    call = choice["message"]["tool_calls"][0]
+    messages += [choice["message"], {"role": "tool", "tool_call_id": call["id"], "content": "18C and sunny"}]
+    r = demo.chat({"model": "claude", "messages": messages, "tools": [WEATHER_TOOL], "reasoning_effort": "low"}, {"x-test-id": test_id + "2"})
+    assert r.status == 200, r.body
+    assert r.json()["choices"][0]["message"]["content"] == "Tool results: 18C and sunny"
+    assert "thinking" not in mock.only_request(test_id + "2")["body"]
+
+
+def test_reasoning_effort_refuses_sampling_claude_cannot_do_while_thinking(demo, mock, test_id):
+    r = demo.chat({"model": "claude", "messages": [user("hi")], "reasoning_effort": "low", "temperature": 0.3}, {"x-test-id": test_id})
+    assert r.status == 400 and r.error["param"] == "temperature" and r.error["code"] == "unsupported_parameter", r.body
+    assert mock.requests(test_id) == []
+
+
+WEATHER_FORMAT = {"type": "json_schema", "json_schema": {"name": "weather", "strict": True, "schema": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": False}}}
+
+
+def test_json_schema_becomes_claude_structured_outputs(demo, mock, test_id):
+    r = demo.chat({"model": "claude", "messages": [user("Weather in Paris?")], "response_format": WEATHER_FORMAT}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert json.loads(r.json()["choices"][0]["message"]["content"]) == {"city": "Paris"}
+    sent = mock.only_request(test_id)["body"]
+    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": WEATHER_FORMAT["json_schema"]["schema"]}}
+
+
+def test_strict_tools_reach_claude_and_metadata_is_listed_as_dropped(demo, mock, test_id):
+    tool = {**WEATHER_TOOL, "function": {**WEATHER_TOOL["function"], "strict": True}}
+    r = demo.chat({"model": "claude", "messages": [user("Weather in Paris?")], "tools": [tool], "metadata": {"run": "7"}, "user": "u-1"},
+                  {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert r.headers["x-tollgate-dropped-params"] == "metadata"
+    sent = mock.only_request(test_id)["body"]
+    assert sent["tools"][0]["strict"] is True and sent["metadata"] == {"user_id": "u-1"}
+
+
+def test_history_with_gemini_call_ids_reaches_openai_with_ids_it_takes(demo, mock, test_id):
+    """A Gemini 3 call id carries its thought signature; OpenAI takes ids of at most 40 characters."""
+    call_id = "call_0_tsig_" + "A" * 1000
+    messages = [user("What is the weather in Paris?"),
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+                {"role": "tool", "tool_call_id": call_id, "content": "18C and sunny"}]
+    r = demo.chat({"model": "gpt-4o", "messages": messages, "tools": [WEATHER_TOOL]}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    sent = mock.only_request(test_id)["body"]["messages"]
+    short = sent[1]["tool_calls"][0]["id"]
+    assert len(short) <= 40 and sent[2]["tool_call_id"] == short
+
+
 @pytest.mark.parametrize("upstream,expected", [(400, 400), (401, 401), (403, 403), (404, 404), (413, 413),
                                                (429, 429), (500, 500), (529, 503)])
 def test_anthropic_errors_map_to_openai_errors(demo, upstream, expected, test_id):
@@ -288,6 +361,11 @@ def next_version(mock, tmp_path_factory):
     plugin = plugin_config(cfg)
     plugin["providers"]["anthropic"]["api_version"] = "2026-10-21"
     plugin["models"]["strict"] = {"provider": "anthropic", "model": "claude-sonnet-4-5", "params": {"temperature": "reject"}}
+    plugin["models"]["opus-budget"] = {"provider": "anthropic", "model": "claude-opus-4-6",
+                                       "params": {"reasoning_effort": {"reasoning": "budget"}}}
+    plugin["models"]["haiku-3-5"] = {"provider": "anthropic", "model": "claude-3-5-haiku-20241022"}
+    plugin["models"]["sonnet-tool-json"] = {"provider": "anthropic", "model": "claude-sonnet-4-5",
+                                            "params": {"response_format": {"json_schema": "tool"}}}
     set_plugin_config(cfg, plugin)
     envoy = Envoy(cfg, tmp_path_factory.mktemp("next-version"))
     yield envoy
@@ -309,3 +387,27 @@ def test_configured_reject_policy_answers_400_before_the_provider(next_version, 
     r = next_version.chat({"model": "strict", "messages": [user("hi")], "temperature": 0.5}, {"x-test-id": test_id})
     assert r.status == 400 and r.error["param"] == "temperature"
     assert mock.requests(test_id) == []
+
+
+def test_a_models_policy_chooses_how_it_thinks(next_version, mock, test_id):
+    """Claude Opus 4.6 thinks adaptively by default; this model's policy asks for a budget."""
+    r = next_version.chat({"model": "opus-budget", "messages": [user("hi")], "reasoning_effort": "minimal"}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    sent = mock.only_request(test_id)["body"]
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024} and "output_config" not in sent
+
+
+@pytest.mark.parametrize("model", ["haiku-3-5", "sonnet-tool-json"])
+def test_json_schema_is_a_forced_tool_where_claude_has_no_structured_outputs_or_by_policy(next_version, mock, test_id, model):
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{next_version.port}/v1", api_key="anything", max_retries=0)
+    completion = client.chat.completions.create(model=model, messages=[user("Weather in Paris?")], response_format=WEATHER_FORMAT,
+                                                extra_headers={"x-test-id": test_id})
+    choice = completion.choices[0]
+    assert (json.loads(choice.message.content), choice.message.tool_calls, choice.finish_reason) == ({"city": "Paris"}, None, "stop")
+    sent = mock.only_request(test_id)["body"]
+    assert sent["tool_choice"] == {"type": "tool", "name": "weather"} and "output_config" not in sent
+    stream = client.chat.completions.create(model=model, messages=[user("Weather in Paris?")], response_format=WEATHER_FORMAT, stream=True)
+    chunks = [c for c in stream if c.choices]
+    assert json.loads("".join(c.choices[0].delta.content or "" for c in chunks)) == {"city": "Paris"}
+    assert not any(c.choices[0].delta.tool_calls for c in chunks)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["stop"]

@@ -59,6 +59,8 @@ def bedrock(mock, tmp_path_factory):
         "bedrock-sts": {"provider": "bedrock-sts", "model": "us.anthropic.claude-3-5-haiku-20241022-v1:0"},
         "bedrock-wrong": {"provider": "bedrock-wrong", "model": CLAUDE},
         "bedrock-unset": {"provider": "bedrock-unset", "model": CLAUDE},
+        "bedrock-sonnet-4-5": {"provider": "bedrock", "model": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"},
+        "bedrock-nova-2": {"provider": "bedrock", "model": "us.amazon.nova-2-lite-v1:0"},
         "titan": {"provider": "bedrock", "model": "amazon.titan-embed-text-v2:0"},
         "cohere-embed": {"provider": "bedrock", "model": "cohere.embed-english-v3"},
     })
@@ -174,6 +176,81 @@ def test_max_tokens_finish_length_and_unsupported_parameters(bedrock, mock, test
         assert r.status == 400 and r.error["code"] == "unsupported_parameter", r.body
         assert r.error["param"] == next(iter(extra))
     assert mock.requests(test_id + "u") == []
+
+
+def test_reasoning_effort_becomes_the_models_reasoning_fields(bedrock, mock, test_id):
+    r = bedrock.chat({"model": "bedrock-sonnet-4-5", "messages": [user("hi")], "reasoning_effort": "low"}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert r.json()["choices"][0]["message"]["reasoning_content"] == "Weighing it up."
+    sent = mock.only_request(test_id)["body"]
+    assert sent["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 2048}}
+    assert sent["inferenceConfig"]["maxTokens"] == 2048 + 4096
+    s = bedrock.stream({"model": "bedrock-nova-2", "messages": [user("hi")], "reasoning_effort": "medium", "stream": True},
+                       {"x-test-id": test_id + "n"})
+    chunks = s.data()[:-1]
+    assert "".join(c["choices"][0]["delta"].get("reasoning_content", "") for c in chunks if c["choices"]) == "Weighing it up."
+    sent = mock.only_request(test_id + "n")["body"]
+    assert sent["additionalModelRequestFields"] == {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": "medium"}}
+    # Claude 3.5 cannot think: the parameter is refused like any other the model cannot honour
+    r = bedrock.chat({"model": "bedrock-claude", "messages": [user("hi")], "reasoning_effort": "low"}, {"x-test-id": test_id + "u"})
+    assert r.status == 400 and (r.error["param"], r.error["code"]) == ("reasoning_effort", "unsupported_parameter"), r.body
+    assert mock.requests(test_id + "u") == []
+
+
+WEATHER_FORMAT = {"type": "json_schema", "json_schema": {"name": "weather", "schema": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def test_json_schema_becomes_structured_outputs_or_a_forced_tool(bedrock, mock, test_id):
+    r = bedrock.chat({"model": "bedrock-sonnet-4-5", "messages": [user("Weather in Paris?")], "response_format": WEATHER_FORMAT},
+                     {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert json.loads(r.json()["choices"][0]["message"]["content"]) == {"city": "Paris"}
+    text_format = mock.only_request(test_id)["body"]["outputConfig"]["textFormat"]
+    assert text_format["type"] == "json_schema"
+    assert json.loads(text_format["structure"]["jsonSchema"]["schema"]) == WEATHER_FORMAT["json_schema"]["schema"]
+    # Claude 3.5 has no structured outputs: a forced tool, whose input is the answer, streamed or not
+    for stream in (False, True):
+        body = {"model": "bedrock-claude", "messages": [user("Weather in Paris?")], "response_format": WEATHER_FORMAT, "stream": stream}
+        if stream:
+            chunks = bedrock.stream(body, {"x-test-id": test_id + "s"}).data()[:-1]
+            content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+            assert not any(c["choices"][0]["delta"].get("tool_calls") for c in chunks if c["choices"])
+        else:
+            r = bedrock.chat(body, {"x-test-id": test_id + "t"})
+            assert r.status == 200, r.body
+            content = r.json()["choices"][0]["message"]["content"]
+            assert r.json()["choices"][0]["finish_reason"] == "stop"
+        assert json.loads(content) == {"city": "Paris"}
+    sent = mock.only_request(test_id + "t")["body"]
+    assert sent["toolConfig"]["toolChoice"] == {"tool": {"name": "weather"}} and "outputConfig" not in sent
+
+
+def test_strict_tools_map_where_the_model_has_them_and_metadata_is_listed_as_dropped(bedrock, mock, test_id):
+    tool = {"type": "function", "function": {"name": "get_weather", "strict": True,
+                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+    r = bedrock.chat({"model": "bedrock-sonnet-4-5", "messages": [user("hi")], "tools": [tool], "metadata": {"run": "7"}},
+                     {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert r.headers["x-tollgate-dropped-params"] == "metadata"
+    assert mock.only_request(test_id)["body"]["toolConfig"]["tools"][0]["toolSpec"]["strict"] is True
+    r = bedrock.chat({"model": "bedrock-claude", "messages": [user("hi")], "tools": [tool]}, {"x-test-id": test_id + "u"})
+    assert r.status == 400 and (r.error["param"], r.error["code"]) == ("tools[0].function.strict", "unsupported_parameter"), r.body
+    assert mock.requests(test_id + "u") == []
+
+
+def test_history_with_gemini_call_ids_reaches_converse_with_ids_it_takes(bedrock, mock, test_id):
+    """A Gemini 3 call id carries its thought signature and is far longer than Converse's 64."""
+    call_id = "call_0_tsig_" + "A" * 1000
+    messages = [user("What is the weather in Paris?"),
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+                {"role": "tool", "tool_call_id": call_id, "content": "18C and sunny"}]
+    r = bedrock.chat({"model": "bedrock-claude", "messages": messages, "tools": [WEATHER_TOOL]}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    turns = mock.only_request(test_id)["body"]["messages"]
+    sent_id = turns[1]["content"][0]["toolUse"]["toolUseId"]
+    assert len(sent_id) <= 64 and turns[2]["content"][0]["toolResult"]["toolUseId"] == sent_id
 
 
 # ---- tools and images ----------------------------------------------------------------------------

@@ -41,6 +41,7 @@ def gw(mock, tmp_path_factory):
                                      "project": "tollgate-test", "location": "us-central1"}
     plugin["models"].update({
         "gemini-flash": {"provider": "gemini", "model": "gemini-2.5-flash"},
+        "gemini-3": {"provider": "gemini", "model": "gemini-3-pro-preview"},
         "vertex-flash": {"provider": "vertex", "model": "gemini-2.5-flash"},
         "gemini-embed": {"provider": "gemini", "model": "text-embedding-004"},
         "vertex-embed": {"provider": "vertex", "model": "text-embedding-005"},
@@ -214,10 +215,87 @@ def test_tool_call_round_trip(gw, mock, test_id):
     assert r.status == 200, r.body
     assert r.json()["choices"][0]["message"]["content"] == "Tool results: 18C and sunny"
     contents = mock.only_request(test_id + "2")["body"]["contents"]
+    # Gemini 2.5 signs no calls: the history carries Google's placeholder in place of a signature.
     assert contents[1] == {"role": "model", "parts": [{"text": "Let me check."},
-                                                       {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]}
+                                                       {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                                                        "thoughtSignature": "skip_thought_signature_validator"}]}
     assert contents[2] == {"role": "user", "parts": [
         {"functionResponse": {"name": "get_weather", "response": {"content": "18C and sunny"}}}]}
+
+
+def streamed_message(stream):
+    """The assistant message an OpenAI SDK stream adds up to, as a client sends it back."""
+    content, calls = "", {}
+    for chunk in stream:
+        for choice in chunk.choices:
+            content += choice.delta.content or ""
+            for tc in choice.delta.tool_calls or []:
+                call = calls.setdefault(tc.index, {"id": tc.id, "type": "function", "function": {"name": "", "arguments": ""}})
+                call["function"]["name"] += tc.function.name or ""
+                call["function"]["arguments"] += tc.function.arguments or ""
+    return {"role": "assistant", "content": content or None, "tool_calls": list(calls.values())}
+
+
+def signature_in(call_id):
+    """The thought signature a tool call id carries, in the standard base64 Gemini wrote."""
+    carried = call_id.split("_tsig_", 1)[1]
+    return carried.replace("-", "+").replace("_", "/") + "=" * (-len(carried) % 4)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gemini_3_tool_loop_of_three_steps_carries_thought_signatures(gw, mock, test_id, stream):
+    """Gemini 3 refuses a step whose function call lost its thought signature (the mock checks each
+    against the ones it issued); the signature travels to the client and back in the tool call id."""
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{gw.port}/v1", api_key="anything", max_retries=0)
+    messages = [user("What's the weather in Paris?")]
+    signatures = []
+    for step, result in enumerate(["18C [call again]", "sunny", None]):
+        headers = {"x-test-id": f"{test_id}-{step}"}
+        if stream:
+            message = streamed_message(client.chat.completions.create(
+                model="gemini-3", messages=messages, tools=[WEATHER_TOOL], stream=True, extra_headers=headers))
+        else:
+            completion = client.chat.completions.create(model="gemini-3", messages=messages, tools=[WEATHER_TOOL], extra_headers=headers)
+            message = completion.choices[0].message.model_dump(exclude_none=True)
+        sent = mock.only_request(f"{test_id}-{step}")["body"]["contents"]
+        assert [p["thoughtSignature"] for c in sent if c["role"] == "model" for p in c["parts"] if "functionCall" in p] == signatures
+        if result is None:
+            assert message["content"] == "Tool results: sunny"
+            break
+        (call,) = message["tool_calls"]
+        assert call["id"].startswith("call_0_tsig_") and all(ch.isalnum() or ch in "_-" for ch in call["id"]), call["id"]
+        signatures.append(signature_in(call["id"]))
+        messages += [message, {"role": "tool", "tool_call_id": call["id"], "content": result}]
+    assert len(set(signatures)) == 2
+    # History whose ids carry no signature (e.g. from another provider) gets Google's placeholder.
+    for m in messages:
+        for c in m.get("tool_calls") or []:
+            c["id"] = "call_0"
+        if m["role"] == "tool":
+            m["tool_call_id"] = "call_0"
+    r = gw.chat({"model": "gemini-3", "messages": messages, "tools": [WEATHER_TOOL]}, {"x-test-id": test_id + "-placeholder"})
+    assert r.status == 200, r.body
+    sent = mock.only_request(test_id + "-placeholder")["body"]["contents"]
+    calls = [p for c in sent if c["role"] == "model" for p in c["parts"] if "functionCall" in p]
+    assert [p["thoughtSignature"] for p in calls] == ["skip_thought_signature_validator"] * 2
+
+
+def test_reasoning_effort_becomes_a_thinking_budget_or_level(gw, mock, test_id):
+    r = gw.chat({"model": "gemini-flash", "messages": [user("hi")], "reasoning_effort": "medium"}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    message = r.json()["choices"][0]["message"]
+    assert (message["reasoning_content"], message["content"]) == ("Thinking it over.", "Hello! You said: hi")
+    config = mock.only_request(test_id)["body"]["generationConfig"]
+    assert config["thinkingConfig"] == {"thinkingBudget": 8192, "includeThoughts": True}
+    # Gemini 3 Pro takes a level, LOW or HIGH
+    s = gw.stream({"model": "gemini-3", "messages": [user("hi")], "reasoning_effort": "minimal", "stream": True},
+                  {"x-test-id": test_id + "s"})
+    chunks = chunks_of(s)
+    assert "".join(c["choices"][0]["delta"].get("reasoning_content", "") for c in chunks if c["choices"]) == "Thinking it over."
+    config = mock.only_request(test_id + "s")["body"]["generationConfig"]
+    assert config["thinkingConfig"] == {"thinkingLevel": "LOW", "includeThoughts": True}
+    r = gw.chat({"model": "gemini-flash", "messages": [user("hi")], "reasoning_effort": "none"}, {"x-test-id": test_id + "n"})
+    assert r.status == 200 and "reasoning_content" not in r.json()["choices"][0]["message"], r.body
 
 
 def test_named_tool_choice_forces_that_function(gw, mock, test_id):

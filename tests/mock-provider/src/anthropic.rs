@@ -30,7 +30,35 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "tool_choice",
     "metadata",
     "stream",
+    "thinking",
+    "output_config",
 ];
+
+/// Models from before extended thinking.
+const NO_THINKING: &[&str] = &["claude-3-5", "claude-3-haiku", "claude-3-opus", "claude-3-sonnet"];
+/// Models that think adaptively; the later ones (`ADAPTIVE_ONLY`) refuse a thinking budget.
+const ADAPTIVE: &[&str] =
+    &["claude-opus-4-6", "claude-sonnet-4-6", "claude-opus-4-7", "claude-opus-4-8", "claude-opus-5", "claude-sonnet-5", "claude-haiku-5"];
+const ADAPTIVE_ONLY: &[&str] = &["claude-opus-4-7", "claude-opus-4-8", "claude-opus-5", "claude-sonnet-5", "claude-haiku-5"];
+const EFFORTS: &[&str] = &["low", "medium", "high", "xhigh", "max"];
+/// Models with structured outputs: `output_config.format` and strict tools.
+const STRUCTURED: &[&str] = &[
+    "claude-opus-4-1",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "claude-opus-4-5",
+    "claude-opus-4-6",
+    "claude-sonnet-4-6",
+    "claude-opus-4-7",
+    "claude-opus-4-8",
+    "claude-opus-5",
+    "claude-sonnet-5",
+    "claude-haiku-5",
+];
+
+fn structured(model: &str) -> bool {
+    STRUCTURED.iter().any(|m| model.starts_with(m))
+}
 
 const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
 
@@ -86,7 +114,15 @@ impl Provider for Anthropic {
         let version = Version::of(request).map_err(|message| error_response(400, &message))?;
         self.authorize(request, version)?;
         let parsed = parse(&request.body, version, cache).map_err(|invalid| error_response(400, &invalid.to_string()))?;
-        let reply = script::reply(&parsed.conversation);
+        let mut reply = script::reply(&parsed.conversation);
+        script::forced_call_alone(&parsed.conversation, &mut reply);
+        // Structured outputs: the text is JSON in the requested schema.
+        if let Some(format) = &parsed.format
+            && reply.tool_call.is_none()
+        {
+            reply.text = format.sample_args().to_json();
+            reply.usage.output = script::words(&reply.text);
+        }
         Ok(render(&parsed, &reply))
     }
 }
@@ -129,7 +165,139 @@ struct ErrorDetail<'a> {
 struct Parsed {
     model: String,
     stream: bool,
+    /// Thinking is on: the answer opens with a thinking block.
+    thinks: bool,
+    /// `output_config.format`'s schema, as a tool whose sample input is the answer.
+    format: Option<Tool>,
     conversation: Conversation,
+}
+
+/// `output_config.format.schema`, re-read for its property order (see [`KeyOrder`]).
+#[derive(Deserialize)]
+struct FormatOrder {
+    output_config: Option<OutputConfigOrder>,
+}
+
+#[derive(Deserialize)]
+struct OutputConfigOrder {
+    format: Option<FormatSchemaOrder>,
+}
+
+#[derive(Deserialize)]
+struct FormatSchemaOrder {
+    schema: Option<SchemaOrder>,
+}
+
+fn json_format(body: &Obj, raw: &[u8]) -> Option<Tool> {
+    let schema = body.get("output_config")?.get("format")?.get("schema")?;
+    let order = serde_json::from_slice::<FormatOrder>(raw)
+        .ok()
+        .and_then(|o| o.output_config?.format?.schema?.properties)
+        .map_or_else(Vec::new, |keys| keys.0);
+    Some(Tool::new("response".to_owned(), schema, &order))
+}
+
+/// `thinking` and `output_config` as the Messages API checks them
+/// (https://platform.claude.com/docs/en/build-with-claude/extended-thinking,
+/// https://platform.claude.com/docs/en/build-with-claude/adaptive-thinking,
+/// https://platform.claude.com/docs/en/build-with-claude/effort). Whether Claude thinks.
+fn thinking(body: &Obj, model: &str, max_tokens: u64) -> Checked<bool> {
+    if let Some(value) = body.get("output_config") {
+        let config = Obj::new(value, "output_config")?;
+        config.only(&["effort", "format"])?;
+        if let Some(effort) = config.opt_string("effort")?
+            && !EFFORTS.contains(&effort)
+        {
+            return Err(Invalid::new(config.path("effort"), format!("Input should be {}", EFFORTS.join(", "))));
+        }
+        if let Some(format) = config.get("format") {
+            let format = Obj::new(format, config.path("format"))?;
+            format.only(&["type", "schema"])?;
+            if format.string("type")? != "json_schema" {
+                return Err(Invalid::new(format.path("type"), "Input should be 'json_schema'"));
+            }
+            if Obj::new(format.required("schema")?, format.path("schema"))?.string("type")? != "object" {
+                return Err(Invalid::new(format.path("schema.type"), "The schema of a JSON output must be of type 'object'"));
+            }
+            if !structured(model) {
+                return Err(Invalid::standalone(
+                    config.path("format"),
+                    format!("'{model}' does not support structured outputs (output_config.format)."),
+                ));
+            }
+        }
+    }
+    let Some(value) = body.get("thinking") else { return Ok(false) };
+    let thinking = Obj::new(value, "thinking")?;
+    let named = |models: &[&str]| models.iter().any(|m| model.starts_with(m));
+    let kind = thinking.string("type")?;
+    if kind != "disabled" && named(NO_THINKING) {
+        return Err(Invalid::standalone("thinking", format!("thinking is not supported for model {model}")));
+    }
+    match kind {
+        "enabled" => {
+            thinking.only(&["type", "budget_tokens"])?;
+            if named(ADAPTIVE_ONLY) {
+                return Err(Invalid::standalone(
+                    "thinking.type",
+                    "\"thinking.type.enabled\" is not supported for this model. Use \"thinking.type.adaptive\" and \"output_config.effort\" to control thinking behavior.",
+                ));
+            }
+            let budget = thinking.positive_int("budget_tokens")?;
+            if budget < 1024 {
+                return Err(Invalid::new(thinking.path("budget_tokens"), "Input should be greater than or equal to 1024"));
+            }
+            if max_tokens <= budget {
+                return Err(Invalid::standalone("max_tokens", "`max_tokens` must be greater than `thinking.budget_tokens`."));
+            }
+        }
+        "adaptive" => {
+            thinking.only(&["type"])?;
+            if !named(ADAPTIVE) {
+                return Err(Invalid::standalone("thinking.type", format!("adaptive thinking is not supported on {model}")));
+            }
+        }
+        "disabled" => {
+            thinking.only(&["type"])?;
+            return Ok(false);
+        }
+        _ => return Err(Invalid::new(thinking.path("type"), "Input should be 'enabled', 'adaptive' or 'disabled'")),
+    }
+    if body.get("temperature").and_then(Value::as_f64).is_some_and(|t| t != 1.0) {
+        return Err(Invalid::standalone(
+            "temperature",
+            "`temperature` may only be set to 1 when thinking is enabled. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#important-considerations-when-using-extended-thinking",
+        ));
+    }
+    if body.get("top_p").and_then(Value::as_f64).is_some_and(|p| p < 0.95) {
+        return Err(Invalid::standalone("top_p", "`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled."));
+    }
+    if body.get("top_k").is_some() {
+        return Err(Invalid::standalone("top_k", "`top_k` must be unset when thinking is enabled."));
+    }
+    continues_with_thinking(body)?;
+    Ok(true)
+}
+
+/// While Claude thinks, an assistant message whose tool calls the last message answers must
+/// open with its thinking block.
+fn continues_with_thinking(body: &Obj) -> Checked<()> {
+    let messages = body.non_empty_array("messages")?;
+    let [.., assistant, last] = messages else { return Ok(()) };
+    let blocks = |m: &Value| m.get("content").and_then(Value::as_array).cloned().unwrap_or_default();
+    let answers_tools = last["role"] == "user" && blocks(last).iter().any(|b| b["type"] == "tool_result");
+    let first = blocks(assistant).first().map(|b| b["type"].clone()).unwrap_or_default();
+    if assistant["role"] == "assistant" && answers_tools && first != "thinking" && first != "redacted_thinking" {
+        let at = messages.len() - 2;
+        return Err(Invalid::new(
+            format!("messages.{at}.content.0.type"),
+            format!(
+                "Expected `thinking` or `redacted_thinking`, but found `{}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking",
+                first.as_str().unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn parse(raw: &[u8], version: Version, cache: Cache) -> Checked<Parsed> {
@@ -152,15 +320,19 @@ fn parse(raw: &[u8], version: Version, cache: Cache) -> Checked<Parsed> {
         return Err(Invalid::new("top_k", "Input should be a non-negative integer"));
     }
     let stream = body.opt_bool("stream")?.unwrap_or(false);
+    let thinks = thinking(&body, &model, max_tokens)?;
     let stop = stop_sequences(&body)?;
     metadata(&body)?;
     let system = system(&body)?;
     let turns = messages(body.non_empty_array("messages")?)?;
-    let tools = tools(&body, raw)?;
+    let tools = tools(&body, raw, &model)?;
     let tool_choice = tool_choice(&body)?;
+    let format = json_format(&body, raw);
     Ok(Parsed {
         model,
         stream,
+        thinks,
+        format,
         conversation: Conversation { system, turns, tools, tool_choice, max_tokens: Some(max_tokens), stop, cache },
     })
 }
@@ -415,7 +587,7 @@ fn tool_result(block: &Obj) -> Checked<(String, Block)> {
     Ok((id, Block::ToolResult { text, images }))
 }
 
-fn tools(body: &Obj, raw: &[u8]) -> Checked<Vec<Tool>> {
+fn tools(body: &Obj, raw: &[u8], model: &str) -> Checked<Vec<Tool>> {
     let Some(items) = body.opt_array("tools")? else {
         return Ok(Vec::new());
     };
@@ -424,7 +596,10 @@ fn tools(body: &Obj, raw: &[u8]) -> Checked<Vec<Tool>> {
     let mut tools = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let tool = Obj::new(item, join("tools", index))?;
-        tool.only(&["name", "description", "input_schema", "cache_control"])?;
+        tool.only(&["name", "description", "input_schema", "cache_control", "strict"])?;
+        if tool.opt_bool("strict")?.is_some() && !structured(model) {
+            return Err(Invalid::standalone(tool.path("strict"), format!("'{model}' does not support strict tool use.")));
+        }
         let name = validate::tool_name(tool.required("name")?, &tool.path("name"), 128)?;
         if !seen.insert(name) {
             return Err(Invalid::new(tool.path("name"), "Tool names must be unique"));
@@ -481,11 +656,17 @@ fn tool_choice(body: &Obj) -> Checked<ToolChoice> {
     }
 }
 
+/// What Claude thinks, when it thinks.
+const THOUGHT: &str = "Let me think this through.";
+
 fn render(parsed: &Parsed, reply: &Reply) -> Answer {
     let id = format!("msg_mock{}", script::next_id());
     let request_id = format!("req_mock{}", script::next_id());
     let tool_id = reply.tool_call.as_ref().map(|_| format!("toolu_mock_{}", script::next_id()));
     let mut content = Vec::new();
+    if parsed.thinks {
+        content.push(ContentOut::Thinking { thinking: THOUGHT, signature: "bW9jay10aGlua2luZy1zaWduYXR1cmU=" });
+    }
     if !reply.text.is_empty() {
         content.push(ContentOut::Text { text: &reply.text });
     }
@@ -538,14 +719,22 @@ fn stream_events(message: &MessageOut) -> Vec<String> {
         let (start, deltas) = match block {
             ContentOut::Text { text } => (
                 ContentOut::Text { text: "" },
-                script::word_pieces(text).into_iter().map(|text| DeltaOut::TextDelta { text: text.to_owned() }).collect::<Vec<_>>(),
+                script::word_pieces(text).into_iter().map(|text| DeltaOut::Text { text: text.to_owned() }).collect::<Vec<_>>(),
+            ),
+            ContentOut::Thinking { thinking, signature } => (
+                ContentOut::Thinking { thinking: "", signature: "" },
+                script::word_pieces(thinking)
+                    .into_iter()
+                    .map(|thinking| DeltaOut::Thinking { thinking: thinking.to_owned() })
+                    .chain([DeltaOut::Signature { signature: (*signature).to_owned() }])
+                    .collect(),
             ),
             ContentOut::ToolUse { id, name, input } => {
                 let json = input.to_json();
                 let pieces = std::iter::once("").chain(script::thirds(&json));
                 (
                     ContentOut::ToolUse { id, name, input: &no_input },
-                    pieces.map(|piece| DeltaOut::InputJsonDelta { partial_json: piece.to_owned() }).collect(),
+                    pieces.map(|piece| DeltaOut::InputJson { partial_json: piece.to_owned() }).collect(),
                 )
             }
         };
@@ -585,6 +774,7 @@ struct MessageOut<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ContentOut<'a> {
+    Thinking { thinking: &'a str, signature: &'a str },
     Text { text: &'a str },
     ToolUse { id: &'a str, name: &'a str, input: &'a Args },
 }
@@ -626,11 +816,18 @@ impl Event<'_> {
     }
 }
 
+/// A `content_block_delta` payload, named by its `type` (`text_delta`, …).
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 enum DeltaOut {
-    TextDelta { text: String },
-    InputJsonDelta { partial_json: String },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: String },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: String },
+    #[serde(rename = "text_delta")]
+    Text { text: String },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: String },
 }
 
 #[derive(Serialize)]
@@ -801,6 +998,62 @@ mod tests {
             let message = error["error"]["message"].as_str().unwrap();
             assert!(message.starts_with(expected), "{body}: {message}");
         }
+    }
+
+    #[test]
+    fn checks_thinking_like_anthropic_and_answers_with_a_thinking_block() {
+        let hi = json!([{"role": "user", "content": "hi"}]);
+        let with = |model: &str, max_tokens: u64, extra: Value| {
+            let mut body = json!({"model": model, "max_tokens": max_tokens, "messages": hi});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            answer(body)
+        };
+        let budget = json!({"thinking": {"type": "enabled", "budget_tokens": 1024}});
+        let whole = json_of(&with("claude-sonnet-4-5", 2000, budget.clone()).ok().unwrap().whole);
+        assert_eq!(whole["content"][0], json!({"type": "thinking", "thinking": THOUGHT, "signature": "bW9jay10aGlua2luZy1zaWduYXR1cmU="}));
+        assert_eq!(whole["content"][1]["type"], "text");
+        let adaptive = json!({"thinking": {"type": "adaptive"}, "output_config": {"effort": "low"}});
+        assert!(with("claude-opus-4-6", 100, adaptive.clone()).is_ok());
+        let refused = [
+            ("claude-sonnet-4-5", 1024, budget.clone()),
+            ("claude-sonnet-4-5", 5000, json!({"thinking": {"type": "enabled", "budget_tokens": 1000}})),
+            ("claude-opus-4-7", 5000, budget.clone()),
+            ("claude-sonnet-4-5", 100, adaptive.clone()),
+            ("claude-3-5-haiku-20241022", 5000, budget.clone()),
+            ("claude-opus-4-6", 100, json!({"output_config": {"effort": "extreme"}})),
+            ("claude-sonnet-4-5", 5000, json!({"thinking": {"type": "enabled", "budget_tokens": 1024}, "temperature": 0.5})),
+        ];
+        for (model, max_tokens, extra) in refused {
+            assert_eq!(rejection(with(model, max_tokens, extra.clone())).0, 400, "{model} {extra}");
+        }
+        // a tool loop continued without the thinking block that opened the call
+        let mut body = base(json!([
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}]}]));
+        body["tools"] = weather_tools();
+        body["max_tokens"] = json!(5000);
+        assert!(answer(body.clone()).is_ok());
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+        let (status, error) = rejection(answer(body));
+        assert_eq!(status, 400);
+        assert!(error["error"]["message"].as_str().unwrap().contains("must start with a thinking block"), "{error}");
+    }
+
+    #[test]
+    fn answers_in_the_json_schema_and_takes_strict_tools_on_models_with_structured_outputs() {
+        let format = json!({"format": {"type": "json_schema", "schema": {"type": "object", "properties": {"city": {"type": "string"}}}}});
+        let mut body = base(json!([{"role": "user", "content": "hi"}]));
+        body["output_config"] = format;
+        let whole = json_of(&answer(body.clone()).ok().unwrap().whole);
+        assert_eq!(whole["content"][0]["text"], r#"{"city":"Paris"}"#);
+        body["model"] = json!("claude-3-5-haiku-20241022");
+        assert_eq!(rejection(answer(body)).0, 400);
+        let mut strict = base(json!([{"role": "user", "content": "hi"}]));
+        strict["tools"] = json!([{"name": "f", "input_schema": {"type": "object"}, "strict": true}]);
+        assert!(answer(strict.clone()).is_ok());
+        strict["model"] = json!("claude-3-5-haiku-20241022");
+        assert_eq!(rejection(answer(strict)).0, 400);
     }
 
     #[test]

@@ -30,6 +30,7 @@ const CONVERSE_FIELDS: &[&str] = &[
     "additionalModelResponseFieldPaths",
     "guardrailConfig",
     "performanceConfig",
+    "outputConfig",
     "promptVariables",
     "requestMetadata",
 ];
@@ -81,8 +82,19 @@ impl Provider for Bedrock {
         match action {
             "converse" | "converse-stream" => {
                 let conversation = parse_converse(&request.body, cache).map_err(invalid)?;
-                let reply = script::reply(&conversation);
-                Ok(render(&reply, action == "converse-stream"))
+                let thinks = model_fields(&request.body, &model).map_err(invalid)?;
+                let format = structured_output(&request.body, &model).map_err(invalid)?;
+                let mut reply = script::reply(&conversation);
+                if model.contains("anthropic.claude") {
+                    script::forced_call_alone(&conversation, &mut reply);
+                }
+                if let Some(format) = format
+                    && reply.tool_call.is_none()
+                {
+                    reply.text = format.sample_args().to_json();
+                    reply.usage.output = script::words(&reply.text);
+                }
+                Ok(render(&reply, action == "converse-stream", thinks))
             }
             "invoke" => invoke(&model, &request.body).map(|whole| Answer { whole, events: None }).map_err(invalid),
             _ => Err(error_response(404, "UnknownOperationException", "The requested operation is not recognized by the service.")),
@@ -164,6 +176,145 @@ fn parse_converse(raw: &[u8], cache: Cache) -> Checked<Conversation> {
     Ok(Conversation { system, turns, tools, tool_choice, max_tokens, stop, cache })
 }
 
+/// Models with structured outputs (`outputConfig.textFormat`) and strict tool use
+/// (https://docs.aws.amazon.com/bedrock/latest/userguide/structured-output.html).
+const STRUCTURED: &[&str] = &[
+    "claude-opus-4-1",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "claude-opus-4-5",
+    "claude-opus-4-6",
+    "claude-sonnet-4-6",
+    "claude-opus-4-7",
+];
+
+/// `outputConfig.textFormat` (its schema a JSON string) and `toolSpec.strict`, which only models
+/// with structured outputs take. The schema, as a tool whose sample input is the answer.
+fn structured_output(raw: &[u8], model: &str) -> Checked<Option<Tool>> {
+    let body = validate::parse_body(raw)?;
+    let supported = STRUCTURED.iter().any(|m| model.contains(m));
+    let unsupported = |path: String| Invalid::standalone(path, format!("This model doesn't support structured outputs: {model}"));
+    let tools = body.get("toolConfig").and_then(|c| c.get("tools")).and_then(Value::as_array).cloned().unwrap_or_default();
+    if let Some(index) = tools.iter().position(|t| t.get("toolSpec").and_then(|s| s.get("strict")).is_some())
+        && !supported
+    {
+        return Err(unsupported(format!("toolConfig.tools.{index}.toolSpec.strict")));
+    }
+    let Some(config) = body.get("outputConfig") else { return Ok(None) };
+    let config = Obj::new(config, "outputConfig")?;
+    config.only(&["textFormat"])?;
+    let format = config.object("textFormat")?;
+    format.only(&["type", "structure"])?;
+    if format.string("type")? != "json_schema" {
+        return Err(Invalid::new(
+            format.path("type"),
+            "Value at 'outputConfig.textFormat.type' failed to satisfy constraint: Member must satisfy enum value set: [json_schema]",
+        ));
+    }
+    let (_, definition) = union(format.required("structure")?, &format.path("structure"), &["jsonSchema"])?;
+    let definition = Obj::new(definition, format.path("structure.jsonSchema"))?;
+    definition.only(&["schema", "name", "description"])?;
+    let text = definition.non_empty_string("schema")?;
+    let schema: Value = serde_json::from_str(text).map_err(|_| Invalid::new(definition.path("schema"), "The schema is not valid JSON"))?;
+    if !supported {
+        return Err(unsupported("outputConfig".to_owned()));
+    }
+    let order = serde_json::from_str::<JsonOrder>(text).ok().and_then(|o| o.properties).map_or_else(Vec::new, |keys| keys.0);
+    Ok(Some(Tool::new("response".to_owned(), &schema, &order)))
+}
+
+/// What the model thinks, when it thinks.
+const THOUGHT: &str = "Weighing it up.";
+
+/// `additionalModelRequestFields`, which Bedrock hands to the model in its own format: Claude
+/// takes Anthropic's `thinking` and `output_config` (a budget of at least 1,024 tokens below
+/// `maxTokens`, no sampling changes while thinking; adaptive thinking on 4.6+ models), Nova 2
+/// its `reasoningConfig`; other models refuse these keys. Whether the model thinks.
+fn model_fields(raw: &[u8], model: &str) -> Checked<bool> {
+    let body = validate::parse_body(raw)?;
+    let Some(fields) = body.get("additionalModelRequestFields") else { return Ok(false) };
+    let fields = Obj::new(fields, "additionalModelRequestFields")?;
+    let extraneous = |key: &str| {
+        Invalid::standalone(
+            join("additionalModelRequestFields", key),
+            format!("The model returned the following errors: extraneous key [{key}] is not permitted"),
+        )
+    };
+    let inference = body.get("inferenceConfig");
+    if model.contains("amazon.nova-2") {
+        if let Some(key) = ["thinking", "output_config"].into_iter().find(|k| fields.get(k).is_some()) {
+            return Err(extraneous(key));
+        }
+        let Some(config) = fields.get("reasoningConfig") else { return Ok(false) };
+        let config = Obj::new(config, fields.path("reasoningConfig"))?;
+        config.only(&["type", "maxReasoningEffort"])?;
+        let enabled = match config.string("type")? {
+            "enabled" => true,
+            "disabled" => false,
+            other => return Err(Invalid::new(config.path("type"), format!("Invalid reasoning type {other}"))),
+        };
+        if let Some(effort) = config.opt_string("maxReasoningEffort")?
+            && !["low", "medium", "high"].contains(&effort)
+        {
+            return Err(Invalid::new(config.path("maxReasoningEffort"), format!("Invalid reasoning effort {effort}")));
+        }
+        return Ok(enabled);
+    }
+    if !model.contains("anthropic.claude") || ["claude-3-5", "claude-3-haiku", "claude-3-opus"].iter().any(|m| model.contains(m)) {
+        return match fields.get("thinking").map(|_| "thinking").or(fields.get("reasoningConfig").map(|_| "reasoningConfig")) {
+            Some(key) => Err(extraneous(key)),
+            None => Ok(false),
+        };
+    }
+    if let Some(key) = fields.get("reasoningConfig").map(|_| "reasoningConfig") {
+        return Err(extraneous(key));
+    }
+    if let Some(config) = fields.get("output_config") {
+        let config = Obj::new(config, fields.path("output_config"))?;
+        config.only(&["effort"])?;
+        if let Some(effort) = config.opt_string("effort")?
+            && !["low", "medium", "high", "xhigh", "max"].contains(&effort)
+        {
+            return Err(Invalid::new(config.path("effort"), format!("invalid effort {effort}")));
+        }
+    }
+    let Some(thinking) = fields.get("thinking") else { return Ok(false) };
+    let thinking = Obj::new(thinking, fields.path("thinking"))?;
+    let adaptive_models =
+        ["claude-opus-4-6", "claude-sonnet-4-6", "claude-opus-4-7", "claude-opus-4-8", "claude-opus-5", "claude-sonnet-5"];
+    match thinking.string("type")? {
+        "enabled" => {
+            thinking.only(&["type", "budget_tokens"])?;
+            let budget = thinking.positive_int("budget_tokens")?;
+            // Claude's own default output limit on Bedrock when the request sets none.
+            let max_tokens = inference.and_then(|c| c.get("maxTokens")).and_then(Value::as_u64).unwrap_or(4096);
+            if budget < 1024 || max_tokens <= budget {
+                return Err(Invalid::standalone(
+                    thinking.path("budget_tokens"),
+                    "The model returned the following errors: thinking.budget_tokens must be at least 1024 and less than max_tokens",
+                ));
+            }
+        }
+        "adaptive" if adaptive_models.iter().any(|m| model.contains(m)) => thinking.only(&["type"])?,
+        other => {
+            return Err(Invalid::new(
+                thinking.path("type"),
+                format!("The model returned the following errors: thinking type {other} is not supported"),
+            ));
+        }
+    }
+    let sampling = inference.map(|c| (c.get("temperature").and_then(Value::as_f64), c.get("topP").and_then(Value::as_f64)));
+    if let Some((temperature, top_p)) = sampling
+        && (temperature.is_some_and(|t| t != 1.0) || top_p.is_some_and(|p| p < 0.95))
+    {
+        return Err(Invalid::standalone(
+            "inferenceConfig",
+            "The model returned the following errors: temperature may only be set to 1 and top_p to 0.95 or more when thinking is enabled",
+        ));
+    }
+    Ok(true)
+}
+
 /// A union value: an object with exactly one of `members` set.
 fn union<'a>(value: &'a Value, path: &str, members: &[&str]) -> Checked<(&'a str, &'a Value)> {
     let object = Obj::new(value, path)?;
@@ -242,7 +393,8 @@ fn tool_config(body: &Obj, raw: &[u8]) -> Checked<(Vec<Tool>, ToolChoice)> {
             continue;
         }
         let spec = Obj::new(value, join(&path, member))?;
-        spec.only(&["name", "description", "inputSchema"])?;
+        spec.only(&["name", "description", "inputSchema", "strict"])?;
+        spec.opt_bool("strict")?;
         let name = validate::tool_name(spec.required("name")?, &spec.path("name"), 64)?;
         if !seen.insert(name) {
             return Err(Invalid::new(spec.path("name"), "Tool names must be unique"));
@@ -502,9 +654,13 @@ fn stop_reason(finish: &Finish) -> &'static str {
     }
 }
 
-fn render(reply: &Reply, stream: bool) -> Answer {
+fn render(reply: &Reply, stream: bool, thinks: bool) -> Answer {
     let tool_id = reply.tool_call.as_ref().map(|_| format!("tooluse_mock_{}", script::next_id()));
     let mut content = Vec::new();
+    if thinks {
+        content
+            .push(BlockOut::ReasoningContent(ReasoningOut { reasoning_text: ReasoningTextOut { text: THOUGHT, signature: "c2lnbmVk" } }));
+    }
     if !reply.text.is_empty() {
         content.push(BlockOut::Text(&reply.text));
     }
@@ -540,6 +696,13 @@ fn stream_events(answer: &ConverseOut) -> Vec<String> {
                 for piece in script::word_pieces(text) {
                     let n = events.len();
                     events.push(padded("contentBlockDelta", &DeltaOut { content_block_index: index, delta: DeltaBody::Text(piece) }, n));
+                }
+            }
+            BlockOut::ReasoningContent(reasoning) => {
+                for piece in script::word_pieces(reasoning.reasoning_text.text) {
+                    let delta = DeltaOut { content_block_index: index, delta: DeltaBody::ReasoningContent(ReasoningDelta { text: piece }) };
+                    let n = events.len();
+                    events.push(padded("contentBlockDelta", &delta, n));
                 }
             }
             BlockOut::ToolUse(call) => {
@@ -630,6 +793,24 @@ struct MessageOut<'a> {
 enum BlockOut<'a> {
     Text(&'a str),
     ToolUse(ToolUseOut<'a>),
+    ReasoningContent(ReasoningOut<'a>),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReasoningOut<'a> {
+    reasoning_text: ReasoningTextOut<'a>,
+}
+
+#[derive(Serialize)]
+struct ReasoningTextOut<'a> {
+    text: &'a str,
+    signature: &'a str,
+}
+
+#[derive(Serialize)]
+struct ReasoningDelta<'a> {
+    text: &'a str,
 }
 
 #[derive(Serialize)]
@@ -700,6 +881,7 @@ struct DeltaOut<'a> {
 enum DeltaBody<'a> {
     Text(&'a str),
     ToolUse(ToolInput<'a>),
+    ReasoningContent(ReasoningDelta<'a>),
 }
 
 #[derive(Serialize)]
@@ -924,6 +1106,70 @@ mod tests {
             assert_eq!((status, kind.as_str()), (400, "ValidationException"), "{body}");
             assert!(message.starts_with(expected), "{body}: {message}");
         }
+    }
+
+    #[test]
+    fn checks_model_fields_per_model_and_answers_with_reasoning() {
+        let with = |model: &str, extra: Value| {
+            let mut body = json!({"messages": [user("hi")]});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            send(&format!("/model/{model}/converse"), &body)
+        };
+        let claude = "us.anthropic.claude-sonnet-4-5-20250929-v1%3A0";
+        let budget = json!({"additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 1024}}});
+        let whole = json_of(&with(claude, budget.clone()).ok().unwrap().whole);
+        assert_eq!(whole["output"]["message"]["content"][0]["reasoningContent"]["reasoningText"]["text"], THOUGHT);
+        assert!(
+            with(
+                "anthropic.claude-opus-4-6-v1",
+                json!({"additionalModelRequestFields": {"thinking": {"type": "adaptive"}, "output_config": {"effort": "low"}}})
+            )
+            .is_ok()
+        );
+        assert!(
+            with(
+                "us.amazon.nova-2-lite-v1%3A0",
+                json!({"additionalModelRequestFields": {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": "low"}}})
+            )
+            .is_ok()
+        );
+        let refused = [
+            (
+                claude,
+                json!({"additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 1024}}, "inferenceConfig": {"maxTokens": 1024}}),
+            ),
+            (claude, json!({"additionalModelRequestFields": {"thinking": {"type": "adaptive"}}})),
+            (
+                claude,
+                json!({"additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 1024}}, "inferenceConfig": {"temperature": 0.5}}),
+            ),
+            ("anthropic.claude-3-haiku-20240307-v1%3A0", budget.clone()),
+            ("meta.llama3-70b-instruct-v1%3A0", budget.clone()),
+            ("us.amazon.nova-2-lite-v1%3A0", budget.clone()),
+            (
+                "us.amazon.nova-2-lite-v1%3A0",
+                json!({"additionalModelRequestFields": {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": "max"}}}),
+            ),
+        ];
+        for (model, extra) in refused {
+            assert_eq!(rejection(with(model, extra.clone())).0, 400, "{model} {extra}");
+        }
+    }
+
+    #[test]
+    fn answers_in_the_json_schema_and_takes_strict_tools_on_models_with_structured_outputs() {
+        let sonnet = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse";
+        let schema = r#"{"type":"object","properties":{"city":{"type":"string"}}}"#;
+        let output = json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": schema, "name": "w"}}}});
+        let body = json!({"messages": [user("hi")], "outputConfig": output});
+        let whole = json_of(&send(sonnet, &body).ok().unwrap().whole);
+        assert_eq!(whole["output"]["message"]["content"][0]["text"], r#"{"city":"Paris"}"#);
+        assert_eq!(rejection(send(CONVERSE, &body)).0, 400, "Claude 3 Haiku has no structured outputs");
+        let unparsed = json!({"messages": [user("hi")], "outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": {"type": "object"}}}}}});
+        assert_eq!(rejection(send(sonnet, &unparsed)).0, 400, "the schema is JSON text");
+        let strict = json!({"messages": [user("hi")], "toolConfig": {"tools": [{"toolSpec": {"name": "f", "inputSchema": {"json": {"type": "object"}}, "strict": true}}]}});
+        assert!(send(sonnet, &strict).is_ok());
+        assert_eq!(rejection(send(CONVERSE, &strict)).0, 400);
     }
 
     #[test]

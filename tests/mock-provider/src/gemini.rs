@@ -134,11 +134,13 @@ impl Provider for Gemini {
                     return Err(error_response(400, "The mock only streams server-sent events: add alt=sse."));
                 }
                 let parsed = parse(&request.body, cache).map_err(invalid)?;
+                check_thought_signatures(&request.body, &target.model).map_err(invalid)?;
+                let thoughts = thinking_config(&request.body, &target.model).map_err(invalid)?;
                 if let Some(reason) = request.header("x-mock-block-reason") {
                     return Ok(blocked(&target, &parsed, reason));
                 }
                 let reply = script::reply(&parsed.conversation);
-                Ok(render(&target, &parsed, reply))
+                Ok(render(&target, &parsed, reply, thoughts))
             }
             Method::BatchEmbed => batch_embed(&request.body, &target.model).map_err(invalid),
             Method::Predict => predict(&request.body).map_err(invalid),
@@ -435,6 +437,149 @@ fn part_block(part: &Obj, role: Role) -> Checked<PartIn> {
     }
 }
 
+// ---- thinking (https://ai.google.dev/gemini-api/docs/thinking) --------------------------------
+
+/// What the model thinks, as a thought summary.
+const THOUGHT: &str = "Thinking it over.";
+
+/// `generationConfig.thinkingConfig` as Gemini checks it: a budget for 2.5 models within each
+/// one's range, a level for Gemini 3 models (Pro takes LOW and HIGH), never both. Whether the
+/// answer includes thought summaries.
+fn thinking_config(raw: &[u8], model: &str) -> Checked<bool> {
+    let body = validate::parse_body(raw)?;
+    let Some(config) = body.get("generationConfig").and_then(|c| c.get("thinkingConfig")) else { return Ok(false) };
+    let config = Obj::new(config, "generationConfig.thinkingConfig")?;
+    unknown(&config, &["thinkingBudget", "thinkingLevel", "includeThoughts"])?;
+    let include = config.opt_bool("includeThoughts")?.unwrap_or(false);
+    let gemini_3 = model.starts_with("gemini-3");
+    match (config.get("thinkingBudget"), config.opt_string("thinkingLevel")?) {
+        (Some(_), Some(_)) => {
+            Err(Invalid::standalone(config.path("thinkingLevel"), "You can only set only one of thinking budget and thinking level."))
+        }
+        (None, Some(level)) => {
+            let levels: &[&str] = match (gemini_3, model.contains("-pro")) {
+                (false, _) => {
+                    return Err(Invalid::standalone(config.path("thinkingLevel"), "Thinking level is not supported for this model."));
+                }
+                (true, true) => &["LOW", "HIGH"],
+                (true, false) => &["MINIMAL", "LOW", "MEDIUM", "HIGH"],
+            };
+            if !levels.contains(&level) {
+                return Err(Invalid::new(
+                    config.path("thinkingLevel"),
+                    format!("Invalid value \"{level}\"; this model takes {}", levels.join(", ")),
+                ));
+            }
+            Ok(include)
+        }
+        (Some(budget), None) => {
+            let Some(budget) = budget.as_i64() else {
+                return Err(Invalid::new(config.path("thinkingBudget"), "Invalid value: expected an int32"));
+            };
+            let range = if model.contains("flash-lite") {
+                512..=24576
+            } else if model.contains("flash") {
+                0..=24576
+            } else {
+                128..=32768
+            };
+            if budget == 0 && !range.contains(&0) {
+                return Err(Invalid::standalone(
+                    config.path("thinkingBudget"),
+                    "Budget 0 is invalid. This model only works in thinking mode.",
+                ));
+            }
+            if budget != -1 && budget != 0 && !range.contains(&budget) {
+                return Err(Invalid::standalone(
+                    config.path("thinkingBudget"),
+                    format!(
+                        "The thinking budget {budget} is invalid. Please choose a value between {} and {}.",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+            Ok(include && budget != 0)
+        }
+        (None, None) => Ok(include),
+    }
+}
+
+// ---- thought signatures (https://ai.google.dev/gemini-api/docs/thought-signatures) -------------
+
+/// Gemini 3 models sign the first function call of each answer and refuse a conversation whose
+/// current turn holds a model step without that signature.
+fn signs_calls(model: &str) -> bool {
+    model.starts_with("gemini-3")
+}
+
+/// What Google documents as the stand-in for a signature the caller does not have.
+const PLACEHOLDER_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// Every signature the mock issues starts so, with characters that differ between standard and
+/// URL-safe base64, and is long, as real ones are.
+const SIGNATURE_PREFIX: &str = "TW9ja1NpZ24+/";
+
+fn issue_signature() -> String {
+    // 1,022 base64 digits, the last one `A` so that the padding bits are zero.
+    format!("{SIGNATURE_PREFIX}{}{:08}A==", "A".repeat(1000), script::next_id() % 100_000_000)
+}
+
+/// proto3 JSON reads `bytes` as standard or URL-safe base64, padded or not.
+fn is_base64(s: &str) -> bool {
+    let data = s.trim_end_matches('=');
+    let padding = s.len() - data.len();
+    padding <= 2
+        && data.len() % 4 != 1
+        && (padding == 0 || s.len().is_multiple_of(4))
+        && data.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+}
+
+fn check_thought_signatures(raw: &[u8], model: &str) -> Checked<()> {
+    let body = validate::parse_body(raw)?;
+    let contents = body.get("contents").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let parts = |content: &'_ Value| content.get("parts").and_then(Value::as_array).cloned().unwrap_or_default();
+    for (i, content) in contents.iter().enumerate() {
+        for (j, part) in parts(content).iter().enumerate() {
+            let Some(signature) = part.get("thoughtSignature") else { continue };
+            if !signature.as_str().is_some_and(is_base64) {
+                return Err(Invalid::standalone(
+                    format!("contents.{i}.parts.{j}.thoughtSignature"),
+                    format!(
+                        "Invalid value at 'contents[{i}].parts[{j}].thought_signature' (TYPE_BYTES), Base64 decoding failed for {signature}"
+                    ),
+                ));
+            }
+        }
+    }
+    if !signs_calls(model) {
+        return Ok(());
+    }
+    // The current turn began with the last user content that is not function responses alone.
+    let is_prompt = |c: &Value| c["role"] == "user" && parts(c).iter().any(|p| p.get("functionResponse").is_none());
+    let start = contents.iter().rposition(is_prompt).unwrap_or(0);
+    for (i, content) in contents.iter().enumerate().skip(start).filter(|(_, c)| c["role"] == "model") {
+        let parts = parts(content);
+        let Some((j, first)) = parts.iter().enumerate().find(|(_, p)| p.get("functionCall").is_some()) else { continue };
+        let path = format!("contents.{i}.parts.{j}");
+        match first.get("thoughtSignature").and_then(Value::as_str) {
+            None => {
+                let name = first["functionCall"]["name"].as_str().unwrap_or_default();
+                return Err(Invalid::standalone(
+                    path,
+                    format!(
+                        "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{name}` , position {}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+                        i + 1
+                    ),
+                ));
+            }
+            Some(s) if s == PLACEHOLDER_SIGNATURE || s.starts_with(SIGNATURE_PREFIX) => {}
+            Some(_) => return Err(Invalid::standalone(path, "Corrupted thought signature.")),
+        }
+    }
+    Ok(())
+}
+
 fn check_schema(value: &Value, path: &str) -> Checked<()> {
     let schema = Obj::new(value, path)?;
     unknown(&schema, SCHEMA_FIELDS)?;
@@ -646,6 +791,28 @@ struct ContentOut<'a> {
 enum PartOut<'a> {
     Text(&'a str),
     FunctionCall(CallOut<'a>),
+    #[serde(untagged)]
+    Thought {
+        text: &'a str,
+        thought: bool,
+    },
+    #[serde(untagged)]
+    SignedCall {
+        #[serde(rename = "functionCall")]
+        function_call: CallOut<'a>,
+        #[serde(rename = "thoughtSignature")]
+        thought_signature: String,
+    },
+}
+
+/// The function call part of an answer, signed where the model signs its calls.
+fn call_part<'a>(target: &Target, call: &'a script::ToolCall) -> PartOut<'a> {
+    let function_call = CallOut { name: &call.name, args: &call.args };
+    if signs_calls(&target.model) {
+        PartOut::SignedCall { function_call, thought_signature: issue_signature() }
+    } else {
+        PartOut::FunctionCall(function_call)
+    }
 }
 
 /// `args` keeps the schema's property order, which `serde_json::Value` would sort.
@@ -660,7 +827,7 @@ fn candidate<'a>(parts: Vec<PartOut<'a>>, finish_reason: Option<&'static str>) -
     CandidateOut { content, finish_reason, index: 0 }
 }
 
-fn render(target: &Target, parsed: &Parsed, mut reply: Reply) -> Answer {
+fn render(target: &Target, parsed: &Parsed, mut reply: Reply, thoughts: bool) -> Answer {
     if parsed.model_json && reply.tool_call.is_none() {
         reply.text = json_text(parsed, &reply.text);
         reply.usage.output = script::words(&reply.text);
@@ -671,11 +838,14 @@ fn render(target: &Target, parsed: &Parsed, mut reply: Reply) -> Answer {
         Finish::MaxTokens => "MAX_TOKENS",
     };
     let mut parts = Vec::new();
+    if thoughts {
+        parts.push(PartOut::Thought { text: THOUGHT, thought: true });
+    }
     if !reply.text.is_empty() {
         parts.push(PartOut::Text(&reply.text));
     }
     if let Some(call) = &reply.tool_call {
-        parts.push(PartOut::FunctionCall(CallOut { name: &call.name, args: &call.args }));
+        parts.push(call_part(target, call));
     }
     let whole = ResponseOut {
         candidates: [candidate(parts, Some(finish))],
@@ -683,16 +853,17 @@ fn render(target: &Target, parsed: &Parsed, mut reply: Reply) -> Answer {
         model_version: &target.model,
         response_id: &response_id,
     };
-    let events = (target.method == Method::Stream).then(|| stream_events(target, &response_id, &reply, finish));
+    let events = (target.method == Method::Stream).then(|| stream_events(target, &response_id, &reply, finish, thoughts));
     Answer { whole: Response::json(200, &whole), events }
 }
 
 /// One event per word, then the function call, the last one with the finish reason and the
 /// full usage; earlier events carry only the prompt count, as Gemini's do.
-fn stream_events(target: &Target, response_id: &str, reply: &Reply, finish: &'static str) -> Vec<String> {
-    let mut pieces: Vec<PartOut> = script::word_pieces(&reply.text).into_iter().map(PartOut::Text).collect();
+fn stream_events(target: &Target, response_id: &str, reply: &Reply, finish: &'static str, thoughts: bool) -> Vec<String> {
+    let thought = thoughts.then_some(PartOut::Thought { text: THOUGHT, thought: true });
+    let mut pieces: Vec<PartOut> = thought.into_iter().chain(script::word_pieces(&reply.text).into_iter().map(PartOut::Text)).collect();
     if let Some(call) = &reply.tool_call {
-        pieces.push(PartOut::FunctionCall(CallOut { name: &call.name, args: &call.args }));
+        pieces.push(call_part(target, call));
     }
     if pieces.is_empty() {
         pieces.push(PartOut::Text(""));
@@ -950,6 +1121,66 @@ mod tests {
             {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"content": "sunny"}}}]}]});
         let whole = json_of(&send(GENERATE, &follow_up, AUTH).ok().unwrap().whole);
         assert_eq!(whole["candidates"][0]["content"]["parts"][0]["text"], "Tool results: sunny");
+    }
+
+    #[test]
+    fn gemini_3_signs_calls_and_wants_the_signature_back_in_the_current_turn() {
+        const GEMINI_3: &str = "/v1beta/models/gemini-3-pro-preview:generateContent";
+        let tools = json!([{"functionDeclarations": [{"name": "get_weather"}]}]);
+        let ask = json!({"role": "user", "parts": [{"text": "weather?"}]});
+        let whole = json_of(&send(GEMINI_3, &json!({"contents": [ask], "tools": tools}), AUTH).ok().unwrap().whole);
+        let signed = &whole["candidates"][0]["content"]["parts"][1];
+        let signature = signed["thoughtSignature"].as_str().unwrap().to_owned();
+        assert!(signature.starts_with(SIGNATURE_PREFIX) && is_base64(&signature), "{signed}");
+        let stream =
+            send("/v1beta/models/gemini-3-pro-preview:streamGenerateContent?alt=sse", &json!({"contents": [ask], "tools": tools}), AUTH);
+        assert!(stream.ok().unwrap().events.unwrap().iter().any(|e| e.contains("\"thoughtSignature\":\"TW9ja1NpZ24+/")));
+        let step = |signature: Option<&str>| {
+            let mut call = json!({"functionCall": {"name": "get_weather", "args": {}}});
+            if let Some(s) = signature {
+                call["thoughtSignature"] = json!(s);
+            }
+            let answer =
+                json!({"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"content": "sunny"}}}]});
+            json!({"contents": [ask, {"role": "model", "parts": [call]}, answer], "tools": tools})
+        };
+        assert!(send(GEMINI_3, &step(Some(&signature)), AUTH).is_ok());
+        assert!(send(GEMINI_3, &step(Some(PLACEHOLDER_SIGNATURE)), AUTH).is_ok());
+        let (status, error) = rejection(send(GEMINI_3, &step(None), AUTH));
+        assert_eq!((status, &error["error"]["status"]), (400, &json!("INVALID_ARGUMENT")));
+        assert!(error["error"]["message"].as_str().unwrap().starts_with("Function call is missing a thought_signature"), "{error}");
+        assert_eq!(rejection(send(GEMINI_3, &step(Some("c29tZXRoaW5n")), AUTH)).0, 400, "a signature the model never issued");
+        assert_eq!(rejection(send(GEMINI_3, &step(Some("not base64!")), AUTH)).0, 400);
+        // earlier turns and older models are not checked
+        assert!(send(GENERATE, &step(None), AUTH).is_ok());
+        let mut later = step(None);
+        later["contents"].as_array_mut().unwrap().extend([json!({"role": "model", "parts": [{"text": "sunny"}]}), ask.clone()]);
+        assert!(send(GEMINI_3, &later, AUTH).is_ok());
+    }
+
+    #[test]
+    fn checks_thinking_config_per_model_and_answers_with_thoughts() {
+        let with = |model: &str, config: Value| {
+            let body = json!({"contents": hi()["contents"], "generationConfig": {"thinkingConfig": config}});
+            send(&format!("/v1beta/models/{model}:generateContent"), &body, AUTH)
+        };
+        let whole = json_of(&with("gemini-2.5-flash", json!({"thinkingBudget": 1024, "includeThoughts": true})).ok().unwrap().whole);
+        assert_eq!(whole["candidates"][0]["content"]["parts"][0], json!({"text": THOUGHT, "thought": true}));
+        assert!(with("gemini-2.5-flash", json!({"thinkingBudget": 0})).is_ok());
+        assert!(with("gemini-3-flash-preview", json!({"thinkingLevel": "MINIMAL"})).is_ok());
+        assert!(with("gemini-3-pro-preview", json!({"thinkingLevel": "LOW"})).is_ok());
+        let refused = [
+            ("gemini-2.5-pro", json!({"thinkingBudget": 0})),
+            ("gemini-2.5-flash", json!({"thinkingBudget": 30000})),
+            ("gemini-2.5-flash", json!({"thinkingLevel": "LOW"})),
+            ("gemini-3-pro-preview", json!({"thinkingLevel": "MINIMAL"})),
+            ("gemini-3-flash-preview", json!({"thinkingLevel": "LOW", "thinkingBudget": 1024})),
+            ("gemini-3-flash-preview", json!({"thinkingLevel": "low"})),
+            ("gemini-2.5-flash", json!({"budget": 1})),
+        ];
+        for (model, config) in refused {
+            assert_eq!(rejection(with(model, config.clone())).0, 400, "{model} {config}");
+        }
     }
 
     #[test]

@@ -403,6 +403,9 @@ fn part(item: &Value, path: &str, allowed: &[&str]) -> Checked<Option<Block>> {
     }
 }
 
+/// OpenAI's longest tool call id (its 400 says "Expected a string with maximum length 40").
+const MAX_CALL_ID: usize = 40;
+
 /// An assistant turn, and the ids of the tool calls it makes.
 fn assistant(message: &Obj) -> Checked<(Turn, Vec<String>)> {
     let calls = message.opt_array("tool_calls")?.unwrap_or_default();
@@ -411,7 +414,18 @@ fn assistant(message: &Obj) -> Checked<(Turn, Vec<String>)> {
     let calls_path = message.path("tool_calls");
     for (index, call) in calls.iter().enumerate() {
         let call = Obj::new(call, format!("{calls_path}[{index}]"))?;
-        ids.push(call.non_empty_string("id")?.to_owned());
+        let id = call.non_empty_string("id")?;
+        if id.len() > MAX_CALL_ID {
+            return Err(Invalid::standalone(
+                call.path("id"),
+                format!(
+                    "Invalid '{}': string too long. Expected a string with maximum length {MAX_CALL_ID}, but got a string with length {} instead.",
+                    call.path("id"),
+                    id.len()
+                ),
+            ));
+        }
+        ids.push(id.to_owned());
         if call.string("type")? != "function" {
             return Err(Invalid::new(call.path("type"), "Input should be 'function'"));
         }
@@ -868,6 +882,12 @@ mod tests {
             (json!({"model": "m", "messages": [{"role": "bot", "content": "x"}]}), "messages[0].role"),
             (json!({"model": "m", "messages": [{"role": "user", "content": 5}]}), "messages[0].content"),
             (json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}), "messages[0].tool_call_id"),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"},
+                    {"role": "assistant", "tool_calls": [{"id": "c".repeat(41), "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                    {"role": "tool", "tool_call_id": "c".repeat(41), "content": "x"}]}),
+                "messages[1].tool_calls[0].id",
+            ),
             (
                 json!({"model": "m", "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "x"}]}),
                 "stream_options",

@@ -226,9 +226,16 @@ pub struct Reply {
     pub usage: Usage,
 }
 
+/// A tool result holding this makes the model call its first tool once more, so tests can run
+/// tool loops of several steps.
+pub const CALL_AGAIN: &str = "[call again]";
+
 pub fn reply(conversation: &Conversation) -> Reply {
     let (text, tool_call) = if let Some(results) = trailing_tool_results(conversation) {
-        (format!("Tool results: {}", results.join("; ")), None)
+        match conversation.tools.first().filter(|_| results.iter().any(|r| r.contains(CALL_AGAIN))) {
+            Some(tool) => ("Let me check again.".to_owned(), Some(to_call(tool))),
+            None => (format!("Tool results: {}", results.join("; ")), None),
+        }
     } else if let Some(tool) = chosen_tool(conversation) {
         ("Let me check.".to_owned(), Some(tool))
     } else {
@@ -241,6 +248,16 @@ pub fn reply(conversation: &Conversation) -> Reply {
     let cache = conversation.cache;
     let usage = Usage { input: total.saturating_sub(cache.read + cache.write), cache_read: cache.read, cache_write: cache.write, output };
     Reply { text, tool_call, finish, usage }
+}
+
+/// Claude says nothing before a call it was forced to make: "the models will not emit a natural
+/// language response or explanation before `tool_use` content blocks" when `tool_choice` is
+/// `any` or `tool` (https://platform.claude.com/docs/en/agents-and-tools/tool-use/implement-tool-use).
+pub fn forced_call_alone(conversation: &Conversation, reply: &mut Reply) {
+    if reply.tool_call.is_some() && matches!(conversation.tool_choice, ToolChoice::Required | ToolChoice::Named(_)) {
+        reply.usage.output -= words(&reply.text);
+        reply.text.clear();
+    }
 }
 
 fn trailing_tool_results(conversation: &Conversation) -> Option<Vec<&str>> {
@@ -536,6 +553,22 @@ mod tests {
         assert_eq!((cut.usage.output, cut.finish), (20, Finish::MaxTokens));
         assert_eq!(asked_length("write many words"), 0);
         assert_eq!(asked_length("write 999999999 words"), 3_000_000);
+    }
+
+    #[test]
+    fn calls_again_when_a_tool_result_asks() {
+        let mut conversation = Conversation {
+            turns: vec![
+                user("weather"),
+                Turn { role: Role::Assistant, blocks: vec![Block::ToolCall { name: "get_weather".to_owned(), args: "{}".to_owned() }] },
+                Turn { role: Role::User, blocks: vec![Block::ToolResult { text: format!("cloudy {CALL_AGAIN}"), images: 0 }] },
+            ],
+            tools: vec![weather_tool()],
+            ..Default::default()
+        };
+        assert_eq!(reply(&conversation).tool_call.map(|c| c.name).as_deref(), Some("get_weather"));
+        conversation.tools.clear();
+        assert_eq!(reply(&conversation).tool_call, None, "no tool to call");
     }
 
     #[test]
