@@ -206,3 +206,17 @@ fn an_embeddings_attempt_is_answered_as_embeddings() {
     // The gateway filter is this answer's client: it always gets usage, reported as it comes.
     assert!(ctx.client_wants_usage && ctx.report_usage);
 }
+
+#[test]
+fn failed_attempts_open_their_targets_breaker() {
+    let g = gateway();
+    let plan = plan(&g);
+    let attempt = g.on_attempt_headers(Some(&plan), Some("openai")).unwrap();
+    let body = br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
+    let mut exchange = g.on_attempt_body(&attempt, body, 0).unwrap().exchange;
+    exchange.status = 503;
+    let store = MemoryStore::default();
+    // The default breaker opens after 5 consecutive failures.
+    let opened: Vec<bool> = (0..5).map(|i| g.finish_attempt(&exchange, &store, i)).collect();
+    assert_eq!(opened, [false, false, false, false, true]);
+}
