@@ -6,8 +6,8 @@ use super::keys::{self, KeyIndex};
 use super::ledger::{self, Caps, Hold, Lifetime, Outcome, Period, Record, Totals};
 use super::money::{Pico, format_usd, parse_usd};
 use super::prices::{Price, PriceTable};
+use super::refusal::Refusal;
 use crate::host::SharedStore;
-use crate::openai::ApiError;
 use crate::patterns;
 use crate::schema::ConfigError;
 use crate::schema::{AuthSpec, BudgetSpec, TeamSpec};
@@ -200,18 +200,15 @@ impl Accounting {
         Ok(())
     }
 
-    /// 401 for a missing or unknown key when auth is on.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+    /// Refuses a missing or unknown key when auth is on.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Refusal> {
         if !self.auth_required {
             return Ok(Caller::default());
         }
-        let token = authorization.and_then(keys::bearer).ok_or_else(|| {
-            ApiError::new(401, "authentication_error", "Missing API key: send `Authorization: Bearer <your gateway key>`.")
-                .with_code("missing_api_key")
-        })?;
+        let token = authorization.and_then(keys::bearer).ok_or(Refusal::MissingKey)?;
         match self.index.find(token) {
             Some(&i) => Ok(Caller { key: Some(i) }),
-            None => Err(ApiError::new(401, "authentication_error", "Incorrect API key provided.").with_code("invalid_api_key")),
+            None => Err(Refusal::UnknownKey),
         }
     }
 
@@ -225,12 +222,10 @@ impl Accounting {
         key.models.is_empty() || key.models.iter().any(|p| patterns::matches(p, model))
     }
 
-    /// 403 when the caller's key may not use `model`.
-    pub fn check_model(&self, caller: Caller, model: &str) -> Result<(), ApiError> {
+    /// Refuses when the caller's key may not use `model`.
+    pub fn check_model(&self, caller: Caller, model: &str) -> Result<(), Refusal> {
         let Some(key) = caller.key.and_then(|k| self.keys.get(k)).filter(|_| !self.may_use(caller, model)) else { return Ok(()) };
-        Err(ApiError::new(403, "permission_error", format!("Key `{}` is not allowed to use model `{model}`.", key.id))
-            .with_param("model")
-            .with_code("model_not_allowed"))
+        Err(Refusal::ModelNotAllowed { key: key.id.clone(), model: model.to_owned() })
     }
 
     /// The scopes a request counts in: global, provider, model, and the caller's key and team.
@@ -246,9 +241,9 @@ impl Accounting {
         Tab { scopes, price, expires_ms: 0 }
     }
 
-    /// Reserves `estimate` in every capped scope of the tab, or refuses with 429 (releasing
+    /// Reserves `estimate` in every capped scope of the tab, or refuses (releasing
     /// whatever was already reserved).
-    pub fn admit(&self, store: &dyn SharedStore, now_ms: u64, tab: &mut Tab, estimate: Pico) -> Result<(), ApiError> {
+    pub fn admit(&self, store: &dyn SharedStore, now_ms: u64, tab: &mut Tab, estimate: Pico) -> Result<(), Refusal> {
         tab.expires_ms = self.lifetime.expiry(now_ms);
         for i in 0..tab.scopes.len() {
             let Some(&(id, _)) = tab.scopes.get(i) else { break };
@@ -263,13 +258,8 @@ impl Accounting {
                     }
                     continue;
                 }
-                Ok(Err(exceeded)) => {
-                    ApiError::new(429, "insufficient_quota", refusal_message(scope, &exceeded, estimate)).with_code("budget_exceeded")
-                }
-                Err(e) => {
-                    ApiError::new(503, "api_error", format!("The budget ledger is unavailable ({e:?}); refusing rather than overspending."))
-                        .with_code("budget_unavailable")
-                }
+                Ok(Err(exceeded)) => Refusal::BudgetExceeded { message: refusal_message(scope, &exceeded, estimate) },
+                Err(e) => Refusal::LedgerUnavailable { reason: format!("{e:?}") },
             };
             self.release(store, tab);
             return Err(refused);
@@ -543,7 +533,9 @@ fn refusal_message(scope: &Scope, exceeded: &ledger::Exceeded, estimate: Pico) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Refusals reach clients as the gateway renders them; these tests assert what clients see.
     use crate::host::memory::MemoryStore;
+    use crate::openai::ApiError;
     use crate::usage::Usage;
 
     const NOW: u64 = 1_795_521_600_000;
@@ -580,11 +572,11 @@ mod tests {
         let a = accounting();
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
         assert_eq!(alice.key, Some(0));
-        assert_eq!(a.authenticate(None).unwrap_err().code.as_deref(), Some("missing_api_key"));
-        let e = a.authenticate(Some("Bearer tg-mallory")).unwrap_err();
+        assert_eq!(a.authenticate(None).map_err(ApiError::from).unwrap_err().code.as_deref(), Some("missing_api_key"));
+        let e = a.authenticate(Some("Bearer tg-mallory")).map_err(ApiError::from).unwrap_err();
         assert_eq!((e.status, e.code.as_deref()), (401, Some("invalid_api_key")));
         assert!(a.check_model(alice, "gpt-4o").is_ok());
-        let e = a.check_model(alice, "claude").unwrap_err();
+        let e = a.check_model(alice, "claude").map_err(ApiError::from).unwrap_err();
         assert_eq!((e.status, e.code.as_deref()), (403, Some("model_not_allowed")));
         let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
         assert!(a.check_model(bob, "anything").is_ok());
@@ -618,7 +610,7 @@ mod tests {
         a.ensure_records(&store);
         let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
         let mut tab = a.tab(bob, provider, model, Some(PRICE));
-        let e = a.admit(&store, NOW, &mut tab, 150 * 1_000_000_000_000).unwrap_err();
+        let e = a.admit(&store, NOW, &mut tab, 150 * 1_000_000_000_000).map_err(ApiError::from).unwrap_err();
         assert_eq!(e.message, "Budget exceeded: the gateway's daily budget is used up.");
         let exceeded = ledger::Exceeded { period: "monthly", cap: 5_000_000_000_000, committed: 4_000_000_000_000 };
         let team = a.scopes.iter().find(|s| s.kind == "team").unwrap();
@@ -639,7 +631,7 @@ mod tests {
         // $0.01 daily cap on alice; estimate $0.006
         a.admit(&store, NOW, &mut tab, 6_000_000_000).unwrap();
         let mut second = a.tab(alice, provider, model, Some(PRICE));
-        let e = a.admit(&store, NOW, &mut second, 6_000_000_000).unwrap_err();
+        let e = a.admit(&store, NOW, &mut second, 6_000_000_000).map_err(ApiError::from).unwrap_err();
         assert_eq!((e.status, e.code.as_deref()), (429, Some("budget_exceeded")));
         assert!(e.message.contains("key `alice`") && e.message.contains("daily cap is $0.01"), "{}", e.message);
         // the refused request released what it had reserved in the global scope
@@ -782,7 +774,7 @@ mod tests {
         store.contend(&key(&a), 0);
         assert_eq!(ledger::read(&store, &key(&a), NOW + 1).reserved_at(NOW + 1), 9_000_000_000, "still held");
         let mut next = a.tab(alice, provider, model, Some(PRICE));
-        assert_eq!(a.admit(&store, NOW + 1, &mut next, 2_000_000_000).unwrap_err().status, 429);
+        assert_eq!(a.admit(&store, NOW + 1, &mut next, 2_000_000_000).map_err(ApiError::from).unwrap_err().status, 429);
         // after the lifetime the leaked reservation no longer counts
         let later = tab.expires_ms;
         a.admit(&store, later, &mut next, 2_000_000_000).unwrap();
@@ -800,7 +792,7 @@ mod tests {
         // the global scope is reserved first; then every write to alice's loses its race
         let global = a.scopes[GLOBAL as usize].key.clone();
         store.contend(&a.scopes[a.keys[0].scope as usize].key, usize::MAX);
-        let e = a.admit(&store, NOW, &mut tab, 1_000).unwrap_err();
+        let e = a.admit(&store, NOW, &mut tab, 1_000).map_err(ApiError::from).unwrap_err();
         assert_eq!((e.status, e.code.as_deref()), (503, Some("budget_unavailable")));
         assert_eq!(ledger::read(&store, &global, NOW).reserved_at(NOW), 0, "the global reservation was given back");
         assert!(tab.scopes.iter().all(|(_, r)| *r == 0));

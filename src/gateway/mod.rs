@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod exchange;
+mod refusal;
 pub mod selection;
 pub mod telemetry;
 pub mod upstream;
@@ -229,7 +230,7 @@ impl Gateway {
             _ if rest.starts_with("chat/completions") || rest.starts_with("models") || rest == "embeddings" => {
                 let caller = match accounting.authenticate(authorization) {
                     Ok(c) => c,
-                    Err(e) => return respond(e),
+                    Err(refusal) => return respond(refusal.into()),
                 };
                 self.route_endpoint(rest, method, path, content_length, caller)
             }
