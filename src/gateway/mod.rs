@@ -333,7 +333,7 @@ impl Gateway {
         let requested = req.model.0.clone().into_owned();
         match selection {
             Selection::Exhausted { route, skipped } => Ok(self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
-            Selection::Chain { route, first, plan, chain, commitment, .. } => {
+            Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
                 let (mut charges, limit) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
                 // The upstream filter translates each attempt from the body it receives.
@@ -346,7 +346,7 @@ impl Gateway {
                     }
                 };
                 let admitted = Admitted { caller: incoming.caller, charges, upstream, commitment };
-                self.relay(Operation::Chat, route, first, &plan, chain, ctx, requested, incoming, admitted, (store, now_ms))
+                self.relay(Operation::Chat, route, first, &plan, failover_cluster, ctx, requested, incoming, admitted, (store, now_ms))
             }
             Selection::Direct { route, choice, commitment, .. } => {
                 let (mut charges, limit) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
@@ -390,11 +390,22 @@ impl Gateway {
         let requested = req.model.0.clone().into_owned();
         match selection {
             Selection::Exhausted { route, skipped } => Ok(self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
-            Selection::Chain { route, first, plan, chain, commitment, .. } => {
+            Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
                 let (charges, _) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
                 let admitted = Admitted { caller: incoming.caller, charges, upstream: Built::default(), commitment };
-                self.relay(Operation::Embeddings, route, first, &plan, chain, ctx, requested, incoming, admitted, (store, now_ms))
+                self.relay(
+                    Operation::Embeddings,
+                    route,
+                    first,
+                    &plan,
+                    failover_cluster,
+                    ctx,
+                    requested,
+                    incoming,
+                    admitted,
+                    (store, now_ms),
+                )
             }
             Selection::Direct { route, choice, commitment, .. } => {
                 let upstream = providers::build_embeddings(choice.provider, &req, body, &Target { model: &choice.model, now_ms })?;
@@ -462,7 +473,7 @@ impl Gateway {
         route: (usize, &'c crate::router::Route),
         first: Choice<'c>,
         plan: &[crate::router::TargetId],
-        chain: usize,
+        failover_cluster: usize,
         ctx: ResponseContext,
         requested: String,
         incoming: &Incoming,
@@ -470,7 +481,7 @@ impl Gateway {
         (store, now_ms): (&dyn SharedStore, u64),
     ) -> Result<Next<'c>, Halt> {
         let router = &self.config.router;
-        let Some(cluster) = router.chains.get(chain).map(|c| c.cluster.as_str()) else {
+        let Some(cluster) = router.failover_clusters.get(failover_cluster).map(|c| c.cluster.as_str()) else {
             self.config.accounting.release(store, &mut admitted.charges);
             return Err(ApiError::internal("unknown failover cluster").into());
         };
