@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BENCH = ROOT / "tests/bench"
 FIXTURES = BENCH / "fixtures"
 sys.path.insert(0, str(ROOT / "tests/integration"))
-from harness import ENVOY_BIN, WASM, Envoy, free_port, load_config, point_static_clusters, wait_until  # noqa: E402
+from harness import ENVOY_BIN, WASM, Envoy, free_port, load_config, plugin_config, point_static_clusters, set_plugin_config, wait_until  # noqa: E402
 
 CONCURRENCY = (1, 32)
 HEAP_STAT = "wasmcustom.tollgate.vm_heap_bytes"
@@ -162,6 +162,11 @@ def envoy_configs(upstream_port: int) -> dict[str, dict]:
     point_static_clusters(tollgate, upstream_port)
     # Writing an access log line costs Envoy the same with or without Tollgate: measured without.
     tollgate["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"].pop("access_log", None)
+    # Tollgate forwards only allowlisted client headers: name the one that steers nginx.
+    plugin = plugin_config(tollgate)
+    for provider in plugin["providers"].values():
+        provider["forward_headers"] = ["x-bench-sse"]
+    set_plugin_config(tollgate, plugin)
     floor = copy.deepcopy(tollgate)
     floor_hcm = floor["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     wasm = next(f for f in floor_hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")["typed_config"]["config"]
