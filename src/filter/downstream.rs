@@ -3,7 +3,6 @@
 
 use super::{host, response};
 use crate::accounting::budget::Caller;
-use crate::gateway::exchange::Finished;
 use crate::gateway::exchange::USAGE_PROPERTY;
 use crate::gateway::upstream::PLAN_PROPERTY;
 use crate::gateway::{Escalation, Exchange, Forward, Gateway, Incoming, Next, OnHeaders, Reply, RequestHead, is_control_header};
@@ -21,7 +20,6 @@ enum Phase {
     /// Not a Tollgate request, or already answered locally.
     Idle,
     ReadingBody(Operation),
-    Forwarded,
     /// Waiting for the last resort's answer (request phase: no provider was called).
     Escalating(Escalation),
     /// Waiting for the last resort's answer after every provider failed (response paused, with
@@ -71,58 +69,41 @@ impl Downstream {
         if let Some(new_body) = &forward.upstream.body {
             host::replace_body(BufferType::HttpRequestBody, body_size, new_body);
         }
-        let headers = forward.request_headers(&self.headers, forward.upstream.body.as_ref().map(Vec::len), true);
+        let headers = forward.request_headers(&self.headers, forward.upstream.body.as_ref().map(Vec::len));
         host::set_headers(REQ, &headers);
-        if let Some(plan) = &forward.plan {
+        if let Some(plan) = forward.plan() {
             host::set_property(PLAN_PROPERTY, plan.as_bytes());
         }
         if forward.keep_body {
             self.body = body;
         }
         self.exchange = Some(forward.exchange);
-        self.phase = Phase::Forwarded;
+        self.phase = Phase::Idle;
     }
 
     /// Every provider failed: the last resort takes the request while the response waits (its
     /// buffered body's size, `None` when it had none).
-    fn escalate_response(&mut self, gateway: &Gateway, escalation: Escalation, body_size: Option<usize>, paused: Action) -> Action {
+    fn escalate_response(&mut self, gateway: &Gateway, escalation: Escalation, body_size: Option<usize>) -> Action {
         let body = std::mem::take(&mut self.body);
         if Self::escalate(&escalation, &body) {
             self.phase = Phase::EscalatingResponse(escalation, body_size);
-            return paused;
+            return Action::Pause;
         }
         let reply = gateway.escalated_reply(&escalation, None, &[]);
-        if self.replace_response(gateway, body_size, reply) { Action::Continue } else { paused }
+        if self.replace_response(gateway, body_size, reply) { Action::Continue } else { Action::Pause }
     }
 
-    /// Puts Tollgate's answer in place of the paused response: into its buffered body (true:
-    /// the response may go on), or as a local reply when it had none.
+    /// Puts Tollgate's answer in place of the paused response (true: the response may go on).
     fn replace_response(&self, gateway: &Gateway, body_size: Option<usize>, reply: Reply) -> bool {
         let Some(exchange) = self.exchange.as_ref() else { return true };
-        let finished = Finished { status: reply.status, body: Some(reply.body), escalate: None };
-        match body_size {
-            Some(size) => {
-                response::rewrite(exchange.status, size, &finished);
-                true
-            }
-            None => {
-                response::respond_with(gateway, exchange, finished);
-                false
-            }
-        }
+        response::apply(exchange.escalated(&gateway.config, reply.status, reply.body, body_size.is_some()), body_size.unwrap_or(0));
+        body_size.is_some()
     }
 
     /// Calls the last resort with the client's request; the answer arrives in `on_http_call_response`.
     fn escalate(escalation: &Escalation, body: &[u8]) -> bool {
         let request_id = host::header(REQ, "x-request-id").unwrap_or_default();
-        let headers = [
-            (":method", "POST"),
-            (":path", escalation.path.as_str()),
-            (":authority", escalation.authority.as_str()),
-            ("content-type", "application/json"),
-            ("x-request-id", request_id.as_str()),
-            ("x-tollgate-tried", escalation.tried.as_str()),
-        ];
+        let headers = escalation.request_headers(&request_id);
         host::call(&escalation.cluster, &headers, body, escalation.timeout_ms)
     }
 }
@@ -209,9 +190,12 @@ impl HttpContext for Downstream {
         let (Some(gateway), Some(exchange)) = (self.gateway.clone(), self.exchange.as_mut()) else {
             return Action::Continue;
         };
-        match response::on_headers(&gateway, exchange, end_of_stream) {
-            (action, Some(Finished { escalate: Some(escalation), .. })) => self.escalate_response(&gateway, escalation, None, action),
-            (action, _) => action,
+        let mut step = exchange.on_response_head(&gateway.config, &response::Response, host::now_ms(), end_of_stream);
+        let escalation = step.escalate.take();
+        let action = response::run(step, 0);
+        match escalation {
+            Some(escalation) => self.escalate_response(&gateway, escalation, None),
+            None => action,
         }
     }
 
@@ -219,11 +203,12 @@ impl HttpContext for Downstream {
         let (Some(gateway), Some(exchange)) = (self.gateway.clone(), self.exchange.as_mut()) else {
             return Action::Continue;
         };
-        match response::on_body(&gateway, exchange, body_size, end_of_stream) {
-            (action, Some(Finished { escalate: Some(escalation), .. })) => {
-                self.escalate_response(&gateway, escalation, Some(body_size), action)
-            }
-            (action, _) => action,
+        let mut step = exchange.on_response_body(&gateway.config, &response::Response, host::now_ms(), body_size, end_of_stream);
+        let escalation = step.escalate.take();
+        let action = response::run(step, body_size);
+        match escalation {
+            Some(escalation) => self.escalate_response(&gateway, escalation, Some(body_size)),
+            None => action,
         }
     }
 

@@ -2,8 +2,8 @@
 //! for the provider of the endpoint Envoy picked, and reports that target's health.
 
 use super::{host, response};
-use crate::gateway::exchange::{ATTEMPT_PROPERTY, USAGE_PROPERTY};
-use crate::gateway::upstream::{Attempt, PLAN_PROPERTY};
+use crate::gateway::exchange::ATTEMPT_PROPERTY;
+use crate::gateway::upstream::{PLAN_PROPERTY, PlannedAttempt};
 use crate::gateway::{Exchange, Gateway, Reply, telemetry};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
@@ -13,7 +13,7 @@ const REQ: MapType = MapType::HttpRequestHeaders;
 
 pub struct Upstream {
     gateway: Rc<Gateway>,
-    attempt: Option<Attempt>,
+    attempt: Option<PlannedAttempt>,
     exchange: Option<Exchange>,
 }
 
@@ -88,16 +88,12 @@ impl HttpContext for Upstream {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
-        response::on_headers(&self.gateway, exchange, end_of_stream).0
+        response::run(exchange.on_response_head(&self.gateway.config, &response::Response, host::now_ms(), end_of_stream), 0)
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
-        let action = response::on_body(&self.gateway, exchange, body_size, end_of_stream).0;
-        // Reported as it becomes known, so a stream cut later is still accounted.
-        if let Some(usage) = exchange.usage_report() {
-            host::set_property(USAGE_PROPERTY, usage.as_bytes());
-        }
-        action
+        let step = exchange.on_response_body(&self.gateway.config, &response::Response, host::now_ms(), body_size, end_of_stream);
+        response::run(step, body_size)
     }
 }

@@ -50,12 +50,12 @@ fn plan(g: &Gateway) -> String {
     let body = br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
     match g.on_body(&incoming, body, &MemoryStore::default(), 0) {
         Ok(Next::Forward(f)) => {
-            let headers = f.request_headers(&client, None, true);
+            let headers = f.request_headers(&client, None);
             assert_eq!(get(&headers, "x-tollgate-cluster"), ["openai_then_anthropic"]);
             for name in ["authorization", "cookie", "openai-organization", "anthropic-beta", "x-custom"] {
                 assert!(get(&headers, name).is_empty(), "{name} is not sent to the failover cluster");
             }
-            f.plan.unwrap()
+            f.plan().unwrap().to_owned()
         }
         other => panic!("{other:?}"),
     }
@@ -157,7 +157,7 @@ fn the_attempt_report_decides_what_is_accounted_not_the_response() {
     let head = exchange::ResponseHead { status: 200, content_type: Some("text/event-stream"), served: Some(&report), ..Default::default() };
     gateway_side.on_response_headers(&g.config, &head);
     assert_eq!(g.config.providers[gateway_side.provider].name, "anthropic");
-    assert_eq!(gateway_side.upstream_model, "claude-sonnet-4-5");
+    assert_eq!(gateway_side.upstream_model(), "claude-sonnet-4-5");
     // Whatever the relayed stream claims, the usage is the one the upstream filter reported.
     let forged = b": tollgate-usage 1 0 0 1 0\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n";
     gateway_side.on_stream_chunk(forged, false);
@@ -204,5 +204,5 @@ fn an_embeddings_attempt_is_answered_as_embeddings() {
     let ctx = &forward.exchange.ctx;
     assert_eq!((ctx.operation, ctx.created), (Operation::Embeddings, 7));
     // The gateway filter is this answer's client: it always gets usage, reported as it comes.
-    assert!(ctx.client_wants_usage && ctx.report_usage);
+    assert!(ctx.client_wants_usage && matches!(forward.exchange.role(), exchange::Role::Attempt { .. }));
 }
