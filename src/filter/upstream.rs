@@ -1,10 +1,9 @@
 //! The upstream role: the per-attempt filter of a failover cluster. Translates each attempt
 //! for the provider of the endpoint Envoy picked, and reports that target's health.
 
-use super::{host, response};
-use crate::gateway::exchange::ATTEMPT_PROPERTY;
+use super::{downstream, host, response};
 use crate::gateway::upstream::{PLAN_PROPERTY, PlannedAttempt};
-use crate::gateway::{Exchange, Gateway, Reply, telemetry};
+use crate::gateway::{Exchange, Gateway, Reply};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use std::rc::Rc;
@@ -35,9 +34,8 @@ impl Context for Upstream {
     /// reset, timeout): the moment to report the target's health.
     fn on_done(&mut self) -> bool {
         if let Some(exchange) = self.exchange.take() {
-            let opened = self.gateway.finish_attempt(&exchange, &host::Shared, host::now_ms());
             let accounting = &self.gateway.config.accounting;
-            for (series, value) in telemetry::attempt_samples(&exchange, &self.gateway.config, opened) {
+            for (series, value) in self.gateway.on_attempt_done(&exchange, &host::Shared, host::now_ms()) {
                 host::record_metric(series, value, accounting);
             }
         }
@@ -71,17 +69,9 @@ impl HttpContext for Upstream {
             Ok(f) => f,
             Err(e) => return Self::reply(&e.into()),
         };
-        let length = match &forward.upstream.body {
-            Some(new_body) => {
-                host::replace_body(BufferType::HttpRequestBody, body_size, new_body);
-                new_body.len()
-            }
-            None => body_size,
-        };
         // The request headers are shared with earlier attempts: rebuilt, not edited.
-        host::set_headers(REQ, &attempt.request_headers(&host::headers(REQ), &forward, length));
-        host::set_property(ATTEMPT_PROPERTY, forward.exchange.attempt_report(&gateway.config).as_bytes());
-        gateway.attempt_sent(&forward.exchange, &host::Shared, host::now_ms());
+        let edits = gateway.send_attempt(attempt, &forward, &host::headers(REQ), body_size, &host::Shared, host::now_ms());
+        downstream::apply(edits, body_size);
         self.exchange = Some(forward.exchange);
         Action::Continue
     }

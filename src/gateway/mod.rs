@@ -5,7 +5,10 @@
 //! retries. The response story is in [`exchange`]; [`Gateway::finish`] accounts for the result.
 
 pub mod access_log;
+pub mod client_request;
 pub mod exchange;
+pub mod last_resort;
+pub mod plugin;
 pub mod response;
 pub mod selection;
 pub mod telemetry;
@@ -220,6 +223,13 @@ pub fn apply_header_edits(headers: &mut Vec<(String, String)>, edits: Vec<Header
             (_, None) => {}
         }
     }
+}
+
+/// What the shell exports for a request: its access log entry and metric samples.
+#[derive(Debug, Default, PartialEq)]
+pub struct Records {
+    pub access_log: Vec<u8>,
+    pub metrics: Vec<(telemetry::Series, u64)>,
 }
 
 /// A call to a route's last resort (e.g. a human review queue) when every target failed.
@@ -640,6 +650,31 @@ impl Gateway {
                 false
             }
         }
+    }
+
+    /// What a request Tollgate answered itself leaves behind: a rejection metric for errors and
+    /// its access log entry.
+    pub fn reply_records(&self, caller: Caller, reply: &Reply) -> Records {
+        let accounting = &self.config.accounting;
+        let metrics = if reply.status >= 400 { vec![(telemetry::rejection(reply.status), 1)] } else { Vec::new() };
+        Records { access_log: access_log::for_reply(accounting, caller, reply.status, reply.error_code.as_deref()), metrics }
+    }
+
+    /// The request is over, whatever ended it (completion, upstream reset, client disconnect):
+    /// it is accounted (with the usage the upstream filter reported, `usage_report`, for a
+    /// failover request) and leaves its access log entry and metrics.
+    pub fn on_log(&self, exchange: &mut Exchange, usage_report: Option<&[u8]>, store: &dyn SharedStore, now_ms: u64) -> Records {
+        exchange.relayed_usage(usage_report);
+        let access_log = access_log::for_exchange(&self.config, exchange, now_ms);
+        self.finish(exchange, store, now_ms);
+        let metrics = exchange.provider(&self.config).map(|p| telemetry::samples(exchange, p.scope, now_ms)).unwrap_or_default();
+        Records { access_log, metrics }
+    }
+
+    /// An attempt is over (answered or not): the target's health and the attempt's metrics.
+    pub fn on_attempt_done(&self, exchange: &Exchange, store: &dyn SharedStore, now_ms: u64) -> Vec<(telemetry::Series, u64)> {
+        let opened = self.finish_attempt(exchange, store, now_ms);
+        telemetry::attempt_samples(exchange, &self.config, opened)
     }
 
     /// The answer after a last resort took the request.

@@ -168,7 +168,7 @@ impl Exchange {
 
     /// The last resort's answer replaces the paused response: into its buffered body (`true`:
     /// it had one; the response then goes on), or as a local reply when it had none.
-    pub fn escalated(&self, config: &Config, status: u16, body: Vec<u8>, had_body: bool) -> Vec<Effect> {
+    pub(super) fn escalated(&self, config: &Config, status: u16, body: Vec<u8>, had_body: bool) -> Vec<Effect> {
         let finished = Finished { status, body: Some(body), escalate: None };
         if had_body { self.rewrite(finished) } else { vec![self.local_reply(config, finished)] }
     }

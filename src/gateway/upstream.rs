@@ -154,7 +154,7 @@ impl Gateway {
     }
 
     /// Reports how the attempt went to the target's health; true when its breaker opened.
-    pub fn finish_attempt(&self, exchange: &Exchange, store: &dyn crate::host::SharedStore, now_ms: u64) -> bool {
+    pub(super) fn finish_attempt(&self, exchange: &Exchange, store: &dyn crate::host::SharedStore, now_ms: u64) -> bool {
         match exchange.target.and_then(|t| self.config.router.target(t)) {
             Some(target) => self.report_health(&target.health_key, exchange, store, now_ms),
             None => false,
