@@ -9,7 +9,7 @@
 //! written by Envoy's filters.
 
 use super::Escalation;
-use crate::accounting::budget::{Caller, ScopeId, Tab};
+use crate::accounting::budget::{Caller, Charges, ScopeId};
 use crate::config::Config;
 use crate::openai::ApiError;
 use crate::providers::Provider;
@@ -103,7 +103,7 @@ pub(super) struct Opening {
     /// Parameters removed on the way upstream (reported in `x-tollgate-dropped-params`).
     pub dropped: Vec<String>,
     /// The counters this request touches and its budget reservations.
-    pub tab: Tab,
+    pub charges: Charges,
     /// The model name the client asked for.
     pub requested_model: String,
     pub caller: Caller,
@@ -134,7 +134,7 @@ pub struct Exchange {
     /// The upstream answer arrived complete (for streams: `[DONE]`/`message_stop` was seen).
     pub(super) completed: bool,
     /// The counters this request touches and its budget reservations.
-    pub(super) tab: Tab,
+    pub(super) charges: Charges,
     /// The model name the client asked for.
     pub(super) requested_model: String,
     pub(super) caller: Caller,
@@ -166,7 +166,7 @@ impl Exchange {
             envoy_reply: None,
             usage: None,
             completed: false,
-            tab: o.tab,
+            charges: o.charges,
             requested_model: o.requested_model,
             caller: o.caller,
             model_scope: o.model_scope,
@@ -278,7 +278,7 @@ impl Exchange {
         if let Some(target) = config.router.find_target(p, model).and_then(|t| config.router.target(t)) {
             self.model_scope = target.scope;
             let provider_scope = config.providers.get(p).map_or(0, |p| p.scope);
-            self.tab.retarget(provider_scope, target.scope, target.price);
+            self.charges.retarget(provider_scope, target.scope, target.price);
         }
     }
 

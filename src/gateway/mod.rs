@@ -9,12 +9,13 @@ pub mod client_request;
 pub mod exchange;
 pub mod last_resort;
 pub mod plugin;
+mod refusal;
 pub mod response;
 pub mod selection;
 pub mod telemetry;
 pub mod upstream;
 
-use crate::accounting::budget::{self, Ask, Caller, Tab};
+use crate::accounting::budget::{self, Ask, Caller, Charges};
 use crate::accounting::prices::Price;
 use crate::config::Config;
 use crate::host::SharedStore;
@@ -283,7 +284,7 @@ impl Gateway {
             _ if rest.starts_with("chat/completions") || rest.starts_with("models") || rest == "embeddings" => {
                 let caller = match accounting.authenticate(authorization) {
                     Ok(c) => c,
-                    Err(e) => return respond(e),
+                    Err(refusal) => return respond(refusal.into()),
                 };
                 self.route_endpoint(rest, method, path, content_length, caller)
             }
@@ -386,28 +387,39 @@ impl Gateway {
         let requested = req.model.0.clone().into_owned();
         match selection {
             Selection::Exhausted { route, skipped } => Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
-            Selection::Chain { route, first, plan, chain, commitment, .. } => {
+            Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
-                let (mut tab, limit) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
+                let (mut charges, limit) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
                 // The upstream filter translates each attempt from the body it receives.
                 let limited = limit.filter(|l| Some(*l) != req.output_limit()).map(|l| request::with_output_limit(body, l)).transpose();
                 let upstream = match limited {
                     Ok(body) => Built { body, ..Default::default() },
                     Err(e) => {
-                        self.config.accounting.release(store, &mut tab);
+                        self.config.accounting.release(store, &mut charges);
                         return Err(e.into());
                     }
                 };
-                let admitted = Admitted { caller: incoming.caller, tab, upstream, commitment };
-                self.via_failover_cluster(Operation::Chat, route, first, &plan, chain, ctx, requested, incoming, admitted, (store, now_ms))
+                let admitted = Admitted { caller: incoming.caller, charges, upstream, commitment };
+                self.via_failover_cluster(
+                    Operation::Chat,
+                    route,
+                    first,
+                    &plan,
+                    failover_cluster,
+                    ctx,
+                    requested,
+                    incoming,
+                    admitted,
+                    (store, now_ms),
+                )
             }
             Selection::Direct { route, choice, commitment, .. } => {
-                let (mut tab, limit) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
+                let (mut charges, limit) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
                 let limit = limit.filter(|l| Some(*l) != req.output_limit());
                 let (upstream, dropped) = match translate_chat(&choice, req, body, limit, now_ms) {
                     Ok(t) => t,
                     Err(e) => {
-                        self.config.accounting.release(store, &mut tab);
+                        self.config.accounting.release(store, &mut charges);
                         return Err(e.into());
                     }
                 };
@@ -419,7 +431,7 @@ impl Gateway {
                     requested,
                     ctx,
                     dropped,
-                    admitted: Admitted { caller: incoming.caller, tab, upstream, commitment },
+                    admitted: Admitted { caller: incoming.caller, charges, upstream, commitment },
                 };
                 self.admit(prepared, Role::Direct, to, store, now_ms).map(Next::Forward)
             }
@@ -444,16 +456,16 @@ impl Gateway {
         let requested = req.model.0.clone().into_owned();
         match selection {
             Selection::Exhausted { route, skipped } => Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
-            Selection::Chain { route, first, plan, chain, commitment, .. } => {
+            Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
-                let (tab, _) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
-                let admitted = Admitted { caller: incoming.caller, tab, upstream: Built::default(), commitment };
+                let (charges, _) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
+                let admitted = Admitted { caller: incoming.caller, charges, upstream: Built::default(), commitment };
                 self.via_failover_cluster(
                     Operation::Embeddings,
                     route,
                     first,
                     &plan,
-                    chain,
+                    failover_cluster,
                     ctx,
                     requested,
                     incoming,
@@ -463,7 +475,7 @@ impl Gateway {
             }
             Selection::Direct { route, choice, commitment, .. } => {
                 let upstream = providers::build_embeddings(choice.provider, &req, body, &Target { model: &choice.model, now_ms })?;
-                let (tab, _) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
+                let (charges, _) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
                 let to = Destination::Provider(choice.provider);
                 let prepared = Prepared {
                     choice,
@@ -471,7 +483,7 @@ impl Gateway {
                     requested,
                     ctx,
                     dropped: Vec::new(),
-                    admitted: Admitted { caller: incoming.caller, tab, upstream, commitment },
+                    admitted: Admitted { caller: incoming.caller, charges, upstream, commitment },
                 };
                 self.admit(prepared, Role::Direct, to, store, now_ms).map(Next::Forward)
             }
@@ -489,18 +501,18 @@ impl Gateway {
         price: Option<Price>,
         ask: Ask,
         (store, now_ms): (&dyn SharedStore, u64),
-    ) -> Result<(Tab, Option<u64>), ApiError> {
+    ) -> Result<(Charges, Option<u64>), ApiError> {
         let accounting = &self.config.accounting;
-        let mut tab = accounting.tab(caller, choice.provider.scope, choice.scope, choice.price);
+        let mut charges = accounting.charges(caller, choice.provider.scope, choice.scope, choice.price);
         let limit = match price {
             Some(p) if ask.output_tokens > 0 => {
-                accounting.headroom(store, now_ms, &tab).map(|room| budget::affordable_output(p, room, ask).unwrap_or(1))
+                accounting.headroom(store, now_ms, &charges).map(|room| budget::affordable_output(p, room, ask).unwrap_or(1))
             }
             _ => None,
         };
         let ask = Ask { output_tokens: limit.unwrap_or(ask.output_tokens), ..ask };
-        accounting.admit(store, now_ms, &mut tab, budget::estimate(price, ask))?;
-        Ok((tab, limit))
+        accounting.admit(store, now_ms, &mut charges, budget::estimate(price, ask))?;
+        Ok((charges, limit))
     }
 
     /// No target of the route is available: the last resort, or a 503 saying why.
@@ -528,7 +540,7 @@ impl Gateway {
         route: &'c crate::router::Route,
         first: Choice<'c>,
         plan: &[crate::router::TargetId],
-        chain: usize,
+        failover_cluster: usize,
         ctx: ResponseContext,
         requested: String,
         incoming: &Incoming,
@@ -536,8 +548,8 @@ impl Gateway {
         (store, now_ms): (&dyn SharedStore, u64),
     ) -> Result<Next<'c>, Halt> {
         let router = &self.config.router;
-        let Some(cluster) = router.chains.get(chain).map(|c| c.cluster.as_str()) else {
-            self.config.accounting.release(store, &mut admitted.tab);
+        let Some(cluster) = router.failover_clusters.get(failover_cluster).map(|c| c.cluster.as_str()) else {
+            self.config.accounting.release(store, &mut admitted.charges);
             return Err(ApiError::internal("unknown failover cluster").into());
         };
         // The upstream filter always reports usage; the client sees the usage chunk only if asked.
@@ -572,11 +584,11 @@ impl Gateway {
         store: &dyn SharedStore,
         now_ms: u64,
     ) -> Result<Forward<'c>, Halt> {
-        let Prepared { choice, route, requested, mut ctx, dropped, admitted: Admitted { caller, mut tab, upstream, commitment } } = p;
+        let Prepared { choice, route, requested, mut ctx, dropped, admitted: Admitted { caller, mut charges, upstream, commitment } } = p;
         if let Some(r) = route
             && !self.config.router.commit(r, commitment, store, now_ms)
         {
-            self.config.accounting.release(store, &mut tab);
+            self.config.accounting.release(store, &mut charges);
             return Err(Halt::ProbeTaken);
         }
         ctx.model = choice.model;
@@ -588,7 +600,7 @@ impl Gateway {
             provider: choice.provider_index,
             ctx,
             dropped,
-            tab,
+            charges,
             requested_model: requested,
             caller,
             model_scope: choice.scope,
@@ -611,11 +623,11 @@ impl Gateway {
     /// scope, reservations settled, and the target's health when the route has alternatives.
     pub fn finish(&self, exchange: &mut Exchange, store: &dyn SharedStore, now_ms: u64) {
         let failed = !exchange.completed || !(200..300).contains(&exchange.status);
-        let outcome = budget::outcome(&exchange.tab, exchange.usage, failed);
+        let outcome = budget::outcome(&exchange.charges, exchange.usage, failed);
         let accounting = &self.config.accounting;
         match self.batch.try_borrow_mut() {
-            Ok(mut batch) if accounting.flush_ms > 0 => accounting.settle(store, now_ms, &exchange.tab, &outcome, Some(&mut batch)),
-            _ => accounting.settle(store, now_ms, &exchange.tab, &outcome, None),
+            Ok(mut batch) if accounting.flush_ms > 0 => accounting.settle(store, now_ms, &exchange.charges, &outcome, Some(&mut batch)),
+            _ => accounting.settle(store, now_ms, &exchange.charges, &outcome, None),
         }
         if let Some(target) = exchange.target.and_then(|t| self.config.router.target(t)) {
             exchange.breaker_opened = self.report_health(&target.health_key, exchange, store, now_ms);
@@ -738,7 +750,7 @@ struct Prepared<'c> {
 /// plan takes on commit.
 struct Admitted {
     caller: Caller,
-    tab: Tab,
+    charges: Charges,
     upstream: Built,
     commitment: Commitment,
 }

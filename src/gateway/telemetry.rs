@@ -123,7 +123,7 @@ pub fn samples(exchange: &Exchange, provider: ScopeId, now_ms: u64) -> Vec<(Seri
             }
         }
     }
-    match (exchange.usage, exchange.tab.price) {
+    match (exchange.usage, exchange.charges.price) {
         (Some(u), Some(p)) => {
             let nano = nano_usd(p.cost(&u));
             if nano > 0 {
@@ -173,7 +173,7 @@ fn nano_usd(pico: Pico) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounting::budget::Tab;
+    use crate::accounting::budget::Charges;
     use crate::accounting::prices::{Price, PriceTable};
     use crate::gateway::exchange::Opening;
     use crate::providers::ResponseContext;
@@ -199,8 +199,12 @@ mod tests {
         let (_, p, m) = accounting();
         let price = Price { input: 1_000_000, output: 2_000_000, cache_read: 0, cache_write: 0 };
         let ctx = ResponseContext { model: "gpt-4.1-mini".into(), ..Default::default() };
-        let mut ex =
-            Exchange::new(Opening { ctx, tab: Tab { price: Some(price), ..Default::default() }, model_scope: m, ..Default::default() });
+        let mut ex = Exchange::new(Opening {
+            ctx,
+            charges: Charges { price: Some(price), ..Default::default() },
+            model_scope: m,
+            ..Default::default()
+        });
         ex.status = 200;
         ex.completed = true;
         ex.started_ms = 1000;
