@@ -250,7 +250,7 @@ impl Exchange {
 
     /// Gateway role of a failover request: the usage the upstream filter reported is the
     /// usage accounted (`None` when it reported none).
-    pub fn relayed_usage(&mut self, report: Option<&[u8]>) {
+    pub fn take_reported_usage(&mut self, report: Option<&[u8]>) {
         if !self.via_failover_cluster() {
             return;
         }

@@ -116,7 +116,7 @@ pub struct Forward<'c> {
     /// The body, path and extra headers the provider needs.
     pub upstream: Built,
     /// Envoy retry steering.
-    pub headers: Vec<(&'static str, String)>,
+    pub retry_headers: Vec<(&'static str, String)>,
     /// The matched route's `forward_headers`.
     pub route_forward: &'c [String],
     pub exchange: Exchange,
@@ -195,7 +195,7 @@ impl Forward<'_> {
                 credentials.chain(p.headers.iter().map(|(n, v)| (*n, v.as_str()))).map(|(n, v)| (n.to_owned(), Some(v.to_owned()))),
             );
         }
-        for (name, value) in self.upstream.headers.iter().chain(&self.headers) {
+        for (name, value) in self.upstream.headers.iter().chain(&self.retry_headers) {
             edits.push(((*name).to_owned(), Some(value.clone())));
         }
         if let Some(length) = content_length {
@@ -570,7 +570,7 @@ impl Gateway {
         let role = Role::ViaFailoverCluster { plan: plan.to_vec() };
         let prepared = Prepared { choice: first, route: Some(route), requested, ctx, dropped: Vec::new(), admitted };
         let mut forward = self.admit(prepared, role, to, store, now_ms)?;
-        forward.headers = headers;
+        forward.retry_headers = headers;
         Ok(Next::Forward(forward))
     }
 
@@ -612,7 +612,7 @@ impl Gateway {
         Ok(Forward {
             to,
             upstream,
-            headers: retry_headers(retry, 0),
+            retry_headers: retry_headers(retry, 0),
             route_forward: route.map_or(&[][..], |r| r.forward_headers.as_slice()),
             exchange,
             keep_body: route.is_some_and(|r| r.last_resort.is_some()),
@@ -676,7 +676,7 @@ impl Gateway {
     /// it is accounted (with the usage the upstream filter reported, `usage_report`, for a
     /// failover request) and leaves its access log entry and metrics.
     pub fn on_log(&self, exchange: &mut Exchange, usage_report: Option<&[u8]>, store: &dyn SharedStore, now_ms: u64) -> Records {
-        exchange.relayed_usage(usage_report);
+        exchange.take_reported_usage(usage_report);
         let access_log = access_log::for_exchange(&self.config, exchange, now_ms);
         self.finish(exchange, store, now_ms);
         let metrics = exchange.provider(&self.config).map(|p| telemetry::samples(exchange, p.scope, now_ms)).unwrap_or_default();

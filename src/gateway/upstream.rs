@@ -141,7 +141,7 @@ impl Gateway {
             ..Default::default()
         });
         let route_forward = self.config.router.routes.get(attempt.route).map_or(&[][..], |r| r.forward_headers.as_slice());
-        Ok(Forward { to: Destination::Attempt(provider), upstream, headers: Vec::new(), route_forward, exchange, keep_body: false })
+        Ok(Forward { to: Destination::Attempt(provider), upstream, retry_headers: Vec::new(), route_forward, exchange, keep_body: false })
     }
 
     /// The attempt is going out: a target past its cool-down takes its probe slot now (the
