@@ -7,7 +7,7 @@ use crate::gateway::client_request::{BodyProgress, ClientRequest, RequestEdits, 
 use crate::gateway::exchange::USAGE_PROPERTY;
 use crate::gateway::last_resort::{Answer, Escalating};
 use crate::gateway::response::Step;
-use crate::gateway::{Escalation, Exchange, Gateway, Incoming, Next, Records, Reply};
+use crate::gateway::{Escalation, Exchange, Gateway, Next, Records, Reply};
 use crate::openai::ApiError;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
@@ -92,9 +92,7 @@ impl Downstream {
     }
 
     fn finish_body(&mut self, gateway: &Gateway, request: ClientRequest, body: Vec<u8>, body_size: usize) -> Action {
-        let incoming =
-            Incoming { operation: request.operation, caller: request.caller, headers: &request.headers, explain: request.explain };
-        match gateway.on_body(&incoming, &body, &host::Shared, host::now_ms()) {
+        match gateway.on_body(&request.incoming(), &body, &host::Shared, host::now_ms()) {
             Ok(Next::Forward(forward)) => {
                 apply(forward.edits(&request.headers), body_size);
                 if forward.keep_body {

@@ -3,7 +3,7 @@
 
 use super::exchange::ATTEMPT_PROPERTY;
 use super::upstream::{PLAN_PROPERTY, PlannedAttempt};
-use super::{Forward, Gateway, OnHeaders, Reply, RequestHead, is_control_header};
+use super::{Forward, Gateway, Incoming, OnHeaders, Reply, RequestHead, is_control_header};
 use crate::accounting::budget::Caller;
 use crate::host::SharedStore;
 use crate::providers::Operation;
@@ -30,6 +30,13 @@ pub struct ClientRequest {
     pub headers: Vec<(String, String)>,
     /// The client sent `x-tollgate-explain: 1`.
     pub explain: bool,
+}
+
+impl ClientRequest {
+    /// What the body phase reads of it.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { operation: self.operation, caller: self.caller, headers: &self.headers, explain: self.explain }
+    }
 }
 
 /// What the request body received so far means.
@@ -152,7 +159,7 @@ mod tests {
         let sent = pairs(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("x-tollgate-explain", " 1"), ("x-team", "a")]);
         let Start::ReadBody(request) = g.on_client_headers(sent, &MemoryStore::default(), 0) else { panic!() };
         assert_eq!(request.operation, Operation::Chat);
-        assert!(request.explain);
+        assert!(request.explain && request.incoming().explain);
         assert_eq!(request.headers, pairs(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("x-team", "a")]));
         let sent = pairs(&[(":method", "GET"), (":path", "/v1/nope")]);
         assert!(matches!(g.on_client_headers(sent, &MemoryStore::default(), 0), Start::Respond(Reply { status: 404, .. })));
