@@ -5,7 +5,7 @@ use super::downstream::Downstream;
 use super::host;
 use super::upstream::Upstream;
 use crate::config::Config;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, plugin};
 use crate::schema::Role;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -56,11 +56,6 @@ impl Root {
     }
 }
 
-/// The timer drives the heap gauge and the metric flush (each second) and the usage flush.
-fn tick_ms(flush_ms: u64) -> u64 {
-    if flush_ms == 0 { 1000 } else { flush_ms.min(1000) }
-}
-
 impl Context for Root {
     /// The plugin is being unloaded (config change or shutdown): nothing batched may be lost.
     fn on_done(&mut self) -> bool {
@@ -75,10 +70,7 @@ impl RootContext for Root {
         let json = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size).ok().flatten().unwrap_or_default();
         match Config::from_json(&json, &|name| std::env::var(name).ok(), host::now_ms() / 1000) {
             Ok(mut config) => {
-                let root_id = host::property(vec!["plugin_root_id"]).unwrap_or_default();
-                if root_id.ends_with(b"upstream") {
-                    config.role = Role::Upstream;
-                }
+                config.role = plugin::role_of_root(&host::property(vec!["plugin_root_id"]).unwrap_or_default());
                 for warning in &config.warnings {
                     log::warn!("{warning}");
                 }
@@ -86,7 +78,7 @@ impl RootContext for Root {
                 log::info!("configured {} providers", config.providers.len());
                 // Each worker splits weighted traffic with its own random sequence.
                 config.router.seed(host::now_nanos());
-                self.set_tick_period(Duration::from_millis(tick_ms(config.accounting.flush_ms)));
+                self.set_tick_period(Duration::from_millis(plugin::tick_ms(config.accounting.flush_ms)));
                 self.flush();
                 self.gateway = Some(Rc::new(Gateway::new(config)));
                 true

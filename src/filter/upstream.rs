@@ -1,10 +1,9 @@
 //! The upstream role: the per-attempt filter of a failover cluster. Translates each attempt
 //! for the provider of the endpoint Envoy picked, and reports that target's health.
 
-use super::{host, response};
-use crate::gateway::exchange::{ATTEMPT_PROPERTY, USAGE_PROPERTY};
-use crate::gateway::upstream::{Attempt, PLAN_PROPERTY};
-use crate::gateway::{Exchange, Gateway, Reply, telemetry};
+use super::{downstream, host, response};
+use crate::gateway::upstream::{PLAN_PROPERTY, PlannedAttempt};
+use crate::gateway::{Exchange, Gateway, Reply};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use std::rc::Rc;
@@ -13,7 +12,7 @@ const REQ: MapType = MapType::HttpRequestHeaders;
 
 pub struct Upstream {
     gateway: Rc<Gateway>,
-    attempt: Option<Attempt>,
+    attempt: Option<PlannedAttempt>,
     exchange: Option<Exchange>,
 }
 
@@ -35,9 +34,8 @@ impl Context for Upstream {
     /// reset, timeout): the moment to report the target's health.
     fn on_done(&mut self) -> bool {
         if let Some(exchange) = self.exchange.take() {
-            let opened = self.gateway.finish_attempt(&exchange, &host::Shared, host::now_ms());
             let accounting = &self.gateway.config.accounting;
-            for (series, value) in telemetry::attempt_samples(&exchange, &self.gateway.config, opened) {
+            for (series, value) in self.gateway.on_attempt_done(&exchange, &host::Shared, host::now_ms()) {
                 host::record_metric(series, value, accounting);
             }
         }
@@ -71,33 +69,21 @@ impl HttpContext for Upstream {
             Ok(f) => f,
             Err(e) => return Self::reply(&e.into()),
         };
-        let length = match &forward.upstream.body {
-            Some(new_body) => {
-                host::replace_body(BufferType::HttpRequestBody, body_size, new_body);
-                new_body.len()
-            }
-            None => body_size,
-        };
         // The request headers are shared with earlier attempts: rebuilt, not edited.
-        host::set_headers(REQ, &attempt.request_headers(&host::headers(REQ), &forward, length));
-        host::set_property(ATTEMPT_PROPERTY, forward.exchange.attempt_report(&gateway.config).as_bytes());
-        gateway.attempt_sent(&forward.exchange, &host::Shared, host::now_ms());
+        let edits = gateway.send_attempt(attempt, &forward, &host::headers(REQ), body_size, &host::Shared, host::now_ms());
+        downstream::apply(edits, body_size);
         self.exchange = Some(forward.exchange);
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
-        response::on_headers(&self.gateway, exchange, end_of_stream).0
+        response::run(exchange.on_response_head(&self.gateway.config, &response::Response, host::now_ms(), end_of_stream), 0)
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
-        let action = response::on_body(&self.gateway, exchange, body_size, end_of_stream).0;
-        // Reported as it becomes known, so a stream cut later is still accounted.
-        if let Some(usage) = exchange.usage_report() {
-            host::set_property(USAGE_PROPERTY, usage.as_bytes());
-        }
-        action
+        let step = exchange.on_response_body(&self.gateway.config, &response::Response, host::now_ms(), body_size, end_of_stream);
+        response::run(step, body_size)
     }
 }

@@ -53,7 +53,7 @@ pub fn for_exchange(config: &Config, ex: &Exchange, now_ms: u64) -> Vec<u8> {
         status: ex.status,
         model: Some(&ex.requested_model),
         provider: ex.provider(config).map(|p| p.name.as_str()),
-        upstream_model: Some(&ex.upstream_model),
+        upstream_model: Some(ex.upstream_model()),
         key_id,
         team,
         stream: ex.ctx.stream,
@@ -84,6 +84,7 @@ mod tests {
     use super::*;
     use crate::accounting::budget::Charges;
     use crate::accounting::prices::Price;
+    use crate::gateway::exchange::Opening;
     use crate::providers::ResponseContext;
     use crate::usage::Usage;
     use serde_json::{Value, json};
@@ -101,15 +102,14 @@ mod tests {
     fn exchange_entry_has_usage_cost_and_caller_but_no_secrets() {
         let c = config();
         let price = Price { input: 1_000_000, output: 1_000_000, cache_read: 0, cache_write: 0 };
-        let mut ex = Exchange::new(
-            0,
-            "up".into(),
-            ResponseContext { stream: true, ..Default::default() },
-            vec!["temperature".into()],
-            Charges { price: Some(price), ..Default::default() },
-        );
-        ex.requested_model = "m".into();
-        ex.caller = Caller { key: Some(0) };
+        let mut ex = Exchange::new(Opening {
+            ctx: ResponseContext { stream: true, model: "up".into(), ..Default::default() },
+            dropped: vec!["temperature".into()],
+            charges: Charges { price: Some(price), ..Default::default() },
+            requested_model: "m".into(),
+            caller: Caller { key: Some(0) },
+            ..Default::default()
+        });
         ex.status = 200;
         ex.completed = true;
         ex.started_ms = 1000;

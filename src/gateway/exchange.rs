@@ -77,24 +77,31 @@ pub struct Finished {
     pub escalate: Option<Escalation>,
 }
 
-#[derive(Debug)]
-pub struct Exchange {
+/// Which filter holds an exchange, and so where its answer comes from and who it reports to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Role {
+    /// The gateway filter translated the request for one provider and translates its answer.
+    #[default]
+    Direct,
+    /// The gateway filter sent the request to a failover cluster: the upstream filter translates
+    /// each attempt (targets in `plan` order), answers in OpenAI's format and reports which
+    /// target served and what it used.
+    ViaFailoverCluster { plan: Vec<TargetId> },
+    /// The upstream filter's work for one attempt. Its client is the gateway filter, which always
+    /// wants usage, reported as it becomes known (`reported`: the usage last reported).
+    Attempt { reported: Option<Usage> },
+}
+
+/// What an exchange starts from: everything known when the request goes upstream.
+#[derive(Debug, Default)]
+pub(super) struct Opening {
+    pub role: Role,
+    /// Index of the provider in the configuration.
     pub provider: usize,
-    pub upstream_model: String,
+    /// The answer's translation context; its `model` is the upstream model.
     pub ctx: ResponseContext,
     /// Parameters removed on the way upstream (reported in `x-tollgate-dropped-params`).
     pub dropped: Vec<String>,
-    state: State,
-    pub status: u16,
-    /// The upstream's `x-amzn-errortype` header on an error answer.
-    pub error_type: Option<String>,
-    /// Envoy answered the error itself: why (see [`ResponseHead::envoy_reply`]).
-    pub envoy_reply: Option<String>,
-    pub usage: Option<Usage>,
-    /// Usage last reported to the gateway filter (upstream role).
-    reported_usage: Option<Usage>,
-    /// The upstream answer arrived complete (for streams: `[DONE]`/`message_stop` was seen).
-    pub completed: bool,
     /// The counters this request touches and its budget reservations.
     pub charges: Charges,
     /// The model name the client asked for.
@@ -103,47 +110,99 @@ pub struct Exchange {
     /// Usage counter scope of the model, also its metrics label.
     pub model_scope: ScopeId,
     pub started_ms: u64,
-    /// When the first streamed body chunk arrived.
-    pub first_byte_ms: Option<u64>,
     /// The matched routing rule.
     pub route: Option<usize>,
     /// The router target whose health this request reports (routes with alternatives).
     pub target: Option<TargetId>,
-    /// Targets of a failover cluster, in attempt order.
-    pub plan: Vec<TargetId>,
-    pub attempts: u32,
-    pub rate_limited_until: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct Exchange {
+    role: Role,
+    pub(super) provider: usize,
+    /// `model` is the upstream model (for a failover request: the one that served it).
+    pub(super) ctx: ResponseContext,
+    /// Parameters removed on the way upstream (reported in `x-tollgate-dropped-params`).
+    pub(super) dropped: Vec<String>,
+    state: State,
+    pub(super) status: u16,
+    /// The upstream's `x-amzn-errortype` header on an error answer.
+    error_type: Option<String>,
+    /// Envoy answered the error itself: why (see [`ResponseHead::envoy_reply`]).
+    envoy_reply: Option<String>,
+    pub(super) usage: Option<Usage>,
+    /// The upstream answer arrived complete (for streams: `[DONE]`/`message_stop` was seen).
+    pub(super) completed: bool,
+    /// The counters this request touches and its budget reservations.
+    pub(super) charges: Charges,
+    /// The model name the client asked for.
+    pub(super) requested_model: String,
+    pub(super) caller: Caller,
+    /// Usage counter scope of the model, also its metrics label.
+    pub(super) model_scope: ScopeId,
+    pub(super) started_ms: u64,
+    /// When the first streamed body chunk arrived.
+    pub(super) first_byte_ms: Option<u64>,
+    /// The matched routing rule.
+    route: Option<usize>,
+    /// The router target whose health this request reports (routes with alternatives).
+    pub(super) target: Option<TargetId>,
+    pub(super) attempts: u32,
+    pub(super) rate_limited_until: Option<u64>,
     /// This request's failure opened the target's breaker.
-    pub breaker_opened: bool,
+    pub(super) breaker_opened: bool,
 }
 
 impl Exchange {
-    pub fn new(provider: usize, upstream_model: String, ctx: ResponseContext, dropped: Vec<String>, charges: Charges) -> Self {
+    pub(super) fn new(o: Opening) -> Self {
         Exchange {
-            provider,
-            upstream_model,
-            ctx,
-            dropped,
+            role: o.role,
+            provider: o.provider,
+            ctx: o.ctx,
+            dropped: o.dropped,
             state: State::AwaitingHeaders,
             status: 0,
             error_type: None,
             envoy_reply: None,
             usage: None,
-            reported_usage: None,
             completed: false,
-            charges,
-            requested_model: String::new(),
-            caller: Caller::default(),
-            model_scope: 0,
-            started_ms: 0,
+            charges: o.charges,
+            requested_model: o.requested_model,
+            caller: o.caller,
+            model_scope: o.model_scope,
+            started_ms: o.started_ms,
             first_byte_ms: None,
-            route: None,
-            target: None,
-            plan: Vec::new(),
+            route: o.route,
+            target: o.target,
             attempts: 1,
             rate_limited_until: None,
             breaker_opened: false,
         }
+    }
+
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// The upstream model (for a failover request: the one that served it).
+    pub fn upstream_model(&self) -> &str {
+        &self.ctx.model
+    }
+
+    /// The failover plan's targets, in attempt order (empty unless via a failover cluster).
+    pub(super) fn plan(&self) -> &[TargetId] {
+        match &self.role {
+            Role::ViaFailoverCluster { plan } => plan,
+            _ => &[],
+        }
+    }
+
+    pub(super) fn route_index(&self) -> Option<usize> {
+        self.route
+    }
+
+    fn via_failover_cluster(&self) -> bool {
+        matches!(self.role, Role::ViaFailoverCluster { .. })
     }
 
     pub fn provider<'c>(&self, config: &'c Config) -> Option<&'c Provider> {
@@ -154,13 +213,13 @@ impl Exchange {
     /// client is the gateway filter, which learns that from [`Self::attempt_report`]).
     pub fn client_headers(&self, config: &Config) -> Vec<(&'static str, String)> {
         let mut h = Vec::with_capacity(5);
-        if self.ctx.report_usage {
+        if let Role::Attempt { .. } = self.role {
             return h;
         }
         if let Some(p) = self.provider(config) {
             h.push(("x-tollgate-provider", p.name.clone()));
         }
-        h.push(("x-tollgate-model", self.upstream_model.clone()));
+        h.push(("x-tollgate-model", self.ctx.model.clone()));
         if let Some(route) = self.route.and_then(|r| config.router.routes.get(r)) {
             h.push(("x-tollgate-route", route.name.clone()));
             h.push(("x-tollgate-attempts", self.attempts.to_string()));
@@ -175,23 +234,24 @@ impl Exchange {
     /// (`provider/model`, then a line of dropped parameters; provider names have no `/`).
     pub fn attempt_report(&self, config: &Config) -> String {
         let provider = self.provider(config).map_or("", |p| p.name.as_str());
-        format!("{provider}/{}\n{}", self.upstream_model, self.dropped.join(","))
+        format!("{provider}/{}\n{}", self.ctx.model, self.dropped.join(","))
     }
 
     /// Upstream role: the usage to write to [`USAGE_PROPERTY`] when it changed since last time.
     pub fn usage_report(&mut self) -> Option<String> {
-        if !self.ctx.report_usage || self.usage == self.reported_usage {
+        let Role::Attempt { reported } = &mut self.role else { return None };
+        if self.usage == *reported {
             return None;
         }
-        self.reported_usage = self.usage;
+        *reported = self.usage;
         let u = self.usage.as_ref()?;
         Some(format!("{} {} {} {} {}", u.input_tokens, u.cache_read_tokens, u.cache_write_tokens, u.output_tokens, u.reasoning_tokens))
     }
 
     /// Gateway role of a failover request: the usage the upstream filter reported is the
     /// usage accounted (`None` when it reported none).
-    pub fn relayed_usage(&mut self, report: Option<&[u8]>) {
-        if !self.ctx.relay {
+    pub fn take_reported_usage(&mut self, report: Option<&[u8]>) {
+        if !self.via_failover_cluster() {
             return;
         }
         let parse = |raw: &[u8]| {
@@ -214,7 +274,7 @@ impl Exchange {
         self.dropped = dropped.split(',').filter(|d| !d.is_empty()).map(str::to_owned).collect();
         let Some(p) = config.providers.iter().position(|p| p.name == provider) else { return };
         self.provider = p;
-        model.clone_into(&mut self.upstream_model);
+        model.clone_into(&mut self.ctx.model);
         if let Some(target) = config.router.find_target(p, model).and_then(|t| config.router.target(t)) {
             self.model_scope = target.scope;
             let provider_scope = config.providers.get(p).map_or(0, |p| p.scope);
@@ -228,12 +288,12 @@ impl Exchange {
         self.rate_limited_until = head.rate_limited_until;
         self.error_type = head.error_type.map(str::to_owned);
         self.envoy_reply = head.envoy_reply.map(str::to_owned);
-        if let (true, Some(report)) = (self.ctx.relay, head.served) {
+        if let (true, Some(report)) = (self.via_failover_cluster(), head.served) {
             self.served_by(config, report);
         }
         let max = config.limits.max_stream_event_bytes;
         let streaming = self.provider(config).filter(|_| self.ctx.stream && (200..300).contains(&head.status)).and_then(|p| {
-            if self.ctx.relay {
+            if self.via_failover_cluster() {
                 // A failover cluster's upstream filter already answers in OpenAI's format.
                 let sse = head.content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
                 sse.then(|| (Decoder::sse(max), StreamTranslator::OpenAi(openai::StreamState::new(&self.ctx))))
@@ -315,7 +375,7 @@ impl Exchange {
         if !(200..300).contains(&status) {
             let error = if let Some(details) = &self.envoy_reply {
                 unreached(provider, status, details)
-            } else if self.ctx.relay {
+            } else if self.via_failover_cluster() {
                 providers::sane_status(openai::translate_error(status, body))
             } else {
                 providers::translate_error(provider, status, self.error_type.as_deref(), body)
@@ -325,7 +385,7 @@ impl Exchange {
         if self.ctx.stream {
             return error_reply(ApiError::bad_gateway("The provider answered a streaming request without an event stream."));
         }
-        let translated = if self.ctx.relay {
+        let translated = if self.via_failover_cluster() {
             openai::translate_relayed(&self.ctx, body)
         } else {
             providers::translate_response(provider, &self.ctx, body)
@@ -344,19 +404,18 @@ impl Exchange {
     /// tried; with a last resort configured, escalate.
     fn failed(&self, config: &Config, mut error: ApiError) -> Finished {
         // Providers name their own model in errors; the client asked for another name.
-        if !self.upstream_model.is_empty() && !self.requested_model.is_empty() && self.upstream_model != self.requested_model {
-            error.message = error.message.replace(&self.upstream_model, &self.requested_model);
+        let upstream_model = &self.ctx.model;
+        if !upstream_model.is_empty() && !self.requested_model.is_empty() && *upstream_model != self.requested_model {
+            error.message = error.message.replace(upstream_model.as_str(), &self.requested_model);
         }
         let retriable = error.status >= 500 || error.status == 429;
         let route = self.route.and_then(|r| config.router.routes.get(r));
         if !retriable || route.is_none() {
             return error_reply(error);
         }
-        let tried_targets: Vec<TargetId> = if self.plan.is_empty() {
-            self.target.into_iter().collect()
-        } else {
-            self.plan.iter().copied().take(self.attempts as usize).collect()
-        };
+        let plan = self.plan();
+        let tried_targets: Vec<TargetId> =
+            if plan.is_empty() { self.target.into_iter().collect() } else { plan.iter().copied().take(self.attempts as usize).collect() };
         let tried = config.router.names(&tried_targets, &config.providers).join(", ");
         let tried_providers = config.router.provider_names(&tried_targets, &config.providers).join(", ");
         if let Some(l) = route.and_then(|r| r.last_resort.as_ref()) {
@@ -370,7 +429,7 @@ impl Exchange {
             };
             return Finished { status: 503, body: None, escalate: Some(escalation) };
         }
-        if self.plan.len() > 1 {
+        if plan.len() > 1 {
             let e = ApiError::new(
                 503,
                 "api_error",

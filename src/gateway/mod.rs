@@ -5,8 +5,12 @@
 //! retries. The response story is in [`exchange`]; [`Gateway::finish`] accounts for the result.
 
 pub mod access_log;
+pub mod client_request;
 pub mod exchange;
+pub mod last_resort;
+pub mod plugin;
 mod refusal;
+pub mod response;
 pub mod selection;
 pub mod telemetry;
 pub mod upstream;
@@ -20,11 +24,12 @@ use crate::openai::embeddings;
 use crate::openai::request::{self, ChatRequest};
 use crate::providers::Provider;
 use crate::providers::{self, Built, Edits, Operation, ResponseContext, Target};
-use crate::router::health::{self, Attempt};
+use crate::router::health::{self, Observation};
 use crate::router::rules::Facts;
 use crate::router::{Commitment, Demand, Retry};
 use crate::schema::ParamAction;
 pub use exchange::Exchange;
+use exchange::{Opening, Role};
 use selection::{Choice, Selection};
 use std::cell::RefCell;
 
@@ -107,43 +112,71 @@ pub enum Next<'c> {
 /// Where and how to send a request upstream.
 #[derive(Debug)]
 pub struct Forward<'c> {
-    pub cluster: &'c str,
-    /// The provider this filter translated for; `None` when the upstream filter of a failover
-    /// cluster translates each attempt.
-    pub provider: Option<&'c Provider>,
+    pub to: Destination<'c>,
     /// The body, path and extra headers the provider needs.
     pub upstream: Built,
     /// Envoy retry steering.
-    pub headers: Vec<(&'static str, String)>,
+    pub retry_headers: Vec<(&'static str, String)>,
     /// The matched route's `forward_headers`.
     pub route_forward: &'c [String],
-    /// For failover clusters: the plan the upstream filter reads for each attempt.
-    pub plan: Option<String>,
     pub exchange: Exchange,
     /// The request body must be kept: a last resort may need it after the providers failed.
     pub keep_body: bool,
 }
 
+/// Where a request goes, by the role of the filter sending it.
+#[derive(Debug)]
+pub enum Destination<'c> {
+    /// The gateway filter translated the request for this provider: its cluster.
+    Provider(&'c Provider),
+    /// The gateway filter sends to a failover cluster, whose upstream filter translates each
+    /// attempt from the plan it reads.
+    FailoverCluster { cluster: &'c str, plan: String },
+    /// The upstream filter translated this attempt for its endpoint's provider (the cluster is
+    /// already chosen).
+    Attempt(&'c Provider),
+}
+
 impl Forward<'_> {
+    /// The provider this filter translated for (none for a failover cluster).
+    pub fn provider(&self) -> Option<&Provider> {
+        match self.to {
+            Destination::Provider(p) | Destination::Attempt(p) => Some(p),
+            Destination::FailoverCluster { .. } => None,
+        }
+    }
+
+    /// The cluster the route reads from [`CLUSTER_HEADER`] (gateway filter only).
+    pub fn cluster(&self) -> Option<&str> {
+        match &self.to {
+            Destination::Provider(p) => Some(&p.cluster),
+            Destination::FailoverCluster { cluster, .. } => Some(cluster),
+            Destination::Attempt(_) => None,
+        }
+    }
+
+    /// For failover clusters: the plan the upstream filter reads for each attempt.
+    pub fn plan(&self) -> Option<&str> {
+        match &self.to {
+            Destination::FailoverCluster { plan, .. } => Some(plan),
+            _ => None,
+        }
+    }
+
     pub fn path(&self) -> Option<&str> {
-        let provider = self.provider?;
+        let provider = self.provider()?;
         Some(self.upstream.path.as_deref().unwrap_or(&provider.chat_path))
     }
 
     /// The request headers sent on: the client's headers the policy forwards (see
     /// [`headers`](crate::headers)) followed by Tollgate's, and the cluster header the
-    /// route reads (gateway role only: an attempt's headers go to the provider).
-    pub fn request_headers(
-        &self,
-        client: &[(String, String)],
-        content_length: Option<usize>,
-        cluster_header: bool,
-    ) -> Vec<(String, String)> {
-        let provider_forward = self.provider.map_or(&[][..], |p| p.forward_headers.as_slice());
+    /// route reads (gateway filter only: an attempt's headers go to the provider).
+    pub fn request_headers(&self, client: &[(String, String)], content_length: Option<usize>) -> Vec<(String, String)> {
+        let provider_forward = self.provider().map_or(&[][..], |p| p.forward_headers.as_slice());
         let mut headers = crate::headers::forwarded(client, &[provider_forward, self.route_forward]);
         let mut edits = self.header_edits(content_length);
-        if cluster_header {
-            edits.push((CLUSTER_HEADER.into(), Some(self.cluster.to_owned())));
+        if let Some(cluster) = self.cluster() {
+            edits.push((CLUSTER_HEADER.into(), Some(cluster.to_owned())));
         }
         apply_header_edits(&mut headers, edits);
         headers
@@ -154,7 +187,7 @@ impl Forward<'_> {
     /// when it is given.
     fn header_edits(&self, content_length: Option<usize>) -> Vec<HeaderEdit> {
         let mut edits: Vec<HeaderEdit> = Vec::new();
-        if let (Some(p), Some(path)) = (self.provider, self.path()) {
+        if let (Some(p), Some(path)) = (self.provider(), self.path()) {
             edits.push((":path".into(), Some(path.to_owned())));
             edits.push((":authority".into(), Some(p.authority.clone())));
             let credentials = p.auth.iter().map(|(name, value)| (*name, value.expose()));
@@ -162,7 +195,7 @@ impl Forward<'_> {
                 credentials.chain(p.headers.iter().map(|(n, v)| (*n, v.as_str()))).map(|(n, v)| (n.to_owned(), Some(v.to_owned()))),
             );
         }
-        for (name, value) in self.upstream.headers.iter().chain(&self.headers) {
+        for (name, value) in self.upstream.headers.iter().chain(&self.retry_headers) {
             edits.push(((*name).to_owned(), Some(value.clone())));
         }
         if let Some(length) = content_length {
@@ -193,6 +226,13 @@ pub fn apply_header_edits(headers: &mut Vec<(String, String)>, edits: Vec<Header
     }
 }
 
+/// What the shell exports for a request: its access log entry and metric samples.
+#[derive(Debug, Default, PartialEq)]
+pub struct Records {
+    pub access_log: Vec<u8>,
+    pub metrics: Vec<(telemetry::Series, u64)>,
+}
+
 /// A call to a route's last resort (e.g. a human review queue) when every target failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Escalation {
@@ -204,6 +244,20 @@ pub struct Escalation {
     pub tried: String,
     /// Their providers, for the client.
     pub tried_providers: String,
+}
+
+impl Escalation {
+    /// The headers of the call to the last resort, which gets the client's request as it came.
+    pub fn request_headers<'a>(&'a self, request_id: &'a str) -> [(&'static str, &'a str); 6] {
+        [
+            (":method", "POST"),
+            (":path", self.path.as_str()),
+            (":authority", self.authority.as_str()),
+            ("content-type", "application/json"),
+            ("x-request-id", request_id),
+            ("x-tollgate-tried", self.tried.as_str()),
+        ]
+    }
 }
 
 impl Gateway {
@@ -332,7 +386,7 @@ impl Gateway {
         };
         let requested = req.model.0.clone().into_owned();
         match selection {
-            Selection::Exhausted { route, skipped } => Ok(self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
+            Selection::Exhausted { route, skipped } => Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
             Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
                 let (mut charges, limit) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
@@ -346,7 +400,18 @@ impl Gateway {
                     }
                 };
                 let admitted = Admitted { caller: incoming.caller, charges, upstream, commitment };
-                self.relay(Operation::Chat, route, first, &plan, failover_cluster, ctx, requested, incoming, admitted, (store, now_ms))
+                self.via_failover_cluster(
+                    Operation::Chat,
+                    route,
+                    first,
+                    &plan,
+                    failover_cluster,
+                    ctx,
+                    requested,
+                    incoming,
+                    admitted,
+                    (store, now_ms),
+                )
             }
             Selection::Direct { route, choice, commitment, .. } => {
                 let (mut charges, limit) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
@@ -359,6 +424,7 @@ impl Gateway {
                     }
                 };
                 let ctx = ResponseContext { injected_usage: upstream.injected_usage, answer_tool: upstream.answer_tool.clone(), ..ctx };
+                let to = Destination::Provider(choice.provider);
                 let prepared = Prepared {
                     choice,
                     route,
@@ -367,7 +433,7 @@ impl Gateway {
                     dropped,
                     admitted: Admitted { caller: incoming.caller, charges, upstream, commitment },
                 };
-                self.admit(prepared, store, now_ms).map(Next::Forward)
+                self.admit(prepared, Role::Direct, to, store, now_ms).map(Next::Forward)
             }
         }
     }
@@ -389,12 +455,12 @@ impl Gateway {
         let ask = Ask { input_tokens: budget::input_bound(body.len(), 0, false), output_tokens: 0, choices: 1 };
         let requested = req.model.0.clone().into_owned();
         match selection {
-            Selection::Exhausted { route, skipped } => Ok(self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
+            Selection::Exhausted { route, skipped } => Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
             Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
                 let (charges, _) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
                 let admitted = Admitted { caller: incoming.caller, charges, upstream: Built::default(), commitment };
-                self.relay(
+                self.via_failover_cluster(
                     Operation::Embeddings,
                     route,
                     first,
@@ -410,6 +476,7 @@ impl Gateway {
             Selection::Direct { route, choice, commitment, .. } => {
                 let upstream = providers::build_embeddings(choice.provider, &req, body, &Target { model: &choice.model, now_ms })?;
                 let (charges, _) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
+                let to = Destination::Provider(choice.provider);
                 let prepared = Prepared {
                     choice,
                     route,
@@ -418,7 +485,7 @@ impl Gateway {
                     dropped: Vec::new(),
                     admitted: Admitted { caller: incoming.caller, charges, upstream, commitment },
                 };
-                self.admit(prepared, store, now_ms).map(Next::Forward)
+                self.admit(prepared, Role::Direct, to, store, now_ms).map(Next::Forward)
             }
         }
     }
@@ -467,10 +534,10 @@ impl Gateway {
 
     /// Sends the request to a failover cluster; the upstream filter translates each attempt.
     #[allow(clippy::too_many_arguments)]
-    fn relay<'c>(
+    fn via_failover_cluster<'c>(
         &'c self,
         operation: Operation,
-        route: (usize, &'c crate::router::Route),
+        route: &'c crate::router::Route,
         first: Choice<'c>,
         plan: &[crate::router::TargetId],
         failover_cluster: usize,
@@ -486,56 +553,69 @@ impl Gateway {
             return Err(ApiError::internal("unknown failover cluster").into());
         };
         // The upstream filter always reports usage; the client sees the usage chunk only if asked.
-        let ctx = ResponseContext { relay: true, injected_usage: ctx.stream && !ctx.client_wants_usage, ..ctx };
+        let ctx = ResponseContext { injected_usage: ctx.stream && !ctx.client_wants_usage, ..ctx };
         let attempts = u32::try_from(plan.len().saturating_sub(1)).unwrap_or(u32::MAX);
-        let headers = retry_headers(router.retry_for(route.1), attempts);
-        let prepared = Prepared { choice: first, route: Some(route), requested, ctx, dropped: Vec::new(), admitted };
-        let mut forward = self.admit(prepared, store, now_ms)?;
-        forward.cluster = cluster;
-        forward.provider = None;
-        forward.headers = headers;
+        let headers = retry_headers(router.retry_for(route), attempts);
         // Every attempt rebuilds its headers from the client's: carry those any attempt may forward.
         let providers = &self.config.providers;
-        let mut lists: Vec<&[String]> = vec![&route.1.forward_headers];
+        let mut lists: Vec<&[String]> = vec![&route.forward_headers];
         lists.extend(
             plan.iter().filter_map(|t| router.target(*t)).filter_map(|t| providers.get(t.provider)).map(|p| p.forward_headers.as_slice()),
         );
         let carried = crate::headers::forwarded(incoming.headers, &lists);
-        forward.plan = Some(upstream::encode_plan(&router.encode_plan(operation, plan, providers), route.0, &carried));
-        forward.exchange.plan = plan.to_vec();
-        // Each attempt reports its own target's health from the upstream filter.
-        forward.exchange.target = None;
+        let to = Destination::FailoverCluster {
+            cluster,
+            plan: upstream::encode_plan(&router.encode_plan(operation, plan, providers), route.index, &carried),
+        };
+        let role = Role::ViaFailoverCluster { plan: plan.to_vec() };
+        let prepared = Prepared { choice: first, route: Some(route), requested, ctx, dropped: Vec::new(), admitted };
+        let mut forward = self.admit(prepared, role, to, store, now_ms)?;
+        forward.retry_headers = headers;
         Ok(Next::Forward(forward))
     }
 
     /// Takes what the plan needs now that the request is admitted (its probe, its round-robin
     /// turn) and hands the request over to its exchange.
-    fn admit<'c>(&'c self, p: Prepared<'c>, store: &dyn SharedStore, now_ms: u64) -> Result<Forward<'c>, Halt> {
+    fn admit<'c>(
+        &'c self,
+        p: Prepared<'c>,
+        role: Role,
+        to: Destination<'c>,
+        store: &dyn SharedStore,
+        now_ms: u64,
+    ) -> Result<Forward<'c>, Halt> {
         let Prepared { choice, route, requested, mut ctx, dropped, admitted: Admitted { caller, mut charges, upstream, commitment } } = p;
-        if let Some((_, r)) = route
+        if let Some(r) = route
             && !self.config.router.commit(r, commitment, store, now_ms)
         {
             self.config.accounting.release(store, &mut charges);
             return Err(Halt::ProbeTaken);
         }
-        ctx.model = choice.model.clone();
-        let mut exchange = Exchange::new(choice.provider_index, choice.model, ctx, dropped, charges);
-        exchange.started_ms = now_ms;
-        exchange.model_scope = choice.scope;
-        exchange.caller = caller;
-        exchange.requested_model = requested;
-        exchange.target = choice.target;
-        exchange.route = route.map(|(i, _)| i);
-        let retry = route.and_then(|(_, r)| self.config.router.retry_for(r)).or(self.config.router.default_retry.as_ref());
+        ctx.model = choice.model;
+        // Through a failover cluster, each attempt reports its own target's health from the
+        // upstream filter.
+        let target = if let Role::ViaFailoverCluster { .. } = role { None } else { choice.target };
+        let exchange = Exchange::new(Opening {
+            role,
+            provider: choice.provider_index,
+            ctx,
+            dropped,
+            charges,
+            requested_model: requested,
+            caller,
+            model_scope: choice.scope,
+            started_ms: now_ms,
+            route: route.map(|r| r.index),
+            target,
+        });
+        let retry = route.and_then(|r| self.config.router.retry_for(r)).or(self.config.router.default_retry.as_ref());
         Ok(Forward {
-            cluster: &choice.provider.cluster,
-            provider: Some(choice.provider),
+            to,
             upstream,
-            headers: retry_headers(retry, 0),
-            route_forward: route.map_or(&[][..], |(_, r)| r.forward_headers.as_slice()),
-            plan: None,
+            retry_headers: retry_headers(retry, 0),
+            route_forward: route.map_or(&[][..], |r| r.forward_headers.as_slice()),
             exchange,
-            keep_body: route.is_some_and(|(_, r)| r.last_resort.is_some()),
+            keep_body: route.is_some_and(|r| r.last_resort.is_some()),
         })
     }
 
@@ -566,14 +646,14 @@ impl Gateway {
     /// Records how an attempt went; true when this opened the target's breaker.
     pub(crate) fn report_health(&self, key: &str, exchange: &Exchange, store: &dyn SharedStore, now_ms: u64) -> bool {
         let attempt = match exchange.status {
-            200..=299 if exchange.completed => Attempt::Success {
+            200..=299 if exchange.completed => Observation::Success {
                 latency_us: now_ms.saturating_sub(exchange.started_ms) * 1000,
                 ttfb_us: exchange.first_byte_ms.map(|f| f.saturating_sub(exchange.started_ms) * 1000),
             },
-            429 => Attempt::RateLimited { until_ms: exchange.rate_limited_until },
+            429 => Observation::RateLimited { until_ms: exchange.rate_limited_until },
             // Client errors say nothing about the target's health.
             400..=499 if exchange.status != 408 => return false,
-            _ => Attempt::Failure,
+            _ => Observation::Failure,
         };
         match health::record(store, key, now_ms, &self.config.router.breaker, attempt) {
             Ok(t) => t == health::Transition::Opened,
@@ -582,6 +662,31 @@ impl Gateway {
                 false
             }
         }
+    }
+
+    /// What a request Tollgate answered itself leaves behind: a rejection metric for errors and
+    /// its access log entry.
+    pub fn reply_records(&self, caller: Caller, reply: &Reply) -> Records {
+        let accounting = &self.config.accounting;
+        let metrics = if reply.status >= 400 { vec![(telemetry::rejection(reply.status), 1)] } else { Vec::new() };
+        Records { access_log: access_log::for_reply(accounting, caller, reply.status, reply.error_code.as_deref()), metrics }
+    }
+
+    /// The request is over, whatever ended it (completion, upstream reset, client disconnect):
+    /// it is accounted (with the usage the upstream filter reported, `usage_report`, for a
+    /// failover request) and leaves its access log entry and metrics.
+    pub fn on_log(&self, exchange: &mut Exchange, usage_report: Option<&[u8]>, store: &dyn SharedStore, now_ms: u64) -> Records {
+        exchange.take_reported_usage(usage_report);
+        let access_log = access_log::for_exchange(&self.config, exchange, now_ms);
+        self.finish(exchange, store, now_ms);
+        let metrics = exchange.provider(&self.config).map(|p| telemetry::samples(exchange, p.scope, now_ms)).unwrap_or_default();
+        Records { access_log, metrics }
+    }
+
+    /// An attempt is over (answered or not): the target's health and the attempt's metrics.
+    pub fn on_attempt_done(&self, exchange: &Exchange, store: &dyn SharedStore, now_ms: u64) -> Vec<(telemetry::Series, u64)> {
+        let opened = self.finish_attempt(exchange, store, now_ms);
+        telemetry::attempt_samples(exchange, &self.config, opened)
     }
 
     /// The answer after a last resort took the request.
@@ -634,7 +739,7 @@ fn with_allow(e: ApiError, allow: &str) -> Reply {
 /// A request translated for its provider, its budget reserved.
 struct Prepared<'c> {
     choice: Choice<'c>,
-    route: Option<(usize, &'c crate::router::Route)>,
+    route: Option<&'c crate::router::Route>,
     requested: String,
     ctx: ResponseContext,
     dropped: Vec<String>,

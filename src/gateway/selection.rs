@@ -30,10 +30,10 @@ pub struct Choice<'c> {
 #[derive(Debug)]
 pub enum Selection<'c> {
     /// One target; this filter translates.
-    Direct { route: Option<(usize, &'c Route)>, choice: Choice<'c>, strategy: Option<Strategy>, skipped: Vec<Skip>, commitment: Commitment },
+    Direct { route: Option<&'c Route>, choice: Choice<'c>, strategy: Option<Strategy>, skipped: Vec<Skip>, commitment: Commitment },
     /// Several targets on a failover cluster; the upstream filter translates each attempt.
     Failover {
-        route: (usize, &'c Route),
+        route: &'c Route,
         first: Choice<'c>,
         plan: Vec<TargetId>,
         failover_cluster: usize,
@@ -42,7 +42,7 @@ pub enum Selection<'c> {
         commitment: Commitment,
     },
     /// The matched route has no available target.
-    Exhausted { route: (usize, &'c Route), skipped: Vec<Skip> },
+    Exhausted { route: &'c Route, skipped: Vec<Skip> },
 }
 
 impl Gateway {
@@ -77,7 +77,6 @@ impl Gateway {
         accounting.check_model(caller, facts.model)?;
         let router = &self.config.router;
         let prefer_cheap = accounting.has_soft_limits() && accounting.caller_over_soft_limit(store, facts.now_ms, caller);
-        let route_index = |r: &Route| router.routes.iter().position(|x| std::ptr::eq(x, r)).unwrap_or(0);
         match router.decide(facts, store, demand, prefer_cheap) {
             Decision::Unrouted => {
                 let Resolved { provider, provider_index, upstream_model, policy, scope, price } =
@@ -86,9 +85,9 @@ impl Gateway {
                 let choice = Choice { provider, provider_index, model: upstream_model.into_owned(), policy, scope, price, target: None };
                 Ok(Selection::Direct { route: None, choice, strategy: None, skipped: Vec::new(), commitment: Commitment::default() })
             }
-            Decision::Exhausted { route, skipped } => Ok(Selection::Exhausted { route: (route_index(route), route), skipped }),
+            Decision::Exhausted { route, skipped } => Ok(Selection::Exhausted { route, skipped }),
             Decision::Routed(plan) => {
-                let route = (route_index(plan.route), plan.route);
+                let route = plan.route;
                 let first = plan.targets.first().and_then(|t| self.choice(*t)).ok_or_else(|| ApiError::internal("empty routing plan"))?;
                 for t in &plan.targets {
                     if let Some(p) = router.target(*t).and_then(|t| self.config.providers.get(t.provider)) {
@@ -172,31 +171,31 @@ impl Gateway {
         };
         let out = match selection {
             Selection::Direct { route, choice, strategy, skipped: s, .. } => Explanation {
-                route: route.map(|(_, r)| r.name.as_str()),
+                route: route.map(|r| r.name.as_str()),
                 strategy: strategy.map(strategy_name),
                 plan: vec![format!("{}/{}", choice.provider.name, choice.model)],
                 cluster: Some(choice.provider.cluster.as_str()),
                 failover_cluster: false,
                 skipped: skipped(s),
-                last_resort: route.and_then(|(_, r)| r.last_resort.as_ref()).map(|l| l.cluster.as_str()),
+                last_resort: route.and_then(|r| r.last_resort.as_ref()).map(|l| l.cluster.as_str()),
             },
             Selection::Failover { route, plan, failover_cluster, strategy, skipped: s, .. } => Explanation {
-                route: Some(route.1.name.as_str()),
+                route: Some(route.name.as_str()),
                 strategy: Some(strategy_name(*strategy)),
                 plan: router.names(plan, &self.config.providers),
                 cluster: router.failover_clusters.get(*failover_cluster).map(|c| c.cluster.as_str()),
                 failover_cluster: true,
                 skipped: skipped(s),
-                last_resort: route.1.last_resort.as_ref().map(|l| l.cluster.as_str()),
+                last_resort: route.last_resort.as_ref().map(|l| l.cluster.as_str()),
             },
             Selection::Exhausted { route, skipped: s } => Explanation {
-                route: Some(route.1.name.as_str()),
+                route: Some(route.name.as_str()),
                 strategy: None,
                 plan: Vec::new(),
                 cluster: None,
                 failover_cluster: false,
                 skipped: skipped(s),
-                last_resort: route.1.last_resort.as_ref().map(|l| l.cluster.as_str()),
+                last_resort: route.last_resort.as_ref().map(|l| l.cluster.as_str()),
             },
         };
         serde_json::to_vec(&out).unwrap_or_default()

@@ -133,7 +133,7 @@ pub fn samples(exchange: &Exchange, provider: ScopeId, now_ms: u64) -> Vec<(Seri
         _ if exchange.completed => out.push((series(Metric::UnpricedRequests, Label::None), 1)),
         _ => {}
     }
-    if exchange.attempts > 1 && (200..300).contains(&exchange.status) && !exchange.plan.is_empty() {
+    if exchange.attempts > 1 && (200..300).contains(&exchange.status) && !exchange.plan().is_empty() {
         out.push((series(Metric::Fallbacks, Label::None), 1));
     }
     if exchange.breaker_opened {
@@ -175,6 +175,7 @@ mod tests {
     use super::*;
     use crate::accounting::budget::Charges;
     use crate::accounting::prices::{Price, PriceTable};
+    use crate::gateway::exchange::Opening;
     use crate::providers::ResponseContext;
     use crate::usage::Usage;
 
@@ -197,14 +198,13 @@ mod tests {
     fn finished_exchange_yields_usage_cost_and_latency() {
         let (_, p, m) = accounting();
         let price = Price { input: 1_000_000, output: 2_000_000, cache_read: 0, cache_write: 0 };
-        let mut ex = Exchange::new(
-            0,
-            "gpt-4.1-mini".into(),
-            ResponseContext::default(),
-            vec![],
-            Charges { price: Some(price), ..Default::default() },
-        );
-        ex.model_scope = m;
+        let ctx = ResponseContext { model: "gpt-4.1-mini".into(), ..Default::default() };
+        let mut ex = Exchange::new(Opening {
+            ctx,
+            charges: Charges { price: Some(price), ..Default::default() },
+            model_scope: m,
+            ..Default::default()
+        });
         ex.status = 200;
         ex.completed = true;
         ex.started_ms = 1000;
@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn cut_streams_and_unpriced_answers_are_counted() {
         let (_, p, _) = accounting();
-        let mut ex = Exchange::new(0, "m".into(), ResponseContext::default(), vec![], Charges::default());
+        let mut ex = Exchange::new(Opening { ctx: ResponseContext { model: "m".into(), ..Default::default() }, ..Default::default() });
         ex.status = 200;
         let metrics: Vec<Metric> = samples(&ex, p, 0).into_iter().map(|(s, _)| s.metric).collect();
         assert_eq!(metrics, vec![Metric::Requests, Metric::IncompleteResponses]);

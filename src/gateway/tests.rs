@@ -90,12 +90,12 @@ fn openai_request_is_rewritten_for_its_upstream_model() {
     let g = gateway();
     let raw = body(json!({"model":"gpt","messages":[{"role":"user","content":"hi"}]}));
     let f = chat(&g, &raw, 5).unwrap();
-    assert_eq!(f.provider.unwrap().name, "openai");
-    assert_eq!(f.provider.unwrap().cluster, "openai");
+    assert_eq!(f.provider().unwrap().name, "openai");
+    assert_eq!(f.provider().unwrap().cluster, "openai");
     assert_eq!(f.path().unwrap(), "/v1/chat/completions");
     let sent: Value = serde_json::from_slice(&f.upstream.body.unwrap()).unwrap();
     assert_eq!(sent["model"], "gpt-4o-2024-08-06");
-    assert_eq!(f.exchange.upstream_model, "gpt-4o-2024-08-06");
+    assert_eq!(f.exchange.upstream_model(), "gpt-4o-2024-08-06");
     assert_eq!(
         f.exchange.client_headers(&g.config),
         vec![("x-tollgate-provider", "openai".to_string()), ("x-tollgate-model", "gpt-4o-2024-08-06".to_string())]
@@ -238,7 +238,7 @@ fn bedrock_exchange_signs_translates_and_maps_typed_errors() {
     let g = bedrock_gateway(&aws_env);
     let f = chat(&g, &body(json!({"model":"nova","messages":[{"role":"user","content":"hi"}]})), 1_700_000_000).unwrap();
     assert_eq!(f.path().unwrap(), "/model/amazon.nova-lite-v1%3A0/converse");
-    assert_eq!(f.provider.unwrap().authority, "bedrock-runtime.us-west-2.amazonaws.com");
+    assert_eq!(f.provider().unwrap().authority, "bedrock-runtime.us-west-2.amazonaws.com");
     let auth = f.upstream.headers.iter().find(|(n, _)| *n == "authorization").map(|(_, v)| v.as_str()).unwrap();
     assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AWS_ACCESS_KEY_ID-value/20231114/us-west-2/bedrock/aws4_request"), "{auth}");
     let mut ex = f.exchange;
@@ -251,8 +251,7 @@ fn bedrock_exchange_signs_translates_and_maps_typed_errors() {
     assert!(ex.completed);
 
     let mut ex = chat(&g, &body(json!({"model":"nova","messages":[{"role":"user","content":"hi"}]})), 0).unwrap().exchange;
-    ex.on_response_headers(&g.config, &head(400, Some("application/json")));
-    ex.error_type = Some("ThrottlingException".into());
+    ex.on_response_headers(&g.config, &ResponseHead { error_type: Some("ThrottlingException"), ..head(400, Some("application/json")) });
     let fin = ex.on_complete_body(&g.config, br#"{"message":"Too many requests"}"#);
     let v: Value = serde_json::from_slice(&fin.body.unwrap()).unwrap();
     assert_eq!((fin.status, v["error"]["code"].as_str()), (400, Some("rate_limit_exceeded")), "the header names the error");
@@ -307,7 +306,7 @@ fn request_headers_replace_the_clients_credentials_and_keep_only_the_allowlist()
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    let headers = f.request_headers(&client, Some(42), true);
+    let headers = f.request_headers(&client, Some(42));
     let get = |name: &str| headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
     assert_eq!(headers.first().map(|(k, _)| k.as_str()), Some(":method"));
     assert_eq!(get(":path"), ["/v1/messages"]);
@@ -337,11 +336,11 @@ fn a_providers_forward_headers_reach_it() {
         ("x-team-id".to_owned(), "t".to_owned()),
         ("cookie".to_owned(), "c".to_owned()),
     ];
-    let names: Vec<String> = f.request_headers(&client, None, false).into_iter().map(|(k, _)| k).collect();
+    let names: Vec<String> = f.request_headers(&client, None).into_iter().map(|(k, _)| k).collect();
     assert!(names.contains(&"anthropic-beta".to_owned()) && names.contains(&"x-team-id".to_owned()), "{names:?}");
     assert!(!names.contains(&"cookie".to_owned()));
     let f = chat(&g, br#"{"model":"gpt","messages":[{"role":"user","content":"hi"}]}"#, 0).unwrap();
-    assert!(f.request_headers(&client, None, false).iter().all(|(k, _)| k != "anthropic-beta"), "another provider's list does not apply");
+    assert!(f.request_headers(&client, None).iter().all(|(k, _)| k != "anthropic-beta"), "another provider's list does not apply");
 }
 
 #[test]
@@ -496,7 +495,7 @@ fn a_request_refused_by_its_budget_leaves_the_probe_to_the_next() {
     let openai = g.config.providers.iter().position(|p| p.name == "openai").unwrap();
     let primary = router.find_target(openai, "gpt-4o").unwrap();
     let key = &router.target(primary).unwrap().health_key;
-    crate::router::health::record(&store, key, 0, &router.breaker, crate::router::health::Attempt::Failure).unwrap();
+    crate::router::health::record(&store, key, 0, &router.breaker, crate::router::health::Observation::Failure).unwrap();
     let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
     let after_cooldown = 10_000;
     // 4,000 bytes at $0.1/M is $0.0004 of input: with its output, two of them cannot both fit
@@ -508,7 +507,7 @@ fn a_request_refused_by_its_budget_leaves_the_probe_to_the_next() {
     assert_eq!(held.exchange.target, Some(primary), "the probe");
     assert_eq!(crate::router::health::read(&store, key).state, crate::router::health::State::HalfOpen);
     // the probe reports back failed: open again, and a new cool-down
-    crate::router::health::record(&store, key, after_cooldown, &router.breaker, crate::router::health::Attempt::Failure).unwrap();
+    crate::router::health::record(&store, key, after_cooldown, &router.breaker, crate::router::health::Observation::Failure).unwrap();
     let later = after_cooldown + 10_000;
     let e = g.on_body(&incoming, &big, &store, later).unwrap_err();
     assert_eq!(e.status, 429, "the first request still holds its reservation");
@@ -535,7 +534,7 @@ fn a_failover_request_is_clamped_at_the_dearest_target_price_for_every_attempt()
     let store = MemoryStore::default();
     let request = body(json!({"model": "routed", "messages": [{"role": "user", "content": "write at length"}]}));
     let f = forward_with(&g, &store, &request).unwrap();
-    assert_eq!(f.cluster, "both");
+    assert_eq!(f.cluster(), Some("both"));
     // the upstream filter translates each attempt from this body: it carries the limit
     let sent: Value = serde_json::from_slice(f.upstream.body.as_ref().unwrap()).unwrap();
     let limit = u128::from(sent["max_tokens"].as_u64().unwrap());
@@ -598,11 +597,11 @@ fn a_failover_plan_skips_targets_that_refuse_the_request() {
     let store = MemoryStore::default();
     // both accept: the failover cluster
     let f = forward_with(&g, &store, &body(json!({"model": "routed", "messages": [{"role": "user", "content": "x"}]}))).unwrap();
-    assert_eq!((f.cluster, f.exchange.plan.len()), ("both", 2));
+    assert_eq!((f.cluster(), f.exchange.plan().len()), (Some("both"), 2));
     // the fallback refuses top_p: straight to the primary's own cluster, still tracked
     let f =
         forward_with(&g, &store, &body(json!({"model": "routed", "top_p": 0.5, "messages": [{"role": "user", "content": "x"}]}))).unwrap();
-    assert_eq!((f.cluster, f.plan.is_none()), ("openai", true));
+    assert_eq!((f.cluster(), f.plan().is_none()), (Some("openai"), true));
     assert!(f.exchange.target.is_some());
     // explain says why
     let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: true };

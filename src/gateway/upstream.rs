@@ -11,7 +11,8 @@
 //! its headers from the plan's copy of the client's instead of editing what the previous
 //! attempt left for another provider.
 
-use super::{Exchange, Forward, Gateway, apply_policy};
+use super::exchange::{Opening, Role};
+use super::{Destination, Exchange, Forward, Gateway, apply_policy};
 use crate::openai::ApiError;
 use crate::openai::embeddings;
 use crate::openai::request;
@@ -35,7 +36,7 @@ pub fn encode_plan(targets: &str, route: usize, headers: &[(String, String)]) ->
 
 /// Where this attempt goes, from the plan and the endpoint Envoy picked.
 #[derive(Debug, Clone)]
-pub struct Attempt {
+pub struct PlannedAttempt {
     pub operation: Operation,
     pub provider: usize,
     pub model: String,
@@ -45,7 +46,7 @@ pub struct Attempt {
     pub client_headers: Vec<(String, String)>,
 }
 
-impl Attempt {
+impl PlannedAttempt {
     /// The headers of this attempt: the pseudo-headers and Envoy's own (`x-envoy-*`, set by
     /// Tollgate or the router) from the shared map, then the client's headers the policy
     /// forwards to this provider, then the provider's path, authority, credentials and headers.
@@ -54,7 +55,7 @@ impl Attempt {
     pub fn request_headers(&self, shared: &[(String, String)], forward: &Forward, content_length: usize) -> Vec<(String, String)> {
         let pseudo = shared.iter().filter(|(name, _)| name.starts_with(':'));
         let client: Vec<(String, String)> = pseudo.cloned().chain(self.client_headers.iter().cloned()).collect();
-        let mut headers = forward.request_headers(&client, Some(content_length), false);
+        let mut headers = forward.request_headers(&client, Some(content_length));
         let envoy = shared.iter().filter(|(name, _)| name.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("x-envoy-")));
         headers.extend(envoy.cloned());
         headers
@@ -65,7 +66,7 @@ impl Gateway {
     /// Reads the plan. A request without one did not come through Tollgate's gateway filter (an
     /// Envoy route that sends to the failover cluster directly): it is refused, never sent
     /// untranslated. Envoy does not retry this local reply.
-    pub fn on_attempt_headers(&self, plan: Option<&str>, endpoint_provider: Option<&str>) -> Result<Attempt, ApiError> {
+    pub fn on_attempt_headers(&self, plan: Option<&str>, endpoint_provider: Option<&str>) -> Result<PlannedAttempt, ApiError> {
         let plan = plan.ok_or_else(|| {
             ApiError::internal(
                 "This request reached a failover cluster without a routing plan from Tollgate's gateway filter; no provider was called.",
@@ -96,11 +97,11 @@ impl Gateway {
             .position(|p| p.name == endpoint)
             .ok_or_else(|| ApiError::internal(format!("provider `{endpoint}` is not configured in the upstream filter")))?;
         let target = self.config.router.planned_target(planned, provider, model);
-        Ok(Attempt { operation, provider, model: model.to_owned(), target, route, client_headers })
+        Ok(PlannedAttempt { operation, provider, model: model.to_owned(), target, route, client_headers })
     }
 
     /// Translates the attempt's request body for its provider.
-    pub fn on_attempt_body(&self, attempt: &Attempt, body: &[u8], now_ms: u64) -> Result<Forward<'_>, ApiError> {
+    pub fn on_attempt_body(&self, attempt: &PlannedAttempt, body: &[u8], now_ms: u64) -> Result<Forward<'_>, ApiError> {
         let provider = self.config.providers.get(attempt.provider).ok_or_else(|| ApiError::internal("unknown provider"))?;
         let target = attempt.target.and_then(|t| self.config.router.target(t));
         let policy = match target {
@@ -109,13 +110,8 @@ impl Gateway {
         };
         let to = Target { model: &attempt.model, now_ms };
         // The downstream filter is the client here: it always wants usage.
-        let mut ctx = ResponseContext {
-            operation: attempt.operation,
-            created: now_ms / 1000,
-            client_wants_usage: true,
-            report_usage: true,
-            ..Default::default()
-        };
+        let mut ctx =
+            ResponseContext { operation: attempt.operation, created: now_ms / 1000, client_wants_usage: true, ..Default::default() };
         let mut dropped = Vec::new();
         let upstream = match attempt.operation {
             Operation::Chat => {
@@ -135,20 +131,17 @@ impl Gateway {
             }
         };
         ctx.model = attempt.model.clone();
-        let mut exchange = Exchange::new(attempt.provider, attempt.model.clone(), ctx, dropped, Default::default());
-        exchange.started_ms = now_ms;
-        exchange.target = attempt.target;
+        let exchange = Exchange::new(Opening {
+            role: Role::Attempt { reported: None },
+            provider: attempt.provider,
+            ctx,
+            dropped,
+            started_ms: now_ms,
+            target: attempt.target,
+            ..Default::default()
+        });
         let route_forward = self.config.router.routes.get(attempt.route).map_or(&[][..], |r| r.forward_headers.as_slice());
-        Ok(Forward {
-            cluster: &provider.cluster,
-            provider: Some(provider),
-            upstream,
-            headers: Vec::new(),
-            route_forward,
-            plan: None,
-            exchange,
-            keep_body: false,
-        })
+        Ok(Forward { to: Destination::Attempt(provider), upstream, retry_headers: Vec::new(), route_forward, exchange, keep_body: false })
     }
 
     /// The attempt is going out: a target past its cool-down takes its probe slot now (the
@@ -161,7 +154,7 @@ impl Gateway {
     }
 
     /// Reports how the attempt went to the target's health; true when its breaker opened.
-    pub fn finish_attempt(&self, exchange: &Exchange, store: &dyn crate::host::SharedStore, now_ms: u64) -> bool {
+    pub(super) fn finish_attempt(&self, exchange: &Exchange, store: &dyn crate::host::SharedStore, now_ms: u64) -> bool {
         match exchange.target.and_then(|t| self.config.router.target(t)) {
             Some(target) => self.report_health(&target.health_key, exchange, store, now_ms),
             None => false,

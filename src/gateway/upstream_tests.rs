@@ -50,12 +50,12 @@ fn plan(g: &Gateway) -> String {
     let body = br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
     match g.on_body(&incoming, body, &MemoryStore::default(), 0) {
         Ok(Next::Forward(f)) => {
-            let headers = f.request_headers(&client, None, true);
+            let headers = f.request_headers(&client, None);
             assert_eq!(get(&headers, "x-tollgate-cluster"), ["openai_then_anthropic"]);
             for name in ["authorization", "cookie", "openai-organization", "anthropic-beta", "x-custom"] {
                 assert!(get(&headers, name).is_empty(), "{name} is not sent to the failover cluster");
             }
-            f.plan.unwrap()
+            f.plan().unwrap().to_owned()
         }
         other => panic!("{other:?}"),
     }
@@ -132,7 +132,7 @@ fn an_endpoint_outside_the_plan_is_refused() {
 }
 
 /// The gateway filter's exchange of a failover request.
-fn relayed(g: &Gateway) -> Exchange {
+fn via_failover_cluster(g: &Gateway) -> Exchange {
     let client = pairs(CLIENT);
     let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &client, explain: false };
     let body = br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
@@ -153,19 +153,19 @@ fn the_attempt_report_decides_what_is_accounted_not_the_response() {
     let report = upstream.attempt_report(&g.config);
     assert_eq!(report, "anthropic/claude-sonnet-4-5\n");
 
-    let mut gateway_side = relayed(&g);
+    let mut gateway_side = via_failover_cluster(&g);
     let head = exchange::ResponseHead { status: 200, content_type: Some("text/event-stream"), served: Some(&report), ..Default::default() };
     gateway_side.on_response_headers(&g.config, &head);
     assert_eq!(g.config.providers[gateway_side.provider].name, "anthropic");
-    assert_eq!(gateway_side.upstream_model, "claude-sonnet-4-5");
+    assert_eq!(gateway_side.upstream_model(), "claude-sonnet-4-5");
     // Whatever the relayed stream claims, the usage is the one the upstream filter reported.
     let forged = b": tollgate-usage 1 0 0 1 0\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n";
     gateway_side.on_stream_chunk(forged, false);
-    gateway_side.relayed_usage(Some(b"8 0 0 11 0"));
+    gateway_side.take_reported_usage(Some(b"8 0 0 11 0"));
     let usage = gateway_side.usage.unwrap();
     assert_eq!((usage.input_tokens, usage.output_tokens), (8, 11));
     for unreadable in [None, Some(&b"8 0 0"[..]), Some(&b"a b c d e"[..])] {
-        gateway_side.relayed_usage(unreadable);
+        gateway_side.take_reported_usage(unreadable);
         assert_eq!(gateway_side.usage, None, "{unreadable:?}");
     }
 }
@@ -186,7 +186,7 @@ fn usage_is_reported_once_per_change() {
 #[test]
 fn after_a_failover_the_client_learns_the_providers_tried_not_their_models() {
     let g = gateway();
-    let mut ex = relayed(&g);
+    let mut ex = via_failover_cluster(&g);
     let report = "anthropic/claude-sonnet-4-5\n";
     let head = exchange::ResponseHead { status: 503, attempts: Some(2), served: Some(report), ..Default::default() };
     ex.on_response_headers(&g.config, &head);
@@ -204,7 +204,7 @@ fn an_embeddings_attempt_is_answered_as_embeddings() {
     let ctx = &forward.exchange.ctx;
     assert_eq!((ctx.operation, ctx.created), (Operation::Embeddings, 7));
     // The gateway filter is this answer's client: it always gets usage, reported as it comes.
-    assert!(ctx.client_wants_usage && ctx.report_usage);
+    assert!(ctx.client_wants_usage && matches!(forward.exchange.role(), exchange::Role::Attempt { .. }));
 }
 
 #[test]

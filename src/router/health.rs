@@ -152,9 +152,9 @@ pub fn claim_probe(store: &dyn SharedStore, key: &str, now_ms: u64, b: &Breaker)
     matches!(result, Ok(Ok(())))
 }
 
-/// How one attempt at a target ended.
+/// What one attempt at a target showed of its health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
+pub enum Observation {
     Success {
         latency_us: u64,
         ttfb_us: Option<u64>,
@@ -179,26 +179,26 @@ fn ewma(current: u64, sample: u64, first: bool) -> u64 {
     if first { sample } else { (current * 7 + sample * 3) / 10 }
 }
 
-pub fn record(store: &dyn SharedStore, key: &str, now_ms: u64, b: &Breaker, attempt: Attempt) -> Result<Transition, StoreError> {
+pub fn record(store: &dyn SharedStore, key: &str, now_ms: u64, b: &Breaker, observed: Observation) -> Result<Transition, StoreError> {
     let mut transition = Transition::None;
     host::update::<()>(store, key, |current| {
         let mut h = current.map(Health::decode).unwrap_or_default();
-        transition = apply(&mut h, now_ms, b, attempt);
+        transition = apply(&mut h, now_ms, b, observed);
         Ok(h.encode())
     })?
     .map_err(|()| StoreError::Unavailable)?;
     Ok(transition)
 }
 
-fn apply(h: &mut Health, now_ms: u64, b: &Breaker, attempt: Attempt) -> Transition {
+fn apply(h: &mut Health, now_ms: u64, b: &Breaker, observed: Observation) -> Transition {
     if now_ms >= h.window_start_ms + b.window_ms {
         h.window_start_ms = now_ms;
         h.window_requests = 0;
         h.window_failures = 0;
     }
     h.window_requests += 1;
-    match attempt {
-        Attempt::Success { latency_us, ttfb_us } => {
+    match observed {
+        Observation::Success { latency_us, ttfb_us } => {
             let first = h.samples == 0;
             h.latency_us = ewma(h.latency_us, latency_us, first || h.latency_us == 0);
             if let Some(t) = ttfb_us {
@@ -211,11 +211,11 @@ fn apply(h: &mut Health, now_ms: u64, b: &Breaker, attempt: Attempt) -> Transiti
             h.state = State::Closed;
             if was_open { Transition::Closed } else { Transition::None }
         }
-        Attempt::RateLimited { until_ms } => {
+        Observation::RateLimited { until_ms } => {
             h.unavailable_until_ms = h.unavailable_until_ms.max(until_ms.unwrap_or(now_ms + 1000));
             Transition::None
         }
-        Attempt::Failure => {
+        Observation::Failure => {
             h.window_failures += 1;
             h.consecutive_failures = h.consecutive_failures.saturating_add(1);
             let rate_tripped = b
@@ -293,10 +293,10 @@ mod tests {
         let s = MemoryStore::default();
         let k = "tollgate:health:t";
         for i in 0..2 {
-            assert_eq!(record(&s, k, T0 + i, &B, Attempt::Failure).unwrap(), Transition::None);
+            assert_eq!(record(&s, k, T0 + i, &B, Observation::Failure).unwrap(), Transition::None);
         }
         assert_eq!(read(&s, k).availability(T0, &B), Availability::Available);
-        assert_eq!(record(&s, k, T0 + 2, &B, Attempt::Failure).unwrap(), Transition::Opened);
+        assert_eq!(record(&s, k, T0 + 2, &B, Observation::Failure).unwrap(), Transition::Opened);
         assert_eq!(read(&s, k).availability(T0 + 10_000, &B), Availability::Unavailable("circuit_open"));
         // cool-down over: exactly one probe
         let later = T0 + 2 + 30_000;
@@ -305,7 +305,7 @@ mod tests {
         assert!(!claim_probe(&s, k, later, &B), "the second request does not get the probe");
         assert_eq!(read(&s, k).availability(later, &B), Availability::Unavailable("circuit_half_open"));
         // the probe succeeds: closed again
-        assert_eq!(record(&s, k, later + 5, &B, Attempt::Success { latency_us: 100, ttfb_us: None }).unwrap(), Transition::Closed);
+        assert_eq!(record(&s, k, later + 5, &B, Observation::Success { latency_us: 100, ttfb_us: None }).unwrap(), Transition::Closed);
         assert_eq!(read(&s, k).availability(later + 6, &B), Availability::Available);
     }
 
@@ -314,11 +314,11 @@ mod tests {
         let s = MemoryStore::default();
         let k = "h";
         for i in 0..3 {
-            record(&s, k, T0 + i, &B, Attempt::Failure).unwrap();
+            record(&s, k, T0 + i, &B, Observation::Failure).unwrap();
         }
         let later = T0 + 40_000;
         assert!(claim_probe(&s, k, later, &B));
-        assert_eq!(record(&s, k, later + 1, &B, Attempt::Failure).unwrap(), Transition::Opened);
+        assert_eq!(record(&s, k, later + 1, &B, Observation::Failure).unwrap(), Transition::Opened);
         assert_eq!(read(&s, k).availability(later + 2, &B), Availability::Unavailable("circuit_open"));
         let again = later + 1 + 30_000;
         assert!(claim_probe(&s, k, again, &B));
@@ -330,7 +330,7 @@ mod tests {
     fn error_rate_trips_with_enough_requests() {
         let mut h = Health::default();
         for i in 0..10 {
-            let a = if i % 2 == 1 { Attempt::Failure } else { Attempt::Success { latency_us: 1, ttfb_us: None } };
+            let a = if i % 2 == 1 { Observation::Failure } else { Observation::Success { latency_us: 1, ttfb_us: None } };
             let t = apply(&mut h, T0 + i, &B, a);
             assert_eq!(t == Transition::Opened, i == 9, "step {i}");
         }
@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn rate_limits_make_a_target_unavailable_until_reset() {
         let mut h = Health::default();
-        apply(&mut h, T0, &B, Attempt::RateLimited { until_ms: Some(T0 + 5000) });
+        apply(&mut h, T0, &B, Observation::RateLimited { until_ms: Some(T0 + 5000) });
         assert_eq!(h.availability(T0 + 4999, &B), Availability::Unavailable("rate_limited"));
         assert_eq!(h.availability(T0 + 5000, &B), Availability::Available);
         assert_eq!(h.consecutive_failures, 0, "rate limits are not failures");
@@ -348,8 +348,8 @@ mod tests {
     #[test]
     fn latency_averages() {
         let mut h = Health::default();
-        apply(&mut h, T0, &B, Attempt::Success { latency_us: 1000, ttfb_us: Some(100) });
-        apply(&mut h, T0, &B, Attempt::Success { latency_us: 2000, ttfb_us: Some(200) });
+        apply(&mut h, T0, &B, Observation::Success { latency_us: 1000, ttfb_us: Some(100) });
+        apply(&mut h, T0, &B, Observation::Success { latency_us: 2000, ttfb_us: Some(200) });
         assert_eq!((h.latency_us, h.ttfb_us, h.samples), (1300, 130, 2));
     }
 
@@ -426,7 +426,7 @@ mod tests {
     fn the_cool_down_ends_exactly_on_time() {
         let mut h = Health::default();
         for i in 0..3 {
-            apply(&mut h, T0 + i, &B, Attempt::Failure);
+            apply(&mut h, T0 + i, &B, Observation::Failure);
         }
         let opened = T0 + 2;
         assert_eq!(h.open_until_ms, opened + B.cooldown_ms);
@@ -439,23 +439,23 @@ mod tests {
         assert_eq!(h.availability(h.probe_started_ms + B.cooldown_ms, &B), Availability::Probe);
         // a failure while open (a late report) pushes the reopening back from now
         let mut h = Health { state: State::Open, open_until_ms: T0, consecutive_failures: 9, ..Default::default() };
-        assert_eq!(apply(&mut h, T0 + 500, &B, Attempt::Failure), Transition::None);
+        assert_eq!(apply(&mut h, T0 + 500, &B, Observation::Failure), Transition::None);
         assert_eq!((h.state, h.open_until_ms), (State::Open, T0 + 500 + B.cooldown_ms));
         // the failed probe reopens for a full cool-down from its report
         let mut h = Health { state: State::HalfOpen, ..Default::default() };
-        assert_eq!(apply(&mut h, T0, &B, Attempt::Failure), Transition::Opened, "one failure is enough when half-open");
+        assert_eq!(apply(&mut h, T0, &B, Observation::Failure), Transition::Opened, "one failure is enough when half-open");
         assert_eq!((h.state, h.open_until_ms), (State::Open, T0 + B.cooldown_ms));
     }
 
     #[test]
     fn windows_restart_on_time_and_count_each_attempt() {
         let mut h = Health::default();
-        apply(&mut h, T0, &B, Attempt::Failure);
-        apply(&mut h, T0 + 1, &B, Attempt::Success { latency_us: 1, ttfb_us: None });
+        apply(&mut h, T0, &B, Observation::Failure);
+        apply(&mut h, T0 + 1, &B, Observation::Success { latency_us: 1, ttfb_us: None });
         assert_eq!((h.window_start_ms, h.window_requests, h.window_failures, h.consecutive_failures), (T0, 2, 1, 0));
-        apply(&mut h, T0 + B.window_ms - 1, &B, Attempt::Failure);
+        apply(&mut h, T0 + B.window_ms - 1, &B, Observation::Failure);
         assert_eq!((h.window_requests, h.window_failures), (3, 2), "still the same window");
-        apply(&mut h, T0 + B.window_ms, &B, Attempt::Failure);
+        apply(&mut h, T0 + B.window_ms, &B, Observation::Failure);
         assert_eq!((h.window_start_ms, h.window_requests, h.window_failures), (T0 + B.window_ms, 1, 1), "a new window");
         assert_eq!(h.consecutive_failures, 2, "consecutive failures span windows");
     }
@@ -468,7 +468,7 @@ mod tests {
             let mut h = Health::default();
             let mut last = Transition::None;
             for i in 0..requests {
-                let a = if i >= requests - failures { Attempt::Failure } else { Attempt::Success { latency_us: 1, ttfb_us: None } };
+                let a = if i >= requests - failures { Observation::Failure } else { Observation::Success { latency_us: 1, ttfb_us: None } };
                 last = apply(&mut h, T0, &b, a);
             }
             (last, h.state)
@@ -480,7 +480,7 @@ mod tests {
         let no_rate = Breaker { error_rate_percent: None, ..b };
         let mut h = Health::default();
         for _ in 0..20 {
-            apply(&mut h, T0, &no_rate, Attempt::Failure);
+            apply(&mut h, T0, &no_rate, Observation::Failure);
         }
         assert_eq!(h.state, State::Closed, "only consecutive failures count without a rate");
     }
@@ -488,9 +488,9 @@ mod tests {
     #[test]
     fn rate_limits_default_to_a_second_and_keep_the_latest_reset() {
         let mut h = Health::default();
-        assert_eq!(apply(&mut h, T0, &B, Attempt::RateLimited { until_ms: None }), Transition::None);
+        assert_eq!(apply(&mut h, T0, &B, Observation::RateLimited { until_ms: None }), Transition::None);
         assert_eq!(h.unavailable_until_ms, T0 + 1000);
-        apply(&mut h, T0, &B, Attempt::RateLimited { until_ms: Some(T0 + 10) });
+        apply(&mut h, T0, &B, Observation::RateLimited { until_ms: Some(T0 + 10) });
         assert_eq!(h.unavailable_until_ms, T0 + 1000, "an earlier reset does not shorten it");
         assert_eq!((h.window_requests, h.consecutive_failures, h.state), (2, 0, State::Closed));
         assert_eq!(h.availability(T0 + 999, &B), Availability::Unavailable("rate_limited"));
@@ -502,15 +502,15 @@ mod tests {
     #[test]
     fn latency_averages_weigh_the_past_seven_tenths() {
         let mut h = Health::default();
-        apply(&mut h, T0, &B, Attempt::Success { latency_us: 1000, ttfb_us: None });
+        apply(&mut h, T0, &B, Observation::Success { latency_us: 1000, ttfb_us: None });
         assert_eq!((h.latency_us, h.ttfb_us, h.samples, h.last_sample_ms), (1000, 0, 1, T0));
-        apply(&mut h, T0 + 7, &B, Attempt::Success { latency_us: 2000, ttfb_us: Some(500) });
+        apply(&mut h, T0 + 7, &B, Observation::Success { latency_us: 2000, ttfb_us: Some(500) });
         assert_eq!((h.latency_us, h.ttfb_us, h.samples, h.last_sample_ms), (1300, 500, 2, T0 + 7), "the first ttfb is taken as is");
-        apply(&mut h, T0 + 8, &B, Attempt::Success { latency_us: 300, ttfb_us: Some(100) });
+        apply(&mut h, T0 + 8, &B, Observation::Success { latency_us: 300, ttfb_us: Some(100) });
         assert_eq!((h.latency_us, h.ttfb_us), ((1300 * 7 + 300 * 3) / 10, (500 * 7 + 100 * 3) / 10));
         // an average of zero (instant answers so far) restarts from the next sample
         let mut instant = Health { samples: 2, latency_us: 0, ..Default::default() };
-        apply(&mut instant, T0, &B, Attempt::Success { latency_us: 1000, ttfb_us: None });
+        apply(&mut instant, T0, &B, Observation::Success { latency_us: 1000, ttfb_us: None });
         assert_eq!(instant.latency_us, 1000);
         assert_eq!(ewma(10, 20, true), 20);
         assert_eq!(ewma(10, 20, false), 13);
@@ -519,7 +519,7 @@ mod tests {
     #[test]
     fn closing_reports_its_transition_once() {
         let s = MemoryStore::default();
-        let ok = Attempt::Success { latency_us: 1, ttfb_us: None };
+        let ok = Observation::Success { latency_us: 1, ttfb_us: None };
         assert_eq!(record(&s, "k", T0, &B, ok).unwrap(), Transition::None);
         let mut open = Health { state: State::Open, ..Default::default() };
         assert_eq!(apply(&mut open, T0, &B, ok), Transition::Closed);

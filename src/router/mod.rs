@@ -67,6 +67,8 @@ pub struct LastResort {
 
 #[derive(Debug)]
 pub struct Route {
+    /// Its position in [`Router::routes`]: how a request's plan names it to the upstream filter.
+    pub index: usize,
     pub name: String,
     matcher: Matcher,
     pub primary: Vec<TargetId>,
@@ -228,6 +230,7 @@ impl Router {
             let fallback = target_ids(&spec.fallback, "fallback")?;
             let last_resort = spec.last_resort.as_ref().map(|l| last_resort(&format!("{field}.last_resort"), l)).transpose()?;
             let route = Route {
+                index: i,
                 name: spec.name.clone(),
                 matcher: Matcher::compile(&format!("{field}.match"), &spec.conditions)?,
                 primary,

@@ -1,4 +1,4 @@
-use super::health::{Attempt, record};
+use super::health::{Observation, record};
 use super::*;
 use crate::config::Config;
 use crate::host::memory::MemoryStore;
@@ -94,7 +94,7 @@ fn target_id(c: &Config, model: &str) -> TargetId {
 fn fail(c: &Config, store: &MemoryStore, model: &str, times: u64) {
     let key = &c.router.targets[target_id(c, model)].health_key;
     for i in 0..times {
-        record(store, key, NOON + i, &c.router.breaker, Attempt::Failure).unwrap();
+        record(store, key, NOON + i, &c.router.breaker, Observation::Failure).unwrap();
     }
 }
 
@@ -222,7 +222,7 @@ fn rate_limited_target_waits_for_its_reset() {
     let c = config();
     let s = MemoryStore::default();
     let key = &c.router.targets[target_id(&c, "gpt-4o")].health_key;
-    record(&s, key, NOON, &c.router.breaker, Attempt::RateLimited { until_ms: Some(NOON + 5000) }).unwrap();
+    record(&s, key, NOON, &c.router.breaker, Observation::RateLimited { until_ms: Some(NOON + 5000) }).unwrap();
     assert_eq!(plan_of(&c, &s, &ask("chat")).1[0], "claude-sonnet-4-5");
     let mut later = ask("chat");
     later.now = NOON + 5000;
@@ -257,7 +257,7 @@ fn least_latency_prefers_the_faster_measured_target() {
     assert_eq!(plan_of(&c, &s, &ask("fast")).1[0], "slow");
     for (model, us) in [("slow", 900_000), ("quick", 100_000)] {
         let key = &c.router.targets[target_id(&c, model)].health_key;
-        record(&s, key, NOON, &c.router.breaker, Attempt::Success { latency_us: us, ttfb_us: Some(us / 10) }).unwrap();
+        record(&s, key, NOON, &c.router.breaker, Observation::Success { latency_us: us, ttfb_us: Some(us / 10) }).unwrap();
     }
     let quick = (0..1000).filter(|_| plan_of(&c, &s, &ask("fast")).1[0] == "quick").count();
     assert!(quick > 900 && quick < 1000, "mostly the faster one, with exploration: {quick}");

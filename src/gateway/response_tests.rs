@@ -1,0 +1,193 @@
+use super::*;
+use crate::accounting::budget::Caller;
+use crate::gateway::{Forward, Gateway, Incoming, Next};
+use crate::host::memory::MemoryStore;
+use crate::providers::Operation;
+use std::collections::HashMap;
+
+const CONFIG: &str = r#"{
+    "providers": {
+        "openai": {"kind": "openai", "cluster": "openai", "api_key_env": "OPENAI_API_KEY"},
+        "anthropic": {"kind": "anthropic", "cluster": "anthropic", "api_key_env": "ANTHROPIC_API_KEY"}
+    },
+    "models": {"gpt": {"provider": "openai", "model": "gpt-4o"}, "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5"}},
+    "failover_clusters": [{"cluster": "openai_then_anthropic", "providers": ["openai", "anthropic"]}],
+    "routes": [
+        {"name": "review", "match": {"models": ["review"]}, "targets": [{"provider": "openai", "model": "gpt-4o"}],
+         "last_resort": {"cluster": "queue", "path": "/review"}},
+        {"name": "chat", "match": {"models": ["chat"]},
+         "targets": [{"provider": "openai", "model": "gpt-4o"}], "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5"}]}
+    ],
+    "limits": {"max_response_bytes": 1024}
+}"#;
+
+fn gateway() -> Gateway {
+    let env = |k: &str| Some(format!("{k}-value"));
+    Gateway::new(Config::from_json(CONFIG.as_bytes(), &env, 1).unwrap())
+}
+
+fn forward<'g>(g: &'g Gateway, model: &str, stream: bool) -> Forward<'g> {
+    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    let body = format!(r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#);
+    match g.on_body(&incoming, body.as_bytes(), &MemoryStore::default(), 0) {
+        Ok(Next::Forward(f)) => f,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A response as a host would show it.
+#[derive(Default)]
+struct FakeResponse {
+    headers: Vec<(String, String)>,
+    properties: HashMap<String, Vec<u8>>,
+    body: Vec<u8>,
+}
+
+impl FakeResponse {
+    fn new(headers: &[(&str, &str)], body: &[u8]) -> Self {
+        let headers = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        FakeResponse { headers, body: body.to_vec(), ..Default::default() }
+    }
+}
+
+impl ResponseHost for FakeResponse {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    fn headers(&self) -> Vec<(String, String)> {
+        self.headers.clone()
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.properties.get(&path.join(".")).cloned()
+    }
+
+    fn body(&self, size: usize) -> Vec<u8> {
+        self.body.iter().copied().take(size).collect()
+    }
+}
+
+fn set(name: &str, value: Option<&str>) -> Effect {
+    Effect::SetHeader(name.into(), value.map(str::to_owned))
+}
+
+#[test]
+fn a_stream_keeps_only_allowed_headers_and_says_what_served_it() {
+    let g = gateway();
+    let mut ex = forward(&g, "gpt", true).exchange;
+    let host = FakeResponse::new(
+        &[(":status", "200"), ("content-type", "text/event-stream"), ("openai-processing-ms", "5"), ("x-tollgate-provider", "forged")],
+        b"",
+    );
+    let step = ex.on_response_head(&g.config, &host, 0, false);
+    assert_eq!(
+        step,
+        Step {
+            effects: vec![
+                set("openai-processing-ms", None),
+                set("x-tollgate-provider", None),
+                set("x-tollgate-provider", Some("openai")),
+                set("x-tollgate-model", Some("gpt-4o")),
+                set("content-length", None),
+                set("content-type", Some("text/event-stream")),
+                set("cache-control", Some("no-cache")),
+            ],
+            pause: false,
+            escalate: None,
+        }
+    );
+    let chunk = b"data: {\"choices\":[]}\n\n";
+    let host = FakeResponse::new(&[], chunk);
+    assert_eq!(ex.on_response_body(&g.config, &host, 7, chunk.len(), false), Step::default(), "unchanged bytes pass as they are");
+    assert_eq!(ex.first_byte_ms, Some(7));
+}
+
+#[test]
+fn a_buffered_answer_waits_for_its_body_then_is_translated_in_place() {
+    let g = gateway();
+    let mut ex = forward(&g, "claude", false).exchange;
+    let host = FakeResponse::new(&[(":status", "200"), ("content-type", "application/json")], b"");
+    let step = ex.on_response_head(&g.config, &host, 0, false);
+    assert!(step.pause && step.escalate.is_none());
+    let answer = br#"{"id":"m","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#;
+    let host = FakeResponse::new(&[], answer);
+    assert_eq!(ex.on_response_body(&g.config, &host, 0, answer.len(), false), Step::wait(Vec::new()), "not complete yet");
+    let step = ex.on_response_body(&g.config, &host, 0, answer.len(), true);
+    assert!(!step.pause);
+    let [Effect::ReplaceBody(body), Effect::SetHeader(length, Some(n)), Effect::SetHeader(kind, Some(json))] = &step.effects[..] else {
+        panic!("{:?}", step.effects)
+    };
+    assert_eq!(
+        (length.as_str(), n.clone(), kind.as_str(), json.as_str()),
+        ("content-length", body.len().to_string(), "content-type", "application/json")
+    );
+    assert!(ex.completed);
+}
+
+#[test]
+fn an_answer_without_body_and_an_oversized_one_are_answered_locally() {
+    let g = gateway();
+    let mut ex = forward(&g, "gpt", false).exchange;
+    let host = FakeResponse::new(&[(":status", "500"), ("content-length", "0")], b"");
+    let step = ex.on_response_head(&g.config, &host, 0, true);
+    assert!(step.pause);
+    assert!(matches!(step.effects.last(), Some(Effect::Respond { status: 500, .. })), "{:?}", step.effects);
+
+    let mut ex = forward(&g, "gpt", false).exchange;
+    let host = FakeResponse::new(&[(":status", "200"), ("content-length", "1025")], b"");
+    let step = ex.on_response_head(&g.config, &host, 0, false);
+    let Some(Effect::Respond { status: 502, headers, .. }) = step.effects.last() else { panic!("{:?}", step.effects) };
+    assert!(headers.contains(&("content-type", "application/json".into())));
+    assert_eq!(ex.on_response_body(&g.config, &FakeResponse::default(), 0, 1025, true), Step::wait(Vec::new()), "refused once");
+}
+
+#[test]
+fn a_failed_route_with_a_last_resort_escalates_and_its_answer_replaces_the_response() {
+    let g = gateway();
+    let mut ex = forward(&g, "review", false).exchange;
+    let host = FakeResponse::new(&[(":status", "503")], b"");
+    ex.on_response_head(&g.config, &host, 0, false);
+    let error = br#"{"error":{"message":"overloaded","type":"api_error"}}"#;
+    let step = ex.on_response_body(&g.config, &FakeResponse::new(&[], error), 0, error.len(), true);
+    let escalation = step.escalate.expect("escalates");
+    assert!(step.pause);
+    assert_eq!((escalation.cluster.as_str(), escalation.path.as_str()), ("queue", "/review"));
+    let headers = escalation.request_headers("id-1");
+    assert!(headers.contains(&(":path", "/review")) && headers.contains(&("x-request-id", "id-1")));
+
+    let replaced = ex.escalated(&g.config, 503, b"{}".to_vec(), true);
+    assert_eq!(
+        replaced,
+        vec![Effect::ReplaceBody(b"{}".to_vec()), set("content-length", Some("2")), set("content-type", Some("application/json"))]
+    );
+    let answered = ex.escalated(&g.config, 503, b"{}".to_vec(), false);
+    assert!(matches!(&answered[..], [Effect::Respond { status: 503, .. }]));
+}
+
+#[test]
+fn an_attempt_reports_its_usage_to_the_gateway_filter_and_nothing_in_headers() {
+    let g = gateway();
+    let plan = forward(&g, "chat", true).plan().unwrap().to_owned();
+    let attempt = g.on_attempt_headers(Some(&plan), Some("openai")).unwrap();
+    let body = br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut ex = g.on_attempt_body(&attempt, body, 0).unwrap().exchange;
+    let host = FakeResponse::new(&[(":status", "200"), ("content-type", "text/event-stream")], b"");
+    let step = ex.on_response_head(&g.config, &host, 0, false);
+    assert!(!step.effects.iter().any(|e| matches!(e, Effect::SetHeader(name, Some(_)) if name.starts_with("x-tollgate"))));
+    let chunk = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n";
+    let step = ex.on_response_body(&g.config, &FakeResponse::new(&[], chunk), 0, chunk.len(), false);
+    assert_eq!(step.effects, vec![Effect::SetProperty(USAGE_PROPERTY, b"3 0 0 4 0".to_vec())]);
+}
+
+#[test]
+fn the_gateway_filter_reads_which_target_served_a_failover_request() {
+    let g = gateway();
+    let mut ex = forward(&g, "chat", true).exchange;
+    let mut host = FakeResponse::new(&[(":status", "200"), ("content-type", "text/event-stream"), ("x-envoy-attempt-count", "2")], b"");
+    host.properties.insert(ATTEMPT_PROPERTY.into(), b"anthropic/claude-sonnet-4-5\n".to_vec());
+    let step = ex.on_response_head(&g.config, &host, 0, false);
+    assert!(step.effects.contains(&set("x-tollgate-provider", Some("anthropic"))));
+    assert!(step.effects.contains(&set("x-tollgate-model", Some("claude-sonnet-4-5"))));
+    assert!(step.effects.contains(&set("x-tollgate-attempts", Some("2"))));
+}
