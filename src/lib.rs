@@ -20,13 +20,17 @@ pub mod accounting;
 pub mod clock;
 pub mod config;
 pub mod gateway;
+pub mod headers;
 pub mod host;
 pub mod json;
 pub mod openai;
 mod parser_properties;
+pub mod patterns;
 pub mod providers;
 pub mod router;
+pub mod schema;
 pub mod stream;
+pub mod usage;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 mod filter;

@@ -8,9 +8,10 @@
 //! deepest accepted JSON through the deepest parser fits it.
 #![cfg(test)]
 
-use crate::config::{Config, Provider};
+use crate::config::Config;
 use crate::json::{self, MAX_DEPTH};
 use crate::openai::{embeddings, request};
+use crate::providers::Provider;
 use crate::providers::{self, Edits, Operation, ResponseContext, StreamTranslator, Target};
 
 /// Cases per property: fewer under wasm, where the tests run interpreted-slow.

@@ -1,6 +1,7 @@
 //! A configuration with one provider of every kind, for the fuzz targets.
 
-use tollgate::config::{Config, Provider};
+use tollgate::config::Config;
+use tollgate::providers::Provider;
 
 pub const CONFIG: &str = r#"{
     "providers": {

@@ -6,11 +6,11 @@ use super::keys::{self, KeyIndex};
 use super::ledger::{self, Caps, Hold, Lifetime, Outcome, Period, Record, Totals};
 use super::money::{Pico, format_usd, parse_usd};
 use super::prices::{Price, PriceTable};
-use crate::config::ConfigError;
-use crate::config::glob;
-use crate::config::schema::{AuthSpec, BudgetSpec, TeamSpec};
 use crate::host::SharedStore;
 use crate::openai::ApiError;
+use crate::patterns;
+use crate::schema::ConfigError;
+use crate::schema::{AuthSpec, BudgetSpec, TeamSpec};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -222,7 +222,7 @@ impl Accounting {
     /// Whether the caller's key may use `model` (a client-facing name); also what `/v1/models` lists.
     pub fn may_use(&self, caller: Caller, model: &str) -> bool {
         let Some(key) = caller.key.and_then(|k| self.keys.get(k)) else { return true };
-        key.models.is_empty() || key.models.iter().any(|p| glob::matches(p, model))
+        key.models.is_empty() || key.models.iter().any(|p| patterns::matches(p, model))
     }
 
     /// 403 when the caller's key may not use `model`.
@@ -515,7 +515,7 @@ impl ScopeReport {
 }
 
 /// What a finished request contributes, priced.
-pub fn outcome(tab: &Tab, usage: Option<super::Usage>, failed: bool) -> Outcome {
+pub fn outcome(tab: &Tab, usage: Option<crate::usage::Usage>, failed: bool) -> Outcome {
     let cost = match (usage, tab.price) {
         (Some(u), Some(p)) => Some(p.cost(&u)),
         _ => None,
@@ -543,8 +543,8 @@ fn refusal_message(scope: &Scope, exceeded: &ledger::Exceeded, estimate: Pico) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounting::Usage;
     use crate::host::memory::MemoryStore;
+    use crate::usage::Usage;
 
     const NOW: u64 = 1_795_521_600_000;
 

@@ -2,10 +2,10 @@
 //! holding today's and this month's totals (UTC) plus the cost currently reserved by requests in
 //! flight. Every change is a CAS read-modify-write, so counters stay exact across workers.
 
-use super::Usage;
 use super::money::Pico;
 use crate::clock::{MS_PER_DAY, civil_from_days};
 use crate::host::{self, SharedStore, StoreError};
+use crate::usage::Usage;
 
 const VERSION: u8 = 2;
 const TOTALS_LEN: usize = 8 * 8 + 16;

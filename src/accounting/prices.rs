@@ -3,9 +3,10 @@
 //! Prices are configured in USD per million tokens. A shipped table (`default_prices.json`)
 //! covers common models of every supported provider; configured prices override it.
 
-use super::Usage;
-use super::money::{Pico, deserialize_optional_usd, deserialize_usd, parse_usd};
-use crate::config::glob;
+use super::money::{Pico, parse_usd};
+use crate::patterns;
+use crate::schema::PriceSpec;
+use crate::usage::Usage;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -37,20 +38,6 @@ impl Price {
         .into_iter()
         .fold(0, |sum: Pico, (tokens, price)| sum.saturating_add(Pico::from(tokens).saturating_mul(price)))
     }
-}
-
-/// What users write: USD per 1M tokens, as decimal strings or numbers.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct PriceSpec {
-    #[serde(deserialize_with = "deserialize_usd")]
-    pub input: String,
-    #[serde(deserialize_with = "deserialize_usd")]
-    pub output: String,
-    #[serde(default, deserialize_with = "deserialize_optional_usd")]
-    pub cache_read: Option<String>,
-    #[serde(default, deserialize_with = "deserialize_optional_usd")]
-    pub cache_write: Option<String>,
 }
 
 const PER_MILLION: Pico = 1_000_000;
@@ -101,7 +88,7 @@ impl PriceTable {
     }
 
     pub fn lookup(&self, model: &str) -> Option<Price> {
-        self.entries.iter().find(|(pattern, _)| glob::matches(pattern, model)).map(|(_, p)| *p)
+        self.entries.iter().find(|(pattern, _)| patterns::matches(pattern, model)).map(|(_, p)| *p)
     }
 }
 

@@ -1,86 +1,17 @@
 //! Configuration: parsed from the plugin's JSON, validated and compiled once in `on_configure`
 //! into the structures the request path uses. Errors name the field that is wrong.
 
-pub mod glob;
-pub mod headers;
-pub mod schema;
-
 use crate::accounting::budget::{Accounting, ScopeId};
 use crate::accounting::ledger::Lifetime;
 use crate::accounting::prices::{Price, PriceTable};
-use crate::providers::{self, Dialect};
+use crate::patterns;
+use crate::providers::{self, Provider};
 use crate::router::Router;
-use schema::Role;
-use schema::{ConfigSpec, LimitsSpec, ModelSpec, ParamAction, ProviderKind, ProviderSpec};
+use crate::schema::Role;
+use crate::schema::{ConfigError, ConfigSpec, LimitsSpec, ModelSpec, ParamAction, check_params};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub field: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { field: field.into(), message: message.into() }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            write!(f, "invalid tollgate configuration: {}", self.message)
-        } else {
-            write!(f, "invalid tollgate configuration at `{}`: {}", self.field, self.message)
-        }
-    }
-}
-
-/// A provider API key. Its `Debug` never shows the value, so it cannot leak into logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Secret(value)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-#[derive(Debug)]
-pub struct Provider {
-    pub name: String,
-    pub kind: ProviderKind,
-    pub cluster: String,
-    pub authority: String,
-    /// Path prefix of every endpoint, e.g. `/v1`.
-    pub base_path: String,
-    pub chat_path: String,
-    /// The auth header sent upstream, e.g. `authorization: Bearer …`.
-    pub auth: Option<(&'static str, Secret)>,
-    /// The key's environment variable when it was not set at load time.
-    pub missing_key_env: Option<String>,
-    /// Fixed headers the provider needs (e.g. `anthropic-version`).
-    pub headers: Vec<(&'static str, String)>,
-    /// Client request headers forwarded to this provider besides the built-in allowlist.
-    pub forward_headers: Vec<String>,
-    pub drop_unsupported: bool,
-    pub dialect: Dialect,
-    /// Usage counter scope.
-    pub scope: ScopeId,
-}
 
 #[derive(Debug)]
 pub struct ModelRoute {
@@ -235,7 +166,7 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
     let mut index = HashMap::new();
     for (name, p) in &spec.providers {
         index.insert(name.clone(), providers.len());
-        let mut provider = compile_provider(name, p, env, &mut warnings)?;
+        let mut provider = Provider::compile(name, p, env, &mut warnings)?;
         provider.scope = accounting.scope("provider", name);
         providers.push(provider);
     }
@@ -255,7 +186,7 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
                 warnings.push(format!("{field}: no price for `{upstream}`; its cost is counted as unpriced and budgets cannot limit it (add it under `prices`)"));
             }
         }
-        if let Some(prefix) = glob::prefix_pattern(name) {
+        if let Some(prefix) = patterns::prefix_pattern(name) {
             if !m.aliases.is_empty() {
                 return Err(ConfigError::new(format!("{field}.aliases"), "a wildcard model cannot have aliases"));
             }
@@ -345,100 +276,6 @@ fn compile_limits(l: LimitsSpec) -> Result<Limits, ConfigError> {
     })
 }
 
-fn compile_provider(
-    name: &str,
-    p: &ProviderSpec,
-    env: &dyn Fn(&str) -> Option<String>,
-    warnings: &mut Vec<String>,
-) -> Result<Provider, ConfigError> {
-    let field = format!("providers.{name}");
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(ConfigError::new(field, "provider names may use letters, digits, `-` and `_`"));
-    }
-    if p.cluster.trim().is_empty() {
-        return Err(ConfigError::new(format!("{field}.cluster"), "must name the Envoy cluster that reaches the provider"));
-    }
-    let base_path = match &p.base_path {
-        Some(b) if b.starts_with('/') || b.is_empty() => b.trim_end_matches('/').to_owned(),
-        Some(_) => return Err(ConfigError::new(format!("{field}.base_path"), "must start with `/`")),
-        None => providers::default_base_path(p.kind).to_owned(),
-    };
-    let api_key = match &p.api_key_env {
-        Some(var) if var.is_empty() => {
-            return Err(ConfigError::new(format!("{field}.api_key_env"), "must name an environment variable"));
-        }
-        Some(var) => match env(var) {
-            Some(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
-            // The environment is not configuration: the config still loads (and validates
-            // anywhere), and requests to this provider get a clear error naming the variable.
-            _ => {
-                warnings.push(format!(
-                    "{field}.api_key_env: environment variable `{var}` is not set (export it and list it in vm_config.environment_variables.host_env_keys); requests to this provider will fail"
-                ));
-                None
-            }
-        },
-        None if providers::requires_key(p.kind) => {
-            return Err(ConfigError::new(format!("{field}.api_key_env"), format!("is required for kind `{}`", p.kind.as_str())));
-        }
-        None => None,
-    };
-    let input = providers::CompileInput { spec: p, base_path: &base_path, key: api_key.as_deref(), env };
-    let wire = providers::compile(&input).map_err(|e| ConfigError::new(format!("{field}.{}", e.field), e.message))?;
-    // After the provider's own checks: a default host can derive from them (Bedrock's region).
-    let authority = match (&p.host, providers::default_host(p)) {
-        (Some(h), _) if !h.trim().is_empty() => h.clone(),
-        (Some(_), _) => return Err(ConfigError::new(format!("{field}.host"), "must not be empty")),
-        (None, Some(default)) => default,
-        (None, None) => {
-            return Err(ConfigError::new(format!("{field}.host"), format!("is required for kind `{}`", p.kind.as_str())));
-        }
-    };
-    for var in &wire.missing_env {
-        warnings.push(format!("{field}: environment variable `{var}` is not set; requests to this provider will fail"));
-    }
-    let missing_key_env = match &p.api_key_env {
-        Some(var) if api_key.is_none() => Some(var.clone()),
-        _ => wire.missing_env.first().cloned(),
-    };
-    Ok(Provider {
-        name: name.to_owned(),
-        kind: p.kind,
-        cluster: p.cluster.clone(),
-        authority,
-        base_path,
-        chat_path: wire.chat_path,
-        auth: wire.auth,
-        missing_key_env,
-        headers: wire.headers,
-        forward_headers: headers::compile_forward_headers(&format!("{field}.forward_headers"), &p.forward_headers)?,
-        drop_unsupported: p.drop_unsupported,
-        dialect: wire.dialect,
-        scope: 0,
-    })
-}
-
-/// A model's or route target's parameter policy: each action fits its parameter.
-pub(crate) fn check_params(field: &str, params: &std::collections::BTreeMap<String, ParamAction>) -> Result<(), ConfigError> {
-    for (param, action) in params {
-        let error = |message: &str| Err(ConfigError::new(format!("{field}.params.{param}"), message));
-        if matches!(param.as_str(), "model" | "messages" | "stream") {
-            return error("this parameter is structural and cannot have a policy");
-        }
-        match action {
-            ParamAction::Rename(to) if to.is_empty() || to == param => return error("rename needs a different, non-empty name"),
-            ParamAction::Reasoning(_) if param != "reasoning_effort" => {
-                return error("`reasoning` is a policy for `reasoning_effort` only");
-            }
-            ParamAction::JsonSchema(_) if param != "response_format" => {
-                return error("`json_schema` is a policy for `response_format` only");
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 fn compile_model(
     field: &str,
     name: &str,
@@ -449,7 +286,7 @@ fn compile_model(
     let Some(&provider) = index.get(&m.provider) else {
         return Err(ConfigError::new(format!("{field}.provider"), format!("unknown provider `{}`", m.provider)));
     };
-    let wildcard = glob::prefix_pattern(name).is_some();
+    let wildcard = patterns::prefix_pattern(name).is_some();
     let upstream_model = match &m.model {
         Some(u) if u.trim().is_empty() => return Err(ConfigError::new(format!("{field}.model"), "must not be empty")),
         Some(_) if wildcard => {

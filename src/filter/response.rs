@@ -1,9 +1,9 @@
 //! Response handling shared by both roles: drives the exchange through the response callbacks.
 
 use super::host;
-use crate::config::headers::forwards_response;
 use crate::gateway::exchange::{ATTEMPT_PROPERTY, Finished, ResponseHead, ResponseMode};
 use crate::gateway::{Exchange, Gateway};
+use crate::headers::forwards_response;
 use crate::router::health;
 use proxy_wasm::types::{Action, BufferType, MapType};
 

@@ -82,10 +82,10 @@ pub fn for_reply(accounting: &Accounting, caller: Caller, status: u16, error_cod
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounting::Usage;
     use crate::accounting::budget::Tab;
     use crate::accounting::prices::Price;
     use crate::providers::ResponseContext;
+    use crate::usage::Usage;
     use serde_json::{Value, json};
 
     fn config() -> Config {

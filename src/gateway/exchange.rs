@@ -9,13 +9,14 @@
 //! written by Envoy's filters.
 
 use super::Escalation;
-use crate::accounting::Usage;
 use crate::accounting::budget::{Caller, ScopeId, Tab};
-use crate::config::{Config, Provider};
+use crate::config::Config;
 use crate::openai::ApiError;
+use crate::providers::Provider;
 use crate::providers::{self, ResponseContext, StreamTranslator, openai};
 use crate::router::TargetId;
 use crate::stream::{Decoder, StreamError};
+use crate::usage::Usage;
 
 /// Filter state (`wasm.tollgate_attempt`): the target of the latest attempt and the parameters
 /// its translation dropped, set by the upstream filter when it sends the attempt.

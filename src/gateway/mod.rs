@@ -13,16 +13,16 @@ pub mod upstream;
 use crate::accounting::budget::{self, Ask, Caller, Tab};
 use crate::accounting::prices::Price;
 use crate::config::Config;
-use crate::config::Provider;
-use crate::config::schema::ParamAction;
 use crate::host::SharedStore;
 use crate::openai::ApiError;
 use crate::openai::embeddings;
 use crate::openai::request::{self, ChatRequest};
+use crate::providers::Provider;
 use crate::providers::{self, Built, Edits, Operation, ResponseContext, Target};
 use crate::router::health::{self, Attempt};
 use crate::router::rules::Facts;
 use crate::router::{Commitment, Demand, Retry};
+use crate::schema::ParamAction;
 pub use exchange::Exchange;
 use selection::{Choice, Selection};
 use std::cell::RefCell;
@@ -30,7 +30,7 @@ use std::cell::RefCell;
 /// The header the Envoy route reads to pick the upstream cluster.
 pub const CLUSTER_HEADER: &str = "x-tollgate-cluster";
 
-pub use crate::config::headers::is_control_header;
+pub use crate::headers::is_control_header;
 
 pub struct Gateway {
     pub config: Config,
@@ -130,7 +130,7 @@ impl Forward<'_> {
     }
 
     /// The request headers sent on: the client's headers the policy forwards (see
-    /// [`headers`](crate::config::headers)) followed by Tollgate's, and the cluster header the
+    /// [`headers`](crate::headers)) followed by Tollgate's, and the cluster header the
     /// route reads (gateway role only: an attempt's headers go to the provider).
     pub fn request_headers(
         &self,
@@ -139,7 +139,7 @@ impl Forward<'_> {
         cluster_header: bool,
     ) -> Vec<(String, String)> {
         let provider_forward = self.provider.map_or(&[][..], |p| p.forward_headers.as_slice());
-        let mut headers = crate::config::headers::forwarded(client, &[provider_forward, self.route_forward]);
+        let mut headers = crate::headers::forwarded(client, &[provider_forward, self.route_forward]);
         let mut edits = self.header_edits(content_length);
         if cluster_header {
             edits.push((CLUSTER_HEADER.into(), Some(self.cluster.to_owned())));
@@ -488,7 +488,7 @@ impl Gateway {
         lists.extend(
             plan.iter().filter_map(|t| router.target(*t)).filter_map(|t| providers.get(t.provider)).map(|p| p.forward_headers.as_slice()),
         );
-        let carried = crate::config::headers::forwarded(incoming.headers, &lists);
+        let carried = crate::headers::forwarded(incoming.headers, &lists);
         forward.plan = Some(upstream::encode_plan(&router.encode_plan(operation, plan, providers), route.0, &carried));
         forward.exchange.plan = plan.to_vec();
         // Each attempt reports its own target's health from the upstream filter.

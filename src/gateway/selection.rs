@@ -4,12 +4,13 @@
 use super::Gateway;
 use crate::accounting::budget::{Caller, ScopeId};
 use crate::accounting::prices::Price;
-use crate::config::schema::{ParamAction, Strategy};
-use crate::config::{Provider, Resolved};
+use crate::config::Resolved;
 use crate::host::SharedStore;
 use crate::openai::ApiError;
+use crate::providers::Provider;
 use crate::router::rules::Facts;
 use crate::router::{Commitment, Decision, Demand, Route, Skip, TargetId};
+use crate::schema::{ParamAction, Strategy};
 use serde::Serialize;
 use std::borrow::Cow;
 

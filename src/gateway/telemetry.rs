@@ -173,10 +173,10 @@ fn nano_usd(pico: Pico) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounting::Usage;
     use crate::accounting::budget::Tab;
     use crate::accounting::prices::{Price, PriceTable};
     use crate::providers::ResponseContext;
+    use crate::usage::Usage;
 
     fn accounting() -> (Accounting, ScopeId, ScopeId) {
         let mut a = Accounting::new(PriceTable::default(), None).unwrap();

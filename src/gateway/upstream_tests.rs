@@ -178,7 +178,7 @@ fn usage_is_reported_once_per_change() {
     let body = br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let mut upstream = g.on_attempt_body(&attempt, body, 0).unwrap().exchange;
     assert_eq!(upstream.usage_report(), None);
-    upstream.usage = Some(crate::accounting::Usage { input_tokens: 3, output_tokens: 4, ..Default::default() });
+    upstream.usage = Some(crate::usage::Usage { input_tokens: 3, output_tokens: 4, ..Default::default() });
     assert_eq!(upstream.usage_report().as_deref(), Some("3 0 0 4 0"));
     assert_eq!(upstream.usage_report(), None);
 }

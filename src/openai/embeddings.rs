@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::request::Str;
-use crate::accounting::Usage;
+use crate::usage::Usage;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 

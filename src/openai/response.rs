@@ -2,7 +2,7 @@
 //! Field names follow https://platform.openai.com/docs/api-reference/chat/object and
 //! https://platform.openai.com/docs/api-reference/chat-streaming/streaming.
 
-use crate::accounting::Usage;
+use crate::usage::Usage;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 

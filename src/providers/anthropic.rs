@@ -12,14 +12,14 @@ use super::reasoning::{self, ClaudeThinking, Effort, Thinking};
 use super::structured;
 use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
-use crate::accounting::Usage;
-use crate::config::glob;
-use crate::config::schema::{JsonSchemaForm, ParamAction};
-use crate::config::{Provider, Secret};
+use super::{Provider, Secret};
 use crate::openai::ApiError;
 use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
 use crate::openai::response::ChunkHeader;
+use crate::patterns;
+use crate::schema::{JsonSchemaForm, ParamAction};
 use crate::stream::sse::Event;
+use crate::usage::Usage;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -96,7 +96,7 @@ pub fn default_policy(s: &Settings, model: &str) -> Vec<(&'static str, ParamActi
     if !s.version.accepts_sampling() {
         return vec![("temperature", ParamAction::Drop), ("top_p", ParamAction::Drop)];
     }
-    if NO_TEMPERATURE.iter().any(|p| glob::matches(p, model)) {
+    if NO_TEMPERATURE.iter().any(|p| patterns::matches(p, model)) {
         return vec![("temperature", ParamAction::Drop)];
     }
     Vec::new()

@@ -1,7 +1,7 @@
 use super::super::test_support::{self, body_of, chunks_of, content_of, finish_reasons, last_event, tool_call_deltas, user};
 use super::*;
 use crate::config::Config;
-use crate::config::schema::{JsonSchemaForm, ReasoningForm};
+use crate::schema::{JsonSchemaForm, ReasoningForm};
 use crate::stream::Decoder;
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@
 //! https://learn.microsoft.com/azure/ai-foundry/openai/latest (v1 paths and headers).
 
 use super::{Built, CompileInput, Edits, FieldError, Wire, openai};
-use crate::config::{Provider, Secret};
+use super::{Provider, Secret};
 use crate::openai::ApiError;
 use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::request::ChatRequest;
@@ -136,7 +136,7 @@ mod tests {
     use crate::config::Config;
     use crate::openai::{embeddings, request};
 
-    fn config(extra: &str) -> Result<Config, crate::config::ConfigError> {
+    fn config(extra: &str) -> Result<Config, crate::schema::ConfigError> {
         let json = format!(
             r#"{{"providers":{{"az":{{"kind":"azure","cluster":"c","host":"res.openai.azure.com","api_key_env":"K"{extra}}}}},
                 "models":{{"gpt":{{"provider":"az","model":"gpt-4o-prod"}},"any-*":{{"provider":"az"}}}}}}"#

@@ -21,7 +21,7 @@ fn env(name: &str) -> Option<String> {
     }
 }
 
-fn compile_with(extra: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, crate::config::ConfigError> {
+fn compile_with(extra: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, crate::schema::ConfigError> {
     let json = format!(
         r#"{{"providers":{{"bedrock":{{"kind":"bedrock","cluster":"c","region":"us-east-1"{extra}}}}},
             "models":{{"claude":{{"provider":"bedrock","model":"{MODEL}"}}}}}}"#

@@ -2,9 +2,9 @@
 //! Bedrock, Gemini and Cohere share.
 
 use super::ResponseContext;
-use crate::accounting::Usage;
 use crate::openai::ApiError;
 use crate::openai::response::{ChunkHeader, DONE_EVENT, Delta, DeltaFunction, DeltaToolCall};
+use crate::usage::Usage;
 
 /// The client's side of a translated stream.
 #[derive(Debug)]

@@ -1,9 +1,9 @@
 //! The OpenAI `chat.completion` a provider's whole answer becomes.
 
 use super::Translated;
-use crate::accounting::Usage;
 use crate::openai::ApiError;
 use crate::openai::response::{AssistantMessage, ChatCompletion, FunctionOut, ToolCallOut};
+use crate::usage::Usage;
 use std::borrow::Cow;
 
 /// What the model said, gathered from the blocks or parts of a provider's answer.

@@ -1,12 +1,12 @@
 use super::super::test_support::{self, body_of, chunks_of, content_of, finish_reasons, last_event, tool_call_deltas, user};
 use super::*;
 use crate::config::Config;
-use crate::config::schema::ReasoningForm;
 use crate::openai::{embeddings, request};
+use crate::schema::ReasoningForm;
 use crate::stream::Decoder;
 use serde_json::{Value, json};
 
-fn config_of(kind: &str, extra: &str) -> Result<Config, crate::config::ConfigError> {
+fn config_of(kind: &str, extra: &str) -> Result<Config, crate::schema::ConfigError> {
     let json = format!(
         r#"{{"providers":{{"g":{{"kind":"{kind}","cluster":"c","api_key_env":"K"{extra}}}}},
             "models":{{"gem":{{"provider":"g","model":"gemini-2.5-flash"}}}}}}"#

@@ -11,6 +11,7 @@ mod completion;
 pub mod gemini;
 mod media;
 pub mod openai;
+mod provider;
 mod reasoning;
 pub mod sigv4;
 mod structured;
@@ -18,17 +19,18 @@ mod test_support;
 mod thought_signature;
 mod turns;
 
-use crate::accounting::Usage;
-use crate::config::schema::{JsonSchemaForm, ParamAction, ProviderKind, ProviderSpec, ReasoningForm};
-use crate::config::{Provider, Secret};
 use crate::json;
 use crate::openai::ApiError;
 use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::error::kind_for_status;
 use crate::openai::request::ChatRequest;
+use crate::schema::{JsonSchemaForm, ParamAction, ProviderKind, ProviderSpec, ReasoningForm};
 use crate::stream::Decoder;
 use crate::stream::sse::Event;
+use crate::usage::Usage;
 use std::fmt;
+
+pub use provider::{Provider, Secret};
 
 /// Provider-specific compiled settings.
 #[derive(Debug)]

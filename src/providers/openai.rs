@@ -3,17 +3,17 @@
 //! Reference: https://platform.openai.com/docs/api-reference/chat
 
 use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Wire, thought_signature};
-use crate::accounting::Usage;
-use crate::config::glob;
-use crate::config::schema::ParamAction;
-use crate::config::{Provider, Secret};
+use super::{Provider, Secret};
 use crate::json;
 use crate::openai::ApiError;
 use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::error::kind_for_status;
 use crate::openai::request::{ChatRequest, Str};
 use crate::openai::response::WireUsage;
+use crate::patterns;
+use crate::schema::ParamAction;
 use crate::stream::sse::Event;
+use crate::usage::Usage;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
@@ -40,7 +40,7 @@ pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
 /// OpenAI reasoning models reject sampling parameters and take `max_completion_tokens`
 /// (https://platform.openai.com/docs/guides/reasoning). `gpt-5-chat*` is a non-reasoning model.
 pub fn default_policy(model: &str) -> Vec<(&'static str, ParamAction)> {
-    let reasoning = ["o1*", "o3*", "o4*", "gpt-5*"].iter().any(|p| glob::matches(p, model)) && !glob::matches("gpt-5-chat*", model);
+    let reasoning = ["o1*", "o3*", "o4*", "gpt-5*"].iter().any(|p| patterns::matches(p, model)) && !patterns::matches("gpt-5-chat*", model);
     if !reasoning {
         return Vec::new();
     }

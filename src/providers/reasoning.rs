@@ -2,9 +2,9 @@
 //! the terms of the translated providers' thinking settings, and the Anthropic thinking request
 //! that the Messages API and Bedrock (for Claude models) share.
 
-use crate::config::schema::ReasoningForm;
 use crate::openai::ApiError;
 use crate::openai::request::{ChatRequest, Role};
+use crate::schema::ReasoningForm;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -4,9 +4,9 @@
 //! then becomes the answer's content (Anthropic and Bedrock).
 
 use super::Unsupported;
-use crate::config::schema::JsonSchemaForm;
 use crate::openai::ApiError;
 use crate::openai::request::ChatRequest;
+use crate::schema::JsonSchemaForm;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 

@@ -5,8 +5,8 @@
 //! which works per endpoint rather than per provider model.
 
 use crate::clock;
-use crate::config::schema::BreakerSpec;
 use crate::host::{self, SharedStore, StoreError};
+use crate::schema::BreakerSpec;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum State {

@@ -12,10 +12,11 @@ pub mod rules;
 
 use crate::accounting::budget::{Accounting, ScopeId};
 use crate::accounting::prices::Price;
-use crate::config::schema::{FailoverClusterSpec, LastResortSpec, ParamAction, RetrySpec, RouteSpec, Strategy, TargetSpec};
-use crate::config::{ConfigError, Provider};
 use crate::host::SharedStore;
+use crate::providers::Provider;
 use crate::providers::{self, Operation};
+use crate::schema::ConfigError;
+use crate::schema::{FailoverClusterSpec, LastResortSpec, ParamAction, RetrySpec, RouteSpec, Strategy, TargetSpec};
 use health::{Availability, Breaker};
 use rules::{Facts, Matcher};
 use serde::Serialize;
@@ -235,10 +236,7 @@ impl Router {
                 strategy: spec.strategy,
                 retry: spec.retry.as_ref().map(Retry::from),
                 last_resort,
-                forward_headers: crate::config::headers::compile_forward_headers(
-                    &format!("{field}.forward_headers"),
-                    &spec.forward_headers,
-                )?,
+                forward_headers: crate::headers::compile_forward_headers(&format!("{field}.forward_headers"), &spec.forward_headers)?,
                 turn: Cell::new(0),
             };
             if !route.fallback.is_empty() {
@@ -533,7 +531,7 @@ fn router_target(
     if t.model.is_empty() || t.model.contains([',', '=', ';']) || t.model.chars().any(char::is_whitespace) {
         return Err(ConfigError::new(format!("{field}.model"), "must be a non-empty model name without spaces, `,`, `=` or `;`"));
     }
-    crate::config::check_params(field, &t.params)?;
+    crate::schema::check_params(field, &t.params)?;
     let overrides: Vec<(String, ParamAction)> = t.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let p = providers.get(provider).ok_or_else(|| ConfigError::new(format!("{field}.provider"), "unknown provider"))?;
     let policy = providers::param_policy(p, &t.model, &overrides);

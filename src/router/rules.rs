@@ -2,10 +2,10 @@
 //! content and time-of-day windows. Every condition given must hold.
 
 use crate::clock::MS_PER_DAY;
-use crate::config::ConfigError;
-use crate::config::glob;
-use crate::config::schema::{MatchSpec, TimeSpec};
 use crate::openai::request::{Message, Role, Str};
+use crate::patterns;
+use crate::schema::ConfigError;
+use crate::schema::{MatchSpec, TimeSpec};
 use regex_lite::Regex;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -137,12 +137,12 @@ impl Matcher {
 
     pub fn matches(&self, f: &Facts) -> bool {
         let any = |patterns: &[String], value: Option<&str>| {
-            patterns.is_empty() || value.is_some_and(|v| patterns.iter().any(|p| glob::matches(p, v)))
+            patterns.is_empty() || value.is_some_and(|v| patterns.iter().any(|p| patterns::matches(p, v)))
         };
         any(&self.models, Some(f.model))
             && any(&self.keys, f.key)
             && any(&self.teams, f.team)
-            && self.headers.iter().all(|(name, pattern)| f.header(name).is_some_and(|v| glob::matches(pattern, v)))
+            && self.headers.iter().all(|(name, pattern)| f.header(name).is_some_and(|v| patterns::matches(pattern, v)))
             && self.metadata_matches(f)
             && self.window.as_ref().is_none_or(|w| w.contains(f.now_ms))
             && self.prompt_matches(f)
@@ -155,7 +155,7 @@ impl Matcher {
         let map: BTreeMap<&str, Str> = f.metadata.and_then(|m| serde_json::from_str(m.get()).ok()).unwrap_or_default();
         self.metadata.iter().all(|(key, pattern)| {
             let value = if key == "user" { f.user } else { map.get(key.as_str()).map(|s| &**s) };
-            value.is_some_and(|v| glob::matches(pattern, v))
+            value.is_some_and(|v| patterns::matches(pattern, v))
         })
     }
 

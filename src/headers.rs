@@ -4,8 +4,8 @@
 //! custom headers) stays at the gateway. Tollgate's own headers (credentials, provider headers,
 //! retry steering) are added after this policy, so it never removes them.
 
-use super::ConfigError;
-use super::glob;
+use crate::patterns;
+use crate::schema::ConfigError;
 
 /// Sent to every provider: framing and content negotiation (the provider needs them to read the
 /// body and pick the answer's format), and tracing (`traceparent`/`tracestate` from W3C Trace
@@ -66,7 +66,7 @@ pub fn forwards(name: &str, configured: &[&[String]]) -> bool {
     if ALWAYS_FORWARDED.contains(&name.as_str()) || name.starts_with("x-b3-") {
         return true;
     }
-    !is_never_forwarded(&name) && configured.iter().flat_map(|list| list.iter()).any(|pattern| glob::matches(pattern, &name))
+    !is_never_forwarded(&name) && configured.iter().flat_map(|list| list.iter()).any(|pattern| patterns::matches(pattern, &name))
 }
 
 /// Keeps the client headers the policy forwards, in order.
@@ -93,14 +93,14 @@ pub fn compile_forward_headers(field: &str, names: &[String]) -> Result<Vec<Stri
         .enumerate()
         .map(|(i, name)| {
             let lower = name.trim().to_ascii_lowercase();
-            let literal = glob::prefix_pattern(&lower).unwrap_or(&lower);
+            let literal = patterns::prefix_pattern(&lower).unwrap_or(&lower);
             let token = !literal.is_empty() && literal.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !token || (lower.contains('*') && glob::prefix_pattern(&lower).is_none()) {
+            if !token || (lower.contains('*') && patterns::prefix_pattern(&lower).is_none()) {
                 return Err(ConfigError::new(format!("{field}[{i}]"), "must be a header name, or a prefix ending in `*`"));
             }
             if is_never_forwarded(literal)
-                || NEVER_FORWARDED.iter().any(|n| glob::matches(&lower, n))
-                || ["x-tollgate-", "x-envoy-"].iter().any(|c| glob::matches(&lower, c))
+                || NEVER_FORWARDED.iter().any(|n| patterns::matches(&lower, n))
+                || ["x-tollgate-", "x-envoy-"].iter().any(|c| patterns::matches(&lower, c))
             {
                 return Err(ConfigError::new(
                     format!("{field}[{i}]"),

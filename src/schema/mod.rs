@@ -1,9 +1,15 @@
 //! The plugin configuration as users write it (JSON inside the Envoy YAML). Unknown fields are
 //! rejected so that a typo fails loudly at load time instead of being ignored.
 
-use crate::accounting::prices::PriceSpec;
+mod error;
+mod params;
+mod usd;
+
+pub use error::ConfigError;
+pub use params::check_params;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use usd::{deserialize_optional_usd, deserialize_usd};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -295,9 +301,9 @@ pub struct TeamSpec {
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
-    #[serde(default, deserialize_with = "crate::accounting::money::deserialize_optional_usd")]
+    #[serde(default, deserialize_with = "deserialize_optional_usd")]
     pub daily_usd: Option<String>,
-    #[serde(default, deserialize_with = "crate::accounting::money::deserialize_optional_usd")]
+    #[serde(default, deserialize_with = "deserialize_optional_usd")]
     pub monthly_usd: Option<String>,
     /// Above this share of a cap, routing prefers cheaper targets.
     #[serde(default)]
@@ -487,4 +493,18 @@ fn default_estimated_output_tokens() -> u64 {
 
 fn default_reservation_lifetime_seconds() -> u64 {
     900
+}
+
+/// What users write: USD per 1M tokens, as decimal strings or numbers.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PriceSpec {
+    #[serde(deserialize_with = "deserialize_usd")]
+    pub input: String,
+    #[serde(deserialize_with = "deserialize_usd")]
+    pub output: String,
+    #[serde(default, deserialize_with = "deserialize_optional_usd")]
+    pub cache_read: Option<String>,
+    #[serde(default, deserialize_with = "deserialize_optional_usd")]
+    pub cache_write: Option<String>,
 }
