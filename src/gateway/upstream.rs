@@ -15,7 +15,7 @@ use super::{Exchange, Forward, Gateway, apply_policy};
 use crate::openai::ApiError;
 use crate::openai::embeddings;
 use crate::openai::request;
-use crate::providers::{self, Edits, Operation, ResponseContext, Target};
+use crate::providers::{self, Destination, Edits, Operation, ResponseContext};
 use crate::router::{TargetId, parse_plan};
 use std::borrow::Cow;
 
@@ -107,7 +107,7 @@ impl Gateway {
             Some(t) => Cow::Borrowed(t.policy.as_slice()),
             None => Cow::Owned(providers::param_policy(provider, &attempt.model, &[])),
         };
-        let to = Target { model: &attempt.model, now_ms };
+        let to = Destination { model: &attempt.model, now_ms };
         // The downstream filter is the client here: it always wants usage.
         let mut ctx = ResponseContext {
             operation: attempt.operation,

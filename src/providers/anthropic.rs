@@ -11,13 +11,14 @@ use super::media::{Source, media_source};
 use super::reasoning::{self, ClaudeThinking, Effort, Thinking};
 use super::structured;
 use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
-use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
+use super::{CompileInput, CompiledProvider, Destination, Edits, FieldError, ResponseContext, Translated, Unsupported, UpstreamRequest};
 use super::{Provider, Secret};
+use super::{ProviderApi, SpecField, StreamTranslation};
 use crate::openai::ApiError;
 use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
 use crate::openai::response::ChunkHeader;
 use crate::patterns;
-use crate::schema::{JsonSchemaForm, ParamAction};
+use crate::schema::{JsonSchemaForm, ParamAction, ProviderKind, ProviderSpec};
 use crate::stream::sse::Event;
 use crate::usage::Usage;
 use serde::{Deserialize, Serialize};
@@ -60,10 +61,49 @@ pub struct Settings {
     pub default_max_tokens: u64,
 }
 
-pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
+impl ProviderApi for Settings {
+    fn accepted_fields(_kind: ProviderKind) -> &'static [SpecField] {
+        &[SpecField::ApiKeyEnv, SpecField::ApiVersion, SpecField::DefaultMaxTokens]
+    }
+
+    fn default_base_path(_kind: ProviderKind) -> &'static str {
+        "/v1"
+    }
+
+    fn default_host(_spec: &ProviderSpec) -> Option<String> {
+        Some("api.anthropic.com".into())
+    }
+
+    fn compile(input: &CompileInput) -> Result<CompiledProvider<Self>, FieldError> {
+        compile(input)
+    }
+
+    fn param_defaults(&self, upstream_model: &str) -> Vec<(&'static str, ParamAction)> {
+        default_policy(self, upstream_model)
+    }
+
+    fn build_chat(
+        &self,
+        provider: &Provider,
+        req: &ChatRequest,
+        _raw: &[u8],
+        to: &Destination,
+        edits: &mut Edits,
+    ) -> Result<UpstreamRequest, ApiError> {
+        build_request(provider, self, req, to.model, edits)
+    }
+
+    fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        translate_response(ctx, body)
+    }
+
+    fn translate_error(&self, status: u16, _error_type: Option<&str>, body: &[u8]) -> ApiError {
+        translate_error(status, body)
+    }
+}
+
+fn compile(input: &CompileInput) -> Result<CompiledProvider<Settings>, FieldError> {
     let CompileInput { spec, base_path, key, .. } = *input;
-    super::reject_unused(spec, &["stream_usage"])?;
-    super::reject_unused(spec, super::CLOUD_FIELDS)?;
     let version = match spec.api_version.as_deref() {
         None => ApiVersion::V2023_06_01,
         Some(v) => ApiVersion::parse(v).ok_or_else(|| FieldError {
@@ -79,8 +119,8 @@ pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
         ApiVersion::V2023_06_01 => ("x-api-key", Secret::new(k.to_owned())),
         ApiVersion::V2026_10_21 => ("authorization", Secret::new(format!("Bearer {k}"))),
     });
-    Ok(Wire {
-        dialect: super::Dialect::Anthropic(Settings { version, default_max_tokens }),
+    Ok(CompiledProvider {
+        settings: Settings { version, default_max_tokens },
         chat_path: format!("{base_path}/messages"),
         auth,
         headers: vec![("anthropic-version", version.as_str().to_owned())],
@@ -220,7 +260,7 @@ pub fn build_request(
     req: &ChatRequest,
     upstream_model: &str,
     edits: &mut Edits,
-) -> Result<Built, ApiError> {
+) -> Result<UpstreamRequest, ApiError> {
     let mut u = check_unsupported(provider, req);
     let effort = reasoning::requested(req)?;
     let thinks = reasoning::claude_thinks(upstream_model);
@@ -300,7 +340,7 @@ pub fn build_request(
         stream: req.stream,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Anthropic request: {e}")))?;
-    Ok(Built { answer_tool, ..Built::body(body) })
+    Ok(UpstreamRequest { answer_tool, ..UpstreamRequest::body(body) })
 }
 
 /// Members without a typed field that this translator maps.
@@ -636,14 +676,6 @@ impl StreamState {
         }
     }
 
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage.map(Usage::from)
-    }
-
-    pub fn completed(&self) -> bool {
-        self.stopped
-    }
-
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
         if !event.has_data || self.stopped || self.chunks.failed() {
             return;
@@ -730,9 +762,24 @@ impl StreamState {
         u.cache_read_input_tokens = d.cache_read_input_tokens.unwrap_or(u.cache_read_input_tokens);
         self.usage = Some(u);
     }
+}
 
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.chunks.upstream_ended(out, self.stopped);
+impl StreamTranslation for StreamState {
+    fn translate_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        self.on_event(event, out);
+        false
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.map(Usage::from)
+    }
+
+    fn ended(&self) -> bool {
+        self.stopped
+    }
+
+    fn chunks(&self) -> Option<&ChunkWriter> {
+        Some(&self.chunks)
     }
 }
 

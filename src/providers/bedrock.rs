@@ -17,14 +17,17 @@ use super::reasoning::{self, Effort, Thinking};
 use super::structured;
 use super::thought_signature;
 use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
-use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire, sigv4};
+use super::{
+    CompileInput, CompiledProvider, Destination, Edits, FieldError, ResponseContext, Translated, Unsupported, UpstreamRequest, sigv4,
+};
 use super::{Provider, Secret};
+use super::{ProviderApi, SpecField, StreamFraming, StreamTranslation};
 use crate::openai::ApiError;
 use crate::openai::embeddings::{self, EmbeddingsRequest};
 use crate::openai::error::kind_for_status;
 use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
 use crate::openai::response::ChunkHeader;
-use crate::schema::{JsonSchemaForm, ReasoningForm};
+use crate::schema::{JsonSchemaForm, ProviderKind, ProviderSpec, ReasoningForm};
 use crate::stream::sse::Event;
 use crate::usage::Usage;
 use serde::{Deserialize, Serialize};
@@ -46,14 +49,73 @@ struct Credentials {
 #[derive(Debug)]
 pub struct Settings {
     region: String,
-    /// `None` when a variable is missing; the provider then reports it (`Wire::missing_env`)
+    /// `None` when a variable is missing; the provider then reports it (`CompiledProvider::missing_env`)
     /// before any request is built.
     credentials: Option<Credentials>,
 }
 
-pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
+impl ProviderApi for Settings {
+    fn accepted_fields(_kind: ProviderKind) -> &'static [SpecField] {
+        &[SpecField::Region, SpecField::AwsAccessKeyIdEnv, SpecField::AwsSecretAccessKeyEnv, SpecField::AwsSessionTokenEnv]
+    }
+
+    fn default_base_path(_kind: ProviderKind) -> &'static str {
+        ""
+    }
+
+    fn default_host(spec: &ProviderSpec) -> Option<String> {
+        spec.region.as_deref().map(default_host)
+    }
+
+    /// Requests are signed with AWS credentials instead.
+    fn requires_key(_kind: ProviderKind) -> bool {
+        false
+    }
+
+    fn compile(input: &CompileInput) -> Result<CompiledProvider<Self>, FieldError> {
+        compile(input)
+    }
+
+    fn build_chat(
+        &self,
+        provider: &Provider,
+        req: &ChatRequest,
+        _raw: &[u8],
+        to: &Destination,
+        edits: &mut Edits,
+    ) -> Result<UpstreamRequest, ApiError> {
+        build_request(provider, self, req, to.model, to.now_ms, edits)
+    }
+
+    fn build_embeddings(
+        &self,
+        provider: &Provider,
+        req: &EmbeddingsRequest,
+        _raw: &[u8],
+        to: &Destination,
+    ) -> Result<UpstreamRequest, ApiError> {
+        build_embeddings(provider, self, req, to.model, to.now_ms)
+    }
+
+    fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        translate_response(ctx, body)
+    }
+
+    fn translate_embeddings(&self, _provider: &Provider, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        translate_embeddings(ctx, body)
+    }
+
+    fn translate_error(&self, status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError {
+        translate_error(status, error_type, body)
+    }
+
+    fn stream_framing(&self) -> StreamFraming {
+        StreamFraming::AwsEventStream
+    }
+}
+
+fn compile(input: &CompileInput) -> Result<CompiledProvider<Settings>, FieldError> {
     let CompileInput { spec, base_path, env, .. } = *input;
-    super::reject_unused(spec, &["api_key_env", "api_version", "default_max_tokens", "stream_usage", "project", "location"])?;
     let region = match spec.region.as_deref() {
         None => return Err(FieldError { field: "region", message: "is required for kind `bedrock` (e.g. `us-east-1`)".into() }),
         Some(r) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') => r.to_owned(),
@@ -85,8 +147,8 @@ pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
         (Some(access_key_id), Some(secret_access_key)) => Some(Credentials { access_key_id, secret_access_key, session_token: token }),
         _ => None,
     };
-    Ok(Wire {
-        dialect: super::Dialect::Bedrock(Settings { region, credentials }),
+    Ok(CompiledProvider {
+        settings: Settings { region, credentials },
         // Never requested as is: every Bedrock request carries its model in its own path.
         chat_path: format!("{base_path}/model/{{modelId}}/converse"),
         auth: None,
@@ -104,7 +166,7 @@ pub fn default_host(region: &str) -> String {
 /// Signs the final request. Only headers the filter itself sets are signed (`host` is the
 /// `:authority` the filter writes): Envoy adds others (`x-forwarded-*`, `x-request-id`, …)
 /// after the filter, and a signed header it touched would invalidate the signature.
-fn signed(provider: &Provider, s: &Settings, path: String, body: Vec<u8>, now_ms: u64) -> Result<Built, ApiError> {
+fn signed(provider: &Provider, s: &Settings, path: String, body: Vec<u8>, now_ms: u64) -> Result<UpstreamRequest, ApiError> {
     let Some(c) = &s.credentials else {
         return Err(ApiError::internal(format!("The gateway has no AWS credentials for provider `{}`.", provider.name))
             .with_code("provider_credentials_missing"));
@@ -130,7 +192,7 @@ fn signed(provider: &Provider, s: &Settings, path: String, body: Vec<u8>, now_ms
         headers.push(("x-amz-security-token", token.expose().to_owned()));
     }
     headers.push(("authorization", signature.authorization));
-    Ok(Built { body: Some(body), path: Some(path), headers, ..Default::default() })
+    Ok(UpstreamRequest { body: Some(body), path: Some(path), headers, ..Default::default() })
 }
 
 /// `{base}/model/{modelId}/{action}`: the model id is one path segment, so its `:` (versions)
@@ -390,7 +452,7 @@ pub fn build_request(
     upstream_model: &str,
     now_ms: u64,
     edits: &mut Edits,
-) -> Result<Built, ApiError> {
+) -> Result<UpstreamRequest, ApiError> {
     let mut unsupported = check_unsupported(provider, req);
     if let Some(t) = req.temperature
         && t > 1.0
@@ -452,7 +514,7 @@ pub fn build_request(
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Converse request: {e}")))?;
     let action = if req.stream { "converse-stream" } else { "converse" };
     let built = signed(provider, s, model_path(provider, upstream_model, action), body, now_ms)?;
-    Ok(Built { answer_tool, ..built })
+    Ok(UpstreamRequest { answer_tool, ..built })
 }
 
 fn check_unsupported<'p>(provider: &'p Provider, req: &ChatRequest) -> Unsupported<'p> {
@@ -902,7 +964,7 @@ pub fn build_embeddings(
     req: &EmbeddingsRequest,
     upstream_model: &str,
     now_ms: u64,
-) -> Result<Built, ApiError> {
+) -> Result<UpstreamRequest, ApiError> {
     let Some(family) = EmbeddingFamily::of(upstream_model) else {
         return Err(ApiError::invalid_param(
             "model",
@@ -1114,14 +1176,6 @@ impl StreamState {
         }
     }
 
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage.map(Usage::from)
-    }
-
-    pub fn completed(&self) -> bool {
-        self.done
-    }
-
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
         if self.done || self.chunks.failed() {
             return;
@@ -1187,9 +1241,24 @@ impl StreamState {
         self.done = true;
         self.chunks.done(out, self.usage());
     }
+}
 
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.chunks.upstream_ended(out, self.done);
+impl StreamTranslation for StreamState {
+    fn translate_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        self.on_event(event, out);
+        false
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.map(Usage::from)
+    }
+
+    fn ended(&self) -> bool {
+        self.done
+    }
+
+    fn chunks(&self) -> Option<&ChunkWriter> {
+        Some(&self.chunks)
     }
 }
 

@@ -7,30 +7,81 @@
 use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
 use super::completion::{self, Answer};
 use super::turns::legacy_function_role;
-use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
+use super::{CompileInput, CompiledProvider, Destination, Edits, FieldError, ResponseContext, Translated, Unsupported, UpstreamRequest};
 use super::{Provider, Secret};
+use super::{ProviderApi, SpecField, StreamTranslation};
 use crate::openai::ApiError;
 use crate::openai::embeddings::{self, EmbeddingsRequest};
 use crate::openai::error::kind_for_status;
 use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
 use crate::openai::response::ChunkHeader;
+use crate::schema::{ProviderKind, ProviderSpec};
 use crate::stream::sse::Event;
 use crate::usage::Usage;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
-    let CompileInput { spec, base_path, key, .. } = *input;
-    super::reject_unused(spec, &["api_version", "default_max_tokens", "stream_usage"])?;
-    super::reject_unused(spec, super::CLOUD_FIELDS)?;
-    Ok(Wire {
-        dialect: super::Dialect::Cohere,
-        chat_path: format!("{base_path}/chat"),
-        auth: key.map(|k| ("authorization", Secret::new(format!("Bearer {k}")))),
-        headers: Vec::new(),
-        missing_env: Vec::new(),
-    })
+/// Cohere has no settings beyond the common ones.
+#[derive(Debug)]
+pub struct Settings;
+
+impl ProviderApi for Settings {
+    fn accepted_fields(_kind: ProviderKind) -> &'static [SpecField] {
+        &[SpecField::ApiKeyEnv]
+    }
+
+    fn default_base_path(_kind: ProviderKind) -> &'static str {
+        "/v2"
+    }
+
+    fn default_host(_spec: &ProviderSpec) -> Option<String> {
+        Some("api.cohere.com".into())
+    }
+
+    fn compile(input: &CompileInput) -> Result<CompiledProvider<Self>, FieldError> {
+        let CompileInput { base_path, key, .. } = *input;
+        Ok(CompiledProvider {
+            settings: Settings,
+            chat_path: format!("{base_path}/chat"),
+            auth: key.map(|k| ("authorization", Secret::new(format!("Bearer {k}")))),
+            headers: Vec::new(),
+            missing_env: Vec::new(),
+        })
+    }
+
+    fn build_chat(
+        &self,
+        provider: &Provider,
+        req: &ChatRequest,
+        _raw: &[u8],
+        to: &Destination,
+        edits: &mut Edits,
+    ) -> Result<UpstreamRequest, ApiError> {
+        build_request(provider, req, to.model, edits)
+    }
+
+    fn build_embeddings(
+        &self,
+        provider: &Provider,
+        req: &EmbeddingsRequest,
+        _raw: &[u8],
+        to: &Destination,
+    ) -> Result<UpstreamRequest, ApiError> {
+        build_embeddings(provider, req, to.model)
+    }
+
+    fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        translate_response(ctx, body)
+    }
+
+    fn translate_embeddings(&self, _provider: &Provider, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        translate_embeddings(ctx, body)
+    }
+
+    fn translate_error(&self, status: u16, _error_type: Option<&str>, body: &[u8]) -> ApiError {
+        translate_error(status, body)
+    }
 }
 
 // ---- request ---------------------------------------------------------------------------------
@@ -166,7 +217,7 @@ struct JsonSchemaSpec<'a> {
     schema: Option<&'a RawValue>,
 }
 
-pub fn build_request(provider: &Provider, req: &ChatRequest, upstream_model: &str, edits: &mut Edits) -> Result<Built, ApiError> {
+pub fn build_request(provider: &Provider, req: &ChatRequest, upstream_model: &str, edits: &mut Edits) -> Result<UpstreamRequest, ApiError> {
     check_unsupported(provider, req, edits)?;
     super::drop_metadata(req, edits);
     check_ranges(req)?;
@@ -193,7 +244,7 @@ pub fn build_request(provider: &Provider, req: &ChatRequest, upstream_model: &st
         stream: req.stream,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Cohere request: {e}")))?;
-    Ok(Built::body(body))
+    Ok(UpstreamRequest::body(body))
 }
 
 fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) -> Result<(), ApiError> {
@@ -547,7 +598,7 @@ struct EmbedBody<'r> {
 /// `search_document` (what is stored and searched); Cohere also has `search_query`, which
 /// clients of this endpoint cannot ask for. Vectors are always fetched as floats: OpenAI's base64
 /// is encoded from them on the way back.
-pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, upstream_model: &str) -> Result<Built, ApiError> {
+pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, upstream_model: &str) -> Result<UpstreamRequest, ApiError> {
     let Some(texts) = req.inputs()?.texts else {
         return Err(ApiError::invalid_param(
             "input",
@@ -568,7 +619,7 @@ pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, upstream_m
         output_dimension: req.dimensions,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Cohere request: {e}")))?;
-    Ok(Built { body: Some(body), path: Some(format!("{}/embed", provider.base_path)), ..Default::default() })
+    Ok(UpstreamRequest { body: Some(body), path: Some(format!("{}/embed", provider.base_path)), ..Default::default() })
 }
 
 #[derive(Deserialize)]
@@ -670,14 +721,6 @@ impl StreamState {
         }
     }
 
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage.map(Usage::from)
-    }
-
-    pub fn completed(&self) -> bool {
-        self.ended
-    }
-
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
         // Cohere's closing `[DONE]` follows `message-end`, after which the client already has its own.
         if !event.has_data || self.ended || self.chunks.failed() || &*event.data == b"[DONE]" {
@@ -742,10 +785,25 @@ impl StreamState {
         self.chunks.finish_reason(out, Some(finish_reason(reason)));
         self.chunks.done(out, self.usage());
     }
+}
 
-    /// The upstream ended: a stream cut before `message-end` gets the truncation error.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.chunks.upstream_ended(out, self.ended);
+/// A stream cut before `message-end` gets the truncation error.
+impl StreamTranslation for StreamState {
+    fn translate_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        self.on_event(event, out);
+        false
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.map(Usage::from)
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
+    fn chunks(&self) -> Option<&ChunkWriter> {
+        Some(&self.chunks)
     }
 }
 

@@ -27,14 +27,15 @@ use super::media::{Source, media_source};
 use super::reasoning::{self, Effort};
 use super::thought_signature;
 use super::turns::{self, AssistantCall, Conversation, TurnRules};
-use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Unsupported, Wire};
+use super::{CompileInput, CompiledProvider, Destination, Edits, FieldError, ResponseContext, Translated, Unsupported, UpstreamRequest};
 use super::{Provider, Secret};
+use super::{ProviderApi, SpecField, StreamTranslation};
 use crate::openai::ApiError;
 use crate::openai::embeddings::{self, EmbeddingsRequest};
 use crate::openai::error::kind_for_status;
 use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice, strip_position};
 use crate::openai::response::{AssistantMessage, ChunkHeader};
-use crate::schema::{ProviderKind, ReasoningForm};
+use crate::schema::{ProviderKind, ProviderSpec, ReasoningForm};
 use crate::stream::sse::Event;
 use crate::usage::Usage;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -58,12 +59,68 @@ pub struct Settings {
     pub models_path: String,
 }
 
-const AWS_FIELDS: &[&str] = &["region", "aws_access_key_id_env", "aws_secret_access_key_env", "aws_session_token_env"];
+impl ProviderApi for Settings {
+    fn accepted_fields(kind: ProviderKind) -> &'static [SpecField] {
+        match kind {
+            ProviderKind::Vertex => &[SpecField::ApiKeyEnv, SpecField::Project, SpecField::Location],
+            _ => &[SpecField::ApiKeyEnv],
+        }
+    }
 
-pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
+    fn default_base_path(kind: ProviderKind) -> &'static str {
+        match kind {
+            ProviderKind::Vertex => "/v1",
+            _ => "/v1beta",
+        }
+    }
+
+    fn default_host(spec: &ProviderSpec) -> Option<String> {
+        match spec.kind {
+            ProviderKind::Vertex => Some(vertex_host(spec.location.as_deref())),
+            _ => Some("generativelanguage.googleapis.com".into()),
+        }
+    }
+
+    fn compile(input: &CompileInput) -> Result<CompiledProvider<Self>, FieldError> {
+        compile(input)
+    }
+
+    fn build_chat(
+        &self,
+        provider: &Provider,
+        req: &ChatRequest,
+        _raw: &[u8],
+        to: &Destination,
+        edits: &mut Edits,
+    ) -> Result<UpstreamRequest, ApiError> {
+        build_request(provider, self, req, to.model, edits)
+    }
+
+    fn build_embeddings(
+        &self,
+        _provider: &Provider,
+        req: &EmbeddingsRequest,
+        _raw: &[u8],
+        to: &Destination,
+    ) -> Result<UpstreamRequest, ApiError> {
+        build_embeddings(self, req, to.model)
+    }
+
+    fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        translate_response(ctx, body)
+    }
+
+    fn translate_embeddings(&self, _provider: &Provider, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        translate_embeddings(self, ctx, body)
+    }
+
+    fn translate_error(&self, status: u16, _error_type: Option<&str>, body: &[u8]) -> ApiError {
+        translate_error(status, body)
+    }
+}
+
+fn compile(input: &CompileInput) -> Result<CompiledProvider<Settings>, FieldError> {
     let CompileInput { spec, base_path, key, .. } = *input;
-    super::reject_unused(spec, &["api_version", "default_max_tokens", "stream_usage"])?;
-    super::reject_unused(spec, AWS_FIELDS)?;
     let (api, models_path, auth) = if spec.kind == ProviderKind::Vertex {
         let project = path_segment(spec.project.as_deref(), "project")?;
         let location = path_segment(spec.location.as_deref(), "location")?;
@@ -71,13 +128,12 @@ pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
         // An OAuth access token the operator refreshes (e.g. `gcloud auth print-access-token`).
         (Api::Vertex, path, key.map(|k| ("authorization", Secret::new(format!("Bearer {k}")))))
     } else {
-        super::reject_unused(spec, &["project", "location"])?;
         (Api::Gemini, format!("{base_path}/models"), key.map(|k| ("x-goog-api-key", Secret::new(k.to_owned()))))
     };
-    Ok(Wire {
+    Ok(CompiledProvider {
         // Every request names its own endpoint (model and method are in the path).
         chat_path: models_path.clone(),
-        dialect: super::Dialect::Gemini(Settings { api, models_path }),
+        settings: Settings { api, models_path },
         auth,
         headers: Vec::new(),
         missing_env: Vec::new(),
@@ -321,7 +377,7 @@ pub fn build_request(
     req: &ChatRequest,
     upstream_model: &str,
     edits: &mut Edits,
-) -> Result<Built, ApiError> {
+) -> Result<UpstreamRequest, ApiError> {
     check_unsupported(provider, req, edits)?;
     let method = if req.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
     let path = endpoint(s, upstream_model, method)?;
@@ -335,7 +391,7 @@ pub fn build_request(
         generation_config: generation_config(req, upstream_model, edits.reasoning)?,
     };
     let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Gemini request: {e}")))?;
-    Ok(Built { body: Some(body), path: Some(path), ..Default::default() })
+    Ok(UpstreamRequest { body: Some(body), path: Some(path), ..Default::default() })
 }
 
 fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) -> Result<(), ApiError> {
@@ -1081,15 +1137,6 @@ impl StreamState {
         }
     }
 
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage.map(Usage::from)
-    }
-
-    /// The stream is complete once a candidate (or a blocked prompt) brought a finish reason.
-    pub fn completed(&self) -> bool {
-        self.finish_reason.is_some() && !self.chunks.failed()
-    }
-
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
         if !event.has_data || self.chunks.failed() {
             return;
@@ -1142,11 +1189,36 @@ impl StreamState {
             self.chunks.content(out, part.text.as_deref());
         }
     }
+}
+
+impl StreamTranslation for StreamState {
+    fn translate_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        self.on_event(event, out);
+        false
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.map(Usage::from)
+    }
+
+    /// A candidate (or a blocked prompt) brought a finish reason.
+    fn ended(&self) -> bool {
+        self.finish_reason.is_some()
+    }
+
+    fn chunks(&self) -> Option<&ChunkWriter> {
+        Some(&self.chunks)
+    }
+
+    /// The stream is complete once it ended without failing.
+    fn completed(&self) -> bool {
+        self.ended() && !self.chunks.failed()
+    }
 
     /// The upstream ended. Usage is written here rather than with the finish reason because
     /// Gemini may still send usage after it.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.chunks.upstream_ended(out, self.finish_reason.is_some());
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.chunks.upstream_ended(out, self.ended());
         if self.completed() {
             self.chunks.done(out, self.usage());
         }
@@ -1194,7 +1266,7 @@ struct PredictParameters {
 
 /// Gemini: `batchEmbedContents`, one request per input. Vertex AI: `predict`, one instance per
 /// input. `user` has no counterpart and does not change the vectors.
-pub fn build_embeddings(s: &Settings, req: &EmbeddingsRequest, upstream_model: &str) -> Result<Built, ApiError> {
+pub fn build_embeddings(s: &Settings, req: &EmbeddingsRequest, upstream_model: &str) -> Result<UpstreamRequest, ApiError> {
     let texts = req
         .inputs()?
         .texts
@@ -1219,7 +1291,7 @@ pub fn build_embeddings(s: &Settings, req: &EmbeddingsRequest, upstream_model: &
         }
     };
     let body = body.map_err(|e| ApiError::internal(format!("could not encode the embeddings request: {e}")))?;
-    Ok(Built { body: Some(body), path: Some(endpoint(s, upstream_model, method)?), ..Default::default() })
+    Ok(UpstreamRequest { body: Some(body), path: Some(endpoint(s, upstream_model, method)?), ..Default::default() })
 }
 
 #[derive(Deserialize)]
