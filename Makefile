@@ -14,7 +14,7 @@ export ENVOY_BIN
 
 help:
 	@echo "make run   - build and start Envoy + Tollgate on 127.0.0.1:10000 (demo mock, or real providers if keys are set)"
-	@echo "make test  - lint, unit tests (native and wasm), config validation, integration tests through real Envoy"
+	@echo "make test  - lint (with the layer check), unit tests (native and wasm), config validation, integration tests through real Envoy"
 	@echo "make bench - Tollgate vs bare Envoy: throughput, latency, streaming, memory soak (tests/bench/results.md)"
 	@echo "make microbench - criterion benchmarks of the per-request core, natively"
 	@echo "make profile - where a request's time goes: callgrind on the core, perf on Envoy (tests/bench/profile.md)"
@@ -34,7 +34,9 @@ build: setup
 run: build
 	@envoy/run.sh
 
+# tests/layers.py: imports between src/'s top-level modules go downwards only (README, Development).
 lint: setup
+	$(PYTHON) tests/layers.py src
 	cargo fmt --all --check
 	cargo clippy --all-targets --workspace -- -D warnings
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings

@@ -1,5 +1,5 @@
-//! What the core needs from the host, as small traits: a shared key-value store with
-//! compare-and-swap (proxy-wasm shared data, shared by every worker of the VM) and a clock.
+//! What the core needs from the host: a shared key-value store with compare-and-swap
+//! (proxy-wasm shared data, shared by every worker of the VM). The time comes in as arguments.
 //! The filter shell implements them over proxy-wasm; tests use [`memory`].
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,10 +14,6 @@ pub trait SharedStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
     /// Writes `value` if `cas` still matches (`None`: unconditionally).
     fn put(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError>;
-}
-
-pub trait Clock {
-    fn now_ms(&self) -> u64;
 }
 
 /// Read-modify-write with CAS retry: `update` sees the current value (`None` if absent) and
@@ -111,14 +107,6 @@ pub mod memory {
             self.next_cas.set(self.next_cas.get() + 1);
             data.insert(key.to_owned(), (value.to_vec(), self.next_cas.get()));
             Ok(())
-        }
-    }
-
-    pub struct FixedClock(pub Cell<u64>);
-
-    impl Clock for FixedClock {
-        fn now_ms(&self) -> u64 {
-            self.0.get()
         }
     }
 

@@ -6,8 +6,8 @@ use super::keys::{self, KeyIndex};
 use super::ledger::{self, Caps, Hold, Lifetime, Outcome, Period, Record, Totals};
 use super::money::{Pico, format_usd, parse_usd};
 use super::prices::{Price, PriceTable};
+use super::refusal::Refusal;
 use crate::host::SharedStore;
-use crate::openai::ApiError;
 use crate::patterns;
 use crate::schema::ConfigError;
 use crate::schema::{AuthSpec, BudgetSpec, TeamSpec};
@@ -41,23 +41,23 @@ pub struct Caller {
     pub key: Option<usize>,
 }
 
-/// The counters one request touches, and what it holds reserved in each: global, provider,
-/// model, then the caller's key and team.
+/// What one request is charged to: the counters (scopes) it counts in, and what it holds reserved
+/// in each (global, provider, model, then the caller's key and team), at which price.
 #[derive(Debug, Default, Clone)]
-pub struct Tab {
+pub struct Charges {
     pub scopes: Vec<(ScopeId, Pico)>,
     pub price: Option<Price>,
     /// When the reservations stop counting if the request never settles (see [`Lifetime`]).
     pub expires_ms: u64,
 }
 
-impl Tab {
+impl Charges {
     fn hold(&self, amount: Pico) -> Hold {
         Hold { amount, expires_ms: self.expires_ms }
     }
 }
 
-impl Tab {
+impl Charges {
     /// Another target answered (failover): count it there, at its price. Reservations stay
     /// where they were made (global, key, team).
     pub fn retarget(&mut self, provider: ScopeId, model: ScopeId, price: Option<Price>) {
@@ -200,18 +200,15 @@ impl Accounting {
         Ok(())
     }
 
-    /// 401 for a missing or unknown key when auth is on.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+    /// Refuses a missing or unknown key when auth is on.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Refusal> {
         if !self.auth_required {
             return Ok(Caller::default());
         }
-        let token = authorization.and_then(keys::bearer).ok_or_else(|| {
-            ApiError::new(401, "authentication_error", "Missing API key: send `Authorization: Bearer <your gateway key>`.")
-                .with_code("missing_api_key")
-        })?;
+        let token = authorization.and_then(keys::bearer).ok_or(Refusal::MissingKey)?;
         match self.index.find(token) {
             Some(&i) => Ok(Caller { key: Some(i) }),
-            None => Err(ApiError::new(401, "authentication_error", "Incorrect API key provided.").with_code("invalid_api_key")),
+            None => Err(Refusal::UnknownKey),
         }
     }
 
@@ -225,16 +222,14 @@ impl Accounting {
         key.models.is_empty() || key.models.iter().any(|p| patterns::matches(p, model))
     }
 
-    /// 403 when the caller's key may not use `model`.
-    pub fn check_model(&self, caller: Caller, model: &str) -> Result<(), ApiError> {
+    /// Refuses when the caller's key may not use `model`.
+    pub fn check_model(&self, caller: Caller, model: &str) -> Result<(), Refusal> {
         let Some(key) = caller.key.and_then(|k| self.keys.get(k)).filter(|_| !self.may_use(caller, model)) else { return Ok(()) };
-        Err(ApiError::new(403, "permission_error", format!("Key `{}` is not allowed to use model `{model}`.", key.id))
-            .with_param("model")
-            .with_code("model_not_allowed"))
+        Err(Refusal::ModelNotAllowed { key: key.id.clone(), model: model.to_owned() })
     }
 
     /// The scopes a request counts in: global, provider, model, and the caller's key and team.
-    pub fn tab(&self, caller: Caller, provider: ScopeId, model: ScopeId, price: Option<Price>) -> Tab {
+    pub fn charges(&self, caller: Caller, provider: ScopeId, model: ScopeId, price: Option<Price>) -> Charges {
         let mut scopes = Vec::with_capacity(5);
         scopes.extend([(GLOBAL, 0), (provider, 0), (model, 0)]);
         if let Some(key) = caller.key.and_then(|k| self.keys.get(k)) {
@@ -243,52 +238,47 @@ impl Accounting {
                 scopes.push((team, 0));
             }
         }
-        Tab { scopes, price, expires_ms: 0 }
+        Charges { scopes, price, expires_ms: 0 }
     }
 
-    /// Reserves `estimate` in every capped scope of the tab, or refuses with 429 (releasing
+    /// Reserves `estimate` in every capped scope the request is charged to, or refuses (releasing
     /// whatever was already reserved).
-    pub fn admit(&self, store: &dyn SharedStore, now_ms: u64, tab: &mut Tab, estimate: Pico) -> Result<(), ApiError> {
-        tab.expires_ms = self.lifetime.expiry(now_ms);
-        for i in 0..tab.scopes.len() {
-            let Some(&(id, _)) = tab.scopes.get(i) else { break };
+    pub fn admit(&self, store: &dyn SharedStore, now_ms: u64, charges: &mut Charges, estimate: Pico) -> Result<(), Refusal> {
+        charges.expires_ms = self.lifetime.expiry(now_ms);
+        for i in 0..charges.scopes.len() {
+            let Some(&(id, _)) = charges.scopes.get(i) else { break };
             let Some(scope) = self.scopes.get(id as usize) else { continue };
             if scope.caps.is_empty() {
                 continue;
             }
-            let refused = match ledger::reserve(store, &scope.key, now_ms, tab.hold(estimate), &scope.caps) {
+            let refused = match ledger::reserve(store, &scope.key, now_ms, charges.hold(estimate), &scope.caps) {
                 Ok(Ok(())) => {
-                    if let Some(entry) = tab.scopes.get_mut(i) {
+                    if let Some(entry) = charges.scopes.get_mut(i) {
                         entry.1 = estimate;
                     }
                     continue;
                 }
-                Ok(Err(exceeded)) => {
-                    ApiError::new(429, "insufficient_quota", refusal_message(scope, &exceeded, estimate)).with_code("budget_exceeded")
-                }
-                Err(e) => {
-                    ApiError::new(503, "api_error", format!("The budget ledger is unavailable ({e:?}); refusing rather than overspending."))
-                        .with_code("budget_unavailable")
-                }
+                Ok(Err(exceeded)) => Refusal::BudgetExceeded { message: refusal_message(scope, &exceeded, estimate) },
+                Err(e) => Refusal::LedgerUnavailable { reason: format!("{e:?}") },
             };
-            self.release(store, tab);
+            self.release(store, charges);
             return Err(refused);
         }
         Ok(())
     }
 
-    /// What the tab's capped scopes still allow this request to cost (the tightest of them);
+    /// What the capped scopes of `charges` still allow this request to cost (the tightest of them);
     /// `None` when no capped scope applies.
-    pub fn headroom(&self, store: &dyn SharedStore, now_ms: u64, tab: &Tab) -> Option<Pico> {
-        let capped = tab.scopes.iter().filter_map(|(id, _)| self.scopes.get(*id as usize)).filter(|s| !s.caps.is_empty());
+    pub fn headroom(&self, store: &dyn SharedStore, now_ms: u64, charges: &Charges) -> Option<Pico> {
+        let capped = charges.scopes.iter().filter_map(|(id, _)| self.scopes.get(*id as usize)).filter(|s| !s.caps.is_empty());
         capped.map(|s| ledger::read(store, &s.key, now_ms).headroom(&s.caps, now_ms)).min()
     }
 
-    /// Gives back every reservation of a tab that never reached a provider. One that cannot be
+    /// Gives back every reservation of a request that never reached a provider. One that cannot be
     /// written back (the CAS gave up) stops counting when it expires.
-    pub fn release(&self, store: &dyn SharedStore, tab: &mut Tab) {
-        let expires_ms = tab.expires_ms;
-        for (id, reserved) in &mut tab.scopes {
+    pub fn release(&self, store: &dyn SharedStore, charges: &mut Charges) {
+        let expires_ms = charges.expires_ms;
+        for (id, reserved) in &mut charges.scopes {
             if *reserved > 0
                 && let Some(scope) = self.scopes.get(*id as usize)
             {
@@ -302,8 +292,8 @@ impl Accounting {
 
     /// Records the finished request in every scope and settles its reservations. With a batch,
     /// uncapped scopes are counted there and written at the next [`Accounting::flush`].
-    pub fn settle(&self, store: &dyn SharedStore, now_ms: u64, tab: &Tab, outcome: &Outcome, mut batch: Option<&mut Batch>) {
-        for (id, reserved) in &tab.scopes {
+    pub fn settle(&self, store: &dyn SharedStore, now_ms: u64, charges: &Charges, outcome: &Outcome, mut batch: Option<&mut Batch>) {
+        for (id, reserved) in &charges.scopes {
             let Some(scope) = self.scopes.get(*id as usize) else { continue };
             if let Some(b) = batch.as_deref_mut()
                 && *reserved == 0
@@ -312,7 +302,7 @@ impl Accounting {
                 b.add(*id, now_ms, outcome);
                 continue;
             }
-            if let Err(e) = ledger::settle(store, &scope.key, now_ms, outcome, tab.hold(*reserved)) {
+            if let Err(e) = ledger::settle(store, &scope.key, now_ms, outcome, charges.hold(*reserved)) {
                 log::error!("could not record usage in {}: {e:?}", scope.key);
             }
         }
@@ -515,8 +505,8 @@ impl ScopeReport {
 }
 
 /// What a finished request contributes, priced.
-pub fn outcome(tab: &Tab, usage: Option<crate::usage::Usage>, failed: bool) -> Outcome {
-    let cost = match (usage, tab.price) {
+pub fn outcome(charges: &Charges, usage: Option<crate::usage::Usage>, failed: bool) -> Outcome {
+    let cost = match (usage, charges.price) {
         (Some(u), Some(p)) => Some(p.cost(&u)),
         _ => None,
     };
@@ -543,7 +533,9 @@ fn refusal_message(scope: &Scope, exceeded: &ledger::Exceeded, estimate: Pico) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Refusals reach clients as the gateway renders them; these tests assert what clients see.
     use crate::host::memory::MemoryStore;
+    use crate::openai::ApiError;
     use crate::usage::Usage;
 
     const NOW: u64 = 1_795_521_600_000;
@@ -580,11 +572,11 @@ mod tests {
         let a = accounting();
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
         assert_eq!(alice.key, Some(0));
-        assert_eq!(a.authenticate(None).unwrap_err().code.as_deref(), Some("missing_api_key"));
-        let e = a.authenticate(Some("Bearer tg-mallory")).unwrap_err();
+        assert_eq!(a.authenticate(None).map_err(ApiError::from).unwrap_err().code.as_deref(), Some("missing_api_key"));
+        let e = a.authenticate(Some("Bearer tg-mallory")).map_err(ApiError::from).unwrap_err();
         assert_eq!((e.status, e.code.as_deref()), (401, Some("invalid_api_key")));
         assert!(a.check_model(alice, "gpt-4o").is_ok());
-        let e = a.check_model(alice, "claude").unwrap_err();
+        let e = a.check_model(alice, "claude").map_err(ApiError::from).unwrap_err();
         assert_eq!((e.status, e.code.as_deref()), (403, Some("model_not_allowed")));
         let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
         assert!(a.check_model(bob, "anything").is_ok());
@@ -617,8 +609,8 @@ mod tests {
         let store = MemoryStore::default();
         a.ensure_records(&store);
         let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
-        let mut tab = a.tab(bob, provider, model, Some(PRICE));
-        let e = a.admit(&store, NOW, &mut tab, 150 * 1_000_000_000_000).unwrap_err();
+        let mut charges = a.charges(bob, provider, model, Some(PRICE));
+        let e = a.admit(&store, NOW, &mut charges, 150 * 1_000_000_000_000).map_err(ApiError::from).unwrap_err();
         assert_eq!(e.message, "Budget exceeded: the gateway's daily budget is used up.");
         let exceeded = ledger::Exceeded { period: "monthly", cap: 5_000_000_000_000, committed: 4_000_000_000_000 };
         let team = a.scopes.iter().find(|s| s.kind == "team").unwrap();
@@ -635,23 +627,23 @@ mod tests {
         let store = MemoryStore::default();
         a.ensure_records(&store);
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
-        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        let mut charges = a.charges(alice, provider, model, Some(PRICE));
         // $0.01 daily cap on alice; estimate $0.006
-        a.admit(&store, NOW, &mut tab, 6_000_000_000).unwrap();
-        let mut second = a.tab(alice, provider, model, Some(PRICE));
-        let e = a.admit(&store, NOW, &mut second, 6_000_000_000).unwrap_err();
+        a.admit(&store, NOW, &mut charges, 6_000_000_000).unwrap();
+        let mut second = a.charges(alice, provider, model, Some(PRICE));
+        let e = a.admit(&store, NOW, &mut second, 6_000_000_000).map_err(ApiError::from).unwrap_err();
         assert_eq!((e.status, e.code.as_deref()), (429, Some("budget_exceeded")));
         assert!(e.message.contains("key `alice`") && e.message.contains("daily cap is $0.01"), "{}", e.message);
         // the refused request released what it had reserved in the global scope
         assert_eq!(ledger::read(&store, &a.scopes[GLOBAL as usize].key, NOW).reserved_at(NOW), 6_000_000_000);
         let usage = Usage { input_tokens: 1000, output_tokens: 500, ..Default::default() };
-        a.settle(&store, NOW, &tab, &outcome(&tab, Some(usage), false), None);
+        a.settle(&store, NOW, &charges, &outcome(&charges, Some(usage), false), None);
         let key = ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW);
         assert_eq!((key.reserved_at(NOW), key.today.cost, key.today.requests), (0, 2_000_000_000, 1));
         let team = ledger::read(&store, &a.scopes[a.keys[0].team.unwrap() as usize].key, NOW);
         assert_eq!(team.this_month.cost, 2_000_000_000);
         // now there is room again
-        let mut third = a.tab(alice, provider, model, Some(PRICE));
+        let mut third = a.charges(alice, provider, model, Some(PRICE));
         a.admit(&store, NOW, &mut third, 6_000_000_000).unwrap();
         a.release(&store, &mut third);
         assert_eq!(ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW).reserved_at(NOW), 0);
@@ -663,11 +655,11 @@ mod tests {
         let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
         let store = MemoryStore::default();
         let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
-        let tab = a.tab(bob, provider, model, Some(PRICE));
+        let charges = a.charges(bob, provider, model, Some(PRICE));
         let mut batch = Batch::default();
-        let done = outcome(&tab, Some(Usage { input_tokens: 10, ..Default::default() }), false);
+        let done = outcome(&charges, Some(Usage { input_tokens: 10, ..Default::default() }), false);
         for _ in 0..3 {
-            a.settle(&store, NOW, &tab, &done, Some(&mut batch));
+            a.settle(&store, NOW, &charges, &done, Some(&mut batch));
         }
         let count = |id: ScopeId| ledger::read(&store, &a.scopes[id as usize].key, NOW).today.requests;
         assert_eq!(count(GLOBAL), 3, "the global scope has a cap: written at once");
@@ -685,10 +677,10 @@ mod tests {
         assert_eq!(estimate(Some(PRICE), Ask { choices: 3, ..ask }), 400 * 1_250_000 + 30 * 2_000_000, "n choices");
         assert_eq!(estimate(Some(PRICE), Ask { choices: 0, ..ask }), estimate(Some(PRICE), ask), "n absent is one");
         assert_eq!(estimate(None, ask), 0);
-        let tab = Tab { scopes: vec![], price: Some(PRICE), expires_ms: 0 };
+        let charges = Charges { scopes: vec![], price: Some(PRICE), expires_ms: 0 };
         let u = Usage { input_tokens: 10, cache_read_tokens: 100, ..Default::default() };
-        assert_eq!(outcome(&tab, Some(u), false).cost, Some(10 * 1_000_000 + 100 * 100_000));
-        assert_eq!(outcome(&Tab::default(), Some(u), false).cost, None);
+        assert_eq!(outcome(&charges, Some(u), false).cost, Some(10 * 1_000_000 + 100 * 100_000));
+        assert_eq!(outcome(&Charges::default(), Some(u), false).cost, None);
     }
 
     #[test]
@@ -732,15 +724,15 @@ mod tests {
         a.ensure_records(&store);
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
         let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
-        let tab = a.tab(alice, provider, model, Some(PRICE));
+        let charges = a.charges(alice, provider, model, Some(PRICE));
         // alice: $0.01 a day; global $100 a day; team $5 a month
-        assert_eq!(a.headroom(&store, NOW, &tab), Some(10_000_000_000));
-        let mut held = a.tab(alice, provider, model, Some(PRICE));
+        assert_eq!(a.headroom(&store, NOW, &charges), Some(10_000_000_000));
+        let mut held = a.charges(alice, provider, model, Some(PRICE));
         a.admit(&store, NOW, &mut held, 4_000_000_000).unwrap();
-        assert_eq!(a.headroom(&store, NOW, &tab), Some(6_000_000_000), "reservations count");
-        assert_eq!(a.headroom(&store, NOW, &a.tab(bob, provider, model, Some(PRICE))), Some(100_000_000_000_000 - 4_000_000_000));
+        assert_eq!(a.headroom(&store, NOW, &charges), Some(6_000_000_000), "reservations count");
+        assert_eq!(a.headroom(&store, NOW, &a.charges(bob, provider, model, Some(PRICE))), Some(100_000_000_000_000 - 4_000_000_000));
         let open = Accounting::new(PriceTable::default(), None).unwrap();
-        assert_eq!(open.headroom(&store, NOW, &open.tab(Caller::default(), 0, 0, None)), None, "nothing capped");
+        assert_eq!(open.headroom(&store, NOW, &open.charges(Caller::default(), 0, 0, None)), None, "nothing capped");
     }
 
     #[test]
@@ -749,11 +741,11 @@ mod tests {
         let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
         let store = MemoryStore::default();
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
-        let tab = a.tab(alice, provider, model, Some(PRICE));
+        let charges = a.charges(alice, provider, model, Some(PRICE));
         assert!(a.has_soft_limits());
         assert!(!a.caller_over_soft_limit(&store, NOW, alice));
         let big = Outcome { usage: None, cost: Some(2_600_000_000_000), failed: false };
-        a.settle(&store, NOW, &tab, &big, None);
+        a.settle(&store, NOW, &charges, &big, None);
         assert!(a.caller_over_soft_limit(&store, NOW, alice), "team research is past 50% of $5");
         let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
         assert!(!a.caller_over_soft_limit(&store, NOW, bob), "bob has no team");
@@ -775,18 +767,18 @@ mod tests {
         a.ensure_records(&store);
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
         let key = |a: &Accounting| a.scopes[a.keys[0].scope as usize].key.clone();
-        let mut tab = a.tab(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut tab, 9_000_000_000).unwrap();
-        assert_eq!(tab.expires_ms, a.lifetime.expiry(NOW));
+        let mut charges = a.charges(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut charges, 9_000_000_000).unwrap();
+        assert_eq!(charges.expires_ms, a.lifetime.expiry(NOW));
         // every write of the settlement to alice's record loses its CAS race: it gives up
         store.contend(&key(&a), usize::MAX);
-        a.settle(&store, NOW + 1, &tab, &outcome(&tab, None, true), None);
+        a.settle(&store, NOW + 1, &charges, &outcome(&charges, None, true), None);
         store.contend(&key(&a), 0);
         assert_eq!(ledger::read(&store, &key(&a), NOW + 1).reserved_at(NOW + 1), 9_000_000_000, "still held");
-        let mut next = a.tab(alice, provider, model, Some(PRICE));
-        assert_eq!(a.admit(&store, NOW + 1, &mut next, 2_000_000_000).unwrap_err().status, 429);
+        let mut next = a.charges(alice, provider, model, Some(PRICE));
+        assert_eq!(a.admit(&store, NOW + 1, &mut next, 2_000_000_000).map_err(ApiError::from).unwrap_err().status, 429);
         // after the lifetime the leaked reservation no longer counts
-        let later = tab.expires_ms;
+        let later = charges.expires_ms;
         a.admit(&store, later, &mut next, 2_000_000_000).unwrap();
         assert_eq!(ledger::read(&store, &key(&a), later).reserved_at(later), 2_000_000_000);
     }
@@ -798,14 +790,14 @@ mod tests {
         let store = MemoryStore::default();
         a.ensure_records(&store);
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
-        let mut tab = a.tab(alice, provider, model, Some(PRICE));
+        let mut charges = a.charges(alice, provider, model, Some(PRICE));
         // the global scope is reserved first; then every write to alice's loses its race
         let global = a.scopes[GLOBAL as usize].key.clone();
         store.contend(&a.scopes[a.keys[0].scope as usize].key, usize::MAX);
-        let e = a.admit(&store, NOW, &mut tab, 1_000).unwrap_err();
+        let e = a.admit(&store, NOW, &mut charges, 1_000).map_err(ApiError::from).unwrap_err();
         assert_eq!((e.status, e.code.as_deref()), (503, Some("budget_unavailable")));
         assert_eq!(ledger::read(&store, &global, NOW).reserved_at(NOW), 0, "the global reservation was given back");
-        assert!(tab.scopes.iter().all(|(_, r)| *r == 0));
+        assert!(charges.scopes.iter().all(|(_, r)| *r == 0));
     }
 
     #[test]
@@ -814,13 +806,13 @@ mod tests {
         let (p1, m1, p2, m2) = (a.scope("provider", "p1"), a.scope("model", "m1"), a.scope("provider", "p2"), a.scope("model", "m2"));
         let store = MemoryStore::default();
         let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
-        let mut tab = a.tab(bob, p1, m1, Some(PRICE));
+        let mut charges = a.charges(bob, p1, m1, Some(PRICE));
         let dearer = Price { output: 9_000_000, ..PRICE };
-        tab.retarget(p2, m2, Some(dearer));
-        assert_eq!(tab.price, Some(dearer));
-        let done = outcome(&tab, Some(Usage { output_tokens: 1, ..Default::default() }), false);
+        charges.retarget(p2, m2, Some(dearer));
+        assert_eq!(charges.price, Some(dearer));
+        let done = outcome(&charges, Some(Usage { output_tokens: 1, ..Default::default() }), false);
         assert_eq!(done.cost, Some(9_000_000));
-        a.settle(&store, NOW, &tab, &done, None);
+        a.settle(&store, NOW, &charges, &done, None);
         let count = |id: ScopeId| ledger::read(&store, &a.scopes[id as usize].key, NOW).today.requests;
         assert_eq!((count(p1), count(m1), count(p2), count(m2), count(a.keys[1].scope)), (0, 0, 1, 1, 1));
     }
@@ -847,10 +839,10 @@ mod tests {
         let store = MemoryStore::default();
         a.ensure_records(&store);
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
-        let mut tab = a.tab(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut tab, 100).unwrap();
+        let mut charges = a.charges(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut charges, 100).unwrap();
         let mut batch = Batch::default();
-        a.settle(&store, NOW, &tab, &outcome(&tab, None, false), Some(&mut batch));
+        a.settle(&store, NOW, &charges, &outcome(&charges, None, false), Some(&mut batch));
         let count = |id: ScopeId| ledger::read(&store, &a.scopes[id as usize].key, NOW).today.requests;
         // global, alice and research have caps: written at once; provider and model batched
         assert_eq!((count(GLOBAL), count(a.keys[0].scope), count(a.keys[0].team.unwrap())), (1, 1, 1));
@@ -868,12 +860,12 @@ mod tests {
         let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
         let store = MemoryStore::default();
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
-        let mut tab = a.tab(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut tab, 100).unwrap();
-        let reserved: Vec<Pico> = tab.scopes.iter().map(|(_, r)| *r).collect();
+        let mut charges = a.charges(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut charges, 100).unwrap();
+        let reserved: Vec<Pico> = charges.scopes.iter().map(|(_, r)| *r).collect();
         assert_eq!(reserved, vec![100, 0, 0, 100, 100], "global, key and team are capped");
-        a.release(&store, &mut tab);
-        assert!(tab.scopes.iter().all(|(_, r)| *r == 0));
+        a.release(&store, &mut charges);
+        assert!(charges.scopes.iter().all(|(_, r)| *r == 0));
         let written = store.keys();
         assert!(!written.contains(&a.scopes[provider as usize].key) && !written.contains(&a.scopes[model as usize].key), "{written:?}");
         assert_eq!(ledger::read(&store, &a.scopes[GLOBAL as usize].key, NOW).reserved_at(NOW), 0);
@@ -905,9 +897,9 @@ mod tests {
         let d = Accounting::new(PriceTable::default(), Some(&daily)).unwrap();
         let store = MemoryStore::default();
         d.ensure_records(&store);
-        let tab = d.tab(Caller::default(), provider, model, None);
+        let charges = d.charges(Caller::default(), provider, model, None);
         assert!(!d.caller_over_soft_limit(&store, NOW, Caller::default()));
-        d.settle(&store, NOW, &tab, &Outcome { usage: None, cost: Some(100_000_000_000), failed: false }, None);
+        d.settle(&store, NOW, &charges, &Outcome { usage: None, cost: Some(100_000_000_000), failed: false }, None);
         assert!(d.caller_over_soft_limit(&store, NOW, Caller::default()), "10 % of $1");
         assert!(!Accounting::new(PriceTable::default(), None).unwrap().has_soft_limits());
     }
@@ -918,8 +910,8 @@ mod tests {
         let (provider, model) = (a.scope("provider", "openai"), a.scope("model", "gpt"));
         let store = MemoryStore::default();
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
-        let mut tab = a.tab(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut tab, 3_000_000_000).unwrap();
+        let mut charges = a.charges(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut charges, 3_000_000_000).unwrap();
         let report: serde_json::Value = serde_json::from_slice(&a.report(&store, NOW + 1_500)).unwrap();
         assert_eq!(report["object"], "tollgate.usage");
         assert_eq!(report["generated_at"], (NOW + 1_500) / 1000);

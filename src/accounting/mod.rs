@@ -5,3 +5,4 @@ pub mod keys;
 pub mod ledger;
 pub mod money;
 pub mod prices;
+pub mod refusal;

@@ -63,7 +63,7 @@ pub fn for_exchange(config: &Config, ex: &Exchange, now_ms: u64) -> Vec<u8> {
         cache_write_tokens: usage.cache_write_tokens,
         output_tokens: usage.output_tokens,
         reasoning_tokens: usage.reasoning_tokens,
-        cost_usd: ex.usage.and_then(|u| ex.tab.price.map(|p| format_usd(p.cost(&u)))),
+        cost_usd: ex.usage.and_then(|u| ex.charges.price.map(|p| format_usd(p.cost(&u)))),
         time_to_first_token_ms: ex.first_byte_ms.map(|f| f.saturating_sub(ex.started_ms)),
         duration_ms: (ex.started_ms > 0).then(|| now_ms.saturating_sub(ex.started_ms)),
         dropped_params: ex.dropped.iter().map(String::as_str).collect(),
@@ -82,7 +82,7 @@ pub fn for_reply(accounting: &Accounting, caller: Caller, status: u16, error_cod
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounting::budget::Tab;
+    use crate::accounting::budget::Charges;
     use crate::accounting::prices::Price;
     use crate::providers::ResponseContext;
     use crate::usage::Usage;
@@ -106,7 +106,7 @@ mod tests {
             "up".into(),
             ResponseContext { stream: true, ..Default::default() },
             vec!["temperature".into()],
-            Tab { price: Some(price), ..Default::default() },
+            Charges { price: Some(price), ..Default::default() },
         );
         ex.requested_model = "m".into();
         ex.caller = Caller { key: Some(0) };

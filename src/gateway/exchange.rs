@@ -9,7 +9,7 @@
 //! written by Envoy's filters.
 
 use super::Escalation;
-use crate::accounting::budget::{Caller, ScopeId, Tab};
+use crate::accounting::budget::{Caller, Charges, ScopeId};
 use crate::config::Config;
 use crate::openai::ApiError;
 use crate::providers::Provider;
@@ -96,7 +96,7 @@ pub struct Exchange {
     /// The upstream answer arrived complete (for streams: `[DONE]`/`message_stop` was seen).
     pub completed: bool,
     /// The counters this request touches and its budget reservations.
-    pub tab: Tab,
+    pub charges: Charges,
     /// The model name the client asked for.
     pub requested_model: String,
     pub caller: Caller,
@@ -118,7 +118,7 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    pub fn new(provider: usize, upstream_model: String, ctx: ResponseContext, dropped: Vec<String>, tab: Tab) -> Self {
+    pub fn new(provider: usize, upstream_model: String, ctx: ResponseContext, dropped: Vec<String>, charges: Charges) -> Self {
         Exchange {
             provider,
             upstream_model,
@@ -131,7 +131,7 @@ impl Exchange {
             usage: None,
             reported_usage: None,
             completed: false,
-            tab,
+            charges,
             requested_model: String::new(),
             caller: Caller::default(),
             model_scope: 0,
@@ -218,7 +218,7 @@ impl Exchange {
         if let Some(target) = config.router.find_target(p, model).and_then(|t| config.router.target(t)) {
             self.model_scope = target.scope;
             let provider_scope = config.providers.get(p).map_or(0, |p| p.scope);
-            self.tab.retarget(provider_scope, target.scope, target.price);
+            self.charges.retarget(provider_scope, target.scope, target.price);
         }
     }
 

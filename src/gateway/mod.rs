@@ -6,11 +6,12 @@
 
 pub mod access_log;
 pub mod exchange;
+mod refusal;
 pub mod selection;
 pub mod telemetry;
 pub mod upstream;
 
-use crate::accounting::budget::{self, Ask, Caller, Tab};
+use crate::accounting::budget::{self, Ask, Caller, Charges};
 use crate::accounting::prices::Price;
 use crate::config::Config;
 use crate::host::SharedStore;
@@ -229,7 +230,7 @@ impl Gateway {
             _ if rest.starts_with("chat/completions") || rest.starts_with("models") || rest == "embeddings" => {
                 let caller = match accounting.authenticate(authorization) {
                     Ok(c) => c,
-                    Err(e) => return respond(e),
+                    Err(refusal) => return respond(refusal.into()),
                 };
                 self.route_endpoint(rest, method, path, content_length, caller)
             }
@@ -332,28 +333,28 @@ impl Gateway {
         let requested = req.model.0.clone().into_owned();
         match selection {
             Selection::Exhausted { route, skipped } => Ok(self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
-            Selection::Chain { route, first, plan, chain, commitment, .. } => {
+            Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
-                let (mut tab, limit) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
+                let (mut charges, limit) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
                 // The upstream filter translates each attempt from the body it receives.
                 let limited = limit.filter(|l| Some(*l) != req.output_limit()).map(|l| request::with_output_limit(body, l)).transpose();
                 let upstream = match limited {
                     Ok(body) => UpstreamRequest { body, ..Default::default() },
                     Err(e) => {
-                        self.config.accounting.release(store, &mut tab);
+                        self.config.accounting.release(store, &mut charges);
                         return Err(e.into());
                     }
                 };
-                let admitted = Admitted { caller: incoming.caller, tab, upstream, commitment };
-                self.relay(Operation::Chat, route, first, &plan, chain, ctx, requested, incoming, admitted, (store, now_ms))
+                let admitted = Admitted { caller: incoming.caller, charges, upstream, commitment };
+                self.relay(Operation::Chat, route, first, &plan, failover_cluster, ctx, requested, incoming, admitted, (store, now_ms))
             }
             Selection::Direct { route, choice, commitment, .. } => {
-                let (mut tab, limit) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
+                let (mut charges, limit) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
                 let limit = limit.filter(|l| Some(*l) != req.output_limit());
                 let (upstream, dropped) = match translate_chat(&choice, req, body, limit, now_ms) {
                     Ok(t) => t,
                     Err(e) => {
-                        self.config.accounting.release(store, &mut tab);
+                        self.config.accounting.release(store, &mut charges);
                         return Err(e.into());
                     }
                 };
@@ -364,7 +365,7 @@ impl Gateway {
                     requested,
                     ctx,
                     dropped,
-                    admitted: Admitted { caller: incoming.caller, tab, upstream, commitment },
+                    admitted: Admitted { caller: incoming.caller, charges, upstream, commitment },
                 };
                 self.admit(prepared, store, now_ms).map(Next::Forward)
             }
@@ -389,22 +390,33 @@ impl Gateway {
         let requested = req.model.0.clone().into_owned();
         match selection {
             Selection::Exhausted { route, skipped } => Ok(self.exhausted(route.1, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
-            Selection::Chain { route, first, plan, chain, commitment, .. } => {
+            Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
-                let (tab, _) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
-                let admitted = Admitted { caller: incoming.caller, tab, upstream: UpstreamRequest::default(), commitment };
-                self.relay(Operation::Embeddings, route, first, &plan, chain, ctx, requested, incoming, admitted, (store, now_ms))
+                let (charges, _) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
+                let admitted = Admitted { caller: incoming.caller, charges, upstream: UpstreamRequest::default(), commitment };
+                self.relay(
+                    Operation::Embeddings,
+                    route,
+                    first,
+                    &plan,
+                    failover_cluster,
+                    ctx,
+                    requested,
+                    incoming,
+                    admitted,
+                    (store, now_ms),
+                )
             }
             Selection::Direct { route, choice, commitment, .. } => {
                 let upstream = providers::build_embeddings(choice.provider, &req, body, &Destination { model: &choice.model, now_ms })?;
-                let (tab, _) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
+                let (charges, _) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
                 let prepared = Prepared {
                     choice,
                     route,
                     requested,
                     ctx,
                     dropped: Vec::new(),
-                    admitted: Admitted { caller: incoming.caller, tab, upstream, commitment },
+                    admitted: Admitted { caller: incoming.caller, charges, upstream, commitment },
                 };
                 self.admit(prepared, store, now_ms).map(Next::Forward)
             }
@@ -422,18 +434,18 @@ impl Gateway {
         price: Option<Price>,
         ask: Ask,
         (store, now_ms): (&dyn SharedStore, u64),
-    ) -> Result<(Tab, Option<u64>), ApiError> {
+    ) -> Result<(Charges, Option<u64>), ApiError> {
         let accounting = &self.config.accounting;
-        let mut tab = accounting.tab(caller, choice.provider.scope, choice.scope, choice.price);
+        let mut charges = accounting.charges(caller, choice.provider.scope, choice.scope, choice.price);
         let limit = match price {
             Some(p) if ask.output_tokens > 0 => {
-                accounting.headroom(store, now_ms, &tab).map(|room| budget::affordable_output(p, room, ask).unwrap_or(1))
+                accounting.headroom(store, now_ms, &charges).map(|room| budget::affordable_output(p, room, ask).unwrap_or(1))
             }
             _ => None,
         };
         let ask = Ask { output_tokens: limit.unwrap_or(ask.output_tokens), ..ask };
-        accounting.admit(store, now_ms, &mut tab, budget::estimate(price, ask))?;
-        Ok((tab, limit))
+        accounting.admit(store, now_ms, &mut charges, budget::estimate(price, ask))?;
+        Ok((charges, limit))
     }
 
     /// No target of the route is available: the last resort, or a 503 saying why.
@@ -461,7 +473,7 @@ impl Gateway {
         route: (usize, &'c crate::router::Route),
         first: Choice<'c>,
         plan: &[crate::router::TargetId],
-        chain: usize,
+        failover_cluster: usize,
         ctx: ResponseContext,
         requested: String,
         incoming: &Incoming,
@@ -469,8 +481,8 @@ impl Gateway {
         (store, now_ms): (&dyn SharedStore, u64),
     ) -> Result<Next<'c>, Halt> {
         let router = &self.config.router;
-        let Some(cluster) = router.chains.get(chain).map(|c| c.cluster.as_str()) else {
-            self.config.accounting.release(store, &mut admitted.tab);
+        let Some(cluster) = router.failover_clusters.get(failover_cluster).map(|c| c.cluster.as_str()) else {
+            self.config.accounting.release(store, &mut admitted.charges);
             return Err(ApiError::internal("unknown failover cluster").into());
         };
         // The upstream filter always reports usage; the client sees the usage chunk only if asked.
@@ -499,15 +511,15 @@ impl Gateway {
     /// Takes what the plan needs now that the request is admitted (its probe, its round-robin
     /// turn) and hands the request over to its exchange.
     fn admit<'c>(&'c self, p: Prepared<'c>, store: &dyn SharedStore, now_ms: u64) -> Result<Forward<'c>, Halt> {
-        let Prepared { choice, route, requested, mut ctx, dropped, admitted: Admitted { caller, mut tab, upstream, commitment } } = p;
+        let Prepared { choice, route, requested, mut ctx, dropped, admitted: Admitted { caller, mut charges, upstream, commitment } } = p;
         if let Some((_, r)) = route
             && !self.config.router.commit(r, commitment, store, now_ms)
         {
-            self.config.accounting.release(store, &mut tab);
+            self.config.accounting.release(store, &mut charges);
             return Err(Halt::ProbeTaken);
         }
         ctx.model = choice.model.clone();
-        let mut exchange = Exchange::new(choice.provider_index, choice.model, ctx, dropped, tab);
+        let mut exchange = Exchange::new(choice.provider_index, choice.model, ctx, dropped, charges);
         exchange.started_ms = now_ms;
         exchange.model_scope = choice.scope;
         exchange.caller = caller;
@@ -531,11 +543,11 @@ impl Gateway {
     /// scope, reservations settled, and the target's health when the route has alternatives.
     pub fn finish(&self, exchange: &mut Exchange, store: &dyn SharedStore, now_ms: u64) {
         let failed = !exchange.completed || !(200..300).contains(&exchange.status);
-        let outcome = budget::outcome(&exchange.tab, exchange.usage, failed);
+        let outcome = budget::outcome(&exchange.charges, exchange.usage, failed);
         let accounting = &self.config.accounting;
         match self.batch.try_borrow_mut() {
-            Ok(mut batch) if accounting.flush_ms > 0 => accounting.settle(store, now_ms, &exchange.tab, &outcome, Some(&mut batch)),
-            _ => accounting.settle(store, now_ms, &exchange.tab, &outcome, None),
+            Ok(mut batch) if accounting.flush_ms > 0 => accounting.settle(store, now_ms, &exchange.charges, &outcome, Some(&mut batch)),
+            _ => accounting.settle(store, now_ms, &exchange.charges, &outcome, None),
         }
         if let Some(target) = exchange.target.and_then(|t| self.config.router.target(t)) {
             exchange.breaker_opened = self.report_health(&target.health_key, exchange, store, now_ms);
@@ -633,7 +645,7 @@ struct Prepared<'c> {
 /// plan takes on commit.
 struct Admitted {
     caller: Caller,
-    tab: Tab,
+    charges: Charges,
     upstream: UpstreamRequest,
     commitment: Commitment,
 }

@@ -32,11 +32,11 @@ pub enum Selection<'c> {
     /// One target; this filter translates.
     Direct { route: Option<(usize, &'c Route)>, choice: Choice<'c>, strategy: Option<Strategy>, skipped: Vec<Skip>, commitment: Commitment },
     /// Several targets on a failover cluster; the upstream filter translates each attempt.
-    Chain {
+    Failover {
         route: (usize, &'c Route),
         first: Choice<'c>,
         plan: Vec<TargetId>,
-        chain: usize,
+        failover_cluster: usize,
         strategy: Strategy,
         skipped: Vec<Skip>,
         commitment: Commitment,
@@ -97,12 +97,12 @@ impl Gateway {
                 }
                 let tracked = plan.route.primary.len() + plan.route.fallback.len() > 1;
                 let commitment = plan.commitment;
-                match plan.chain {
-                    Some(chain) => Ok(Selection::Chain {
+                match plan.failover_cluster {
+                    Some(failover_cluster) => Ok(Selection::Failover {
                         route,
                         first,
                         plan: plan.targets,
-                        chain,
+                        failover_cluster,
                         strategy: plan.strategy,
                         skipped: plan.skipped,
                         commitment,
@@ -132,7 +132,9 @@ impl Gateway {
         selection: Selection<'c>,
         accepts: impl Fn(&Choice) -> Result<(), ApiError>,
     ) -> Result<Selection<'c>, ApiError> {
-        let Selection::Chain { route, first, plan, chain, strategy, mut skipped, commitment } = selection else { return Ok(selection) };
+        let Selection::Failover { route, first, plan, failover_cluster, strategy, mut skipped, commitment } = selection else {
+            return Ok(selection);
+        };
         let mut refusal = None;
         let mut kept = Vec::with_capacity(plan.len());
         for &t in &plan {
@@ -146,14 +148,16 @@ impl Gateway {
             }
         }
         if kept == plan {
-            return Ok(Selection::Chain { route, first, plan, chain, strategy, skipped, commitment });
+            return Ok(Selection::Failover { route, first, plan, failover_cluster, strategy, skipped, commitment });
         }
         let lead = *kept.first().ok_or_else(|| refusal.unwrap_or_else(|| ApiError::internal("empty routing plan")))?;
         // A new head was a fallback: its probe, if it needs one, is claimed when its attempt goes out.
         let commitment = if Some(lead) == first.target { commitment } else { Commitment { probe: None, ..commitment } };
         let first = self.choice(lead).ok_or_else(|| ApiError::internal("unknown routing target"))?;
         match self.config.router.carry(kept) {
-            (plan, Some(chain)) => Ok(Selection::Chain { route, first, plan, chain, strategy, skipped, commitment }),
+            (plan, Some(failover_cluster)) => {
+                Ok(Selection::Failover { route, first, plan, failover_cluster, strategy, skipped, commitment })
+            }
             (_, None) => Ok(Selection::Direct { route: Some(route), choice: first, strategy: Some(strategy), skipped, commitment }),
         }
     }
@@ -176,11 +180,11 @@ impl Gateway {
                 skipped: skipped(s),
                 last_resort: route.and_then(|(_, r)| r.last_resort.as_ref()).map(|l| l.cluster.as_str()),
             },
-            Selection::Chain { route, plan, chain, strategy, skipped: s, .. } => Explanation {
+            Selection::Failover { route, plan, failover_cluster, strategy, skipped: s, .. } => Explanation {
                 route: Some(route.1.name.as_str()),
                 strategy: Some(strategy_name(*strategy)),
                 plan: router.names(plan, &self.config.providers),
-                cluster: router.chains.get(*chain).map(|c| c.cluster.as_str()),
+                cluster: router.failover_clusters.get(*failover_cluster).map(|c| c.cluster.as_str()),
                 failover_cluster: true,
                 skipped: skipped(s),
                 last_resort: route.1.last_resort.as_ref().map(|l| l.cluster.as_str()),

@@ -123,7 +123,7 @@ pub fn samples(exchange: &Exchange, provider: ScopeId, now_ms: u64) -> Vec<(Seri
             }
         }
     }
-    match (exchange.usage, exchange.tab.price) {
+    match (exchange.usage, exchange.charges.price) {
         (Some(u), Some(p)) => {
             let nano = nano_usd(p.cost(&u));
             if nano > 0 {
@@ -173,7 +173,7 @@ fn nano_usd(pico: Pico) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounting::budget::Tab;
+    use crate::accounting::budget::Charges;
     use crate::accounting::prices::{Price, PriceTable};
     use crate::providers::ResponseContext;
     use crate::usage::Usage;
@@ -197,8 +197,13 @@ mod tests {
     fn finished_exchange_yields_usage_cost_and_latency() {
         let (_, p, m) = accounting();
         let price = Price { input: 1_000_000, output: 2_000_000, cache_read: 0, cache_write: 0 };
-        let mut ex =
-            Exchange::new(0, "gpt-4.1-mini".into(), ResponseContext::default(), vec![], Tab { price: Some(price), ..Default::default() });
+        let mut ex = Exchange::new(
+            0,
+            "gpt-4.1-mini".into(),
+            ResponseContext::default(),
+            vec![],
+            Charges { price: Some(price), ..Default::default() },
+        );
         ex.model_scope = m;
         ex.status = 200;
         ex.completed = true;
@@ -223,7 +228,7 @@ mod tests {
     #[test]
     fn cut_streams_and_unpriced_answers_are_counted() {
         let (_, p, _) = accounting();
-        let mut ex = Exchange::new(0, "m".into(), ResponseContext::default(), vec![], Tab::default());
+        let mut ex = Exchange::new(0, "m".into(), ResponseContext::default(), vec![], Charges::default());
         ex.status = 200;
         let metrics: Vec<Metric> = samples(&ex, p, 0).into_iter().map(|(s, _)| s.metric).collect();
         assert_eq!(metrics, vec![Metric::Requests, Metric::IncompleteResponses]);

@@ -442,7 +442,7 @@ fn budgets_clamp_the_output_limit_to_what_they_still_pay_for() {
         let limit = u128::from(sent[sent_limit].as_u64().unwrap());
         let input = request.len() as u128 * input_rate;
         assert_eq!(limit, (cap - input) / 2_000_000, "{model}: the largest output the cap pays for");
-        let reserved: u128 = f.exchange.tab.scopes.iter().map(|(_, r)| r).sum();
+        let reserved: u128 = f.exchange.charges.scopes.iter().map(|(_, r)| r).sum();
         assert_eq!(reserved, input + limit * 2_000_000, "{model}: the reservation is the clamped worst case");
         assert!(reserved <= cap);
         // nothing is left for a second request, not even one output token

@@ -94,7 +94,7 @@ impl Route {
 
 /// An Envoy cluster whose endpoints are providers in priority order.
 #[derive(Debug)]
-pub struct Chain {
+pub struct FailoverCluster {
     pub cluster: String,
     pub providers: Vec<usize>,
 }
@@ -103,7 +103,7 @@ pub struct Chain {
 pub struct Router {
     pub routes: Vec<Route>,
     pub targets: Vec<Target>,
-    pub chains: Vec<Chain>,
+    pub failover_clusters: Vec<FailoverCluster>,
     pub breaker: Breaker,
     pub default_retry: Option<Retry>,
     pub explain: bool,
@@ -133,7 +133,7 @@ pub struct Plan<'c> {
     /// Targets this request can reach, chosen first.
     pub targets: Vec<TargetId>,
     /// The failover cluster carrying `targets`, when there are several.
-    pub chain: Option<usize>,
+    pub failover_cluster: Option<usize>,
     pub skipped: Vec<Skip>,
     /// What the plan takes once its request is admitted.
     pub commitment: Commitment,
@@ -181,7 +181,7 @@ impl Router {
         let mut router = Router {
             routes: Vec::new(),
             targets: Vec::new(),
-            chains: Vec::new(),
+            failover_clusters: Vec::new(),
             breaker: input.breaker,
             default_retry: input.retry.map(Retry::from),
             explain: input.explain,
@@ -192,20 +192,20 @@ impl Router {
             if c.cluster.trim().is_empty() {
                 return Err(ConfigError::new(format!("{field}.cluster"), "must name an Envoy cluster"));
             }
-            let mut chain = Vec::new();
+            let mut members = Vec::new();
             for (j, name) in c.providers.iter().enumerate() {
                 let p = *provider_index
                     .get(name.as_str())
                     .ok_or_else(|| ConfigError::new(format!("{field}.providers[{j}]"), format!("unknown provider `{name}`")))?;
-                if chain.contains(&p) {
+                if members.contains(&p) {
                     return Err(ConfigError::new(format!("{field}.providers[{j}]"), "a provider can appear once per failover cluster"));
                 }
-                chain.push(p);
+                members.push(p);
             }
-            if chain.len() < 2 {
+            if members.len() < 2 {
                 return Err(ConfigError::new(format!("{field}.providers"), "a failover cluster needs at least two providers"));
             }
-            router.chains.push(Chain { cluster: c.cluster.clone(), providers: chain });
+            router.failover_clusters.push(FailoverCluster { cluster: c.cluster.clone(), providers: members });
         }
         for (i, spec) in input.routes.iter().enumerate() {
             let field = format!("routes[{i}]");
@@ -242,7 +242,7 @@ impl Router {
             if !route.fallback.is_empty() {
                 for &p in &route.primary {
                     let plan: Vec<TargetId> = std::iter::once(p).chain(route.fallback.iter().copied().filter(|f| *f != p)).collect();
-                    if router.chain_for(&plan).is_none() {
+                    if router.failover_cluster_for(&plan).is_none() {
                         warnings.push(format!(
                             "{field}: no failover cluster carries [{}]; a failing request is not retried on the fallbacks (later requests still avoid the failing target)",
                             router.names(&plan, providers).join(", ")
@@ -315,15 +315,15 @@ impl Router {
     /// A plan cut to what one request can reach: the failover cluster carrying its head, and
     /// only as many targets as that cluster has providers (one without a cluster).
     pub fn carry(&self, mut plan: Vec<TargetId>) -> (Vec<TargetId>, Option<usize>) {
-        let chain = self.chain_for(&plan);
-        plan.truncate(chain.and_then(|c| self.chains.get(c)).map_or(1, |c| c.providers.len()));
-        (plan, chain)
+        let cluster = self.failover_cluster_for(&plan);
+        plan.truncate(cluster.and_then(|c| self.failover_clusters.get(c)).map_or(1, |c| c.providers.len()));
+        (plan, cluster)
     }
 
     /// The longest failover cluster whose providers are a prefix of the plan's.
-    fn chain_for(&self, plan: &[TargetId]) -> Option<usize> {
+    fn failover_cluster_for(&self, plan: &[TargetId]) -> Option<usize> {
         let providers: Vec<usize> = plan.iter().filter_map(|t| self.targets.get(*t)).map(|t| t.provider).collect();
-        self.chains
+        self.failover_clusters
             .iter()
             .enumerate()
             .filter(|(_, c)| providers.len() >= c.providers.len() && providers.starts_with(&c.providers))
@@ -342,7 +342,7 @@ impl Router {
                 route,
                 strategy,
                 targets,
-                chain: None,
+                failover_cluster: None,
                 skipped: Vec::new(),
                 commitment: Commitment::default(),
             });
@@ -370,11 +370,11 @@ impl Router {
         let Some(&first) = plan.first() else {
             return Decision::Exhausted { route, skipped };
         };
-        let (plan, chain) = self.carry(plan);
+        let (plan, failover_cluster) = self.carry(plan);
         // The first target is certainly sent, so it needs the probe slot (claimed on commit);
         // a later one past its cool-down claims it only if an attempt reaches it (upstream filter).
         let probe = view.get(&first).is_some_and(|(_, a)| *a == Availability::Probe).then_some(first);
-        Decision::Routed(Plan { route, strategy, targets: plan, chain, skipped, commitment: Commitment { probe, turn } })
+        Decision::Routed(Plan { route, strategy, targets: plan, failover_cluster, skipped, commitment: Commitment { probe, turn } })
     }
 
     /// Takes what an admitted request's plan needs: false when another request won the first

@@ -81,7 +81,7 @@ fn plan_of(c: &Config, store: &MemoryStore, a: &Ask) -> (String, Vec<String>, Op
         Decision::Routed(p) => (
             p.route.name.clone(),
             p.targets.iter().map(|t| c.router.targets[*t].model.clone()).collect(),
-            p.chain.map(|i| c.router.chains[i].cluster.clone()),
+            p.failover_cluster.map(|i| c.router.failover_clusters[i].cluster.clone()),
         ),
         other => panic!("{other:?}"),
     }

@@ -23,12 +23,6 @@ pub struct Event<'a> {
     pub has_data: bool,
 }
 
-impl Event<'_> {
-    pub fn name_is(&self, name: &str) -> bool {
-        self.name == name.as_bytes()
-    }
-}
-
 #[derive(Debug)]
 pub struct Framer {
     pending: Vec<u8>,
