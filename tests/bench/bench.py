@@ -162,6 +162,12 @@ def envoy_configs(upstream_port: int) -> dict[str, dict]:
     point_static_clusters(tollgate, upstream_port)
     # Writing an access log line costs Envoy the same with or without Tollgate: measured without.
     tollgate["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"].pop("access_log", None)
+    # Client headers reach providers only on an allowlist: let the one that selects nginx's stream through.
+    tollgate_wasm = next(f for f in tollgate["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+                         ["typed_config"]["http_filters"] if f["name"] == "envoy.filters.http.wasm")["typed_config"]["config"]
+    plugin = json.loads(tollgate_wasm["configuration"]["value"])
+    plugin["providers"]["anthropic"]["forward_headers"] = ["x-bench-sse"]
+    tollgate_wasm["configuration"]["value"] = json.dumps(plugin)
     floor = copy.deepcopy(tollgate)
     floor_hcm = floor["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     wasm = next(f for f in floor_hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")["typed_config"]["config"]
