@@ -219,6 +219,38 @@ impl SpecField {
 #[cfg(test)]
 mod tests {
     use super::SpecField;
+    use crate::providers::{CompileInput, compile};
+    use crate::schema::ProviderSpec;
+
+    /// The fields each kind reads (the rest are refused by name), as the kinds documented them
+    /// before the fields were typed.
+    #[test]
+    fn each_kind_refuses_the_fields_it_does_not_read() {
+        let accepted: &[(&str, &[&str])] = &[
+            ("openai", &["api_key_env", "stream_usage"]),
+            ("openai_compatible", &["api_key_env", "stream_usage"]),
+            ("anthropic", &["api_key_env", "api_version", "default_max_tokens"]),
+            ("azure", &["api_key_env", "api_version", "stream_usage"]),
+            ("cohere", &["api_key_env"]),
+            ("gemini", &["api_key_env"]),
+            ("vertex", &["api_key_env", "project", "location"]),
+            ("bedrock", &["region", "aws_access_key_id_env", "aws_secret_access_key_env", "aws_session_token_env"]),
+        ];
+        for (kind, fields) in accepted {
+            for field in SpecField::ALL {
+                let value = match field {
+                    SpecField::DefaultMaxTokens => "5",
+                    SpecField::StreamUsage => "true",
+                    _ => "\"x\"",
+                };
+                let json = format!(r#"{{"kind":"{kind}","cluster":"c","{}":{value}}}"#, field.name());
+                let spec: ProviderSpec = serde_json::from_str(&json).unwrap();
+                let input = CompileInput { spec: &spec, base_path: "", key: None, env: &|_| None };
+                let refused = compile(&input).is_err_and(|e| e.field == field.name() && e.message.contains("is not used"));
+                assert_eq!(refused, !fields.contains(&field.name()), "{kind}.{}", field.name());
+            }
+        }
+    }
 
     #[test]
     fn every_field_is_listed_once() {
