@@ -9,7 +9,9 @@ In what is left, after blanking comments and string literals, it reads each refe
 top-level module: `crate::x`, `use crate::{x, ..}`, and `super::` paths that climb to the crate
 root. It fails (exit 1), naming the file, the line and the import, when a module imports one in a
 layer above its own, when modules of one layer import each other in a cycle, or when a top-level
-module is missing from LAYERS.
+module is missing from LAYERS. Before that it checks itself on small crates it writes (an upward
+import, through `super::` and in a `use` group, a cycle, an unplaced module, and imports in tests,
+comments and strings that must not count), so a check that stopped failing fails.
 """
 import pathlib
 import re
@@ -153,12 +155,12 @@ def walk(src: pathlib.Path):
     todo = [(src / "lib.rs", [], True)]
     while todo:
         path, mod_path, owns_dir = todo.pop()
-        text = production(path.read_text(errors="replace"))
+        original = path.read_text(errors="replace")
+        text = production(original)
         if text is None:
             continue
         yield path, mod_path, text
         children = path.parent if owns_dir else path.parent / path.stem
-        original = path.read_text(errors="replace")
         for m in MOD_DECL.finditer(text):
             name = m.group(2)
             if m.group(1):
@@ -170,11 +172,11 @@ def walk(src: pathlib.Path):
                 todo.append((children / name / "mod.rs", mod_path + [name], True))
 
 
-def main() -> int:
-    src = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "src")
+def check(src: pathlib.Path) -> tuple[list[str], str]:
+    """The problems found in the crate at `src`, and a summary line."""
     files = list(walk(src))
     top_level = {mod_path[0] for _, mod_path, _ in files if mod_path}
-    problems = [f"{src}/lib.rs: module `{m}` is in no layer: add it to LAYERS in {sys.argv[0]}" for m in sorted(top_level - LAYER_OF.keys())]
+    problems = [f"{src}/lib.rs: module `{m}` is in no layer: add it to LAYERS in tests/layers.py" for m in sorted(top_level - LAYER_OF.keys())]
     edges = {}  # (from, to) -> first "file:line: text"
     for path, mod_path, text in files:
         if not mod_path:
@@ -204,12 +206,62 @@ def main() -> int:
         problems.append(f"{edges[here, target]}: `{target}` is in layer `{above}`, above `{here}` (layer `{LAYERS[LAYER_OF[here]][0]}`)")
     # Without the upward imports (each reported above), a cycle can only be within one layer.
     problems += cycles({e: where for e, where in edges.items() if e not in upward})
+    return problems, f"{len(files)} files, {len(edges)} imports between top-level modules"
+
+
+def self_test() -> None:
+    """The check fails on what it must and only on that, on small crates written to a temp dir."""
+    import tempfile
+
+    clean = {
+        "lib.rs": "pub mod json;\npub mod patterns;\npub mod headers;\npub mod accounting;\npub mod gateway;\n",
+        "json.rs": "",
+        "patterns.rs": "",
+        "headers.rs": "use crate::patterns;\n",
+        "accounting/mod.rs": "mod budget;\nuse crate::{json, headers::x};\n",
+        "accounting/budget.rs": "use super::super::json;\nuse super::Thing;\n",
+        "gateway.rs": "use crate::accounting::budget;\n",
+    }
+    upward_in_tests_comments_strings = {
+        "json.rs": '// crate::gateway\nconst S: &str = "crate::gateway";\nconst R: &str = r#"{ crate::gateway }"#;\n'
+        "#[cfg(test)]\nmod tests {\n    use crate::gateway;\n    const C: char = '{';\n}\n",
+        "accounting/mod.rs": "mod budget;\n#[cfg(test)]\n#[path = \"t.rs\"]\nmod tests;\n",
+        "accounting/t.rs": "use crate::gateway;\n",
+        "lib.rs": clean["lib.rs"] + "mod properties;\n",
+        "properties.rs": "#![cfg(test)]\nuse crate::gateway;\n",
+    }
+    above = ": `gateway` is in layer `gateway`, above"
+    cases = [
+        ("clean", {}, []),
+        ("ignored", upward_in_tests_comments_strings, []),
+        ("upward", {"json.rs": "\nuse crate::gateway::Gateway;\n"}, ["json.rs:2: json imports gateway (`crate::gateway`)" + above]),
+        ("upward via super", {"accounting/budget.rs": "use super::super::gateway;\n"}, ["budget.rs:1: accounting imports gateway (`super::super::gateway`)" + above]),
+        ("upward in a group", {"headers.rs": "use crate::{patterns, accounting::Charges};\n"}, ["headers.rs:1: headers imports accounting (`crate::{.., accounting, ..}`): `accounting` is in layer `accounting`, above"]),
+        ("upward outside tests", {"json.rs": "#[cfg(not(test))]\nfn f() { crate::gateway::g() }\n"}, ["json.rs:2: json imports gateway (`crate::gateway`)" + above]),
+        ("cycle", {"patterns.rs": "use crate::headers;\n"}, ["cycle among headers, patterns"]),
+        ("unplaced", {"lib.rs": clean["lib.rs"] + "mod extra;\n", "extra.rs": ""}, ["module `extra` is in no layer"]),
+    ]
+    for name, change, expected in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            for rel, text in {**clean, **change}.items():
+                (pathlib.Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
+                (pathlib.Path(tmp) / rel).write_text(text)
+            problems, _ = check(pathlib.Path(tmp))
+            found = [e for e in expected if any(e in p for p in problems)]
+            if len(problems) != len(expected) or found != expected:
+                sys.exit(f"layers self-test `{name}`: expected {expected}, got {problems}")
+
+
+def main() -> int:
+    self_test()
+    src = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "src")
+    problems, summary = check(src)
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
         print("layers: imports go downwards only: " + " <- ".join(name for name, _ in LAYERS), file=sys.stderr)
         return 1
-    print(f"layers: {len(files)} files, {len(edges)} imports between top-level modules, all downwards")
+    print(f"layers: {summary}, all downwards (self-test passed)")
     return 0
 
 
