@@ -2,7 +2,9 @@
 //! `mod.rs` holds the registry that maps each kind to its implementation.
 
 use super::chunks::ChunkWriter;
-use super::{CompileInput, CompiledProvider, Destination, Edits, FieldError, Provider, ResponseContext, Translated, UpstreamRequest};
+use super::{
+    CompileInput, CompiledProvider, Destination, Edits, FieldError, Provider, ResponseContext, Translated, Unsupported, UpstreamRequest,
+};
 use crate::openai::ApiError;
 use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::request::ChatRequest;
@@ -44,6 +46,12 @@ pub trait ProviderApi {
     /// Shipped parameter defaults for a model, before the model's configured `params`.
     fn param_defaults(&self, _upstream_model: &str) -> Vec<(&'static str, ParamAction)> {
         Vec::new()
+    }
+
+    /// The chat parameters this kind cannot honour whatever the model (`build_chat` adds those
+    /// that depend on the model, then resolves them: dropped or a 400).
+    fn unsupported<'p>(&self, provider: &'p Provider, _req: &ChatRequest) -> Unsupported<'p> {
+        Unsupported::new(provider)
     }
 
     fn build_chat(

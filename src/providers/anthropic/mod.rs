@@ -93,6 +93,10 @@ impl ProviderApi for Settings {
         default_policy(self, upstream_model)
     }
 
+    fn unsupported<'p>(&self, provider: &'p Provider, req: &ChatRequest) -> Unsupported<'p> {
+        check_unsupported(provider, req)
+    }
+
     fn build_chat(
         &self,
         provider: &Provider,

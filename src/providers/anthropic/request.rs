@@ -119,7 +119,7 @@ pub fn build_request(
     upstream_model: &str,
     edits: &mut Edits,
 ) -> Result<UpstreamRequest, ApiError> {
-    let mut u = check_unsupported(provider, req);
+    let mut u = s.unsupported(provider, req);
     let effort = reasoning::requested(req)?;
     let thinks = reasoning::claude_thinks(upstream_model);
     let mut thinking = match effort {

@@ -252,7 +252,7 @@ pub fn build_request(
     now_ms: u64,
     edits: &mut Edits,
 ) -> Result<UpstreamRequest, ApiError> {
-    let mut unsupported = check_unsupported(provider, req);
+    let mut unsupported = s.unsupported(provider, req);
     if let Some(t) = req.temperature
         && t > 1.0
     {

@@ -134,7 +134,7 @@ pub(super) struct JsonSchemaSpec<'a> {
 }
 
 pub fn build_request(provider: &Provider, req: &ChatRequest, upstream_model: &str, edits: &mut Edits) -> Result<UpstreamRequest, ApiError> {
-    check_unsupported(provider, req, edits)?;
+    Settings.unsupported(provider, req).resolve(edits)?;
     super::super::drop_metadata(req, edits);
     check_ranges(req)?;
     let messages = convert_messages(req)?;
@@ -163,7 +163,7 @@ pub fn build_request(provider: &Provider, req: &ChatRequest, upstream_model: &st
     Ok(UpstreamRequest::body(body))
 }
 
-pub(super) fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) -> Result<(), ApiError> {
+pub(super) fn check_unsupported<'p>(provider: &'p Provider, req: &ChatRequest) -> Unsupported<'p> {
     let mut u = Unsupported::new(provider);
     // Cohere has `logprobs`, but its per-token shape is not OpenAI's and is not translated.
     u.add_choices_and_logprobs(req);
@@ -174,7 +174,7 @@ pub(super) fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &
     u.add_response_format_other_than(req, &["text", "json_object", "json_schema"]);
     // `user` and `metadata` are typed members, not checked here, and not sent either.
     u.add_unknown_members(req, &["seed"]);
-    u.resolve(edits)
+    u
 }
 
 /// Cohere's ranges are narrower than OpenAI's: `temperature` 0–1, penalties 0–1.

@@ -102,6 +102,10 @@ impl ProviderApi for Settings {
         compile(input)
     }
 
+    fn unsupported<'p>(&self, provider: &'p Provider, req: &ChatRequest) -> Unsupported<'p> {
+        check_unsupported(provider, req)
+    }
+
     fn build_chat(
         &self,
         provider: &Provider,

@@ -208,7 +208,8 @@ pub fn build_request(
     upstream_model: &str,
     edits: &mut Edits,
 ) -> Result<UpstreamRequest, ApiError> {
-    check_unsupported(provider, req, edits)?;
+    s.unsupported(provider, req).resolve(edits)?;
+    super::super::drop_metadata(req, edits);
     let method = if req.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
     let path = endpoint(s, upstream_model, method)?;
     let (system_instruction, contents) = convert_messages(req)?;
@@ -224,7 +225,7 @@ pub fn build_request(
     Ok(UpstreamRequest { body: Some(body), path: Some(path), ..Default::default() })
 }
 
-pub(super) fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &mut Edits) -> Result<(), ApiError> {
+pub(super) fn check_unsupported<'p>(provider: &'p Provider, req: &ChatRequest) -> Unsupported<'p> {
     let mut u = Unsupported::new(provider);
     // Gemini can sample several candidates, but the answer has room for one choice only.
     u.add_choices_and_logprobs(req);
@@ -233,9 +234,7 @@ pub(super) fn check_unsupported(provider: &Provider, req: &ChatRequest, edits: &
         u.add("parallel_tool_calls");
     }
     u.add_unknown_members(req, MAPPED_EXTRA);
-    u.resolve(edits)?;
-    super::super::drop_metadata(req, edits);
-    Ok(())
+    u
 }
 
 pub(super) fn generation_config<'r>(
