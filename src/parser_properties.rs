@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::json::{self, MAX_DEPTH};
 use crate::openai::{embeddings, request};
 use crate::providers::Provider;
-use crate::providers::{self, Edits, Operation, ResponseContext, StreamTranslator, Target};
+use crate::providers::{self, BuildContext, Edits, Operation, ResponseContext, StreamTranslator};
 
 /// Cases per property: fewer under wasm, where the tests run interpreted-slow.
 const CASES: usize = if cfg!(target_arch = "wasm32") { 60 } else { 400 };
@@ -314,7 +314,7 @@ fn request_parsers_never_panic_and_refuse_deep_json() {
             // Every translator walks what parsed: schemas, contents, tool arguments.
             Ok(req) => {
                 for p in &c.providers {
-                    let target = Target { model: models(p).0, now_ms: 1_700_000_000_000 };
+                    let target = BuildContext { model: models(p).0, now_ms: 1_700_000_000_000 };
                     if let Err(e) = providers::build_chat(p, &req, &body, &target, &mut Edits::default()) {
                         assert!(e.status == 400 || e.status == 500, "{}: {e:?}", p.name);
                     }
@@ -329,7 +329,7 @@ fn request_parsers_never_panic_and_refuse_deep_json() {
             Ok(req) => {
                 assert!(!deep);
                 for p in &c.providers {
-                    let _ = providers::build_embeddings(p, &req, &body, &Target { model: models(p).1, now_ms: 0 });
+                    let _ = providers::build_embeddings(p, &req, &body, &BuildContext { model: models(p).1, now_ms: 0 });
                 }
             }
         }
@@ -567,7 +567,7 @@ fn deepest_accepted_json_fits_the_stack() {
     assert_eq!(json::check_depth(body.as_bytes()), Ok(()));
     let req = request::parse(body.as_bytes()).unwrap();
     for p in &c.providers {
-        let target = Target { model: models(p).0, now_ms: 1_700_000_000_000 };
+        let target = BuildContext { model: models(p).0, now_ms: 1_700_000_000_000 };
         let _ = providers::build_chat(p, &req, body.as_bytes(), &target, &mut Edits::default());
     }
     // Untyped values (an error's `code`) and untagged enums buffer whole subtrees.

@@ -23,7 +23,7 @@ use crate::openai::ApiError;
 use crate::openai::embeddings;
 use crate::openai::request::{self, ChatRequest};
 use crate::providers::Provider;
-use crate::providers::{self, Built, Edits, Operation, ResponseContext, Target};
+use crate::providers::{self, BuildContext, Edits, Operation, ResponseContext, UpstreamRequest};
 use crate::router::health::{self, Observation};
 use crate::router::rules::Facts;
 use crate::router::{Commitment, Demand, Retry};
@@ -114,7 +114,7 @@ pub enum Next<'c> {
 pub struct Forward<'c> {
     pub to: Destination<'c>,
     /// The body, path and extra headers the provider needs.
-    pub upstream: Built,
+    pub upstream: UpstreamRequest,
     /// Envoy retry steering.
     pub retry_headers: Vec<(&'static str, String)>,
     /// The matched route's `forward_headers`.
@@ -393,7 +393,7 @@ impl Gateway {
                 // The upstream filter translates each attempt from the body it receives.
                 let limited = limit.filter(|l| Some(*l) != req.output_limit()).map(|l| request::with_output_limit(body, l)).transpose();
                 let upstream = match limited {
-                    Ok(body) => Built { body, ..Default::default() },
+                    Ok(body) => UpstreamRequest { body, ..Default::default() },
                     Err(e) => {
                         self.config.accounting.release(store, &mut charges);
                         return Err(e.into());
@@ -443,7 +443,7 @@ impl Gateway {
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: 0, stream: false };
         let selection = self.select(&self.facts(incoming, &req.model, None, now_ms), incoming.caller, store, demand)?;
         let accepts = |choice: &Choice| {
-            providers::build_embeddings(choice.provider, &req, body, &Target { model: &choice.model, now_ms }).map(|_| ())
+            providers::build_embeddings(choice.provider, &req, body, &BuildContext { model: &choice.model, now_ms }).map(|_| ())
         };
         let selection = self.accepted(selection, accepts)?;
         if incoming.explain && self.config.router.explain {
@@ -459,7 +459,7 @@ impl Gateway {
             Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
                 let (charges, _) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
-                let admitted = Admitted { caller: incoming.caller, charges, upstream: Built::default(), commitment };
+                let admitted = Admitted { caller: incoming.caller, charges, upstream: UpstreamRequest::default(), commitment };
                 self.via_failover_cluster(
                     Operation::Embeddings,
                     route,
@@ -474,7 +474,7 @@ impl Gateway {
                 )
             }
             Selection::Direct { route, choice, commitment, .. } => {
-                let upstream = providers::build_embeddings(choice.provider, &req, body, &Target { model: &choice.model, now_ms })?;
+                let upstream = providers::build_embeddings(choice.provider, &req, body, &BuildContext { model: &choice.model, now_ms })?;
                 let (charges, _) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
                 let to = Destination::Provider(choice.provider);
                 let prepared = Prepared {
@@ -751,7 +751,7 @@ struct Prepared<'c> {
 struct Admitted {
     caller: Caller,
     charges: Charges,
-    upstream: Built,
+    upstream: UpstreamRequest,
     commitment: Commitment,
 }
 
@@ -779,7 +779,7 @@ fn translate_chat(
     body: &[u8],
     limit: Option<u64>,
     now_ms: u64,
-) -> Result<(Built, Vec<String>), ApiError> {
+) -> Result<(UpstreamRequest, Vec<String>), ApiError> {
     let limited = limit.map(|l| request::with_output_limit(body, l)).transpose()?;
     let raw = limited.as_deref().unwrap_or(body);
     let mut req = match &limited {
@@ -788,7 +788,7 @@ fn translate_chat(
     };
     let mut edits = Edits::default();
     apply_policy(&mut req, &choice.policy, &mut edits)?;
-    let mut upstream = providers::build_chat(choice.provider, &req, raw, &Target { model: &choice.model, now_ms }, &mut edits)?;
+    let mut upstream = providers::build_chat(choice.provider, &req, raw, &BuildContext { model: &choice.model, now_ms }, &mut edits)?;
     drop(req);
     if upstream.body.is_none() {
         upstream.body = limited;

@@ -16,7 +16,7 @@ use super::{Destination, Exchange, Forward, Gateway, apply_policy};
 use crate::openai::ApiError;
 use crate::openai::embeddings;
 use crate::openai::request;
-use crate::providers::{self, Edits, Operation, ResponseContext, Target};
+use crate::providers::{self, BuildContext, Edits, Operation, ResponseContext};
 use crate::router::{TargetId, parse_plan};
 use std::borrow::Cow;
 
@@ -108,7 +108,7 @@ impl Gateway {
             Some(t) => Cow::Borrowed(t.policy.as_slice()),
             None => Cow::Owned(providers::param_policy(provider, &attempt.model, &[])),
         };
-        let to = Target { model: &attempt.model, now_ms };
+        let to = BuildContext { model: &attempt.model, now_ms };
         // The downstream filter is the client here: it always wants usage.
         let mut ctx =
             ResponseContext { operation: attempt.operation, created: now_ms / 1000, client_wants_usage: true, ..Default::default() };

@@ -5,11 +5,13 @@
 //! https://learn.microsoft.com/azure/ai-foundry/openai/api-version-lifecycle (the v1 API),
 //! https://learn.microsoft.com/azure/ai-foundry/openai/latest (v1 paths and headers).
 
-use super::{Built, CompileInput, Edits, FieldError, Wire, openai};
+use super::{BuildContext, CompileInput, CompiledProvider, Edits, FieldError, ResponseContext, Translated, UpstreamRequest, openai};
 use super::{Provider, Secret};
+use super::{ProviderApi, SpecField};
 use crate::openai::ApiError;
 use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::request::ChatRequest;
+use crate::schema::{ParamAction, ProviderKind, ProviderSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiVersion {
@@ -47,10 +49,64 @@ pub struct Settings {
     pub openai: openai::Settings,
 }
 
-pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
+impl ProviderApi for Settings {
+    fn accepted_fields(_kind: ProviderKind) -> &'static [SpecField] {
+        &[SpecField::ApiKeyEnv, SpecField::ApiVersion, SpecField::StreamUsage]
+    }
+
+    fn default_base_path(_kind: ProviderKind) -> &'static str {
+        "/openai"
+    }
+
+    /// Every Azure resource has a host of its own.
+    fn default_host(_spec: &ProviderSpec) -> Option<String> {
+        None
+    }
+
+    fn compile(input: &CompileInput) -> Result<CompiledProvider<Self>, FieldError> {
+        compile(input)
+    }
+
+    fn param_defaults(&self, upstream_model: &str) -> Vec<(&'static str, ParamAction)> {
+        openai::default_policy(upstream_model)
+    }
+
+    fn build_chat(
+        &self,
+        provider: &Provider,
+        req: &ChatRequest,
+        raw: &[u8],
+        to: &BuildContext,
+        edits: &mut Edits,
+    ) -> Result<UpstreamRequest, ApiError> {
+        build_chat(provider, self, req, raw, to.model, edits)
+    }
+
+    fn build_embeddings(
+        &self,
+        provider: &Provider,
+        req: &EmbeddingsRequest,
+        raw: &[u8],
+        to: &BuildContext,
+    ) -> Result<UpstreamRequest, ApiError> {
+        build_embeddings(provider, self, req, raw, to.model)
+    }
+
+    fn translate_chat(&self, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        openai::translate_response(body)
+    }
+
+    fn translate_embeddings(&self, _provider: &Provider, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        openai::translate_embeddings(body)
+    }
+
+    fn translate_error(&self, status: u16, _error_type: Option<&str>, body: &[u8]) -> ApiError {
+        openai::translate_error(status, body)
+    }
+}
+
+fn compile(input: &CompileInput) -> Result<CompiledProvider<Settings>, FieldError> {
     let CompileInput { spec, base_path, key, .. } = *input;
-    super::reject_unused(spec, &["default_max_tokens"])?;
-    super::reject_unused(spec, super::CLOUD_FIELDS)?;
     let version = match spec.api_version.as_deref() {
         None => {
             return Err(FieldError {
@@ -71,8 +127,8 @@ pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
         // Every request of a dated version carries its own path: the deployment is part of it.
         ApiVersion::Dated(_) => format!("{base_path}/deployments"),
     };
-    Ok(Wire {
-        dialect: super::Dialect::Azure(Settings { version, openai: openai::Settings { stream_usage } }),
+    Ok(CompiledProvider {
+        settings: Settings { version, openai: openai::Settings { stream_usage } },
         chat_path,
         auth: key.map(|k| ("api-key", Secret::new(k.to_owned()))),
         headers: Vec::new(),
@@ -89,7 +145,7 @@ pub fn build_chat(
     raw: &[u8],
     deployment: &str,
     edits: &mut Edits,
-) -> Result<Built, ApiError> {
+) -> Result<UpstreamRequest, ApiError> {
     let mut built = openai::build_request(&s.openai, req, raw, deployment, edits)?;
     built.path = Some(path(provider, &s.version, deployment, "chat/completions")?);
     Ok(built)
@@ -101,7 +157,7 @@ pub fn build_embeddings(
     req: &EmbeddingsRequest,
     raw: &[u8],
     deployment: &str,
-) -> Result<Built, ApiError> {
+) -> Result<UpstreamRequest, ApiError> {
     let mut built = openai::build_embeddings(provider, req, raw, deployment)?;
     built.path = Some(path(provider, &s.version, deployment, "embeddings")?);
     Ok(built)
@@ -145,13 +201,13 @@ mod tests {
     }
 
     fn settings(c: &Config) -> &Settings {
-        match &c.providers[0].dialect {
-            super::super::Dialect::Azure(s) => s,
+        match &c.providers[0].settings {
+            super::super::KindSettings::Azure(s) => s,
             _ => panic!(),
         }
     }
 
-    fn chat(c: &Config, body: &str, deployment: &str) -> Result<Built, ApiError> {
+    fn chat(c: &Config, body: &str, deployment: &str) -> Result<UpstreamRequest, ApiError> {
         let req = request::parse(body.as_bytes()).unwrap();
         build_chat(&c.providers[0], settings(c), &req, body.as_bytes(), deployment, &mut Edits::default())
     }

@@ -8,7 +8,7 @@ use crate::usage::Usage;
 
 /// The client's side of a translated stream.
 #[derive(Debug)]
-pub(super) struct ChunkWriter {
+pub struct ChunkWriter {
     pub header: ChunkHeader,
     client_wants_usage: bool,
     failed: bool,

@@ -1,8 +1,9 @@
-//! Provider registry: one file per provider holds its translation rules, and small modules what
-//! several translators share (`turns`, `media`, `completion`, `chunks`); this file dispatches on
-//! the provider's dialect.
+//! Provider registry: one module per provider kind implements `ProviderApi` (its translation
+//! rules), small modules hold what several translators share (`turns`, `media`, `completion`,
+//! `chunks`); this file maps each kind to its module (`registry!`, one line per kind).
 
 pub mod anthropic;
+mod api;
 pub mod azure;
 pub mod bedrock;
 mod chunks;
@@ -30,17 +31,118 @@ use crate::stream::sse::Event;
 use crate::usage::Usage;
 use std::fmt;
 
+pub use api::{ProviderApi, SpecField, StreamFraming, StreamTranslation};
 pub use provider::{Provider, Secret};
 
-/// Provider-specific compiled settings.
-#[derive(Debug)]
-pub enum Dialect {
-    OpenAi(openai::Settings),
-    Anthropic(anthropic::Settings),
-    Gemini(gemini::Settings),
-    Bedrock(bedrock::Settings),
-    Cohere,
-    Azure(azure::Settings),
+/// The registry: one line per provider kind, naming its compiled settings (which implement
+/// `ProviderApi`), its per-stream state (which implements `StreamTranslation`) and the schema
+/// kinds it serves. It generates `KindSettings`, `StreamTranslator` and the per-kind dispatch.
+macro_rules! registry {
+    ($($variant:ident($settings:ty, $stream:ty): $($kind:ident)|+;)+) => {
+        /// Provider-specific compiled settings.
+        #[derive(Debug)]
+        pub enum KindSettings {
+            $($variant($settings),)+
+        }
+
+        impl KindSettings {
+            /// The provider kind's rules.
+            pub fn api(&self) -> &dyn ProviderApi {
+                match self {
+                    $(KindSettings::$variant(s) => s,)+
+                }
+            }
+
+            fn stream_translator(&self, ctx: &ResponseContext) -> StreamTranslator {
+                match self {
+                    $(KindSettings::$variant(_) => StreamTranslator::$variant(<$stream>::new(ctx)),)+
+                }
+            }
+        }
+
+        /// Per-stream translation state.
+        #[derive(Debug)]
+        pub enum StreamTranslator {
+            $($variant($stream),)+
+            /// The provider sent an event too deep to read: the client got an error and nothing more.
+            Failed {
+                usage: Option<Usage>,
+            },
+        }
+
+        impl StreamTranslator {
+            fn translate_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+                match self {
+                    $(StreamTranslator::$variant(s) => s.translate_event(event, out),)+
+                    StreamTranslator::Failed { .. } => false,
+                }
+            }
+
+            /// The upstream ended: writes what the client still needs (an error if the stream was cut).
+            pub fn finish(&mut self, out: &mut Vec<u8>) {
+                match self {
+                    $(StreamTranslator::$variant(s) => s.finish(out),)+
+                    StreamTranslator::Failed { .. } => {}
+                }
+            }
+
+            /// Usage seen so far (complete once the stream finished normally).
+            pub fn usage(&self) -> Option<Usage> {
+                match self {
+                    $(StreamTranslator::$variant(s) => s.usage(),)+
+                    StreamTranslator::Failed { usage } => *usage,
+                }
+            }
+
+            /// The stream reached its proper end (`[DONE]` / `message_stop`).
+            pub fn completed(&self) -> bool {
+                match self {
+                    $(StreamTranslator::$variant(s) => s.completed(),)+
+                    StreamTranslator::Failed { .. } => false,
+                }
+            }
+        }
+
+        /// Compiles the kind's settings after rejecting the schema fields it does not read.
+        pub fn compile(input: &CompileInput) -> Result<CompiledProvider<KindSettings>, FieldError> {
+            let kind = input.spec.kind;
+            match kind {
+                $($(ProviderKind::$kind)|+ => {
+                    SpecField::reject_unused(input.spec, <$settings>::accepted_fields(kind))?;
+                    <$settings>::compile(input).map(|c| c.map(KindSettings::$variant))
+                })+
+            }
+        }
+
+        /// The `:authority` when the config names no `host`.
+        pub fn default_host(spec: &ProviderSpec) -> Option<String> {
+            match spec.kind {
+                $($(ProviderKind::$kind)|+ => <$settings>::default_host(spec),)+
+            }
+        }
+
+        /// The path prefix when the config names no `base_path`.
+        pub fn default_base_path(kind: ProviderKind) -> &'static str {
+            match kind {
+                $($(ProviderKind::$kind)|+ => <$settings>::default_base_path(kind),)+
+            }
+        }
+
+        pub fn requires_key(kind: ProviderKind) -> bool {
+            match kind {
+                $($(ProviderKind::$kind)|+ => <$settings>::requires_key(kind),)+
+            }
+        }
+    };
+}
+
+registry! {
+    OpenAi(openai::Settings, openai::StreamState): Openai | OpenaiCompatible;
+    Anthropic(anthropic::Settings, anthropic::StreamState): Anthropic;
+    Gemini(gemini::Settings, gemini::StreamState): Gemini | Vertex;
+    Bedrock(bedrock::Settings, bedrock::StreamState): Bedrock;
+    Cohere(cohere::Settings, cohere::StreamState): Cohere;
+    Azure(azure::Settings, openai::StreamState): Azure;
 }
 
 /// What a provider's compile step reads.
@@ -53,16 +155,24 @@ pub struct CompileInput<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// What a provider's compile step yields besides the common fields.
+/// What a provider's compile step yields besides the common fields: its `settings` and how it is
+/// reached.
 #[derive(Debug)]
-pub struct Wire {
-    pub dialect: Dialect,
+pub struct CompiledProvider<S> {
+    pub settings: S,
     pub chat_path: String,
     pub auth: Option<(&'static str, Secret)>,
     pub headers: Vec<(&'static str, String)>,
     /// Environment variables the provider needs that are not set: the config loads with a
     /// warning and requests to the provider fail with an error naming them.
     pub missing_env: Vec<String>,
+}
+
+impl<S> CompiledProvider<S> {
+    fn map<T>(self, f: impl FnOnce(S) -> T) -> CompiledProvider<T> {
+        let CompiledProvider { settings, chat_path, auth, headers, missing_env } = self;
+        CompiledProvider { settings: f(settings), chat_path, auth, headers, missing_env }
+    }
 }
 
 /// A config error relative to the provider's own entry.
@@ -72,81 +182,9 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// Rejects provider fields this kind does not use, so a misplaced setting fails loudly.
-pub fn reject_unused(spec: &ProviderSpec, fields: &[&'static str]) -> Result<(), FieldError> {
-    for &field in fields {
-        let set = match field {
-            "api_key_env" => spec.api_key_env.is_some(),
-            "api_version" => spec.api_version.is_some(),
-            "default_max_tokens" => spec.default_max_tokens.is_some(),
-            "stream_usage" => spec.stream_usage.is_some(),
-            "project" => spec.project.is_some(),
-            "location" => spec.location.is_some(),
-            "region" => spec.region.is_some(),
-            "aws_access_key_id_env" => spec.aws_access_key_id_env.is_some(),
-            "aws_secret_access_key_env" => spec.aws_secret_access_key_env.is_some(),
-            "aws_session_token_env" => spec.aws_session_token_env.is_some(),
-            _ => false,
-        };
-        if set {
-            return Err(FieldError { field, message: format!("is not used by providers of kind `{}`", spec.kind.as_str()) });
-        }
-    }
-    Ok(())
-}
-
-/// Google Cloud and AWS settings, which OpenAI-style and Anthropic providers never use.
-pub const CLOUD_FIELDS: &[&str] =
-    &["project", "location", "region", "aws_access_key_id_env", "aws_secret_access_key_env", "aws_session_token_env"];
-
-/// The `:authority` when the config names no `host`.
-pub fn default_host(spec: &ProviderSpec) -> Option<String> {
-    match spec.kind {
-        ProviderKind::Openai => Some("api.openai.com".into()),
-        ProviderKind::Anthropic => Some("api.anthropic.com".into()),
-        ProviderKind::Gemini => Some("generativelanguage.googleapis.com".into()),
-        ProviderKind::Vertex => Some(gemini::vertex_host(spec.location.as_deref())),
-        ProviderKind::Bedrock => spec.region.as_deref().map(bedrock::default_host),
-        ProviderKind::Cohere => Some("api.cohere.com".into()),
-        ProviderKind::OpenaiCompatible | ProviderKind::Azure => None,
-    }
-}
-
-/// The path prefix when the config names no `base_path`.
-pub fn default_base_path(kind: ProviderKind) -> &'static str {
-    match kind {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Anthropic | ProviderKind::Vertex => "/v1",
-        ProviderKind::Gemini => "/v1beta",
-        ProviderKind::Bedrock => "",
-        ProviderKind::Cohere => "/v2",
-        ProviderKind::Azure => "/openai",
-    }
-}
-
-pub fn requires_key(kind: ProviderKind) -> bool {
-    !matches!(kind, ProviderKind::OpenaiCompatible | ProviderKind::Bedrock)
-}
-
-pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
-    match input.spec.kind {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible => openai::compile(input),
-        ProviderKind::Anthropic => anthropic::compile(input),
-        ProviderKind::Gemini | ProviderKind::Vertex => gemini::compile(input),
-        ProviderKind::Bedrock => bedrock::compile(input),
-        ProviderKind::Cohere => cohere::compile(input),
-        ProviderKind::Azure => azure::compile(input),
-    }
-}
-
 /// Shipped parameter defaults for a model, overridden by the model's configured `params`.
 pub fn param_policy(provider: &Provider, upstream_model: &str, overrides: &[(String, ParamAction)]) -> Vec<(String, ParamAction)> {
-    let defaults = match &provider.dialect {
-        Dialect::OpenAi(_) | Dialect::Azure(_) => openai::default_policy(upstream_model),
-        Dialect::Anthropic(s) => anthropic::default_policy(s, upstream_model),
-        Dialect::Gemini(_) => Vec::new(),
-        Dialect::Bedrock(_) => Vec::new(),
-        Dialect::Cohere => Vec::new(),
-    };
+    let defaults = provider.settings.api().param_defaults(upstream_model);
     let mut policy: Vec<(String, ParamAction)> =
         defaults.into_iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).map(|(k, v)| (k.to_owned(), v)).collect();
     policy.extend(overrides.iter().cloned());
@@ -172,17 +210,17 @@ pub enum Operation {
     Embeddings,
 }
 
-/// Where a request goes besides what it says: the upstream model and the time (for request
-/// signatures).
+/// What a provider needs to build a request besides the request itself: the upstream model and
+/// the time (for request signatures).
 #[derive(Debug, Clone, Copy)]
-pub struct Target<'r> {
+pub struct BuildContext<'r> {
     pub model: &'r str,
     pub now_ms: u64,
 }
 
 /// The upstream request a provider built.
 #[derive(Default)]
-pub struct Built {
+pub struct UpstreamRequest {
     /// `None`: forward the client's body untouched.
     pub body: Option<Vec<u8>>,
     /// The upstream path when it depends on the request (model or streaming in the path);
@@ -198,9 +236,9 @@ pub struct Built {
 }
 
 /// Header values are left out: they may hold request signatures and session tokens.
-impl fmt::Debug for Built {
+impl fmt::Debug for UpstreamRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Built")
+        f.debug_struct("UpstreamRequest")
             .field("body", &self.body.as_ref().map(Vec::len))
             .field("path", &self.path)
             .field("headers", &self.headers.iter().map(|(name, _)| *name).collect::<Vec<_>>())
@@ -210,44 +248,24 @@ impl fmt::Debug for Built {
     }
 }
 
-impl Built {
+impl UpstreamRequest {
     pub fn body(body: Vec<u8>) -> Self {
-        Built { body: Some(body), ..Default::default() }
+        UpstreamRequest { body: Some(body), ..Default::default() }
     }
 }
 
-pub fn build_chat(provider: &Provider, req: &ChatRequest, raw: &[u8], target: &Target, edits: &mut Edits) -> Result<Built, ApiError> {
-    match &provider.dialect {
-        Dialect::OpenAi(s) => openai::build_request(s, req, raw, target.model, edits),
-        Dialect::Anthropic(s) => anthropic::build_request(provider, s, req, target.model, edits),
-        Dialect::Gemini(s) => gemini::build_request(provider, s, req, target.model, edits),
-        Dialect::Bedrock(s) => bedrock::build_request(provider, s, req, target.model, target.now_ms, edits),
-        Dialect::Cohere => cohere::build_request(provider, req, target.model, edits),
-        Dialect::Azure(s) => azure::build_chat(provider, s, req, raw, target.model, edits),
-    }
+pub fn build_chat(
+    provider: &Provider,
+    req: &ChatRequest,
+    raw: &[u8],
+    to: &BuildContext,
+    edits: &mut Edits,
+) -> Result<UpstreamRequest, ApiError> {
+    provider.settings.api().build_chat(provider, req, raw, to, edits)
 }
 
-pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, raw: &[u8], target: &Target) -> Result<Built, ApiError> {
-    match &provider.dialect {
-        Dialect::OpenAi(_) => openai::build_embeddings(provider, req, raw, target.model),
-        Dialect::Anthropic(_) => Err(no_embeddings(provider)),
-        Dialect::Gemini(s) => gemini::build_embeddings(s, req, target.model),
-        Dialect::Bedrock(s) => bedrock::build_embeddings(provider, s, req, target.model, target.now_ms),
-        Dialect::Cohere => cohere::build_embeddings(provider, req, target.model),
-        Dialect::Azure(s) => azure::build_embeddings(provider, s, req, raw, target.model),
-    }
-}
-
-fn no_embeddings(provider: &Provider) -> ApiError {
-    ApiError::invalid_param(
-        "model",
-        format!(
-            "Provider `{}` ({}) has no embeddings API; route embeddings models to a provider that does.",
-            provider.name,
-            provider.kind.as_str()
-        ),
-    )
-    .with_code("unsupported_operation")
+pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, raw: &[u8], to: &BuildContext) -> Result<UpstreamRequest, ApiError> {
+    provider.settings.api().build_embeddings(provider, req, raw, to)
 }
 
 /// What the response side needs to know about the request.
@@ -263,12 +281,7 @@ pub struct ResponseContext {
     pub base64: bool,
     /// The upstream model, for responses that do not name it.
     pub model: String,
-    /// The response comes from the upstream filter of a failover cluster, already in OpenAI
-    /// format, with usage always included.
-    pub relay: bool,
-    /// Upstream filter of a failover cluster: report usage as it becomes known.
-    pub report_usage: bool,
-    /// Calls of this tool are the answer's content, not tool calls (`Built::answer_tool`).
+    /// Calls of this tool are the answer's content, not tool calls (`UpstreamRequest::answer_tool`).
     pub answer_tool: Option<String>,
 }
 
@@ -282,17 +295,10 @@ pub struct Translated {
 
 pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
     json::check_depth(body).map_err(|_| too_deep_answer("returned a response"))?;
-    match (ctx.operation, &provider.dialect) {
-        (Operation::Chat, Dialect::OpenAi(_) | Dialect::Azure(_)) => openai::translate_response(body),
-        (Operation::Chat, Dialect::Anthropic(_)) => anthropic::translate_response(ctx, body),
-        (Operation::Chat, Dialect::Cohere) => cohere::translate_response(ctx, body),
-        (Operation::Embeddings, Dialect::OpenAi(_) | Dialect::Azure(_)) => openai::translate_embeddings(body),
-        (Operation::Embeddings, Dialect::Cohere) => cohere::translate_embeddings(ctx, body),
-        (Operation::Embeddings, Dialect::Anthropic(_)) => Err(no_embeddings(provider)),
-        (Operation::Chat, Dialect::Gemini(_)) => gemini::translate_response(ctx, body),
-        (Operation::Embeddings, Dialect::Gemini(s)) => gemini::translate_embeddings(s, ctx, body),
-        (Operation::Chat, Dialect::Bedrock(_)) => bedrock::translate_response(ctx, body),
-        (Operation::Embeddings, Dialect::Bedrock(_)) => bedrock::translate_embeddings(ctx, body),
+    let api = provider.settings.api();
+    match ctx.operation {
+        Operation::Chat => api.translate_chat(ctx, body),
+        Operation::Embeddings => api.translate_embeddings(provider, ctx, body),
     }
 }
 
@@ -303,13 +309,7 @@ pub fn translate_error(provider: &Provider, status: u16, error_type: Option<&str
         // Too deep to read: the status and an excerpt, as for any body the gateway cannot read.
         ApiError::new(status, kind_for_status(status), status_message(status, body))
     } else {
-        match &provider.dialect {
-            Dialect::OpenAi(_) | Dialect::Azure(_) => openai::translate_error(status, body),
-            Dialect::Anthropic(_) => anthropic::translate_error(status, body),
-            Dialect::Gemini(_) => gemini::translate_error(status, body),
-            Dialect::Bedrock(_) => bedrock::translate_error(status, error_type, body),
-            Dialect::Cohere => cohere::translate_error(status, body),
-        }
+        provider.settings.api().translate_error(status, error_type, body)
     };
     // The translated status: a provider may signal bad credentials otherwise (Cohere's 498).
     if e.status == 401 || e.status == 403 {
@@ -359,39 +359,17 @@ pub fn status_message(status: u16, body: &[u8]) -> String {
 /// framing (the answer is then buffered, e.g. an error).
 pub fn stream_decoder(provider: &Provider, content_type: Option<&str>, max_event_bytes: usize) -> Option<Decoder> {
     let content_type = content_type.unwrap_or_default().trim_start().to_ascii_lowercase();
-    match &provider.dialect {
-        Dialect::OpenAi(_) | Dialect::Anthropic(_) | Dialect::Gemini(_) | Dialect::Cohere | Dialect::Azure(_) => {
-            content_type.starts_with("text/event-stream").then(|| Decoder::sse(max_event_bytes))
-        }
-        Dialect::Bedrock(_) => {
+    match provider.settings.api().stream_framing() {
+        StreamFraming::ServerSentEvents => content_type.starts_with("text/event-stream").then(|| Decoder::sse(max_event_bytes)),
+        StreamFraming::AwsEventStream => {
             content_type.starts_with("application/vnd.amazon.eventstream").then(|| Decoder::event_stream(max_event_bytes))
         }
     }
 }
 
-/// Per-stream translation state.
-#[derive(Debug)]
-pub enum StreamTranslator {
-    OpenAi(openai::StreamState),
-    Anthropic(anthropic::StreamState),
-    Gemini(gemini::StreamState),
-    Bedrock(bedrock::StreamState),
-    Cohere(cohere::StreamState),
-    /// The provider sent an event too deep to read: the client got an error and nothing more.
-    Failed {
-        usage: Option<Usage>,
-    },
-}
-
 impl StreamTranslator {
     pub fn new(provider: &Provider, ctx: &ResponseContext) -> Self {
-        match &provider.dialect {
-            Dialect::OpenAi(_) | Dialect::Azure(_) => StreamTranslator::OpenAi(openai::StreamState::new(ctx)),
-            Dialect::Anthropic(_) => StreamTranslator::Anthropic(anthropic::StreamState::new(ctx)),
-            Dialect::Gemini(_) => StreamTranslator::Gemini(gemini::StreamState::new(ctx)),
-            Dialect::Bedrock(_) => StreamTranslator::Bedrock(bedrock::StreamState::new(ctx)),
-            Dialect::Cohere => StreamTranslator::Cohere(cohere::StreamState::new(ctx)),
-        }
+        provider.settings.stream_translator(ctx)
     }
 
     /// Translates one event into `out`; returns true when `out` got exactly the event's raw bytes.
@@ -403,62 +381,7 @@ impl StreamTranslator {
             *self = StreamTranslator::Failed { usage: self.usage() };
             return false;
         }
-        match self {
-            StreamTranslator::OpenAi(s) => s.on_event(event, out),
-            StreamTranslator::Anthropic(s) => {
-                s.on_event(event, out);
-                false
-            }
-            StreamTranslator::Gemini(s) => {
-                s.on_event(event, out);
-                false
-            }
-            StreamTranslator::Bedrock(s) => {
-                s.on_event(event, out);
-                false
-            }
-            StreamTranslator::Cohere(s) => {
-                s.on_event(event, out);
-                false
-            }
-            StreamTranslator::Failed { .. } => false,
-        }
-    }
-
-    /// The upstream ended: writes what the client still needs (an error if the stream was cut).
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        match self {
-            StreamTranslator::OpenAi(s) => s.finish(out),
-            StreamTranslator::Anthropic(s) => s.finish(out),
-            StreamTranslator::Gemini(s) => s.finish(out),
-            StreamTranslator::Bedrock(s) => s.finish(out),
-            StreamTranslator::Cohere(s) => s.finish(out),
-            StreamTranslator::Failed { .. } => {}
-        }
-    }
-
-    /// Usage seen so far (complete once the stream finished normally).
-    pub fn usage(&self) -> Option<Usage> {
-        match self {
-            StreamTranslator::OpenAi(s) => s.usage,
-            StreamTranslator::Anthropic(s) => s.usage(),
-            StreamTranslator::Gemini(s) => s.usage(),
-            StreamTranslator::Bedrock(s) => s.usage(),
-            StreamTranslator::Cohere(s) => s.usage(),
-            StreamTranslator::Failed { usage } => *usage,
-        }
-    }
-
-    /// The stream reached its proper end (`[DONE]` / `message_stop`).
-    pub fn completed(&self) -> bool {
-        match self {
-            StreamTranslator::OpenAi(s) => s.done,
-            StreamTranslator::Anthropic(s) => s.completed(),
-            StreamTranslator::Gemini(s) => s.completed(),
-            StreamTranslator::Bedrock(s) => s.completed(),
-            StreamTranslator::Cohere(s) => s.completed(),
-            StreamTranslator::Failed { .. } => false,
-        }
+        self.translate_event(event, out)
     }
 }
 

@@ -2,8 +2,11 @@
 //! with the model rewritten; Tollgate only edits the members it owns and reads usage back.
 //! Reference: https://platform.openai.com/docs/api-reference/chat
 
-use super::{Built, CompileInput, Edits, FieldError, ResponseContext, Translated, Wire, thought_signature};
+use super::{
+    BuildContext, CompileInput, CompiledProvider, Edits, FieldError, ResponseContext, Translated, UpstreamRequest, thought_signature,
+};
 use super::{Provider, Secret};
+use super::{ProviderApi, SpecField, StreamTranslation};
 use crate::json;
 use crate::openai::ApiError;
 use crate::openai::embeddings::EmbeddingsRequest;
@@ -11,7 +14,7 @@ use crate::openai::error::kind_for_status;
 use crate::openai::request::{ChatRequest, Str};
 use crate::openai::response::WireUsage;
 use crate::patterns;
-use crate::schema::ParamAction;
+use crate::schema::{ParamAction, ProviderKind, ProviderSpec};
 use crate::stream::sse::Event;
 use crate::usage::Usage;
 use serde::Deserialize;
@@ -24,17 +27,71 @@ pub struct Settings {
     pub stream_usage: bool,
 }
 
-pub fn compile(input: &CompileInput) -> Result<Wire, FieldError> {
-    let CompileInput { spec, base_path, key, .. } = *input;
-    super::reject_unused(spec, &["api_version", "default_max_tokens"])?;
-    super::reject_unused(spec, super::CLOUD_FIELDS)?;
-    Ok(Wire {
-        dialect: super::Dialect::OpenAi(Settings { stream_usage: spec.stream_usage.unwrap_or(true) }),
-        chat_path: format!("{base_path}/chat/completions"),
-        auth: key.map(|k| ("authorization", Secret::new(format!("Bearer {k}")))),
-        headers: Vec::new(),
-        missing_env: Vec::new(),
-    })
+impl ProviderApi for Settings {
+    fn accepted_fields(_kind: ProviderKind) -> &'static [SpecField] {
+        &[SpecField::ApiKeyEnv, SpecField::StreamUsage]
+    }
+
+    fn default_base_path(_kind: ProviderKind) -> &'static str {
+        "/v1"
+    }
+
+    /// An OpenAI-compatible host must be named.
+    fn default_host(spec: &ProviderSpec) -> Option<String> {
+        (spec.kind == ProviderKind::Openai).then(|| "api.openai.com".into())
+    }
+
+    fn requires_key(kind: ProviderKind) -> bool {
+        kind == ProviderKind::Openai
+    }
+
+    fn compile(input: &CompileInput) -> Result<CompiledProvider<Self>, FieldError> {
+        let CompileInput { spec, base_path, key, .. } = *input;
+        Ok(CompiledProvider {
+            settings: Settings { stream_usage: spec.stream_usage.unwrap_or(true) },
+            chat_path: format!("{base_path}/chat/completions"),
+            auth: key.map(|k| ("authorization", Secret::new(format!("Bearer {k}")))),
+            headers: Vec::new(),
+            missing_env: Vec::new(),
+        })
+    }
+
+    fn param_defaults(&self, upstream_model: &str) -> Vec<(&'static str, ParamAction)> {
+        default_policy(upstream_model)
+    }
+
+    fn build_chat(
+        &self,
+        _provider: &Provider,
+        req: &ChatRequest,
+        raw: &[u8],
+        to: &BuildContext,
+        edits: &mut Edits,
+    ) -> Result<UpstreamRequest, ApiError> {
+        build_request(self, req, raw, to.model, edits)
+    }
+
+    fn build_embeddings(
+        &self,
+        provider: &Provider,
+        req: &EmbeddingsRequest,
+        raw: &[u8],
+        to: &BuildContext,
+    ) -> Result<UpstreamRequest, ApiError> {
+        build_embeddings(provider, req, raw, to.model)
+    }
+
+    fn translate_chat(&self, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        translate_response(body)
+    }
+
+    fn translate_embeddings(&self, _provider: &Provider, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        translate_embeddings(body)
+    }
+
+    fn translate_error(&self, status: u16, _error_type: Option<&str>, body: &[u8]) -> ApiError {
+        translate_error(status, body)
+    }
 }
 
 /// OpenAI reasoning models reject sampling parameters and take `max_completion_tokens`
@@ -53,7 +110,13 @@ pub fn default_policy(model: &str) -> Vec<(&'static str, ParamAction)> {
     ]
 }
 
-pub fn build_request(s: &Settings, req: &ChatRequest, raw: &[u8], upstream_model: &str, edits: &mut Edits) -> Result<Built, ApiError> {
+pub fn build_request(
+    s: &Settings,
+    req: &ChatRequest,
+    raw: &[u8],
+    upstream_model: &str,
+    edits: &mut Edits,
+) -> Result<UpstreamRequest, ApiError> {
     let members = json::members(raw).ok_or_else(|| ApiError::invalid_request("The request body must be a JSON object."))?;
     let injected_usage = req.stream && s.stream_usage && req.include_usage != Some(true);
     // Hosts without `stream_options` reject the member (Mistral answers 422) and report streamed
@@ -68,7 +131,7 @@ pub fn build_request(s: &Settings, req: &ChatRequest, raw: &[u8], upstream_model
         && edits.renamed.is_empty()
         && only_model_is(&members, raw, upstream_model)
     {
-        return Ok(Built::default());
+        return Ok(UpstreamRequest::default());
     }
 
     let renamed_values: Vec<(&str, &[u8])> = edits
@@ -99,7 +162,7 @@ pub fn build_request(s: &Settings, req: &ChatRequest, raw: &[u8], upstream_model
         },
         &append,
     );
-    Ok(Built { body: Some(body), injected_usage, ..Default::default() })
+    Ok(UpstreamRequest { body: Some(body), injected_usage, ..Default::default() })
 }
 
 /// OpenAI refuses tool-call ids longer than 40 characters ("Invalid 'messages[2].tool_calls[0].id':
@@ -134,14 +197,19 @@ fn short_call_ids(req: &ChatRequest, members: &[json::Member], raw: &[u8]) -> Re
 }
 
 /// Embeddings pass through with the model rewritten.
-pub fn build_embeddings(provider: &Provider, _req: &EmbeddingsRequest, raw: &[u8], upstream_model: &str) -> Result<Built, ApiError> {
+pub fn build_embeddings(
+    provider: &Provider,
+    _req: &EmbeddingsRequest,
+    raw: &[u8],
+    upstream_model: &str,
+) -> Result<UpstreamRequest, ApiError> {
     let members = json::members(raw).ok_or_else(|| ApiError::invalid_request("The request body must be a JSON object."))?;
     let path = Some(format!("{}/embeddings", provider.base_path));
     if only_model_is(&members, raw, upstream_model) {
-        return Ok(Built { path, ..Default::default() });
+        return Ok(UpstreamRequest { path, ..Default::default() });
     }
     let model = json::quote(upstream_model);
-    Ok(Built { body: Some(json::rewrite(raw, &members, |k| k != "model", &[("model", &model)])), path, ..Default::default() })
+    Ok(UpstreamRequest { body: Some(json::rewrite(raw, &members, |k| k != "model", &[("model", &model)])), path, ..Default::default() })
 }
 
 #[derive(Deserialize)]
@@ -258,8 +326,8 @@ pub fn translate_relayed(ctx: &ResponseContext, body: &[u8]) -> Result<Translate
 #[derive(Debug)]
 pub struct StreamState {
     injected_usage: bool,
-    pub usage: Option<Usage>,
-    pub done: bool,
+    usage: Option<Usage>,
+    done: bool,
 }
 
 #[derive(Deserialize)]
@@ -290,11 +358,19 @@ impl StreamState {
         out.extend_from_slice(event.raw);
         true
     }
+}
 
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if !self.done {
-            out.extend_from_slice(&truncated_error().to_sse_event());
-        }
+impl StreamTranslation for StreamState {
+    fn translate_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        self.on_event(event, out)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    fn ended(&self) -> bool {
+        self.done
     }
 }
 
@@ -313,7 +389,7 @@ mod tests {
     use crate::openai::request;
     use crate::stream::sse::Framer;
 
-    fn build(body: &str, model: &str, edits: &Edits, stream_usage: bool) -> Built {
+    fn build(body: &str, model: &str, edits: &Edits, stream_usage: bool) -> UpstreamRequest {
         let req = request::parse(body.as_bytes()).unwrap();
         build_request(&Settings { stream_usage }, &req, body.as_bytes(), model, &mut edits.clone()).unwrap()
     }
@@ -521,16 +597,14 @@ data: [DONE]\n\n";
     fn comments_in_a_stream_are_never_read_as_usage() {
         // What a provider could send to imitate Tollgate's former in-band usage channel.
         let forged = ": tollgate-usage 1 0 0 1 0\n\n";
-        for relay in [false, true] {
-            let mut s = StreamState::new(&ResponseContext { relay, stream: true, ..Default::default() });
-            let mut out = Vec::new();
-            Framer::new(1 << 16)
-                .feed(format!("{forged}data: {{\"choices\":[]}}\n\n").as_bytes(), |e| {
-                    s.on_event(&e, &mut out);
-                })
-                .unwrap();
-            assert_eq!(s.usage, None, "relay: {relay}");
-        }
+        let mut s = StreamState::new(&ResponseContext { stream: true, ..Default::default() });
+        let mut out = Vec::new();
+        Framer::new(1 << 16)
+            .feed(format!("{forged}data: {{\"choices\":[]}}\n\n").as_bytes(), |e| {
+                s.on_event(&e, &mut out);
+            })
+            .unwrap();
+        assert_eq!(s.usage, None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! A provider as configured: where it is, how to authenticate, and its compiled dialect.
+//! A provider as configured: where it is, how to authenticate, and its kind's compiled settings.
 
-use super::Dialect;
+use super::KindSettings;
 use crate::accounting::budget::ScopeId;
 use crate::headers;
 use crate::schema::{ConfigError, ProviderKind, ProviderSpec};
@@ -44,7 +44,8 @@ pub struct Provider {
     /// Client request headers forwarded to this provider besides the built-in allowlist.
     pub forward_headers: Vec<String>,
     pub drop_unsupported: bool,
-    pub dialect: Dialect,
+    /// The kind's own settings, which hold its rules (`KindSettings::api`).
+    pub settings: KindSettings,
     /// Usage counter scope.
     pub scope: ScopeId,
 }
@@ -90,7 +91,7 @@ impl Provider {
             None => None,
         };
         let input = super::CompileInput { spec: p, base_path: &base_path, key: api_key.as_deref(), env };
-        let wire = super::compile(&input).map_err(|e| ConfigError::new(format!("{field}.{}", e.field), e.message))?;
+        let compiled = super::compile(&input).map_err(|e| ConfigError::new(format!("{field}.{}", e.field), e.message))?;
         // After the provider's own checks: a default host can derive from them (Bedrock's region).
         let authority = match (&p.host, super::default_host(p)) {
             (Some(h), _) if !h.trim().is_empty() => h.clone(),
@@ -100,12 +101,12 @@ impl Provider {
                 return Err(ConfigError::new(format!("{field}.host"), format!("is required for kind `{}`", p.kind.as_str())));
             }
         };
-        for var in &wire.missing_env {
+        for var in &compiled.missing_env {
             warnings.push(format!("{field}: environment variable `{var}` is not set; requests to this provider will fail"));
         }
         let missing_key_env = match &p.api_key_env {
             Some(var) if api_key.is_none() => Some(var.clone()),
-            _ => wire.missing_env.first().cloned(),
+            _ => compiled.missing_env.first().cloned(),
         };
         Ok(Provider {
             name: name.to_owned(),
@@ -113,13 +114,13 @@ impl Provider {
             cluster: p.cluster.clone(),
             authority,
             base_path,
-            chat_path: wire.chat_path,
-            auth: wire.auth,
+            chat_path: compiled.chat_path,
+            auth: compiled.auth,
             missing_key_env,
-            headers: wire.headers,
+            headers: compiled.headers,
             forward_headers: headers::compile_forward_headers(&format!("{field}.forward_headers"), &p.forward_headers)?,
             drop_unsupported: p.drop_unsupported,
-            dialect: wire.dialect,
+            settings: compiled.settings,
             scope: 0,
         })
     }

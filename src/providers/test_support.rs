@@ -3,7 +3,7 @@
 //! the OpenAI chunks that come out.
 #![cfg(test)]
 
-use super::{Built, Edits, ResponseContext, Translated};
+use super::{Edits, ResponseContext, Translated, UpstreamRequest};
 use crate::openai::ApiError;
 use crate::openai::request::{self, ChatRequest};
 use crate::stream::Decoder;
@@ -18,8 +18,8 @@ pub fn user(text: &str) -> Value {
 /// the upstream request, and the parameter edits.
 pub fn build(
     body: &Value,
-    build: impl FnOnce(&ChatRequest, &mut Edits) -> Result<Built, ApiError>,
-) -> Result<(Value, Built, Edits), ApiError> {
+    build: impl FnOnce(&ChatRequest, &mut Edits) -> Result<UpstreamRequest, ApiError>,
+) -> Result<(Value, UpstreamRequest, Edits), ApiError> {
     let bytes = serde_json::to_vec(body).unwrap();
     let req = request::parse(&bytes)?;
     let mut edits = Edits::default();

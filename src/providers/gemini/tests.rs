@@ -23,13 +23,13 @@ fn vertex() -> Config {
 }
 
 fn settings(c: &Config) -> &Settings {
-    match &c.providers[0].dialect {
-        super::super::Dialect::Gemini(s) => s,
+    match &c.providers[0].settings {
+        super::super::KindSettings::Gemini(s) => s,
         _ => panic!(),
     }
 }
 
-fn build_with(c: &Config, body: &Value) -> Result<(Value, Built, Edits), ApiError> {
+fn build_with(c: &Config, body: &Value) -> Result<(Value, UpstreamRequest, Edits), ApiError> {
     test_support::build(body, |req, edits| build_request(&c.providers[0], settings(c), req, "gemini-2.5-flash", edits))
 }
 

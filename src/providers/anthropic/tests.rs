@@ -14,8 +14,8 @@ fn config(extra: &str) -> Config {
 }
 
 fn settings(c: &Config) -> Settings {
-    match &c.providers[0].dialect {
-        super::super::Dialect::Anthropic(s) => *s,
+    match &c.providers[0].settings {
+        super::super::KindSettings::Anthropic(s) => *s,
         _ => panic!(),
     }
 }

@@ -325,7 +325,7 @@ fn errors_map_status_type_and_message() {
 
 // ---- embeddings ------------------------------------------------------------------------------
 
-fn embed_request(body: &str) -> Result<Built, ApiError> {
+fn embed_request(body: &str) -> Result<UpstreamRequest, ApiError> {
     let c = config("");
     let req = embeddings::parse(body.as_bytes())?;
     build_embeddings(&c.providers[0], &req, "embed-v4.0")

@@ -34,13 +34,13 @@ fn config(extra: &str) -> Config {
 }
 
 fn settings(c: &Config) -> &Settings {
-    match &c.providers[0].dialect {
-        super::super::Dialect::Bedrock(s) => s,
+    match &c.providers[0].settings {
+        super::super::KindSettings::Bedrock(s) => s,
         _ => panic!(),
     }
 }
 
-fn build_with(c: &Config, body: &Value) -> Result<(Value, Built, Edits), ApiError> {
+fn build_with(c: &Config, body: &Value) -> Result<(Value, UpstreamRequest, Edits), ApiError> {
     test_support::build(body, |req, edits| build_request(&c.providers[0], settings(c), req, MODEL, NOW_MS, edits))
 }
 
@@ -52,7 +52,7 @@ fn translate_err(body: Value) -> ApiError {
     build_with(&config(""), &body).err().unwrap()
 }
 
-fn header<'b>(built: &'b Built, name: &str) -> Option<&'b str> {
+fn header<'b>(built: &'b UpstreamRequest, name: &str) -> Option<&'b str> {
     built.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
 }
 
@@ -507,7 +507,7 @@ fn embeddings_config() -> Config {
     Config::from_json(json.as_bytes(), &env, 0).unwrap()
 }
 
-fn embed(model: &str, body: Value) -> Result<(Value, Built), ApiError> {
+fn embed(model: &str, body: Value) -> Result<(Value, UpstreamRequest), ApiError> {
     let c = embeddings_config();
     let bytes = serde_json::to_vec(&body).unwrap();
     let req = openai_embeddings::parse(&bytes)?;

@@ -1,0 +1,186 @@
+//! Messages stream events as OpenAI chunks.
+
+use super::*;
+
+#[derive(Deserialize)]
+pub(super) struct StreamEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    pub(super) kind: Str<'a>,
+    #[serde(borrow, default)]
+    pub(super) message: Option<StartMessage<'a>>,
+    #[serde(default)]
+    pub(super) index: Option<u32>,
+    #[serde(borrow, default)]
+    pub(super) content_block: Option<ContentBlock<'a>>,
+    #[serde(borrow, default)]
+    pub(super) delta: Option<StreamDelta<'a>>,
+    #[serde(default)]
+    pub(super) usage: Option<DeltaUsage>,
+    #[serde(borrow, default)]
+    pub(super) error: Option<ErrorDetail<'a>>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct StartMessage<'a> {
+    #[serde(borrow)]
+    pub(super) id: Str<'a>,
+    #[serde(borrow)]
+    pub(super) model: Str<'a>,
+    #[serde(default)]
+    pub(super) usage: Option<AnthropicUsage>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct StreamDelta<'a> {
+    #[serde(rename = "type", borrow, default)]
+    pub(super) kind: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub(super) text: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub(super) partial_json: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub(super) thinking: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub(super) stop_reason: Option<Str<'a>>,
+}
+
+/// `message_delta` usage: cumulative counts; any field may be absent.
+#[derive(Deserialize)]
+pub(super) struct DeltaUsage {
+    pub(super) input_tokens: Option<u64>,
+    pub(super) output_tokens: Option<u64>,
+    pub(super) cache_creation_input_tokens: Option<u64>,
+    pub(super) cache_read_input_tokens: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct StreamState {
+    pub(super) chunks: ChunkWriter,
+    pub(super) usage: Option<AnthropicUsage>,
+    pub(super) finish_reason: Option<&'static str>,
+    pub(super) tool_calls: ToolCallIndex,
+    pub(super) stopped: bool,
+    /// The tool whose input is the answer (`ResponseContext::answer_tool`), and its block.
+    pub(super) answer_tool: Option<String>,
+    pub(super) answer_block: Option<u32>,
+}
+
+impl StreamState {
+    pub fn new(ctx: &ResponseContext) -> Self {
+        StreamState {
+            chunks: ChunkWriter::new(ctx, ChunkHeader { created: ctx.created, ..Default::default() }),
+            usage: None,
+            finish_reason: None,
+            tool_calls: ToolCallIndex::default(),
+            stopped: false,
+            answer_tool: ctx.answer_tool.clone(),
+            answer_block: None,
+        }
+    }
+
+    pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) {
+        if !event.has_data || self.stopped || self.chunks.failed() {
+            return;
+        }
+        let e: StreamEvent = match serde_json::from_slice(&event.data) {
+            Ok(e) => e,
+            Err(err) => return self.chunks.fail(out, &malformed_event(&err, &event.data)),
+        };
+        match &*e.kind {
+            "message_start" => {
+                if let Some(m) = e.message {
+                    self.chunks.header.id = m.id.0.into_owned();
+                    self.chunks.header.model = m.model.0.into_owned();
+                    self.usage = m.usage.or(self.usage);
+                }
+                self.chunks.opening(out);
+            }
+            "content_block_start" => self.block_start(e.index.unwrap_or(0), e.content_block, out),
+            "content_block_delta" => {
+                if let Some(d) = e.delta {
+                    self.block_delta(e.index.unwrap_or(0), &d, out);
+                }
+            }
+            "message_delta" => {
+                if let Some(u) = e.usage {
+                    self.merge_usage(&u);
+                }
+                let answered_by_tool = self.answer_block.is_some();
+                let reason = e.delta.and_then(|d| d.stop_reason).map(|r| answer_finish(&r, answered_by_tool));
+                self.finish_reason = reason.or(self.finish_reason);
+                self.chunks.finish_reason(out, self.finish_reason);
+            }
+            "message_stop" => {
+                self.stopped = true;
+                self.chunks.done(out, self.usage());
+            }
+            "error" => {
+                let (kind, message) = match e.error {
+                    Some(d) => (d.kind.0.into_owned(), d.message.map(|m| m.0.into_owned()).unwrap_or_default()),
+                    None => (String::new(), "The provider reported an error mid-stream.".into()),
+                };
+                self.chunks.fail(out, &map_error(500, &kind, message));
+            }
+            // `ping`, `content_block_stop` and event types added later carry nothing to forward.
+            _ => {}
+        }
+    }
+
+    pub(super) fn block_start(&mut self, index: u32, block: Option<ContentBlock>, out: &mut Vec<u8>) {
+        let Some(block) = block else { return };
+        match &*block.kind {
+            "text" => self.chunks.content(out, block.text.as_deref()),
+            "thinking" => self.chunks.reasoning(out, block.thinking.as_deref()),
+            "tool_use" if self.answer_tool.is_some() && block.name.as_deref() == self.answer_tool.as_deref() => {
+                self.answer_block = Some(index);
+            }
+            "tool_use" => {
+                let tool_index = self.tool_calls.start(index);
+                self.chunks.tool_call(out, tool_index, block.id.as_deref(), block.name.as_deref(), "");
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn block_delta(&mut self, index: u32, d: &StreamDelta, out: &mut Vec<u8>) {
+        match d.kind.as_deref() {
+            Some("text_delta") => self.chunks.content(out, d.text.as_deref()),
+            Some("thinking_delta") => self.chunks.reasoning(out, d.thinking.as_deref()),
+            Some("input_json_delta") if self.answer_block == Some(index) => self.chunks.content(out, d.partial_json.as_deref()),
+            Some("input_json_delta") => {
+                if let Some(tool_index) = self.tool_calls.of(index) {
+                    self.chunks.tool_arguments(out, tool_index, d.partial_json.as_deref());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn merge_usage(&mut self, d: &DeltaUsage) {
+        let mut u = self.usage.unwrap_or_default();
+        u.input_tokens = d.input_tokens.unwrap_or(u.input_tokens);
+        u.output_tokens = d.output_tokens.unwrap_or(u.output_tokens);
+        u.cache_creation_input_tokens = d.cache_creation_input_tokens.unwrap_or(u.cache_creation_input_tokens);
+        u.cache_read_input_tokens = d.cache_read_input_tokens.unwrap_or(u.cache_read_input_tokens);
+        self.usage = Some(u);
+    }
+}
+
+impl StreamTranslation for StreamState {
+    fn translate_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        self.on_event(event, out);
+        false
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.map(Usage::from)
+    }
+
+    fn ended(&self) -> bool {
+        self.stopped
+    }
+
+    fn chunks(&self) -> Option<&ChunkWriter> {
+        Some(&self.chunks)
+    }
+}
