@@ -11,10 +11,6 @@ const RESP: MapType = MapType::HttpResponseHeaders;
 pub struct Response;
 
 impl ResponseHost for Response {
-    fn header(&self, name: &str) -> Option<String> {
-        host::header(RESP, name)
-    }
-
     fn headers(&self) -> Vec<(String, String)> {
         host::headers(RESP)
     }
@@ -33,6 +29,7 @@ pub fn apply(effects: Vec<Effect>, body_size: usize) {
     for effect in effects {
         match effect {
             Effect::SetHeader(name, value) => host::set_header(RESP, &name, value.as_deref()),
+            Effect::SetHeaders(headers) => host::set_headers(RESP, &headers),
             Effect::ReplaceBody(body) => host::replace_body(BufferType::HttpResponseBody, body_size, &body),
             Effect::Respond { status, headers, body } => host::respond(status, &headers, &body),
             Effect::SetProperty(name, value) => host::set_property(name, &value),

@@ -2,16 +2,15 @@
 //! must do (set headers, replace the body, answer locally), as plain [`Effect`]s. The shell
 //! reads through a [`ResponseHost`] and applies the effects in order; it decides nothing.
 
-use super::Escalation;
 use super::exchange::{ATTEMPT_PROPERTY, Exchange, Finished, ResponseHead, ResponseMode, Role, USAGE_PROPERTY};
+use super::{Escalation, HeaderEdit, apply_header_edits};
 use crate::config::Config;
 use crate::headers::forwards_response;
 use crate::router::health;
 
 /// What the core reads of the upstream response.
 pub trait ResponseHost {
-    /// A response header (names are lower case).
-    fn header(&self, name: &str) -> Option<String>;
+    /// The response headers (names are lower case).
     fn headers(&self) -> Vec<(String, String)>;
     /// Envoy's property at this path (filter state is `["<name>"]`).
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
@@ -24,6 +23,8 @@ pub trait ResponseHost {
 pub enum Effect {
     /// Set the response header (replacing every value), or with `None` remove it.
     SetHeader(String, Option<String>),
+    /// Replace every response header with these.
+    SetHeaders(Vec<(String, String)>),
     /// Replace the response body (the part received so far).
     ReplaceBody(Vec<u8>),
     /// Answer locally in place of the paused upstream response.
@@ -65,15 +66,18 @@ impl Step {
 impl Exchange {
     /// The upstream response headers arrived.
     pub fn on_response_head(&mut self, config: &Config, host: &dyn ResponseHost, now_ms: u64, end_of_stream: bool) -> Step {
-        let status = host.header(":status").and_then(|s| s.parse().ok()).unwrap_or(502);
-        let content_type = host.header("content-type");
+        // One read of the map and one write back: each host call costs about a microsecond.
+        let received = host.headers();
+        let header = |name: &str| received.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let status = header(":status").and_then(|s| s.parse().ok()).unwrap_or(502);
+        let content_type = header("content-type");
         let served = match self.role() {
             Role::ViaFailoverCluster { .. } => host.property(&[ATTEMPT_PROPERTY]).and_then(|s| String::from_utf8(s).ok()),
             _ => None,
         };
-        let attempts = self.route_index().and_then(|_| host.header("x-envoy-attempt-count")).and_then(|a| a.parse().ok());
-        let rate_limited_until = (status == 429).then(|| health::rate_limited_until(now_ms, &|name| host.header(name))).flatten();
-        let error_type = if (200..300).contains(&status) { None } else { host.header("x-amzn-errortype") };
+        let attempts = self.route_index().and_then(|_| header("x-envoy-attempt-count")).and_then(|a| a.parse().ok());
+        let rate_limited_until = (status == 429).then(|| health::rate_limited_until(now_ms, &header)).flatten();
+        let error_type = if (200..300).contains(&status) { None } else { header("x-amzn-errortype") };
         // Errors Envoy produced itself, without a provider's answer.
         let envoy_reply = (status >= 500)
             .then(|| host.property(&["response", "code_details"]))
@@ -92,20 +96,18 @@ impl Exchange {
         let mode = self.on_response_headers(config, &head);
         // Read above what the exchange needs; the client gets only the allowlisted provider
         // headers (a provider's own `x-tollgate-*` included in what is removed), then Tollgate's.
-        let mut effects: Vec<Effect> = host
-            .headers()
-            .into_iter()
-            .filter(|(name, _)| !forwards_response(name))
-            .map(|(name, _)| Effect::SetHeader(name, None))
-            .collect();
-        effects.extend(self.client_headers(config).into_iter().map(|(name, value)| Effect::SetHeader(name.into(), Some(value))));
+        let announced = header("content-length").and_then(|l| l.parse().ok());
+        let mut headers: Vec<(String, String)> = received.into_iter().filter(|(name, _)| forwards_response(name)).collect();
+        let mut edits: Vec<HeaderEdit> = self.client_headers(config).into_iter().map(|(name, value)| (name.into(), Some(value))).collect();
+        if mode == ResponseMode::Stream {
+            edits.push(("content-length".into(), None));
+            edits.push(("content-type".into(), Some("text/event-stream".into())));
+            edits.push(("cache-control".into(), Some("no-cache".into())));
+        }
+        apply_header_edits(&mut headers, edits);
+        let mut effects = vec![Effect::SetHeaders(headers)];
         match mode {
-            ResponseMode::Stream => {
-                effects.push(Effect::SetHeader("content-length".into(), None));
-                effects.push(Effect::SetHeader("content-type".into(), Some("text/event-stream".into())));
-                effects.push(Effect::SetHeader("cache-control".into(), Some("no-cache".into())));
-                Step::go_on(effects)
-            }
+            ResponseMode::Stream => Step::go_on(effects),
             ResponseMode::Buffer if end_of_stream => {
                 // No body will follow: answer with the translated result right away.
                 let finished = self.on_complete_body(config, &[]);
@@ -115,7 +117,6 @@ impl Exchange {
                 })
             }
             ResponseMode::Buffer => {
-                let announced = host.header("content-length").and_then(|l| l.parse().ok());
                 if let Some(refused) = announced.and_then(|length| self.too_large(config, length)) {
                     effects.push(self.local_reply(config, refused));
                 }
