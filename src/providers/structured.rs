@@ -52,6 +52,15 @@ pub fn requested<'r>(
     Ok(Some(SchemaAnswer { name: spec.name, description: spec.description, schema: spec.schema, form }))
 }
 
+/// The finish reason of an answer (already OpenAI's): a JSON schema answered through its tool
+/// makes the call the answer, which ends as `stop`.
+pub fn answer_finish(finish_reason: &'static str, answered_by_tool: bool) -> &'static str {
+    match finish_reason {
+        "tool_calls" if answered_by_tool => "stop",
+        other => other,
+    }
+}
+
 /// The tool whose input is the answer, when the schema is answered through one.
 pub fn answer_tool(answer: Option<&SchemaAnswer>) -> Option<String> {
     answer.filter(|a| a.form == JsonSchemaForm::Tool).map(|a| a.name.to_owned())

@@ -56,14 +56,6 @@ impl From<AnthropicUsage> for Usage {
     }
 }
 
-/// A JSON schema answered through its tool: the call is the answer, which ends as `stop`.
-pub(super) fn answer_finish(stop_reason: &str, answered_by_tool: bool) -> &'static str {
-    match finish_reason(stop_reason) {
-        "tool_calls" if answered_by_tool => "stop",
-        other => other,
-    }
-}
-
 /// Anthropic `stop_reason` → OpenAI `finish_reason`.
 pub(super) fn finish_reason(stop_reason: &str) -> &'static str {
     match stop_reason {
@@ -97,7 +89,7 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
             _ => {}
         }
     }
-    let finish = r.stop_reason.as_deref().map(|reason| answer_finish(reason, answered_by_tool));
+    let finish = r.stop_reason.as_deref().map(|reason| structured::answer_finish(finish_reason(reason), answered_by_tool));
     completion::encode(&r.id, ctx.created, &r.model, answer.into_message(), finish, r.usage.map(Usage::from))
 }
 

@@ -106,7 +106,7 @@ impl StreamState {
                     self.merge_usage(&u);
                 }
                 let answered_by_tool = self.answer_block.is_some();
-                let reason = e.delta.and_then(|d| d.stop_reason).map(|r| answer_finish(&r, answered_by_tool));
+                let reason = e.delta.and_then(|d| d.stop_reason).map(|r| structured::answer_finish(finish_reason(&r), answered_by_tool));
                 self.finish_reason = reason.or(self.finish_reason);
                 self.chunks.finish_reason(out, self.finish_reason);
             }

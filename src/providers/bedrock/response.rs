@@ -88,14 +88,6 @@ impl From<TokenUsage> for Usage {
     }
 }
 
-/// A JSON schema answered through its tool: the call is the answer, which ends as `stop`.
-pub(super) fn answer_finish(stop_reason: &str, answered_by_tool: bool) -> &'static str {
-    match finish_reason(stop_reason) {
-        "tool_calls" if answered_by_tool => "stop",
-        other => other,
-    }
-}
-
 /// Converse `stopReason` → OpenAI `finish_reason`.
 pub(super) fn finish_reason(stop_reason: &str) -> &'static str {
     match stop_reason {
@@ -132,6 +124,6 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
             }
         }
     }
-    let finish = Some(answer_finish(&r.stop_reason, answered_by_tool));
+    let finish = Some(structured::answer_finish(finish_reason(&r.stop_reason), answered_by_tool));
     completion::encode(&completion_id(ctx.created), ctx.created, &ctx.model, answer.into_message(), finish, r.usage.map(Usage::from))
 }

@@ -122,7 +122,7 @@ impl StreamState {
             b"contentBlockDelta" => serde_json::from_slice(&event.data).map(|d| self.block_delta(&d, out)),
             b"messageStop" => serde_json::from_slice::<MessageStop>(&event.data).map(|m| {
                 self.stopped = true;
-                self.chunks.finish_reason(out, Some(answer_finish(&m.stop_reason, self.answer_block.is_some())));
+                self.chunks.finish_reason(out, Some(structured::answer_finish(finish_reason(&m.stop_reason), self.answer_block.is_some())));
                 self.maybe_done(out);
             }),
             b"metadata" => serde_json::from_slice::<Metadata>(&event.data).map(|m| {
