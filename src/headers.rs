@@ -33,6 +33,11 @@ const RESPONSE_FORWARDED: &[&str] = &[
     "x-amzn-requestid",
 ];
 
+/// The value of header `name` in a header list (the first, whatever the case of its name).
+pub fn value<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
 /// Whether a provider's response header reaches the client.
 pub fn forwards_response(name: &str) -> bool {
     let name = name.to_ascii_lowercase();

@@ -69,7 +69,7 @@ impl Gateway {
         let sent = headers.len();
         headers.retain(|(name, _)| !is_control_header(name));
         let sent_control_headers = headers.len() != sent;
-        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let header = |name: &str| crate::headers::value(&headers, name);
         let head = RequestHead {
             method: header(":method").unwrap_or_default(),
             path: header(":path").unwrap_or_default(),

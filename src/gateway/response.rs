@@ -68,7 +68,7 @@ impl Exchange {
     pub fn on_response_head(&mut self, config: &Config, host: &dyn ResponseHost, now_ms: u64, end_of_stream: bool) -> Step {
         // One read of the map and one write back: each host call costs about a microsecond.
         let received = host.headers();
-        let header = |name: &str| received.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let header = |name: &str| crate::headers::value(&received, name).map(str::to_owned);
         let status = header(":status").and_then(|s| s.parse().ok()).unwrap_or(502);
         let content_type = header("content-type");
         let served = match self.role() {

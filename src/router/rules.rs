@@ -25,7 +25,7 @@ pub struct Facts<'r> {
 
 impl<'r> Facts<'r> {
     pub fn header(&self, name: &str) -> Option<&'r str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        crate::headers::value(self.headers, name)
     }
 }
 
