@@ -17,8 +17,11 @@
 )]
 
 pub mod accounting;
+pub mod client;
 pub mod clock;
 pub mod config;
+pub mod conversation;
+pub mod error;
 pub mod gateway;
 pub mod headers;
 pub mod host;

@@ -8,9 +8,10 @@
 //! deepest accepted JSON through the deepest parser fits it.
 #![cfg(test)]
 
+use crate::client::{ClientBody, Dialect};
 use crate::config::Config;
 use crate::json::{self, MAX_DEPTH};
-use crate::openai::{embeddings, request};
+use crate::openai::{chat, embeddings};
 use crate::providers::Provider;
 use crate::providers::{self, BuildContext, Edits, Operation, ResponseContext, StreamTranslator};
 
@@ -303,7 +304,7 @@ fn request_parsers_never_panic_and_refuse_deep_json() {
     let c = config();
     let mut rng = Rng::new(1);
     for (body, deep) in inputs(&mut rng, REQUESTS) {
-        let parsed = request::parse(&body);
+        let parsed = chat::parse(&body);
         if deep || json::check_depth(&body).is_err() {
             let e = parsed.as_ref().unwrap_err();
             assert_eq!((e.status, e.code.as_deref()), (400, Some("nesting_too_deep")), "{}", String::from_utf8_lossy(&body));
@@ -315,7 +316,13 @@ fn request_parsers_never_panic_and_refuse_deep_json() {
             Ok(req) => {
                 for p in &c.providers {
                     let target = BuildContext { model: models(p).0, now_ms: 1_700_000_000_000 };
-                    if let Err(e) = providers::build_chat(p, &req, &body, &target, &mut Edits::default()) {
+                    if let Err(e) = providers::build_chat(
+                        p,
+                        &req,
+                        ClientBody { dialect: Dialect::OpenAiChat, bytes: &body },
+                        &target,
+                        &mut Edits::default(),
+                    ) {
                         assert!(e.status == 400 || e.status == 500, "{}: {e:?}", p.name);
                     }
                 }
@@ -565,10 +572,16 @@ fn deepest_accepted_json_fits_the_stack() {
         r#"{{"model":"gpt","messages":[{{"role":"user","content":"x"}}],"tools":[{{"type":"function","function":{{"name":"f","parameters":{schema}}}}}],"response_format":{{"type":"json_schema","json_schema":{{"name":"n","schema":{schema}}}}}}}"#
     );
     assert_eq!(json::check_depth(body.as_bytes()), Ok(()));
-    let req = request::parse(body.as_bytes()).unwrap();
+    let req = chat::parse(body.as_bytes()).unwrap();
     for p in &c.providers {
         let target = BuildContext { model: models(p).0, now_ms: 1_700_000_000_000 };
-        let _ = providers::build_chat(p, &req, body.as_bytes(), &target, &mut Edits::default());
+        let _ = providers::build_chat(
+            p,
+            &req,
+            ClientBody { dialect: Dialect::OpenAiChat, bytes: body.as_bytes() },
+            &target,
+            &mut Edits::default(),
+        );
     }
     // Untyped values (an error's `code`) and untagged enums buffer whole subtrees.
     let deep_code = format!(r#"{{"error":{{"message":"m","code":{}}}}}"#, "[".repeat(MAX_DEPTH - 2) + &"]".repeat(MAX_DEPTH - 2));

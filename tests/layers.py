@@ -19,8 +19,10 @@ import sys
 
 # Bottom first. A module may import modules of its own layer (without cycles) and of layers below.
 LAYERS = [
-    ("foundation", ["json", "clock", "host", "stream", "schema", "patterns", "usage", "headers"]),
-    ("client dialect", ["openai"]),
+    ("foundation", ["json", "error", "clock", "host", "stream", "schema", "patterns", "usage", "headers"]),
+    ("representation", ["conversation"]),
+    ("client dialects", ["openai"]),
+    ("client seam", ["client"]),
     ("accounting", ["accounting"]),
     ("providers", ["providers"]),
     ("router", ["router"]),

@@ -6,8 +6,9 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use tollgate::config::Config;
-use tollgate::openai::{embeddings, request};
-use tollgate::providers::{self, Edits, Target};
+use tollgate::client::{self, ClientBody, Dialect};
+use tollgate::openai::embeddings;
+use tollgate::providers::{self, BuildContext, Edits};
 
 thread_local! {
     /// Compiled once per thread: a `Config` is not `Sync` (its router keeps per-worker state).
@@ -18,9 +19,10 @@ fuzz_target!(|data: &[u8]| CONFIG.with(|config| run(config, data)));
 
 fn run(config: &Config, data: &[u8]) {
     let Some((provider, body)) = common::pick(config, data) else { return };
-    let target = Target { model: "m", now_ms: 1_700_000_000_000 };
-    if let Ok(req) = request::parse(body) {
-        let _ = providers::build_chat(provider, &req, body, &target, &mut Edits::default());
+    let target = BuildContext { model: "m", now_ms: 1_700_000_000_000 };
+    let client = ClientBody { dialect: Dialect::OpenAiChat, bytes: body };
+    if let Ok(req) = client::parse_chat(client) {
+        let _ = providers::build_chat(provider, &req, client, &target, &mut Edits::default());
     }
     if let Ok(req) = embeddings::parse(body) {
         let _ = providers::build_embeddings(provider, &req, body, &target);

@@ -534,8 +534,8 @@ fn refusal_message(scope: &Scope, exceeded: &ledger::Exceeded, estimate: Pico) -
 mod tests {
     use super::*;
     // Refusals reach clients as the gateway renders them; these tests assert what clients see.
+    use crate::error::ApiError;
     use crate::host::memory::MemoryStore;
-    use crate::openai::ApiError;
     use crate::usage::Usage;
 
     const NOW: u64 = 1_795_521_600_000;

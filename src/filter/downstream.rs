@@ -3,12 +3,12 @@
 
 use super::{host, response};
 use crate::accounting::budget::Caller;
+use crate::error::ApiError;
 use crate::gateway::client_request::{BodyProgress, ClientRequest, RequestEdits, Start};
 use crate::gateway::exchange::USAGE_PROPERTY;
 use crate::gateway::last_resort::{Answer, Escalating};
 use crate::gateway::response::Step;
 use crate::gateway::{Escalation, Exchange, Gateway, Next, Records, Reply};
-use crate::openai::ApiError;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use std::rc::Rc;

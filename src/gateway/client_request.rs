@@ -5,6 +5,7 @@ use super::exchange::ATTEMPT_PROPERTY;
 use super::upstream::{PLAN_PROPERTY, PlannedAttempt};
 use super::{Forward, Gateway, Incoming, OnHeaders, Reply, RequestHead, is_control_header};
 use crate::accounting::budget::Caller;
+use crate::client::Dialect;
 use crate::host::SharedStore;
 use crate::providers::Operation;
 
@@ -26,6 +27,7 @@ pub enum Start {
 pub struct ClientRequest {
     pub caller: Caller,
     pub operation: Operation,
+    pub dialect: Dialect,
     /// The client's headers less control headers: for routing rules and the header policy.
     pub headers: Vec<(String, String)>,
     /// The client sent `x-tollgate-explain: 1`.
@@ -35,7 +37,7 @@ pub struct ClientRequest {
 impl ClientRequest {
     /// What the body phase reads of it.
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { operation: self.operation, caller: self.caller, headers: &self.headers, explain: self.explain }
+        Incoming { operation: self.operation, dialect: self.dialect, caller: self.caller, headers: &self.headers, explain: self.explain }
     }
 }
 
@@ -79,7 +81,9 @@ impl Gateway {
         match self.on_request_headers(&head, store, now_ms) {
             OnHeaders::PassThrough => Start::PassThrough { replace_headers: sent_control_headers.then_some(headers) },
             OnHeaders::Respond(reply) => Start::Respond(reply),
-            OnHeaders::ReadBody(caller, operation) => Start::ReadBody(ClientRequest { caller, operation, headers, explain }),
+            OnHeaders::ReadBody(caller, operation, dialect) => {
+                Start::ReadBody(ClientRequest { caller, operation, dialect, headers, explain })
+            }
         }
     }
 
@@ -87,7 +91,7 @@ impl Gateway {
     pub fn on_body_part(&self, body_size: usize, end_of_stream: bool) -> BodyProgress {
         let limit = self.config.limits.max_request_bytes;
         match (body_size > limit, end_of_stream) {
-            (true, _) => BodyProgress::TooLarge(crate::openai::ApiError::too_large(limit).into()),
+            (true, _) => BodyProgress::TooLarge(crate::error::ApiError::too_large(limit).into()),
             (false, false) => BodyProgress::Wait,
             (false, true) => BodyProgress::Complete,
         }
@@ -177,7 +181,13 @@ mod tests {
     #[test]
     fn a_forwarded_request_names_its_cluster_and_carries_its_body() {
         let g = gateway();
-        let incoming = super::super::Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+        let incoming = super::super::Incoming {
+            operation: Operation::Chat,
+            dialect: crate::client::Dialect::OpenAiChat,
+            caller: Caller::default(),
+            headers: &[],
+            explain: false,
+        };
         let body = br#"{"model":"gpt","messages":[{"role":"user","content":"hi"}]}"#;
         let Ok(super::super::Next::Forward(forward)) = g.on_body(&incoming, body, &MemoryStore::default(), 0) else { panic!() };
         let edits = forward.edits(&pairs(&[(":method", "POST")]));

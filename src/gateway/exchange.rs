@@ -10,8 +10,9 @@
 
 use super::Escalation;
 use crate::accounting::budget::{Caller, Charges, ScopeId};
+use crate::client;
 use crate::config::Config;
-use crate::openai::ApiError;
+use crate::error::ApiError;
 use crate::providers::Provider;
 use crate::providers::{self, ResponseContext, StreamTranslator, openai};
 use crate::router::TargetId;
@@ -333,7 +334,7 @@ impl Exchange {
                 }
                 StreamError::Corrupt(reason) => ApiError::bad_gateway(format!("The provider's stream is corrupt: {reason}.")),
             };
-            out.extend_from_slice(&e.to_sse_event());
+            out.extend_from_slice(&client::error_event(self.ctx.dialect, &e));
             return Some(out);
         }
         if end_of_stream {
@@ -362,14 +363,14 @@ impl Exchange {
         self.state = State::Refused;
         let e = ApiError::bad_gateway(format!("The provider's answer is larger than the gateway limit of {limit} bytes."))
             .with_code("response_too_large");
-        Some(error_reply(e))
+        Some(self.error_reply(e))
     }
 
     /// Translates a complete buffered response (success or error).
     pub fn on_complete_body(&mut self, config: &Config, body: &[u8]) -> Finished {
         self.state = State::Done;
         let Some(provider) = self.provider(config) else {
-            return error_reply(ApiError::internal("provider configuration changed during the request"));
+            return self.error_reply(ApiError::internal("provider configuration changed during the request"));
         };
         let status = self.status;
         if !(200..300).contains(&status) {
@@ -383,7 +384,7 @@ impl Exchange {
             return self.failed(config, error);
         }
         if self.ctx.stream {
-            return error_reply(ApiError::bad_gateway("The provider answered a streaming request without an event stream."));
+            return self.error_reply(ApiError::bad_gateway("The provider answered a streaming request without an event stream."));
         }
         let translated = if self.via_failover_cluster() {
             openai::translate_relayed(&self.ctx, body)
@@ -396,7 +397,7 @@ impl Exchange {
                 self.completed = true;
                 Finished { status, body: t.body, escalate: None }
             }
-            Err(e) => error_reply(e),
+            Err(e) => self.error_reply(e),
         }
     }
 
@@ -411,7 +412,7 @@ impl Exchange {
         let retriable = error.status >= 500 || error.status == 429;
         let route = self.route.and_then(|r| config.router.routes.get(r));
         if !retriable || route.is_none() {
-            return error_reply(error);
+            return self.error_reply(error);
         }
         let plan = self.plan();
         let tried_targets: Vec<TargetId> =
@@ -436,9 +437,14 @@ impl Exchange {
                 format!("No target could serve this request. Tried: {tried_providers}. Last error: {}", error.message),
             )
             .with_code("all_targets_failed");
-            return error_reply(e);
+            return self.error_reply(e);
         }
-        error_reply(error)
+        self.error_reply(error)
+    }
+
+    /// An error answer in the client's dialect.
+    fn error_reply(&self, e: ApiError) -> Finished {
+        Finished { status: e.status, body: Some(client::error_body(self.ctx.dialect, &e)), escalate: None }
     }
 
     pub fn is_refused(&self) -> bool {
@@ -464,9 +470,5 @@ fn unreached(provider: &Provider, status: u16, details: &str) -> ApiError {
         d if d.starts_with("upstream_reset") => (502, format!("The connection to provider `{name}` failed before it answered.")),
         _ => (status, format!("The gateway could not get an answer from provider `{name}`.")),
     };
-    providers::sane_status(ApiError::new(status, crate::openai::error::kind_for_status(status), message).with_code("provider_unreachable"))
-}
-
-fn error_reply(e: ApiError) -> Finished {
-    Finished { status: e.status, body: Some(e.to_json()), escalate: None }
+    providers::sane_status(ApiError::new(status, crate::error::kind_for_status(status), message).with_code("provider_unreachable"))
 }

@@ -17,11 +17,13 @@ pub mod upstream;
 
 use crate::accounting::budget::{self, Ask, Caller, Charges};
 use crate::accounting::prices::Price;
+use crate::client::{self, ClientBody, Dialect};
 use crate::config::Config;
+use crate::conversation::request::ChatRequest;
+use crate::error::ApiError;
 use crate::host::SharedStore;
-use crate::openai::ApiError;
+use crate::openai::OpenAiError;
 use crate::openai::embeddings;
-use crate::openai::request::{self, ChatRequest};
 use crate::providers::Provider;
 use crate::providers::{self, BuildContext, Edits, Operation, ResponseContext, UpstreamRequest};
 use crate::router::health::{self, Observation};
@@ -81,6 +83,8 @@ pub struct RequestHead<'h> {
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'h> {
     pub operation: Operation,
+    /// The API the client speaks.
+    pub dialect: Dialect,
     pub caller: Caller,
     /// The client's request headers less control headers (for routing rules on headers and
     /// the header policy).
@@ -95,8 +99,9 @@ pub enum OnHeaders {
     /// Not a Tollgate endpoint: leave the request to the rest of the Envoy config.
     PassThrough,
     Respond(Reply),
-    /// A chat completion or embeddings request from this caller: wait for the whole body.
-    ReadBody(Caller, Operation),
+    /// A chat completion or embeddings request from this caller, in this dialect: wait for the
+    /// whole body.
+    ReadBody(Caller, Operation, Dialect),
 }
 
 /// What to do with a complete request body.
@@ -303,7 +308,7 @@ impl Gateway {
                 let operation = if rest == "embeddings" { Operation::Embeddings } else { Operation::Chat };
                 match content_length.map(str::parse::<usize>) {
                     Some(Ok(n)) if n > limit => OnHeaders::Respond(ApiError::too_large(limit).into()),
-                    _ => OnHeaders::ReadBody(caller, operation),
+                    _ => OnHeaders::ReadBody(caller, operation, Dialect::OpenAiChat),
                 }
             }
             _ if method != "GET" => allow("GET"),
@@ -364,16 +369,18 @@ impl Gateway {
     }
 
     fn on_chat_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
-        let req = request::parse(body)?;
+        let client = ClientBody { dialect: incoming.dialect, bytes: body };
+        let req = client::parse_chat(client)?;
         let output = req.output_limit().unwrap_or(self.config.limits.estimated_output_tokens);
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: output, stream: req.stream };
         let selection = self.select(&self.facts(incoming, &req.model, Some(&req), now_ms), incoming.caller, store, demand)?;
-        let selection = self.accepted(selection, |choice| translate_chat(choice, req.clone(), body, None, now_ms).map(|_| ()))?;
+        let selection = self.accepted(selection, |choice| translate_chat(choice, req.clone(), client, None, now_ms).map(|_| ()))?;
         if incoming.explain && self.config.router.explain {
             return Ok(Next::Respond(Reply::json(200, self.explain(&selection))));
         }
         let ctx = ResponseContext {
             operation: Operation::Chat,
+            dialect: incoming.dialect,
             created: now_ms / 1000,
             stream: req.stream,
             client_wants_usage: req.include_usage == Some(true),
@@ -391,7 +398,7 @@ impl Gateway {
                 let price = self.config.router.dearest_price(&plan);
                 let (mut charges, limit) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
                 // The upstream filter translates each attempt from the body it receives.
-                let limited = limit.filter(|l| Some(*l) != req.output_limit()).map(|l| request::with_output_limit(body, l)).transpose();
+                let limited = limit.filter(|l| Some(*l) != req.output_limit()).map(|l| client::with_output_limit(client, l)).transpose();
                 let upstream = match limited {
                     Ok(body) => UpstreamRequest { body, ..Default::default() },
                     Err(e) => {
@@ -416,7 +423,7 @@ impl Gateway {
             Selection::Direct { route, choice, commitment, .. } => {
                 let (mut charges, limit) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
                 let limit = limit.filter(|l| Some(*l) != req.output_limit());
-                let (upstream, dropped) = match translate_chat(&choice, req, body, limit, now_ms) {
+                let (upstream, dropped) = match translate_chat(&choice, req, client, limit, now_ms) {
                     Ok(t) => t,
                     Err(e) => {
                         self.config.accounting.release(store, &mut charges);
@@ -565,7 +572,7 @@ impl Gateway {
         let carried = crate::headers::forwarded(incoming.headers, &lists);
         let to = Destination::FailoverCluster {
             cluster,
-            plan: upstream::encode_plan(&router.encode_plan(operation, plan, providers), route.index, &carried),
+            plan: upstream::encode_plan(&router.encode_plan(operation, plan, providers), route.index, incoming.dialect, &carried),
         };
         let role = Role::ViaFailoverCluster { plan: plan.to_vec() };
         let prepared = Prepared { choice: first, route: Some(route), requested, ctx, dropped: Vec::new(), admitted };
@@ -776,19 +783,19 @@ impl From<ApiError> for Halt {
 fn translate_chat(
     choice: &Choice,
     req: ChatRequest,
-    body: &[u8],
+    client: ClientBody,
     limit: Option<u64>,
     now_ms: u64,
 ) -> Result<(UpstreamRequest, Vec<String>), ApiError> {
-    let limited = limit.map(|l| request::with_output_limit(body, l)).transpose()?;
-    let raw = limited.as_deref().unwrap_or(body);
+    let limited = limit.map(|l| client::with_output_limit(client, l)).transpose()?;
+    let client = ClientBody { bytes: limited.as_deref().unwrap_or(client.bytes), ..client };
     let mut req = match &limited {
-        Some(limited) => request::parse(limited)?,
+        Some(_) => client::parse_chat(client)?,
         None => req,
     };
     let mut edits = Edits::default();
     apply_policy(&mut req, &choice.policy, &mut edits)?;
-    let mut upstream = providers::build_chat(choice.provider, &req, raw, &BuildContext { model: &choice.model, now_ms }, &mut edits)?;
+    let mut upstream = providers::build_chat(choice.provider, &req, client, &BuildContext { model: &choice.model, now_ms }, &mut edits)?;
     drop(req);
     if upstream.body.is_none() {
         upstream.body = limited;

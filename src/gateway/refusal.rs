@@ -3,7 +3,7 @@
 //! 429 `insufficient_quota` when the quota is spent).
 
 use crate::accounting::refusal::Refusal;
-use crate::openai::ApiError;
+use crate::error::ApiError;
 
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {

@@ -27,7 +27,13 @@ fn gateway() -> Gateway {
 }
 
 fn forward<'g>(g: &'g Gateway, model: &str, stream: bool) -> Forward<'g> {
-    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    let incoming = Incoming {
+        operation: Operation::Chat,
+        dialect: crate::client::Dialect::OpenAiChat,
+        caller: Caller::default(),
+        headers: &[],
+        explain: false,
+    };
     let body = format!(r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#);
     match g.on_body(&incoming, body.as_bytes(), &MemoryStore::default(), 0) {
         Ok(Next::Forward(f)) => f,

@@ -16,7 +16,13 @@ fn headers(g: &Gateway, method: &str, path: &str, content_length: Option<&str>) 
 }
 
 fn chat<'g>(g: &'g Gateway, body: &[u8], now_secs: u64) -> Result<Forward<'g>, ApiError> {
-    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    let incoming = Incoming {
+        operation: Operation::Chat,
+        dialect: crate::client::Dialect::OpenAiChat,
+        caller: Caller::default(),
+        headers: &[],
+        explain: false,
+    };
     match STORE.with(|s| g.on_body(&incoming, body, s, now_secs * 1000))? {
         Next::Forward(f) => Ok(f),
         other => panic!("{other:?}"),
@@ -58,8 +64,14 @@ fn status_of(h: OnHeaders) -> u16 {
 #[test]
 fn endpoints_are_classified() {
     let g = gateway();
-    assert_eq!(headers(&g, "POST", "/v1/chat/completions", Some("100")), OnHeaders::ReadBody(Caller::default(), Operation::Chat));
-    assert_eq!(headers(&g, "POST", "/v1/chat/completions?x=1", None), OnHeaders::ReadBody(Caller::default(), Operation::Chat));
+    assert_eq!(
+        headers(&g, "POST", "/v1/chat/completions", Some("100")),
+        OnHeaders::ReadBody(Caller::default(), Operation::Chat, crate::client::Dialect::OpenAiChat)
+    );
+    assert_eq!(
+        headers(&g, "POST", "/v1/chat/completions?x=1", None),
+        OnHeaders::ReadBody(Caller::default(), Operation::Chat, crate::client::Dialect::OpenAiChat)
+    );
     assert_eq!(headers(&g, "GET", "/healthz", None), OnHeaders::PassThrough);
     assert_eq!(headers(&g, "GET", "/v1", None), OnHeaders::PassThrough);
     assert_eq!(status_of(headers(&g, "GET", "/v1/chat/completions", None)), 405);
@@ -421,7 +433,13 @@ fn budgeted_gateway() -> Gateway {
 }
 
 fn forward_with<'g>(g: &'g Gateway, store: &MemoryStore, request: &[u8]) -> Result<Forward<'g>, ApiError> {
-    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    let incoming = Incoming {
+        operation: Operation::Chat,
+        dialect: crate::client::Dialect::OpenAiChat,
+        caller: Caller::default(),
+        headers: &[],
+        explain: false,
+    };
     match g.on_body(&incoming, request, store, 0)? {
         Next::Forward(f) => Ok(f),
         other => panic!("{other:?}"),
@@ -496,7 +514,13 @@ fn a_request_refused_by_its_budget_leaves_the_probe_to_the_next() {
     let primary = router.find_target(openai, "gpt-4o").unwrap();
     let key = &router.target(primary).unwrap().health_key;
     crate::router::health::record(&store, key, 0, &router.breaker, crate::router::health::Observation::Failure).unwrap();
-    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    let incoming = Incoming {
+        operation: Operation::Chat,
+        dialect: crate::client::Dialect::OpenAiChat,
+        caller: Caller::default(),
+        headers: &[],
+        explain: false,
+    };
     let after_cooldown = 10_000;
     // 4,000 bytes at $0.1/M is $0.0004 of input: with its output, two of them cannot both fit
     let big = body(json!({"model": "routed", "max_tokens": 1, "messages": [{"role": "user", "content": "x".repeat(3900)}]}));
@@ -604,7 +628,13 @@ fn a_failover_plan_skips_targets_that_refuse_the_request() {
     assert_eq!((f.cluster(), f.plan().is_none()), (Some("openai"), true));
     assert!(f.exchange.target.is_some());
     // explain says why
-    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: true };
+    let incoming = Incoming {
+        operation: Operation::Chat,
+        dialect: crate::client::Dialect::OpenAiChat,
+        caller: Caller::default(),
+        headers: &[],
+        explain: true,
+    };
     let mut g = g;
     g.config.router.explain = true;
     let request = body(json!({"model": "routed", "top_p": 0.5, "messages": [{"role": "user", "content": "x"}]}));

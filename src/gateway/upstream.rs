@@ -1,6 +1,6 @@
 //! The upstream role: Tollgate as the per-attempt filter of a failover cluster. Each retry
 //! attempt Envoy makes reaches one endpoint (one provider); this role translates the client's
-//! OpenAI request for that provider, translates the answer back, and reports the target's
+//! request for that provider, translates the answer back, and reports the target's
 //! health. Accounting stays with the downstream filter, which sees the translated answer.
 //!
 //! The gateway filter hands each request's plan to this role in Envoy filter state
@@ -13,9 +13,9 @@
 
 use super::exchange::{Opening, Role};
 use super::{Destination, Exchange, Forward, Gateway, apply_policy};
-use crate::openai::ApiError;
+use crate::client::{self, ClientBody, Dialect};
+use crate::error::ApiError;
 use crate::openai::embeddings;
-use crate::openai::request;
 use crate::providers::{self, BuildContext, Edits, Operation, ResponseContext};
 use crate::router::{TargetId, parse_plan};
 use std::borrow::Cow;
@@ -24,10 +24,11 @@ use std::borrow::Cow;
 pub const PLAN_PROPERTY: &str = "tollgate_plan";
 
 /// The plan: the targets line ([`Router::encode_plan`](crate::router::Router::encode_plan)),
-/// the route's index, then the client headers an attempt may forward, one `name:value` a line
-/// (header names have no `:`, values no line breaks).
-pub fn encode_plan(targets: &str, route: usize, headers: &[(String, String)]) -> String {
-    let mut out = format!("{targets}\n{route}\n");
+/// the route's index and the client's dialect (`3;openai_chat`: each attempt parses the
+/// client's body in it), then the client headers an attempt may forward, one `name:value` a
+/// line (header names have no `:`, values no line breaks).
+pub fn encode_plan(targets: &str, route: usize, dialect: Dialect, headers: &[(String, String)]) -> String {
+    let mut out = format!("{targets}\n{route};{}\n", dialect.as_str());
     for (name, value) in headers.iter().filter(|(name, _)| !name.starts_with(':')) {
         out.push_str(&format!("{name}:{value}\n"));
     }
@@ -38,6 +39,7 @@ pub fn encode_plan(targets: &str, route: usize, headers: &[(String, String)]) ->
 #[derive(Debug, Clone)]
 pub struct PlannedAttempt {
     pub operation: Operation,
+    pub dialect: Dialect,
     pub provider: usize,
     pub model: String,
     pub target: Option<TargetId>,
@@ -76,8 +78,9 @@ impl Gateway {
         let malformed = || ApiError::internal("malformed routing plan").with_code("routing_plan_missing");
         let mut lines = plan.lines();
         let (operation, targets) = lines.next().and_then(parse_plan).ok_or_else(malformed)?;
-        let route =
-            lines.next().and_then(|r| r.parse::<usize>().ok()).filter(|r| *r < self.config.router.routes.len()).ok_or_else(malformed)?;
+        let (route, dialect) = lines.next().and_then(|l| l.split_once(';')).ok_or_else(malformed)?;
+        let route = route.parse::<usize>().ok().filter(|r| *r < self.config.router.routes.len()).ok_or_else(malformed)?;
+        let dialect = Dialect::from_name(dialect).ok_or_else(malformed)?;
         let client_headers = lines
             .map(|l| l.split_once(':').map(|(k, v)| (k.to_owned(), v.to_owned())))
             .collect::<Option<Vec<_>>>()
@@ -97,7 +100,7 @@ impl Gateway {
             .position(|p| p.name == endpoint)
             .ok_or_else(|| ApiError::internal(format!("provider `{endpoint}` is not configured in the upstream filter")))?;
         let target = self.config.router.planned_target(planned, provider, model);
-        Ok(PlannedAttempt { operation, provider, model: model.to_owned(), target, route, client_headers })
+        Ok(PlannedAttempt { operation, dialect, provider, model: model.to_owned(), target, route, client_headers })
     }
 
     /// Translates the attempt's request body for its provider.
@@ -110,15 +113,21 @@ impl Gateway {
         };
         let to = BuildContext { model: &attempt.model, now_ms };
         // The downstream filter is the client here: it always wants usage.
-        let mut ctx =
-            ResponseContext { operation: attempt.operation, created: now_ms / 1000, client_wants_usage: true, ..Default::default() };
+        let mut ctx = ResponseContext {
+            operation: attempt.operation,
+            dialect: attempt.dialect,
+            created: now_ms / 1000,
+            client_wants_usage: true,
+            ..Default::default()
+        };
         let mut dropped = Vec::new();
         let upstream = match attempt.operation {
             Operation::Chat => {
-                let mut req = request::parse(body)?;
+                let client = ClientBody { dialect: attempt.dialect, bytes: body };
+                let mut req = client::parse_chat(client)?;
                 let mut edits = Edits::default();
                 apply_policy(&mut req, &policy, &mut edits)?;
-                let built = providers::build_chat(provider, &req, body, &to, &mut edits)?;
+                let built = providers::build_chat(provider, &req, client, &to, &mut edits)?;
                 ctx.stream = req.stream;
                 ctx.answer_tool = built.answer_tool.clone();
                 dropped = edits.dropped;

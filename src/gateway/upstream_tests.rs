@@ -46,7 +46,13 @@ const CLIENT: &[(&str, &str)] = &[
 /// The plan the gateway filter sets for a `chat` request from a client sending [`CLIENT`].
 fn plan(g: &Gateway) -> String {
     let client = pairs(CLIENT);
-    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &client, explain: false };
+    let incoming = Incoming {
+        operation: Operation::Chat,
+        dialect: crate::client::Dialect::OpenAiChat,
+        caller: Caller::default(),
+        headers: &client,
+        explain: false,
+    };
     let body = br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
     match g.on_body(&incoming, body, &MemoryStore::default(), 0) {
         Ok(Next::Forward(f)) => {
@@ -76,7 +82,9 @@ fn a_request_without_a_plan_is_refused_not_sent_untranslated() {
     let e = g.on_attempt_headers(None, Some("openai")).unwrap_err();
     assert_eq!((e.status, e.code.as_deref()), (500, Some("routing_plan_missing")));
     // No route 1: the config has one route.
-    for forged in ["", "chat;openai=x", "chat;openai=x\n1\n", "chat;openai=x\n0\nno-colon\n"] {
+    for forged in
+        ["", "chat;openai=x", "chat;openai=x\n1;openai_chat\n", "chat;openai=x\n0;openai_chat\nno-colon\n", "chat;openai=x\n0;klingon\n"]
+    {
         let e = g.on_attempt_headers(Some(forged), Some("openai")).unwrap_err();
         assert_eq!(e.code.as_deref(), Some("routing_plan_missing"), "{forged:?}");
     }
@@ -134,7 +142,13 @@ fn an_endpoint_outside_the_plan_is_refused() {
 /// The gateway filter's exchange of a failover request.
 fn via_failover_cluster(g: &Gateway) -> Exchange {
     let client = pairs(CLIENT);
-    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &client, explain: false };
+    let incoming = Incoming {
+        operation: Operation::Chat,
+        dialect: crate::client::Dialect::OpenAiChat,
+        caller: Caller::default(),
+        headers: &client,
+        explain: false,
+    };
     let body = br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     match g.on_body(&incoming, body, &MemoryStore::default(), 0) {
         Ok(Next::Forward(f)) => f.exchange,
@@ -199,7 +213,7 @@ fn after_a_failover_the_client_learns_the_providers_tried_not_their_models() {
 #[test]
 fn an_embeddings_attempt_is_answered_as_embeddings() {
     let g = gateway();
-    let attempt = g.on_attempt_headers(Some("embeddings;openai=text-embedding-3-small\n0\n"), Some("openai")).unwrap();
+    let attempt = g.on_attempt_headers(Some("embeddings;openai=text-embedding-3-small\n0;openai_chat\n"), Some("openai")).unwrap();
     let forward = g.on_attempt_body(&attempt, br#"{"model":"chat","input":"hi"}"#, 7_500).unwrap();
     let ctx = &forward.exchange.ctx;
     assert_eq!((ctx.operation, ctx.created), (Operation::Embeddings, 7));

@@ -1,8 +1,8 @@
 //! `POST /v1/embeddings`: the request clients send and the list they get back.
 //! Reference: https://platform.openai.com/docs/api-reference/embeddings
 
-use super::error::ApiError;
-use super::request::Str;
+use crate::error::ApiError;
+use crate::json::Str;
 use crate::usage::Usage;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

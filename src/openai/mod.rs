@@ -1,8 +1,10 @@
-//! The OpenAI API as clients speak it: request, responses, errors.
+//! The OpenAI API as clients speak it: the chat dialect (`chat`), embeddings, the response
+//! shapes and errors.
 
+pub mod chat;
+pub mod chat_answer;
 pub mod embeddings;
 pub mod error;
-pub mod request;
 pub mod response;
 
-pub use error::ApiError;
+pub use error::OpenAiError;

@@ -1,13 +1,14 @@
 //! The trait every provider kind implements, and the one a provider's stream state implements.
 //! `mod.rs` holds the registry that maps each kind to its implementation.
 
-use super::chunks::ChunkWriter;
 use super::{
     BuildContext, CompileInput, CompiledProvider, Edits, FieldError, Provider, ResponseContext, Translated, Unsupported, UpstreamRequest,
 };
-use crate::openai::ApiError;
+use crate::client::{self, ClientBody, StreamWriter};
+use crate::conversation::request::ChatRequest;
+use crate::error::ApiError;
+use crate::openai::OpenAiError;
 use crate::openai::embeddings::EmbeddingsRequest;
-use crate::openai::request::ChatRequest;
 use crate::schema::{ParamAction, ProviderKind, ProviderSpec};
 use crate::stream::sse::Event;
 use crate::usage::Usage;
@@ -58,7 +59,7 @@ pub trait ProviderApi {
         &self,
         provider: &Provider,
         req: &ChatRequest,
-        raw: &[u8],
+        client: ClientBody,
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError>;
@@ -111,8 +112,8 @@ pub trait StreamTranslation {
     /// The provider's own end event arrived (`[DONE]`, `message_stop`, …).
     fn ended(&self) -> bool;
 
-    /// The client's side of the stream, for streams translated into OpenAI chunks.
-    fn chunks(&self) -> Option<&ChunkWriter> {
+    /// The client's side of the stream, for streams translated into the client's dialect.
+    fn chunks(&self) -> Option<&StreamWriter> {
         None
     }
 
@@ -125,7 +126,7 @@ pub trait StreamTranslation {
     fn finish(&mut self, out: &mut Vec<u8>) {
         match self.chunks() {
             Some(chunks) => chunks.upstream_ended(out, self.ended()),
-            None if !self.ended() => out.extend_from_slice(&super::openai::truncated_error().to_sse_event()),
+            None if !self.ended() => out.extend_from_slice(&client::truncated_error().to_sse_event()),
             None => {}
         }
     }

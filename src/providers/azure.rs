@@ -8,9 +8,10 @@
 use super::{BuildContext, CompileInput, CompiledProvider, Edits, FieldError, ResponseContext, Translated, UpstreamRequest, openai};
 use super::{Provider, Secret};
 use super::{ProviderApi, SpecField};
-use crate::openai::ApiError;
+use crate::client::{ClientBody, Dialect};
+use crate::conversation::request::ChatRequest;
+use crate::error::ApiError;
 use crate::openai::embeddings::EmbeddingsRequest;
-use crate::openai::request::ChatRequest;
 use crate::schema::{ParamAction, ProviderKind, ProviderSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,11 +76,13 @@ impl ProviderApi for Settings {
         &self,
         provider: &Provider,
         req: &ChatRequest,
-        raw: &[u8],
+        client: ClientBody,
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {
-        build_chat(provider, self, req, raw, to.model, edits)
+        match client.dialect {
+            Dialect::OpenAiChat => build_chat(provider, self, req, client.bytes, to.model, edits),
+        }
     }
 
     fn build_embeddings(
@@ -190,7 +193,7 @@ fn check_deployment(name: &str) -> Result<(), ApiError> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::openai::{embeddings, request};
+    use crate::openai::{chat, embeddings};
 
     fn config(extra: &str) -> Result<Config, crate::schema::ConfigError> {
         let json = format!(
@@ -208,7 +211,7 @@ mod tests {
     }
 
     fn chat(c: &Config, body: &str, deployment: &str) -> Result<UpstreamRequest, ApiError> {
-        let req = request::parse(body.as_bytes()).unwrap();
+        let req = chat::parse(body.as_bytes()).unwrap();
         build_chat(&c.providers[0], settings(c), &req, body.as_bytes(), deployment, &mut Edits::default())
     }
 

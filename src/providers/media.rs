@@ -1,6 +1,6 @@
 //! The media a content part points to: a base64 data URL or an http(s) URL.
 
-use crate::openai::ApiError;
+use crate::error::ApiError;
 use serde::Serialize;
 
 /// Where a part's media is. Serialized, it is Anthropic's `source` object.

@@ -1,12 +1,11 @@
 //! Provider registry: one module per provider kind implements `ProviderApi` (its translation
 //! rules), small modules hold what several translators share (`turns`, `media`, `completion`,
-//! `chunks`); this file maps each kind to its module (`registry!`, one line per kind).
+//! `streams`); this file maps each kind to its module (`registry!`, one line per kind).
 
 pub mod anthropic;
 mod api;
 pub mod azure;
 pub mod bedrock;
-mod chunks;
 pub mod cohere;
 mod completion;
 pub mod gemini;
@@ -15,16 +14,19 @@ pub mod openai;
 mod provider;
 mod reasoning;
 pub mod sigv4;
+mod streams;
 mod structured;
 mod test_support;
 mod thought_signature;
 mod turns;
 
+use crate::client::{ClientBody, Dialect, StreamIdentity, StreamWriter};
+use crate::conversation::request::ChatRequest;
+use crate::error::ApiError;
+use crate::error::kind_for_status;
 use crate::json;
-use crate::openai::ApiError;
+use crate::openai::OpenAiError;
 use crate::openai::embeddings::EmbeddingsRequest;
-use crate::openai::error::kind_for_status;
-use crate::openai::request::ChatRequest;
 use crate::schema::{JsonSchemaForm, ParamAction, ProviderKind, ProviderSpec, ReasoningForm};
 use crate::stream::Decoder;
 use crate::stream::sse::Event;
@@ -254,14 +256,16 @@ impl UpstreamRequest {
     }
 }
 
+/// The upstream request for a chat: rendered from the gateway's representation (`req`), or,
+/// where the provider speaks the client's dialect, the client's own bytes edited.
 pub fn build_chat(
     provider: &Provider,
     req: &ChatRequest,
-    raw: &[u8],
+    client: ClientBody,
     to: &BuildContext,
     edits: &mut Edits,
 ) -> Result<UpstreamRequest, ApiError> {
-    provider.settings.api().build_chat(provider, req, raw, to, edits)
+    provider.settings.api().build_chat(provider, req, client, to, edits)
 }
 
 pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, raw: &[u8], to: &BuildContext) -> Result<UpstreamRequest, ApiError> {
@@ -272,6 +276,8 @@ pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, raw: &[u8]
 #[derive(Debug, Clone, Default)]
 pub struct ResponseContext {
     pub operation: Operation,
+    /// The API the client speaks, in which its answer is written.
+    pub dialect: Dialect,
     pub created: u64,
     pub stream: bool,
     /// The client asked for the usage chunk (`stream_options.include_usage`).
@@ -283,6 +289,14 @@ pub struct ResponseContext {
     pub model: String,
     /// Calls of this tool are the answer's content, not tool calls (`UpstreamRequest::answer_tool`).
     pub answer_tool: Option<String>,
+}
+
+impl ResponseContext {
+    /// The client's side of a stream translated from a provider's, before the provider names
+    /// the answer's id (and, for some, its model).
+    pub fn stream_writer(&self, id: String, model: String) -> StreamWriter {
+        StreamWriter::new(self.dialect, StreamIdentity { id, created: self.created, model }, self.client_wants_usage)
+    }
 }
 
 /// A translated non-streaming body and what it reported.

@@ -7,11 +7,13 @@ use super::{
 };
 use super::{Provider, Secret};
 use super::{ProviderApi, SpecField, StreamTranslation};
+use crate::client::{ClientBody, Dialect};
+use crate::conversation::request::ChatRequest;
+use crate::error::ApiError;
+use crate::error::kind_for_status;
 use crate::json;
-use crate::openai::ApiError;
+use crate::json::Str;
 use crate::openai::embeddings::EmbeddingsRequest;
-use crate::openai::error::kind_for_status;
-use crate::openai::request::{ChatRequest, Str};
 use crate::openai::response::WireUsage;
 use crate::patterns;
 use crate::schema::{ParamAction, ProviderKind, ProviderSpec};
@@ -64,11 +66,14 @@ impl ProviderApi for Settings {
         &self,
         _provider: &Provider,
         req: &ChatRequest,
-        raw: &[u8],
+        client: ClientBody,
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {
-        build_request(self, req, raw, to.model, edits)
+        // The client speaks this provider's API: its bytes go on, edited where Tollgate owns them.
+        match client.dialect {
+            Dialect::OpenAiChat => build_request(self, req, client.bytes, to.model, edits),
+        }
     }
 
     fn build_embeddings(
@@ -374,11 +379,6 @@ impl StreamTranslation for StreamState {
     }
 }
 
-pub fn truncated_error() -> ApiError {
-    ApiError::new(502, "api_error", "The provider's stream ended before it was complete; the answer is truncated.")
-        .with_code("stream_truncated")
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -386,11 +386,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openai::request;
+    use crate::openai::chat;
     use crate::stream::sse::Framer;
 
     fn build(body: &str, model: &str, edits: &Edits, stream_usage: bool) -> UpstreamRequest {
-        let req = request::parse(body.as_bytes()).unwrap();
+        let req = chat::parse(body.as_bytes()).unwrap();
         build_request(&Settings { stream_usage }, &req, body.as_bytes(), model, &mut edits.clone()).unwrap()
     }
 
@@ -461,7 +461,7 @@ mod tests {
     #[test]
     fn stream_options_never_reach_hosts_that_reject_them() {
         let body = r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#;
-        let req = request::parse(body.as_bytes()).unwrap();
+        let req = chat::parse(body.as_bytes()).unwrap();
         let mut edits = Edits::default();
         let b = build_request(&Settings { stream_usage: false }, &req, body.as_bytes(), "m", &mut edits).unwrap();
         assert!(!b.injected_usage);

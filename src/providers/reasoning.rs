@@ -2,8 +2,8 @@
 //! the terms of the translated providers' thinking settings, and the Anthropic thinking request
 //! that the Messages API and Bedrock (for Claude models) share.
 
-use crate::openai::ApiError;
-use crate::openai::request::{ChatRequest, Role};
+use crate::conversation::request::{ChatRequest, Role};
+use crate::error::ApiError;
 use crate::schema::ReasoningForm;
 use serde::{Deserialize, Serialize};
 
@@ -161,10 +161,10 @@ fn continues_tool_loop(req: &ChatRequest) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openai::request;
+    use crate::openai::chat;
 
     fn claude_for(body: &str, form: ReasoningForm) -> Result<ClaudeThinking, ApiError> {
-        let req = request::parse(body.as_bytes()).unwrap();
+        let req = chat::parse(body.as_bytes()).unwrap();
         claude(&req, requested(&req)?.unwrap(), form, 4096)
     }
 

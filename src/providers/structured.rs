@@ -4,8 +4,8 @@
 //! then becomes the answer's content (Anthropic and Bedrock).
 
 use super::Unsupported;
-use crate::openai::ApiError;
-use crate::openai::request::ChatRequest;
+use crate::conversation::request::ChatRequest;
+use crate::error::ApiError;
 use crate::schema::JsonSchemaForm;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -50,15 +50,6 @@ pub fn requested<'r>(
         return Ok(None);
     }
     Ok(Some(SchemaAnswer { name: spec.name, description: spec.description, schema: spec.schema, form }))
-}
-
-/// The finish reason of an answer (already OpenAI's): a JSON schema answered through its tool
-/// makes the call the answer, which ends as `stop`.
-pub fn answer_finish(finish_reason: &'static str, answered_by_tool: bool) -> &'static str {
-    match finish_reason {
-        "tool_calls" if answered_by_tool => "stop",
-        other => other,
-    }
 }
 
 /// The tool whose input is the answer, when the schema is answered through one.

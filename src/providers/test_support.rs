@@ -4,8 +4,9 @@
 #![cfg(test)]
 
 use super::{Edits, ResponseContext, Translated, UpstreamRequest};
-use crate::openai::ApiError;
-use crate::openai::request::{self, ChatRequest};
+use crate::conversation::request::ChatRequest;
+use crate::error::ApiError;
+use crate::openai::chat;
 use crate::stream::Decoder;
 use crate::stream::sse::Event;
 use serde_json::{Value, json};
@@ -21,7 +22,7 @@ pub fn build(
     build: impl FnOnce(&ChatRequest, &mut Edits) -> Result<UpstreamRequest, ApiError>,
 ) -> Result<(Value, UpstreamRequest, Edits), ApiError> {
     let bytes = serde_json::to_vec(body).unwrap();
-    let req = request::parse(&bytes)?;
+    let req = chat::parse(&bytes)?;
     let mut edits = Edits::default();
     let built = build(&req, &mut edits)?;
     let sent = serde_json::from_slice(built.body.as_ref().unwrap()).unwrap();

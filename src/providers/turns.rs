@@ -2,8 +2,8 @@
 //! Bedrock Converse and Gemini: the walk over the conversation and the checks the three share.
 //! What a message becomes (blocks, parts) stays each provider's own.
 
-use crate::openai::ApiError;
-use crate::openai::request::{ChatRequest, Content, Message, Part, Role};
+use crate::conversation::request::{ChatRequest, Content, Message, Part, Role};
+use crate::error::ApiError;
 use serde::Serialize;
 use serde_json::value::RawValue;
 

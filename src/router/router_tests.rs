@@ -2,7 +2,7 @@ use super::health::{Observation, record};
 use super::*;
 use crate::config::Config;
 use crate::host::memory::MemoryStore;
-use crate::openai::request;
+use crate::openai::chat;
 
 const CONFIG: &str = r#"{
     "providers": {
@@ -60,7 +60,7 @@ fn ask(model: &str) -> Ask {
 }
 
 fn decide<'c>(c: &'c Config, store: &MemoryStore, a: &Ask) -> Decision<'c> {
-    let req = request::parse(a.body.as_bytes()).unwrap();
+    let req = chat::parse(a.body.as_bytes()).unwrap();
     let facts = Facts {
         model: &req.model,
         headers: &a.headers,

@@ -2,7 +2,8 @@
 //! content and time-of-day windows. Every condition given must hold.
 
 use crate::clock::MS_PER_DAY;
-use crate::openai::request::{Message, Role, Str};
+use crate::conversation::request::{Message, Role};
+use crate::json::Str;
 use crate::patterns;
 use crate::schema::ConfigError;
 use crate::schema::{MatchSpec, TimeSpec};
@@ -178,7 +179,7 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openai::request;
+    use crate::openai::chat;
 
     fn matcher(json: &str) -> Matcher {
         Matcher::compile("routes[0].match", &serde_json::from_str(json).unwrap()).unwrap()
@@ -189,7 +190,7 @@ mod tests {
     const HOUR: u64 = 3_600_000;
 
     fn check(m: &Matcher, body: &str, headers: &[(&str, &str)], key: Option<&str>, now_ms: u64) -> bool {
-        let req = request::parse(body.as_bytes()).unwrap();
+        let req = chat::parse(body.as_bytes()).unwrap();
         let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let facts = Facts {
             model: &req.model,

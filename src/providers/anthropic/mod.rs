@@ -8,18 +8,21 @@
 //! This file holds the settings and the `ProviderApi` impl; the translation lives in
 //! `request`, `response` (errors included) and `stream`, which share this file's imports.
 
-use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
-use super::completion::{self, Answer};
+use super::completion;
 use super::media::{Source, media_source};
 use super::reasoning::{self, ClaudeThinking, Effort, Thinking};
+use super::streams::{ToolCallIndex, malformed_event};
 use super::structured;
 use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
 use super::{BuildContext, CompileInput, CompiledProvider, Edits, FieldError, ResponseContext, Translated, Unsupported, UpstreamRequest};
 use super::{Provider, Secret};
 use super::{ProviderApi, SpecField, StreamTranslation};
-use crate::openai::ApiError;
-use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
-use crate::openai::response::ChunkHeader;
+use crate::client::ClientBody;
+use crate::client::StreamWriter;
+use crate::conversation::answer::{Answer, Completion, Finish};
+use crate::conversation::request::{ChatRequest, Content, Message, Part, Role, ToolChoice};
+use crate::error::ApiError;
+use crate::json::Str;
 use crate::patterns;
 use crate::schema::{JsonSchemaForm, ParamAction, ProviderKind, ProviderSpec};
 use crate::stream::sse::Event;
@@ -101,7 +104,7 @@ impl ProviderApi for Settings {
         &self,
         provider: &Provider,
         req: &ChatRequest,
-        _raw: &[u8],
+        _client: ClientBody,
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {

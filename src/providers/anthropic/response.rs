@@ -56,13 +56,14 @@ impl From<AnthropicUsage> for Usage {
     }
 }
 
-/// Anthropic `stop_reason` → OpenAI `finish_reason`.
-pub(super) fn finish_reason(stop_reason: &str) -> &'static str {
+/// Anthropic `stop_reason` → why the model stopped.
+pub(super) fn finish_reason(stop_reason: &str) -> Finish {
     match stop_reason {
-        "max_tokens" | "model_context_window_exceeded" => "length",
-        "tool_use" => "tool_calls",
-        "refusal" => "content_filter",
-        _ => "stop",
+        "max_tokens" | "model_context_window_exceeded" => Finish::MaxTokens,
+        "tool_use" => Finish::ToolUse,
+        "refusal" => Finish::ContentFilter,
+        "stop_sequence" => Finish::StopSequence,
+        _ => Finish::EndTurn,
     }
 }
 
@@ -89,8 +90,11 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
             _ => {}
         }
     }
-    let finish = r.stop_reason.as_deref().map(|reason| structured::answer_finish(finish_reason(reason), answered_by_tool));
-    completion::encode(&r.id, ctx.created, &r.model, answer.into_message(), finish, r.usage.map(Usage::from))
+    let finish = r.stop_reason.as_deref().map(|reason| finish_reason(reason).answered_by_tool(answered_by_tool));
+    completion::translated(
+        ctx,
+        Completion { id: &r.id, created: ctx.created, model: &r.model, answer, finish, usage: r.usage.map(Usage::from) },
+    )
 }
 
 #[derive(Deserialize)]
@@ -118,7 +122,7 @@ pub(super) fn map_error(status: u16, kind: &str, message: String) -> ApiError {
         "authentication_error" => (status, "authentication_error", "invalid_api_key".into()),
         "permission_error" => (status, "permission_error", kind.to_owned().into()),
         "invalid_request_error" => (status, "invalid_request_error", kind.to_owned().into()),
-        _ => (status, crate::openai::error::kind_for_status(status), kind.to_owned().into()),
+        _ => (status, crate::error::kind_for_status(status), kind.to_owned().into()),
     };
     let status = if status == 529 { 503 } else { status };
     ApiError::new(status, openai_kind, message).with_code(code)

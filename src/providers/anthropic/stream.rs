@@ -55,9 +55,9 @@ pub(super) struct DeltaUsage {
 
 #[derive(Debug)]
 pub struct StreamState {
-    pub(super) chunks: ChunkWriter,
+    pub(super) chunks: StreamWriter,
     pub(super) usage: Option<AnthropicUsage>,
-    pub(super) finish_reason: Option<&'static str>,
+    pub(super) finish_reason: Option<Finish>,
     pub(super) tool_calls: ToolCallIndex,
     pub(super) stopped: bool,
     /// The tool whose input is the answer (`ResponseContext::answer_tool`), and its block.
@@ -68,7 +68,7 @@ pub struct StreamState {
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
         StreamState {
-            chunks: ChunkWriter::new(ctx, ChunkHeader { created: ctx.created, ..Default::default() }),
+            chunks: ctx.stream_writer(String::new(), String::new()),
             usage: None,
             finish_reason: None,
             tool_calls: ToolCallIndex::default(),
@@ -89,8 +89,8 @@ impl StreamState {
         match &*e.kind {
             "message_start" => {
                 if let Some(m) = e.message {
-                    self.chunks.header.id = m.id.0.into_owned();
-                    self.chunks.header.model = m.model.0.into_owned();
+                    self.chunks.set_id(m.id.0.into_owned());
+                    self.chunks.set_model(m.model.0.into_owned());
                     self.usage = m.usage.or(self.usage);
                 }
                 self.chunks.opening(out);
@@ -106,9 +106,9 @@ impl StreamState {
                     self.merge_usage(&u);
                 }
                 let answered_by_tool = self.answer_block.is_some();
-                let reason = e.delta.and_then(|d| d.stop_reason).map(|r| structured::answer_finish(finish_reason(&r), answered_by_tool));
+                let reason = e.delta.and_then(|d| d.stop_reason).map(|r| finish_reason(&r).answered_by_tool(answered_by_tool));
                 self.finish_reason = reason.or(self.finish_reason);
-                self.chunks.finish_reason(out, self.finish_reason);
+                self.chunks.finish(out, self.finish_reason);
             }
             "message_stop" => {
                 self.stopped = true;
@@ -129,7 +129,7 @@ impl StreamState {
     pub(super) fn block_start(&mut self, index: u32, block: Option<ContentBlock>, out: &mut Vec<u8>) {
         let Some(block) = block else { return };
         match &*block.kind {
-            "text" => self.chunks.content(out, block.text.as_deref()),
+            "text" => self.chunks.text(out, block.text.as_deref()),
             "thinking" => self.chunks.reasoning(out, block.thinking.as_deref()),
             "tool_use" if self.answer_tool.is_some() && block.name.as_deref() == self.answer_tool.as_deref() => {
                 self.answer_block = Some(index);
@@ -144,9 +144,9 @@ impl StreamState {
 
     pub(super) fn block_delta(&mut self, index: u32, d: &StreamDelta, out: &mut Vec<u8>) {
         match d.kind.as_deref() {
-            Some("text_delta") => self.chunks.content(out, d.text.as_deref()),
+            Some("text_delta") => self.chunks.text(out, d.text.as_deref()),
             Some("thinking_delta") => self.chunks.reasoning(out, d.thinking.as_deref()),
-            Some("input_json_delta") if self.answer_block == Some(index) => self.chunks.content(out, d.partial_json.as_deref()),
+            Some("input_json_delta") if self.answer_block == Some(index) => self.chunks.text(out, d.partial_json.as_deref()),
             Some("input_json_delta") => {
                 if let Some(tool_index) = self.tool_calls.of(index) {
                     self.chunks.tool_arguments(out, tool_index, d.partial_json.as_deref());
@@ -180,7 +180,7 @@ impl StreamTranslation for StreamState {
         self.stopped
     }
 
-    fn chunks(&self) -> Option<&ChunkWriter> {
+    fn chunks(&self) -> Option<&StreamWriter> {
         Some(&self.chunks)
     }
 }

@@ -304,7 +304,7 @@ fn finish_reasons_map() {
         ("pause_turn", "stop"),
         ("model_context_window_exceeded", "length"),
     ] {
-        assert_eq!(finish_reason(stop), finish);
+        assert_eq!(crate::openai::chat_answer::finish_reason(finish_reason(stop)), finish);
     }
 }
 

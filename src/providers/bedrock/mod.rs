@@ -13,10 +13,10 @@
 //! This file holds the settings and the `ProviderApi` impl; the translation lives in
 //! `request`, `response`, `errors`, `embeddings` and `stream`, which share this file's imports.
 
-use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
-use super::completion::{self, Answer};
+use super::completion;
 use super::media::{Source, media_source};
 use super::reasoning::{self, Effort, Thinking};
+use super::streams::{ToolCallIndex, malformed_event};
 use super::structured;
 use super::thought_signature;
 use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
@@ -25,11 +25,14 @@ use super::{
 };
 use super::{Provider, Secret};
 use super::{ProviderApi, SpecField, StreamFraming, StreamTranslation};
-use crate::openai::ApiError;
+use crate::client::ClientBody;
+use crate::client::StreamWriter;
+use crate::conversation::answer::{Answer, Completion, Finish};
+use crate::conversation::request::{ChatRequest, Content, Message, Part, Role, ToolChoice};
+use crate::error::ApiError;
+use crate::error::kind_for_status;
+use crate::json::Str;
 use crate::openai::embeddings::EmbeddingsRequest;
-use crate::openai::error::kind_for_status;
-use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
-use crate::openai::response::ChunkHeader;
 use crate::schema::{JsonSchemaForm, ProviderKind, ProviderSpec, ReasoningForm};
 use crate::stream::sse::Event;
 use crate::usage::Usage;
@@ -99,7 +102,7 @@ impl ProviderApi for Settings {
         &self,
         provider: &Provider,
         req: &ChatRequest,
-        _raw: &[u8],
+        _client: ClientBody,
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {

@@ -88,13 +88,14 @@ impl From<TokenUsage> for Usage {
     }
 }
 
-/// Converse `stopReason` → OpenAI `finish_reason`.
-pub(super) fn finish_reason(stop_reason: &str) -> &'static str {
+/// Converse `stopReason` → why the model stopped.
+pub(super) fn finish_reason(stop_reason: &str) -> Finish {
     match stop_reason {
-        "max_tokens" | "model_context_window_exceeded" => "length",
-        "tool_use" => "tool_calls",
-        "guardrail_intervened" | "content_filtered" => "content_filter",
-        _ => "stop",
+        "max_tokens" | "model_context_window_exceeded" => Finish::MaxTokens,
+        "tool_use" => Finish::ToolUse,
+        "guardrail_intervened" | "content_filtered" => Finish::ContentFilter,
+        "stop_sequence" => Finish::StopSequence,
+        _ => Finish::EndTurn,
     }
 }
 
@@ -124,6 +125,10 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
             }
         }
     }
-    let finish = Some(structured::answer_finish(finish_reason(&r.stop_reason), answered_by_tool));
-    completion::encode(&completion_id(ctx.created), ctx.created, &ctx.model, answer.into_message(), finish, r.usage.map(Usage::from))
+    let finish = Some(finish_reason(&r.stop_reason).answered_by_tool(answered_by_tool));
+    let id = completion_id(ctx.created);
+    completion::translated(
+        ctx,
+        Completion { id: &id, created: ctx.created, model: &ctx.model, answer, finish, usage: r.usage.map(Usage::from) },
+    )
 }

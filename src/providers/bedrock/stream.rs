@@ -83,7 +83,7 @@ pub(super) struct ExceptionBody<'a> {
 /// is complete once both arrived.
 #[derive(Debug)]
 pub struct StreamState {
-    pub(super) chunks: ChunkWriter,
+    pub(super) chunks: StreamWriter,
     pub(super) usage: Option<TokenUsage>,
     pub(super) tool_calls: ToolCallIndex,
     pub(super) stopped: bool,
@@ -96,9 +96,8 @@ pub struct StreamState {
 
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
-        let header = ChunkHeader { id: completion_id(ctx.created), created: ctx.created, model: ctx.model.clone() };
         StreamState {
-            chunks: ChunkWriter::new(ctx, header),
+            chunks: ctx.stream_writer(completion_id(ctx.created), ctx.model.clone()),
             usage: None,
             tool_calls: ToolCallIndex::default(),
             stopped: false,
@@ -122,7 +121,7 @@ impl StreamState {
             b"contentBlockDelta" => serde_json::from_slice(&event.data).map(|d| self.block_delta(&d, out)),
             b"messageStop" => serde_json::from_slice::<MessageStop>(&event.data).map(|m| {
                 self.stopped = true;
-                self.chunks.finish_reason(out, Some(structured::answer_finish(finish_reason(&m.stop_reason), self.answer_block.is_some())));
+                self.chunks.finish(out, Some(finish_reason(&m.stop_reason).answered_by_tool(self.answer_block.is_some())));
                 self.maybe_done(out);
             }),
             b"metadata" => serde_json::from_slice::<Metadata>(&event.data).map(|m| {
@@ -158,10 +157,10 @@ impl StreamState {
     }
 
     pub(super) fn block_delta(&mut self, d: &BlockDelta, out: &mut Vec<u8>) {
-        self.chunks.content(out, d.delta.text.as_deref());
+        self.chunks.text(out, d.delta.text.as_deref());
         self.chunks.reasoning(out, d.delta.reasoning_content.as_ref().and_then(|r| r.text.as_deref()));
         if self.answer_block == Some(d.content_block_index) {
-            self.chunks.content(out, d.delta.tool_use.as_ref().map(|t| &*t.input));
+            self.chunks.text(out, d.delta.tool_use.as_ref().map(|t| &*t.input));
         } else if let Some(tool_index) = self.tool_calls.of(d.content_block_index) {
             self.chunks.tool_arguments(out, tool_index, d.delta.tool_use.as_ref().map(|t| &*t.input));
         }
@@ -190,7 +189,7 @@ impl StreamTranslation for StreamState {
         self.done
     }
 
-    fn chunks(&self) -> Option<&ChunkWriter> {
+    fn chunks(&self) -> Option<&StreamWriter> {
         Some(&self.chunks)
     }
 }

@@ -7,17 +7,20 @@
 //! This file holds the settings and the `ProviderApi` impl; the translation lives in
 //! `request`, `response` (errors included), `embeddings` and `stream`, which share this file's imports.
 
-use super::chunks::{ChunkWriter, ToolCallIndex, malformed_event};
-use super::completion::{self, Answer};
+use super::completion;
+use super::streams::{ToolCallIndex, malformed_event};
 use super::turns::legacy_function_role;
 use super::{BuildContext, CompileInput, CompiledProvider, Edits, FieldError, ResponseContext, Translated, Unsupported, UpstreamRequest};
 use super::{Provider, Secret};
 use super::{ProviderApi, SpecField, StreamTranslation};
-use crate::openai::ApiError;
+use crate::client::ClientBody;
+use crate::client::StreamWriter;
+use crate::conversation::answer::{Answer, Completion, Finish};
+use crate::conversation::request::{ChatRequest, Content, Message, Part, Role, ToolChoice};
+use crate::error::ApiError;
+use crate::error::kind_for_status;
+use crate::json::Str;
 use crate::openai::embeddings::EmbeddingsRequest;
-use crate::openai::error::kind_for_status;
-use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice};
-use crate::openai::response::ChunkHeader;
 use crate::schema::{ProviderKind, ProviderSpec};
 use crate::stream::sse::Event;
 use crate::usage::Usage;
@@ -71,7 +74,7 @@ impl ProviderApi for Settings {
         &self,
         provider: &Provider,
         req: &ChatRequest,
-        _raw: &[u8],
+        _client: ClientBody,
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {

@@ -88,11 +88,12 @@ impl From<CohereUsage> for Usage {
 
 /// Cohere `finish_reason` → OpenAI `finish_reason`; `ERROR` and `TIMEOUT` are failures, not
 /// answers (see `generation_failed`).
-pub(super) fn finish_reason(reason: &str) -> &'static str {
+pub(super) fn finish_reason(reason: &str) -> Finish {
     match reason {
-        "MAX_TOKENS" => "length",
-        "TOOL_CALL" => "tool_calls",
-        _ => "stop",
+        "MAX_TOKENS" => Finish::MaxTokens,
+        "TOOL_CALL" => Finish::ToolUse,
+        "STOP_SEQUENCE" => Finish::StopSequence,
+        _ => Finish::EndTurn,
     }
 }
 
@@ -130,7 +131,10 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
         answer.add_tool_call(&c.id, &c.function.name, c.function.arguments.as_deref().unwrap_or("{}"));
     }
     let finish = Some(finish_reason(&r.finish_reason));
-    completion::encode(&r.id, ctx.created, &ctx.model, answer.into_message(), finish, r.usage.map(Usage::from))
+    completion::translated(
+        ctx,
+        Completion { id: &r.id, created: ctx.created, model: &ctx.model, answer, finish, usage: r.usage.map(Usage::from) },
+    )
 }
 
 #[derive(Deserialize)]

@@ -56,7 +56,7 @@ pub(super) struct DeltaCallFunction<'a> {
 
 #[derive(Debug)]
 pub struct StreamState {
-    pub(super) chunks: ChunkWriter,
+    pub(super) chunks: StreamWriter,
     pub(super) usage: Option<CohereUsage>,
     pub(super) tool_calls: ToolCallIndex,
     pub(super) ended: bool,
@@ -65,7 +65,7 @@ pub struct StreamState {
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
         StreamState {
-            chunks: ChunkWriter::new(ctx, ChunkHeader { created: ctx.created, model: ctx.model.clone(), ..Default::default() }),
+            chunks: ctx.stream_writer(String::new(), ctx.model.clone()),
             usage: None,
             tool_calls: ToolCallIndex::default(),
             ended: false,
@@ -85,17 +85,17 @@ impl StreamState {
         match &*e.kind {
             "message-start" => {
                 if let Some(id) = &e.id {
-                    self.chunks.header.id = id.0.clone().into_owned();
+                    self.chunks.set_id(id.0.clone().into_owned());
                 }
                 self.chunks.opening(out);
             }
             "content-start" | "content-delta" => {
                 if let Some(block) = message.and_then(|m| m.content.as_ref()) {
-                    self.chunks.content(out, block.text.as_deref());
+                    self.chunks.text(out, block.text.as_deref());
                     self.chunks.reasoning(out, block.thinking.as_deref());
                 }
             }
-            "tool-plan-delta" => self.chunks.content(out, message.and_then(|m| m.tool_plan.as_deref())),
+            "tool-plan-delta" => self.chunks.text(out, message.and_then(|m| m.tool_plan.as_deref())),
             "tool-call-start" => {
                 if let Some(call) = message.and_then(|m| m.tool_calls.as_ref()) {
                     self.tool_call_start(e.index.unwrap_or(0), call, out);
@@ -133,7 +133,7 @@ impl StreamState {
             return self.chunks.fail(out, &e);
         }
         self.ended = true;
-        self.chunks.finish_reason(out, Some(finish_reason(reason)));
+        self.chunks.finish(out, Some(finish_reason(reason)));
         self.chunks.done(out, self.usage());
     }
 }
@@ -153,7 +153,7 @@ impl StreamTranslation for StreamState {
         self.ended
     }
 
-    fn chunks(&self) -> Option<&ChunkWriter> {
+    fn chunks(&self) -> Option<&StreamWriter> {
         Some(&self.chunks)
     }
 }

@@ -268,7 +268,7 @@ fn tool_call_response_keeps_the_plan_as_content() {
 #[test]
 fn finish_reasons_thinking_and_usage_fallback() {
     for (reason, finish) in [("COMPLETE", "stop"), ("STOP_SEQUENCE", "stop"), ("MAX_TOKENS", "length"), ("TOOL_CALL", "tool_calls")] {
-        assert_eq!(finish_reason(reason), finish);
+        assert_eq!(crate::openai::chat_answer::finish_reason(finish_reason(reason)), finish);
     }
     let body = r#"{"id":"x","finish_reason":"MAX_TOKENS","message":{"role":"assistant","content":[{"type":"thinking","thinking":"hmm"},{"type":"text","text":"cut"}]},
         "usage":{"tokens":{"input_tokens":4,"output_tokens":2}}}"#;

@@ -24,20 +24,23 @@
 //! This file holds the settings and the `ProviderApi` impl; the translation lives in
 //! `request`, `schema` (JSON schemas for Gemini), `response`, `errors`, `stream` and `embeddings`, which share this file's imports.
 
-use super::chunks::{ChunkWriter, malformed_event};
-use super::completion::{self, Answer};
+use super::completion;
 use super::media::{Source, media_source};
 use super::reasoning::{self, Effort};
+use super::streams::malformed_event;
 use super::thought_signature;
 use super::turns::{self, AssistantCall, Conversation, TurnRules};
 use super::{BuildContext, CompileInput, CompiledProvider, Edits, FieldError, ResponseContext, Translated, Unsupported, UpstreamRequest};
 use super::{Provider, Secret};
 use super::{ProviderApi, SpecField, StreamTranslation};
-use crate::openai::ApiError;
+use crate::client::ClientBody;
+use crate::client::StreamWriter;
+use crate::conversation::answer::{Answer, Completion, Finish};
+use crate::conversation::request::{ChatRequest, Content, Message, Part, Role, ToolChoice};
+use crate::error::ApiError;
+use crate::error::kind_for_status;
+use crate::json::{Str, strip_position};
 use crate::openai::embeddings::EmbeddingsRequest;
-use crate::openai::error::kind_for_status;
-use crate::openai::request::{ChatRequest, Content, Message, Part, Role, Str, ToolChoice, strip_position};
-use crate::openai::response::{AssistantMessage, ChunkHeader};
 use crate::schema::{ProviderKind, ProviderSpec, ReasoningForm};
 use crate::stream::sse::Event;
 use crate::usage::Usage;
@@ -110,7 +113,7 @@ impl ProviderApi for Settings {
         &self,
         provider: &Provider,
         req: &ChatRequest,
-        _raw: &[u8],
+        _client: ClientBody,
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {

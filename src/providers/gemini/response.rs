@@ -101,13 +101,13 @@ impl From<UsageMetadata> for Usage {
     }
 }
 
-/// Gemini `finishReason` → OpenAI `finish_reason`. Gemini says STOP after function calls too.
-pub(super) fn finish_reason(reason: &str, has_tool_calls: bool) -> &'static str {
+/// Gemini `finishReason` → why the model stopped. Gemini says STOP after function calls too.
+pub(super) fn finish_reason(reason: &str, has_tool_calls: bool) -> Finish {
     match reason {
-        "STOP" if has_tool_calls => "tool_calls",
-        "MAX_TOKENS" => "length",
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => "content_filter",
-        _ => "stop",
+        "STOP" if has_tool_calls => Finish::ToolUse,
+        "MAX_TOKENS" => Finish::MaxTokens,
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => Finish::ContentFilter,
+        _ => Finish::EndTurn,
     }
 }
 
@@ -161,19 +161,17 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
         answer.add_tool_call(id, &call.name, call.arguments());
     }
     let finish = finish_reason(candidate.finish_reason.as_deref().unwrap_or("STOP"), !answer.tool_calls.is_empty());
-    let mut message = answer.into_message();
-    // A filtered answer without text has no content either.
-    if finish == "content_filter" && message.content.as_deref() == Some("") {
-        message.content = None;
-    }
     let model = r.model_version.as_deref().unwrap_or(&ctx.model);
-    completion::encode(&completion_id(&r), ctx.created, model, message, Some(finish), r.usage_metadata.map(Usage::from))
+    let id = completion_id(&r);
+    let usage = r.usage_metadata.map(Usage::from);
+    completion::translated(ctx, Completion { id: &id, created: ctx.created, model, answer, finish: Some(finish), usage })
 }
 
 pub(super) fn blocked_completion(ctx: &ResponseContext, r: &GenerateContentResponse) -> Result<Translated, ApiError> {
     let refusal = format!("The provider blocked the prompt (blockReason {}).", block_reason(r).unwrap_or_default());
-    let message =
-        AssistantMessage { role: "assistant", content: None, tool_calls: Vec::new(), refusal: Some(&refusal), reasoning_content: None };
+    let answer = Answer { refusal: Some(refusal), ..Default::default() };
     let model = r.model_version.as_deref().unwrap_or(&ctx.model);
-    completion::encode(&completion_id(r), ctx.created, model, message, Some("content_filter"), r.usage_metadata.map(Usage::from))
+    let id = completion_id(r);
+    let usage = r.usage_metadata.map(Usage::from);
+    completion::translated(ctx, Completion { id: &id, created: ctx.created, model, answer, finish: Some(Finish::ContentFilter), usage })
 }

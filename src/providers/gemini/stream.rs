@@ -6,17 +6,17 @@ use super::*;
 /// new parts, and on the last one `finishReason` and the full usage.
 #[derive(Debug)]
 pub struct StreamState {
-    pub(super) chunks: ChunkWriter,
+    pub(super) chunks: StreamWriter,
     pub(super) started: bool,
     pub(super) usage: Option<UsageMetadata>,
     pub(super) tool_calls: usize,
-    pub(super) finish_reason: Option<&'static str>,
+    pub(super) finish_reason: Option<Finish>,
 }
 
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
         StreamState {
-            chunks: ChunkWriter::new(ctx, ChunkHeader { created: ctx.created, model: ctx.model.clone(), ..Default::default() }),
+            chunks: ctx.stream_writer(String::new(), ctx.model.clone()),
             started: false,
             usage: None,
             tool_calls: 0,
@@ -43,9 +43,9 @@ impl StreamState {
         }
         if !self.started {
             self.started = true;
-            self.chunks.header.id = completion_id(&r);
+            self.chunks.set_id(completion_id(&r));
             if let Some(model) = &r.model_version {
-                self.chunks.header.model = model.to_string();
+                self.chunks.set_model(model.to_string());
             }
             self.chunks.opening(out);
         }
@@ -55,11 +55,11 @@ impl StreamState {
         }
         let finish = match candidate.and_then(|c| c.finish_reason.as_deref()) {
             Some(reason) => Some(finish_reason(reason, self.tool_calls > 0)),
-            None => block_reason(&r).map(|_| "content_filter"),
+            None => block_reason(&r).map(|_| Finish::ContentFilter),
         };
         if let Some(finish) = finish {
             self.finish_reason = Some(finish);
-            self.chunks.finish_reason(out, Some(finish));
+            self.chunks.finish(out, Some(finish));
         }
     }
 
@@ -73,7 +73,7 @@ impl StreamState {
         } else if part.thought == Some(true) {
             self.chunks.reasoning(out, part.text.as_deref());
         } else {
-            self.chunks.content(out, part.text.as_deref());
+            self.chunks.text(out, part.text.as_deref());
         }
     }
 }
@@ -93,7 +93,7 @@ impl StreamTranslation for StreamState {
         self.finish_reason.is_some()
     }
 
-    fn chunks(&self) -> Option<&ChunkWriter> {
+    fn chunks(&self) -> Option<&StreamWriter> {
         Some(&self.chunks)
     }
 

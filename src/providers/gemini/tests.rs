@@ -1,7 +1,7 @@
 use super::super::test_support::{self, body_of, chunks_of, content_of, finish_reasons, last_event, tool_call_deltas, user};
 use super::*;
 use crate::config::Config;
-use crate::openai::{embeddings, request};
+use crate::openai::{chat, embeddings};
 use crate::schema::ReasoningForm;
 use crate::stream::Decoder;
 use serde_json::{Value, json};
@@ -102,7 +102,7 @@ fn fields_a_kind_does_not_use_are_refused() {
 fn model_names_that_could_change_the_path_are_refused() {
     let c = gemini("");
     let bytes = serde_json::to_vec(&json!({"model":"gem","messages":[user("x")]})).unwrap();
-    let req = request::parse(&bytes).unwrap();
+    let req = chat::parse(&bytes).unwrap();
     for bad in ["../files", "a?key=1", "a/b", "", "a:b"] {
         let e = build_request(&c.providers[0], settings(&c), &req, bad, &mut Edits::default()).unwrap_err();
         assert_eq!((e.status, e.param.as_deref()), (400, Some("model")), "{bad}");
@@ -179,7 +179,7 @@ fn json_mode_and_json_schema_become_response_mime_type_and_schema() {
             "pick":{"anyOf":[{"type":"NUMBER"},{"type":"BOOLEAN"}]}}})
     );
     // the client's property order is kept: Gemini orders its output by it
-    let req = request::parse(body.as_bytes()).unwrap();
+    let req = chat::parse(body.as_bytes()).unwrap();
     let built = build_request(&gemini("").providers[0], settings(&gemini("")), &req, "m", &mut Edits::default()).unwrap();
     let text = String::from_utf8(built.body.unwrap()).unwrap();
     assert!(text.find("\"zeta\"").unwrap() < text.find("\"alpha\"").unwrap(), "{text}");
@@ -425,7 +425,7 @@ fn finish_reasons_map() {
         ("OTHER", false, "stop"),
         ("FINISH_REASON_UNSPECIFIED", false, "stop"),
     ] {
-        assert_eq!(finish_reason(reason, tools), finish, "{reason}");
+        assert_eq!(crate::openai::chat_answer::finish_reason(finish_reason(reason, tools)), finish, "{reason}");
     }
     let (v, _) = completion(
         r#"{"candidates":[{"finishReason":"SAFETY","safetyRatings":[{"category":"HARM_CATEGORY_HARASSMENT","probability":"HIGH"}]}]}"#,

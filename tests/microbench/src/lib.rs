@@ -99,7 +99,13 @@ pub fn request_headers(gateway: &Gateway, store: &Store, body_len: usize) -> OnH
 /// `on_http_request_body`: parse, route and translate; the upstream body (if rewritten) and the
 /// exchange that handles the response.
 pub fn request_body(gateway: &Gateway, store: &Store, body: &[u8]) -> (Option<Vec<u8>>, Exchange) {
-    let incoming = Incoming { operation: Operation::Chat, caller: Caller::default(), headers: &[], explain: false };
+    let incoming = Incoming {
+        operation: Operation::Chat,
+        dialect: tollgate::client::Dialect::OpenAiChat,
+        caller: Caller::default(),
+        headers: &[],
+        explain: false,
+    };
     match gateway.on_body(&incoming, body, store, NOW_MS) {
         Ok(Next::Forward(forward)) => (forward.upstream.body, forward.exchange),
         _ => unreachable!("the scenario's request is valid and routed"),
