@@ -143,6 +143,18 @@ pub fn rewrite(body: &[u8], members: &[Member], keep: impl Fn(&str) -> bool, app
     out
 }
 
+/// The body with the value of its one member `key` replaced in place, every other byte (order,
+/// whitespace) as it was; `None` when the body names `key` not exactly once (then `rewrite`).
+pub fn replace_value(body: &[u8], members: &[Member], key: &str, value: &[u8]) -> Option<Vec<u8>> {
+    let mut named = members.iter().filter(|m| m.key(body) == key);
+    let (Some(m), None) = (named.next(), named.next()) else { return None };
+    let mut out = Vec::with_capacity(body.len() + value.len());
+    out.extend_from_slice(body.get(..m.value.start)?);
+    out.extend_from_slice(value);
+    out.extend_from_slice(body.get(m.value.end..)?);
+    Some(out)
+}
+
 /// Byte offset of a serde_json error position (1-based line and column, which point at the
 /// last byte of the offending token).
 pub fn offset_of(body: &[u8], line: usize, column: usize) -> usize {
@@ -380,6 +392,18 @@ mod tests {
     fn keys(body: &str) -> Vec<(String, String)> {
         let b = body.as_bytes();
         members(b).unwrap().iter().map(|m| (m.key(b).into_owned(), String::from_utf8(m.value(b).to_vec()).unwrap())).collect()
+    }
+
+    #[test]
+    fn a_value_is_replaced_in_place_or_not_at_all() {
+        let body = br#"{ "messages" : [1],"model":"a" , "stream":true}"#;
+        let m = members(body).unwrap();
+        assert_eq!(replace_value(body, &m, "model", b"\"bb\"").unwrap(), br#"{ "messages" : [1],"model":"bb" , "stream":true}"#);
+        assert_eq!(replace_value(body, &m, "absent", b"1"), None);
+        let twice = br#"{"model":"a","model":"b"}"#;
+        assert_eq!(replace_value(twice, &members(twice).unwrap(), "model", b"1"), None, "a duplicate is for rewrite to remove");
+        let escaped = br#"{"mod\u0065l":"a"}"#;
+        assert_eq!(replace_value(escaped, &members(escaped).unwrap(), "model", b"\"b\"").unwrap(), br#"{"mod\u0065l":"b"}"#);
     }
 
     #[test]

@@ -128,3 +128,60 @@ pub fn finish_reasons(chunks: &[Value]) -> Vec<&str> {
 pub fn tool_call_deltas(chunks: &[Value]) -> Vec<&Value> {
     chunks.iter().filter_map(|c| c["choices"][0]["delta"].get("tool_calls")).collect()
 }
+
+/// The context of a streamed answer from `model` to a Messages client.
+pub fn messages_stream_ctx(model: &str) -> ResponseContext {
+    ResponseContext { dialect: crate::client::Dialect::AnthropicMessages, ..stream_ctx(model, false) }
+}
+
+/// The events of a Messages stream, (name, data), after checking Anthropic's grammar: the data
+/// names its event; `message_start` first; blocks numbered from 0 in order, each started before
+/// its deltas and stopped once; `message_delta` then `message_stop` last. Returns the text, the
+/// tool calls (id, name, arguments) and the stop reason.
+pub fn messages_stream(out: &str) -> (String, Vec<(String, String, String)>, String) {
+    let events: Vec<(String, Value)> = out
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (name, data) = e.split_once('\n').unwrap();
+            (name.strip_prefix("event: ").unwrap().to_owned(), serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap())
+        })
+        .collect();
+    assert_eq!(events.first().map(|e| e.0.as_str()), Some("message_start"), "{out}");
+    assert_eq!(events.iter().rev().take(2).map(|e| e.0.as_str()).collect::<Vec<_>>(), ["message_stop", "message_delta"], "{out}");
+    let (mut text, mut calls, mut open, mut next) = (String::new(), Vec::<(String, String, String)>::new(), None, 0);
+    let mut call_of_block = std::collections::HashMap::new();
+    for (name, data) in &events {
+        assert_eq!(data["type"], name.as_str());
+        let index = data["index"].as_u64();
+        match name.as_str() {
+            "content_block_start" => {
+                assert_eq!((open, index), (None, Some(next)), "blocks open one at a time, in order: {out}");
+                open = index;
+                next += 1;
+                let block = &data["content_block"];
+                if block["type"] == "tool_use" {
+                    call_of_block.insert(index.unwrap(), calls.len());
+                    calls.push((block["id"].as_str().unwrap().to_owned(), block["name"].as_str().unwrap().to_owned(), String::new()));
+                }
+            }
+            "content_block_delta" => {
+                let delta = &data["delta"];
+                match delta["type"].as_str().unwrap() {
+                    "text_delta" => text.push_str(delta["text"].as_str().unwrap()),
+                    "input_json_delta" => calls[call_of_block[&index.unwrap()]].2.push_str(delta["partial_json"].as_str().unwrap()),
+                    "thinking_delta" | "signature_delta" => {}
+                    other => panic!("unknown delta {other}"),
+                }
+                assert!(index < Some(next), "a delta names a started block");
+            }
+            "content_block_stop" => {
+                assert_eq!(open, index, "the open block stops: {out}");
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    let stop_reason = events[events.len() - 2].1["delta"]["stop_reason"].as_str().unwrap().to_owned();
+    (text, calls, stop_reason)
+}

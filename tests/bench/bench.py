@@ -47,6 +47,8 @@ class Scenario:
     reply: str  # nginx's canned answer on that path (fixtures/)
     prompt_bytes: int = 0
     stream: bool = False
+    # The API the client speaks: "chat" (OpenAI Chat Completions) or "messages" (Anthropic).
+    client: str = "chat"
 
 
 TRANSLATE = Scenario("translate", "OpenAI → Anthropic, 1.5 KB", "claude-sonnet", "/v1/messages", "anthropic_response.json")
@@ -56,6 +58,13 @@ LARGE = Scenario("large", "OpenAI → Anthropic, 100 KB prompt", "claude-sonnet"
                  prompt_bytes=100_000)
 STREAM = Scenario("stream", "Streaming, Anthropic → OpenAI SSE", "claude-sonnet", "/v1/messages", "anthropic_stream.sse",
                   stream=True)
+MESSAGES_PASSTHROUGH = Scenario("messages_passthrough", "Messages passthrough (→ Anthropic)", "claude-sonnet", "/v1/messages",
+                                "anthropic_response.json", client="messages")
+MESSAGES_TRANSLATE = Scenario("messages_translate", "Messages → OpenAI, 1.5 KB", "fast", "/v1/chat/completions",
+                              "openai_response.json", client="messages")
+
+
+THROUGHPUT = (TRANSLATE, PASSTHROUGH, LARGE, MESSAGES_PASSTHROUGH, MESSAGES_TRANSLATE)
 
 
 def request_body(s: Scenario) -> bytes:
@@ -67,7 +76,24 @@ def request_body(s: Scenario) -> bytes:
         # Prose with quotes and line breaks, so JSON escaping costs what real documents cost.
         paragraph = 'Clause 4.2: the "Supplier" shall deliver the goods described in Annex B.\nNo further terms apply.\n'
         req["messages"][-1]["content"] += "\n\n" + paragraph * (s.prompt_bytes // len(paragraph))
+    if s.client == "messages":
+        req = as_messages(req)
     return json.dumps(req).encode()
+
+
+def as_messages(chat: dict) -> dict:
+    """The same conversation as an Anthropic Messages request."""
+    return {
+        "model": chat["model"],
+        "max_tokens": chat.get("max_tokens", 1024),
+        "system": " ".join(m["content"] for m in chat["messages"] if m["role"] == "system"),
+        "messages": [{"role": m["role"], "content": m["content"]} for m in chat["messages"] if m["role"] != "system"],
+        "tools": [{"name": t["function"]["name"], "description": t["function"].get("description", ""),
+                   "input_schema": t["function"]["parameters"]} for t in chat.get("tools", [])],
+        **({"temperature": chat["temperature"]} if "temperature" in chat else {}),
+        **({"stream": True} if chat.get("stream") else {}),
+        "metadata": {"user_id": chat.get("user", "bench")},
+    }
 
 
 def request_headers(s: Scenario) -> dict:
@@ -86,7 +112,9 @@ class Side:
         return self.name == "tollgate"
 
     def path(self, s: Scenario) -> str:
-        return "/v1/chat/completions" if self.tollgate else s.upstream_path
+        if not self.tollgate:
+            return s.upstream_path
+        return "/v1/messages" if s.client == "messages" else "/v1/chat/completions"
 
     def cpu_seconds(self) -> float:
         fields = pathlib.Path(f"/proc/{self.envoy.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -208,6 +236,8 @@ def check(side: Side, s: Scenario):
         assert body == (FIXTURES / s.reply).read_bytes(), f"bare {s.name}: unexpected body {body[:200]!r}"
     elif s.stream:
         assert body.rstrip().endswith(b"data: [DONE]") and b"chat.completion.chunk" in body, body[:300]
+    elif s.client == "messages":
+        assert json.loads(body)["type"] == "message" and "x-tollgate-provider" in headers, body[:300]
     else:
         assert json.loads(body)["object"] == "chat.completion" and "x-tollgate-provider" in headers, body[:300]
 
@@ -305,7 +335,7 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
     def ratio(s: Scenario, side: str = "tollgate") -> float:
         return statistics.median(t["rps"] / b["rps"] for b, t in zip(load[s.name, 32, "bare"], load[s.name, 32, side]))
 
-    scenarios = [TRANSLATE, PASSTHROUGH, LARGE]
+    scenarios = THROUGHPUT
     def cpu(s: Scenario, side: str) -> str:
         return f"{median_of(s, 32, side, 'cpu_us_per_request'):.0f}"
 
@@ -431,7 +461,7 @@ def main():
         bare, _, tollgate = sides
 
         load = {}
-        for s in (TRANSLATE, PASSTHROUGH, LARGE):
+        for s in THROUGHPUT:
             files = {side.name: [raw_request(work, side, s)] for side in sides}
             for side in sides:
                 check(side, s)

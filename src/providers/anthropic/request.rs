@@ -82,6 +82,8 @@ pub(super) enum Block<'r> {
         tool_use_id: &'r str,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         content: Vec<Block<'r>>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
     },
 }
 
@@ -253,7 +255,7 @@ impl<'r> TurnRules<'r> for AnthropicTurns {
 
     fn tool_result(&self, i: usize, m: &'r Message) -> Result<Block<'r>, ApiError> {
         let tool_use_id = m.tool_call_id.as_deref().unwrap_or_default();
-        Ok(Block::ToolResult { tool_use_id, content: self.content(i, m.content.as_ref(), m.role)? })
+        Ok(Block::ToolResult { tool_use_id, content: self.content(i, m.content.as_ref(), m.role)?, is_error: m.is_error })
     }
 
     /// Tool results must open the user turn, before any text.
@@ -324,7 +326,8 @@ pub(super) fn passthrough(raw: &[u8], upstream_model: &str, edits: &Edits) -> Re
         return Ok(UpstreamRequest::default());
     }
     let model = crate::json::quote(upstream_model);
-    let body = crate::json::rewrite(raw, &members, |k| k != "model" && !dropped.contains(&k), &[("model", &model)]);
+    let in_place = dropped.is_empty().then(|| crate::json::replace_value(raw, &members, "model", &model)).flatten();
+    let body = in_place.unwrap_or_else(|| crate::json::rewrite(raw, &members, |k| k != "model" && !dropped.contains(&k), &[("model", &model)]));
     Ok(UpstreamRequest::body(body))
 }
 

@@ -158,6 +158,9 @@ pub(super) struct ToolUse<'r> {
 pub(super) struct ToolResult<'r> {
     pub(super) tool_use_id: Cow<'r, str>,
     pub(super) content: Vec<ResultBlock<'r>>,
+    /// `error` for a result that reports the tool's failure (Converse `ToolResultBlock.status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) status: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -416,7 +419,8 @@ impl<'r> TurnRules<'r> for ConverseTurns {
 
     fn tool_result(&self, i: usize, m: &'r Message) -> Result<Block<'r>, ApiError> {
         let tool_use_id = tool_use_id(m.tool_call_id.as_deref().unwrap_or_default());
-        Ok(Block::ToolResult(ToolResult { tool_use_id, content: result_blocks(i, m.content.as_ref())? }))
+        let status = m.is_error.then_some("error");
+        Ok(Block::ToolResult(ToolResult { tool_use_id, content: result_blocks(i, m.content.as_ref())?, status }))
     }
 
     /// Tool results open the user turn, before any text, as the models expect.

@@ -862,3 +862,22 @@ fn tool_use_ids_converse_would_refuse_are_sent_as_digests_matching_their_results
     assert_eq!(out["messages"][2]["content"][0]["toolResult"]["toolUseId"], sent_id);
     assert_eq!(out["messages"][1]["content"][1]["toolUse"]["toolUseId"], "call_1", "valid ids pass as they are");
 }
+
+#[test]
+fn a_messages_client_gets_the_stream_in_anthropics_event_grammar() {
+    let run = |chunks: &[&[u8]]| {
+        let mut s = StreamState::new(&test_support::messages_stream_ctx(MODEL));
+        let out = test_support::translate_stream(&mut s, Decoder::event_stream(1 << 16), chunks, StreamState::on_event, StreamState::finish);
+        // Converse streams carry no id: each run mints its own.
+        let id = out.split("\"id\":\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or("none").to_owned();
+        (out.replace(&id, "msg_x"), s)
+    };
+    let (out, s) = run(&[&tool_stream()]);
+    let (_, calls, stop) = test_support::messages_stream(&out);
+    assert_eq!(stop, "tool_use");
+    assert_eq!(calls, vec![("toolu_tooluse_9".into(), "get_weather".into(), "{\"city\": \"Paris\"}".into())]);
+    assert!(s.completed());
+    let (out, _) = run(&[&text_stream()]);
+    assert_eq!(test_support::messages_stream(&out).2, "end_turn");
+    test_support::assert_any_split_gives_the_same_output(&tool_stream(), run, StreamState::completed);
+}

@@ -774,3 +774,21 @@ fn openai_metadata_is_dropped_and_said_so() {
     let (_, _, edits) = build_with(&gemini(""), &json!({"model":"gem","messages":[user("x")],"metadata":{"a":"b"}})).unwrap();
     assert_eq!(edits.dropped, vec!["metadata"]);
 }
+
+#[test]
+fn a_messages_client_gets_the_stream_in_anthropics_event_grammar() {
+    let run = |chunks: &[&[u8]]| {
+        let mut s = StreamState::new(&test_support::messages_stream_ctx("gemini-2.5-flash"));
+        (test_support::translate_stream(&mut s, Decoder::sse(1 << 16), chunks, StreamState::on_event, StreamState::finish), s)
+    };
+    let (out, s) = run(&[TEXT_STREAM.as_bytes()]);
+    assert!(out.contains("\"thinking_delta\",\"thinking\":\"Let me think\""), "{out}");
+    assert_eq!(test_support::messages_stream(&out), ("Hello w\u{f6}rld".into(), vec![], "end_turn".into()));
+    assert!(s.completed());
+    let (out, _) = run(&[TOOL_STREAM.as_bytes()]);
+    let (text, calls, stop) = test_support::messages_stream(&out);
+    assert_eq!((text.as_str(), stop.as_str()), ("Checking.", "tool_use"));
+    assert_eq!(calls[0], ("toolu_call_0_tsig_c2ln-_8".into(), "get_weather".into(), "{\"city\":\"Paris\"}".into()));
+    assert_eq!(calls[1].1, "now");
+    test_support::assert_any_split_gives_the_same_output(TOOL_STREAM.as_bytes(), run, StreamState::completed);
+}

@@ -465,6 +465,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+mod other_dialects_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::openai::chat;
