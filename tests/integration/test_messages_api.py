@@ -98,7 +98,8 @@ def gw(mock, tmp_path_factory):
     hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     log_path = workdir / "access.log"
     hcm["access_log"][0]["typed_config"]["path"] = str(log_path)
-    envoy = Envoy(cfg, workdir, env=ENV)
+    # Access-log entries are written within 100 ms, not the default 10 s, for tests that read them.
+    envoy = Envoy(cfg, workdir, env=ENV, args=["--file-flush-interval-msec", "100"])
     envoy.access_log = log_path
     yield envoy
     envoy.stop()
