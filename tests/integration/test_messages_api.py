@@ -599,7 +599,8 @@ def test_messages_cost_what_chat_completions_cost(gw, provider, streamed):
     assert {f: via_messages[f] for f in fields} == {f: via_chat[f] for f in fields}
     assert via_messages["key_id"] == "messages" and via_messages["completed"] is True
     assert Decimal(via_messages["cost_usd"]) > 0
-    assert via_messages["cached_input_tokens"] == 2 == message.usage.cache_read_input_tokens
+    # Cohere bills without a cache discount, so chat accounts no cached tokens there either
+    assert via_messages["cached_input_tokens"] == (0 if provider == "cohere" else 2) == (message.usage.cache_read_input_tokens or 0)
     if provider == "anthropic":
         assert via_messages["cache_write_tokens"] == 1 == message.usage.cache_creation_input_tokens
     # Anthropic counts input without the cached tokens; 2 system + 2 + 1 + 3 words in all
