@@ -2,6 +2,8 @@
 //! events and errors it gets, rendered in that API's shape from the gateway's representation
 //! (`conversation`). Providers write to a [`StreamWriter`] without knowing the client's API.
 
+use crate::anthropic::message_answer::{self, EventWriter};
+use crate::anthropic::messages;
 use crate::conversation::answer::{Completion, Finish};
 use crate::conversation::request::ChatRequest;
 use crate::error::ApiError;
@@ -17,20 +19,33 @@ pub enum Dialect {
     /// OpenAI Chat Completions (`POST /v1/chat/completions`) and embeddings.
     #[default]
     OpenAiChat,
+    /// Anthropic Messages (`POST /v1/messages`).
+    AnthropicMessages,
 }
 
 impl Dialect {
-    const ALL: [Dialect; 1] = [Dialect::OpenAiChat];
+    const ALL: [Dialect; 2] = [Dialect::OpenAiChat, Dialect::AnthropicMessages];
 
     /// The dialect's name in access logs and failover plans.
     pub fn as_str(self) -> &'static str {
         match self {
             Dialect::OpenAiChat => "openai_chat",
+            Dialect::AnthropicMessages => "anthropic_messages",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Dialect> {
         Dialect::ALL.into_iter().find(|d| d.as_str() == name)
+    }
+
+    /// The client headers of this API that a provider speaking it natively reads: Anthropic's
+    /// version and beta flags (https://docs.anthropic.com/en/api/versioning,
+    /// https://docs.anthropic.com/en/api/beta-headers). Another provider never gets them.
+    pub fn native_headers(self) -> &'static [&'static str] {
+        match self {
+            Dialect::OpenAiChat => &[],
+            Dialect::AnthropicMessages => &["anthropic-version", "anthropic-beta"],
+        }
     }
 }
 
@@ -47,6 +62,15 @@ pub struct ClientBody<'b> {
 pub fn parse_chat(body: ClientBody<'_>) -> Result<ChatRequest<'_>, ApiError> {
     match body.dialect {
         Dialect::OpenAiChat => chat::parse(body.bytes),
+        Dialect::AnthropicMessages => messages::parse(body.bytes),
+    }
+}
+
+/// A request to count the input tokens of (Messages' `count_tokens`), parsed.
+pub fn parse_count_tokens(body: ClientBody<'_>) -> Result<ChatRequest<'_>, ApiError> {
+    match body.dialect {
+        Dialect::AnthropicMessages => messages::parse_count_tokens(body.bytes),
+        Dialect::OpenAiChat => chat::parse(body.bytes),
     }
 }
 
@@ -55,6 +79,7 @@ pub fn parse_chat(body: ClientBody<'_>) -> Result<ChatRequest<'_>, ApiError> {
 pub fn with_output_limit(body: ClientBody<'_>, limit: u64) -> Result<Vec<u8>, ApiError> {
     match body.dialect {
         Dialect::OpenAiChat => chat::with_output_limit(body.bytes, limit),
+        Dialect::AnthropicMessages => messages::with_output_limit(body.bytes, limit),
     }
 }
 
@@ -62,6 +87,7 @@ pub fn with_output_limit(body: ClientBody<'_>, limit: u64) -> Result<Vec<u8>, Ap
 pub fn completion_body(dialect: Dialect, completion: Completion) -> Result<Vec<u8>, ApiError> {
     match dialect {
         Dialect::OpenAiChat => chat_answer::completion_body(completion),
+        Dialect::AnthropicMessages => message_answer::completion_body(completion),
     }
 }
 
@@ -69,6 +95,7 @@ pub fn completion_body(dialect: Dialect, completion: Completion) -> Result<Vec<u
 pub fn error_body(dialect: Dialect, e: &ApiError) -> Vec<u8> {
     match dialect {
         Dialect::OpenAiChat => e.to_json(),
+        Dialect::AnthropicMessages => message_answer::error_body(e),
     }
 }
 
@@ -76,6 +103,7 @@ pub fn error_body(dialect: Dialect, e: &ApiError) -> Vec<u8> {
 pub fn error_event(dialect: Dialect, e: &ApiError) -> Vec<u8> {
     match dialect {
         Dialect::OpenAiChat => e.to_sse_event(),
+        Dialect::AnthropicMessages => message_answer::error_event(e),
     }
 }
 
@@ -99,15 +127,17 @@ pub struct StreamWriter {
 #[derive(Debug)]
 enum Render {
     OpenAiChat(ChunkWriter),
+    AnthropicMessages(EventWriter),
 }
 
 impl StreamWriter {
     /// `client_wants_usage`: the client asked for the usage in the stream (OpenAI's
-    /// `stream_options.include_usage`).
+    /// `stream_options.include_usage`; Messages streams always carry it).
     pub fn new(dialect: Dialect, identity: StreamIdentity, client_wants_usage: bool) -> Self {
         let StreamIdentity { id, created, model } = identity;
         let render = match dialect {
             Dialect::OpenAiChat => Render::OpenAiChat(ChunkWriter::new(ChunkHeader { id, created, model }, client_wants_usage)),
+            Dialect::AnthropicMessages => Render::AnthropicMessages(EventWriter::new(id, model)),
         };
         StreamWriter { render, failed: false }
     }
@@ -116,6 +146,7 @@ impl StreamWriter {
     pub fn set_id(&mut self, id: String) {
         match &mut self.render {
             Render::OpenAiChat(w) => w.header.id = id,
+            Render::AnthropicMessages(w) => w.id = id,
         }
     }
 
@@ -123,68 +154,83 @@ impl StreamWriter {
     pub fn set_model(&mut self, model: String) {
         match &mut self.render {
             Render::OpenAiChat(w) => w.header.model = model,
+            Render::AnthropicMessages(w) => w.model = model,
         }
     }
 
     /// The answer begins.
-    pub fn opening(&self, out: &mut Vec<u8>) {
-        match &self.render {
+    pub fn opening(&mut self, out: &mut Vec<u8>) {
+        match &mut self.render {
             Render::OpenAiChat(w) => w.opening(out),
+            Render::AnthropicMessages(w) => w.opening(out),
         }
     }
 
     /// More of the answer's text; empty text writes nothing.
-    pub fn text(&self, out: &mut Vec<u8>, text: Option<&str>) {
+    pub fn text(&mut self, out: &mut Vec<u8>, text: Option<&str>) {
         let Some(text) = text.filter(|t| !t.is_empty()) else { return };
-        match &self.render {
+        match &mut self.render {
             Render::OpenAiChat(w) => w.text(out, text),
+            Render::AnthropicMessages(w) => w.text(out, text),
         }
     }
 
     /// More of the model's reasoning; empty text writes nothing.
-    pub fn reasoning(&self, out: &mut Vec<u8>, text: Option<&str>) {
+    pub fn reasoning(&mut self, out: &mut Vec<u8>, text: Option<&str>) {
         let Some(text) = text.filter(|t| !t.is_empty()) else { return };
-        match &self.render {
+        match &mut self.render {
             Render::OpenAiChat(w) => w.reasoning(out, text),
+            Render::AnthropicMessages(w) => w.reasoning(out, text),
+        }
+    }
+
+    /// The provider's signature over the reasoning (dialects without one leave it out).
+    pub fn reasoning_signature(&mut self, signature: &str) {
+        match &mut self.render {
+            Render::OpenAiChat(_) => {}
+            Render::AnthropicMessages(w) => w.reasoning_signature(signature),
         }
     }
 
     /// Tool call `index` (numbered from 0 in the order calls start) begins; `arguments` is empty
     /// unless the provider sends calls whole.
-    pub fn tool_call(&self, out: &mut Vec<u8>, index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) {
-        match &self.render {
+    pub fn tool_call(&mut self, out: &mut Vec<u8>, index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) {
+        match &mut self.render {
             Render::OpenAiChat(w) => w.tool_call(out, index, id, name, arguments),
+            Render::AnthropicMessages(w) => w.tool_call(out, index, id, name, arguments),
         }
     }
 
     /// More arguments of tool call `index`; empty arguments write nothing.
-    pub fn tool_arguments(&self, out: &mut Vec<u8>, index: u32, arguments: Option<&str>) {
+    pub fn tool_arguments(&mut self, out: &mut Vec<u8>, index: u32, arguments: Option<&str>) {
         let Some(arguments) = arguments.filter(|a| !a.is_empty()) else { return };
-        match &self.render {
+        match &mut self.render {
             Render::OpenAiChat(w) => w.tool_arguments(out, index, arguments),
+            Render::AnthropicMessages(w) => w.tool_arguments(out, index, arguments),
         }
     }
 
     /// Why the model stopped (`None`: the provider did not say).
-    pub fn finish(&self, out: &mut Vec<u8>, finish: Option<Finish>) {
-        match &self.render {
+    pub fn finish(&mut self, out: &mut Vec<u8>, finish: Option<Finish>) {
+        match &mut self.render {
             Render::OpenAiChat(w) => w.finish(out, finish),
+            // Messages says it in `message_delta`, with the usage, at the end.
+            Render::AnthropicMessages(w) => w.finish(finish),
         }
     }
 
     /// The proper end of the stream, with the answer's usage.
-    pub fn done(&self, out: &mut Vec<u8>, usage: Option<Usage>) {
-        match &self.render {
+    pub fn done(&mut self, out: &mut Vec<u8>, usage: Option<Usage>) {
+        match &mut self.render {
             Render::OpenAiChat(w) => w.done(out, usage),
+            Render::AnthropicMessages(w) => w.done(out, usage),
         }
     }
 
     /// Reports `e` to the client; the stream carries nothing after it.
     pub fn fail(&mut self, out: &mut Vec<u8>, e: &ApiError) {
         self.failed = true;
-        match &self.render {
-            Render::OpenAiChat(w) => w.fail(out, e),
-        }
+        self.write_error(out, e);
     }
 
     pub fn failed(&self) -> bool {
@@ -195,9 +241,14 @@ impl StreamWriter {
     /// error, unless it already failed.
     pub fn upstream_ended(&self, out: &mut Vec<u8>, complete: bool) {
         if !complete && !self.failed {
-            match &self.render {
-                Render::OpenAiChat(w) => w.fail(out, &truncated_error()),
-            }
+            self.write_error(out, &truncated_error());
+        }
+    }
+
+    fn write_error(&self, out: &mut Vec<u8>, e: &ApiError) {
+        match &self.render {
+            Render::OpenAiChat(w) => w.fail(out, e),
+            Render::AnthropicMessages(_) => out.extend_from_slice(&message_answer::error_event(e)),
         }
     }
 }

@@ -17,6 +17,7 @@
 )]
 
 pub mod accounting;
+pub mod anthropic;
 pub mod client;
 pub mod clock;
 pub mod config;

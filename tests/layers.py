@@ -21,7 +21,7 @@ import sys
 LAYERS = [
     ("foundation", ["json", "error", "clock", "host", "stream", "schema", "patterns", "usage", "headers"]),
     ("representation", ["conversation"]),
-    ("client dialects", ["openai"]),
+    ("client dialects", ["openai", "anthropic"]),
     ("client seam", ["client"]),
     ("accounting", ["accounting"]),
     ("providers", ["providers"]),

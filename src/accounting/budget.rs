@@ -202,10 +202,16 @@ impl Accounting {
 
     /// Refuses a missing or unknown key when auth is on.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Refusal> {
+        self.authenticate_either(authorization, None)
+    }
+
+    /// The caller of a request whose key is in `Authorization: Bearer`, or else in `x-api-key`
+    /// (where Anthropic clients send it).
+    pub fn authenticate_either(&self, authorization: Option<&str>, api_key: Option<&str>) -> Result<Caller, Refusal> {
         if !self.auth_required {
             return Ok(Caller::default());
         }
-        let token = authorization.and_then(keys::bearer).ok_or(Refusal::MissingKey)?;
+        let token = authorization.and_then(keys::bearer).or(api_key.map(str::trim).filter(|k| !k.is_empty())).ok_or(Refusal::MissingKey)?;
         match self.index.find(token) {
             Some(&i) => Ok(Caller { key: Some(i) }),
             None => Err(Refusal::UnknownKey),

@@ -36,6 +36,8 @@ impl Finish {
 pub struct Answer<'a> {
     pub text: String,
     pub reasoning: String,
+    /// The provider's signature over the reasoning, which it needs to read it back.
+    pub reasoning_signature: Option<String>,
     pub tool_calls: Vec<AnswerCall<'a>>,
     /// Why the provider answered nothing (a blocked prompt).
     pub refusal: Option<String>,

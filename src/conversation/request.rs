@@ -94,7 +94,10 @@ impl Content<'_> {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// One part of a message's content, by `kind`: `text`, `image_url`, `file`, `refusal`,
+/// `input_audio`, and from dialects that send a model's reasoning back, `thinking` (its text in
+/// `thinking`, the provider's `signature`) and `redacted_thinking` (its data in `signature`).
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Part<'a> {
     #[serde(rename = "type", borrow)]
     pub kind: Str<'a>,
@@ -109,6 +112,17 @@ pub struct Part<'a> {
     /// Anthropic prompt-caching marker some OpenAI-format clients send; forwarded where supported.
     #[serde(borrow, default)]
     pub cache_control: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub thinking: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub signature: Option<Str<'a>>,
+}
+
+impl Part<'_> {
+    /// A model's earlier reasoning, which only the provider that wrote it can read back.
+    pub fn is_thinking(&self) -> bool {
+        matches!(&*self.kind, "thinking" | "redacted_thinking")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -140,6 +154,9 @@ pub struct Message<'a> {
     pub tool_calls: Option<Vec<ToolCall<'a>>>,
     #[serde(borrow, default)]
     pub tool_call_id: Option<Str<'a>>,
+    /// A tool result that reports the tool's failure.
+    #[serde(default)]
+    pub is_error: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -166,6 +183,9 @@ pub struct Tool<'a> {
     pub kind: Str<'a>,
     #[serde(borrow, default)]
     pub function: Option<FunctionDef<'a>>,
+    /// A prompt-cache marker after this tool's definition.
+    #[serde(borrow, default)]
+    pub cache_control: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -419,6 +439,35 @@ impl ChatRequest<'_> {
             _ => None,
         });
         parts.flatten().filter(|p| matches!(&*p.kind, "image_url" | "file")).count()
+    }
+
+    /// The bytes of text the conversation holds (messages, tool definitions), from which its
+    /// input tokens are estimated where no provider counts them.
+    pub fn text_bytes(&self) -> usize {
+        let content = self.messages.iter().filter_map(|m| m.content.as_ref()).map(|c| c.text().len());
+        let calls =
+            self.messages.iter().flat_map(|m| m.tool_calls.iter().flatten()).map(|c| c.function.name.len() + c.function.arguments.len());
+        let tools = self
+            .tools
+            .iter()
+            .filter_map(|t| t.function.as_ref())
+            .map(|f| f.name.len() + f.description.as_deref().map_or(0, str::len) + f.parameters.map_or(0, |p| p.get().len()));
+        content.chain(calls).chain(tools).sum()
+    }
+
+    /// Whether an assistant message carries a model's earlier reasoning.
+    pub fn has_thinking(&self) -> bool {
+        self.messages.iter().any(|m| matches!(&m.content, Some(Content::Parts(parts)) if parts.iter().any(Part::is_thinking)))
+    }
+
+    /// Leaves out the model's earlier reasoning, for a provider that cannot take it back (it
+    /// was written, and signed, by another).
+    pub fn forget_thinking(&mut self) {
+        for m in &mut self.messages {
+            if let Some(Content::Parts(parts)) = &mut m.content {
+                parts.retain(|p| !p.is_thinking());
+            }
+        }
     }
 
     /// Raw value of a member that has no typed field.

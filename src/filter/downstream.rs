@@ -107,7 +107,7 @@ impl Downstream {
                 Some(answer) => self.answer(answer, true),
                 None => Action::Pause,
             },
-            Err(e) => self.reply(&e.into()),
+            Err(e) => self.reply(&Reply::error(request.dialect, e)),
         }
     }
 }
@@ -167,11 +167,11 @@ impl HttpContext for Downstream {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Phase::ReadingBody(_) = &self.phase else {
+        let Phase::ReadingBody(request) = &self.phase else {
             return Action::Continue;
         };
         let Some(gateway) = self.gateway.clone() else { return Action::Continue };
-        match gateway.on_body_part(body_size, end_of_stream) {
+        match gateway.on_body_part(request, body_size, end_of_stream) {
             BodyProgress::Wait => return Action::Pause,
             BodyProgress::TooLarge(reply) => return self.reply(&reply),
             BodyProgress::Complete => {}

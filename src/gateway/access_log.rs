@@ -22,6 +22,9 @@ pub struct Entry<'a> {
     pub key_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team: Option<&'a str>,
+    /// The API the client spoke (`openai_chat`, `anthropic_messages`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<&'static str>,
     pub stream: bool,
     pub completed: bool,
     pub input_tokens: u64,
@@ -56,6 +59,7 @@ pub fn for_exchange(config: &Config, ex: &Exchange, now_ms: u64) -> Vec<u8> {
         upstream_model: Some(ex.upstream_model()),
         key_id,
         team,
+        dialect: Some(ex.ctx.dialect.as_str()),
         stream: ex.ctx.stream,
         completed: ex.completed,
         input_tokens: usage.input_tokens,
@@ -118,7 +122,7 @@ mod tests {
         let v: Value = serde_json::from_slice(&for_exchange(&c, &ex, 1500)).unwrap();
         assert_eq!(
             v,
-            json!({"status":200,"model":"m","provider":"p","upstream_model":"up","key_id":"alice","team":"t","stream":true,
+            json!({"status":200,"model":"m","provider":"p","upstream_model":"up","key_id":"alice","team":"t","dialect":"openai_chat","stream":true,
             "completed":true,"input_tokens":3,"cached_input_tokens":0,"cache_write_tokens":0,"output_tokens":2,"reasoning_tokens":0,
             "cost_usd":"0.000005","time_to_first_token_ms":100,"duration_ms":500,"dropped_params":["temperature"]})
         );

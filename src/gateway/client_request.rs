@@ -77,6 +77,7 @@ impl Gateway {
             path: header(":path").unwrap_or_default(),
             content_length: header("content-length"),
             authorization: header("authorization"),
+            api_key: header("x-api-key"),
         };
         match self.on_request_headers(&head, store, now_ms) {
             OnHeaders::PassThrough => Start::PassThrough { replace_headers: sent_control_headers.then_some(headers) },
@@ -88,10 +89,10 @@ impl Gateway {
     }
 
     /// `body_size` bytes of the request body arrived (`end_of_stream`: all of it).
-    pub fn on_body_part(&self, body_size: usize, end_of_stream: bool) -> BodyProgress {
+    pub fn on_body_part(&self, request: &ClientRequest, body_size: usize, end_of_stream: bool) -> BodyProgress {
         let limit = self.config.limits.max_request_bytes;
         match (body_size > limit, end_of_stream) {
-            (true, _) => BodyProgress::TooLarge(crate::error::ApiError::too_large(limit).into()),
+            (true, _) => BodyProgress::TooLarge(Reply::error(request.dialect, crate::error::ApiError::too_large(limit))),
             (false, false) => BodyProgress::Wait,
             (false, true) => BodyProgress::Complete,
         }
@@ -173,9 +174,21 @@ mod tests {
     fn a_body_over_the_limit_is_refused_as_soon_as_it_is_seen() {
         let g = gateway();
         let limit = g.config.limits.max_request_bytes;
-        assert_eq!(g.on_body_part(limit, false), BodyProgress::Wait);
-        assert_eq!(g.on_body_part(limit, true), BodyProgress::Complete);
-        assert!(matches!(g.on_body_part(limit + 1, false), BodyProgress::TooLarge(Reply { status: 413, .. })));
+        let r = ClientRequest {
+            caller: Caller::default(),
+            operation: Operation::Chat,
+            dialect: Dialect::OpenAiChat,
+            headers: Vec::new(),
+            explain: false,
+        };
+        assert_eq!(g.on_body_part(&r, limit, false), BodyProgress::Wait);
+        assert_eq!(g.on_body_part(&r, limit, true), BodyProgress::Complete);
+        assert!(matches!(g.on_body_part(&r, limit + 1, false), BodyProgress::TooLarge(Reply { status: 413, .. })));
+        // A Messages client gets Anthropic's error shape.
+        let r = ClientRequest { dialect: Dialect::AnthropicMessages, ..r };
+        let BodyProgress::TooLarge(reply) = g.on_body_part(&r, limit + 1, false) else { panic!() };
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!((body["type"].as_str(), body["error"]["type"].as_str()), (Some("error"), Some("request_too_large")));
     }
 
     #[test]

@@ -297,7 +297,7 @@ impl Exchange {
             if self.via_failover_cluster() {
                 // A failover cluster's upstream filter already answers in OpenAI's format.
                 let sse = head.content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
-                sse.then(|| (Decoder::sse(max), StreamTranslator::OpenAi(openai::StreamState::new(&self.ctx))))
+                sse.then(|| (Decoder::sse(max), StreamTranslator::OpenAi(openai::StreamState::relay(&self.ctx))))
             } else {
                 Some((providers::stream_decoder(p, head.content_type, max)?, StreamTranslator::new(p, &self.ctx)))
             }
@@ -427,6 +427,7 @@ impl Exchange {
                 timeout_ms: l.timeout_ms,
                 tried,
                 tried_providers,
+                dialect: self.ctx.dialect,
             };
             return Finished { status: 503, body: None, escalate: Some(escalation) };
         }

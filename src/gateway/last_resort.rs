@@ -79,6 +79,7 @@ mod tests {
             timeout_ms: 10,
             tried: "openai/gpt".into(),
             tried_providers: "openai".into(),
+            dialect: crate::client::Dialect::OpenAiChat,
         }
     }
 

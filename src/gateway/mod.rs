@@ -22,7 +22,6 @@ use crate::config::Config;
 use crate::conversation::request::ChatRequest;
 use crate::error::ApiError;
 use crate::host::SharedStore;
-use crate::openai::OpenAiError;
 use crate::openai::embeddings;
 use crate::providers::Provider;
 use crate::providers::{self, BuildContext, Edits, Operation, ResponseContext, UpstreamRequest};
@@ -62,11 +61,20 @@ impl Reply {
     }
 }
 
-impl From<ApiError> for Reply {
-    fn from(e: ApiError) -> Self {
-        let mut reply = Reply::json(e.status, e.to_json());
+impl Reply {
+    /// An error answered in the client's dialect.
+    pub fn error(dialect: Dialect, e: ApiError) -> Self {
+        let mut reply = Reply::json(e.status, client::error_body(dialect, &e));
         reply.error_code = e.code.map(|c| c.into_owned()).or_else(|| Some(e.kind.into_owned()));
         reply
+    }
+}
+
+/// An OpenAI client's error answer (the endpoints of the OpenAI dialect, and where no dialect is
+/// known yet).
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Self {
+        Reply::error(Dialect::OpenAiChat, e)
     }
 }
 
@@ -77,6 +85,8 @@ pub struct RequestHead<'h> {
     pub path: &'h str,
     pub content_length: Option<&'h str>,
     pub authorization: Option<&'h str>,
+    /// `x-api-key`, where Anthropic clients put their key.
+    pub api_key: Option<&'h str>,
 }
 
 /// What the body phase needs from the request headers.
@@ -179,6 +189,14 @@ impl Forward<'_> {
     pub fn request_headers(&self, client: &[(String, String)], content_length: Option<usize>) -> Vec<(String, String)> {
         let provider_forward = self.provider().map_or(&[][..], |p| p.forward_headers.as_slice());
         let mut headers = crate::headers::forwarded(client, &[provider_forward, self.route_forward]);
+        let dialect = self.exchange.ctx.dialect;
+        if self.provider().is_some_and(|p| p.settings.api().native_dialect() == Some(dialect)) {
+            let native = dialect.native_headers();
+            let missing = |name: &str| !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+            let extra: Vec<(String, String)> =
+                client.iter().filter(|(n, _)| native.iter().any(|h| n.eq_ignore_ascii_case(h)) && missing(n)).cloned().collect();
+            headers.extend(extra);
+        }
         let mut edits = self.header_edits(content_length);
         if let Some(cluster) = self.cluster() {
             edits.push((CLUSTER_HEADER.into(), Some(cluster.to_owned())));
@@ -249,6 +267,8 @@ pub struct Escalation {
     pub tried: String,
     /// Their providers, for the client.
     pub tried_providers: String,
+    /// The client's dialect, in which the final answer is written.
+    pub dialect: Dialect,
 }
 
 impl Escalation {
@@ -271,7 +291,7 @@ impl Gateway {
     }
 
     pub fn on_request_headers(&self, head: &RequestHead, store: &dyn SharedStore, now_ms: u64) -> OnHeaders {
-        let RequestHead { method, path, content_length, authorization } = *head;
+        let RequestHead { method, path, content_length, authorization, api_key } = *head;
         let path = path.split('?').next().unwrap_or_default();
         let Some(rest) = path.strip_prefix("/v1/") else {
             return OnHeaders::PassThrough;
@@ -293,8 +313,26 @@ impl Gateway {
                 };
                 self.route_endpoint(rest, method, path, content_length, caller)
             }
+            "messages" | "messages/count_tokens" => {
+                let respond = |e: ApiError| OnHeaders::Respond(Reply::error(Dialect::AnthropicMessages, e));
+                if method != "POST" {
+                    let mut reply = Reply::error(Dialect::AnthropicMessages, ApiError::method_not_allowed(method, path));
+                    reply.headers.push(("allow", "POST".to_owned()));
+                    return OnHeaders::Respond(reply);
+                }
+                let caller = match accounting.authenticate_either(authorization, api_key) {
+                    Ok(c) => c,
+                    Err(refusal) => return respond(refusal.into()),
+                };
+                let limit = self.config.limits.max_request_bytes;
+                let operation = if rest == "messages" { Operation::Chat } else { Operation::CountTokens };
+                match content_length.map(str::parse::<usize>) {
+                    Some(Ok(n)) if n > limit => respond(ApiError::too_large(limit)),
+                    _ => OnHeaders::ReadBody(caller, operation, Dialect::AnthropicMessages),
+                }
+            }
             _ => respond(ApiError::not_found(format!(
-                "Unknown endpoint {method} {path}. This gateway serves POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models."
+                "Unknown endpoint {method} {path}. This gateway serves POST /v1/chat/completions, POST /v1/messages, POST /v1/embeddings and GET /v1/models."
             ))),
         }
     }
@@ -343,6 +381,7 @@ impl Gateway {
             let handled = match incoming.operation {
                 Operation::Chat => self.on_chat_body(incoming, body, store, now_ms),
                 Operation::Embeddings => self.on_embeddings_body(incoming, body, store, now_ms),
+                Operation::CountTokens => self.on_count_tokens_body(incoming, body, store, now_ms),
             };
             match handled {
                 Ok(next) => return Ok(next),
@@ -393,7 +432,9 @@ impl Gateway {
         };
         let requested = req.model.0.clone().into_owned();
         match selection {
-            Selection::Exhausted { route, skipped } => Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
+            Selection::Exhausted { route, skipped } => {
+                Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>(), incoming.dialect)?)
+            }
             Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
                 let (mut charges, limit) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
@@ -462,7 +503,9 @@ impl Gateway {
         let ask = Ask { input_tokens: budget::input_bound(body.len(), 0, false), output_tokens: 0, choices: 1 };
         let requested = req.model.0.clone().into_owned();
         match selection {
-            Selection::Exhausted { route, skipped } => Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>())?),
+            Selection::Exhausted { route, skipped } => {
+                Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>(), incoming.dialect)?)
+            }
             Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
                 let (charges, _) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
@@ -497,6 +540,46 @@ impl Gateway {
         }
     }
 
+    /// Messages' `count_tokens`: the target's provider counts where it has the endpoint (an
+    /// Anthropic provider; the request goes on as it came but for the model), else the gateway
+    /// estimates from the conversation's text and says so (`x-tollgate-estimate: 1`). Nothing is
+    /// charged.
+    fn on_count_tokens_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
+        let client = ClientBody { dialect: incoming.dialect, bytes: body };
+        let req = client::parse_count_tokens(client)?;
+        let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: 0, stream: false };
+        let (route, choice, commitment) =
+            match self.select(&self.facts(incoming, &req.model, Some(&req), now_ms), incoming.caller, store, demand)? {
+                Selection::Direct { route, choice, commitment, .. } => (route, choice, commitment),
+                Selection::Failover { route, first, commitment, .. } => (Some(route), first, commitment),
+                Selection::Exhausted { route, skipped } => {
+                    return Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>(), incoming.dialect)?);
+                }
+            };
+        let Some(path) = choice.provider.settings.api().count_tokens_path(choice.provider) else {
+            let estimate = req.text_bytes().div_ceil(4);
+            let mut reply = Reply::json(200, format!("{{\"input_tokens\":{estimate}}}").into_bytes());
+            reply.headers.push(("x-tollgate-estimate", "1".to_owned()));
+            return Ok(Next::Respond(reply));
+        };
+        let mut edits = Edits::default();
+        let to = BuildContext { model: &choice.model, now_ms };
+        let built = providers::build_chat(choice.provider, &req, client, &to, &mut edits)?;
+        let upstream = UpstreamRequest { path: Some(path), ..built };
+        let ctx =
+            ResponseContext { operation: Operation::CountTokens, dialect: incoming.dialect, created: now_ms / 1000, ..Default::default() };
+        let prepared = Prepared {
+            choice,
+            route,
+            requested: req.model.0.clone().into_owned(),
+            ctx,
+            dropped: Vec::new(),
+            admitted: Admitted { caller: incoming.caller, charges: Charges::default(), upstream, commitment },
+        };
+        let to = Destination::Provider(prepared.choice.provider);
+        self.admit(prepared, Role::Direct, to, store, now_ms).map(Next::Forward)
+    }
+
     /// Reserves a request's worst case in the caller's capped budgets. Where a cap applies and
     /// the price is known, the output limit is clamped to what the budgets still pay for (the
     /// returned limit, which the provider must receive); when not even one output token fits,
@@ -523,7 +606,7 @@ impl Gateway {
     }
 
     /// No target of the route is available: the last resort, or a 503 saying why.
-    fn exhausted(&self, route: &crate::router::Route, skipped: &[crate::router::TargetId]) -> Result<Next<'_>, ApiError> {
+    fn exhausted(&self, route: &crate::router::Route, skipped: &[crate::router::TargetId], dialect: Dialect) -> Result<Next<'_>, ApiError> {
         let tried = self.config.router.names(skipped, &self.config.providers).join(", ");
         let tried_providers = self.config.router.provider_names(skipped, &self.config.providers).join(", ");
         match &route.last_resort {
@@ -534,6 +617,7 @@ impl Gateway {
                 timeout_ms: l.timeout_ms,
                 tried,
                 tried_providers,
+                dialect,
             })),
             None => Err(all_targets_failed(&tried_providers, "every target is unavailable (circuit open or rate-limited)")),
         }
@@ -565,7 +649,8 @@ impl Gateway {
         let headers = retry_headers(router.retry_for(route), attempts);
         // Every attempt rebuilds its headers from the client's: carry those any attempt may forward.
         let providers = &self.config.providers;
-        let mut lists: Vec<&[String]> = vec![&route.forward_headers];
+        let native: Vec<String> = incoming.dialect.native_headers().iter().map(|h| (*h).to_owned()).collect();
+        let mut lists: Vec<&[String]> = vec![&route.forward_headers, &native];
         lists.extend(
             plan.iter().filter_map(|t| router.target(*t)).filter_map(|t| providers.get(t.provider)).map(|p| p.forward_headers.as_slice()),
         );
@@ -703,7 +788,7 @@ impl Gateway {
             Some(s) => format!("the last-resort handler failed too (HTTP {s})"),
             None => "the last-resort handler could not be reached".into(),
         };
-        all_targets_failed(&escalation.tried_providers, &handler).with_code("all_targets_failed").into()
+        Reply::error(escalation.dialect, all_targets_failed(&escalation.tried_providers, &handler).with_code("all_targets_failed"))
     }
 }
 

@@ -12,7 +12,7 @@ fn head(status: u16, content_type: Option<&str>) -> ResponseHead<'_> {
 }
 
 fn headers(g: &Gateway, method: &str, path: &str, content_length: Option<&str>) -> OnHeaders {
-    STORE.with(|s| g.on_request_headers(&RequestHead { method, path, content_length, authorization: None }, s, 0))
+    STORE.with(|s| g.on_request_headers(&RequestHead { method, path, content_length, authorization: None, api_key: None }, s, 0))
 }
 
 fn chat<'g>(g: &'g Gateway, body: &[u8], now_secs: u64) -> Result<Forward<'g>, ApiError> {
@@ -400,7 +400,7 @@ fn a_key_sees_only_the_models_it_may_use() {
     let g = Gateway::new(Config::from_json(json.as_bytes(), &env, 1).unwrap());
     let ask = |path: &str, key: &str| {
         let authorization = format!("Bearer {key}");
-        let head = RequestHead { method: "GET", path, content_length: None, authorization: Some(&authorization) };
+        let head = RequestHead { method: "GET", path, content_length: None, authorization: Some(&authorization), api_key: None };
         match STORE.with(|s| g.on_request_headers(&head, s, 0)) {
             OnHeaders::Respond(r) => (r.status, serde_json::from_slice::<Value>(&r.body).unwrap()),
             other => panic!("{other:?}"),

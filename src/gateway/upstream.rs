@@ -133,6 +133,8 @@ impl Gateway {
                 dropped = edits.dropped;
                 built
             }
+            // Counted by one provider directly, never through a failover cluster.
+            Operation::CountTokens => return Err(ApiError::internal("token counts are not planned through failover clusters")),
             Operation::Embeddings => {
                 let req = embeddings::parse(body)?;
                 ctx.base64 = req.wants_base64();

@@ -4,7 +4,7 @@
 use super::{
     BuildContext, CompileInput, CompiledProvider, Edits, FieldError, Provider, ResponseContext, Translated, Unsupported, UpstreamRequest,
 };
-use crate::client::{self, ClientBody, StreamWriter};
+use crate::client::{self, ClientBody, Dialect, StreamWriter};
 use crate::conversation::request::ChatRequest;
 use crate::error::ApiError;
 use crate::openai::OpenAiError;
@@ -84,6 +84,17 @@ pub trait ProviderApi {
     /// A non-2xx answer as the OpenAI error the client gets; `error_type` is the
     /// `x-amzn-errortype` header, where AWS names the error.
     fn translate_error(&self, status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError;
+
+    /// The client API this kind speaks itself: its clients' bytes go on edited, not re-encoded,
+    /// and the headers of that API reach it.
+    fn native_dialect(&self) -> Option<Dialect> {
+        None
+    }
+
+    /// Where the kind counts a request's input tokens, if it can.
+    fn count_tokens_path(&self, _provider: &Provider) -> Option<String> {
+        None
+    }
 
     /// How the kind frames its streams.
     fn stream_framing(&self) -> StreamFraming {

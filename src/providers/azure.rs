@@ -80,9 +80,7 @@ impl ProviderApi for Settings {
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {
-        match client.dialect {
-            Dialect::OpenAiChat => build_chat(provider, self, req, client.bytes, to.model, edits),
-        }
+        build_chat(provider, self, req, client, to.model, edits)
     }
 
     fn build_embeddings(
@@ -95,8 +93,12 @@ impl ProviderApi for Settings {
         build_embeddings(provider, self, req, raw, to.model)
     }
 
-    fn translate_chat(&self, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-        openai::translate_response(body)
+    fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        openai::translate_chat(ctx, body)
+    }
+
+    fn native_dialect(&self) -> Option<Dialect> {
+        Some(Dialect::OpenAiChat)
     }
 
     fn translate_embeddings(&self, _provider: &Provider, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
@@ -145,11 +147,11 @@ pub fn build_chat(
     provider: &Provider,
     s: &Settings,
     req: &ChatRequest,
-    raw: &[u8],
+    client: ClientBody,
     deployment: &str,
     edits: &mut Edits,
 ) -> Result<UpstreamRequest, ApiError> {
-    let mut built = openai::build_request(&s.openai, req, raw, deployment, edits)?;
+    let mut built = openai::build_chat(&s.openai, provider, req, client, deployment, edits)?;
     built.path = Some(path(provider, &s.version, deployment, "chat/completions")?);
     Ok(built)
 }
@@ -212,7 +214,14 @@ mod tests {
 
     fn chat(c: &Config, body: &str, deployment: &str) -> Result<UpstreamRequest, ApiError> {
         let req = chat::parse(body.as_bytes()).unwrap();
-        build_chat(&c.providers[0], settings(c), &req, body.as_bytes(), deployment, &mut Edits::default())
+        build_chat(
+            &c.providers[0],
+            settings(c),
+            &req,
+            ClientBody { dialect: Dialect::OpenAiChat, bytes: body.as_bytes() },
+            deployment,
+            &mut Edits::default(),
+        )
     }
 
     const BODY: &str = r#"{"model":"gpt","messages":[{"role":"user","content":"x"}],"stream":true}"#;

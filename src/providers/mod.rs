@@ -210,6 +210,8 @@ pub enum Operation {
     #[default]
     Chat,
     Embeddings,
+    /// Counting a chat request's input tokens (Messages' `count_tokens`).
+    CountTokens,
 }
 
 /// What a provider needs to build a request besides the request itself: the upstream model and
@@ -265,6 +267,11 @@ pub fn build_chat(
     to: &BuildContext,
     edits: &mut Edits,
 ) -> Result<UpstreamRequest, ApiError> {
+    if req.has_thinking() {
+        let mut req = req.clone();
+        req.forget_thinking();
+        return provider.settings.api().build_chat(provider, &req, client, to, edits);
+    }
     provider.settings.api().build_chat(provider, req, client, to, edits)
 }
 
@@ -313,6 +320,8 @@ pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8
     match ctx.operation {
         Operation::Chat => api.translate_chat(ctx, body),
         Operation::Embeddings => api.translate_embeddings(provider, ctx, body),
+        // The provider's own count, in the client's dialect: nothing to translate or account.
+        Operation::CountTokens => Ok(Translated::default()),
     }
 }
 

@@ -481,6 +481,7 @@ impl Router {
         let mut out = String::from(match operation {
             Operation::Chat => "chat",
             Operation::Embeddings => "embeddings",
+            Operation::CountTokens => "count_tokens",
         });
         out.push(';');
         let entries: Vec<String> = plan
@@ -506,6 +507,7 @@ pub fn parse_plan(header: &str) -> Option<(Operation, Vec<PlanEntry<'_>>)> {
     let operation = match op {
         "chat" => Operation::Chat,
         "embeddings" => Operation::Embeddings,
+        "count_tokens" => Operation::CountTokens,
         _ => return None,
     };
     let targets = entries.split(',').filter(|e| !e.is_empty()).map(plan_entry).collect::<Option<Vec<_>>>()?;

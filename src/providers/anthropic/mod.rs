@@ -17,8 +17,8 @@ use super::turns::{self, AssistantCall, Conversation, Turn, TurnRules};
 use super::{BuildContext, CompileInput, CompiledProvider, Edits, FieldError, ResponseContext, Translated, Unsupported, UpstreamRequest};
 use super::{Provider, Secret};
 use super::{ProviderApi, SpecField, StreamTranslation};
-use crate::client::ClientBody;
 use crate::client::StreamWriter;
+use crate::client::{ClientBody, Dialect};
 use crate::conversation::answer::{Answer, Completion, Finish};
 use crate::conversation::request::{ChatRequest, Content, Message, Part, Role, ToolChoice};
 use crate::error::ApiError;
@@ -104,15 +104,30 @@ impl ProviderApi for Settings {
         &self,
         provider: &Provider,
         req: &ChatRequest,
-        _client: ClientBody,
+        client: ClientBody,
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {
-        build_request(provider, self, req, to.model, edits)
+        match client.dialect {
+            Dialect::AnthropicMessages => passthrough(client.bytes, to.model, edits),
+            _ => build_request(provider, self, req, to.model, edits),
+        }
+    }
+
+    fn native_dialect(&self) -> Option<Dialect> {
+        Some(Dialect::AnthropicMessages)
+    }
+
+    /// https://docs.anthropic.com/en/api/messages-count-tokens
+    fn count_tokens_path(&self, provider: &Provider) -> Option<String> {
+        Some(format!("{}/messages/count_tokens", provider.base_path))
     }
 
     fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-        translate_response(ctx, body)
+        match ctx.dialect {
+            Dialect::AnthropicMessages => passthrough_usage(body),
+            _ => translate_response(ctx, body),
+        }
     }
 
     fn translate_error(&self, status: u16, _error_type: Option<&str>, body: &[u8]) -> ApiError {

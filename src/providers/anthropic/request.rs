@@ -314,3 +314,26 @@ pub(super) fn part_block<'r>(i: usize, j: usize, p: &'r Part, role: Role) -> Res
     };
     Ok(Some(block))
 }
+
+/// A Messages client's request goes on as it came but for what Tollgate owns: the model, and the
+/// members the model's parameter policy drops (named as in the representation).
+pub(super) fn passthrough(raw: &[u8], upstream_model: &str, edits: &Edits) -> Result<UpstreamRequest, ApiError> {
+    let members = crate::json::members(raw).ok_or_else(|| ApiError::invalid_request("The request body must be a JSON object."))?;
+    let dropped: Vec<&str> = edits.dropped.iter().map(|d| messages_member(d)).collect();
+    if dropped.is_empty() && super::super::openai::only_model_is(&members, raw, upstream_model) {
+        return Ok(UpstreamRequest::default());
+    }
+    let model = crate::json::quote(upstream_model);
+    let body = crate::json::rewrite(raw, &members, |k| k != "model" && !dropped.contains(&k), &[("model", &model)]);
+    Ok(UpstreamRequest::body(body))
+}
+
+/// The Messages member a parameter of the representation comes from.
+fn messages_member(param: &str) -> &str {
+    match param {
+        "stop" => "stop_sequences",
+        "user" => "metadata",
+        "reasoning_effort" => "thinking",
+        other => other,
+    }
+}

@@ -137,3 +137,15 @@ pub fn translate_error(status: u16, body: &[u8]) -> ApiError {
         Err(_) => map_error(status, "", super::super::status_message(status, body)),
     }
 }
+
+#[derive(Deserialize)]
+struct UsagePeek {
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
+}
+
+/// A Messages client gets the answer untouched; only its usage is read.
+pub(super) fn passthrough_usage(body: &[u8]) -> Result<Translated, ApiError> {
+    let peek: UsagePeek = serde_json::from_slice(body).map_err(|e| super::super::unexpected_answer("an Anthropic message", &e, body))?;
+    Ok(Translated { body: None, usage: peek.usage.map(Usage::from) })
+}

@@ -63,6 +63,8 @@ pub struct StreamState {
     /// The tool whose input is the answer (`ResponseContext::answer_tool`), and its block.
     pub(super) answer_tool: Option<String>,
     pub(super) answer_block: Option<u32>,
+    /// The client speaks Messages: events go on untouched, only their usage is read.
+    pub(super) passthrough: bool,
 }
 
 impl StreamState {
@@ -75,6 +77,31 @@ impl StreamState {
             stopped: false,
             answer_tool: ctx.answer_tool.clone(),
             answer_block: None,
+            passthrough: ctx.dialect == Dialect::AnthropicMessages,
+        }
+    }
+
+    /// Forwards the event as it came, reading the usage of `message_start` and `message_delta`.
+    fn pass_through(&mut self, event: &Event, out: &mut Vec<u8>) {
+        out.extend_from_slice(event.raw);
+        if self.stopped || !event.has_data {
+            return;
+        }
+        // Only the events that carry usage or end the stream are parsed.
+        let kind = event.name;
+        if kind == b"message_stop" {
+            self.stopped = true;
+            return;
+        }
+        if kind != b"message_start" && kind != b"message_delta" {
+            return;
+        }
+        let Ok(e) = serde_json::from_slice::<StreamEvent>(&event.data) else { return };
+        if let Some(m) = e.message {
+            self.usage = m.usage.or(self.usage);
+        }
+        if let Some(u) = e.usage {
+            self.merge_usage(&u);
         }
     }
 
@@ -168,6 +195,10 @@ impl StreamState {
 
 impl StreamTranslation for StreamState {
     fn translate_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        if self.passthrough {
+            self.pass_through(event, out);
+            return true;
+        }
         self.on_event(event, out);
         false
     }

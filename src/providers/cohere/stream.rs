@@ -120,7 +120,7 @@ impl StreamState {
         self.chunks.tool_call(out, tool_index, call.id.as_deref(), name, arguments);
     }
 
-    pub(super) fn tool_call_delta(&self, index: u32, call: &DeltaCall, out: &mut Vec<u8>) {
+    pub(super) fn tool_call_delta(&mut self, index: u32, call: &DeltaCall, out: &mut Vec<u8>) {
         if let Some(tool_index) = self.tool_calls.of(index) {
             self.chunks.tool_arguments(out, tool_index, call.function.as_ref().and_then(|f| f.arguments.as_deref()));
         }

@@ -92,7 +92,13 @@ pub use tollgate::host::memory::MemoryStore as Store;
 /// `on_http_request_headers`: classify the request.
 pub fn request_headers(gateway: &Gateway, store: &Store, body_len: usize) -> OnHeaders {
     let content_length = body_len.to_string();
-    let head = RequestHead { method: "POST", path: "/v1/chat/completions", content_length: Some(&content_length), authorization: None };
+    let head = RequestHead {
+        method: "POST",
+        path: "/v1/chat/completions",
+        content_length: Some(&content_length),
+        authorization: None,
+        api_key: None,
+    };
     gateway.on_request_headers(&head, store, NOW_MS)
 }
 

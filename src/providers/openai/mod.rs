@@ -2,12 +2,16 @@
 //! with the model rewritten; Tollgate only edits the members it owns and reads usage back.
 //! Reference: https://platform.openai.com/docs/api-reference/chat
 
+mod answer;
+mod from_conversation;
+
 use super::{
-    BuildContext, CompileInput, CompiledProvider, Edits, FieldError, ResponseContext, Translated, UpstreamRequest, thought_signature,
+    BuildContext, CompileInput, CompiledProvider, Edits, FieldError, ResponseContext, Translated, Unsupported, UpstreamRequest,
+    thought_signature,
 };
 use super::{Provider, Secret};
 use super::{ProviderApi, SpecField, StreamTranslation};
-use crate::client::{ClientBody, Dialect};
+use crate::client::{ClientBody, Dialect, StreamWriter};
 use crate::conversation::request::ChatRequest;
 use crate::error::ApiError;
 use crate::error::kind_for_status;
@@ -64,16 +68,13 @@ impl ProviderApi for Settings {
 
     fn build_chat(
         &self,
-        _provider: &Provider,
+        provider: &Provider,
         req: &ChatRequest,
         client: ClientBody,
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {
-        // The client speaks this provider's API: its bytes go on, edited where Tollgate owns them.
-        match client.dialect {
-            Dialect::OpenAiChat => build_request(self, req, client.bytes, to.model, edits),
-        }
+        build_chat(self, provider, req, client, to.model, edits)
     }
 
     fn build_embeddings(
@@ -86,8 +87,12 @@ impl ProviderApi for Settings {
         build_embeddings(provider, req, raw, to.model)
     }
 
-    fn translate_chat(&self, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-        translate_response(body)
+    fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        translate_chat(ctx, body)
+    }
+
+    fn native_dialect(&self) -> Option<Dialect> {
+        Some(Dialect::OpenAiChat)
     }
 
     fn translate_embeddings(&self, _provider: &Provider, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
@@ -113,6 +118,29 @@ pub fn default_policy(model: &str) -> Vec<(&'static str, ParamAction)> {
         ("frequency_penalty", ParamAction::Drop),
         ("max_tokens", ParamAction::Rename("max_completion_tokens".into())),
     ]
+}
+
+/// A client that speaks Chat Completions has its bytes go on, edited where Tollgate owns them
+/// (the fast path); another client's request is rendered from the representation first.
+pub fn build_chat(
+    s: &Settings,
+    provider: &Provider,
+    req: &ChatRequest,
+    client: ClientBody,
+    upstream_model: &str,
+    edits: &mut Edits,
+) -> Result<UpstreamRequest, ApiError> {
+    match client.dialect {
+        Dialect::OpenAiChat => build_request(s, req, client.bytes, upstream_model, edits),
+        _ => {
+            let mut u = Unsupported::new(provider);
+            from_conversation::check_unsupported(&mut u, req);
+            u.resolve(edits)?;
+            let rendered = from_conversation::render(req, upstream_model)?;
+            let built = build_request(s, req, &rendered, upstream_model, edits)?;
+            Ok(UpstreamRequest { body: built.body.or(Some(rendered)), ..built })
+        }
+    }
 }
 
 pub fn build_request(
@@ -232,7 +260,7 @@ pub fn translate_embeddings(body: &[u8]) -> Result<Translated, ApiError> {
 
 /// The body already names `model` exactly once, plainly spelt, with the upstream name: nothing
 /// to rewrite, and no duplicate key for a provider to read differently from Tollgate.
-fn only_model_is(members: &[json::Member], raw: &[u8], upstream_model: &str) -> bool {
+pub(super) fn only_model_is(members: &[json::Member], raw: &[u8], upstream_model: &str) -> bool {
     let mut models = members.iter().filter(|m| m.key(raw) == "model");
     match (models.next(), models.next()) {
         (Some(m), None) => {
@@ -258,6 +286,14 @@ struct CompletionPeek {
     usage: Option<WireUsage>,
     #[allow(dead_code)]
     choices: IgnoredAny,
+}
+
+/// The answer as the client's dialect has it: an OpenAI client's untouched, with its usage read.
+pub fn translate_chat(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+    match ctx.dialect {
+        Dialect::OpenAiChat => translate_response(body),
+        _ => answer::translate_completion(ctx, body),
+    }
 }
 
 pub fn translate_response(body: &[u8]) -> Result<Translated, ApiError> {
@@ -320,19 +356,31 @@ fn code_text(raw: &RawValue) -> Option<String> {
 /// A non-streaming answer relayed from a failover cluster's upstream filter (OpenAI format).
 pub fn translate_relayed(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
     crate::json::check_depth(body).map_err(|_| super::too_deep_answer("returned a response"))?;
-    match ctx.operation {
-        super::Operation::Chat => translate_response(body),
-        super::Operation::Embeddings => translate_embeddings(body),
+    match (ctx.operation, ctx.dialect) {
+        (super::Operation::Chat, Dialect::OpenAiChat) => translate_response(body),
+        // Its usage is what the upstream filter reports.
+        (super::Operation::Chat, _) => Ok(Translated::default()),
+        (super::Operation::Embeddings, _) => translate_embeddings(body),
+        (super::Operation::CountTokens, _) => Ok(Translated::default()),
     }
 }
 
-/// Streaming passthrough: events are forwarded as received, except the usage chunk Tollgate
-/// asked for on the client's behalf.
+/// A streamed answer: passed through to an OpenAI client (but for the usage chunk Tollgate asked
+/// for on the client's behalf), translated event by event for another.
 #[derive(Debug)]
 pub struct StreamState {
+    mode: Mode,
     injected_usage: bool,
     usage: Option<Usage>,
     done: bool,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Passthrough,
+    Translate(answer::ChunkTranslation),
+    /// A failover cluster's upstream filter already answers in the client's dialect.
+    Relay(Dialect),
 }
 
 #[derive(Deserialize)]
@@ -345,10 +393,36 @@ struct ChunkPeek {
 
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
-        StreamState { injected_usage: ctx.injected_usage, usage: None, done: false }
+        let mode = match ctx.dialect {
+            Dialect::OpenAiChat => Mode::Passthrough,
+            _ => Mode::Translate(answer::ChunkTranslation::new(ctx)),
+        };
+        StreamState { mode, injected_usage: ctx.injected_usage, usage: None, done: false }
+    }
+
+    /// The gateway filter's side of a failover cluster's stream, in the client's dialect (its
+    /// usage is what the upstream filter reports).
+    pub fn relay(ctx: &ResponseContext) -> Self {
+        StreamState { mode: Mode::Relay(ctx.dialect), injected_usage: ctx.injected_usage, usage: None, done: false }
     }
 
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        match &mut self.mode {
+            Mode::Passthrough | Mode::Relay(Dialect::OpenAiChat) => self.pass_through(event, out),
+            Mode::Translate(t) => {
+                t.on_event(event, &mut self.usage, out);
+                self.done = self.done || &*event.data == b"[DONE]";
+                false
+            }
+            Mode::Relay(Dialect::AnthropicMessages) => {
+                self.done = self.done || event.name == b"message_stop";
+                out.extend_from_slice(event.raw);
+                true
+            }
+        }
+    }
+
+    fn pass_through(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
         if &*event.data == b"[DONE]" {
             self.done = true;
         } else if contains(&event.data, b"\"usage\"")
@@ -376,6 +450,13 @@ impl StreamTranslation for StreamState {
 
     fn ended(&self) -> bool {
         self.done
+    }
+
+    fn chunks(&self) -> Option<&StreamWriter> {
+        match &self.mode {
+            Mode::Translate(t) => Some(&t.chunks),
+            _ => None,
+        }
     }
 }
 
