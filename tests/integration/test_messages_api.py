@@ -541,12 +541,13 @@ def test_a_spent_budget_is_a_rate_limit_error(gw, mock, test_id):
     assert mock.requests(test_id) == [], "refused before the provider"
 
 
-@pytest.mark.parametrize("provider,fault", [("anthropic", "error-after-3"), ("anthropic", "reset-after-3"),
-                                            ("openai", "reset-after-2"), ("openai", "truncate-after-2"), ("bedrock", "reset-after-3")])
+@pytest.mark.parametrize("provider,fault", [("anthropic", "error-after-3"), ("openai", "error-after-2"), ("openai", "truncate-after-2"),
+                                            ("bedrock", "error-after-3"), ("gemini", "truncate-after-2")])
 def test_a_stream_failing_midway_ends_with_an_error_event(gw, provider, fault):
+    """A provider's in-stream error, or a stream it ended early, becomes Anthropic's `event: error`."""
     body = {"model": model_of(provider), **HELLO, "messages": [{"role": "user", "content": "one two three four five six"}], "stream": True}
     s = raw_stream(gw, body, {"x-mock-stream-fault": fault})
-    assert s.status == 200
+    assert s.status == 200 and s.error is None
     events = sse(s.body)
     names = [name for name, _ in events]
     assert names[0] == "message_start" and names[-1] == "error", names
@@ -558,6 +559,18 @@ def test_a_stream_failing_midway_ends_with_an_error_event(gw, provider, fault):
         for _ in sdk(gw).messages.create(**{k: v for k, v in body.items() if k != "stream"}, stream=True,
                                          extra_headers={"x-mock-stream-fault": fault}):
             pass
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "bedrock"])
+def test_a_stream_the_provider_resets_midway_is_cut_off_not_ended(gw, provider):
+    """Envoy resets the client's stream when the provider's connection dies after the answer began
+    (as for chat: no filter can add an event then); what matters is that it never looks complete."""
+    body = {"model": model_of(provider), **HELLO, "messages": [{"role": "user", "content": "one two three four five six"}], "stream": True}
+    s = raw_stream(gw, body, {"x-mock-stream-fault": "reset-after-3"})
+    assert s.status == 200
+    names = [name for name, _ in sse(s.body)]
+    assert names[0] == "message_start" and "message_stop" not in names, names
+    assert s.error is not None or names[-1] == "error", "the client can tell the answer is incomplete"
 
 
 # ---- accounting ----------------------------------------------------------------------------------
