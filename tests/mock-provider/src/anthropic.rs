@@ -17,6 +17,9 @@ use crate::validate::{self, Checked, Invalid, Obj, join};
 /// Models on which Anthropic no longer accepts `temperature`.
 const TEMPERATURE_DEPRECATED: &[&str] = &["claude-opus-4-7", "claude-opus-4-8", "claude-opus-5", "claude-sonnet-5", "claude-haiku-5"];
 
+/// The request body's members, as https://docs.anthropic.com/en/api/messages documents them
+/// (`service_tier` and `container` are generally available; the beta members are in
+/// [`BETA_FIELDS`]). Anything else is "Extra inputs are not permitted".
 const TOP_LEVEL_FIELDS: &[&str] = &[
     "model",
     "max_tokens",
@@ -32,7 +35,65 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "stream",
     "thinking",
     "output_config",
+    "service_tier",
+    "container",
+    "context_management",
+    "mcp_servers",
+    "output_format",
 ];
+
+/// Members the API takes only under an `anthropic-beta` that enables them (the beta Messages API,
+/// https://docs.anthropic.com/en/api/beta/messages): the beta whose name starts with the prefix.
+const BETA_FIELDS: &[(&str, &str)] =
+    &[("context_management", "context-management-"), ("mcp_servers", "mcp-client-"), ("output_format", "structured-outputs-")];
+
+/// The members of a token-counting request (https://docs.anthropic.com/en/api/messages-count-tokens):
+/// the prompt, without the output settings.
+const COUNT_TOKENS_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "output_config",
+    "context_management",
+    "mcp_servers",
+    "output_format",
+];
+
+/// `service_tier` values (https://docs.anthropic.com/en/api/service-tiers).
+const SERVICE_TIERS: &[&str] = &["auto", "standard_only"];
+
+/// With interleaved thinking the budget covers every thinking block of a turn, so it may exceed
+/// `max_tokens` (https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking#interleaved-thinking).
+const INTERLEAVED_THINKING: &str = "interleaved-thinking-2025-05-14";
+
+/// The betas a request enables: `anthropic-beta` is a comma-separated list, and may be repeated.
+fn betas(request: &Request) -> Checked<Vec<String>> {
+    let mut betas = Vec::new();
+    for (_, value) in request.headers.iter().filter(|(name, _)| name == "anthropic-beta") {
+        for beta in value.split(',').map(str::trim) {
+            if beta.is_empty() || !beta.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+                return Err(Invalid::standalone(
+                    "anthropic-beta",
+                    format!("Unexpected value(s) `{value}` for the `anthropic-beta` header."),
+                ));
+            }
+            betas.push(beta.to_owned());
+        }
+    }
+    Ok(betas)
+}
+
+fn beta_fields(body: &Obj, betas: &[String]) -> Checked<()> {
+    for (field, prefix) in BETA_FIELDS {
+        if body.get(field).is_some() && !betas.iter().any(|beta| beta.starts_with(prefix)) {
+            return Err(Invalid::new(*field, "Extra inputs are not permitted"));
+        }
+    }
+    Ok(())
+}
 
 /// Models from before extended thinking.
 const NO_THINKING: &[&str] = &["claude-3-5", "claude-3-haiku", "claude-3-opus", "claude-3-sonnet"];
@@ -113,7 +174,13 @@ impl Provider for Anthropic {
     fn answer(&self, request: &Request, cache: Cache) -> Result<Answer, Response> {
         let version = Version::of(request).map_err(|message| error_response(400, &message))?;
         self.authorize(request, version)?;
-        let parsed = parse(&request.body, version, cache).map_err(|invalid| error_response(400, &invalid.to_string()))?;
+        let invalid = |invalid: Invalid| error_response(400, &invalid.to_string());
+        let betas = betas(request).map_err(invalid)?;
+        if request.path.ends_with("/messages/count_tokens") {
+            let input_tokens = count_tokens(&request.body, &betas).map_err(invalid)?;
+            return Ok(Answer { whole: Response::json(200, &CountOut { input_tokens }), events: None });
+        }
+        let parsed = parse(&request.body, version, cache, &betas).map_err(invalid)?;
         let mut reply = script::reply(&parsed.conversation);
         script::forced_call_alone(&parsed.conversation, &mut reply);
         // Structured outputs: the text is JSON in the requested schema.
@@ -201,7 +268,7 @@ fn json_format(body: &Obj, raw: &[u8]) -> Option<Tool> {
 /// (https://platform.claude.com/docs/en/build-with-claude/extended-thinking,
 /// https://platform.claude.com/docs/en/build-with-claude/adaptive-thinking,
 /// https://platform.claude.com/docs/en/build-with-claude/effort). Whether Claude thinks.
-fn thinking(body: &Obj, model: &str, max_tokens: u64) -> Checked<bool> {
+fn thinking(body: &Obj, model: &str, max_tokens: u64, interleaved: bool) -> Checked<bool> {
     if let Some(value) = body.get("output_config") {
         let config = Obj::new(value, "output_config")?;
         config.only(&["effort", "format"])?;
@@ -247,7 +314,7 @@ fn thinking(body: &Obj, model: &str, max_tokens: u64) -> Checked<bool> {
             if budget < 1024 {
                 return Err(Invalid::new(thinking.path("budget_tokens"), "Input should be greater than or equal to 1024"));
             }
-            if max_tokens <= budget {
+            if max_tokens <= budget && !interleaved {
                 return Err(Invalid::standalone("max_tokens", "`max_tokens` must be greater than `thinking.budget_tokens`."));
             }
         }
@@ -300,10 +367,40 @@ fn continues_with_thinking(body: &Obj) -> Checked<()> {
     Ok(())
 }
 
-fn parse(raw: &[u8], version: Version, cache: Cache) -> Checked<Parsed> {
+/// A token-counting request, checked like a message request: the prompt's tokens.
+fn count_tokens(raw: &[u8], betas: &[String]) -> Checked<u64> {
+    let body = validate::parse_body(raw)?;
+    let body = Obj::new(&body, "")?;
+    body.only(COUNT_TOKENS_FIELDS)?;
+    beta_fields(&body, betas)?;
+    let model = body.non_empty_string("model")?.to_owned();
+    // No output limit here: only the budget's own rules apply.
+    thinking(&body, &model, u64::MAX, true)?;
+    let conversation = Conversation {
+        system: system(&body)?,
+        turns: messages(body.non_empty_array("messages")?)?,
+        tools: tools(&body, raw, &model)?,
+        tool_choice: tool_choice(&body)?,
+        ..Default::default()
+    };
+    Ok(script::input_tokens(&conversation))
+}
+
+#[derive(Serialize)]
+struct CountOut {
+    input_tokens: u64,
+}
+
+fn parse(raw: &[u8], version: Version, cache: Cache, betas: &[String]) -> Checked<Parsed> {
     let body = validate::parse_body(raw)?;
     let body = Obj::new(&body, "")?;
     body.only(TOP_LEVEL_FIELDS)?;
+    beta_fields(&body, betas)?;
+    if let Some(tier) = body.opt_string("service_tier")?
+        && !SERVICE_TIERS.contains(&tier)
+    {
+        return Err(Invalid::new("service_tier", format!("Input should be {}", SERVICE_TIERS.join(" or "))));
+    }
     let model = body.non_empty_string("model")?.to_owned();
     if version == Version::October2026
         && let Some(key) = ["temperature", "top_p", "top_k"].into_iter().find(|key| body.get(key).is_some())
@@ -320,7 +417,7 @@ fn parse(raw: &[u8], version: Version, cache: Cache) -> Checked<Parsed> {
         return Err(Invalid::new("top_k", "Input should be a non-negative integer"));
     }
     let stream = body.opt_bool("stream")?.unwrap_or(false);
-    let thinks = thinking(&body, &model, max_tokens)?;
+    let thinks = thinking(&body, &model, max_tokens, betas.iter().any(|beta| beta == INTERLEAVED_THINKING))?;
     let stop = stop_sequences(&body)?;
     metadata(&body)?;
     let system = system(&body)?;
@@ -478,6 +575,8 @@ fn content(message: &Obj, role: Role) -> Checked<Content> {
                 content.tool_results.push((index, id));
                 content.blocks.push(result);
             }
+            // Earlier turns' thinking goes back as Claude wrote it; the script does not read it.
+            "thinking" | "redacted_thinking" if role == Role::Assistant => thinking_block(&block)?,
             _ => content.blocks.extend(plain_block(&block, &["text", "image", "document"])?),
         }
     }
@@ -508,6 +607,19 @@ fn plain_block(block: &Obj, allowed: &[&str]) -> Checked<Option<Block>> {
             Ok(None)
         }
         _ => Err(Invalid::new(block.path("type"), format!("Input should be one of: {}", allowed.join(", ")))),
+    }
+}
+
+/// A `thinking` block (its text and signature) or a `redacted_thinking` block (its data), as
+/// an assistant turn carries them back (https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking).
+fn thinking_block(block: &Obj) -> Checked<()> {
+    if block.string("type")? == "thinking" {
+        block.only(&["type", "thinking", "signature"])?;
+        block.string("thinking")?;
+        block.non_empty_string("signature").map(|_| ())
+    } else {
+        block.only(&["type", "data"])?;
+        block.non_empty_string("data").map(|_| ())
     }
 }
 
@@ -596,7 +708,13 @@ fn tools(body: &Obj, raw: &[u8], model: &str) -> Checked<Vec<Tool>> {
     let mut tools = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let tool = Obj::new(item, join("tools", index))?;
-        tool.only(&["name", "description", "input_schema", "cache_control", "strict"])?;
+        tool.only(&["type", "name", "description", "input_schema", "cache_control", "strict"])?;
+        // Client tools may say so; server tools (web search, code execution) the mock does not run.
+        if let Some(kind) = tool.opt_string("type")?
+            && kind != "custom"
+        {
+            return Err(Invalid::new(tool.path("type"), "Input should be 'custom'"));
+        }
         if tool.opt_bool("strict")?.is_some() && !structured(model) {
             return Err(Invalid::standalone(tool.path("strict"), format!("'{model}' does not support strict tool use.")));
         }
@@ -1164,6 +1282,78 @@ mod tests {
         let delta = &events[13].1;
         assert_eq!(delta["delta"], json!({"stop_reason": "tool_use", "stop_sequence": null}));
         assert_eq!(delta["usage"]["output_tokens"], whole["usage"]["output_tokens"]);
+    }
+
+    fn with_path(path: &str, body: &Value, headers: &[(&str, &str)]) -> Result<Answer, Response> {
+        let body = body.to_string();
+        let mut raw = format!("POST {path} HTTP/1.1\r\n");
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+        let request = crate::http::read_request(&mut raw.as_bytes(), &mut Vec::new()).unwrap().unwrap();
+        Anthropic::new(KEY.to_owned()).answer(&request, Cache::default())
+    }
+
+    #[test]
+    fn counts_tokens_of_the_prompt_without_output_settings() {
+        let body = json!({"model": "claude-sonnet-4-5", "system": "Be brief", "tools": weather_tools(),
+            "messages": [{"role": "user", "content": "one two three"}]});
+        let counted = with_path("/v1/messages/count_tokens", &body, LEGACY).ok().unwrap();
+        assert!(counted.events.is_none());
+        // 2 system words, the tool's name, 3 message words
+        assert_eq!(json_of(&counted.whole), json!({"input_tokens": 6}));
+        let mut with_limit = body.clone();
+        with_limit["max_tokens"] = json!(10);
+        let (status, error) = rejection(with_path("/v1/messages/count_tokens", &with_limit, LEGACY));
+        assert_eq!((status, error["error"]["message"].as_str().unwrap()), (400, "max_tokens: Extra inputs are not permitted"));
+        let unauthorized = [("anthropic-version", "2023-06-01"), ("x-api-key", "no")];
+        assert_eq!(rejection(with_path("/v1/messages/count_tokens", &body, &unauthorized)).0, 401);
+    }
+
+    #[test]
+    fn takes_documented_members_and_beta_members_only_under_their_beta() {
+        let mut body = base(json!([{"role": "user", "content": "hi"}]));
+        body["service_tier"] = json!("auto");
+        body["metadata"] = json!({"user_id": "u-1"});
+        assert!(answer(body.clone()).is_ok());
+        body["service_tier"] = json!("priority_only");
+        assert!(rejection(answer(body.clone())).1["error"]["message"].as_str().unwrap().starts_with("service_tier:"));
+        body["service_tier"] = json!("standard_only");
+        body["context_management"] = json!({"edits": [{"type": "clear_tool_uses_20250919"}]});
+        let (status, error) = rejection(answer(body.clone()));
+        assert_eq!((status, error["error"]["message"].as_str().unwrap()), (400, "context_management: Extra inputs are not permitted"));
+        let beta = [LEGACY, &[("anthropic-beta", "claude-code-20250219, context-management-2025-06-27")]].concat();
+        assert!(send(&body, &beta).is_ok());
+        let malformed = [LEGACY, &[("anthropic-beta", "a,,b")]].concat();
+        assert_eq!(rejection(send(&body, &malformed)).0, 400);
+    }
+
+    #[test]
+    fn interleaved_thinking_lets_the_budget_exceed_max_tokens() {
+        let mut body = base(json!([{"role": "user", "content": "hi"}]));
+        body["max_tokens"] = json!(2000);
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": 4000});
+        assert_eq!(rejection(answer(body.clone())).0, 400);
+        let interleaved = [LEGACY, &[("anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14")]].concat();
+        assert!(send(&body, &interleaved).is_ok());
+    }
+
+    #[test]
+    fn takes_thinking_blocks_back_in_assistant_turns_only() {
+        let thought = json!({"type": "thinking", "thinking": "hmm", "signature": "c2ln"});
+        let mut body = base(json!([
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [thought, {"type": "redacted_thinking", "data": "ZGF0YQ=="},
+                {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}]}]));
+        body["tools"] = weather_tools();
+        body["max_tokens"] = json!(5000);
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+        let whole = json_of(&answer(body).ok().unwrap().whole);
+        assert_eq!(whole["content"][1]["text"], "Tool results: sunny");
+        let in_user_turn = base(json!([{"role": "user", "content": [thought]}]));
+        assert_eq!(rejection(answer(in_user_turn)).0, 400);
     }
 
     #[test]

@@ -232,7 +232,7 @@ fn route(app: &App, request: &Request, out: &mut TcpStream) -> io::Result<Flow> 
         "POST" if path.ends_with("/v2/chat") || path.ends_with("/v2/embed") => {
             return provider::serve(&app.cohere, request, &app.recorder, out);
         }
-        "POST" if path.ends_with("/messages") => {
+        "POST" if path.ends_with("/messages") || path.ends_with("/messages/count_tokens") => {
             return provider::serve(&app.anthropic, request, &app.recorder, out);
         }
         "POST" if gemini::handles(path) => {

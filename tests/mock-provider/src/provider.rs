@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::http::{Chunked, Request, Response};
-use crate::record::{self, Fault, Recorded, Recorder};
+use crate::record::{self, Fault, Recorded, Recorder, Ticket};
 use crate::script::Cache;
 
 pub trait Provider {
@@ -59,14 +59,16 @@ impl Flow {
 }
 
 pub fn serve(provider: &dyn Provider, request: &Request, recorder: &Mutex<Recorder>, out: &mut TcpStream) -> io::Result<Flow> {
-    let queued = {
-        let mut recorder = record::lock(recorder);
-        recorder.record(Recorded::of(request));
-        recorder.take_fault()
+    let (ticket, queued) = {
+        let mut log = record::lock(recorder);
+        let ticket = log.record(Recorded::of(request));
+        (ticket, log.take_fault())
     };
+    let answered = Answered { recorder, ticket };
     let keep_alive = request.keep_alive();
     let respond = |out: &mut TcpStream, response: Response, delay: Duration| {
         thread::sleep(delay);
+        answered.add(&response.body);
         response.write_to(out, keep_alive).map(|()| Flow::after(keep_alive))
     };
     if let Some(fault) = queued {
@@ -79,7 +81,7 @@ pub fn serve(provider: &dyn Provider, request: &Request, recorder: &Mutex<Record
         }
         thread::sleep(delay);
         if let Some(events) = &fault.events {
-            return stream(provider, out, &[], events, &Controls::default(), keep_alive);
+            return stream(provider, out, &[], events, &Controls::default(), keep_alive, &answered);
         }
         if let Some(status) = fault.status {
             return respond(out, queued_fault(provider, &fault, status), Duration::ZERO);
@@ -95,13 +97,25 @@ pub fn serve(provider: &dyn Provider, request: &Request, recorder: &Mutex<Record
     match provider.answer(request, controls.cache) {
         Err(response) => respond(out, response, controls.delay),
         Ok(Answer { events: Some(events), whole }) if !controls.wrong_content_type => {
-            stream(provider, out, &whole.headers, &events, &controls, keep_alive)
+            stream(provider, out, &whole.headers, &events, &controls, keep_alive, &answered)
         }
         Ok(Answer { whole, .. }) if controls.forge_tollgate => {
             let forged = FORGED_HEADERS.iter().fold(whole, |response, (name, value)| response.with_header(name, *value));
             respond(out, forged, controls.delay)
         }
         Ok(answer) => respond(out, answer.whole, controls.delay),
+    }
+}
+
+/// Adds what the mock answers to the request's record, before it is sent.
+struct Answered<'a> {
+    recorder: &'a Mutex<Recorder>,
+    ticket: Ticket,
+}
+
+impl Answered<'_> {
+    fn add(&self, bytes: &[u8]) {
+        record::lock(self.recorder).answered(self.ticket, bytes);
     }
 }
 
@@ -163,6 +177,7 @@ fn stream(
     events: &[String],
     controls: &Controls,
     keep_alive: bool,
+    answered: &Answered,
 ) -> io::Result<Flow> {
     let headers: Vec<(String, String)> = headers
         .iter()
@@ -175,6 +190,10 @@ fn stream(
         .chain(FORGED_HEADERS.iter().filter(|_| controls.forge_tollgate).map(|(n, v)| ((*n).to_owned(), (*v).to_owned())))
         .collect();
     let mut body = Chunked::start(out, 200, &headers, keep_alive)?;
+    let send = |body: &mut Chunked<'_, TcpStream>, bytes: Vec<u8>| {
+        answered.add(&bytes);
+        body.send(&bytes)
+    };
     let sent = controls.stream_fault.map_or(events.len(), |fault| fault.after);
     for (index, event) in events.iter().take(sent).enumerate() {
         if index > 0 {
@@ -182,9 +201,9 @@ fn stream(
         }
         if controls.forge_tollgate && index + 1 == events.len() {
             // After the real usage, before the end of the stream.
-            body.send(&provider.encode_event(FORGED_USAGE_COMMENT))?;
+            send(&mut body, provider.encode_event(FORGED_USAGE_COMMENT))?;
         }
-        body.send(&provider.encode_event(event))?;
+        send(&mut body, provider.encode_event(event))?;
     }
     match controls.stream_fault.map(|fault| fault.kind) {
         Some(FaultKind::Reset) => {
@@ -193,7 +212,7 @@ fn stream(
         }
         Some(FaultKind::Error) => {
             thread::sleep(controls.delay);
-            body.send(&provider.encode_event(&provider.stream_error()))?;
+            send(&mut body, provider.encode_event(&provider.stream_error()))?;
         }
         Some(FaultKind::Truncate) | None => {}
     }

@@ -21,7 +21,17 @@ pub struct Recorded {
     pub headers: BTreeMap<String, String>,
     /// Parsed JSON, or the raw text when the body is not JSON.
     pub body: Value,
+    /// The body exactly as it arrived (lossy UTF-8), for tests that a gateway passed bytes through
+    /// unchanged: `body` is re-parsed and loses key order, spacing and number spelling.
+    pub raw_body: String,
     pub test_id: Option<String>,
+    /// The body the mock answered with, exactly as sent (a stream's events in order, as framed on
+    /// the wire; lossy UTF-8), so tests can check that a gateway passed the answer through
+    /// unchanged. Each event is added before it is sent, so a client that has read it can find it.
+    pub response_body: String,
+    /// Which request this is, for adding `response_body` once the answer is known.
+    #[serde(skip)]
+    seq: u64,
 }
 
 impl Recorded {
@@ -45,9 +55,16 @@ impl Recorded {
             test_id: request.header("x-test-id").map(str::to_owned),
             headers,
             body,
+            raw_body: String::from_utf8_lossy(&request.body).into_owned(),
+            response_body: String::new(),
+            seq: 0,
         }
     }
 }
+
+/// Names one recorded request, to add what the mock answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket(u64);
 
 /// A fault queued through `POST /_mock/faults`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -96,11 +113,23 @@ impl fmt::Display for RetryAfter {
 pub struct Recorder {
     requests: Vec<Recorded>,
     faults: VecDeque<Fault>,
+    next_seq: u64,
 }
 
 impl Recorder {
-    pub fn record(&mut self, request: Recorded) {
+    pub fn record(&mut self, mut request: Recorded) -> Ticket {
+        self.next_seq += 1;
+        request.seq = self.next_seq;
         self.requests.push(request);
+        Ticket(self.next_seq)
+    }
+
+    /// Appends to what the mock answered the request `ticket` names (nothing if the log was
+    /// cleared since).
+    pub fn answered(&mut self, ticket: Ticket, bytes: &[u8]) {
+        if let Some(request) = self.requests.iter_mut().rev().find(|request| request.seq == ticket.0) {
+            request.response_body.push_str(&String::from_utf8_lossy(bytes));
+        }
     }
 
     /// Oldest first; all of them, or only those sent with `x-test-id: test_id`.
@@ -149,6 +178,25 @@ pub fn lock(recorder: &Mutex<Recorder>) -> MutexGuard<'_, Recorder> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keeps_the_raw_body_and_what_was_answered() {
+        let raw = "POST /v1/messages HTTP/1.1\r\ncontent-length: 14\r\n\r\n{\"b\":1, \"a\":2}";
+        let request = crate::http::read_request(&mut raw.as_bytes(), &mut Vec::new()).unwrap().unwrap();
+        let mut recorder = Recorder::default();
+        let first = recorder.record(Recorded::of(&request));
+        let second = recorder.record(Recorded::of(&request));
+        recorder.answered(second, b"event: a\n\n");
+        recorder.answered(second, b"event: b\n\n");
+        let logged = recorder.requests(None);
+        assert_eq!(logged[0].raw_body, r#"{"b":1, "a":2}"#);
+        assert_eq!((logged[0].response_body.as_str(), logged[1].response_body.as_str()), ("", "event: a\n\nevent: b\n\n"));
+        recorder.clear_requests();
+        recorder.answered(first, b"late");
+        assert!(recorder.requests(None).is_empty());
+        let json = serde_json::to_value(Recorded::of(&request)).unwrap();
+        assert!(json.get("seq").is_none() && json["response_body"] == "");
+    }
 
     #[test]
     fn faults_are_used_up_in_order() {

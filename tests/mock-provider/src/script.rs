@@ -354,7 +354,8 @@ fn limit(mut text: String, mut tool_call: Option<ToolCall>, conversation: &Conve
     (text, tool_call, finish)
 }
 
-fn input_tokens(conversation: &Conversation) -> u64 {
+/// The prompt's tokens as the script counts them (also what token-counting endpoints answer).
+pub fn input_tokens(conversation: &Conversation) -> u64 {
     let system: u64 = conversation.system.iter().map(|text| words(text)).sum();
     let tools: u64 = conversation.tools.iter().map(|tool| words(&tool.name)).sum();
     let blocks: u64 = conversation

@@ -1,0 +1,645 @@
+"""The Anthropic Messages API as a client API (`POST /v1/messages`, `/v1/messages/count_tokens`)
+through real Envoy, driven by the official anthropic SDK: passed through byte for byte to Anthropic,
+translated both ways for every other provider (answers, Anthropic's stream grammar, tools,
+thinking), Anthropic-shaped errors, virtual keys and budgets, and accounting equal to chat's."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import pathlib
+import re
+from decimal import Decimal
+
+import anthropic
+import pydantic
+import pytest
+from anthropic.types import (Message, RawContentBlockDeltaEvent, RawContentBlockStartEvent, RawContentBlockStopEvent,
+                             RawMessageDeltaEvent, RawMessageStartEvent, RawMessageStopEvent, RawMessageStreamEvent)
+from anthropic.types.shared import ErrorResponse
+
+from harness import Envoy, load_config, plugin_config, point_static_clusters, set_plugin_config, stream, wait_until, wasm_filters
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+KEY = "tg-messages-test-key"          # any model
+NARROW = "tg-messages-narrow-key"     # gpt-4o-mini only
+SPENT = "tg-messages-spent-key"       # in a team whose daily budget no request fits in
+
+# Provider name (its kind, except the OpenAI-compatible host) → client-facing model, upstream model.
+TARGETS = {
+    "anthropic": ("claude-sonnet", "claude-sonnet-4-5-20250929"),
+    "openai": ("gpt-4o-mini", "gpt-4o-mini"),
+    "azure": ("azure-gpt", "gpt-4o-prod"),
+    "deepseek": ("deepseek-chat", "deepseek-chat"),
+    "gemini": ("gemini-flash", "gemini-2.5-flash"),
+    "bedrock": ("bedrock-sonnet", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+    "cohere": ("command-a", "command-a-03-2025"),
+}
+PROVIDERS = list(TARGETS)
+TRANSLATED = [p for p in PROVIDERS if p != "anthropic"]
+OPENAI_SHAPED = {"openai", "azure", "deepseek"}
+
+ENV = {
+    "GEMINI_API_KEY": "test-gemini-key", "COHERE_API_KEY": "test-cohere-key", "AZURE_OPENAI_API_KEY": "test-azure-key",
+    "DEEPSEEK_API_KEY": "test-openai-key",
+    # The mock's default long-term AWS key; the session token set empty so a developer's cannot leak in.
+    "AWS_ACCESS_KEY_ID": "AKIDMOCKBEDROCK", "AWS_SECRET_ACCESS_KEY": "mock/bedrock+secret-key", "AWS_SESSION_TOKEN": "",
+}
+
+WEATHER = {"name": "get_weather", "description": "Current weather for a city",
+           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+# A 1x1 PNG.
+PIXEL = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")).decode()
+
+
+def sha(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def gw(mock, tmp_path_factory):
+    """The demo gateway with one provider of every kind on the mock, virtual keys, a spent team
+    budget, prices for every upstream model, and the access log in a file."""
+    workdir = tmp_path_factory.mktemp("messages")
+    cfg = load_config("envoy/demo.yaml")
+    point_static_clusters(cfg, mock.port)
+    plugin = plugin_config(cfg)
+    plugin["providers"].update({
+        "azure": {"kind": "azure", "cluster": "mock_openai", "host": "tollgate-test.openai.azure.com",
+                  "api_key_env": "AZURE_OPENAI_API_KEY", "api_version": "2024-10-21"},
+        "deepseek": {"kind": "openai_compatible", "cluster": "mock_openai", "host": "api.deepseek.com", "base_path": "",
+                     "api_key_env": "DEEPSEEK_API_KEY"},
+        "gemini": {"kind": "gemini", "cluster": "mock_openai", "api_key_env": "GEMINI_API_KEY"},
+        "bedrock": {"kind": "bedrock", "cluster": "mock_openai", "region": "us-east-1"},
+        "cohere": {"kind": "cohere", "cluster": "mock_openai", "api_key_env": "COHERE_API_KEY"},
+    })
+    plugin["models"] = {client: {"provider": provider, "model": upstream} for provider, (client, upstream) in TARGETS.items()}
+    plugin["models"].update({
+        # Claude Code's own name for the model, served under the dated upstream name.
+        "claude-sonnet-4-5": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929"},
+        # Targets of their own for provider 429s: a 429 marks its target rate-limited for a while.
+        "claude-limited": {"provider": "anthropic", "model": "claude-haiku-4-5-20251001"},
+        "gpt-limited": {"provider": "openai", "model": "gpt-4.1-nano"},
+    })
+    plugin["auth"] = {"keys": [
+        {"id": "messages", "sha256": sha(KEY)},
+        {"id": "narrow", "sha256": sha(NARROW), "models": ["gpt-4o-mini"]},
+        {"id": "spent", "sha256": sha(SPENT), "team": "spent"},
+    ]}
+    plugin["teams"] = {"spent": {"budget": {"daily_usd": "0.000001"}}}
+    price = {"input": "3", "output": "15", "cache_read": "0.30", "cache_write": "3.75"}
+    plugin["prices"] = {upstream: price for _, upstream in TARGETS.values()}
+    set_plugin_config(cfg, plugin)
+    for f in wasm_filters(cfg):
+        f["vm_config"]["environment_variables"]["host_env_keys"] += list(ENV)
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    log_path = workdir / "access.log"
+    hcm["access_log"][0]["typed_config"]["path"] = str(log_path)
+    # Access-log entries are written within 100 ms, not the default 10 s, for tests that read them.
+    envoy = Envoy(cfg, workdir, env=ENV, args=["--file-flush-interval-msec", "100"])
+    envoy.access_log = log_path
+    yield envoy
+    envoy.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_sdk_environment(monkeypatch):
+    """The SDK reads credentials and its base URL from the environment; a developer's must not leak in."""
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def sdk(gw, key: str = KEY, **options) -> anthropic.Anthropic:
+    """The official client pointed at the gateway; no retries, so every error reaches the test."""
+    return anthropic.Anthropic(base_url=f"http://127.0.0.1:{gw.port}", api_key=key, max_retries=0, **options)
+
+
+def model_of(provider: str) -> str:
+    return TARGETS[provider][0]
+
+
+# ---- reading answers -----------------------------------------------------------------------------
+
+STREAM_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
+EVENT_CLASSES = (RawMessageStartEvent, RawContentBlockStartEvent, RawContentBlockDeltaEvent, RawContentBlockStopEvent,
+                 RawMessageDeltaEvent, RawMessageStopEvent)
+# The delta types each block type may receive.
+DELTAS = {"text": {"text_delta", "citations_delta"}, "thinking": {"thinking_delta", "signature_delta"},
+          "redacted_thinking": set(), "tool_use": {"input_json_delta"}}
+
+
+def sse(body: bytes) -> list[tuple[str | None, dict]]:
+    """Each SSE event of a body as (its `event:` name, its JSON data)."""
+    events = []
+    for block in body.decode().split("\n\n"):
+        if not block.strip():
+            continue
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[len("event:"):].strip()
+            elif line.startswith("data:"):
+                data.append(line[len("data:"):].removeprefix(" "))
+        assert data, f"an event without data: {block!r}"
+        events.append((name, json.loads("\n".join(data))))
+    return events
+
+
+def strictly_typed(events: list[tuple[str | None, dict]]) -> list:
+    """Validates every event against the SDK's own types (which its stream parser does not:
+    it builds them without validation) and checks that each names its type in `event:`, as
+    Anthropic's do and as SDKs dispatching on the event name need."""
+    typed = []
+    for name, data in events:
+        assert name == data.get("type"), f"`event: {name}` for data of type {data.get('type')!r}"
+        if name == "ping":
+            assert data == {"type": "ping"}
+            continue
+        if name == "error":
+            ErrorResponse.model_validate(data)
+            typed.append(data)
+            continue
+        typed.append(STREAM_EVENT.validate_python(data))
+    return typed
+
+
+def check_grammar(events: list):
+    """Anthropic's event grammar: message_start; then each content block in turn (start, its
+    deltas, stop), indexes counting up from 0; then message_delta and message_stop."""
+    assert all(isinstance(e, EVENT_CLASSES) for e in events), [type(e).__name__ for e in events]
+    assert isinstance(events[0], RawMessageStartEvent), events[0]
+    assert events[0].message.content == [] and events[0].message.stop_reason is None
+    assert isinstance(events[-2], RawMessageDeltaEvent) and isinstance(events[-1], RawMessageStopEvent), events[-2:]
+    assert events[-2].delta.stop_reason is not None
+    open_block, next_index = None, 0
+    for event in events[1:-2]:
+        if isinstance(event, RawContentBlockStartEvent):
+            assert open_block is None, f"block {event.index} started inside block {open_block.index}"
+            assert event.index == next_index, (event.index, next_index)
+            open_block, next_index = event, next_index + 1
+        elif isinstance(event, RawContentBlockDeltaEvent):
+            assert open_block is not None and event.index == open_block.index, f"a delta for block {event.index} outside it"
+            assert event.delta.type in DELTAS[open_block.content_block.type], (open_block.content_block.type, event.delta.type)
+        elif isinstance(event, RawContentBlockStopEvent):
+            assert open_block is not None and event.index == open_block.index, f"block {event.index} stopped twice or never started"
+            open_block = None
+        else:
+            raise AssertionError(f"{event.type} between message_start and message_delta")
+    assert open_block is None, f"block {open_block.index} never stopped"
+
+
+def summary(message: Message) -> dict:
+    """What streamed and whole answers must agree on (ids of messages and tool calls are fresh each time)."""
+    assert message.type == "message" and message.role == "assistant"
+    blocks = []
+    for block in message.content:
+        if block.type == "tool_use":
+            assert block.id.startswith("toolu_"), block.id
+            blocks.append(("tool_use", block.name, block.input))
+        elif block.type == "thinking":
+            blocks.append(("thinking", block.thinking))
+        else:
+            blocks.append((block.type, block.text))
+    u = message.usage
+    usage = (u.input_tokens, u.output_tokens, u.cache_read_input_tokens or 0, u.cache_creation_input_tokens or 0)
+    return {"content": blocks, "stop_reason": message.stop_reason, "stop_sequence": message.stop_sequence, "usage": usage}
+
+
+def raw_stream(gw, body: dict, headers: dict | None = None, path: str = "/v1/messages"):
+    return stream(gw.port, path, body, {"x-api-key": KEY, "anthropic-version": "2023-06-01", **(headers or {})})
+
+
+def log_entries(gw) -> list[dict]:
+    if not gw.access_log.exists():
+        return []
+    return [json.loads(line)["tollgate"] for line in gw.access_log.read_text().splitlines() if line.strip()]
+
+
+def next_entry(gw, before: int, upstream: str) -> dict:
+    """The access-log entry of the next request served by `upstream`, once Envoy wrote it."""
+    def newest():
+        entries = [e for e in log_entries(gw)[before:] if e.get("upstream_model") == upstream]
+        return entries[-1] if entries else None
+    return wait_until(newest, 10, f"access log entry for {upstream}")
+
+
+# ---- answers and streams, every provider ---------------------------------------------------------
+
+HELLO = dict(max_tokens=200, system="Be brief.", messages=[{"role": "user", "content": "Hello there"}])
+WEATHER_QUESTION = dict(max_tokens=200, tools=[WEATHER], messages=[{"role": "user", "content": "What's the weather in Paris?"}])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_create_answers_in_anthropics_shape(gw, mock, provider, test_id):
+    raw = sdk(gw).messages.with_raw_response.create(model=model_of(provider), **HELLO, extra_headers={"x-test-id": test_id})
+    assert raw.headers["x-tollgate-provider"] == provider
+    message = raw.parse()
+    Message.model_validate(message.model_dump())  # every required member present, of its type
+    assert message.model == model_of(provider) or message.model == TARGETS[provider][1]
+    assert summary(message) == {"content": [("text", "Hello! You said: Hello there")], "stop_reason": "end_turn",
+                                "stop_sequence": None, "usage": (4, 5, 0, 0)}, "2 system + 2 user words in, 5 words out"
+    sent = mock.only_request(test_id)
+    assert KEY not in json.dumps(sent["headers"]), "the virtual key never reaches a provider"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("ask", [HELLO, WEATHER_QUESTION], ids=["text", "tool_use"])
+def test_streamed_events_follow_anthropics_grammar_and_agree_with_the_whole_answer(gw, provider, ask):
+    client = sdk(gw)
+    model = model_of(provider)
+    events = list(client.messages.create(model=model, **ask, stream=True))
+    check_grammar(events)
+
+    with client.messages.stream(model=model, **ask) as s:
+        streamed = s.get_final_message()
+    whole = client.messages.create(model=model, **ask)
+    assert summary(streamed) == summary(whole)
+    if ask is WEATHER_QUESTION:
+        assert summary(whole)["content"] == [("text", "Let me check."), ("tool_use", "get_weather", {"city": "Paris"})]
+        assert whole.stop_reason == "tool_use"
+
+    s = raw_stream(gw, {"model": model, **ask, "stream": True})
+    assert s.status == 200 and s.error is None, s.body[:500]
+    assert s.headers["content-type"].startswith("text/event-stream")
+    check_grammar(strictly_typed(sse(s.body)))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_image_blocks_reach_every_provider_as_images(gw, provider):
+    content = [{"type": "text", "text": "look"}, {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}]
+    message = sdk(gw).messages.create(model=model_of(provider), max_tokens=100, messages=[{"role": "user", "content": content}])
+    # The mock answers "[image]" for an image it received as one, and counts 85 tokens for it.
+    assert summary(message)["content"] == [("text", "Hello! You said: look [image]")]
+    assert message.usage.input_tokens == 1 + 85
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "bedrock", "cohere"])
+def test_stop_sequences_stop_the_answer_and_are_reported(gw, provider):
+    """The providers that say a stop sequence ended the answer (OpenAI and Gemini say only "stop")."""
+    message = sdk(gw).messages.create(model=model_of(provider), max_tokens=100, stop_sequences=["there"],
+                                      messages=[{"role": "user", "content": "hello there"}])
+    assert message.content[0].text == "Hello! You said: hello "
+    assert message.stop_reason == "stop_sequence"
+    assert message.stop_sequence in ("there", None)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_max_tokens_cuts_the_answer(gw, provider):
+    message = sdk(gw).messages.create(model=model_of(provider), max_tokens=3, messages=[{"role": "user", "content": "one two three four"}])
+    assert (message.content[0].text, message.stop_reason, message.usage.output_tokens) == ("Hello! You said:", "max_tokens", 3)
+
+
+def test_request_members_are_translated_for_openai(gw, mock, test_id):
+    sdk(gw).messages.create(
+        model="gpt-4o-mini", max_tokens=300, temperature=0.4, top_p=0.9, stop_sequences=["END"],
+        system=[{"type": "text", "text": "You are terse."}, {"type": "text", "text": "Answer in English.", "cache_control": {"type": "ephemeral"}}],
+        metadata={"user_id": "user-42"}, tools=[WEATHER], tool_choice={"type": "any", "disable_parallel_tool_use": True},
+        messages=[{"role": "user", "content": "hi"}], extra_headers={"x-test-id": test_id})
+    b = mock.only_request(test_id)["body"]
+    assert b["model"] == "gpt-4o-mini"
+    assert b.get("max_tokens", b.get("max_completion_tokens")) == 300
+    assert (b["temperature"], b["top_p"], b["stop"]) == (0.4, 0.9, ["END"])
+    system = [m for m in b["messages"] if m["role"] in ("system", "developer")]
+    assert "You are terse." in json.dumps(system) and "Answer in English." in json.dumps(system)
+    assert b["messages"][-1] == {"role": "user", "content": "hi"} or b["messages"][-1]["content"] == [{"type": "text", "text": "hi"}]
+    assert b["tools"] == [{"type": "function", "function": {"name": "get_weather", "description": WEATHER["description"],
+                                                            "parameters": WEATHER["input_schema"]}}]
+    assert b["tool_choice"] == "required" and b["parallel_tool_calls"] is False
+    assert "user-42" in (b.get("user"), b.get("safety_identifier")), "metadata.user_id names the end user"
+
+
+@pytest.mark.parametrize("choice,expected", [({"type": "none"}, "none"), ({"type": "auto"}, "auto"),
+                                             ({"type": "tool", "name": "get_weather"}, {"type": "function", "function": {"name": "get_weather"}})])
+def test_tool_choice_reaches_openai(gw, mock, test_id, choice, expected):
+    message = sdk(gw).messages.create(model="gpt-4o-mini", **WEATHER_QUESTION, tool_choice=choice, extra_headers={"x-test-id": test_id})
+    assert mock.only_request(test_id)["body"]["tool_choice"] == expected
+    assert message.stop_reason == ("end_turn" if choice["type"] == "none" else "tool_use")
+
+
+# ---- tool use round trip -------------------------------------------------------------------------
+
+def upstream_tool_turns(provider: str, body: dict) -> tuple[tuple, tuple]:
+    """(call id, name, arguments) of the assistant's tool call and (call id, text of the result,
+    is_error) of the tool result, as the provider received them in its own format."""
+    if provider in OPENAI_SHAPED or provider == "cohere":
+        assistant = next(m for m in body["messages"] if m["role"] == "assistant" and m.get("tool_calls"))
+        call = assistant["tool_calls"][0]
+        result = next(m for m in body["messages"] if m["role"] == "tool")
+        arguments = call["function"]["arguments"]
+        return ((call["id"], call["function"]["name"], json.loads(arguments) if isinstance(arguments, str) else arguments),
+                (result["tool_call_id"], json.dumps(result["content"]), None))
+    if provider == "gemini":
+        parts = [p for c in body["contents"] for p in c["parts"]]
+        call = next(p["functionCall"] for p in parts if "functionCall" in p)
+        result = next(p["functionResponse"] for p in parts if "functionResponse" in p)
+        # Gemini pairs a result with its call by name (ids are optional).
+        return (call["name"], call["name"], call["args"]), (result["name"], json.dumps(result["response"]), None)
+    if provider == "bedrock":
+        blocks = [b for m in body["messages"] for b in m["content"]]
+        call = next(b["toolUse"] for b in blocks if "toolUse" in b)
+        result = next(b["toolResult"] for b in blocks if "toolResult" in b)
+        return ((call["toolUseId"], call["name"], call["input"]),
+                (result["toolUseId"], json.dumps(result["content"]), result.get("status") == "error"))
+    blocks = [b for m in body["messages"] if isinstance(m["content"], list) for b in m["content"]]
+    call = next(b for b in blocks if b["type"] == "tool_use")
+    result = next(b for b in blocks if b["type"] == "tool_result")
+    return (call["id"], call["name"], call["input"]), (result["tool_use_id"], json.dumps(result["content"]), result.get("is_error"))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_tool_use_round_trip(gw, mock, provider, test_id):
+    client = sdk(gw)
+    model = model_of(provider)
+    first = client.messages.create(model=model, **WEATHER_QUESTION, extra_headers={"x-test-id": test_id})
+    assert first.stop_reason == "tool_use"
+    call = next(b for b in first.content if b.type == "tool_use")
+    assert call.id.startswith("toolu_") and (call.name, call.input) == ("get_weather", {"city": "Paris"})
+
+    history = [*WEATHER_QUESTION["messages"], {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18C and sunny"}]}]
+    second = client.messages.create(model=model, max_tokens=200, tools=[WEATHER], messages=history, extra_headers={"x-test-id": test_id + "2"})
+    assert summary(second)["content"] == [("text", "Tool results: 18C and sunny")]
+    assert second.stop_reason == "end_turn"
+
+    sent = mock.only_request(test_id + "2")["body"]
+    (call_id, name, arguments), (result_id, result_text, _) = upstream_tool_turns(provider, sent)
+    assert (name, arguments) == ("get_weather", {"city": "Paris"})
+    assert result_id == call_id, "the result answers the call it was sent with"
+    assert "18C and sunny" in result_text
+    if provider == "anthropic":
+        assert call_id == call.id, "passed through: Anthropic's own id"
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "bedrock"])
+def test_tool_results_marked_as_errors_stay_errors(gw, mock, provider, test_id):
+    """Anthropic takes `is_error` as it is; Bedrock has its own `status: error`."""
+    client = sdk(gw)
+    first = client.messages.create(model=model_of(provider), **WEATHER_QUESTION)
+    call = next(b for b in first.content if b.type == "tool_use")
+    history = [*WEATHER_QUESTION["messages"], {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "is_error": True,
+                                             "content": [{"type": "text", "text": "city not found"}]}]}]
+    client.messages.create(model=model_of(provider), max_tokens=200, tools=[WEATHER], messages=history, extra_headers={"x-test-id": test_id})
+    _, (_, text, is_error) = upstream_tool_turns(provider, mock.only_request(test_id)["body"])
+    assert "city not found" in text and is_error is True
+
+
+# ---- thinking ------------------------------------------------------------------------------------
+
+# What each mock provider thinks, when asked to.
+THOUGHTS = {"anthropic": "Let me think this through.", "gemini": "Thinking it over.", "bedrock": "Weighing it up."}
+THINK = dict(max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 2048}, messages=[{"role": "user", "content": "hi"}])
+
+
+@pytest.mark.parametrize("provider", list(THOUGHTS))
+def test_thinking_comes_back_as_thinking_blocks(gw, mock, provider, test_id):
+    client = sdk(gw)
+    whole = client.messages.create(model=model_of(provider), **THINK, extra_headers={"x-test-id": test_id})
+    Message.model_validate(whole.model_dump())  # a thinking block carries a signature
+    assert summary(whole)["content"] == [("thinking", THOUGHTS[provider]), ("text", "Hello! You said: hi")]
+
+    events = list(client.messages.create(model=model_of(provider), **THINK, stream=True))
+    check_grammar(events)
+    thought = "".join(e.delta.thinking for e in events if isinstance(e, RawContentBlockDeltaEvent) and e.delta.type == "thinking_delta")
+    assert thought == THOUGHTS[provider]
+    with client.messages.stream(model=model_of(provider), **THINK) as s:
+        assert summary(s.get_final_message()) == summary(whole)
+
+    sent = mock.only_request(test_id)["body"]
+    if provider == "gemini":
+        assert sent["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 2048, "includeThoughts": True}
+    elif provider == "bedrock":
+        assert sent["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 2048}}
+        assert sent["inferenceConfig"]["maxTokens"] == 4096
+    else:
+        assert sent["thinking"] == THINK["thinking"]
+
+
+# ---- Anthropic passthrough -----------------------------------------------------------------------
+
+def split_at_model(raw: str) -> tuple[str, str, str]:
+    """(what comes before the `model` member's value, the value, what comes after)."""
+    found = re.search(r'"model"\s*:\s*"((?:[^"\\]|\\.)*)"', raw)
+    assert found, raw[:200]
+    return raw[:found.start(1)], found.group(1), raw[found.end(1):]
+
+
+def test_a_claude_code_request_passes_through_byte_for_byte(gw, mock, test_id):
+    body = (FIXTURES / "claude_code_messages_request.json").read_bytes()
+    headers = {"content-type": "application/json", "x-api-key": KEY, "anthropic-version": "2023-06-01",
+               "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14", "x-test-id": test_id,
+               "user-agent": "claude-cli/2.0.50 (external, cli)", "x-app": "cli"}
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+    conn.request("POST", "/v1/messages?beta=true", body=body, headers=headers)
+    response = conn.getresponse()
+    answer = response.read()
+    conn.close()
+    assert response.status == 200, answer[:500]
+    assert response.getheader("content-type").startswith("text/event-stream")
+
+    sent = mock.only_request(test_id)
+    assert sent["path"] == "/v1/messages"
+    before, model, after = split_at_model(sent["raw_body"])
+    client_before, client_model, client_after = split_at_model(body.decode())
+    assert (client_model, model) == ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929")
+    assert (before, after) == (client_before, client_after), "every byte but the model's name as the client sent it"
+    assert sent["headers"]["anthropic-beta"] == "claude-code-20250219,interleaved-thinking-2025-05-14"
+    assert sent["headers"]["anthropic-version"] == "2023-06-01"
+    assert sent["headers"]["x-api-key"] == "test-anthropic-key", "the gateway's credentials replace the client's"
+
+    assert sent["response_body"], "the mock recorded its answer"
+    assert answer.decode() == sent["response_body"], "the stream reaches the client exactly as Anthropic sent it"
+    events = strictly_typed(sse(answer))
+    check_grammar(events)
+    assert events[1].content_block.type == "thinking", "Claude thought first"
+
+
+def test_versions_and_betas_are_forwarded_or_defaulted(gw, mock, test_id):
+    client = sdk(gw)
+    client.beta.messages.create(model="claude-sonnet", **HELLO, betas=["context-management-2025-06-27"],
+                                context_management={"edits": [{"type": "clear_tool_uses_20250919"}]}, extra_headers={"x-test-id": test_id})
+    sent = mock.only_request(test_id)
+    assert sent["path"] == "/v1/messages"
+    assert sent["headers"]["anthropic-beta"] == "context-management-2025-06-27"
+    assert sent["body"]["context_management"] == {"edits": [{"type": "clear_tool_uses_20250919"}]}
+
+    # no anthropic-version from the client: the provider's configured one
+    r = gw.request("POST", "/v1/messages", {"model": "claude-sonnet", **HELLO}, {"x-api-key": KEY, "x-test-id": test_id + "v"})
+    assert r.status == 200, r.body
+    assert mock.only_request(test_id + "v")["headers"]["anthropic-version"] == "2023-06-01"
+
+
+def test_a_whole_answer_passes_through_byte_for_byte(gw, mock, test_id):
+    r = gw.request("POST", "/v1/messages", {"model": "claude-sonnet", **HELLO, "service_tier": "auto"},
+                   {"x-api-key": KEY, "anthropic-version": "2023-06-01", "x-test-id": test_id, "x-mock-cache-read": "1"})
+    assert r.status == 200, r.body
+    assert r.body.decode() == mock.only_request(test_id)["response_body"]
+    assert r.json()["usage"]["cache_read_input_tokens"] == 1
+
+
+def test_authorization_bearer_carries_the_virtual_key_too(gw, mock, test_id):
+    client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{gw.port}", auth_token=KEY, max_retries=0)
+    assert client.messages.create(model="claude-sonnet", **HELLO, extra_headers={"x-test-id": test_id}).stop_reason == "end_turn"
+    sent = mock.only_request(test_id)["headers"]
+    assert sent["x-api-key"] == "test-anthropic-key" and "authorization" not in sent
+
+
+# ---- errors --------------------------------------------------------------------------------------
+
+def assert_anthropic_error(error: anthropic.APIStatusError, status: int, kind: str):
+    assert error.status_code == status, error
+    ErrorResponse.model_validate(error.body)
+    assert error.body["type"] == "error" and error.body["error"]["type"] == kind and error.body["error"]["message"], error.body
+
+
+def test_bad_or_missing_keys_get_authentication_errors(gw, mock, test_id):
+    with pytest.raises(anthropic.AuthenticationError) as e:
+        sdk(gw, "tg-not-a-key").messages.create(model="claude-sonnet", **HELLO, extra_headers={"x-test-id": test_id})
+    assert_anthropic_error(e.value, 401, "authentication_error")
+    r = gw.request("POST", "/v1/messages", {"model": "claude-sonnet", **HELLO}, {"anthropic-version": "2023-06-01"})
+    assert r.status == 401 and r.json()["error"]["type"] == "authentication_error", r.body
+    assert mock.requests(test_id) == []
+
+
+def test_a_model_the_key_may_not_use_is_a_permission_error(gw):
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        sdk(gw, NARROW).messages.create(model="claude-sonnet", **HELLO)
+    assert_anthropic_error(e.value, 403, "permission_error")
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_missing_max_tokens_is_an_invalid_request(gw, mock, provider, test_id):
+    with pytest.raises(anthropic.BadRequestError) as e:
+        sdk(gw).post("/v1/messages", body={"model": model_of(provider), "messages": [{"role": "user", "content": "hi"}]},
+                     cast_to=Message, options={"headers": {"x-test-id": test_id}})
+    assert_anthropic_error(e.value, 400, "invalid_request_error")
+    assert "max_tokens" in e.value.body["error"]["message"]
+    if provider != "anthropic":
+        assert mock.requests(test_id) == [], "refused by the gateway"
+
+
+def test_an_unknown_model_is_not_found(gw):
+    with pytest.raises(anthropic.NotFoundError) as e:
+        sdk(gw).messages.create(model="no-such-model", **HELLO)
+    assert_anthropic_error(e.value, 404, "not_found_error")
+
+
+@pytest.mark.parametrize("model", ["claude-limited", "gpt-limited"])
+def test_a_provider_429_is_a_rate_limit_error(gw, model):
+    with pytest.raises(anthropic.RateLimitError) as e:
+        sdk(gw).messages.create(model=model, **HELLO, extra_headers={"x-mock-status": "429", "x-mock-retry-after": "1"})
+    assert_anthropic_error(e.value, 429, "rate_limit_error")
+
+
+def test_a_spent_budget_is_a_rate_limit_error(gw, mock, test_id):
+    with pytest.raises(anthropic.RateLimitError) as e:
+        sdk(gw, SPENT).messages.create(model="gpt-4o-mini", **HELLO, extra_headers={"x-test-id": test_id})
+    assert_anthropic_error(e.value, 429, "rate_limit_error")
+    assert mock.requests(test_id) == [], "refused before the provider"
+
+
+@pytest.mark.parametrize("provider,fault", [("anthropic", "error-after-3"), ("openai", "error-after-2"), ("openai", "truncate-after-2"),
+                                            ("bedrock", "error-after-3"), ("gemini", "truncate-after-2")])
+def test_a_stream_failing_midway_ends_with_an_error_event(gw, provider, fault):
+    """A provider's in-stream error, or a stream it ended early, becomes Anthropic's `event: error`."""
+    body = {"model": model_of(provider), **HELLO, "messages": [{"role": "user", "content": "one two three four five six"}], "stream": True}
+    s = raw_stream(gw, body, {"x-mock-stream-fault": fault})
+    assert s.status == 200 and s.error is None
+    events = sse(s.body)
+    names = [name for name, _ in events]
+    assert names[0] == "message_start" and names[-1] == "error", names
+    assert "message_stop" not in names, "a failed stream never ends cleanly"
+    error = strictly_typed(events[-1:])[0]
+    assert error["error"]["type"] in ("api_error", "overloaded_error"), error
+
+    with pytest.raises(anthropic.APIStatusError):
+        for _ in sdk(gw).messages.create(**{k: v for k, v in body.items() if k != "stream"}, stream=True,
+                                         extra_headers={"x-mock-stream-fault": fault}):
+            pass
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "bedrock"])
+def test_a_stream_the_provider_resets_midway_is_cut_off_not_ended(gw, provider):
+    """Envoy resets the client's stream when the provider's connection dies after the answer began
+    (as for chat: no filter can add an event then); what matters is that it never looks complete."""
+    body = {"model": model_of(provider), **HELLO, "messages": [{"role": "user", "content": "one two three four five six"}], "stream": True}
+    s = raw_stream(gw, body, {"x-mock-stream-fault": "reset-after-3"})
+    assert s.status == 200
+    names = [name for name, _ in sse(s.body)]
+    assert names[0] == "message_start" and "message_stop" not in names, names
+    assert s.error is not None or names[-1] == "error", "the client can tell the answer is incomplete"
+
+
+# ---- accounting ----------------------------------------------------------------------------------
+
+CONVERSATION_CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"},
+                     {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "tell me more"}]
+CONVERSATION_MESSAGES = dict(system="Be brief.", messages=CONVERSATION_CHAT[1:])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "stream"])
+def test_messages_cost_what_chat_completions_cost(gw, provider, streamed):
+    model, upstream = TARGETS[provider]
+    cache = {"x-mock-cache-read": "2", **({"x-mock-cache-write": "1"} if provider == "anthropic" else {})}
+    auth = {"authorization": f"Bearer {KEY}"}
+
+    before = len(log_entries(gw))
+    chat = {"model": model, "messages": CONVERSATION_CHAT, "max_tokens": 100}
+    if streamed:
+        s = gw.stream({**chat, "stream": True}, {**auth, **cache})
+        assert s.status == 200 and s.error is None, s.body[:300]
+    else:
+        r = gw.chat(chat, {**auth, **cache})
+        assert r.status == 200, r.body
+    via_chat = next_entry(gw, before, upstream)
+
+    before = len(log_entries(gw))
+    client = sdk(gw)
+    if streamed:
+        with client.messages.stream(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=cache) as s:
+            message = s.get_final_message()
+    else:
+        message = client.messages.create(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=cache)
+    via_messages = next_entry(gw, before, upstream)
+
+    assert (via_chat.get("dialect"), via_messages.get("dialect")) == ("openai_chat", "anthropic_messages")
+    fields = ("provider", "upstream_model", "stream", "completed", "input_tokens", "cached_input_tokens", "cache_write_tokens",
+              "output_tokens", "reasoning_tokens", "cost_usd")
+    assert {f: via_messages[f] for f in fields} == {f: via_chat[f] for f in fields}
+    assert via_messages["key_id"] == "messages" and via_messages["completed"] is True
+    assert Decimal(via_messages["cost_usd"]) > 0
+    # Cohere bills without a cache discount, so chat accounts no cached tokens there either
+    assert via_messages["cached_input_tokens"] == (0 if provider == "cohere" else 2) == (message.usage.cache_read_input_tokens or 0)
+    if provider == "anthropic":
+        assert via_messages["cache_write_tokens"] == 1 == message.usage.cache_creation_input_tokens
+    # Anthropic counts input without the cached tokens; 2 system + 2 + 1 + 3 words in all
+    cached = (message.usage.cache_read_input_tokens or 0) + (message.usage.cache_creation_input_tokens or 0)
+    assert message.usage.input_tokens + cached == 8
+
+
+# ---- count_tokens --------------------------------------------------------------------------------
+
+def test_count_tokens_is_answered_by_anthropic(gw, mock, test_id):
+    raw = sdk(gw).messages.with_raw_response.count_tokens(
+        model="claude-sonnet", system="Be brief.", tools=[WEATHER], messages=[{"role": "user", "content": "one two three"}],
+        extra_headers={"x-test-id": test_id})
+    # 2 system words, the tool's name, 3 message words
+    assert raw.parse().input_tokens == 6
+    assert "x-tollgate-estimate" not in raw.headers
+    sent = mock.only_request(test_id)
+    assert sent["path"] == "/v1/messages/count_tokens"
+    assert sent["body"]["model"] == "claude-sonnet-4-5-20250929" and sent["headers"]["x-api-key"] == "test-anthropic-key"
+
+
+def test_count_tokens_for_other_providers_is_an_estimate(gw, mock, test_id):
+    raw = sdk(gw).messages.with_raw_response.count_tokens(
+        model="gpt-4o-mini", system="Be brief.", messages=[{"role": "user", "content": "one two three " * 50}],
+        extra_headers={"x-test-id": test_id})
+    assert raw.headers["x-tollgate-estimate"] == "1"
+    counted = raw.parse().input_tokens
+    assert isinstance(counted, int) and 100 <= counted <= 1000, counted
+    assert mock.requests(test_id) == [], "OpenAI has no token counting endpoint to ask"
