@@ -40,7 +40,7 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// `i` is just past the opening quote; returns the index of the closing quote: the first quote
 /// after an even run of backslashes. Most of a body is string content, so this is where scanning
 /// spends its time; it stops at quotes only, not at every escape.
-fn string_end(b: &[u8], i: usize) -> Option<usize> {
+pub fn string_end(b: &[u8], i: usize) -> Option<usize> {
     let mut from = i;
     loop {
         let quote = from + memchr::memchr(b'"', b.get(from..)?)?;

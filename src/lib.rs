@@ -24,6 +24,7 @@ pub mod config;
 pub mod conversation;
 pub mod error;
 pub mod gateway;
+pub mod guardrails;
 pub mod headers;
 pub mod host;
 pub mod json;

@@ -21,6 +21,7 @@ import sys
 LAYERS = [
     ("foundation", ["json", "error", "clock", "host", "stream", "schema", "patterns", "usage", "headers"]),
     ("representation", ["conversation"]),
+    ("guardrails", ["guardrails"]),
     ("client dialects", ["openai", "anthropic"]),
     ("client seam", ["client"]),
     ("accounting", ["accounting"]),

@@ -2,10 +2,12 @@
 //! rejected so that a typo fails loudly at load time instead of being ignored.
 
 mod error;
+mod guardrails;
 mod params;
 mod usd;
 
 pub use error::ConfigError;
+pub use guardrails::{CustomDetectorSpec, GuardrailAction, GuardrailPolicySpec, GuardrailScopeSpec, GuardrailsSpec};
 pub use params::check_params;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -53,6 +55,9 @@ pub struct ConfigSpec {
     /// are always written at once, so budgets never lag.
     #[serde(default = "default_accounting_flush_ms")]
     pub accounting_flush_ms: u64,
+    /// PII and secret detection on prompts, and what to do with what is found.
+    #[serde(default)]
+    pub guardrails: GuardrailsSpec,
 }
 
 fn default_accounting_flush_ms() -> u64 {
@@ -117,6 +122,9 @@ pub struct MatchSpec {
     /// Time-of-day window.
     #[serde(default)]
     pub time: Option<TimeSpec>,
+    /// Guardrail detectors (`guardrails`): matches when the prompt has a finding of any of them.
+    #[serde(default)]
+    pub guardrails: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

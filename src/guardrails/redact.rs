@@ -1,0 +1,120 @@
+//! Redaction: each distinct finding gets a typed placeholder (`<EMAIL_1>`, `<CARD_2>`), the same
+//! for every occurrence within the request, and the client's body is rewritten with them.
+//!
+//! The rewrite works on the raw JSON of the client's body, not on a rendering of the
+//! representation: every string value (not the object keys) is decoded, its findings replaced and
+//! written back, every other byte kept. So one body serves every path the request can take —
+//! translated for another provider, edited in place by the same-dialect fast path (OpenAI →
+//! OpenAI, Messages → Anthropic), or re-parsed per attempt by a failover cluster's upstream
+//! filter — and the fast path keeps its guarantees (unknown fields, order, cache markers) for
+//! everything but the redacted text. The gateway parses the rewritten body again, once, only
+//! when something was redacted.
+
+use super::Finding;
+use super::detectors::Detectors;
+use crate::json;
+
+/// Original text → placeholder, longest original first (so a finding that contains another is
+/// replaced whole).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Redaction {
+    pairs: Vec<(String, String)>,
+}
+
+impl Redaction {
+    pub fn new(findings: &[Finding], detectors: &Detectors) -> Self {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut numbers: Vec<(&str, u32)> = Vec::new();
+        for f in findings {
+            if pairs.iter().any(|(original, _)| original == f.value) {
+                continue;
+            }
+            let kind = detectors.placeholder(f.detector);
+            let n = match numbers.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    numbers.push((kind, 1));
+                    1
+                }
+            };
+            pairs.push((f.value.to_owned(), format!("<{kind}_{n}>")));
+        }
+        pairs.sort_by_key(|(original, _)| std::cmp::Reverse(original.len()));
+        Redaction { pairs }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// `text` with every original replaced by its placeholder, or `None` when it holds none.
+    /// One pass: at each byte only the originals starting with that byte are tried.
+    pub fn apply(&self, text: &str) -> Option<String> {
+        replace_all(text, self.pairs.iter().map(|(o, p)| (o.as_str(), p.as_str())))
+    }
+
+    /// The JSON `body` with the findings in its string values replaced, or `None` when no string
+    /// holds one. Object keys are left alone.
+    pub fn apply_json(&self, body: &[u8]) -> Option<Vec<u8>> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut out: Vec<u8> = Vec::new();
+        let mut copied = 0;
+        let mut i = 0;
+        while let Some(q) = body.get(i..).and_then(|rest| memchr::memchr(b'"', rest)) {
+            let open = i + q;
+            let close = json::string_end(body, open + 1)?;
+            i = close + 1;
+            let after = body.get(i..).and_then(|r| r.iter().find(|c| !c.is_ascii_whitespace()));
+            if after == Some(&b':') {
+                continue;
+            }
+            let literal = body.get(open..=close)?;
+            let decoded: json::Str = serde_json::from_slice(literal).ok()?;
+            if let Some(replaced) = self.apply(&decoded) {
+                out.extend_from_slice(body.get(copied..open)?);
+                out.extend_from_slice(&json::quote(&replaced));
+                copied = close + 1;
+            }
+        }
+        if copied == 0 {
+            return None;
+        }
+        out.extend_from_slice(body.get(copied..)?);
+        Some(out)
+    }
+}
+
+/// `text` with each `(from, to)` replaced, the longest `from` first at any position; `None` when
+/// none occurs.
+fn replace_all<'p>(text: &str, pairs: impl Iterator<Item = (&'p str, &'p str)> + Clone) -> Option<String> {
+    let b = text.as_bytes();
+    let shortest = pairs.clone().map(|(f, _)| f.len()).min()?;
+    if b.len() < shortest || shortest == 0 {
+        return None;
+    }
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        let Some(first) = b.get(i) else { break };
+        let hit = pairs.clone().find(|(from, _)| from.as_bytes().first() == Some(first) && b.get(i..).is_some_and(|r| r.starts_with(from.as_bytes())));
+        match hit {
+            Some((from, to)) => {
+                let o = out.get_or_insert_with(|| Vec::with_capacity(b.len()));
+                o.extend_from_slice(b.get(copied..i).unwrap_or_default());
+                o.extend_from_slice(to.as_bytes());
+                i += from.len();
+                copied = i;
+            }
+            None => i += 1,
+        }
+    }
+    let mut out = out?;
+    out.extend_from_slice(b.get(copied..).unwrap_or_default());
+    String::from_utf8(out).ok()
+}

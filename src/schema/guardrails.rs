@@ -1,0 +1,80 @@
+//! The `guardrails` section: which detectors run on prompts and what happens to what they find.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailsSpec {
+    /// Detectors of the user's own: a regex or a keyword list each.
+    #[serde(default)]
+    pub custom: Vec<CustomDetectorSpec>,
+    /// Evaluated in order for each finding; the first policy that applies to the request and
+    /// names the finding's detector decides its action. Findings no policy names are not acted
+    /// on (nor logged).
+    #[serde(default)]
+    pub policies: Vec<GuardrailPolicySpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomDetectorSpec {
+    pub name: String,
+    /// A regex (the linear-time `regex-lite` dialect).
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// Whole words, matched ignoring ASCII case.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailPolicySpec {
+    /// Detector names (built-in or custom); `*` for all.
+    pub detectors: Vec<String>,
+    pub action: GuardrailAction,
+    /// Which requests the policy applies to; every condition given must hold.
+    #[serde(default)]
+    pub when: GuardrailScopeSpec,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailScopeSpec {
+    /// Requested model names (`*` wildcards).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Virtual key ids.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// Names of the routing rules (`routes[].name`) the request was routed by.
+    #[serde(default)]
+    pub routes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardrailAction {
+    /// Only record the finding.
+    Log,
+    /// Leave it in place; the request must be routed by a rule whose `match.guardrails` names
+    /// the detector (else it is refused).
+    Route,
+    /// Replace it with a typed placeholder in what goes to the provider.
+    Redact,
+    /// Refuse the request (400 `content_blocked`).
+    Block,
+}
+
+impl GuardrailAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardrailAction::Log => "log",
+            GuardrailAction::Route => "route",
+            GuardrailAction::Redact => "redact",
+            GuardrailAction::Block => "block",
+        }
+    }
+}
