@@ -4,6 +4,7 @@
 use crate::accounting::budget::{Accounting, ScopeId};
 use crate::accounting::ledger::Lifetime;
 use crate::accounting::prices::{Price, PriceTable};
+use crate::guardrails::Guardrails;
 use crate::patterns;
 use crate::providers::{self, Provider};
 use crate::router::Router;
@@ -61,6 +62,7 @@ pub struct Config {
     pub warnings: Vec<String>,
     pub accounting: Accounting,
     pub router: Router,
+    pub guardrails: Guardrails,
     /// Set by the filter shell from the plugin's `root_id`.
     pub role: Role,
 }
@@ -239,8 +241,27 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
             }
         }
     }
+    let route_detectors: Vec<(String, &str)> = spec
+        .routes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.conditions.guardrails.iter().map(move |d| (format!("routes[{i}].match.guardrails"), d.as_str())))
+        .collect();
+    let guardrails = Guardrails::compile(&spec.guardrails, &route_detectors)?;
     let (models_json, model_cards) = model_list(&listed, &providers, now);
-    Ok(Config { providers, exact, prefixes, limits, models_json, model_cards, warnings, accounting, router, role: Role::Gateway })
+    Ok(Config {
+        providers,
+        exact,
+        prefixes,
+        limits,
+        models_json,
+        model_cards,
+        warnings,
+        accounting,
+        router,
+        guardrails,
+        role: Role::Gateway,
+    })
 }
 
 /// A reservation must outlive its request, or the budget stops holding room for a request

@@ -126,7 +126,7 @@ pub fn apply(edits: RequestEdits, body_size: usize) {
 fn export(gateway: &Gateway, records: Records) {
     host::export_access_log(&records.access_log);
     for (series, value) in records.metrics {
-        host::record_metric(series, value, &gateway.config.accounting);
+        host::record_metric(series, value, &gateway.config);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Error-tolerant wrappers over proxy-wasm host calls. The SDK's trait methods panic on an
 //! unexpected status, which would trap the VM; these log and carry on instead.
 
-use crate::accounting::budget::Accounting;
+use crate::config::Config;
 use crate::gateway::telemetry::Series;
 use crate::host::{SharedStore, StoreError};
 use proxy_wasm::hostcalls;
@@ -20,7 +20,7 @@ thread_local! {
 /// Histograms go to Envoy at once (each sample counts); counters are summed here and added by
 /// [`flush_metrics`] on the root context's timer, one host call per counter instead of one
 /// per request.
-pub fn record_metric(series: Series, value: u64, accounting: &Accounting) {
+pub fn record_metric(series: Series, value: u64, config: &Config) {
     let histogram = series.metric.is_histogram();
     if value == 0 && !histogram {
         return;
@@ -31,7 +31,7 @@ pub fn record_metric(series: Series, value: u64, accounting: &Accounting) {
             return Some(*id);
         }
         let kind = if histogram { MetricType::Histogram } else { MetricType::Counter };
-        let id = hostcalls::define_metric(kind, &series.name(accounting)).ok()?;
+        let id = hostcalls::define_metric(kind, &series.name(&config.accounting, &config.guardrails)).ok()?;
         m.insert(series, id);
         Some(id)
     });

@@ -34,9 +34,9 @@ impl Context for Upstream {
     /// reset, timeout): the moment to report the target's health.
     fn on_done(&mut self) -> bool {
         if let Some(exchange) = self.exchange.take() {
-            let accounting = &self.gateway.config.accounting;
+            let config = &self.gateway.config;
             for (series, value) in self.gateway.on_attempt_done(&exchange, &host::Shared, host::now_ms()) {
-                host::record_metric(series, value, accounting);
+                host::record_metric(series, value, config);
             }
         }
         true

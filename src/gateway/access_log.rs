@@ -5,6 +5,7 @@ use super::Exchange;
 use crate::accounting::budget::{Accounting, Caller};
 use crate::accounting::money::format_usd;
 use crate::config::Config;
+use crate::guardrails::{Audit, Guardrails};
 use serde::Serialize;
 
 #[derive(Serialize, Default)]
@@ -40,6 +41,29 @@ pub struct Entry<'a> {
     pub duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped_params: Vec<&'a str>,
+    /// What the guardrails found and did: detector, action, direction, count (never the text).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guardrails: Vec<GuardrailEntry<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct GuardrailEntry<'a> {
+    pub detector: &'a str,
+    pub action: &'static str,
+    pub direction: &'static str,
+    pub count: u32,
+}
+
+fn guardrail_entries<'a>(guardrails: &'a Guardrails, audit: &Audit) -> Vec<GuardrailEntry<'a>> {
+    audit
+        .iter()
+        .map(|l| GuardrailEntry {
+            detector: guardrails.name(l.detector),
+            action: l.action.as_str(),
+            direction: l.direction.as_str(),
+            count: l.count,
+        })
+        .collect()
 }
 
 fn caller_names(accounting: &Accounting, caller: Caller) -> (Option<&str>, Option<&str>) {
@@ -71,15 +95,17 @@ pub fn for_exchange(config: &Config, ex: &Exchange, now_ms: u64) -> Vec<u8> {
         time_to_first_token_ms: ex.first_byte_ms.map(|f| f.saturating_sub(ex.started_ms)),
         duration_ms: (ex.started_ms > 0).then(|| now_ms.saturating_sub(ex.started_ms)),
         dropped_params: ex.dropped.iter().map(String::as_str).collect(),
+        guardrails: guardrail_entries(&config.guardrails, &ex.guardrails),
         ..Default::default()
     };
     serde_json::to_vec(&entry).unwrap_or_default()
 }
 
 /// The entry of a request Tollgate answered itself.
-pub fn for_reply(accounting: &Accounting, caller: Caller, status: u16, error_code: Option<&str>) -> Vec<u8> {
-    let (key_id, team) = caller_names(accounting, caller);
-    let entry = Entry { status, error_code, key_id, team, ..Default::default() };
+pub fn for_reply(config: &Config, caller: Caller, status: u16, error_code: Option<&str>, audit: &Audit) -> Vec<u8> {
+    let (key_id, team) = caller_names(&config.accounting, caller);
+    let guardrails = guardrail_entries(&config.guardrails, audit);
+    let entry = Entry { status, error_code, key_id, team, guardrails, ..Default::default() };
     serde_json::to_vec(&entry).unwrap_or_default()
 }
 
@@ -132,7 +158,7 @@ mod tests {
     #[test]
     fn reply_entry_names_the_error() {
         let c = config();
-        let v: Value = serde_json::from_slice(&for_reply(&c.accounting, Caller::default(), 401, Some("invalid_api_key"))).unwrap();
+        let v: Value = serde_json::from_slice(&for_reply(&c, Caller::default(), 401, Some("invalid_api_key"), &Vec::new())).unwrap();
         assert_eq!(v["status"], 401);
         assert_eq!(v["error_code"], "invalid_api_key");
         assert_eq!(v["cost_usd"], Value::Null);

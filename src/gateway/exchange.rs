@@ -152,6 +152,8 @@ pub struct Exchange {
     pub(super) rate_limited_until: Option<u64>,
     /// This request's failure opened the target's breaker.
     pub(super) breaker_opened: bool,
+    /// What the guardrails found in the request and did about it.
+    pub guardrails: crate::guardrails::Audit,
 }
 
 impl Exchange {
@@ -178,6 +180,7 @@ impl Exchange {
             attempts: 1,
             rate_limited_until: None,
             breaker_opened: false,
+            guardrails: Vec::new(),
         }
     }
 

@@ -21,6 +21,7 @@ use crate::client::{self, ClientBody, Dialect};
 use crate::config::Config;
 use crate::conversation::request::ChatRequest;
 use crate::error::ApiError;
+use crate::guardrails::{Audit, Scope, Verdict};
 use crate::host::SharedStore;
 use crate::openai::embeddings;
 use crate::providers::Provider;
@@ -53,11 +54,13 @@ pub struct Reply {
     pub headers: Vec<(&'static str, String)>,
     /// The OpenAI error code, for the access log.
     pub error_code: Option<String>,
+    /// What the guardrails found and did (a blocked request), for the access log and metrics.
+    pub guardrails: Audit,
 }
 
 impl Reply {
     pub fn json(status: u16, body: Vec<u8>) -> Self {
-        Reply { status, body, headers: vec![("content-type", "application/json".into())], error_code: None }
+        Reply { status, body, headers: vec![("content-type", "application/json".into())], error_code: None, guardrails: Audit::new() }
     }
 }
 
@@ -392,7 +395,14 @@ impl Gateway {
         Err(all_targets_failed("", "its recovering targets are being probed by other requests"))
     }
 
-    fn facts<'r>(&'r self, incoming: &Incoming<'r>, model: &'r str, req: Option<&'r ChatRequest<'r>>, now_ms: u64) -> Facts<'r> {
+    fn facts<'r>(
+        &'r self,
+        incoming: &Incoming<'r>,
+        model: &'r str,
+        req: Option<&'r ChatRequest<'r>>,
+        guardrails: &'r [&'r str],
+        now_ms: u64,
+    ) -> Facts<'r> {
         let accounting = &self.config.accounting;
         let key = incoming.caller.key.and_then(|k| accounting.keys.get(k));
         Facts {
@@ -404,15 +414,40 @@ impl Gateway {
             key: key.map(|k| k.id.as_str()),
             team: key.and_then(|k| k.team).and_then(|t| accounting.scopes.get(t as usize)).map(|s| s.name.as_str()),
             now_ms,
+            guardrails,
         }
     }
 
     fn on_chat_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
+        // Holds the body with the guardrails' redactions, when there are any.
+        let redacted_body: Vec<u8>;
         let client = ClientBody { dialect: incoming.dialect, bytes: body };
         let req = client::parse_chat(client)?;
         let output = req.output_limit().unwrap_or(self.config.limits.estimated_output_tokens);
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: output, stream: req.stream };
-        let selection = self.select(&self.facts(incoming, &req.model, Some(&req), now_ms), incoming.caller, store, demand)?;
+        let guardrails = &self.config.guardrails;
+        let findings = guardrails.scan(&req);
+        let found = guardrails.found(&findings);
+        let facts = self.facts(incoming, &req.model, Some(&req), &found, now_ms);
+        let selection = self.select(&facts, incoming.caller, store, demand)?;
+        let verdict = guardrails.decide(
+            &findings,
+            Scope { model: facts.model, key: facts.key, team: facts.team, route: selection.route().map(|r| r.name.as_str()) },
+        );
+        if let Some(reply) = self.guarded(&verdict, selection.route(), incoming.dialect) {
+            return Ok(Next::Respond(reply));
+        }
+        let Verdict { audit, redaction, .. } = verdict;
+        // Redaction rewrites the client's own JSON (see `guardrails::redact`): every path below,
+        // the same-dialect fast path included, then starts from the redacted body.
+        let (client, req, redacted) = match redaction.apply_json(body) {
+            Some(b) => {
+                redacted_body = b;
+                let client = ClientBody { bytes: &redacted_body, ..client };
+                (client, client::parse_chat(client)?, true)
+            }
+            None => (client, req, false),
+        };
         let selection = self.accepted(selection, |choice| translate_chat(choice, req.clone(), client, None, now_ms).map(|_| ()))?;
         if incoming.explain && self.config.router.explain {
             return Ok(Next::Respond(Reply::json(200, self.explain(&selection))));
@@ -431,7 +466,7 @@ impl Gateway {
             choices: req.n.unwrap_or(1),
         };
         let requested = req.model.0.clone().into_owned();
-        match selection {
+        let next = match selection {
             Selection::Exhausted { route, skipped } => {
                 Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>(), incoming.dialect)?)
             }
@@ -441,7 +476,7 @@ impl Gateway {
                 // The upstream filter translates each attempt from the body it receives.
                 let limited = limit.filter(|l| Some(*l) != req.output_limit()).map(|l| client::with_output_limit(client, l)).transpose();
                 let upstream = match limited {
-                    Ok(body) => UpstreamRequest { body, ..Default::default() },
+                    Ok(body) => UpstreamRequest { body: body.or_else(|| redacted.then(|| client.bytes.to_vec())), ..Default::default() },
                     Err(e) => {
                         self.config.accounting.release(store, &mut charges);
                         return Err(e.into());
@@ -465,7 +500,12 @@ impl Gateway {
                 let (mut charges, limit) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
                 let limit = limit.filter(|l| Some(*l) != req.output_limit());
                 let (upstream, dropped) = match translate_chat(&choice, req, client, limit, now_ms) {
-                    Ok(t) => t,
+                    Ok((mut upstream, dropped)) => {
+                        if redacted && upstream.body.is_none() {
+                            upstream.body = Some(client.bytes.to_vec());
+                        }
+                        (upstream, dropped)
+                    }
                     Err(e) => {
                         self.config.accounting.release(store, &mut charges);
                         return Err(e.into());
@@ -483,13 +523,39 @@ impl Gateway {
                 };
                 self.admit(prepared, Role::Direct, to, store, now_ms).map(Next::Forward)
             }
-        }
+        };
+        next.map(|next| match next {
+            Next::Forward(mut forward) => {
+                forward.exchange.guardrails = audit;
+                Next::Forward(forward)
+            }
+            other => other,
+        })
+    }
+
+    /// A request the guardrails refuse: a finding whose policy blocks, or one that must be routed
+    /// by a rule naming its detector when the request's route does not (compliance routing
+    /// never falls back to an ordinary target).
+    fn guarded(&self, verdict: &Verdict, route: Option<&crate::router::Route>, dialect: Dialect) -> Option<Reply> {
+        let names = |ids: &[usize]| ids.iter().map(|d| self.config.guardrails.name(*d)).collect::<Vec<_>>().join(", ");
+        let unrouted: Vec<usize> =
+            verdict.routed.iter().copied().filter(|d| !route.is_some_and(|r| r.names_guardrail(self.config.guardrails.name(*d)))).collect();
+        let message = if !verdict.blocked.is_empty() {
+            format!("The request was blocked by the gateway's guardrails: it contains {}.", names(&verdict.blocked))
+        } else if !unrouted.is_empty() {
+            format!("The request contains {}, which this gateway only sends by a routing rule for it; none applies.", names(&unrouted))
+        } else {
+            return None;
+        };
+        let mut reply = Reply::error(dialect, ApiError::new(400, "invalid_request_error", message).with_code("content_blocked"));
+        reply.guardrails = verdict.audit.clone();
+        Some(reply)
     }
 
     fn on_embeddings_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
         let req = embeddings::parse(body)?;
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: 0, stream: false };
-        let selection = self.select(&self.facts(incoming, &req.model, None, now_ms), incoming.caller, store, demand)?;
+        let selection = self.select(&self.facts(incoming, &req.model, None, &[], now_ms), incoming.caller, store, demand)?;
         let accepts = |choice: &Choice| {
             providers::build_embeddings(choice.provider, &req, body, &BuildContext { model: &choice.model, now_ms }).map(|_| ())
         };
@@ -549,7 +615,7 @@ impl Gateway {
         let req = client::parse_count_tokens(client)?;
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: 0, stream: false };
         let (route, choice, commitment) =
-            match self.select(&self.facts(incoming, &req.model, Some(&req), now_ms), incoming.caller, store, demand)? {
+            match self.select(&self.facts(incoming, &req.model, Some(&req), &[], now_ms), incoming.caller, store, demand)? {
                 Selection::Direct { route, choice, commitment, .. } => (route, choice, commitment),
                 Selection::Failover { route, first, commitment, .. } => (Some(route), first, commitment),
                 Selection::Exhausted { route, skipped } => {
@@ -759,9 +825,12 @@ impl Gateway {
     /// What a request Tollgate answered itself leaves behind: a rejection metric for errors and
     /// its access log entry.
     pub fn reply_records(&self, caller: Caller, reply: &Reply) -> Records {
-        let accounting = &self.config.accounting;
-        let metrics = if reply.status >= 400 { vec![(telemetry::rejection(reply.status), 1)] } else { Vec::new() };
-        Records { access_log: access_log::for_reply(accounting, caller, reply.status, reply.error_code.as_deref()), metrics }
+        let mut metrics = if reply.status >= 400 { vec![(telemetry::rejection(reply.status), 1)] } else { Vec::new() };
+        metrics.extend(telemetry::guardrail_samples(&reply.guardrails));
+        Records {
+            access_log: access_log::for_reply(&self.config, caller, reply.status, reply.error_code.as_deref(), &reply.guardrails),
+            metrics,
+        }
     }
 
     /// The request is over, whatever ended it (completion, upstream reset, client disconnect):

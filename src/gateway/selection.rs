@@ -45,6 +45,16 @@ pub enum Selection<'c> {
     Exhausted { route: &'c Route, skipped: Vec<Skip> },
 }
 
+impl<'c> Selection<'c> {
+    /// The routing rule that matched, if one did.
+    pub fn route(&self) -> Option<&'c Route> {
+        match self {
+            Selection::Direct { route, .. } => *route,
+            Selection::Failover { route, .. } | Selection::Exhausted { route, .. } => Some(route),
+        }
+    }
+}
+
 impl Gateway {
     fn credentials(provider: &Provider) -> Result<(), ApiError> {
         match &provider.missing_key_env {

@@ -9,6 +9,8 @@
 use super::Exchange;
 use crate::accounting::budget::{Accounting, ScopeId};
 use crate::accounting::money::Pico;
+use crate::guardrails::{Audit, Direction, Guardrails};
+use crate::schema::GuardrailAction;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
@@ -28,6 +30,8 @@ pub enum Metric {
     Fallbacks,
     /// Breakers that opened.
     BreakerOpened,
+    /// Guardrail findings, by detector, action and direction.
+    GuardrailFindings,
 }
 
 impl Metric {
@@ -48,6 +52,7 @@ impl Metric {
             Metric::Attempts => "attempts",
             Metric::Fallbacks => "fallbacks",
             Metric::BreakerOpened => "breaker_opened",
+            Metric::GuardrailFindings => "guardrail_findings",
         }
     }
 }
@@ -57,6 +62,8 @@ pub enum Label {
     None,
     Status(u16),
     TokenType(&'static str),
+    /// A guardrail detector (by id), the action taken and the direction.
+    Guardrail(usize, GuardrailAction, Direction),
 }
 
 /// One time series: a metric for a provider/model with at most one extra label.
@@ -70,7 +77,7 @@ pub struct Series {
 
 impl Series {
     /// The Envoy stat name; label values are sanitised so a `.` cannot split a segment.
-    pub fn name(&self, accounting: &Accounting) -> String {
+    pub fn name(&self, accounting: &Accounting, guardrails: &Guardrails) -> String {
         let mut name = String::from("tollgate");
         let scope_name = |id: Option<ScopeId>| id.and_then(|i| accounting.scopes.get(i as usize)).map(|s| sanitize(&s.name));
         if let Some(p) = scope_name(self.provider) {
@@ -90,6 +97,14 @@ impl Series {
             Label::TokenType(t) => {
                 name.push_str(".token_type.");
                 name.push_str(t);
+            }
+            Label::Guardrail(detector, action, direction) => {
+                name.push_str(".guardrail.");
+                name.push_str(&sanitize(guardrails.name(detector)));
+                name.push_str(".action.");
+                name.push_str(action.as_str());
+                name.push_str(".direction.");
+                name.push_str(direction.as_str());
             }
         }
         name.push('.');
@@ -145,7 +160,16 @@ pub fn samples(exchange: &Exchange, provider: ScopeId, now_ms: u64) -> Vec<(Seri
             out.push((series(Metric::TimeToFirstTokenMs, Label::None), first.saturating_sub(exchange.started_ms)));
         }
     }
+    out.extend(guardrail_samples(&exchange.guardrails));
     out
+}
+
+/// One counter per audit line (gateway-wide: no provider or model label).
+pub fn guardrail_samples(audit: &Audit) -> impl Iterator<Item = (Series, u64)> + '_ {
+    audit.iter().map(|l| {
+        let label = Label::Guardrail(l.detector, l.action, l.direction);
+        (Series { metric: Metric::GuardrailFindings, provider: None, model: None, label }, u64::from(l.count))
+    })
 }
 
 /// What one attempt of a failover cluster adds (upstream role).
@@ -190,8 +214,14 @@ mod tests {
     fn names_carry_sanitised_labels() {
         let (a, p, m) = accounting();
         let s = Series { metric: Metric::TokenUsage, provider: Some(p), model: Some(m), label: Label::TokenType("input") };
-        assert_eq!(s.name(&a), "tollgate.provider.openai.model.gpt-4_1-mini.token_type.input.gen_ai_client_token_usage");
-        assert_eq!(rejection(429).name(&a), "tollgate.status.429.rejections");
+        assert_eq!(
+            s.name(&a, &Guardrails::default()),
+            "tollgate.provider.openai.model.gpt-4_1-mini.token_type.input.gen_ai_client_token_usage"
+        );
+        assert_eq!(rejection(429).name(&a, &Guardrails::default()), "tollgate.status.429.rejections");
+        let g = Label::Guardrail(7, GuardrailAction::Redact, Direction::Request);
+        let s = Series { metric: Metric::GuardrailFindings, provider: None, model: None, label: g };
+        assert_eq!(s.name(&a, &Guardrails::default()), "tollgate.guardrail.email.action.redact.direction.request.guardrail_findings");
     }
 
     #[test]

@@ -103,7 +103,9 @@ impl Builtin {
             Builtin::AnthropicKey => prefixed(b, &["sk-ant-"], |b, s| token(b, s, 7 + 20, key_char), &mut push),
             Builtin::OpenAiKey => prefixed(b, &["sk-"], openai_end, &mut push),
             Builtin::GithubToken => prefixed(b, &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"], github_end, &mut push),
-            Builtin::SlackToken => prefixed(b, &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-"], |b, s| token(b, s, 5 + 10, slack_char), &mut push),
+            Builtin::SlackToken => {
+                prefixed(b, &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-"], |b, s| token(b, s, 5 + 10, slack_char), &mut push)
+            }
             Builtin::Email => emails(b, &mut push),
             Builtin::Iban => ibans(b, &mut push),
             // One pass for all of them: see `Detectors::scan`.
@@ -417,7 +419,7 @@ pub(crate) fn luhn_valid(digits: &[u8]) -> bool {
     let mut sum = 0u32;
     for (i, d) in digits.iter().rev().enumerate() {
         let mut v = u32::from(*d);
-        if i % 2 == 1 {
+        if !i.is_multiple_of(2) {
             v *= 2;
             if v > 9 {
                 v -= 9;
@@ -425,7 +427,7 @@ pub(crate) fn luhn_valid(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Runs of digits joined by single separators (space, `-`, `.`, `(`, `)`, `/`), with a leading
@@ -464,7 +466,8 @@ fn classify(span: &[u8]) -> Option<Builtin> {
     let groups: Vec<usize> = span.split(|c| !c.is_ascii_digit()).filter(|g| !g.is_empty()).map(<[u8]>::len).collect();
     let only = |allowed: &[u8]| separators.iter().all(|c| allowed.contains(c));
     if only(b".") && groups.len() == 4 && groups.iter().all(|g| *g <= 3) {
-        let octets_ok = span.split(|c| *c == b'.').all(|o| std::str::from_utf8(o).ok().and_then(|o| o.parse::<u16>().ok()).is_some_and(|v| v <= 255));
+        let octets_ok =
+            span.split(|c| *c == b'.').all(|o| std::str::from_utf8(o).ok().and_then(|o| o.parse::<u16>().ok()).is_some_and(|v| v <= 255));
         return octets_ok.then_some(Builtin::Ipv4);
     }
     if separators == b"--" && groups == [3, 2, 4] {
@@ -473,10 +476,8 @@ fn classify(span: &[u8]) -> Option<Builtin> {
         let serial = digits.get(5..).is_some_and(|d| d != [0, 0, 0, 0]);
         return (area != 0 && area != 666 && area < 900 && group && serial).then_some(Builtin::UsSsn);
     }
-    if only(b" -") && (13..=19).contains(&digits.len()) && (separators.is_empty() || groups.len() >= 3) {
-        if luhn_valid(&digits) {
-            return Some(Builtin::Card);
-        }
+    if only(b" -") && (13..=19).contains(&digits.len()) && (separators.is_empty() || groups.len() >= 3) && luhn_valid(&digits) {
+        return Some(Builtin::Card);
     }
     phone(span, &digits, &groups).then_some(Builtin::Phone)
 }
@@ -500,7 +501,11 @@ fn phone(span: &[u8], digits: &[u8], groups: &[usize]) -> bool {
     if nanp && !mixed_dots {
         return true;
     }
-    digits.first() == Some(&0) && (10..=11).contains(&digits.len()) && groups.len() >= 2 && groups.iter().all(|g| (2..=5).contains(g)) && !mixed_dots
+    digits.first() == Some(&0)
+        && (10..=11).contains(&digits.len())
+        && groups.len() >= 2
+        && groups.iter().all(|g| (2..=5).contains(g))
+        && !mixed_dots
 }
 
 fn ipv6_char(c: u8) -> bool {

@@ -54,7 +54,7 @@ pub struct Scope<'r> {
 }
 
 /// Which way the scanned text went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     Request,
     Response,
@@ -237,7 +237,9 @@ impl Guardrails {
             };
             match verdict.audit.iter_mut().find(|l| l.detector == f.detector && l.action == policy.action) {
                 Some(line) => line.count = line.count.saturating_add(1),
-                None => verdict.audit.push(AuditLine { detector: f.detector, action: policy.action, direction: Direction::Request, count: 1 }),
+                None => {
+                    verdict.audit.push(AuditLine { detector: f.detector, action: policy.action, direction: Direction::Request, count: 1 })
+                }
             }
             let mark = |list: &mut Vec<usize>| {
                 if !list.contains(&f.detector) {

@@ -102,7 +102,9 @@ fn replace_all<'p>(text: &str, pairs: impl Iterator<Item = (&'p str, &'p str)> +
     let mut copied = 0;
     while i < b.len() {
         let Some(first) = b.get(i) else { break };
-        let hit = pairs.clone().find(|(from, _)| from.as_bytes().first() == Some(first) && b.get(i..).is_some_and(|r| r.starts_with(from.as_bytes())));
+        let hit = pairs
+            .clone()
+            .find(|(from, _)| from.as_bytes().first() == Some(first) && b.get(i..).is_some_and(|r| r.starts_with(from.as_bytes())));
         match hit {
             Some((from, to)) => {
                 let o = out.get_or_insert_with(|| Vec::with_capacity(b.len()));

@@ -157,13 +157,19 @@ fn each_finding_gets_the_first_policy_that_applies_and_names_it() {
     assert_eq!(g.found(&findings), vec!["email", "card", "codename", "ticket", "iban"]);
     let v = g.decide(&findings, Scope { model: "m", ..Default::default() });
     let lines: Vec<(&str, &str, u32)> = v.audit.iter().map(|l| (g.name(l.detector), l.action.as_str(), l.count)).collect();
-    assert_eq!(lines, vec![("email", "redact", 2), ("card", "redact", 1), ("codename", "redact", 1), ("ticket", "log", 1), ("iban", "route", 1)]);
+    assert_eq!(
+        lines,
+        vec![("email", "redact", 2), ("card", "redact", 1), ("codename", "redact", 1), ("ticket", "log", 1), ("iban", "route", 1)]
+    );
     assert!(v.blocked.is_empty());
     assert_eq!(v.routed, vec![g.detectors.find("iban").unwrap()]);
     let support = g.decide(&findings, Scope { model: "m", team: Some("support"), ..Default::default() });
     assert_eq!(support.audit.first().map(|l| l.action), Some(GuardrailAction::Log), "the team's own policy comes first");
     let redacted = String::from_utf8(v.redaction.apply_json(body.as_bytes()).unwrap()).unwrap();
-    assert!(redacted.contains("mail <EMAIL_1>, card <CARD_1>, <EMAIL_1> again, project <CODENAME_1>, TCK-1234, DE89370400440532013000"), "{redacted}");
+    assert!(
+        redacted.contains("mail <EMAIL_1>, card <CARD_1>, <EMAIL_1> again, project <CODENAME_1>, TCK-1234, DE89370400440532013000"),
+        "{redacted}"
+    );
 }
 
 #[test]

@@ -92,6 +92,10 @@ impl Route {
     pub fn exact_models(&self) -> impl Iterator<Item = &str> {
         self.matcher.exact_models()
     }
+
+    pub fn names_guardrail(&self, detector: &str) -> bool {
+        self.matcher.names_guardrail(detector)
+    }
 }
 
 /// An Envoy cluster whose endpoints are providers in priority order.

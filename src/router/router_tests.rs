@@ -70,6 +70,7 @@ fn decide<'c>(c: &'c Config, store: &MemoryStore, a: &Ask) -> Decision<'c> {
         key: None,
         team: None,
         now_ms: a.now,
+        guardrails: &[],
     };
     c.router.decide(&facts, store, a.demand, a.cheap)
 }

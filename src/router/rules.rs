@@ -22,6 +22,8 @@ pub struct Facts<'r> {
     pub key: Option<&'r str>,
     pub team: Option<&'r str>,
     pub now_ms: u64,
+    /// The guardrail detectors that found something in the prompt.
+    pub guardrails: &'r [&'r str],
 }
 
 impl<'r> Facts<'r> {
@@ -66,6 +68,7 @@ pub struct Matcher {
     keywords: Vec<String>,
     regexes: Vec<Regex>,
     window: Option<Window>,
+    guardrails: Vec<String>,
 }
 
 fn minutes(field: &str, hhmm: &str) -> Result<u32, ConfigError> {
@@ -128,6 +131,7 @@ impl Matcher {
             keywords: prompt.map(|p| p.keywords.iter().map(|k| k.to_lowercase()).collect()).unwrap_or_default(),
             regexes,
             window: m.time.as_ref().map(|t| compile_window(&format!("{field}.time"), t)).transpose()?,
+            guardrails: m.guardrails.clone(),
         })
     }
 
@@ -147,6 +151,12 @@ impl Matcher {
             && self.metadata_matches(f)
             && self.window.as_ref().is_none_or(|w| w.contains(f.now_ms))
             && self.prompt_matches(f)
+            && (self.guardrails.is_empty() || self.guardrails.iter().any(|g| f.guardrails.contains(&g.as_str())))
+    }
+
+    /// Whether the rule matches on findings of guardrail detector `name`.
+    pub fn names_guardrail(&self, name: &str) -> bool {
+        self.guardrails.iter().any(|g| g == name)
     }
 
     fn metadata_matches(&self, f: &Facts) -> bool {
@@ -201,6 +211,7 @@ mod tests {
             key,
             team: None,
             now_ms,
+            guardrails: &["iban"],
         };
         m.matches(&facts)
     }
@@ -226,6 +237,8 @@ mod tests {
         assert!(!check(&matcher(r#"{"keys":["alice"]}"#), BODY, &[], None, 0));
         assert!(check(&matcher(r#"{"metadata":{"user":"vip-*","department":"finance"}}"#), BODY, &[], None, 0));
         assert!(!check(&matcher(r#"{"metadata":{"department":"sales"}}"#), BODY, &[], None, 0));
+        assert!(check(&matcher(r#"{"guardrails":["card","iban"]}"#), BODY, &[], None, 0), "the test's findings are an IBAN");
+        assert!(!check(&matcher(r#"{"guardrails":["card"]}"#), BODY, &[], None, 0));
     }
 
     #[test]

@@ -1,0 +1,145 @@
+"""Guardrails through real Envoy (issue 16): prompts' PII redacted before the provider sees them
+for OpenAI and Messages clients, on the translated paths and on the same-dialect fast paths;
+secrets blocked; account data routed to an in-VPC model; the access log and Prometheus metrics
+name detector, action and count but never the text. One Envoy (the demo config) for the module."""
+import json
+
+import pytest
+
+from harness import Envoy, load_config, plugin_config, point_static_clusters, request, set_plugin_config, wait_until
+from test_accounting import prometheus
+
+EMAIL = "jane.doe@example.com"
+CARD = "4111 1111 1111 1111"
+AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+IBAN = "DE89 3704 0044 0532 0130 00"
+PROMPT = f"Mail {EMAIL} about card {CARD}; again: {EMAIL}."
+REDACTED = "Mail <EMAIL_1> about card <CARD_1>; again: <EMAIL_1>."
+MESSAGES_HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "any"}
+
+
+@pytest.fixture(scope="module")
+def gw(mock, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("guardrails")
+    cfg = load_config("envoy/demo.yaml")
+    point_static_clusters(cfg, mock.port)
+    plugin = plugin_config(cfg)
+    plugin["providers"]["invpc"] = {"kind": "openai_compatible", "cluster": "mock_openai", "host": "llm.vpc.internal",
+                                    "api_key_env": "OPENAI_API_KEY"}
+    plugin["routes"] = [{"name": "compliance", "match": {"guardrails": ["iban"]},
+                         "targets": [{"provider": "invpc", "model": "vpc-llama"}]}]
+    plugin["guardrails"] = {
+        "custom": [{"name": "codename", "keywords": ["bluebird"]}],
+        "policies": [
+            {"detectors": ["aws_access_key", "private_key", "openai_key"], "action": "block"},
+            {"detectors": ["iban"], "action": "route"},
+            {"detectors": ["email", "card", "codename"], "action": "redact"},
+            {"detectors": ["*"], "action": "log"},
+        ],
+    }
+    set_plugin_config(cfg, plugin)
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    log_path = workdir / "access.log"
+    hcm["access_log"][0]["typed_config"]["path"] = str(log_path)
+    envoy = Envoy(cfg, workdir, args=["--file-flush-interval-msec", "100"])
+    envoy.access_log = log_path
+    yield envoy
+    envoy.stop()
+
+
+def entry_of(gw, request_id: str) -> dict:
+    def find():
+        if not gw.access_log.exists():
+            return None
+        for line in gw.access_log.read_text().splitlines():
+            e = json.loads(line)
+            if e["request_id"] == request_id:
+                return e
+        return None
+    return wait_until(find, 10, f"access log entry {request_id}")
+
+
+def upstream_text(sent: dict) -> str:
+    """All the text of the conversation the provider received (OpenAI or Anthropic shape)."""
+    return json.dumps(sent["body"].get("messages"))
+
+
+@pytest.mark.parametrize("model, provider_shape", [("gpt-4o-mini", "openai passthrough"), ("claude-sonnet", "anthropic translated")])
+def test_openai_client_prompt_is_redacted_before_the_provider(gw, mock, test_id, model, provider_shape):
+    rid = f"{test_id}-rid"
+    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}]}
+    if provider_shape == "openai passthrough":
+        body["x_vendor_field"] = {"keep": EMAIL}
+    r = gw.chat(body, {"x-test-id": test_id, "x-request-id": rid})
+    assert r.status == 200, r.body
+    sent = mock.only_request(test_id)
+    text = upstream_text(sent)
+    assert REDACTED in text, text
+    assert EMAIL not in json.dumps(sent["body"]) and "4111" not in json.dumps(sent["body"])
+    if provider_shape == "openai passthrough":
+        assert sent["body"]["x_vendor_field"] == {"keep": "<EMAIL_1>"}, "the fast path keeps unknown fields, redacted too"
+    log = entry_of(gw, rid)
+    assert log["tollgate"]["guardrails"] == [
+        {"detector": "email", "action": "redact", "direction": "request", "count": 2},
+        {"detector": "card", "action": "redact", "direction": "request", "count": 1},
+    ]
+    line = json.dumps(log)
+    assert EMAIL not in line and "4111" not in line and "<EMAIL_1>" not in line
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet", "gpt-4o-mini"])
+def test_messages_client_prompt_is_redacted_before_the_provider(gw, mock, test_id, model):
+    body = {"model": model, "max_tokens": 50, "system": f"Customer {EMAIL}",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": PROMPT, "cache_control": {"type": "ephemeral"}}]}]}
+    r = request(gw.port, "POST", "/v1/messages", body, {**MESSAGES_HEADERS, "x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert r.json()["type"] == "message"
+    sent = json.dumps(mock.only_request(test_id)["body"])
+    assert "<EMAIL_1> about card <CARD_1>" in sent and "Customer <EMAIL_1>" in sent, sent
+    assert EMAIL not in sent and "4111" not in sent
+    if model == "claude-sonnet":
+        assert '"cache_control": {"type": "ephemeral"}' in sent, "passthrough keeps the rest of the block"
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"my key is {AWS_KEY}"}]}),
+    ("/v1/messages", {"model": "claude-sonnet", "max_tokens": 10, "messages": [{"role": "user", "content": f"my key is {AWS_KEY}"}]}),
+])
+def test_secrets_block_the_request_in_the_clients_dialect_without_echoing_them(gw, mock, test_id, path, body):
+    rid = f"{test_id}-rid"
+    r = request(gw.port, "POST", path, body, {**MESSAGES_HEADERS, "x-test-id": test_id, "x-request-id": rid})
+    assert r.status == 400, r.body
+    error = r.json()["error"]
+    assert "aws_access_key" in error["message"] and AWS_KEY not in r.body.decode()
+    if path == "/v1/messages":
+        assert r.json()["type"] == "error" and error["type"] == "invalid_request_error"
+    else:
+        assert error["code"] == "content_blocked"
+    assert mock.requests(test_id) == []
+    log = entry_of(gw, rid)
+    assert log["tollgate"]["error_code"] == "content_blocked"
+    assert log["tollgate"]["guardrails"] == [{"detector": "aws_access_key", "action": "block", "direction": "request", "count": 1}]
+    assert AWS_KEY not in json.dumps(log)
+
+
+def test_account_data_goes_to_the_in_vpc_model_unredacted(gw, mock, test_id):
+    r = gw.chat({"model": "gpt-4o", "messages": [{"role": "user", "content": f"Transfer from {IBAN} please"}]}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert r.headers["x-tollgate-provider"] == "invpc" and r.headers["x-tollgate-route"] == "compliance"
+    sent = mock.only_request(test_id)
+    assert sent["body"]["model"] == "vpc-llama" and IBAN in upstream_text(sent)
+    plain = gw.chat({"model": "gpt-4o", "messages": [{"role": "user", "content": "No account data here"}]}, {"x-test-id": test_id + "b"})
+    assert plain.headers["x-tollgate-provider"] == "openai"
+
+
+def test_findings_are_counted_by_detector_action_and_direction(gw, test_id):
+    gw.chat({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "project bluebird, ping 10.0.0.7"}]}, {"x-test-id": test_id})
+    gw.chat({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"key {AWS_KEY}"}]}, {"x-test-id": test_id})
+
+    def counted():
+        m = prometheus(gw)
+        codename = m.get('tollgate_guardrail_findings{guardrail="codename",guardrail_action="redact",direction="request"}', 0)
+        ipv4 = m.get('tollgate_guardrail_findings{guardrail="ipv4",guardrail_action="log",direction="request"}', 0)
+        return codename >= 1 and ipv4 >= 1 and m
+    m = wait_until(counted, 10, "guardrail counters")
+    assert m.get('tollgate_guardrail_findings{guardrail="aws_access_key",guardrail_action="block",direction="request"}', 0) >= 1
