@@ -56,7 +56,7 @@ impl<'c> Selection<'c> {
 }
 
 impl Gateway {
-    fn credentials(provider: &Provider) -> Result<(), ApiError> {
+    pub(super) fn credentials(provider: &Provider) -> Result<(), ApiError> {
         match &provider.missing_key_env {
             Some(var) => Err(ApiError::new(
                 500,
