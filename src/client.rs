@@ -7,6 +7,7 @@ use crate::anthropic::messages;
 use crate::conversation::answer::{Completion, Finish};
 use crate::conversation::request::ChatRequest;
 use crate::error::ApiError;
+use crate::guardrails::{Restore, StreamRestore};
 use crate::openai::OpenAiError;
 use crate::openai::chat;
 use crate::openai::chat_answer::{self, ChunkWriter};
@@ -131,6 +132,17 @@ pub struct StreamIdentity {
 pub struct StreamWriter {
     render: Render,
     failed: bool,
+    /// Guardrail placeholders mapped back to the originals (`restore: true`).
+    restoring: Option<Restoring>,
+}
+
+/// The placeholders to restore and each channel's held-back tail (see [`StreamRestore`]).
+#[derive(Debug)]
+struct Restoring {
+    map: Restore,
+    text: StreamRestore,
+    reasoning: StreamRestore,
+    arguments: Vec<(u32, StreamRestore)>,
 }
 
 #[derive(Debug)]
@@ -150,7 +162,7 @@ impl StreamWriter {
             Dialect::AnthropicMessages => Render::AnthropicMessages(EventWriter::new(id, model)),
             Dialect::OpenAiResponses => Render::OpenAiResponses(responses_answer::EventWriter::new(id, created, model)),
         };
-        StreamWriter { render, failed: false }
+        StreamWriter { render, failed: false, restoring: None }
     }
 
     /// The answer's id, once the provider's stream names it.
@@ -180,9 +192,29 @@ impl StreamWriter {
         }
     }
 
+    /// Placeholders of the request's redaction are written as their originals. A chunk that
+    /// ends in what may be the start of one (from a `<`, at most the longest placeholder less a
+    /// byte) holds that tail back until the next chunk of the channel or its end.
+    pub fn restoring(mut self, map: Option<Restore>) -> Self {
+        self.restoring =
+            map.map(|map| Restoring { map, text: StreamRestore::default(), reasoning: StreamRestore::default(), arguments: Vec::new() });
+        self
+    }
+
     /// More of the answer's text; empty text writes nothing.
     pub fn text(&mut self, out: &mut Vec<u8>, text: Option<&str>) {
         let Some(text) = text.filter(|t| !t.is_empty()) else { return };
+        let Some(r) = &mut self.restoring else { return self.write_text(out, text) };
+        let reasoning = r.reasoning.flush(&r.map);
+        let text = r.text.push(&r.map, text);
+        self.write_reasoning(out, &reasoning);
+        self.write_text(out, &text);
+    }
+
+    fn write_text(&mut self, out: &mut Vec<u8>, text: &str) {
+        if text.is_empty() {
+            return;
+        }
         match &mut self.render {
             Render::OpenAiChat(w) => w.text(out, text),
             Render::AnthropicMessages(w) => w.text(out, text),
@@ -193,6 +225,17 @@ impl StreamWriter {
     /// More of the model's reasoning; empty text writes nothing.
     pub fn reasoning(&mut self, out: &mut Vec<u8>, text: Option<&str>) {
         let Some(text) = text.filter(|t| !t.is_empty()) else { return };
+        let Some(r) = &mut self.restoring else { return self.write_reasoning(out, text) };
+        let held = r.text.flush(&r.map);
+        let text = r.reasoning.push(&r.map, text);
+        self.write_text(out, &held);
+        self.write_reasoning(out, &text);
+    }
+
+    fn write_reasoning(&mut self, out: &mut Vec<u8>, text: &str) {
+        if text.is_empty() {
+            return;
+        }
         match &mut self.render {
             Render::OpenAiChat(w) => w.reasoning(out, text),
             Render::AnthropicMessages(w) => w.reasoning(out, text),
@@ -211,6 +254,9 @@ impl StreamWriter {
     /// Tool call `index` (numbered from 0 in the order calls start) begins; `arguments` is empty
     /// unless the provider sends calls whole.
     pub fn tool_call(&mut self, out: &mut Vec<u8>, index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) {
+        self.flush_held(out);
+        let restored = self.restoring.as_ref().and_then(|r| r.map.apply(arguments));
+        let arguments = restored.as_deref().unwrap_or(arguments);
         match &mut self.render {
             Render::OpenAiChat(w) => w.tool_call(out, index, id, name, arguments),
             Render::AnthropicMessages(w) => w.tool_call(out, index, id, name, arguments),
@@ -221,6 +267,23 @@ impl StreamWriter {
     /// More arguments of tool call `index`; empty arguments write nothing.
     pub fn tool_arguments(&mut self, out: &mut Vec<u8>, index: u32, arguments: Option<&str>) {
         let Some(arguments) = arguments.filter(|a| !a.is_empty()) else { return };
+        let Some(r) = &mut self.restoring else { return self.write_arguments(out, index, arguments) };
+        let channel = match r.arguments.iter().position(|(i, _)| *i == index) {
+            Some(at) => r.arguments.get_mut(at),
+            None => {
+                r.arguments.push((index, StreamRestore::default()));
+                r.arguments.last_mut()
+            }
+        };
+        let Some((_, channel)) = channel else { return };
+        let arguments = channel.push(&r.map, arguments);
+        self.write_arguments(out, index, &arguments);
+    }
+
+    fn write_arguments(&mut self, out: &mut Vec<u8>, index: u32, arguments: &str) {
+        if arguments.is_empty() {
+            return;
+        }
         match &mut self.render {
             Render::OpenAiChat(w) => w.tool_arguments(out, index, arguments),
             Render::AnthropicMessages(w) => w.tool_arguments(out, index, arguments),
@@ -230,6 +293,7 @@ impl StreamWriter {
 
     /// Why the model stopped (`None`: the provider did not say).
     pub fn finish(&mut self, out: &mut Vec<u8>, finish: Option<Finish>) {
+        self.flush_held(out);
         match &mut self.render {
             Render::OpenAiChat(w) => w.finish(out, finish),
             // Messages and Responses say it at the end, with the usage.
@@ -240,6 +304,7 @@ impl StreamWriter {
 
     /// The proper end of the stream, with the answer's usage.
     pub fn done(&mut self, out: &mut Vec<u8>, usage: Option<Usage>) {
+        self.flush_held(out);
         match &mut self.render {
             Render::OpenAiChat(w) => w.done(out, usage),
             Render::AnthropicMessages(w) => w.done(out, usage),
@@ -258,6 +323,20 @@ impl StreamWriter {
 
     pub fn failed(&self) -> bool {
         self.failed
+    }
+
+    /// Writes what restoring holds back, before the answer moves on (a tool call, the finish,
+    /// the end).
+    fn flush_held(&mut self, out: &mut Vec<u8>) {
+        let Some(r) = &mut self.restoring else { return };
+        let text = r.text.flush(&r.map);
+        let reasoning = r.reasoning.flush(&r.map);
+        let arguments: Vec<(u32, String)> = r.arguments.iter_mut().map(|(i, c)| (*i, c.flush(&r.map))).collect();
+        self.write_reasoning(out, &reasoning);
+        self.write_text(out, &text);
+        for (index, a) in arguments {
+            self.write_arguments(out, index, &a);
+        }
     }
 
     /// The upstream ended: a stream cut before its end (`complete` false) gets the truncation

@@ -398,7 +398,10 @@ impl Exchange {
             Ok(t) => {
                 self.usage = t.usage;
                 self.completed = true;
-                Finished { status, body: t.body, escalate: None }
+                // Whole answers get their placeholders back in every string of the client's JSON,
+                // whichever path made it (see `guardrails::redact`).
+                let restored = self.ctx.restore.as_ref().and_then(|r| r.apply_json(t.body.as_deref().unwrap_or(body)));
+                Finished { status, body: restored.or(t.body), escalate: None }
             }
             Err(e) => self.error_reply(e),
         }

@@ -454,7 +454,7 @@ impl Gateway {
         if let Some(reply) = self.guarded(&verdict, selection.route(), incoming.dialect) {
             return Ok(Next::Respond(reply));
         }
-        let Verdict { audit, redaction, .. } = verdict;
+        let Verdict { audit, redaction, restore, .. } = verdict;
         // Redaction rewrites the client's own JSON (see `guardrails::redact`): every path below,
         // the same-dialect fast path included, then starts from the redacted body.
         let (client, req, redacted) = match redaction.apply_json(body) {
@@ -475,6 +475,7 @@ impl Gateway {
             created: now_ms / 1000,
             stream: req.stream,
             client_wants_usage: req.include_usage == Some(true),
+            restore,
             ..Default::default()
         };
         let ask = Ask {
@@ -807,7 +808,11 @@ impl Gateway {
             return Err(Halt::ProbeTaken);
         }
         ctx.model = choice.model;
-        ctx.native = choice.provider.settings.api().speaks(ctx.dialect);
+        // A stream whose placeholders are restored is parsed event by event even from a provider
+        // that speaks the client's API (OpenAI chat and Messages; a Responses stream passes
+        // through unrestored, see the README's Guardrails section).
+        let restoring = ctx.stream && ctx.restore.is_some() && ctx.dialect != Dialect::OpenAiResponses;
+        ctx.native = choice.provider.settings.api().speaks(ctx.dialect) && !restoring;
         // Through a failover cluster, each attempt reports its own target's health from the
         // upstream filter.
         let target = if let Role::ViaFailoverCluster { .. } = role { None } else { choice.target };

@@ -16,7 +16,7 @@ use crate::schema::{ConfigError, GuardrailAction, GuardrailScopeSpec, Guardrails
 use detectors::{Custom, Detectors, Span};
 use regex_lite::Regex;
 
-pub use redact::Redaction;
+pub use redact::{Redaction, Restore, StreamRestore};
 
 /// The compiled `guardrails` section.
 #[derive(Debug)]
@@ -38,6 +38,7 @@ struct Policy {
     /// By detector id.
     detectors: Vec<bool>,
     action: GuardrailAction,
+    restore: bool,
     models: Vec<String>,
     keys: Vec<String>,
     teams: Vec<String>,
@@ -99,6 +100,8 @@ pub struct Verdict {
     pub routed: Vec<usize>,
     /// The replacements for the findings to redact (none: nothing to redact).
     pub redaction: Redaction,
+    /// The placeholders to map back in the answer (`restore: true`).
+    pub restore: Option<Restore>,
 }
 
 fn bad_name(field: &str, name: &str) -> ConfigError {
@@ -155,10 +158,14 @@ impl Guardrails {
                 }
             }
             enabled.iter_mut().zip(&named).for_each(|(e, n)| *e |= n);
+            if p.restore && p.action != GuardrailAction::Redact {
+                return Err(ConfigError::new(format!("guardrails.policies[{i}].restore"), "only a `redact` policy restores"));
+            }
             let GuardrailScopeSpec { models, keys, teams, routes } = &p.when;
             policies.push(Policy {
                 detectors: named,
                 action: p.action,
+                restore: p.restore,
                 models: models.clone(),
                 keys: keys.clone(),
                 teams: teams.clone(),
@@ -231,6 +238,7 @@ impl Guardrails {
     pub fn decide(&self, findings: &[Finding], scope: Scope) -> Verdict {
         let mut verdict = Verdict::default();
         let mut redacted: Vec<Finding> = Vec::new();
+        let mut restored: Vec<&str> = Vec::new();
         for f in findings {
             let Some(policy) = self.policies.iter().find(|p| p.detectors.get(f.detector) == Some(&true) && p.applies(scope)) else {
                 continue;
@@ -249,11 +257,17 @@ impl Guardrails {
             match policy.action {
                 GuardrailAction::Block => mark(&mut verdict.blocked),
                 GuardrailAction::Route => mark(&mut verdict.routed),
-                GuardrailAction::Redact => redacted.push(*f),
+                GuardrailAction::Redact => {
+                    redacted.push(*f);
+                    if policy.restore {
+                        restored.push(f.value);
+                    }
+                }
                 GuardrailAction::Log => {}
             }
         }
         verdict.redaction = Redaction::new(&redacted, &self.detectors);
+        verdict.restore = verdict.redaction.restore(|original| restored.contains(&original));
         verdict
     }
 }

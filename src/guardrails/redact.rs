@@ -120,3 +120,67 @@ fn replace_all<'p>(text: &str, pairs: impl Iterator<Item = (&'p str, &'p str)> +
     out.extend_from_slice(b.get(copied..).unwrap_or_default());
     String::from_utf8(out).ok()
 }
+
+/// Placeholder → original, for answers: what `restore: true` maps back for the client.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Restore {
+    pairs: Vec<(String, String)>,
+    /// The longest placeholder, in bytes: the most a stream ever holds back.
+    longest: usize,
+}
+
+impl Redaction {
+    /// The mapping back of the originals `keep` keeps; `None` when it keeps none.
+    pub fn restore(&self, keep: impl Fn(&str) -> bool) -> Option<Restore> {
+        let pairs: Vec<(String, String)> =
+            self.pairs.iter().filter(|(original, _)| keep(original)).map(|(o, p)| (p.clone(), o.clone())).collect();
+        let longest = pairs.iter().map(|(p, _)| p.len()).max()?;
+        Some(Restore { pairs, longest })
+    }
+}
+
+impl Restore {
+    pub fn apply(&self, text: &str) -> Option<String> {
+        replace_all(text, self.pairs.iter().map(|(p, o)| (p.as_str(), o.as_str())))
+    }
+
+    /// A whole answer's JSON with the placeholders in its string values restored.
+    pub fn apply_json(&self, body: &[u8]) -> Option<Vec<u8>> {
+        Redaction { pairs: self.pairs.clone() }.apply_json(body)
+    }
+
+    /// How many bytes at the end of `text` may be the start of a placeholder the next chunk
+    /// completes: from its last `<` when no `>` follows and some placeholder begins so. Never
+    /// more than the longest placeholder less one byte.
+    fn held(&self, text: &str) -> usize {
+        let Some(lt) = text.rfind('<') else { return 0 };
+        let tail = text.get(lt..).unwrap_or_default();
+        let partial = tail.len() < self.longest && !tail.contains('>') && self.pairs.iter().any(|(p, _)| p.starts_with(tail));
+        if partial { tail.len() } else { 0 }
+    }
+}
+
+/// Restores placeholders in one streamed channel (the answer's text, its reasoning, one tool
+/// call's arguments): what arrives is written at once but for a possible placeholder's start
+/// at the chunk's end, held until the next chunk (or the channel's end) decides it.
+#[derive(Debug, Default)]
+pub struct StreamRestore {
+    pending: String,
+}
+
+impl StreamRestore {
+    /// What of `pending` + `chunk` can be written now, restored.
+    pub fn push(&mut self, restore: &Restore, chunk: &str) -> String {
+        self.pending.push_str(chunk);
+        let keep = restore.held(&self.pending);
+        let cut = self.pending.len() - keep;
+        let ready: String = self.pending.drain(..cut).collect();
+        restore.apply(&ready).unwrap_or(ready)
+    }
+
+    /// The channel ends: whatever is held, restored.
+    pub fn flush(&mut self, restore: &Restore) -> String {
+        let rest = std::mem::take(&mut self.pending);
+        restore.apply(&rest).unwrap_or(rest)
+    }
+}

@@ -233,3 +233,85 @@ fn placeholders_are_numbered_per_type_and_consistent() {
     assert_eq!(r.apply("a@x.io b@x.io a@x.io").as_deref(), Some("<EMAIL_1> <EMAIL_2> <EMAIL_1>"));
     assert_eq!(r.apply("nothing here"), None);
 }
+
+fn restore_of(values: &[&str]) -> Restore {
+    let d = all_builtins();
+    let email = d.find("email").unwrap();
+    let findings: Vec<Finding> = values.iter().map(|value| Finding { detector: email, value }).collect();
+    Redaction::new(&findings, &d).restore(|_| true).unwrap()
+}
+
+#[test]
+fn restore_maps_placeholders_back_split_at_every_byte() {
+    let restore = restore_of(&["ann@example.org", "bob@example.org"]);
+    let answer = "Wrote to <EMAIL_1> and <EMAIL_2>, not <EMAIL_9> or <b>bold</b> <";
+    let expected = "Wrote to ann@example.org and bob@example.org, not <EMAIL_9> or <b>bold</b> <";
+    for a in 0..answer.len() {
+        for b in a..answer.len() {
+            let mut channel = StreamRestore::default();
+            let mut out = String::new();
+            for piece in [&answer[..a], &answer[a..b], &answer[b..]] {
+                out += &channel.push(&restore, piece);
+            }
+            out += &channel.flush(&restore);
+            assert_eq!(out, expected, "split at {a}, {b}");
+        }
+    }
+}
+
+#[test]
+fn restore_holds_back_only_a_possible_placeholder_start() {
+    let restore = restore_of(&["ann@example.org"]);
+    let mut channel = StreamRestore::default();
+    assert_eq!(channel.push(&restore, "Hello <EM"), "Hello ", "held: `<EM`");
+    assert_eq!(channel.push(&restore, "AIL_1"), "");
+    assert_eq!(channel.push(&restore, "> and <i>"), "ann@example.org and <i>");
+    assert_eq!(channel.push(&restore, "a < b"), "a < b", "`< b` starts no placeholder");
+    assert_eq!(channel.push(&restore, "<EMAIL_1x"), "<EMAIL_1x");
+}
+
+#[test]
+fn restore_covers_only_what_restoring_policies_redacted() {
+    let g =
+        guardrails(r#"{"policies":[{"detectors":["email"],"action":"redact","restore":true},{"detectors":["card"],"action":"redact"}]}"#);
+    let req = chat(Dialect::OpenAiChat, r#"{"model":"m","messages":[{"role":"user","content":"a@example.com 4111111111111111"}]}"#);
+    let v = g.decide(&g.scan(&req), Scope::default());
+    let restore = v.restore.unwrap();
+    assert_eq!(restore.apply("<EMAIL_1> <CARD_1>").as_deref(), Some("a@example.com <CARD_1>"));
+    let e =
+        Guardrails::compile(&serde_json::from_str(r#"{"policies":[{"detectors":["email"],"action":"log","restore":true}]}"#).unwrap(), &[])
+            .unwrap_err();
+    assert_eq!(e.field, "guardrails.policies[0].restore");
+}
+
+#[test]
+fn responses_requests_are_scanned_and_redacted_too() {
+    let g = guardrails(POLICIES);
+    let body = r#"{"model":"m","instructions":"Reply to bob@example.com","input":[{"role":"user","content":[{"type":"input_text","text":"card 4111111111111111"}]}]}"#;
+    let req = chat(Dialect::OpenAiResponses, body);
+    let v = g.decide(&g.scan(&req), Scope::default());
+    let out = String::from_utf8(v.redaction.apply_json(body.as_bytes()).unwrap()).unwrap();
+    assert!(out.contains(r#""instructions":"Reply to <EMAIL_1>""#) && out.contains(r#""text":"card <CARD_1>""#), "{out}");
+}
+
+#[test]
+fn stream_writers_restore_text_and_tool_arguments_in_every_dialect() {
+    use crate::client::{StreamIdentity, StreamWriter};
+    for dialect in [Dialect::OpenAiChat, Dialect::AnthropicMessages, Dialect::OpenAiResponses] {
+        let mut w = StreamWriter::new(dialect, StreamIdentity::default(), false).restoring(Some(restore_of(&["ann@example.org"])));
+        let mut out = Vec::new();
+        w.opening(&mut out);
+        for piece in ["Mail <EMA", "IL_", "1> now"] {
+            w.text(&mut out, Some(piece));
+        }
+        w.tool_call(&mut out, 0, Some("call_1"), Some("send"), "");
+        for piece in [r#"{"to":"<EMAIL"#, r#"_1>"}"#] {
+            w.tool_arguments(&mut out, 0, Some(piece));
+        }
+        w.done(&mut out, None);
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("EMAIL"), "{dialect:?}: {out}");
+        let text: String = out.match_indices("ann@example.org").map(|_| 'x').collect();
+        assert!(text.len() >= 2, "{dialect:?}: text and arguments restored: {out}");
+    }
+}

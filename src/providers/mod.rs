@@ -317,6 +317,9 @@ pub struct ResponseContext {
     pub model: String,
     /// Calls of this tool are the answer's content, not tool calls (`UpstreamRequest::answer_tool`).
     pub answer_tool: Option<String>,
+    /// Guardrail placeholders to map back in the answer. A stream that needs it is translated
+    /// event by event even from a provider that speaks the client's API (`native` is then false).
+    pub restore: Option<crate::guardrails::Restore>,
 }
 
 impl ResponseContext {
@@ -324,6 +327,7 @@ impl ResponseContext {
     /// the answer's id (and, for some, its model).
     pub fn stream_writer(&self, id: String, model: String) -> StreamWriter {
         StreamWriter::new(self.dialect, StreamIdentity { id, created: self.created, model }, self.client_wants_usage)
+            .restoring(self.restore.clone())
     }
 }
 

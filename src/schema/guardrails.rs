@@ -33,6 +33,9 @@ pub struct GuardrailPolicySpec {
     /// Detector names (built-in or custom); `*` for all.
     pub detectors: Vec<String>,
     pub action: GuardrailAction,
+    /// With `redact`: placeholders in the answer are mapped back to the originals for the client.
+    #[serde(default)]
+    pub restore: bool,
     /// Which requests the policy applies to; every condition given must hold.
     #[serde(default)]
     pub when: GuardrailScopeSpec,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness import Envoy, load_config, plugin_config, point_static_clusters, request, set_plugin_config, wait_until
+from harness import Envoy, load_config, plugin_config, point_static_clusters, request, set_plugin_config, stream, wait_until
 from test_accounting import prometheus
 
 EMAIL = "jane.doe@example.com"
@@ -26,6 +26,9 @@ def gw(mock, tmp_path_factory):
     plugin = plugin_config(cfg)
     plugin["providers"]["invpc"] = {"kind": "openai_compatible", "cluster": "mock_openai", "host": "llm.vpc.internal",
                                     "api_key_env": "OPENAI_API_KEY"}
+    # Models whose redactions are restored in the answer.
+    plugin["models"].update({"gpt-restore": {"provider": "openai", "model": "gpt-4o-mini"},
+                             "claude-restore": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929"}})
     plugin["routes"] = [{"name": "compliance", "match": {"guardrails": ["iban"]},
                          "targets": [{"provider": "invpc", "model": "vpc-llama"}]}]
     plugin["guardrails"] = {
@@ -33,6 +36,7 @@ def gw(mock, tmp_path_factory):
         "policies": [
             {"detectors": ["aws_access_key", "private_key", "openai_key"], "action": "block"},
             {"detectors": ["iban"], "action": "route"},
+            {"detectors": ["email", "card"], "action": "redact", "restore": True, "when": {"models": ["gpt-restore", "claude-restore"]}},
             {"detectors": ["email", "card", "codename"], "action": "redact"},
             {"detectors": ["*"], "action": "log"},
         ],
@@ -143,3 +147,38 @@ def test_findings_are_counted_by_detector_action_and_direction(gw, test_id):
         return codename >= 1 and ipv4 >= 1 and m
     m = wait_until(counted, 10, "guardrail counters")
     assert m.get('tollgate_guardrail_findings{guardrail="aws_access_key",guardrail_action="block",direction="request"}', 0) >= 1
+
+
+RESTORED = f"You said: {PROMPT}"
+
+
+def stream_text(events: list, messages: bool) -> str:
+    events = [e for e in events if isinstance(e, dict)]
+    if messages:
+        return "".join(e["delta"].get("text", "") for e in events if e.get("type") == "content_block_delta")
+    return "".join((c["choices"][0]["delta"].get("content") or "") for c in events if c.get("choices"))
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+@pytest.mark.parametrize("path, model", [
+    ("/v1/chat/completions", "gpt-restore"),      # OpenAI → OpenAI: the fast path
+    ("/v1/chat/completions", "claude-restore"),   # OpenAI → Anthropic: translated
+    ("/v1/messages", "claude-restore"),           # Messages → Anthropic: the fast path
+    ("/v1/messages", "gpt-restore"),              # Messages → OpenAI: translated
+])
+def test_restore_maps_placeholders_in_the_answer_back_for_the_client(gw, mock, test_id, path, model, streamed):
+    messages = path == "/v1/messages"
+    body = {"model": model, "stream": streamed, "messages": [{"role": "user", "content": PROMPT}]}
+    if messages:
+        body["max_tokens"] = 100
+    headers = {**MESSAGES_HEADERS, "x-test-id": test_id}
+    if streamed:
+        s = stream(gw.port, path, body, headers)
+        assert s.status == 200, s.body
+        text = stream_text(s.data(), messages)
+    else:
+        r = request(gw.port, "POST", path, body, headers)
+        assert r.status == 200, r.body
+        text = r.json()["content"][0]["text"] if messages else r.json()["choices"][0]["message"]["content"]
+    assert REDACTED in upstream_text(mock.only_request(test_id)), "the provider saw placeholders"
+    assert RESTORED in text, text
