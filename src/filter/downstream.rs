@@ -21,6 +21,12 @@ enum Phase {
     ReadingBody(ClientRequest),
     /// Waiting for the last resort's answer.
     Escalating(Escalating),
+    /// Waiting for the external guardrail service's answer about the request.
+    Analysing {
+        request: ClientRequest,
+        body: Vec<u8>,
+        body_size: usize,
+    },
 }
 
 pub struct Downstream {
@@ -92,7 +98,20 @@ impl Downstream {
     }
 
     fn finish_body(&mut self, gateway: &Gateway, request: ClientRequest, body: Vec<u8>, body_size: usize) -> Action {
-        match gateway.on_body(&request.incoming(), &body, &host::Shared, host::now_ms()) {
+        let next = gateway.on_body(&request.incoming(), &body, &host::Shared, host::now_ms());
+        self.proceed(gateway, request, body, body_size, next)
+    }
+
+    /// Applies what the core decided for the complete request body.
+    fn proceed(
+        &mut self,
+        gateway: &Gateway,
+        request: ClientRequest,
+        body: Vec<u8>,
+        body_size: usize,
+        next: Result<Next, ApiError>,
+    ) -> Action {
+        match next {
             Ok(Next::Forward(forward)) => {
                 apply(forward.edits(&request.headers), body_size);
                 if forward.keep_body {
@@ -107,6 +126,15 @@ impl Downstream {
                 Some(answer) => self.answer(answer, true),
                 None => Action::Pause,
             },
+            Ok(Next::Analyze(analysis)) => {
+                let request_id = host::header(REQ, "x-request-id").unwrap_or_default();
+                if host::call(&analysis.cluster, &analysis.request_headers(&request_id), &analysis.body, analysis.timeout_ms) {
+                    self.phase = Phase::Analysing { request, body, body_size };
+                    return Action::Pause;
+                }
+                let next = gateway.on_analysed(&request.incoming(), &body, (None, &[]), &host::Shared, host::now_ms());
+                self.proceed(gateway, request, body, body_size, next)
+            }
             Err(e) => self.reply(&Reply::error(request.dialect, e)),
         }
     }
@@ -134,9 +162,18 @@ impl Context for Downstream {
     fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _trailers: usize) {
         let Some(gateway) = self.gateway.clone() else { return };
         let (status, body) = host::call_response(body_size);
-        if let Phase::Escalating(escalating) = std::mem::replace(&mut self.phase, Phase::Idle) {
-            let answer = gateway.last_resort_answered(&escalating, self.exchange.as_ref(), status, &body);
-            self.answer(answer, false);
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Escalating(escalating) => {
+                let answer = gateway.last_resort_answered(&escalating, self.exchange.as_ref(), status, &body);
+                self.answer(answer, false);
+            }
+            Phase::Analysing { request, body: request_body, body_size } => {
+                let next = gateway.on_analysed(&request.incoming(), &request_body, (status, &body), &host::Shared, host::now_ms());
+                if self.proceed(&gateway, request, request_body, body_size, next) == Action::Continue {
+                    host::resume_request();
+                }
+            }
+            other => self.phase = other,
         }
     }
 }

@@ -145,6 +145,12 @@ pub fn resume_response() {
     }
 }
 
+pub fn resume_request() {
+    if let Err(status) = hostcalls::resume_http_request() {
+        log::warn!("could not resume the request: {status:?}");
+    }
+}
+
 /// Filter state for Envoy's access log: `%FILTER_STATE(wasm.tollgate:PLAIN)%`.
 pub fn export_access_log(entry: &[u8]) {
     set_property("tollgate", entry);

@@ -21,7 +21,8 @@ use crate::client::{self, ClientBody, Dialect};
 use crate::config::Config;
 use crate::conversation::request::ChatRequest;
 use crate::error::ApiError;
-use crate::guardrails::{Audit, Scope, Verdict};
+use crate::guardrails::external::Analysis;
+use crate::guardrails::{Audit, Guardrails, Scope, Verdict};
 use crate::host::SharedStore;
 use crate::openai::embeddings;
 use crate::providers::Provider;
@@ -125,6 +126,8 @@ pub enum Next<'c> {
     Respond(Reply),
     /// No target is available: hand the request to the route's last resort, then answer.
     Escalate(Escalation),
+    /// Call the external guardrail service, then [`Gateway::on_analysed`] with its answer.
+    Analyze(Analysis),
 }
 
 /// Where and how to send a request upstream.
@@ -391,6 +394,36 @@ impl Gateway {
 
     /// Handles a complete request body.
     pub fn on_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, ApiError> {
+        if let (Operation::Chat, Some(external)) = (incoming.operation, &self.config.guardrails.external)
+            && body.len() <= self.config.limits.max_request_bytes
+        {
+            let req = client::parse_chat(ClientBody { dialect: incoming.dialect, bytes: body })?;
+            return Ok(Next::Analyze(external.analysis(&Guardrails::analysed_text(&req))));
+        }
+        self.decide_body(incoming, body, None, store, now_ms)
+    }
+
+    /// The external guardrail service answered the [`Next::Analyze`] call (`status` `None`: it
+    /// did not): the request is decided with its findings.
+    pub fn on_analysed(
+        &self,
+        incoming: &Incoming,
+        body: &[u8],
+        answer: (Option<u16>, &[u8]),
+        store: &dyn SharedStore,
+        now_ms: u64,
+    ) -> Result<Next<'_>, ApiError> {
+        self.decide_body(incoming, body, Some(answer), store, now_ms)
+    }
+
+    fn decide_body(
+        &self,
+        incoming: &Incoming,
+        body: &[u8],
+        analysed: Option<(Option<u16>, &[u8])>,
+        store: &dyn SharedStore,
+        now_ms: u64,
+    ) -> Result<Next<'_>, ApiError> {
         if body.len() > self.config.limits.max_request_bytes {
             return Err(ApiError::too_large(self.config.limits.max_request_bytes));
         }
@@ -398,7 +431,7 @@ impl Gateway {
         // skipped. Each round needs another request to win a race, so a few rounds suffice.
         for _ in 0..PROBE_RACES {
             let handled = match incoming.operation {
-                Operation::Chat => self.on_chat_body(incoming, body, store, now_ms),
+                Operation::Chat => self.on_chat_body(incoming, body, analysed, store, now_ms),
                 Operation::Embeddings => self.on_embeddings_body(incoming, body, store, now_ms),
                 Operation::CountTokens => self.on_count_tokens_body(incoming, body, store, now_ms),
                 Operation::StoredResponse => self.on_stored_response(incoming, store, now_ms),
@@ -435,15 +468,38 @@ impl Gateway {
         }
     }
 
-    fn on_chat_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
+    fn on_chat_body(
+        &self,
+        incoming: &Incoming,
+        body: &[u8],
+        analysed: Option<(Option<u16>, &[u8])>,
+        store: &dyn SharedStore,
+        now_ms: u64,
+    ) -> Result<Next<'_>, Halt> {
         // Holds the body with the guardrails' redactions, when there are any.
         let redacted_body: Vec<u8>;
+        // What the external guardrail service analysed, which its findings borrow.
+        let analysed_text: String;
         let client = ClientBody { dialect: incoming.dialect, bytes: body };
         let req = client::parse_chat(client)?;
         let output = req.output_limit().unwrap_or(self.config.limits.estimated_output_tokens);
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: output, stream: req.stream };
         let guardrails = &self.config.guardrails;
-        let findings = guardrails.scan(&req);
+        let mut findings = guardrails.scan(&req);
+        if let (Some(external), Some((status, answer))) = (&guardrails.external, analysed) {
+            analysed_text = Guardrails::analysed_text(&req);
+            match external.findings(&analysed_text, status, answer) {
+                Ok(more) => findings.extend(more),
+                Err(why) if external.fail_open => {
+                    log::warn!("guardrail service `{}`: {why}; the request goes on (fail open)", external.cluster)
+                }
+                Err(why) => {
+                    let e =
+                        ApiError::new(503, "api_error", format!("The gateway's guardrail service could not check this request: {why}."));
+                    return Ok(Next::Respond(Reply::error(incoming.dialect, e.with_code("guardrail_unavailable"))));
+                }
+            }
+        }
         let found = guardrails.found(&findings);
         let facts = self.facts(incoming, &req.model, Some(&req), &found, now_ms);
         let selection = self.select(&facts, incoming.caller, store, demand)?;

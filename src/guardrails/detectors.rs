@@ -127,6 +127,11 @@ pub struct Custom {
 pub enum Kind {
     Builtin(Builtin),
     Custom(Custom),
+    /// An entity type of the external guardrail service: found by it, never scanned here.
+    External {
+        name: String,
+        placeholder: String,
+    },
 }
 
 /// Every detector the configuration can name: the built-ins, then the custom ones.
@@ -146,6 +151,7 @@ impl Detectors {
         match self.kinds.get(id) {
             Some(Kind::Builtin(b)) => b.name(),
             Some(Kind::Custom(c)) => &c.name,
+            Some(Kind::External { name, .. }) => name,
             None => "unknown",
         }
     }
@@ -154,8 +160,15 @@ impl Detectors {
         match self.kinds.get(id) {
             Some(Kind::Builtin(b)) => b.placeholder(),
             Some(Kind::Custom(c)) => &c.placeholder,
+            Some(Kind::External { placeholder, .. }) => placeholder,
             None => "REDACTED",
         }
+    }
+
+    /// A detector of the external service's; its id.
+    pub fn add_external(&mut self, name: String, placeholder: String) -> usize {
+        self.kinds.push(Kind::External { name, placeholder });
+        self.kinds.len() - 1
     }
 
     pub fn find(&self, name: &str) -> Option<usize> {
@@ -182,6 +195,7 @@ impl Detectors {
                     start: m.start(),
                     end: m.end(),
                 })),
+                Kind::External { .. } => {}
             }
         }
         let Some(found) = out.get_mut(from..) else { return };

@@ -6,6 +6,7 @@
 //! action, direction), never with the matched text.
 
 pub mod detectors;
+pub mod external;
 pub mod redact;
 #[cfg(test)]
 mod tests;
@@ -14,6 +15,7 @@ use crate::conversation::request::{ChatRequest, Content};
 use crate::patterns;
 use crate::schema::{ConfigError, GuardrailAction, GuardrailScopeSpec, GuardrailsSpec};
 use detectors::{Custom, Detectors, Span};
+use external::External;
 use regex_lite::Regex;
 
 pub use redact::{Redaction, Restore, StreamRestore};
@@ -22,6 +24,8 @@ pub use redact::{Redaction, Restore, StreamRestore};
 #[derive(Debug)]
 pub struct Guardrails {
     pub detectors: Detectors,
+    /// The external guardrail service, if configured.
+    pub external: Option<External>,
     policies: Vec<Policy>,
     /// By detector id: whether anything names it (only those run).
     enabled: Vec<bool>,
@@ -29,7 +33,7 @@ pub struct Guardrails {
 
 impl Default for Guardrails {
     fn default() -> Self {
-        Guardrails { detectors: Detectors::new(Vec::new()), policies: Vec::new(), enabled: Vec::new() }
+        Guardrails { detectors: Detectors::new(Vec::new()), external: None, policies: Vec::new(), enabled: Vec::new() }
     }
 }
 
@@ -137,7 +141,8 @@ impl Guardrails {
             let regex = Regex::new(&pattern).map_err(|e| ConfigError::new(format!("{field}.regex"), e.to_string()))?;
             custom.push(Custom { name: c.name.clone(), placeholder: c.name.to_ascii_uppercase(), regex });
         }
-        let detectors = Detectors::new(custom);
+        let mut detectors = Detectors::new(custom);
+        let external = spec.external.as_ref().map(|e| External::compile(e, &mut detectors)).transpose()?;
         let count = detectors.kinds.len();
         let mut enabled = vec![false; count];
         let mut policies = Vec::with_capacity(spec.policies.len());
@@ -178,7 +183,7 @@ impl Guardrails {
                 *slot = true;
             }
         }
-        Ok(Guardrails { detectors, policies, enabled })
+        Ok(Guardrails { detectors, external, policies, enabled })
     }
 
     /// Whether any detector runs at all.
@@ -199,26 +204,17 @@ impl Guardrails {
             return findings;
         }
         let mut spans: Vec<Span> = Vec::new();
-        let mut scan = |text: &'r str| {
+        for text in texts(req) {
             spans.clear();
             self.detectors.scan(text, &self.enabled, &mut spans);
             findings.extend(spans.iter().filter_map(|s| Some(Finding { detector: s.detector, value: text.get(s.start..s.end)? })));
-        };
-        for message in &req.messages {
-            match &message.content {
-                Some(Content::Text(t)) => scan(t),
-                Some(Content::Parts(parts)) => {
-                    for part in parts.iter().filter(|p| !p.is_thinking()) {
-                        part.text.iter().chain(&part.refusal).for_each(|t| scan(t));
-                    }
-                }
-                None => {}
-            }
-            for call in message.tool_calls.iter().flatten() {
-                scan(&call.function.arguments);
-            }
         }
         findings
+    }
+
+    /// The text the external service analyses: every scanned text, a line each.
+    pub fn analysed_text(req: &ChatRequest) -> String {
+        texts(req).collect::<Vec<_>>().join("\n")
     }
 
     /// The names of the detectors with findings, for routing rules.
@@ -270,6 +266,20 @@ impl Guardrails {
         verdict.restore = verdict.redaction.restore(|original| restored.contains(&original));
         verdict
     }
+}
+
+/// The texts of a request that guardrails look at, in order.
+fn texts<'r>(req: &'r ChatRequest<'r>) -> impl Iterator<Item = &'r str> {
+    req.messages.iter().flat_map(|message| {
+        let content: Vec<&'r str> = match &message.content {
+            Some(Content::Text(t)) => vec![&**t],
+            Some(Content::Parts(parts)) => {
+                parts.iter().filter(|p| !p.is_thinking()).flat_map(|p| p.text.iter().chain(&p.refusal)).map(|t| &**t).collect()
+            }
+            None => Vec::new(),
+        };
+        content.into_iter().chain(message.tool_calls.iter().flatten().map(|c| &*c.function.arguments))
+    })
 }
 
 impl Policy {

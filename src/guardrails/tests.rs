@@ -315,3 +315,51 @@ fn stream_writers_restore_text_and_tool_arguments_in_every_dialect() {
         assert!(text.len() >= 2, "{dialect:?}: text and arguments restored: {out}");
     }
 }
+
+fn with_external(on_failure: &str) -> Guardrails {
+    guardrails(&format!(
+        r#"{{"external": {{"cluster": "presidio", "entities": ["PERSON", "US_SSN"], "min_score": 0.5, "on_failure": "{on_failure}"}},
+            "policies": [{{"detectors": ["person", "us_ssn"], "action": "redact"}}]}}"#
+    ))
+}
+
+#[test]
+fn external_findings_are_read_from_presidio_answers_in_characters() {
+    let g = with_external("closed");
+    let ext = g.external.as_ref().unwrap();
+    let text = "Grüße, Jörg Müller! SSN 123-45-6789";
+    let analysis = ext.analysis(text);
+    assert_eq!(analysis.path, "/analyze");
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&analysis.body).unwrap(), serde_json::json!({"text": text, "language": "en"}));
+    // Offsets as Presidio reports them: Python string indices.
+    let answer = br#"[{"entity_type":"PERSON","start":7,"end":18,"score":0.9,"analysis_explanation":null},
+                     {"entity_type":"US_SSN","start":24,"end":35,"score":0.6},
+                     {"entity_type":"PERSON","start":0,"end":5,"score":0.2},
+                     {"entity_type":"NRP","start":0,"end":5,"score":1.0}]"#;
+    let found = ext.findings(text, Some(200), answer).unwrap();
+    let named: Vec<(&str, &str)> = found.iter().map(|f| (g.name(f.detector), f.value)).collect();
+    assert_eq!(named, vec![("person", "Jörg Müller"), ("us_ssn", "123-45-6789")], "the SSN merges with the built-in detector");
+    assert!(ext.findings(text, None, b"").unwrap_err().contains("did not answer"));
+    assert!(ext.findings(text, Some(500), b"{}").unwrap_err().contains("HTTP 500"));
+    assert!(ext.findings(text, Some(200), b"{\"error\":1}").is_err());
+    assert!(ext.findings(text, Some(200), br#"[{"entity_type":"PERSON","start":7,"end":99,"score":1}]"#).is_err());
+    assert!(!ext.fail_open && with_external("open").external.unwrap().fail_open);
+}
+
+#[test]
+fn external_entities_become_detectors_policies_can_name() {
+    let e = Guardrails::compile(&serde_json::from_str(r#"{"external":{"cluster":"c","entities":[]}}"#).unwrap(), &[]).unwrap_err();
+    assert_eq!(e.field, "guardrails.external.entities");
+    let e = Guardrails::compile(&serde_json::from_str(r#"{"external":{"cluster":"c","entities":["A-B"]}}"#).unwrap(), &[]).unwrap_err();
+    assert_eq!(e.field, "guardrails.external.entities");
+    let g = with_external("closed");
+    let person = g.detectors.find("person").unwrap();
+    assert_eq!(g.detectors.placeholder(person), "PERSON");
+    let req = chat(Dialect::OpenAiChat, r#"{"model":"m","messages":[{"role":"user","content":"Jörg Müller"}]}"#);
+    assert!(g.scan(&req).is_empty(), "only the service finds its entities");
+    let text = Guardrails::analysed_text(&req);
+    let found =
+        g.external.as_ref().unwrap().findings(&text, Some(200), br#"[{"entity_type":"PERSON","start":0,"end":11,"score":1}]"#).unwrap();
+    let v = g.decide(&found, Scope::default());
+    assert_eq!(v.redaction.apply("Jörg Müller").as_deref(), Some("<PERSON_1>"));
+}

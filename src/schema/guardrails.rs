@@ -13,6 +13,56 @@ pub struct GuardrailsSpec {
     /// on (nor logged).
     #[serde(default)]
     pub policies: Vec<GuardrailPolicySpec>,
+    /// A guardrail service speaking Presidio's analyzer API, called once per chat request.
+    #[serde(default)]
+    pub external: Option<ExternalGuardrailSpec>,
+}
+
+/// https://microsoft.github.io/presidio/api-docs/api-docs.html#tag/Analyzer/paths/~1analyze/post
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalGuardrailSpec {
+    /// The Envoy cluster of the service.
+    pub cluster: String,
+    #[serde(default = "default_analyze_path")]
+    pub path: String,
+    /// `:authority` of the call (default: the cluster name).
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default = "default_language")]
+    pub language: String,
+    #[serde(default = "default_external_timeout_ms")]
+    pub timeout_ms: u64,
+    /// When the service fails (no answer in time, an error status, an unreadable answer): `open`
+    /// lets the request go on with the built-in findings only, `closed` refuses it (503).
+    #[serde(default)]
+    pub on_failure: FailMode,
+    /// The entity types taken from its answers (`PERSON`, `LOCATION`…); each is a detector named
+    /// in lower case (`person`), or the built-in detector of that name. Others are ignored.
+    pub entities: Vec<String>,
+    /// Findings scored below this are ignored.
+    #[serde(default)]
+    pub min_score: f64,
+}
+
+fn default_analyze_path() -> String {
+    "/analyze".into()
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+
+fn default_external_timeout_ms() -> u64 {
+    1000
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    Open,
+    #[default]
+    Closed,
 }
 
 #[derive(Debug, Deserialize)]

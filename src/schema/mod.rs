@@ -7,7 +7,9 @@ mod params;
 mod usd;
 
 pub use error::ConfigError;
-pub use guardrails::{CustomDetectorSpec, GuardrailAction, GuardrailPolicySpec, GuardrailScopeSpec, GuardrailsSpec};
+pub use guardrails::{
+    CustomDetectorSpec, ExternalGuardrailSpec, FailMode, GuardrailAction, GuardrailPolicySpec, GuardrailScopeSpec, GuardrailsSpec,
+};
 pub use params::check_params;
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -65,6 +65,9 @@ MESSAGES_TRANSLATE = Scenario("messages_translate", "Messages → OpenAI, 1.5 KB
 
 
 THROUGHPUT = (TRANSLATE, PASSTHROUGH, LARGE, MESSAGES_PASSTHROUGH, MESSAGES_TRANSLATE)
+# Also run on the `guarded` side: Tollgate with every built-in guardrail detector on.
+GUARDED = (TRANSLATE, LARGE)
+GUARDRAILS = {"policies": [{"detectors": ["*"], "action": "redact", "restore": True}]}
 
 
 def request_body(s: Scenario) -> bytes:
@@ -109,7 +112,7 @@ class Side:
 
     @property
     def tollgate(self) -> bool:
-        return self.name == "tollgate"
+        return self.name in ("tollgate", "guarded")
 
     def path(self, s: Scenario) -> str:
         if not self.tollgate:
@@ -209,7 +212,10 @@ def envoy_configs(upstream_port: int) -> dict[str, dict]:
     route = first["route"]
     del route["cluster_header"]
     route["cluster"] = "mock_anthropic"  # both clusters are the same nginx
-    return {"bare": bare, "floor": floor, "tollgate": tollgate}
+    guarded = copy.deepcopy(tollgate)
+    plugin["guardrails"] = GUARDRAILS
+    set_plugin_config(guarded, plugin)
+    return {"bare": bare, "floor": floor, "tollgate": tollgate, "guarded": guarded}
 
 
 def pin(pid: int, cpus: set[int]):
@@ -351,6 +357,14 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
         [[s.title, c, us(median_of(s, c, "bare", "p50_us")), us(median_of(s, c, "tollgate", "p50_us")), us(added(s, c, "p50_us")),
           us(median_of(s, c, "bare", "p99_us")), us(median_of(s, c, "tollgate", "p99_us")), us(added(s, c, "p99_us"))]
          for s in scenarios for c in CONCURRENCY])
+    guardrails = table(
+        ["Scenario (c=32)", "req/s bare", "req/s Tollgate", "req/s Tollgate + guardrails", "Ratio Tollgate", "Ratio + guardrails",
+         "Envoy CPU µs/req bare / Tollgate / + guardrails", "added p50 c=1 Tollgate / + guardrails"],
+        [[s.title, f"{median_of(s, 32, 'bare', 'rps'):,.0f}", f"{median_of(s, 32, 'tollgate', 'rps'):,.0f}",
+          f"{median_of(s, 32, 'guarded', 'rps'):,.0f}", f"{ratio(s):.3f}", f"{ratio(s, 'guarded'):.3f}",
+          f"{cpu(s, 'bare')} / {cpu(s, 'tollgate')} / {cpu(s, 'guarded')}",
+          f"{us(added(s, 1, 'p50_us'))} / {us(statistics.median(g['p50_us'] - b['p50_us'] for b, g in zip(load[s.name, 1, 'bare'], load[s.name, 1, 'guarded'])))}"]
+         for s in GUARDED])
     stream_rows = []
     for i, what in enumerate(["time to first byte", "total"]):
         b = [t[i] for t in streaming["bare"]]
@@ -410,6 +424,13 @@ CPU µs per request (Envoy's user + system time over the run, all threads) does 
 is the bottleneck. When bare Envoy's core is well below 100% busy, the load generator limited it and
 the req/s ratio understates Tollgate's cost.
 
+## Guardrails
+
+{guardrails}
+
+Guardrails on: every built-in detector redacting (and restoring); the prompts hold nothing to
+find, as most do, so this is the scanning cost.
+
 ## Latency
 
 {latency}
@@ -458,16 +479,17 @@ def main():
             stack.callback(envoy.stop)
             pin(envoy.proc.pid, {args.envoy_cpu})
             sides.append(Side(name, envoy))
-        bare, _, tollgate = sides
+        bare, _, tollgate, _ = sides
 
         load = {}
         for s in THROUGHPUT:
-            files = {side.name: [raw_request(work, side, s)] for side in sides}
-            for side in sides:
+            these = [side for side in sides if side.name != "guarded" or s in GUARDED]
+            files = {side.name: [raw_request(work, side, s)] for side in these}
+            for side in these:
                 check(side, s)
                 wrk(side, files[side.name], 32, 2)  # warm-up: connections, JIT, allocator
             for c in CONCURRENCY:
-                for side in alternating(sides, args.rounds):
+                for side in alternating(these, args.rounds):
                     run = wrk(side, files[side.name], c, args.seconds)
                     load.setdefault((s.name, c, side.name), []).append(run)
                     print(f"{s.name:12} c={c:<3} {side.name:9} {run['rps']:9,.0f} req/s  p50 {run['p50_us']:6} µs"

@@ -86,6 +86,15 @@ pub fn gateway() -> Gateway {
     Gateway::new(Config::from_json(DEMO_CONFIG.as_bytes(), &env, NOW_MS / 1000).expect("demo config is valid"))
 }
 
+/// The demo configuration with every built-in guardrail detector on (redacting, restored in
+/// answers), as tests/bench/bench.py's guardrails rows configure it.
+pub fn guarded_gateway() -> Gateway {
+    let mut config: Value = serde_json::from_str(DEMO_CONFIG).expect("demo config is JSON");
+    config["guardrails"] = json!({"policies": [{"detectors": ["*"], "action": "redact", "restore": true}]});
+    let env = |name: &str| Some(format!("{name}-bench"));
+    Gateway::new(Config::from_json(config.to_string().as_bytes(), &env, NOW_MS / 1000).expect("guarded config is valid"))
+}
+
 /// proxy-wasm shared data stand-in: the accounting reads and writes its records here.
 pub use tollgate::host::memory::MemoryStore as Store;
 
