@@ -132,8 +132,9 @@ pub struct StreamIdentity {
 pub struct StreamWriter {
     render: Render,
     failed: bool,
-    /// Guardrail placeholders mapped back to the originals (`restore: true`).
-    restoring: Option<Restoring>,
+    /// Guardrail placeholders mapped back to the originals (`restore: true`); boxed, as most
+    /// streams have none.
+    restoring: Option<Box<Restoring>>,
 }
 
 /// The placeholders to restore and each channel's held-back tail (see [`StreamRestore`]).
@@ -196,8 +197,9 @@ impl StreamWriter {
     /// ends in what may be the start of one (from a `<`, at most the longest placeholder less a
     /// byte) holds that tail back until the next chunk of the channel or its end.
     pub fn restoring(mut self, map: Option<Restore>) -> Self {
-        self.restoring =
-            map.map(|map| Restoring { map, text: StreamRestore::default(), reasoning: StreamRestore::default(), arguments: Vec::new() });
+        self.restoring = map.map(|map| {
+            Box::new(Restoring { map, text: StreamRestore::default(), reasoning: StreamRestore::default(), arguments: Vec::new() })
+        });
         self
     }
 
