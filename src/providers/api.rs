@@ -91,9 +91,21 @@ pub trait ProviderApi {
         false
     }
 
-    /// Where the kind counts a request's input tokens, if it can.
-    fn count_tokens_path(&self, _provider: &Provider) -> Option<String> {
+    /// The request that counts `req`'s input tokens, where the kind has an endpoint for it
+    /// (`None`: the gateway estimates).
+    fn build_count_tokens(
+        &self,
+        _provider: &Provider,
+        _req: &ChatRequest,
+        _client: ClientBody,
+        _to: &BuildContext,
+    ) -> Option<Result<UpstreamRequest, ApiError>> {
         None
+    }
+
+    /// The provider's count as the client gets it (`{"input_tokens": N}`); `None` body: as is.
+    fn translate_count_tokens(&self, _body: &[u8]) -> Result<Translated, ApiError> {
+        Ok(Translated::default())
     }
 
     /// How the kind frames its streams.
