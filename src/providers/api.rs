@@ -85,6 +85,12 @@ pub trait ProviderApi {
     /// `x-amzn-errortype` header, where AWS names the error.
     fn translate_error(&self, status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError;
 
+    /// Whether the kind takes back a model's signed reasoning (thinking parts with a signature
+    /// from an earlier turn); the others never see it.
+    fn reads_thinking(&self) -> bool {
+        false
+    }
+
     /// Whether the kind speaks this client API itself: its clients' bytes go on edited, not
     /// re-encoded, and the headers of that API reach it.
     fn speaks(&self, _dialect: Dialect) -> bool {

@@ -288,7 +288,7 @@ pub fn build_chat(
     edits.dropped.extend(req.left_out.iter().cloned());
     if req.has_thinking() {
         let mut req = req.clone();
-        req.forget_thinking();
+        req.forget_thinking(api.reads_thinking());
         return api.build_chat(provider, &req, client, to, edits);
     }
     api.build_chat(provider, req, client, to, edits)

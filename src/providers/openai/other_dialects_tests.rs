@@ -19,7 +19,7 @@ fn ctx(stream: bool) -> ResponseContext {
 fn build(body: Value) -> Result<(Value, Edits), ApiError> {
     let bytes = serde_json::to_vec(&body).unwrap();
     let mut req = messages::parse(&bytes)?;
-    req.forget_thinking();
+    req.forget_thinking(false);
     let mut edits = Edits::default();
     let client = ClientBody { dialect: Dialect::AnthropicMessages, bytes: &bytes };
     let built = build_chat(&Settings { stream_usage: true, responses_api: true }, &provider(), &req, client, "gpt-4o", &mut edits)?;
