@@ -712,3 +712,75 @@ fn anthropic_clients_authenticate_with_x_api_key_or_bearer() {
     assert_eq!((reply.status, &v["error"]["type"]), (401, &json!("authentication_error")));
     assert_eq!(status_of(on(None, None)), 401);
 }
+
+fn guarded(guardrails: Value) -> Gateway {
+    let mut config: Value = serde_json::from_str(CONFIG).unwrap();
+    config["guardrails"] = guardrails;
+    let env = |k: &str| Some(format!("{k}-value"));
+    Gateway::new(Config::from_json(config.to_string().as_bytes(), &env, 1).unwrap())
+}
+
+#[test]
+fn guardrails_redact_what_goes_upstream_on_the_fast_path_and_block_with_an_audit() {
+    let g =
+        guarded(json!({"policies": [{"detectors": ["aws_access_key"], "action": "block"}, {"detectors": ["email"], "action": "redact"}]}));
+    let forward = chat(&g, &body(json!({"model": "gpt", "messages": [{"role": "user", "content": "mail a@example.com"}]})), 0).unwrap();
+    let sent = String::from_utf8(forward.upstream.body.clone().expect("the fast path sends the redacted body")).unwrap();
+    assert!(sent.contains("mail <EMAIL_1>") && !sent.contains("a@example.com"), "{sent}");
+    assert_eq!(forward.exchange.guardrails.len(), 1);
+    let incoming = Incoming {
+        operation: Operation::Chat,
+        dialect: Dialect::AnthropicMessages,
+        caller: Caller::default(),
+        headers: &[],
+        explain: false,
+    };
+    let blocked = body(json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "AKIAIOSFODNN7EXAMPLE"}]}));
+    match g.on_body(&incoming, &blocked, &MemoryStore::default(), 0) {
+        Ok(Next::Respond(reply)) => {
+            assert_eq!((reply.status, reply.error_code.as_deref()), (400, Some("content_blocked")));
+            assert!(!String::from_utf8_lossy(&reply.body).contains("AKIA"));
+            let records = g.reply_records(Caller::default(), &reply);
+            assert!(
+                String::from_utf8(records.access_log).unwrap().contains(r#""guardrails":[{"detector":"aws_access_key","action":"block""#)
+            );
+            assert!(records.metrics.iter().any(|(s, n)| s.metric == telemetry::Metric::GuardrailFindings && *n == 1));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_external_service_is_asked_first_and_its_failure_fails_closed_or_open() {
+    let external = |mode: &str| {
+        json!({"external": {"cluster": "presidio", "entities": ["PERSON"], "on_failure": mode},
+               "policies": [{"detectors": ["person", "email"], "action": "redact"}]})
+    };
+    let incoming =
+        Incoming { operation: Operation::Chat, dialect: Dialect::OpenAiChat, caller: Caller::default(), headers: &[], explain: false };
+    let request = body(json!({"model": "gpt", "messages": [{"role": "user", "content": "Hi Ann Lee, a@example.com"}]}));
+    let store = MemoryStore::default();
+    let closed = guarded(external("closed"));
+    match closed.on_body(&incoming, &request, &store, 0) {
+        Ok(Next::Analyze(call)) => {
+            assert_eq!((call.cluster.as_str(), call.path.as_str()), ("presidio", "/analyze"));
+            assert_eq!(
+                serde_json::from_slice::<Value>(&call.body).unwrap(),
+                json!({"text": "Hi Ann Lee, a@example.com", "language": "en"})
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let answer = br#"[{"entity_type":"PERSON","start":3,"end":10,"score":0.9}]"#;
+    let Ok(Next::Forward(f)) = closed.on_analysed(&incoming, &request, (Some(200), answer), &store, 0) else { panic!("forwarded") };
+    let sent = String::from_utf8(f.upstream.body.clone().unwrap()).unwrap();
+    assert!(sent.contains("Hi <PERSON_1>, <EMAIL_1>"), "{sent}");
+    match closed.on_analysed(&incoming, &request, (None, b""), &store, 0) {
+        Ok(Next::Respond(reply)) => assert_eq!((reply.status, reply.error_code.as_deref()), (503, Some("guardrail_unavailable"))),
+        other => panic!("{other:?}"),
+    }
+    let open = guarded(external("open"));
+    let Ok(Next::Forward(f)) = open.on_analysed(&incoming, &request, (Some(500), b"oops"), &store, 0) else { panic!("forwarded") };
+    let sent = String::from_utf8(f.upstream.body.clone().unwrap()).unwrap();
+    assert!(sent.contains("Hi Ann Lee, <EMAIL_1>"), "the built-in findings only: {sent}");
+}
