@@ -133,7 +133,8 @@ class Side:
 
     @property
     def tollgate(self) -> bool:
-        return self.name in ("tollgate", "guarded")
+        """This side runs Tollgate (today's build, with guardrails on, or the baseline's)."""
+        return self.name in ("tollgate", "guarded", "baseline")
 
     def path(self, s: Scenario) -> str:
         if not self.tollgate:
