@@ -31,6 +31,9 @@ struct HeapGauge {
 
 thread_local! {
     static REPORTED: Cell<u64> = const { Cell::new(0) };
+    /// Configurations this VM accepted: past 1, a reload kept the VM (and its memory). Logged so
+    /// an operator can tell a reload that kept the VM from one that started a new one.
+    static CONFIGURATIONS: Cell<u32> = const { Cell::new(0) };
 }
 
 impl HeapGauge {
@@ -75,7 +78,8 @@ impl RootContext for Root {
                     log::warn!("{warning}");
                 }
                 config.accounting.ensure_records(&host::Shared);
-                log::info!("configured {} providers", config.providers.len());
+                let generation = CONFIGURATIONS.with(|c| c.replace(c.get().saturating_add(1))).saturating_add(1);
+                log::info!("configured {} providers (configuration {generation} of this VM)", config.providers.len());
                 // Each worker splits weighted traffic with its own random sequence.
                 config.router.seed(host::now_nanos());
                 self.set_tick_period(Duration::from_millis(plugin::tick_ms(config.accounting.flush_ms)));
