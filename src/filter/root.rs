@@ -5,7 +5,7 @@ use super::downstream::Downstream;
 use super::host;
 use super::upstream::Upstream;
 use crate::config::Config;
-use crate::gateway::{Gateway, plugin};
+use crate::gateway::{Gateway, plugin, telemetry};
 use crate::schema::Role;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -56,6 +56,15 @@ impl Root {
         if let Some(gateway) = &self.gateway {
             gateway.flush(&host::Shared);
         }
+        self.report_budgets();
+    }
+
+    /// The budget gauges, from shared data: every VM writes the same values.
+    fn report_budgets(&self) {
+        if let Some(gateway) = &self.gateway {
+            let levels = gateway.config.accounting.levels(&host::Shared, host::now_ms());
+            host::set_gauges(&telemetry::budget_gauges(&levels));
+        }
     }
 }
 
@@ -84,7 +93,9 @@ impl RootContext for Root {
                 config.router.seed(host::now_nanos());
                 self.set_tick_period(Duration::from_millis(plugin::tick_ms(config.accounting.flush_ms)));
                 self.flush();
+                host::define_metrics(&telemetry::startup_series(&config.served_scopes()), &config.accounting);
                 self.gateway = Some(Rc::new(Gateway::new(config)));
+                self.report_budgets();
                 true
             }
             Err(e) => {
