@@ -161,13 +161,18 @@ pub fn attempt_samples(exchange: &Exchange, config: &crate::config::Config, brea
 }
 
 /// The series each configured (provider, model) pair has from startup, at zero: dashboards and
-/// alerts then read 0 before the first request, not "no data". Requests carry status 200 here;
-/// other statuses appear when they first happen.
+/// alerts then read 0 before the first request, not "no data", and `rate()` sees the first
+/// error (Prometheus takes no increase from a series' first sample). Requests start at zero for
+/// 200 and the usual provider failures; other statuses appear when they first happen. Refusals start at zero for the statuses a
+/// caller's mistake or budget gives.
 pub fn startup_series(served: &[(ScopeId, ScopeId)]) -> Vec<Series> {
-    let mut out = Vec::with_capacity(served.len() * 10);
+    let mut out: Vec<Series> = [400, 401, 403, 404, 413, 429].into_iter().map(rejection).collect();
+    out.reserve(served.len() * 15);
     for &(provider, model) in served {
         let series = |metric, label| Series { metric, provider: Some(provider), model: Some(model), label };
-        out.push(series(Metric::Requests, Label::Status(200)));
+        for status in [200, 429, 500, 502, 503, 504] {
+            out.push(series(Metric::Requests, Label::Status(status)));
+        }
         for kind in ["input", "output"] {
             out.push(series(Metric::TokenUsage, Label::TokenType(kind)));
         }
@@ -240,7 +245,9 @@ mod tests {
         assert!(names.contains(&"tollgate.provider.openai.model.gpt-4_1-mini.status.200.requests".to_owned()), "{names:?}");
         assert!(names.contains(&"tollgate.provider.openai.model.gpt-4_1-mini.token_type.output.gen_ai_client_token_usage".to_owned()));
         assert!(names.contains(&"tollgate.provider.openai.model.gpt-4_1-mini.gen_ai_server_time_to_first_token_ms".to_owned()));
-        assert_eq!(names.len(), 10);
+        assert!(names.contains(&"tollgate.status.401.rejections".to_owned()));
+        assert!(names.contains(&"tollgate.provider.openai.model.gpt-4_1-mini.status.503.requests".to_owned()));
+        assert_eq!(names.len(), 6 + 15);
         let level = BudgetLevel { kind: "key", name: "a.b", period: "daily", limit: 5_000_000, spent: 2_000_000, remaining: 2_999_999 };
         assert_eq!(
             budget_gauges(&[level]),
