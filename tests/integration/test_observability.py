@@ -78,11 +78,13 @@ def test_every_configured_model_has_its_series_at_zero_before_any_request(gw):
              ("openai", "flaky"), ("anthropic", "steady")]
     for provider, model in pairs:
         labels = f'gen_ai_provider_name="{provider}",gen_ai_request_model="{model}"'
-        for series in [f'tollgate_requests{{{labels},http_status="200"}}', f'tollgate_cost_nano_usd{{{labels}}}',
+        for series in [f'tollgate_requests{{{labels},http_status="200"}}', f'tollgate_requests{{{labels},http_status="503"}}',
+                       f'tollgate_cost_nano_usd{{{labels}}}',
                        f'tollgate_gen_ai_client_token_usage{{{labels},gen_ai_token_type="output"}}',
                        f'tollgate_breaker_opened{{{labels}}}', f'tollgate_fallbacks{{{labels}}}',
                        f'tollgate_gen_ai_server_time_to_first_token_ms_count{{{labels}}}']:
             assert zero.get(series) == 0, f"{series} at startup: {zero.get(series)}"
+    assert zero.get('tollgate_rejections{http_status="401"}') == 0
     # Label values come from the configuration only: no series for a model nobody configured.
     assert not any("gen_ai_request_model=\"gpt-3" in s for s in zero)
 
