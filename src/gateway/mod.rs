@@ -928,6 +928,17 @@ fn translate_chat(
     limit: Option<u64>,
     now_ms: u64,
 ) -> Result<(UpstreamRequest, Vec<String>), ApiError> {
+    let (upstream, dropped) = build_for(choice, req, client, limit, now_ms).map_err(|e| client::in_client_terms(client.dialect, e))?;
+    Ok((upstream, dropped.iter().map(|d| client::field_name(client.dialect, d).into_owned()).collect()))
+}
+
+fn build_for(
+    choice: &Choice,
+    req: ChatRequest,
+    client: ClientBody,
+    limit: Option<u64>,
+    now_ms: u64,
+) -> Result<(UpstreamRequest, Vec<String>), ApiError> {
     let limited = limit.map(|l| client::with_output_limit(client, l)).transpose()?;
     let client = ClientBody { bytes: limited.as_deref().unwrap_or(client.bytes), ..client };
     let mut req = match &limited {
