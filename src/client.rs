@@ -149,7 +149,8 @@ pub fn error_event(dialect: Dialect, e: &ApiError) -> Vec<u8> {
     match dialect {
         Dialect::OpenAiChat => e.to_sse_event(),
         Dialect::AnthropicMessages => message_answer::error_event(e),
-        Dialect::OpenAiResponses => responses_answer::error_event(e),
+        // Where the stream's numbering is unknown (it failed before Tollgate read any of it).
+        Dialect::OpenAiResponses => responses_answer::error_event(e, 0),
     }
 }
 
@@ -309,7 +310,7 @@ impl StreamWriter {
         match &self.render {
             Render::OpenAiChat(w) => w.fail(out, e),
             Render::AnthropicMessages(_) => out.extend_from_slice(&message_answer::error_event(e)),
-            Render::OpenAiResponses(_) => out.extend_from_slice(&responses_answer::error_event(e)),
+            Render::OpenAiResponses(w) => out.extend_from_slice(&w.error_event(e)),
         }
     }
 }
