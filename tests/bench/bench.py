@@ -47,7 +47,8 @@ class Scenario:
     reply: str  # nginx's canned answer on that path (fixtures/)
     prompt_bytes: int = 0
     stream: bool = False
-    # The API the client speaks: "chat" (OpenAI Chat Completions) or "messages" (Anthropic).
+    # The API the client speaks: "chat" (OpenAI Chat Completions), "messages" (Anthropic) or
+    # "responses" (OpenAI Responses).
     client: str = "chat"
 
 
@@ -62,9 +63,13 @@ MESSAGES_PASSTHROUGH = Scenario("messages_passthrough", "Messages passthrough (�
                                 "anthropic_response.json", client="messages")
 MESSAGES_TRANSLATE = Scenario("messages_translate", "Messages → OpenAI, 1.5 KB", "fast", "/v1/chat/completions",
                               "openai_response.json", client="messages")
+RESPONSES_PASSTHROUGH = Scenario("responses_passthrough", "Responses passthrough (→ OpenAI)", "fast", "/v1/responses",
+                                 "openai_responses_response.json", client="responses")
+RESPONSES_TRANSLATE = Scenario("responses_translate", "Responses → Anthropic, 1.5 KB", "claude-sonnet", "/v1/messages",
+                               "anthropic_response.json", client="responses")
 
 
-THROUGHPUT = (TRANSLATE, PASSTHROUGH, LARGE, MESSAGES_PASSTHROUGH, MESSAGES_TRANSLATE)
+THROUGHPUT = (TRANSLATE, PASSTHROUGH, LARGE, MESSAGES_PASSTHROUGH, MESSAGES_TRANSLATE, RESPONSES_PASSTHROUGH, RESPONSES_TRANSLATE)
 
 
 def request_body(s: Scenario) -> bytes:
@@ -78,7 +83,23 @@ def request_body(s: Scenario) -> bytes:
         req["messages"][-1]["content"] += "\n\n" + paragraph * (s.prompt_bytes // len(paragraph))
     if s.client == "messages":
         req = as_messages(req)
+    elif s.client == "responses":
+        req = as_responses(req)
     return json.dumps(req).encode()
+
+
+def as_responses(chat: dict) -> dict:
+    """The same conversation as an OpenAI Responses request."""
+    return {
+        "model": chat["model"],
+        "instructions": " ".join(m["content"] for m in chat["messages"] if m["role"] == "system"),
+        "input": [{"role": m["role"], "content": m["content"]} for m in chat["messages"] if m["role"] != "system"],
+        "tools": [{"type": "function", **t["function"]} for t in chat.get("tools", [])],
+        "max_output_tokens": chat.get("max_tokens", 1024),
+        **({"temperature": chat["temperature"]} if "temperature" in chat else {}),
+        "store": False,
+        "user": chat.get("user", "bench"),
+    }
 
 
 def as_messages(chat: dict) -> dict:
@@ -114,7 +135,7 @@ class Side:
     def path(self, s: Scenario) -> str:
         if not self.tollgate:
             return s.upstream_path
-        return "/v1/messages" if s.client == "messages" else "/v1/chat/completions"
+        return {"messages": "/v1/messages", "responses": "/v1/responses"}.get(s.client, "/v1/chat/completions")
 
     def cpu_seconds(self) -> float:
         fields = pathlib.Path(f"/proc/{self.envoy.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -158,6 +179,10 @@ http {{
         location = /v1/chat/completions {{
             default_type application/json;
             return 200 {nginx_string(FIXTURES / "openai_response.json")};
+        }}
+        location = /v1/responses {{
+            default_type application/json;
+            return 200 {nginx_string(FIXTURES / "openai_responses_response.json")};
         }}
         location = /v1/messages {{
             if ($http_x_bench_sse) {{ rewrite ^ /anthropic-stream last; }}
@@ -238,6 +263,8 @@ def check(side: Side, s: Scenario):
         assert body.rstrip().endswith(b"data: [DONE]") and b"chat.completion.chunk" in body, body[:300]
     elif s.client == "messages":
         assert json.loads(body)["type"] == "message" and "x-tollgate-provider" in headers, body[:300]
+    elif s.client == "responses":
+        assert json.loads(body)["object"] == "response" and "x-tollgate-provider" in headers, body[:300]
     else:
         assert json.loads(body)["object"] == "chat.completion" and "x-tollgate-provider" in headers, body[:300]
 
