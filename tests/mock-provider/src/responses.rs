@@ -99,6 +99,26 @@ const BUILT_IN_TOOLS: &[&str] = &[
     "custom",
 ];
 
+/// Input items of built-in tools' calls and their results (the SDK's `ResponseInputItemParam`).
+const BUILT_IN_ITEMS: &[&str] = &[
+    "web_search_call",
+    "file_search_call",
+    "computer_call",
+    "computer_call_output",
+    "code_interpreter_call",
+    "image_generation_call",
+    "local_shell_call",
+    "local_shell_call_output",
+    "shell_call",
+    "shell_call_output",
+    "apply_patch_call",
+    "apply_patch_call_output",
+    "mcp_list_tools",
+    "mcp_approval_request",
+    "mcp_approval_response",
+    "mcp_call",
+];
+
 fn reasoning_model(model: &str) -> bool {
     ["o1", "o3", "o4", "gpt-5", "codex"].iter().any(|prefix| model.starts_with(prefix))
 }
@@ -512,11 +532,44 @@ fn input_items(input: &Value, mut turns: Vec<Turn>, open_calls: Vec<String>) -> 
                 }
                 item.opt_string("encrypted_content")?;
             }
+            "custom_tool_call" => {
+                item.only(&["type", "id", "call_id", "name", "input", "status", "namespace", "caller"])?;
+                let call_id = item.non_empty_string("call_id")?.to_owned();
+                let name = item.non_empty_string("name")?.to_owned();
+                let input = item.string("input")?.to_owned();
+                calls.insert(call_id.clone());
+                pending.push(call_id);
+                push(&mut turns, Role::Assistant, Block::ToolCall { name, args: input });
+            }
+            "custom_tool_call_output" => {
+                item.only(&["type", "id", "call_id", "output", "caller"])?;
+                let call_id = item.non_empty_string("call_id")?;
+                if !calls.contains(call_id) {
+                    return Err(Invalid::standalone(
+                        "input",
+                        format!("No tool call found for custom tool call output with call_id {call_id}."),
+                    ));
+                }
+                pending.retain(|pending| pending != call_id);
+                let text = item.string("output")?.to_owned();
+                push(&mut turns, Role::User, Block::ToolResult { text, images: 0 });
+            }
+            // A stored item, by id: the mock does not look it up.
+            "item_reference" => {
+                item.only(&["type", "id"])?;
+                item.non_empty_string("id")?;
+            }
+            // The calls of OpenAI's built-in tools and their outputs, which OpenAI itself ran.
+            kind if BUILT_IN_ITEMS.contains(&kind) => {
+                if item.get("id").is_none() && item.get("call_id").is_none() {
+                    return Err(Invalid::standalone(item.path("id"), format!("Missing required parameter: '{}'.", item.path("id"))));
+                }
+            }
             other => {
                 return Err(Invalid::standalone(
                     item.path("type"),
                     format!(
-                        "Invalid value: '{other}'. Supported values are: 'message', 'function_call', 'function_call_output' and 'reasoning'."
+                        "Invalid value: '{other}'. Supported values are: 'message', 'function_call', 'function_call_output', 'reasoning', 'custom_tool_call', 'custom_tool_call_output', 'item_reference' and the items of built-in tools."
                     ),
                 ));
             }
@@ -1174,7 +1227,8 @@ mod tests {
                 "input[0].content[0].type",
                 None,
             ),
-            (json!({"model": "m", "input": [{"type": "web_search_call"}]}), "input[0].type", None),
+            (json!({"model": "m", "input": [{"type": "teleport"}]}), "input[0].type", None),
+            (json!({"model": "m", "input": [{"type": "web_search_call"}]}), "input[0].id", None),
             (json!({"model": "m", "input": [{"type": "function_call_output", "call_id": "c1", "output": "x"}]}), "input", None),
             (json!({"model": "m", "input": [fc]}), "input", None),
             (json!({"model": "m", "input": [{"type": "reasoning", "id": "rs_1"}]}), "input[0].summary", None),
@@ -1236,6 +1290,21 @@ mod tests {
         let events = events(&streamed);
         assert!(events.iter().all(|(_, data)| data.get("obfuscation").is_none()), "include_obfuscation: false");
         assert_eq!(events.last().unwrap().1["response"]["output"][1]["content"][0]["text"], "Hello! You said: thanks");
+    }
+
+    #[test]
+    fn takes_custom_tool_calls_item_references_and_built_in_tool_items() {
+        let body = json!({"model": "gpt-5-codex", "tools": [{"type": "custom", "name": "apply_patch", "format": {"type": "grammar"}}],
+        "input": [
+            {"type": "item_reference", "id": "msg_1"},
+            {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "x"}},
+            {"type": "custom_tool_call", "call_id": "call_1", "name": "apply_patch", "input": "*** Begin Patch"},
+            {"type": "custom_tool_call_output", "call_id": "call_1", "output": "Done!"},
+        ]});
+        let whole = answer(body);
+        assert_eq!(whole["output"][1]["content"][0]["text"], "Tool results: Done!");
+        let unanswered = json!({"model": "m", "input": [{"type": "custom_tool_call", "call_id": "c", "name": "f", "input": ""}]});
+        assert_eq!(json_of(&send(&Responses::new("k".to_owned()), &unanswered).err().unwrap())["error"]["param"], "input");
     }
 
     #[test]
