@@ -311,6 +311,19 @@ def test_streamed_events_follow_the_grammar_and_agree_with_the_whole_answer(gw, 
     check_grammar(strictly_typed(sse(s.body)))
 
 
+# A 1x1 PNG.
+PIXEL = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_input_images_reach_every_provider_as_images(gw, provider):
+    content = [{"type": "input_text", "text": "look"}, {"type": "input_image", "image_url": f"data:image/png;base64,{PIXEL}", "detail": "auto"}]
+    response = sdk(gw).responses.create(model=model_of(provider), input=[{"role": "user", "content": content}])
+    # The mock answers "[image]" for an image it received as one, and counts 85 tokens for it.
+    assert response.output_text == "Hello! You said: look [image]"
+    assert response.usage.input_tokens == 1 + 85
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_max_output_tokens_leaves_the_response_incomplete(gw, provider):
     ask = dict(model=model_of(provider), max_output_tokens=16, input="please write 40 words")
@@ -352,6 +365,16 @@ def test_openai_and_azure_get_the_clients_bytes_and_the_client_gets_theirs(gw, m
         check_grammar(strictly_typed(sse(answer)))
     else:
         Response.model_validate_json(answer, strict=True)
+
+
+def test_the_parameter_policy_drops_what_reasoning_models_refuse(gw, mock, test_id):
+    """OpenAI's reasoning models refuse sampling members (the mock as OpenAI does); the default
+    policy drops them from the passthrough too, and says so."""
+    raw = sdk(gw).responses.with_raw_response.create(model="gpt-5-mini", input="hi", temperature=0.5, top_p=0.9, max_output_tokens=500,
+                                                     extra_headers={"x-test-id": test_id})
+    assert sorted(raw.headers["x-tollgate-dropped-params"].split(",")) == ["temperature", "top_p"]
+    assert raw.parse().output_text == "Hello! You said: hi"
+    assert mock.only_request(test_id)["body"] == {"model": "gpt-5-mini", "input": "hi", "max_output_tokens": 500}
 
 
 def test_a_codex_request_passes_through_to_openai_untouched(gw, mock, test_id):
@@ -534,6 +557,36 @@ def test_json_schema_output(gw, mock, provider, test_id):
         assert s.get_final_response().output_text == response.output_text
 
 
+def json_mode(provider: str, body: dict) -> bool:
+    """Whether the provider was asked for JSON output, in its own format."""
+    if provider in PASSTHROUGH:
+        return body["text"]["format"] == {"type": "json_object"}
+    if provider in ("deepseek", "cohere"):
+        return body["response_format"]["type"] == "json_object"
+    if provider == "gemini":
+        return body["generationConfig"]["responseMimeType"] == "application/json"
+    raise AssertionError(f"{provider} has no JSON mode without a schema")
+
+
+@pytest.mark.parametrize("provider", [p if p not in ("anthropic", "bedrock") else pytest.param(p, marks=pytest.mark.xfail(
+    strict=True, reason="the refusal names `response_format`, a member the Responses client never sent")) for p in PROVIDERS])
+def test_json_object_output_is_asked_for_or_refused_by_its_name(gw, mock, provider, test_id):
+    """JSON mode without a schema: the provider's own where it has one; refused naming `text.format`
+    where it has none (Anthropic, Bedrock)."""
+    ask = dict(model=model_of(provider), input="Answer in JSON: hi", text={"format": {"type": "json_object"}}, extra_headers={"x-test-id": test_id})
+    if provider in ("anthropic", "bedrock"):
+        with pytest.raises(openai.BadRequestError) as e:
+            sdk(gw).responses.create(**ask)
+        assert_openai_error(e.value, 400, "invalid_request_error")
+        assert e.value.body["param"] == "text.format", e.value.body
+        assert mock.requests(test_id) == []
+        return
+    response = sdk(gw).responses.create(**ask)
+    assert json_mode(provider, mock.only_request(test_id)["body"])
+    if provider in PASSTHROUGH:
+        assert json.loads(response.output_text) == {}
+
+
 # ---- reasoning -----------------------------------------------------------------------------------
 
 REASON = dict(max_output_tokens=4096, reasoning={"effort": "low", "summary": "auto"}, input="hi")
@@ -623,6 +676,7 @@ def test_stored_responses_are_fetched_and_deleted_at_openai(demo, mock, test_id)
         client.responses.retrieve(unstored.id)
 
 
+@pytest.mark.xfail(strict=True, reason="the gateway asks Azure at {base}/responses/{id} for every API version, without api-version")
 def test_stored_responses_are_asked_of_azure_on_its_own_path(gw, mock, test_id):
     """Here the first provider (by name) that stores responses is Azure's v1 API."""
     id = stored_round_trip(sdk(gw), "azure-gpt", test_id)
@@ -633,6 +687,8 @@ def test_stored_responses_are_asked_of_azure_on_its_own_path(gw, mock, test_id):
     assert all(r["headers"]["api-key"] == "test-azure-key" for r in sent)
 
 
+@pytest.mark.xfail(strict=True, reason="an input of only items the gateway does not translate is refused even for OpenAI: "
+                                      "'`input` must hold at least one message or item.'")
 def test_items_only_openai_knows_reach_openai(gw, mock, test_id):
     """Items of OpenAI's own tools and state go on to OpenAI, even with no message beside them:
     a reference to a stored item, a custom (free-form) tool's call and output as Codex sends for
@@ -705,9 +761,17 @@ def test_built_in_tools_reach_openai(gw, mock, test_id):
     assert mock.only_request(test_id)["body"]["tools"] == [{"type": "web_search"}]
 
 
-@pytest.mark.parametrize("provider,fault", [("openai", "error-after-4"), ("openai", "truncate-after-4"), ("azure", "truncate-after-5"),
-                                            ("anthropic", "error-after-3"), ("deepseek", "error-after-2"), ("bedrock", "error-after-3"),
-                                            ("gemini", "truncate-after-2")])
+# Known gateway bugs (reported to the lead): strict, so each fails loudly once fixed.
+CHAT_ERROR_APPENDED = pytest.mark.xfail(strict=True, reason="passthrough: after a Responses stream without response.completed (even after "
+                                        "OpenAI's own error event) the gateway appends chat's `data: {\"error\": ...}`")
+ERROR_NUMBERED_0 = pytest.mark.xfail(strict=True, reason="translated: the error event for a stream cut short has sequence_number 0")
+
+
+@pytest.mark.parametrize("provider,fault", [pytest.param("openai", "error-after-4", marks=CHAT_ERROR_APPENDED),
+                                            pytest.param("openai", "truncate-after-4", marks=CHAT_ERROR_APPENDED),
+                                            pytest.param("azure", "truncate-after-5", marks=CHAT_ERROR_APPENDED),
+                                            ("anthropic", "error-after-3"), pytest.param("deepseek", "error-after-2", marks=ERROR_NUMBERED_0),
+                                            ("bedrock", "error-after-3"), pytest.param("gemini", "truncate-after-2", marks=ERROR_NUMBERED_0)])
 def test_a_stream_failing_midway_ends_with_an_error_event(gw, provider, fault):
     """A provider's in-stream error, or a stream it ended early, ends the client's stream with the
     Responses `error` event, numbered after the events before it (OpenAI's own passes through)."""
