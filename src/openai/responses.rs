@@ -293,9 +293,6 @@ fn into_request(w: ResponsesRequest) -> Result<ChatRequest, ApiError> {
             }
         }
     }
-    if messages.iter().all(|m| m.role == Role::System) {
-        return Err(ApiError::invalid_param("input", "`input` must hold at least one message or item."));
-    }
     let tools = w.tools.into_iter().enumerate().map(|(i, t)| tool(i, t)).collect::<Result<Vec<_>, _>>()?;
     let tool_choice = w.tool_choice.map(|c| tool_choice(c, &tools)).transpose()?;
     let response_format = w.format.map(response_format).transpose()?;

@@ -175,3 +175,99 @@ fn a_relayed_stream_in_the_messages_dialect_ends_on_message_stop() {
     assert!(s.completed());
     assert_eq!(out, raw);
 }
+
+fn responses_ctx(stream: bool, native: bool) -> ResponseContext {
+    ResponseContext { dialect: Dialect::OpenAiResponses, native, ..ctx(stream) }
+}
+
+#[test]
+fn a_responses_request_to_openai_keeps_its_bytes_but_the_model() {
+    let body = br#"{"model": "fast", "input": [{"type":"reasoning","id":"rs_1","encrypted_content":"gAAA","summary":[]}], "store": false, "temperature": 0.3}"#;
+    let req = crate::openai::responses::parse(body).unwrap();
+    let client = ClientBody { dialect: Dialect::OpenAiResponses, bytes: body };
+    let mut edits = Edits::default();
+    let settings = Settings { stream_usage: true, responses_api: true };
+    let built = build_chat(&settings, &provider(), &req, client, "gpt-5", &mut edits).unwrap();
+    assert_eq!(built.body.unwrap(), br#"{"model": "gpt-5", "input": [{"type":"reasoning","id":"rs_1","encrypted_content":"gAAA","summary":[]}], "store": false, "temperature": 0.3}"#);
+    assert_eq!(built.path.as_deref(), Some("/v1/responses"));
+    // The model's policy drops what it rejects, wherever it is.
+    let mut edits = Edits { dropped: vec!["temperature".into()], ..Default::default() };
+    let built = build_chat(&settings, &provider(), &req, client, "gpt-5", &mut edits).unwrap();
+    let sent: Value = serde_json::from_slice(&built.body.unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        json!({"model":"gpt-5","input":[{"type":"reasoning","id":"rs_1","encrypted_content":"gAAA","summary":[]}],"store":false})
+    );
+    // A host without the Responses API gets chat, rendered from the representation.
+    let compatible = Settings { stream_usage: true, responses_api: false };
+    let mut edits = Edits::default();
+    let built = providers_build(&compatible, &req, client, &mut edits).unwrap();
+    let sent: Value = serde_json::from_slice(&built.body.unwrap()).unwrap();
+    assert_eq!((&sent["messages"], &sent["temperature"]), (&json!([]), &json!(0.3)), "the reasoning item is left out");
+    assert_eq!(edits.dropped, ["input[0]"], "and noted");
+}
+
+/// Through the registry's entry point, which leaves out what only the client's own API reads.
+fn providers_build(s: &Settings, req: &ChatRequest, client: ClientBody, edits: &mut Edits) -> Result<UpstreamRequest, ApiError> {
+    let mut provider = provider();
+    provider.settings = crate::providers::KindSettings::OpenAi(*s);
+    crate::providers::build_chat(&provider, req, client, &crate::providers::BuildContext { model: "llama", now_ms: 0 }, edits)
+}
+
+#[test]
+fn a_responses_answer_from_openai_passes_with_its_usage() {
+    let body = br#"{"id":"resp_1","object":"response","output":[],"usage":{"input_tokens":20,"input_tokens_details":{"cached_tokens":5},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":3},"total_tokens":27}}"#;
+    let t = translate_chat(&responses_ctx(false, true), body).unwrap();
+    assert!(t.body.is_none());
+    assert_eq!(
+        t.usage,
+        Some(Usage { input_tokens: 15, cache_read_tokens: 5, cache_write_tokens: 0, output_tokens: 7, reasoning_tokens: 3 })
+    );
+}
+
+#[test]
+fn a_responses_stream_from_openai_passes_and_ends_on_its_last_event() {
+    let stream: &[u8] = b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\"}}\n\n\
+event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"Hi\"}\n\n\
+event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":{\"id\":\"resp_1\",\"usage\":{\"input_tokens\":4,\"output_tokens\":2,\"total_tokens\":6}}}\n\n";
+    let run = |chunks: &[&[u8]]| {
+        let mut s = StreamState::new(&responses_ctx(true, true));
+        let out = test_support::translate_stream(
+            &mut s,
+            Decoder::sse(1 << 16),
+            chunks,
+            |s, e, out| {
+                s.on_event(e, out);
+            },
+            |s, out| s.finish(out),
+        );
+        (out, s)
+    };
+    let (out, s) = run(&[stream]);
+    assert_eq!(out.as_bytes(), stream);
+    assert!(s.completed());
+    assert_eq!(s.usage().map(|u| (u.input_tokens, u.output_tokens)), Some((4, 2)));
+    test_support::assert_any_split_gives_the_same_output(stream, run, |s: &StreamState| s.completed());
+    let (out, s) = run(&[&stream[..stream.len() - 60]]);
+    assert!(!s.completed());
+    assert!(out.contains("event: error\ndata: {\"type\":\"error\""), "a cut stream ends with an error event: {out}");
+}
+
+#[test]
+fn a_chat_stream_becomes_responses_events() {
+    let mut s = StreamState::new(&responses_ctx(true, false));
+    let out = test_support::translate_stream(
+        &mut s,
+        Decoder::sse(1 << 16),
+        &[STREAM],
+        |s, e, out| {
+            s.on_event(e, out);
+        },
+        |s, out| s.finish(out),
+    );
+    let names: Vec<&str> = out.split("\n\n").filter_map(|e| e.strip_prefix("event: ")).map(|e| e.split('\n').next().unwrap()).collect();
+    assert_eq!(names.first(), Some(&"response.created"));
+    assert_eq!(names.last(), Some(&"response.completed"));
+    assert!(names.contains(&"response.function_call_arguments.done"));
+    assert!(s.completed());
+}
