@@ -689,8 +689,6 @@ def test_stored_responses_are_asked_of_azure_on_its_own_path(gw, mock, test_id):
     assert all(r["headers"]["api-key"] == "test-azure-key" for r in sent)
 
 
-@pytest.mark.xfail(strict=True, reason="an input of only items the gateway does not translate is refused even for OpenAI: "
-                                      "'`input` must hold at least one message or item.'")
 def test_items_only_openai_knows_reach_openai(gw, mock, test_id):
     """Items of OpenAI's own tools and state go on to OpenAI, even with no message beside them:
     a reference to a stored item, a custom (free-form) tool's call and output as Codex sends for
@@ -764,14 +762,14 @@ def test_built_in_tools_reach_openai(gw, mock, test_id):
 
 
 # Known gateway bugs (reported to the lead): strict, so each fails loudly once fixed.
-CHAT_ERROR_APPENDED = pytest.mark.xfail(strict=True, reason="passthrough: after a Responses stream without response.completed (even after "
-                                        "OpenAI's own error event) the gateway appends chat's `data: {\"error\": ...}`")
-ERROR_NUMBERED_0 = pytest.mark.xfail(strict=True, reason="translated: the error event for a stream cut short has sequence_number 0")
+ERROR_NUMBERED_0 = pytest.mark.xfail(strict=True, reason="the error event the gateway ends a stream cut short with has sequence_number 0")
+SECOND_ERROR = pytest.mark.xfail(strict=True, reason="passthrough: after OpenAI's own error event the gateway adds an error event of its "
+                                 "own (numbered 0)")
 
 
-@pytest.mark.parametrize("provider,fault", [pytest.param("openai", "error-after-4", marks=CHAT_ERROR_APPENDED),
-                                            pytest.param("openai", "truncate-after-4", marks=CHAT_ERROR_APPENDED),
-                                            pytest.param("azure", "truncate-after-5", marks=CHAT_ERROR_APPENDED),
+@pytest.mark.parametrize("provider,fault", [pytest.param("openai", "error-after-4", marks=SECOND_ERROR),
+                                            pytest.param("openai", "truncate-after-4", marks=ERROR_NUMBERED_0),
+                                            pytest.param("azure", "truncate-after-5", marks=ERROR_NUMBERED_0),
                                             ("anthropic", "error-after-3"), pytest.param("deepseek", "error-after-2", marks=ERROR_NUMBERED_0),
                                             ("bedrock", "error-after-3"), pytest.param("gemini", "truncate-after-2", marks=ERROR_NUMBERED_0)])
 def test_a_stream_failing_midway_ends_with_an_error_event(gw, provider, fault):
