@@ -180,6 +180,19 @@ fn parse_event(raw: &[u8], complete: bool) -> Event<'_> {
     Event { name, has_data: data.is_some(), data: data.unwrap_or(Cow::Borrowed(&[])), raw, complete }
 }
 
+/// The named events of a stream a test wrote, `(event name, JSON data)`, in order.
+#[cfg(test)]
+pub fn named_events(out: &[u8]) -> Vec<(String, serde_json::Value)> {
+    let text = std::str::from_utf8(out).unwrap();
+    text.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (name, data) = e.split_once('\n').unwrap();
+            (name.strip_prefix("event: ").unwrap().to_owned(), serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

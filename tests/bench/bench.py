@@ -208,9 +208,10 @@ http {{
     return proc
 
 
-def envoy_configs(upstream_port: int) -> dict[str, dict]:
+def envoy_configs(upstream_port: int, baseline: pathlib.Path | None = None) -> dict[str, dict]:
     """The shipped config; the same listener and clusters without the wasm filter (bare); and
-    with the reference filter (floor-filter) in Tollgate's place."""
+    with the reference filter (floor-filter) in Tollgate's place; with `baseline`, the shipped
+    config running another build of Tollgate (an earlier commit's module)."""
     tollgate = load_config("envoy/demo.yaml")
     point_static_clusters(tollgate, upstream_port)
     # Writing an access log line costs Envoy the same with or without Tollgate: measured without.
@@ -234,7 +235,14 @@ def envoy_configs(upstream_port: int) -> dict[str, dict]:
     route = first["route"]
     del route["cluster_header"]
     route["cluster"] = "mock_anthropic"  # both clusters are the same nginx
-    return {"bare": bare, "floor": floor, "tollgate": tollgate}
+    configs = {"bare": bare, "floor": floor, "tollgate": tollgate}
+    if baseline:
+        before = copy.deepcopy(tollgate)
+        hcm = before["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        vm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")["typed_config"]["config"]["vm_config"]
+        vm.update(vm_id="baseline", code={"local": {"filename": str(baseline)}})
+        configs["baseline"] = before
+    return configs
 
 
 def pin(pid: int, cpus: set[int]):
@@ -411,6 +419,13 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
     passed = all(ok for *_, ok in targets)
     target_table = table(["Target", "Measured", "Limit", "Result"], [[*t[:3], "pass" if t[3] else "**FAIL**"] for t in targets])
 
+    baseline_text = ""
+    if args.baseline:
+        chat = [s for s in scenarios if s.client == "chat"]
+        rows = [[s.title, f"{ratio(s, 'baseline'):.3f}", f"{ratio(s):.3f}", f"{cpu(s, 'baseline')} / {cpu(s, 'tollgate')}"] for s in chat]
+        baseline_text = ("## Before and after, same run\n\n"
+                         f"The baseline is `{args.baseline}`, an earlier build of Tollgate, as a fourth side.\n\n"
+                         + table(["Scenario (c=32)", "Ratio baseline", "Ratio Tollgate", "Envoy CPU µs/req baseline / Tollgate"], rows) + "\n\n")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     version = subprocess.run([ENVOY_BIN, "--version"], capture_output=True, text=True).stdout.strip().split("version: ")[-1]
     text = f"""# Tollgate benchmark
@@ -437,7 +452,7 @@ CPU µs per request (Envoy's user + system time over the run, all threads) does 
 is the bottleneck. When bare Envoy's core is well below 100% busy, the load generator limited it and
 the req/s ratio understates Tollgate's cost.
 
-## Latency
+{baseline_text}## Latency
 
 {latency}
 
@@ -465,6 +480,8 @@ def main():
     parser.add_argument("--stream-requests", type=int, default=1000, help="sequential streaming requests per side")
     parser.add_argument("--soak", type=int, default=200_000, help="requests in the memory soak")
     parser.add_argument("--out", type=pathlib.Path, default=BENCH / "results.md")
+    parser.add_argument("--baseline", type=pathlib.Path, default=None,
+                        help="another build's .wasm (e.g. an earlier commit's), measured as a fourth side on the chat scenarios")
     args = parser.parse_args()
     # Envoy gets a CPU of its own, so the load generator and the mock do not steal its time.
     cpus = sorted(os.sched_getaffinity(0))
@@ -480,21 +497,23 @@ def main():
         stack.callback(nginx.wait)
         stack.callback(nginx.terminate)
         sides = []
-        for name, cfg in envoy_configs(upstream_port).items():
+        for name, cfg in envoy_configs(upstream_port, args.baseline).items():
             envoy = Envoy(cfg, work / name, concurrency=1)
             stack.callback(envoy.stop)
             pin(envoy.proc.pid, {args.envoy_cpu})
             sides.append(Side(name, envoy))
-        bare, _, tollgate = sides
+        bare, _, tollgate = sides[:3]
 
         load = {}
         for s in THROUGHPUT:
-            files = {side.name: [raw_request(work, side, s)] for side in sides}
-            for side in sides:
+            # An earlier build knows only the chat endpoint.
+            sides_of = [side for side in sides if side.name != "baseline" or s.client == "chat"]
+            files = {side.name: [raw_request(work, side, s)] for side in sides_of}
+            for side in sides_of:
                 check(side, s)
                 wrk(side, files[side.name], 32, 2)  # warm-up: connections, JIT, allocator
             for c in CONCURRENCY:
-                for side in alternating(sides, args.rounds):
+                for side in alternating(sides_of, args.rounds):
                     run = wrk(side, files[side.name], c, args.seconds)
                     load.setdefault((s.name, c, side.name), []).append(run)
                     print(f"{s.name:12} c={c:<3} {side.name:9} {run['rps']:9,.0f} req/s  p50 {run['p50_us']:6} µs"

@@ -19,7 +19,7 @@ fn ctx(stream: bool) -> ResponseContext {
 fn build(body: Value) -> Result<(Value, Edits), ApiError> {
     let bytes = serde_json::to_vec(&body).unwrap();
     let mut req = messages::parse(&bytes)?;
-    req.forget_thinking();
+    req.forget_thinking(false);
     let mut edits = Edits::default();
     let client = ClientBody { dialect: Dialect::AnthropicMessages, bytes: &bytes };
     let built = build_chat(&Settings { stream_usage: true, responses_api: true }, &provider(), &req, client, "gpt-4o", &mut edits)?;
@@ -106,7 +106,11 @@ data: {\"id\":\"chatcmpl-2\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"pr
 data: [DONE]\n\n";
 
 fn run(chunks: &[&[u8]]) -> (String, StreamState) {
-    let mut s = StreamState::new(&ctx(true));
+    run_as(&ctx(true), chunks)
+}
+
+fn run_as(ctx: &ResponseContext, chunks: &[&[u8]]) -> (String, StreamState) {
+    let mut s = StreamState::new(ctx);
     let out = test_support::translate_stream(
         &mut s,
         Decoder::sse(1 << 16),
@@ -122,14 +126,7 @@ fn run(chunks: &[&[u8]]) -> (String, StreamState) {
 #[test]
 fn a_stream_becomes_the_messages_event_grammar_at_any_split() {
     let (out, s) = run(&[STREAM]);
-    let events: Vec<(String, Value)> = out
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let (name, data) = e.split_once('\n').unwrap();
-            (name.strip_prefix("event: ").unwrap().to_owned(), serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap())
-        })
-        .collect();
+    let events = crate::stream::sse::named_events(out.as_bytes());
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -230,19 +227,7 @@ fn a_responses_stream_from_openai_passes_and_ends_on_its_last_event() {
     let stream: &[u8] = b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\"}}\n\n\
 event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"Hi\"}\n\n\
 event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":{\"id\":\"resp_1\",\"usage\":{\"input_tokens\":4,\"output_tokens\":2,\"total_tokens\":6}}}\n\n";
-    let run = |chunks: &[&[u8]]| {
-        let mut s = StreamState::new(&responses_ctx(true, true));
-        let out = test_support::translate_stream(
-            &mut s,
-            Decoder::sse(1 << 16),
-            chunks,
-            |s, e, out| {
-                s.on_event(e, out);
-            },
-            |s, out| s.finish(out),
-        );
-        (out, s)
-    };
+    let run = |chunks: &[&[u8]]| run_as(&responses_ctx(true, true), chunks);
     let (out, s) = run(&[stream]);
     assert_eq!(out.as_bytes(), stream);
     assert!(s.completed());
@@ -255,17 +240,9 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
 
 #[test]
 fn a_chat_stream_becomes_responses_events() {
-    let mut s = StreamState::new(&responses_ctx(true, false));
-    let out = test_support::translate_stream(
-        &mut s,
-        Decoder::sse(1 << 16),
-        &[STREAM],
-        |s, e, out| {
-            s.on_event(e, out);
-        },
-        |s, out| s.finish(out),
-    );
-    let names: Vec<&str> = out.split("\n\n").filter_map(|e| e.strip_prefix("event: ")).map(|e| e.split('\n').next().unwrap()).collect();
+    let (out, s) = run_as(&responses_ctx(true, false), &[STREAM]);
+    let events = crate::stream::sse::named_events(out.as_bytes());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names.first(), Some(&"response.created"));
     assert_eq!(names.last(), Some(&"response.completed"));
     assert!(names.contains(&"response.function_call_arguments.done"));
