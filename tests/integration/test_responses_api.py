@@ -570,8 +570,7 @@ def json_mode(provider: str, body: dict) -> bool:
     raise AssertionError(f"{provider} has no JSON mode without a schema")
 
 
-@pytest.mark.parametrize("provider", [p if p not in ("anthropic", "bedrock") else pytest.param(p, marks=pytest.mark.xfail(
-    strict=True, reason="the refusal names `response_format`, a member the Responses client never sent")) for p in PROVIDERS])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_json_object_output_is_asked_for_or_refused_by_its_name(gw, mock, provider, test_id):
     """JSON mode without a schema: the provider's own where it has one; refused naming `text.format`
     where it has none (Anthropic, Bedrock)."""
@@ -678,7 +677,6 @@ def test_stored_responses_are_fetched_and_deleted_at_openai(demo, mock, test_id)
         client.responses.retrieve(unstored.id)
 
 
-@pytest.mark.xfail(strict=True, reason="the gateway asks Azure at {base}/responses/{id} for every API version, without api-version")
 def test_stored_responses_are_asked_of_azure_on_its_own_path(gw, mock, test_id):
     """Here the first provider (by name) that stores responses is Azure's v1 API."""
     id = stored_round_trip(sdk(gw), "azure-gpt", test_id)
@@ -761,17 +759,9 @@ def test_built_in_tools_reach_openai(gw, mock, test_id):
     assert mock.only_request(test_id)["body"]["tools"] == [{"type": "web_search"}]
 
 
-# Known gateway bugs (reported to the lead): strict, so each fails loudly once fixed.
-ERROR_NUMBERED_0 = pytest.mark.xfail(strict=True, reason="the error event the gateway ends a stream cut short with has sequence_number 0")
-SECOND_ERROR = pytest.mark.xfail(strict=True, reason="passthrough: after OpenAI's own error event the gateway adds an error event of its "
-                                 "own (numbered 0)")
-
-
-@pytest.mark.parametrize("provider,fault", [pytest.param("openai", "error-after-4", marks=SECOND_ERROR),
-                                            pytest.param("openai", "truncate-after-4", marks=ERROR_NUMBERED_0),
-                                            pytest.param("azure", "truncate-after-5", marks=ERROR_NUMBERED_0),
-                                            ("anthropic", "error-after-3"), pytest.param("deepseek", "error-after-2", marks=ERROR_NUMBERED_0),
-                                            ("bedrock", "error-after-3"), pytest.param("gemini", "truncate-after-2", marks=ERROR_NUMBERED_0)])
+@pytest.mark.parametrize("provider,fault", [("openai", "error-after-4"), ("openai", "truncate-after-4"), ("azure", "truncate-after-5"),
+                                            ("anthropic", "error-after-3"), ("deepseek", "error-after-2"), ("bedrock", "error-after-3"),
+                                            ("gemini", "truncate-after-2")])
 def test_a_stream_failing_midway_ends_with_an_error_event(gw, provider, fault):
     """A provider's in-stream error, or a stream it ended early, ends the client's stream with the
     Responses `error` event, numbered after the events before it (OpenAI's own passes through)."""
