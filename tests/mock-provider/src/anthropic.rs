@@ -167,7 +167,7 @@ impl Provider for Anthropic {
         error_response(status, message)
     }
 
-    fn stream_error(&self) -> String {
+    fn stream_error(&self, _request: &Request, _sent: usize) -> String {
         sse(&Event::Error { error: ErrorDetail { kind: "overloaded_error", message: "Overloaded" } })
     }
 

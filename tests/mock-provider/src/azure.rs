@@ -13,24 +13,32 @@ use serde_json::{Value, json};
 use crate::http::{Request, Response};
 use crate::openai;
 use crate::provider::{Answer, Provider};
+use crate::responses;
 use crate::script::Cache;
 
 /// Dated versions before this one refuse `stream_options`.
 const STREAM_OPTIONS_SINCE: &str = "2024-09-01";
+/// The first dated version with the Responses API
+/// (<https://learn.microsoft.com/azure/ai-foundry/openai/how-to/responses>).
+const RESPONSES_SINCE: &str = "2025-03-01-preview";
 
 pub struct Azure {
     key: String,
+    /// The responses this resource stored.
+    store: responses::Store,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum Endpoint {
     Chat,
     Embeddings,
+    /// The Responses API; the rest of the path after `responses` (`""` or `/{id}`).
+    Responses(String),
 }
 
 impl Azure {
     pub fn new(key: String) -> Self {
-        Azure { key }
+        Azure { key, store: responses::Store::default() }
     }
 
     /// The endpoint, and the dated `api-version` when the path is a deployment's.
@@ -45,6 +53,12 @@ impl Azure {
                 Some(v) if !is_dated(&v) => return Err(error(400, "API version not supported")),
                 Some(v) => (endpoint, Some(v)),
             }
+        } else if let Some(rest) = request.path.strip_prefix("/openai/responses") {
+            // The Responses API under a dated (preview) version, without a deployment in the path.
+            return match version {
+                Some(v) if is_dated(&v) && v.as_str() >= RESPONSES_SINCE => Ok((Endpoint::Responses(rest.to_owned()), Some(v))),
+                _ => Err(error(400, "API version not supported")),
+            };
         } else if let Some(endpoint) = request.path.strip_prefix("/openai/v1/") {
             if !matches!(version.as_deref(), None | Some("v1" | "preview")) {
                 return Err(error(400, "API version not supported"));
@@ -56,6 +70,9 @@ impl Azure {
         match endpoint {
             "chat/completions" => Ok((Endpoint::Chat, dated)),
             "embeddings" => Ok((Endpoint::Embeddings, dated)),
+            responses if dated.is_none() && responses.starts_with("responses") => {
+                Ok((Endpoint::Responses(responses["responses".len()..].to_owned()), None))
+            }
             _ => Err(error(404, "Resource not found")),
         }
     }
@@ -78,8 +95,11 @@ impl Provider for Azure {
         error(status, message)
     }
 
-    fn stream_error(&self) -> String {
-        openai::stream_error()
+    fn stream_error(&self, request: &Request, sent: usize) -> String {
+        match Azure::route(request) {
+            Ok((Endpoint::Responses(_), _)) => responses::stream_error(sent),
+            _ => openai::stream_error(),
+        }
     }
 
     fn answer(&self, request: &Request, cache: Cache) -> Result<Answer, Response> {
@@ -90,8 +110,10 @@ impl Provider for Azure {
                 "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
             ));
         }
-        if endpoint == Endpoint::Embeddings {
-            return openai::embeddings(&request.body);
+        match endpoint {
+            Endpoint::Embeddings => return openai::embeddings(&request.body),
+            Endpoint::Responses(rest) => return responses::serve(request, cache, &self.store, Some(&rest)),
+            Endpoint::Chat => {}
         }
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         if body.get("stream_options").is_some() && dated.as_deref().is_some_and(|v| v < STREAM_OPTIONS_SINCE) {
@@ -232,6 +254,22 @@ mod tests {
         body["stream_options"] = json!({"include_usage": true});
         assert_eq!(send(old, KEY, &body).err().unwrap().status, 400);
         assert!(send(CHAT, KEY, &body).is_ok());
+    }
+
+    #[test]
+    fn answers_the_responses_api_on_v1_and_dated_preview_paths() {
+        let body = json!({"model": "gpt-4o-prod", "input": "hi"});
+        for target in ["/openai/v1/responses", "/openai/responses?api-version=2025-04-01-preview"] {
+            let answer = send(target, KEY, &body).ok().unwrap_or_else(|| panic!("refused {target}"));
+            assert_eq!(json_of(&answer.whole)["output"][0]["content"][0]["text"], "Hello! You said: hi", "{target}");
+        }
+        for (target, status) in [("/openai/responses?api-version=2024-10-21", 400), ("/openai/responses", 400)] {
+            assert_eq!(send(target, KEY, &body).err().unwrap().status, status, "{target}");
+        }
+        assert_eq!(send("/openai/v1/responses", &[("api-key", "wrong")], &body).err().unwrap().status, 401);
+        let request =
+            crate::http::read_request(&mut "POST /openai/v1/responses HTTP/1.1\r\n\r\n".as_bytes(), &mut Vec::new()).unwrap().unwrap();
+        assert!(Azure::new("az".to_owned()).stream_error(&request, 3).starts_with("event: error\n"));
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Provider for Bedrock {
         error_response(status, error_type(status), message)
     }
 
-    fn stream_error(&self) -> String {
+    fn stream_error(&self, _request: &Request, _sent: usize) -> String {
         logical_event("modelStreamErrorException", &ExceptionOut { message: "The model stream ended with an error." })
     }
 
@@ -1243,7 +1243,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<Value>(&input).unwrap(), whole["output"]["message"]["content"][1]["toolUse"]["input"]);
         assert_eq!(events[10].1["stopReason"], "tool_use");
         assert_eq!(events[11].1["usage"], whole["usage"]);
-        let error = decode(&bedrock.encode_event(&bedrock.stream_error()));
+        let error = decode(&bedrock.encode_event(&bedrock.stream_error(&request("/model/m/converse-stream", "{}"), 0)));
         assert!(error[0].0.contains(&(":exception-type".into(), "modelStreamErrorException".into())));
         assert!(error[0].0.contains(&(":message-type".into(), "exception".into())));
     }

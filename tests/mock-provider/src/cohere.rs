@@ -75,7 +75,7 @@ impl Provider for Cohere {
     }
 
     /// A generation that fails after it started ends with `finish_reason: ERROR`.
-    fn stream_error(&self) -> String {
+    fn stream_error(&self, _request: &Request, _sent: usize) -> String {
         event(
             "message-end",
             &serde_json::json!({"type": "message-end", "delta": {"error": "internal server error", "finish_reason": "ERROR"}}),

@@ -122,7 +122,7 @@ impl Provider for Gemini {
         error_response(status, message)
     }
 
-    fn stream_error(&self) -> String {
+    fn stream_error(&self, _request: &Request, _sent: usize) -> String {
         sse(&json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}))
     }
 

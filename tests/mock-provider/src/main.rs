@@ -16,6 +16,7 @@ mod http;
 mod openai;
 mod provider;
 mod record;
+mod responses;
 mod script;
 mod sigv4;
 mod validate;
@@ -39,6 +40,7 @@ use crate::http::{ReadError, Request, Response};
 use crate::openai::OpenAi;
 use crate::provider::Flow;
 use crate::record::{Fault, Recorder};
+use crate::responses::Responses;
 use crate::sigv4::Credentials;
 
 const USAGE: &str = "usage: mock-provider --listen HOST:PORT [--openai-key KEY] [--anthropic-key KEY] [--gemini-key KEY] \
@@ -107,6 +109,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
 /// State shared by all connection threads.
 struct App {
     openai: OpenAi,
+    responses: Responses,
     anthropic: Anthropic,
     gemini: Gemini,
     bedrock: Bedrock,
@@ -118,6 +121,7 @@ struct App {
 impl App {
     fn new(config: Config) -> Self {
         App {
+            responses: Responses::new(config.openai_key.clone()),
             openai: OpenAi::new(config.openai_key),
             anthropic: Anthropic::new(config.anthropic_key),
             gemini: Gemini::new(config.gemini_key, config.vertex_token),
@@ -129,10 +133,19 @@ impl App {
     }
 }
 
-/// Azure's deployment paths are its own; its v1 API shares `/openai/v1/…` with OpenAI-compatible
-/// hosts that use that base path (Groq), and is told apart by its `api-key` header.
+/// Azure's deployment and dated Responses paths are its own; its v1 API shares `/openai/v1/…`
+/// with OpenAI-compatible hosts that use that base path (Groq), and is told apart by its `api-key`
+/// header.
 fn is_azure(request: &Request) -> bool {
-    request.path.starts_with("/openai/deployments/") || request.path.starts_with("/openai/v1/") && request.header("api-key").is_some()
+    let path = &request.path;
+    path.starts_with("/openai/deployments/")
+        || path.starts_with("/openai/responses")
+        || path.starts_with("/openai/v1/") && request.header("api-key").is_some()
+}
+
+/// `POST /v1/responses`, `GET` and `DELETE /v1/responses/{id}`.
+fn is_responses(request: &Request) -> bool {
+    request.path == "/v1/responses" || request.path.strip_prefix("/v1/responses/").is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 fn main() -> ExitCode {
@@ -223,8 +236,11 @@ fn connection(app: &App, stream: TcpStream) -> io::Result<()> {
 fn route(app: &App, request: &Request, out: &mut TcpStream) -> io::Result<Flow> {
     let path = request.path.as_str();
     let response = match request.method.as_str() {
-        "POST" if is_azure(request) => {
+        "POST" | "GET" | "DELETE" if is_azure(request) && (request.method == "POST" || path.contains("/responses/")) => {
             return provider::serve(&app.azure, request, &app.recorder, out);
+        }
+        "POST" | "GET" | "DELETE" if is_responses(request) => {
+            return provider::serve(&app.responses, request, &app.recorder, out);
         }
         "POST" if path.ends_with("/chat/completions") || path.ends_with("/embeddings") => {
             return provider::serve(&app.openai, request, &app.recorder, out);
@@ -442,9 +458,19 @@ mod tests {
         let reply = client.send("POST", "/openai/v1/chat/completions", &azure, chat);
         assert!(reply.json()["prompt_filter_results"].is_array(), "api-key on the v1 path is Azure");
 
+        let response = r#"{"model":"gpt-4o","input":"hi"}"#;
+        let created = client.send("POST", "/v1/responses", OPENAI, response).json();
+        assert_eq!(created["output"][0]["content"][0]["text"], "Hello! You said: hi");
+        let stored = format!("/v1/responses/{}", created["id"].as_str().unwrap());
+        assert_eq!(client.send("GET", &stored, OPENAI, "").json(), created);
+        assert_eq!(client.send("DELETE", &stored, OPENAI, "").json()["deleted"], true);
+        let reply = client.send("GET", &stored, OPENAI, "");
+        assert_eq!(reply.status, 404);
+
         let log = client.send("GET", "/_mock/requests?test_id=round-trip", &[], "");
         let log = log.json();
-        assert_eq!(log.as_array().unwrap().len(), 9);
+        assert_eq!(log.as_array().unwrap().len(), 13);
+        assert_eq!((log[11]["method"].as_str(), log[11]["path"].as_str()), (Some("DELETE"), Some(stored.as_str())));
         assert_eq!(log[7]["query"], "api-version=2024-10-21");
         assert_eq!(log[0]["path"], "/v1/chat/completions");
         assert_eq!(log[0]["body"]["model"], "gpt-4o");
@@ -483,6 +509,12 @@ mod tests {
         assert!(text.ends_with(
             "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
         ));
+
+        let response_stream = r#"{"model":"gpt-4o","input":"one two three","stream":true}"#;
+        let failing = [OPENAI, &[("x-mock-stream-fault", "error-after-3")]].concat();
+        let text = String::from_utf8(client.send("POST", "/v1/responses", &failing, response_stream).body).unwrap();
+        assert_eq!(text.matches("event: ").count(), 4);
+        assert!(text.ends_with("\"sequence_number\":3,\"type\":\"error\"}\n\n"), "{text}");
 
         let scripted = r#"{"events":["event: a\ndata: [[1]]\n\n","data: {}\n\n"]}"#;
         assert_eq!(client.send("POST", "/_mock/faults", &[], scripted).status, 200);

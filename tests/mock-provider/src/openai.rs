@@ -28,7 +28,7 @@ impl OpenAi {
 
     /// Addressed as `localhost`, the mock stands for a self-hosted server started without a key
     /// (Ollama, vLLM or TGI by default), which takes any request.
-    fn authorize(&self, request: &Request) -> Result<(), Response> {
+    pub fn authorize(&self, request: &Request) -> Result<(), Response> {
         if request.header("host").is_some_and(|host| host == "localhost" || host.starts_with("localhost:")) {
             return Ok(());
         }
@@ -65,7 +65,7 @@ impl Provider for OpenAi {
         error_response(status, message, None, code)
     }
 
-    fn stream_error(&self) -> String {
+    fn stream_error(&self, _request: &Request, _sent: usize) -> String {
         stream_error()
     }
 
@@ -212,7 +212,7 @@ struct EmbeddingUsage {
     total_tokens: u64,
 }
 
-fn error_response(status: u16, message: &str, param: Option<&str>, code: Option<&str>) -> Response {
+pub fn error_response(status: u16, message: &str, param: Option<&str>, code: Option<&str>) -> Response {
     let kind = match status {
         429 => "requests",
         500.. => "server_error",

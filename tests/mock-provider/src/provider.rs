@@ -18,8 +18,9 @@ pub trait Provider {
     /// An error response in this provider's format.
     fn error(&self, status: u16, message: &str) -> Response;
 
-    /// The event this provider sends when a stream fails after it started.
-    fn stream_error(&self) -> String;
+    /// The event this provider sends when the stream answering `request` fails after `sent`
+    /// events.
+    fn stream_error(&self, request: &Request, sent: usize) -> String;
 
     /// The media type of this provider's streams.
     fn stream_content_type(&self) -> &'static str {
@@ -81,7 +82,7 @@ pub fn serve(provider: &dyn Provider, request: &Request, recorder: &Mutex<Record
         }
         thread::sleep(delay);
         if let Some(events) = &fault.events {
-            return stream(provider, out, &[], events, &Controls::default(), keep_alive, &answered);
+            return stream(provider, request, out, &[], events, &Controls::default(), &answered);
         }
         if let Some(status) = fault.status {
             return respond(out, queued_fault(provider, &fault, status), Duration::ZERO);
@@ -97,7 +98,7 @@ pub fn serve(provider: &dyn Provider, request: &Request, recorder: &Mutex<Record
     match provider.answer(request, controls.cache) {
         Err(response) => respond(out, response, controls.delay),
         Ok(Answer { events: Some(events), whole }) if !controls.wrong_content_type => {
-            stream(provider, out, &whole.headers, &events, &controls, keep_alive, &answered)
+            stream(provider, request, out, &whole.headers, &events, &controls, &answered)
         }
         Ok(Answer { whole, .. }) if controls.forge_tollgate => {
             let forged = FORGED_HEADERS.iter().fold(whole, |response, (name, value)| response.with_header(name, *value));
@@ -172,13 +173,14 @@ fn default_message(status: u16) -> &'static str {
 
 fn stream(
     provider: &dyn Provider,
+    request: &Request,
     out: &mut TcpStream,
     headers: &[(String, String)],
     events: &[String],
     controls: &Controls,
-    keep_alive: bool,
     answered: &Answered,
 ) -> io::Result<Flow> {
+    let keep_alive = request.keep_alive();
     let headers: Vec<(String, String)> = headers
         .iter()
         .filter(|(name, _)| name != "content-type")
@@ -194,7 +196,7 @@ fn stream(
         answered.add(&bytes);
         body.send(&bytes)
     };
-    let sent = controls.stream_fault.map_or(events.len(), |fault| fault.after);
+    let sent = controls.stream_fault.map_or(events.len(), |fault| fault.after.min(events.len()));
     for (index, event) in events.iter().take(sent).enumerate() {
         if index > 0 {
             thread::sleep(controls.delay);
@@ -212,7 +214,7 @@ fn stream(
         }
         Some(FaultKind::Error) => {
             thread::sleep(controls.delay);
-            send(&mut body, provider.encode_event(&provider.stream_error()))?;
+            send(&mut body, provider.encode_event(&provider.stream_error(request, sent)))?;
         }
         Some(FaultKind::Truncate) | None => {}
     }
