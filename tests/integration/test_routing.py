@@ -208,6 +208,17 @@ def test_a_messages_request_fails_over_from_openai_to_anthropic_translated_per_a
     assert "stream_truncated" not in s.body.decode()
 
 
+def test_a_responses_request_fails_over_to_anthropic_translated(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503")
+    r = gw.request("POST", "/v1/responses", {"model": "chat-503", "input": "hello failover", "store": False}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert (r.headers["x-tollgate-provider"], r.headers["x-tollgate-attempts"]) == ("anthropic", "2")
+    response = r.json()
+    assert response["object"] == "response" and response["output"][0]["content"][0]["text"] == "Hello! You said: hello failover"
+    assert net["b"].only_request(test_id)["path"] == "/v1/messages"
+
+
 def test_rate_limited_target_is_skipped_until_retry_after(gw, net, test_id):
     reset_mocks(net)
     inject(net, "429")
