@@ -8,7 +8,7 @@ use crate::patterns;
 use crate::providers::{self, Provider};
 use crate::router::Router;
 use crate::schema::Role;
-use crate::schema::{ConfigError, ConfigSpec, LimitsSpec, ModelSpec, ParamAction, check_params};
+use crate::schema::{ConfigError, ConfigSpec, LimitsSpec, ModelSpec, ParamAction, RateLimitsSpec, check_params};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -231,6 +231,7 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
         explain: spec.explain,
     };
     let router = Router::compile(&inputs, &providers, &mut accounting, &mut warnings)?;
+    limit_rates(&spec.rate_limits, &mut accounting)?;
     for route in &router.routes {
         let owner = route.primary.first().and_then(|t| router.target(*t)).map_or(0, |t| t.provider);
         for name in route.exact_models() {
@@ -241,6 +242,20 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
     }
     let (models_json, model_cards) = model_list(&listed, &providers, now);
     Ok(Config { providers, exact, prefixes, limits, models_json, model_cards, warnings, accounting, router, role: Role::Gateway })
+}
+
+/// The gateway's and the upstream models' rate limits, once every model scope is known.
+fn limit_rates(spec: &RateLimitsSpec, accounting: &mut Accounting) -> Result<(), ConfigError> {
+    if let Some(gateway) = &spec.gateway {
+        accounting.limit_rate("global", "all", "rate_limits.gateway", gateway)?;
+    }
+    for (model, limits) in &spec.models {
+        let field = format!("rate_limits.models.{model}");
+        if accounting.limit_rate("model", model, &field, limits)?.is_none() {
+            return Err(ConfigError::new(field, format!("no route or model serves upstream model `{model}`")));
+        }
+    }
+    Ok(())
 }
 
 /// A reservation must outlive its request, or the budget stops holding room for a request

@@ -66,6 +66,7 @@ impl Reply {
     pub fn error(dialect: Dialect, e: ApiError) -> Self {
         let mut reply = Reply::json(e.status, client::error_body(dialect, &e));
         reply.error_code = e.code.map(|c| c.into_owned()).or_else(|| Some(e.kind.into_owned()));
+        reply.headers.extend(e.headers.map(|h| h.0).unwrap_or_default());
         reply
     }
 }
@@ -601,7 +602,7 @@ impl Gateway {
             _ => None,
         };
         let ask = Ask { output_tokens: limit.unwrap_or(ask.output_tokens), ..ask };
-        accounting.admit(store, now_ms, &mut charges, budget::estimate(price, ask))?;
+        accounting.admit(store, now_ms, &mut charges, budget::estimate(price, ask), ask.tokens())?;
         Ok((charges, limit))
     }
 

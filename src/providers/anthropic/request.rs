@@ -327,7 +327,8 @@ pub(super) fn passthrough(raw: &[u8], upstream_model: &str, edits: &Edits) -> Re
     }
     let model = crate::json::quote(upstream_model);
     let in_place = dropped.is_empty().then(|| crate::json::replace_value(raw, &members, "model", &model)).flatten();
-    let body = in_place.unwrap_or_else(|| crate::json::rewrite(raw, &members, |k| k != "model" && !dropped.contains(&k), &[("model", &model)]));
+    let body =
+        in_place.unwrap_or_else(|| crate::json::rewrite(raw, &members, |k| k != "model" && !dropped.contains(&k), &[("model", &model)]));
     Ok(UpstreamRequest::body(body))
 }
 

@@ -867,7 +867,8 @@ fn tool_use_ids_converse_would_refuse_are_sent_as_digests_matching_their_results
 fn a_messages_client_gets_the_stream_in_anthropics_event_grammar() {
     let run = |chunks: &[&[u8]]| {
         let mut s = StreamState::new(&test_support::messages_stream_ctx(MODEL));
-        let out = test_support::translate_stream(&mut s, Decoder::event_stream(1 << 16), chunks, StreamState::on_event, StreamState::finish);
+        let out =
+            test_support::translate_stream(&mut s, Decoder::event_stream(1 << 16), chunks, StreamState::on_event, StreamState::finish);
         // Converse streams carry no id: each run mints its own.
         let id = out.split("\"id\":\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or("none").to_owned();
         (out.replace(&id, "msg_x"), s)
