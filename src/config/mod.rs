@@ -463,6 +463,14 @@ mod tests {
             ),
             (r#"{"providers":{"a":{"kind":"gopher","cluster":"c"}},"models":{}}"#, "providers.a.kind"),
             (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a","model":"up"}},"rate_limits":{"models":{"m":{"requests_per_minute":5}}}}"#,
+                "rate_limits.models.m",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a"}},"rate_limits":{"gateway":{"requests_per_minute":0}}}"#,
+                "rate_limits.gateway.requests_per_minute",
+            ),
+            (
                 r#"{"providers":{"a":{"kind":"openai","cluster":"","api_key_env":"OPENAI_API_KEY"}},"models":{"m":{"provider":"a"}}}"#,
                 "providers.a.cluster",
             ),

@@ -62,9 +62,13 @@ MESSAGES_PASSTHROUGH = Scenario("messages_passthrough", "Messages passthrough (â
                                 "anthropic_response.json", client="messages")
 MESSAGES_TRANSLATE = Scenario("messages_translate", "Messages â†’ OpenAI, 1.5 KB", "fast", "/v1/chat/completions",
                               "openai_response.json", client="messages")
+# The passthrough with a request and a token limit on its model (limits no run reaches): the cost
+# of admitting to and settling two leaky buckets in shared data per request.
+RATE_LIMITED = Scenario("rate_limited", "OpenAI passthrough, RPM + TPM limits", "limited", "/v1/chat/completions",
+                        "openai_response.json")
+RATE_LIMITED_MODEL = "gpt-4o-mini-rate-limited"
 
-
-THROUGHPUT = (TRANSLATE, PASSTHROUGH, LARGE, MESSAGES_PASSTHROUGH, MESSAGES_TRANSLATE)
+THROUGHPUT = (TRANSLATE, PASSTHROUGH, LARGE, MESSAGES_PASSTHROUGH, MESSAGES_TRANSLATE, RATE_LIMITED)
 
 
 def request_body(s: Scenario) -> bytes:
@@ -194,6 +198,8 @@ def envoy_configs(upstream_port: int) -> dict[str, dict]:
     plugin = plugin_config(tollgate)
     for provider in plugin["providers"].values():
         provider["forward_headers"] = ["x-bench-sse"]
+    plugin["models"]["limited"] = {"provider": "openai", "model": RATE_LIMITED_MODEL}
+    plugin["rate_limits"] = {"models": {RATE_LIMITED_MODEL: {"requests_per_minute": 10**12, "tokens_per_minute": 10**12}}}
     set_plugin_config(tollgate, plugin)
     floor = copy.deepcopy(tollgate)
     floor_hcm = floor["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
@@ -232,6 +238,8 @@ def check(side: Side, s: Scenario):
     """Fails early unless both sides answer the scenario as intended."""
     status, headers, body = http_post(side.envoy.port, side.path(s), request_body(s), request_headers(s))
     assert status == 200, f"{side.name} {s.name}: {status} {body[:300]!r}"
+    if side.tollgate and s is RATE_LIMITED:
+        assert "x-ratelimit-remaining-tokens" in headers, f"{s.name}: no rate limit applied: {headers}"
     if not side.tollgate:
         assert body == (FIXTURES / s.reply).read_bytes(), f"bare {s.name}: unexpected body {body[:200]!r}"
     elif s.stream:

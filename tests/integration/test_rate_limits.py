@@ -139,3 +139,5 @@ def test_without_a_limit_of_its_own_a_key_sees_the_gateways(gw, test_id):
     assert r.status == 200
     assert r.headers["x-ratelimit-limit-requests"] == str(GATEWAY_RPM)
     assert "x-ratelimit-limit-tokens" not in r.headers
+    s = gw.stream(chat(stream=True), {"x-test-id": test_id, **auth("plain")})
+    assert s.status == 200 and s.headers["x-ratelimit-limit-requests"] == str(GATEWAY_RPM), "streamed answers carry them too"
