@@ -11,6 +11,7 @@ use crate::openai::OpenAiError;
 use crate::openai::chat;
 use crate::openai::chat_answer::{self, ChunkWriter};
 use crate::openai::response::ChunkHeader;
+use crate::openai::{responses, responses_answer};
 use crate::usage::Usage;
 
 /// The API a client speaks.
@@ -21,16 +22,19 @@ pub enum Dialect {
     OpenAiChat,
     /// Anthropic Messages (`POST /v1/messages`).
     AnthropicMessages,
+    /// OpenAI Responses (`POST /v1/responses`).
+    OpenAiResponses,
 }
 
 impl Dialect {
-    const ALL: [Dialect; 2] = [Dialect::OpenAiChat, Dialect::AnthropicMessages];
+    const ALL: [Dialect; 3] = [Dialect::OpenAiChat, Dialect::AnthropicMessages, Dialect::OpenAiResponses];
 
     /// The dialect's name in access logs and failover plans.
     pub fn as_str(self) -> &'static str {
         match self {
             Dialect::OpenAiChat => "openai_chat",
             Dialect::AnthropicMessages => "anthropic_messages",
+            Dialect::OpenAiResponses => "openai_responses",
         }
     }
 
@@ -43,7 +47,7 @@ impl Dialect {
     /// https://docs.anthropic.com/en/api/beta-headers). Another provider never gets them.
     pub fn native_headers(self) -> &'static [&'static str] {
         match self {
-            Dialect::OpenAiChat => &[],
+            Dialect::OpenAiChat | Dialect::OpenAiResponses => &[],
             Dialect::AnthropicMessages => &["anthropic-version", "anthropic-beta"],
         }
     }
@@ -63,6 +67,7 @@ pub fn parse_chat(body: ClientBody<'_>) -> Result<ChatRequest<'_>, ApiError> {
     match body.dialect {
         Dialect::OpenAiChat => chat::parse(body.bytes),
         Dialect::AnthropicMessages => messages::parse(body.bytes),
+        Dialect::OpenAiResponses => responses::parse(body.bytes),
     }
 }
 
@@ -71,6 +76,7 @@ pub fn parse_count_tokens(body: ClientBody<'_>) -> Result<ChatRequest<'_>, ApiEr
     match body.dialect {
         Dialect::AnthropicMessages => messages::parse_count_tokens(body.bytes),
         Dialect::OpenAiChat => chat::parse(body.bytes),
+        Dialect::OpenAiResponses => responses::parse(body.bytes),
     }
 }
 
@@ -80,6 +86,7 @@ pub fn with_output_limit(body: ClientBody<'_>, limit: u64) -> Result<Vec<u8>, Ap
     match body.dialect {
         Dialect::OpenAiChat => chat::with_output_limit(body.bytes, limit),
         Dialect::AnthropicMessages => messages::with_output_limit(body.bytes, limit),
+        Dialect::OpenAiResponses => responses::with_output_limit(body.bytes, limit),
     }
 }
 
@@ -88,13 +95,14 @@ pub fn completion_body(dialect: Dialect, completion: Completion) -> Result<Vec<u
     match dialect {
         Dialect::OpenAiChat => chat_answer::completion_body(completion),
         Dialect::AnthropicMessages => message_answer::completion_body(completion),
+        Dialect::OpenAiResponses => responses_answer::completion_body(completion),
     }
 }
 
 /// An error as the client's response body.
 pub fn error_body(dialect: Dialect, e: &ApiError) -> Vec<u8> {
     match dialect {
-        Dialect::OpenAiChat => e.to_json(),
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => e.to_json(),
         Dialect::AnthropicMessages => message_answer::error_body(e),
     }
 }
@@ -104,6 +112,7 @@ pub fn error_event(dialect: Dialect, e: &ApiError) -> Vec<u8> {
     match dialect {
         Dialect::OpenAiChat => e.to_sse_event(),
         Dialect::AnthropicMessages => message_answer::error_event(e),
+        Dialect::OpenAiResponses => responses_answer::error_event(e),
     }
 }
 
@@ -128,6 +137,7 @@ pub struct StreamWriter {
 enum Render {
     OpenAiChat(ChunkWriter),
     AnthropicMessages(EventWriter),
+    OpenAiResponses(responses_answer::EventWriter),
 }
 
 impl StreamWriter {
@@ -138,6 +148,7 @@ impl StreamWriter {
         let render = match dialect {
             Dialect::OpenAiChat => Render::OpenAiChat(ChunkWriter::new(ChunkHeader { id, created, model }, client_wants_usage)),
             Dialect::AnthropicMessages => Render::AnthropicMessages(EventWriter::new(id, model)),
+            Dialect::OpenAiResponses => Render::OpenAiResponses(responses_answer::EventWriter::new(id, created, model)),
         };
         StreamWriter { render, failed: false }
     }
@@ -147,6 +158,7 @@ impl StreamWriter {
         match &mut self.render {
             Render::OpenAiChat(w) => w.header.id = id,
             Render::AnthropicMessages(w) => w.id = id,
+            Render::OpenAiResponses(w) => w.id = id,
         }
     }
 
@@ -155,6 +167,7 @@ impl StreamWriter {
         match &mut self.render {
             Render::OpenAiChat(w) => w.header.model = model,
             Render::AnthropicMessages(w) => w.model = model,
+            Render::OpenAiResponses(w) => w.model = model,
         }
     }
 
@@ -163,6 +176,7 @@ impl StreamWriter {
         match &mut self.render {
             Render::OpenAiChat(w) => w.opening(out),
             Render::AnthropicMessages(w) => w.opening(out),
+            Render::OpenAiResponses(w) => w.opening(out),
         }
     }
 
@@ -172,6 +186,7 @@ impl StreamWriter {
         match &mut self.render {
             Render::OpenAiChat(w) => w.text(out, text),
             Render::AnthropicMessages(w) => w.text(out, text),
+            Render::OpenAiResponses(w) => w.text(out, text),
         }
     }
 
@@ -181,13 +196,14 @@ impl StreamWriter {
         match &mut self.render {
             Render::OpenAiChat(w) => w.reasoning(out, text),
             Render::AnthropicMessages(w) => w.reasoning(out, text),
+            Render::OpenAiResponses(w) => w.reasoning(out, text),
         }
     }
 
     /// The provider's signature over the reasoning (dialects without one leave it out).
     pub fn reasoning_signature(&mut self, signature: &str) {
         match &mut self.render {
-            Render::OpenAiChat(_) => {}
+            Render::OpenAiChat(_) | Render::OpenAiResponses(_) => {}
             Render::AnthropicMessages(w) => w.reasoning_signature(signature),
         }
     }
@@ -198,6 +214,7 @@ impl StreamWriter {
         match &mut self.render {
             Render::OpenAiChat(w) => w.tool_call(out, index, id, name, arguments),
             Render::AnthropicMessages(w) => w.tool_call(out, index, id, name, arguments),
+            Render::OpenAiResponses(w) => w.tool_call(out, index, id, name, arguments),
         }
     }
 
@@ -207,6 +224,7 @@ impl StreamWriter {
         match &mut self.render {
             Render::OpenAiChat(w) => w.tool_arguments(out, index, arguments),
             Render::AnthropicMessages(w) => w.tool_arguments(out, index, arguments),
+            Render::OpenAiResponses(w) => w.tool_arguments(out, index, arguments),
         }
     }
 
@@ -214,8 +232,9 @@ impl StreamWriter {
     pub fn finish(&mut self, out: &mut Vec<u8>, finish: Option<Finish>) {
         match &mut self.render {
             Render::OpenAiChat(w) => w.finish(out, finish),
-            // Messages says it in `message_delta`, with the usage, at the end.
+            // Messages and Responses say it at the end, with the usage.
             Render::AnthropicMessages(w) => w.finish(finish),
+            Render::OpenAiResponses(w) => w.finish(finish),
         }
     }
 
@@ -224,13 +243,17 @@ impl StreamWriter {
         match &mut self.render {
             Render::OpenAiChat(w) => w.done(out, usage),
             Render::AnthropicMessages(w) => w.done(out, usage),
+            Render::OpenAiResponses(w) => w.done(out, usage),
         }
     }
 
     /// Reports `e` to the client; the stream carries nothing after it.
     pub fn fail(&mut self, out: &mut Vec<u8>, e: &ApiError) {
         self.failed = true;
-        self.write_error(out, e);
+        match &mut self.render {
+            Render::OpenAiResponses(w) => w.fail(out, e),
+            _ => self.write_error(out, e),
+        }
     }
 
     pub fn failed(&self) -> bool {
@@ -249,6 +272,7 @@ impl StreamWriter {
         match &self.render {
             Render::OpenAiChat(w) => w.fail(out, e),
             Render::AnthropicMessages(_) => out.extend_from_slice(&message_answer::error_event(e)),
+            Render::OpenAiResponses(_) => out.extend_from_slice(&responses_answer::error_event(e)),
         }
     }
 }

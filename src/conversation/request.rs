@@ -326,6 +326,10 @@ pub struct ChatRequest<'a> {
     pub metadata: Option<&'a RawValue>,
     /// Every other top-level member, in body order, with its raw value.
     pub extra: Vec<(Str<'a>, &'a RawValue)>,
+    /// What the client sent that only a provider speaking its API reads (e.g. Responses'
+    /// reasoning items), by the client's field name: left out for the others, and listed
+    /// among the dropped parameters.
+    pub left_out: Vec<String>,
 }
 
 struct RequestVisitor;

@@ -191,7 +191,7 @@ impl Forward<'_> {
         let provider_forward = self.provider().map_or(&[][..], |p| p.forward_headers.as_slice());
         let mut headers = crate::headers::forwarded(client, &[provider_forward, self.route_forward]);
         let dialect = self.exchange.ctx.dialect;
-        if self.provider().is_some_and(|p| p.settings.api().native_dialect() == Some(dialect)) {
+        if self.provider().is_some_and(|p| p.settings.api().speaks(dialect)) {
             let native = dialect.native_headers();
             let missing = |name: &str| !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
             let extra: Vec<(String, String)> =
@@ -314,6 +314,22 @@ impl Gateway {
                 };
                 self.route_endpoint(rest, method, path, content_length, caller)
             }
+            _ if rest == "responses" || rest.starts_with("responses/") => {
+                let caller = match accounting.authenticate(authorization) {
+                    Ok(c) => c,
+                    Err(refusal) => return respond(refusal.into()),
+                };
+                let limit = self.config.limits.max_request_bytes;
+                match (rest, method) {
+                    ("responses", "POST") => match content_length.map(str::parse::<usize>) {
+                        Some(Ok(n)) if n > limit => respond(ApiError::too_large(limit)),
+                        _ => OnHeaders::ReadBody(caller, Operation::Chat, Dialect::OpenAiResponses),
+                    },
+                    ("responses", _) => allow("POST"),
+                    (_, "GET" | "DELETE") => OnHeaders::ReadBody(caller, Operation::StoredResponse, Dialect::OpenAiResponses),
+                    _ => allow("GET, DELETE"),
+                }
+            }
             "messages" | "messages/count_tokens" => {
                 let respond = |e: ApiError| OnHeaders::Respond(Reply::error(Dialect::AnthropicMessages, e));
                 if method != "POST" {
@@ -383,6 +399,7 @@ impl Gateway {
                 Operation::Chat => self.on_chat_body(incoming, body, store, now_ms),
                 Operation::Embeddings => self.on_embeddings_body(incoming, body, store, now_ms),
                 Operation::CountTokens => self.on_count_tokens_body(incoming, body, store, now_ms),
+                Operation::StoredResponse => self.on_stored_response(incoming, store, now_ms),
             };
             match handled {
                 Ok(next) => return Ok(next),
@@ -581,6 +598,46 @@ impl Gateway {
         self.admit(prepared, Role::Direct, to, store, now_ms).map(Next::Forward)
     }
 
+    /// `GET`/`DELETE /v1/responses/{id}`: a response only OpenAI keeps (Tollgate stores none), so
+    /// the request goes as it came to the first provider that serves the Responses API.
+    fn on_stored_response(&self, incoming: &Incoming, store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
+        let path = crate::headers::value(incoming.headers, ":path").unwrap_or_default();
+        let stored = path.strip_prefix("/v1/responses/").unwrap_or_default();
+        let providers = &self.config.providers;
+        let Some((index, provider)) = providers.iter().enumerate().find(|(_, p)| p.settings.api().speaks(Dialect::OpenAiResponses)) else {
+            return Err(ApiError::not_found(
+                "Stored responses live at OpenAI: this gateway has no OpenAI or Azure provider to ask. Requests to other providers are stateless.",
+            )
+            .into());
+        };
+        Gateway::credentials(provider)?;
+        let upstream = UpstreamRequest { path: Some(format!("{}/responses/{stored}", provider.base_path)), ..Default::default() };
+        let ctx = ResponseContext {
+            operation: Operation::StoredResponse,
+            dialect: incoming.dialect,
+            created: now_ms / 1000,
+            ..Default::default()
+        };
+        let choice = Choice {
+            provider,
+            provider_index: index,
+            model: String::new(),
+            policy: std::borrow::Cow::Borrowed(&[]),
+            scope: 0,
+            price: None,
+            target: None,
+        };
+        let prepared = Prepared {
+            choice,
+            route: None,
+            requested: String::new(),
+            ctx,
+            dropped: Vec::new(),
+            admitted: Admitted { caller: incoming.caller, charges: Charges::default(), upstream, commitment: Commitment::default() },
+        };
+        self.admit(prepared, Role::Direct, Destination::Provider(provider), store, now_ms).map(Next::Forward)
+    }
+
     /// Reserves a request's worst case in the caller's capped budgets. Where a cap applies and
     /// the price is known, the output limit is clamped to what the budgets still pay for (the
     /// returned limit, which the provider must receive); when not even one output token fits,
@@ -685,6 +742,7 @@ impl Gateway {
             return Err(Halt::ProbeTaken);
         }
         ctx.model = choice.model;
+        ctx.native = choice.provider.settings.api().speaks(ctx.dialect);
         // Through a failover cluster, each attempt reports its own target's health from the
         // upstream filter.
         let target = if let Role::ViaFailoverCluster { .. } = role { None } else { choice.target };

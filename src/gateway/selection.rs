@@ -46,7 +46,7 @@ pub enum Selection<'c> {
 }
 
 impl Gateway {
-    fn credentials(provider: &Provider) -> Result<(), ApiError> {
+    pub(super) fn credentials(provider: &Provider) -> Result<(), ApiError> {
         match &provider.missing_key_env {
             Some(var) => Err(ApiError::new(
                 500,

@@ -134,7 +134,9 @@ impl Gateway {
                 built
             }
             // Counted by one provider directly, never through a failover cluster.
-            Operation::CountTokens => return Err(ApiError::internal("token counts are not planned through failover clusters")),
+            Operation::CountTokens | Operation::StoredResponse => {
+                return Err(ApiError::internal("this operation is never planned through a failover cluster"));
+            }
             Operation::Embeddings => {
                 let req = embeddings::parse(body)?;
                 ctx.base64 = req.wants_base64();
@@ -142,6 +144,7 @@ impl Gateway {
             }
         };
         ctx.model = attempt.model.clone();
+        ctx.native = provider.settings.api().speaks(ctx.dialect);
         let exchange = Exchange::new(Opening {
             role: Role::Attempt { reported: None },
             provider: attempt.provider,

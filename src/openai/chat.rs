@@ -38,7 +38,7 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
 
 /// Names the field a parse error points at (found from the error's position, only on the
 /// error path).
-fn describe_parse_error(body: &[u8], e: &serde_json::Error) -> ApiError {
+pub(super) fn describe_parse_error(body: &[u8], e: &serde_json::Error) -> ApiError {
     if e.is_syntax() || e.is_eof() {
         return ApiError::invalid_request(format!("The request body is not valid JSON: {e}. Send a JSON object."));
     }

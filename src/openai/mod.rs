@@ -6,5 +6,7 @@ pub mod chat_answer;
 pub mod embeddings;
 pub mod error;
 pub mod response;
+pub mod responses;
+pub mod responses_answer;
 
 pub use error::OpenAiError;

@@ -85,10 +85,10 @@ pub trait ProviderApi {
     /// `x-amzn-errortype` header, where AWS names the error.
     fn translate_error(&self, status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError;
 
-    /// The client API this kind speaks itself: its clients' bytes go on edited, not re-encoded,
-    /// and the headers of that API reach it.
-    fn native_dialect(&self) -> Option<Dialect> {
-        None
+    /// Whether the kind speaks this client API itself: its clients' bytes go on edited, not
+    /// re-encoded, and the headers of that API reach it.
+    fn speaks(&self, _dialect: Dialect) -> bool {
+        false
     }
 
     /// Where the kind counts a request's input tokens, if it can.

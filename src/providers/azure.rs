@@ -97,8 +97,8 @@ impl ProviderApi for Settings {
         openai::translate_chat(ctx, body)
     }
 
-    fn native_dialect(&self) -> Option<Dialect> {
-        Some(Dialect::OpenAiChat)
+    fn speaks(&self, dialect: Dialect) -> bool {
+        self.openai.speaks(dialect)
     }
 
     fn translate_embeddings(&self, _provider: &Provider, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
@@ -133,7 +133,7 @@ fn compile(input: &CompileInput) -> Result<CompiledProvider<Settings>, FieldErro
         ApiVersion::Dated(_) => format!("{base_path}/deployments"),
     };
     Ok(CompiledProvider {
-        settings: Settings { version, openai: openai::Settings { stream_usage } },
+        settings: Settings { version, openai: openai::Settings { stream_usage, responses_api: true } },
         chat_path,
         auth: key.map(|k| ("api-key", Secret::new(k.to_owned()))),
         headers: Vec::new(),
@@ -152,7 +152,15 @@ pub fn build_chat(
     edits: &mut Edits,
 ) -> Result<UpstreamRequest, ApiError> {
     let mut built = openai::build_chat(&s.openai, provider, req, client, deployment, edits)?;
-    built.path = Some(path(provider, &s.version, deployment, "chat/completions")?);
+    built.path = Some(match client.dialect {
+        // Responses has no deployment segment: the body's `model` names the deployment
+        // (https://learn.microsoft.com/en-us/azure/ai-foundry/openai/how-to/responses).
+        Dialect::OpenAiResponses => match &s.version {
+            ApiVersion::V1 => format!("{}/v1/responses", provider.base_path),
+            ApiVersion::Dated(v) => format!("{}/responses?api-version={v}", provider.base_path),
+        },
+        _ => path(provider, &s.version, deployment, "chat/completions")?,
+    });
     Ok(built)
 }
 

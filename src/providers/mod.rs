@@ -212,6 +212,8 @@ pub enum Operation {
     Embeddings,
     /// Counting a chat request's input tokens (Messages' `count_tokens`).
     CountTokens,
+    /// Reading or deleting a response OpenAI stored (`GET`/`DELETE /v1/responses/{id}`).
+    StoredResponse,
 }
 
 /// What a provider needs to build a request besides the request itself: the upstream model and
@@ -267,12 +269,29 @@ pub fn build_chat(
     to: &BuildContext,
     edits: &mut Edits,
 ) -> Result<UpstreamRequest, ApiError> {
+    let api = provider.settings.api();
+    if api.speaks(client.dialect) {
+        return api.build_chat(provider, req, client, to, edits);
+    }
+    if let Some((name, _)) = req.extra.iter().find(|(k, _)| crate::openai::responses::STATEFUL.contains(&&**k)) {
+        return Err(ApiError::invalid_param(
+            name.0.clone().into_owned(),
+            format!(
+                "`{}` continues a conversation OpenAI stored; provider `{}` ({}) is stateless: send the whole conversation in `input`.",
+                &**name,
+                provider.name,
+                provider.kind.as_str()
+            ),
+        )
+        .with_code("unsupported_parameter"));
+    }
+    edits.dropped.extend(req.left_out.iter().cloned());
     if req.has_thinking() {
         let mut req = req.clone();
         req.forget_thinking();
-        return provider.settings.api().build_chat(provider, &req, client, to, edits);
+        return api.build_chat(provider, &req, client, to, edits);
     }
-    provider.settings.api().build_chat(provider, req, client, to, edits)
+    api.build_chat(provider, req, client, to, edits)
 }
 
 pub fn build_embeddings(provider: &Provider, req: &EmbeddingsRequest, raw: &[u8], to: &BuildContext) -> Result<UpstreamRequest, ApiError> {
@@ -285,6 +304,8 @@ pub struct ResponseContext {
     pub operation: Operation,
     /// The API the client speaks, in which its answer is written.
     pub dialect: Dialect,
+    /// The provider speaks it too: its answer passes through.
+    pub native: bool,
     pub created: u64,
     pub stream: bool,
     /// The client asked for the usage chunk (`stream_options.include_usage`).
@@ -320,8 +341,9 @@ pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8
     match ctx.operation {
         Operation::Chat => api.translate_chat(ctx, body),
         Operation::Embeddings => api.translate_embeddings(provider, ctx, body),
-        // The provider's own count, in the client's dialect: nothing to translate or account.
-        Operation::CountTokens => Ok(Translated::default()),
+        // The provider's own count or stored response, in the client's dialect: nothing to
+        // translate or account.
+        Operation::CountTokens | Operation::StoredResponse => Ok(Translated::default()),
     }
 }
 
@@ -491,6 +513,13 @@ impl<'p> Unsupported<'p> {
         for (k, _) in &req.extra {
             if !IGNORED_PARAMS.contains(&&**k) && !mapped.contains(&&**k) {
                 self.add(k);
+            }
+        }
+        // Tools a client API runs on its own provider's side (Anthropic's server tools,
+        // OpenAI's built-in tools) have no counterpart here.
+        for (i, t) in req.tools.iter().enumerate() {
+            if t.function.is_none() {
+                self.add(&format!("tools[{i}]"));
             }
         }
     }

@@ -482,6 +482,7 @@ impl Router {
             Operation::Chat => "chat",
             Operation::Embeddings => "embeddings",
             Operation::CountTokens => "count_tokens",
+            Operation::StoredResponse => "stored_response",
         });
         out.push(';');
         let entries: Vec<String> = plan
@@ -508,6 +509,7 @@ pub fn parse_plan(header: &str) -> Option<(Operation, Vec<PlanEntry<'_>>)> {
         "chat" => Operation::Chat,
         "embeddings" => Operation::Embeddings,
         "count_tokens" => Operation::CountTokens,
+        "stored_response" => Operation::StoredResponse,
         _ => return None,
     };
     let targets = entries.split(',').filter(|e| !e.is_empty()).map(plan_entry).collect::<Option<Vec<_>>>()?;

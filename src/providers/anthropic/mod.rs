@@ -114,8 +114,8 @@ impl ProviderApi for Settings {
         }
     }
 
-    fn native_dialect(&self) -> Option<Dialect> {
-        Some(Dialect::AnthropicMessages)
+    fn speaks(&self, dialect: Dialect) -> bool {
+        dialect == Dialect::AnthropicMessages
     }
 
     /// https://docs.anthropic.com/en/api/messages-count-tokens
@@ -125,7 +125,7 @@ impl ProviderApi for Settings {
 
     fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
         match ctx.dialect {
-            Dialect::AnthropicMessages => passthrough_usage(body),
+            Dialect::AnthropicMessages if ctx.native => passthrough_usage(body),
             _ => translate_response(ctx, body),
         }
     }

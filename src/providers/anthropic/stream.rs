@@ -77,7 +77,7 @@ impl StreamState {
             stopped: false,
             answer_tool: ctx.answer_tool.clone(),
             answer_block: None,
-            passthrough: ctx.dialect == Dialect::AnthropicMessages,
+            passthrough: ctx.native,
         }
     }
 

@@ -137,11 +137,6 @@ struct ResponseFormatOut<'r> {
 /// Anthropic's server tools and containers, …).
 pub(super) fn check_unsupported(u: &mut Unsupported, req: &ChatRequest) {
     u.add_unknown_members(req, &["reasoning_effort"]);
-    for (i, t) in req.tools.iter().enumerate() {
-        if t.function.is_none() {
-            u.add(&format!("tools[{i}]"));
-        }
-    }
 }
 
 /// The request as a Chat Completions body for `model`.

@@ -31,6 +31,9 @@ use serde_json::value::RawValue;
 pub struct Settings {
     /// The host understands `stream_options.include_usage`.
     pub stream_usage: bool,
+    /// The host serves the Responses API (OpenAI and Azure; OpenAI-compatible hosts get
+    /// Responses clients' requests translated into chat).
+    pub responses_api: bool,
 }
 
 impl ProviderApi for Settings {
@@ -54,7 +57,7 @@ impl ProviderApi for Settings {
     fn compile(input: &CompileInput) -> Result<CompiledProvider<Self>, FieldError> {
         let CompileInput { spec, base_path, key, .. } = *input;
         Ok(CompiledProvider {
-            settings: Settings { stream_usage: spec.stream_usage.unwrap_or(true) },
+            settings: Settings { stream_usage: spec.stream_usage.unwrap_or(true), responses_api: spec.kind == ProviderKind::Openai },
             chat_path: format!("{base_path}/chat/completions"),
             auth: key.map(|k| ("authorization", Secret::new(format!("Bearer {k}")))),
             headers: Vec::new(),
@@ -91,8 +94,8 @@ impl ProviderApi for Settings {
         translate_chat(ctx, body)
     }
 
-    fn native_dialect(&self) -> Option<Dialect> {
-        Some(Dialect::OpenAiChat)
+    fn speaks(&self, dialect: Dialect) -> bool {
+        self.speaks(dialect)
     }
 
     fn translate_embeddings(&self, _provider: &Provider, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
@@ -120,8 +123,18 @@ pub fn default_policy(model: &str) -> Vec<(&'static str, ParamAction)> {
     ]
 }
 
-/// A client that speaks Chat Completions has its bytes go on, edited where Tollgate owns them
-/// (the fast path); another client's request is rendered from the representation first.
+impl Settings {
+    pub fn speaks(&self, dialect: Dialect) -> bool {
+        match dialect {
+            Dialect::OpenAiChat => true,
+            Dialect::OpenAiResponses => self.responses_api,
+            Dialect::AnthropicMessages => false,
+        }
+    }
+}
+
+/// A client that speaks Chat Completions or Responses has its bytes go on, edited where Tollgate
+/// owns them (the fast path); another client's request is rendered from the representation first.
 pub fn build_chat(
     s: &Settings,
     provider: &Provider,
@@ -132,6 +145,11 @@ pub fn build_chat(
 ) -> Result<UpstreamRequest, ApiError> {
     match client.dialect {
         Dialect::OpenAiChat => build_request(s, req, client.bytes, upstream_model, edits),
+        Dialect::OpenAiResponses if s.responses_api => {
+            let mut built = responses_passthrough(client.bytes, upstream_model, edits)?;
+            built.path = Some(format!("{}/responses", provider.base_path));
+            Ok(built)
+        }
         _ => {
             let mut u = Unsupported::new(provider);
             from_conversation::check_unsupported(&mut u, req);
@@ -141,6 +159,20 @@ pub fn build_chat(
             Ok(UpstreamRequest { body: built.body.or(Some(rendered)), ..built })
         }
     }
+}
+
+/// A Responses client's request goes on as it came but for the model and the members the model's
+/// parameter policy drops (its renames are Chat Completions' own and do not apply).
+pub fn responses_passthrough(raw: &[u8], upstream_model: &str, edits: &Edits) -> Result<UpstreamRequest, ApiError> {
+    let members = json::members(raw).ok_or_else(|| ApiError::invalid_request("The request body must be a JSON object."))?;
+    let dropped: Vec<&str> = edits.dropped.iter().map(|d| if d == "max_tokens" { "max_output_tokens" } else { d.as_str() }).collect();
+    if dropped.is_empty() && only_model_is(&members, raw, upstream_model) {
+        return Ok(UpstreamRequest::default());
+    }
+    let model = json::quote(upstream_model);
+    let in_place = dropped.is_empty().then(|| json::replace_value(raw, &members, "model", &model)).flatten();
+    let body = in_place.unwrap_or_else(|| json::rewrite(raw, &members, |k| k != "model" && !dropped.contains(&k), &[("model", &model)]));
+    Ok(UpstreamRequest::body(body))
 }
 
 pub fn build_request(
@@ -290,10 +322,73 @@ struct CompletionPeek {
 
 /// The answer as the client's dialect has it: an OpenAI client's untouched, with its usage read.
 pub fn translate_chat(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    match ctx.dialect {
-        Dialect::OpenAiChat => translate_response(body),
+    match (ctx.dialect, ctx.native) {
+        (Dialect::OpenAiChat, _) => translate_response(body),
+        (Dialect::OpenAiResponses, true) => responses_usage(body),
         _ => answer::translate_completion(ctx, body),
     }
+}
+
+/// Responses' `usage`: `input_tokens` counts the cached ones too
+/// (https://platform.openai.com/docs/api-reference/responses/object).
+#[derive(Deserialize, Default)]
+struct ResponsesUsage {
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    input_tokens: u64,
+    #[serde(default)]
+    input_tokens_details: Option<ResponsesInputDetails>,
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    output_tokens: u64,
+    #[serde(default)]
+    output_tokens_details: Option<ResponsesOutputDetails>,
+}
+
+#[derive(Deserialize, Default)]
+struct ResponsesInputDetails {
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    cached_tokens: u64,
+}
+
+#[derive(Deserialize, Default)]
+struct ResponsesOutputDetails {
+    #[serde(default, deserialize_with = "crate::json::null_as_zero")]
+    reasoning_tokens: u64,
+}
+
+impl From<&ResponsesUsage> for Usage {
+    fn from(u: &ResponsesUsage) -> Self {
+        let cached = u.input_tokens_details.as_ref().map_or(0, |d| d.cached_tokens).min(u.input_tokens);
+        Usage {
+            input_tokens: u.input_tokens.saturating_sub(cached),
+            cache_read_tokens: cached,
+            cache_write_tokens: 0,
+            output_tokens: u.output_tokens,
+            reasoning_tokens: u.output_tokens_details.as_ref().map_or(0, |d| d.reasoning_tokens),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ResponsePeek {
+    #[serde(default)]
+    usage: Option<ResponsesUsage>,
+}
+
+/// A `response.completed` (or `.incomplete`, `.failed`) event: the response with its usage.
+#[derive(Deserialize)]
+struct ResponseEventPeek {
+    #[serde(default)]
+    response: Option<ResponsePeek>,
+}
+
+fn responses_usage(body: &[u8]) -> Result<Translated, ApiError> {
+    let peek: ResponsePeek = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("a response", &e, body))?;
+    Ok(Translated { body: None, usage: peek.usage.as_ref().map(Usage::from) })
+}
+
+/// The events that end a Responses stream.
+fn ends_responses(event_name: &[u8]) -> bool {
+    matches!(event_name, b"response.completed" | b"response.incomplete" | b"response.failed")
 }
 
 pub fn translate_response(body: &[u8]) -> Result<Translated, ApiError> {
@@ -361,7 +456,7 @@ pub fn translate_relayed(ctx: &ResponseContext, body: &[u8]) -> Result<Translate
         // Its usage is what the upstream filter reports.
         (super::Operation::Chat, _) => Ok(Translated::default()),
         (super::Operation::Embeddings, _) => translate_embeddings(body),
-        (super::Operation::CountTokens, _) => Ok(Translated::default()),
+        (super::Operation::CountTokens | super::Operation::StoredResponse, _) => Ok(Translated::default()),
     }
 }
 
@@ -378,6 +473,9 @@ pub struct StreamState {
 #[derive(Debug)]
 enum Mode {
     Passthrough,
+    /// A Responses client and an OpenAI provider: the events go on, the usage is read from the
+    /// final one.
+    ResponsesPassthrough,
     Translate(answer::ChunkTranslation),
     /// A failover cluster's upstream filter already answers in the client's dialect.
     Relay(Dialect),
@@ -393,8 +491,9 @@ struct ChunkPeek {
 
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
-        let mode = match ctx.dialect {
-            Dialect::OpenAiChat => Mode::Passthrough,
+        let mode = match (ctx.dialect, ctx.native) {
+            (Dialect::OpenAiChat, _) => Mode::Passthrough,
+            (Dialect::OpenAiResponses, true) => Mode::ResponsesPassthrough,
             _ => Mode::Translate(answer::ChunkTranslation::new(ctx)),
         };
         StreamState { mode, injected_usage: ctx.injected_usage, usage: None, done: false }
@@ -416,6 +515,20 @@ impl StreamState {
             }
             Mode::Relay(Dialect::AnthropicMessages) => {
                 self.done = self.done || event.name == b"message_stop";
+                out.extend_from_slice(event.raw);
+                true
+            }
+            Mode::Relay(Dialect::OpenAiResponses) => {
+                self.done = self.done || ends_responses(event.name);
+                out.extend_from_slice(event.raw);
+                true
+            }
+            Mode::ResponsesPassthrough => {
+                if !self.done && ends_responses(event.name) {
+                    self.done = true;
+                    let peek = serde_json::from_slice::<ResponseEventPeek>(&event.data).ok();
+                    self.usage = peek.and_then(|p| p.response).and_then(|r| r.usage).as_ref().map(Usage::from).or(self.usage);
+                }
                 out.extend_from_slice(event.raw);
                 true
             }
@@ -475,7 +588,7 @@ mod tests {
 
     fn build(body: &str, model: &str, edits: &Edits, stream_usage: bool) -> UpstreamRequest {
         let req = chat::parse(body.as_bytes()).unwrap();
-        build_request(&Settings { stream_usage }, &req, body.as_bytes(), model, &mut edits.clone()).unwrap()
+        build_request(&Settings { stream_usage, responses_api: true }, &req, body.as_bytes(), model, &mut edits.clone()).unwrap()
     }
 
     fn json(bytes: &[u8]) -> serde_json::Value {
@@ -547,7 +660,7 @@ mod tests {
         let body = r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#;
         let req = chat::parse(body.as_bytes()).unwrap();
         let mut edits = Edits::default();
-        let b = build_request(&Settings { stream_usage: false }, &req, body.as_bytes(), "m", &mut edits).unwrap();
+        let b = build_request(&Settings { stream_usage: false, responses_api: true }, &req, body.as_bytes(), "m", &mut edits).unwrap();
         assert!(!b.injected_usage);
         assert!(json(&b.body.unwrap()).get("stream_options").is_none());
         assert_eq!(edits.dropped, vec!["stream_options".to_string()], "reported in x-tollgate-dropped-params");

@@ -22,7 +22,7 @@ fn build(body: Value) -> Result<(Value, Edits), ApiError> {
     req.forget_thinking();
     let mut edits = Edits::default();
     let client = ClientBody { dialect: Dialect::AnthropicMessages, bytes: &bytes };
-    let built = build_chat(&Settings { stream_usage: true }, &provider(), &req, client, "gpt-4o", &mut edits)?;
+    let built = build_chat(&Settings { stream_usage: true, responses_api: true }, &provider(), &req, client, "gpt-4o", &mut edits)?;
     Ok((serde_json::from_slice(built.body.as_ref().unwrap()).unwrap(), edits))
 }
 
