@@ -10,7 +10,7 @@ WASM      := target/wasm32-wasip1/release/tollgate.wasm
 MOCK      := target/release/mock-provider
 export ENVOY_BIN
 
-.PHONY: help setup build run test lint unit wasm-unit validate integration bench microbench profile clean
+.PHONY: help setup build run test lint unit wasm-unit validate redis integration bench microbench profile clean
 
 help:
 	@echo "make run   - build and start Envoy + Tollgate on 127.0.0.1:10000 (demo mock, or real providers if keys are set)"
@@ -58,7 +58,11 @@ validate: build
 		case "$$out" in *" OK") echo "valid: $$f";; *) echo "INVALID: $$f: $$out"; exit 1;; esac; \
 	done
 
-integration: build
+# The global rate-limit tests run a real Redis (Debian's package), installed once.
+redis:
+	@command -v redis-server >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; }
+
+integration: build redis
 	$(PYTHON) -m pytest -q tests/integration
 
 test: lint unit wasm-unit validate integration

@@ -134,7 +134,13 @@ pub struct Accounting {
     index: KeyIndex<usize>,
     admins: KeyIndex<()>,
     pub auth_required: bool,
+    /// See [`Accounting::descriptor_headers`].
+    pub descriptor_headers: bool,
 }
+
+/// The request headers that name a request's scopes to Envoy's rate-limit filter, whose route
+/// `rate_limits` turn them into descriptors for a global rate-limit service.
+const DESCRIPTOR_HEADERS: [&str; 3] = ["x-tollgate-rl-key", "x-tollgate-rl-team", "x-tollgate-rl-model"];
 
 pub const GLOBAL: ScopeId = 0;
 
@@ -288,6 +294,20 @@ impl Accounting {
     pub fn limit_rate(&mut self, kind: &str, name: &str, field: &str, spec: &RateLimitSpec) -> Result<Option<()>, ConfigError> {
         let rate = compile_rate(field, Some(spec))?;
         Ok(self.scopes.iter_mut().find(|s| s.kind == kind && s.name == name).map(|s| s.rate = rate))
+    }
+
+    /// The request headers naming the caller's key and team and the upstream model (scope
+    /// `model`), when `rate_limits.descriptor_headers` is on; names only, never secrets.
+    pub fn descriptor_headers(&self, caller: Caller, model: ScopeId) -> Vec<(&'static str, String)> {
+        if !self.descriptor_headers {
+            return Vec::new();
+        }
+        let [key_header, team_header, model_header] = DESCRIPTOR_HEADERS;
+        let key = caller.key.and_then(|k| self.keys.get(k));
+        let name = |id: Option<ScopeId>| id.and_then(|id| self.scopes.get(id as usize)).map(|s| s.name.clone());
+        let named =
+            [(key_header, key.map(|k| k.id.clone())), (team_header, name(key.and_then(|k| k.team))), (model_header, name(Some(model)))];
+        named.into_iter().filter_map(|(header, value)| Some((header, value?))).collect()
     }
 
     /// Takes one request and `tokens` in every rate-limited scope the request counts in, or
@@ -1191,5 +1211,19 @@ mod tests {
         let auth: AuthSpec =
             parse(serde_json::json!({"keys": [{"id": "x", "sha256": hex(&[0; 32]), "rate_limit": {"requests_per_minute": 0}}]}));
         assert_eq!(a.add_auth(&auth, &BTreeMap::new()).unwrap_err().field, "auth.keys[0].rate_limit.requests_per_minute");
+    }
+
+    #[test]
+    fn descriptor_headers_name_key_team_and_model_when_asked_for() {
+        let (mut a, alice, model) = rate_limited();
+        assert!(a.descriptor_headers(alice, model).is_empty(), "off by default: nothing leaves the gateway");
+        a.descriptor_headers = true;
+        let named = a.descriptor_headers(alice, model);
+        assert_eq!(
+            named,
+            [("x-tollgate-rl-key", "alice".to_owned()), ("x-tollgate-rl-team", "research".into()), ("x-tollgate-rl-model", "m".into())]
+        );
+        let anonymous = a.descriptor_headers(Caller::default(), model);
+        assert_eq!(anonymous, [("x-tollgate-rl-model", "m".to_owned())]);
     }
 }

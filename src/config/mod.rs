@@ -246,6 +246,7 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
 
 /// The gateway's and the upstream models' rate limits, once every model scope is known.
 fn limit_rates(spec: &RateLimitsSpec, accounting: &mut Accounting) -> Result<(), ConfigError> {
+    accounting.descriptor_headers = spec.descriptor_headers;
     if let Some(gateway) = &spec.gateway {
         accounting.limit_rate("global", "all", "rate_limits.gateway", gateway)?;
     }

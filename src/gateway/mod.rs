@@ -734,13 +734,15 @@ impl Gateway {
         store: &dyn SharedStore,
         now_ms: u64,
     ) -> Result<Forward<'c>, Halt> {
-        let Prepared { choice, route, requested, mut ctx, dropped, admitted: Admitted { caller, mut charges, upstream, commitment } } = p;
+        let Prepared { choice, route, requested, mut ctx, dropped, admitted: Admitted { caller, mut charges, mut upstream, commitment } } =
+            p;
         if let Some(r) = route
             && !self.config.router.commit(r, commitment, store, now_ms)
         {
             self.config.accounting.release(store, &mut charges);
             return Err(Halt::ProbeTaken);
         }
+        upstream.headers.extend(self.config.accounting.descriptor_headers(caller, choice.scope));
         ctx.model = choice.model;
         ctx.native = choice.provider.settings.api().speaks(ctx.dialect);
         // Through a failover cluster, each attempt reports its own target's health from the

@@ -325,6 +325,10 @@ pub struct RateLimitsSpec {
     /// By upstream model name (as the usage report's `models` lists them).
     #[serde(default)]
     pub models: BTreeMap<String, RateLimitSpec>,
+    /// Name the request's key, team and upstream model in request headers for Envoy's
+    /// rate-limit filter (global limits through a rate-limit service).
+    #[serde(default)]
+    pub descriptor_headers: bool,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
