@@ -353,17 +353,7 @@ mod tests {
     use crate::conversation::answer::Answer;
     use serde_json::{Value, json};
 
-    /// The events of a stream: (name, data).
-    pub fn events(out: &[u8]) -> Vec<(String, Value)> {
-        let text = std::str::from_utf8(out).unwrap();
-        text.split("\n\n")
-            .filter(|e| !e.is_empty())
-            .map(|e| {
-                let (name, data) = e.split_once('\n').unwrap();
-                (name.strip_prefix("event: ").unwrap().to_owned(), serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap())
-            })
-            .collect()
-    }
+    use crate::stream::sse::named_events as events;
 
     #[test]
     fn a_whole_answer_is_a_message() {

@@ -359,7 +359,7 @@ fn user_messages<'a>(i: usize, content: Blocks<'a>, out: &mut Vec<Message<'a>>) 
             }
             out.push(tool_result(i, j, b)?);
         } else {
-            parts.push(part(&format!("messages.{i}.content.{j}"), b)?);
+            parts.push(part(&|| format!("messages.{i}.content.{j}"), b)?);
         }
     }
     if !parts.is_empty() {
@@ -369,16 +369,16 @@ fn user_messages<'a>(i: usize, content: Blocks<'a>, out: &mut Vec<Message<'a>>) 
 }
 
 fn tool_result<'a>(i: usize, j: usize, b: Block<'a>) -> Result<Message<'a>, ApiError> {
-    let path = format!("messages.{i}.content.{j}");
+    let path = || format!("messages.{i}.content.{j}");
     let id = b
         .tool_use_id
-        .ok_or_else(|| ApiError::invalid_param(format!("{path}.tool_use_id"), format!("{path}.tool_use_id: Field required.")))?;
+        .ok_or_else(|| ApiError::invalid_param(format!("{}.tool_use_id", path()), format!("{}.tool_use_id: Field required.", path())))?;
     let content = match b.content {
         None => Content::Text(Str::default()),
         Some(Blocks::Text(t)) => Content::Text(t),
-        Some(Blocks::List(blocks)) => {
-            Content::Parts(blocks.into_iter().enumerate().map(|(k, b)| part(&format!("{path}.content.{k}"), b)).collect::<Result<_, _>>()?)
-        }
+        Some(Blocks::List(blocks)) => Content::Parts(
+            blocks.into_iter().enumerate().map(|(k, b)| part(&|| format!("{}.content.{k}", path()), b)).collect::<Result<_, _>>()?,
+        ),
     };
     Ok(Message { tool_call_id: Some(id), is_error: b.is_error == Some(true), ..message(Role::Tool, Some(content)) })
 }
@@ -391,11 +391,11 @@ fn assistant_message<'a>(i: usize, content: Blocks<'a>) -> Result<Message<'a>, A
     let mut parts = Vec::with_capacity(blocks.len());
     let mut calls = Vec::new();
     for (j, b) in blocks.into_iter().enumerate() {
-        let path = format!("messages.{i}.content.{j}");
+        let path = || format!("messages.{i}.content.{j}");
         match &*b.kind {
             "tool_use" => {
                 let (Some(id), Some(name)) = (b.id, b.name) else {
-                    return Err(ApiError::invalid_param(path.clone(), format!("{path}: a tool_use block needs `id` and `name`.")));
+                    return Err(ApiError::invalid_param(path(), format!("{}: a tool_use block needs `id` and `name`.", path())));
                 };
                 let arguments = b.input.map_or(Str::from("{}"), |input| Str(Cow::Borrowed(input.get())));
                 calls.push(ToolCall { id, kind: Some(Str::from("function")), function: FunctionCall { name, arguments } });
@@ -413,8 +413,8 @@ fn assistant_message<'a>(i: usize, content: Blocks<'a>) -> Result<Message<'a>, A
 }
 
 /// A text, image or document block as a part; other kinds are kept by name, for the provider to
-/// refuse if it has no counterpart.
-fn part<'a>(path: &str, b: Block<'a>) -> Result<Part<'a>, ApiError> {
+/// refuse if it has no counterpart. `path` names the block in errors (made on the error path only).
+fn part<'a>(path: &dyn Fn() -> String, b: Block<'a>) -> Result<Part<'a>, ApiError> {
     let cache_control = b.cache_control;
     let part = match &*b.kind {
         "text" => Part { kind: b.kind, text: Some(b.text.unwrap_or_default()), ..Default::default() },
@@ -438,8 +438,8 @@ fn part<'a>(path: &str, b: Block<'a>) -> Result<Part<'a>, ApiError> {
 }
 
 /// A `base64` source as a data URL, a `url` source as its URL.
-fn media_url<'a>(path: &str, source: Option<Source<'a>>, what: &str) -> Result<Str<'a>, ApiError> {
-    let bad = |detail: &str| ApiError::invalid_param(format!("{path}.source"), format!("{path}.source: {detail}"));
+fn media_url<'a>(path: &dyn Fn() -> String, source: Option<Source<'a>>, what: &str) -> Result<Str<'a>, ApiError> {
+    let bad = |detail: &str| ApiError::invalid_param(format!("{}.source", path()), format!("{}.source: {detail}", path()));
     let source = source.ok_or_else(|| bad(&format!("an {what} block needs a `source`.")))?;
     match (&*source.kind, source.media_type, source.data, source.url) {
         ("base64", Some(media_type), Some(data), _) => Ok(Str(Cow::Owned(format!("data:{};base64,{}", &*media_type, &*data)))),

@@ -465,11 +465,12 @@ impl ChatRequest<'_> {
     }
 
     /// Leaves out the model's earlier reasoning, for a provider that cannot take it back (it
-    /// was written, and signed, by another).
-    pub fn forget_thinking(&mut self) {
+    /// was written, and signed, by another); `keep_signed`: but for what carries a signature,
+    /// which a provider that reads its own signed thinking gets.
+    pub fn forget_thinking(&mut self, keep_signed: bool) {
         for m in &mut self.messages {
             if let Some(Content::Parts(parts)) = &mut m.content {
-                parts.retain(|p| !p.is_thinking());
+                parts.retain(|p| !p.is_thinking() || keep_signed && p.signature.as_deref().is_some_and(|s| !s.is_empty()));
             }
         }
     }

@@ -574,16 +574,14 @@ impl Gateway {
                     return Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>(), incoming.dialect)?);
                 }
             };
-        let Some(path) = choice.provider.settings.api().count_tokens_path(choice.provider) else {
+        let to = BuildContext { model: &choice.model, now_ms };
+        let Some(upstream) = choice.provider.settings.api().build_count_tokens(choice.provider, &req, client, &to) else {
             let estimate = req.text_bytes().div_ceil(4);
             let mut reply = Reply::json(200, format!("{{\"input_tokens\":{estimate}}}").into_bytes());
             reply.headers.push(("x-tollgate-estimate", "1".to_owned()));
             return Ok(Next::Respond(reply));
         };
-        let mut edits = Edits::default();
-        let to = BuildContext { model: &choice.model, now_ms };
-        let built = providers::build_chat(choice.provider, &req, client, &to, &mut edits)?;
-        let upstream = UpstreamRequest { path: Some(path), ..built };
+        let upstream = upstream?;
         let ctx =
             ResponseContext { operation: Operation::CountTokens, dialect: incoming.dialect, created: now_ms / 1000, ..Default::default() };
         let prepared = Prepared {

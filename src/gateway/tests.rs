@@ -660,3 +660,55 @@ fn a_models_policy_chooses_how_it_thinks_and_answers_in_a_schema() {
     let sent: Value = serde_json::from_slice(&f.upstream.body.unwrap()).unwrap();
     assert_eq!(sent["tool_choice"], json!({"type":"tool","name":"w"}));
 }
+
+#[test]
+fn messages_and_responses_endpoints_are_classified_and_answer_in_their_shape() {
+    use crate::client::Dialect;
+    let g = gateway();
+    let caller = Caller::default();
+    assert_eq!(
+        headers(&g, "POST", "/v1/messages?beta=true", None),
+        OnHeaders::ReadBody(caller, Operation::Chat, Dialect::AnthropicMessages)
+    );
+    assert_eq!(
+        headers(&g, "POST", "/v1/messages/count_tokens", None),
+        OnHeaders::ReadBody(caller, Operation::CountTokens, Dialect::AnthropicMessages)
+    );
+    assert_eq!(headers(&g, "POST", "/v1/responses", None), OnHeaders::ReadBody(caller, Operation::Chat, Dialect::OpenAiResponses));
+    assert_eq!(
+        headers(&g, "GET", "/v1/responses/resp_1", None),
+        OnHeaders::ReadBody(caller, Operation::StoredResponse, Dialect::OpenAiResponses)
+    );
+    assert_eq!(
+        headers(&g, "DELETE", "/v1/responses/resp_1", None),
+        OnHeaders::ReadBody(caller, Operation::StoredResponse, Dialect::OpenAiResponses)
+    );
+    assert_eq!(status_of(headers(&g, "GET", "/v1/responses", None)), 405);
+    assert_eq!(status_of(headers(&g, "PUT", "/v1/responses/resp_1", None)), 405);
+    let OnHeaders::Respond(reply) = headers(&g, "GET", "/v1/messages", None) else { panic!() };
+    let v: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!((reply.status, &v["type"], &v["error"]["type"]), (405, &json!("error"), &json!("invalid_request_error")));
+    let OnHeaders::Respond(reply) = headers(&g, "POST", "/v1/messages", Some("5000")) else { panic!() };
+    assert_eq!(serde_json::from_slice::<Value>(&reply.body).unwrap()["error"]["type"], "request_too_large");
+}
+
+#[test]
+fn anthropic_clients_authenticate_with_x_api_key_or_bearer() {
+    let hash: String = crate::accounting::keys::hash("tg-key").iter().map(|b| format!("{b:02x}")).collect();
+    let json = format!(
+        r#"{{"providers":{{"anthropic":{{"kind":"anthropic","cluster":"a","api_key_env":"K"}}}},"models":{{"claude":{{"provider":"anthropic"}}}},
+            "auth":{{"keys":[{{"id":"k1","sha256":"{hash}"}}]}}}}"#
+    );
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &|_| Some("v".into()), 0).unwrap());
+    let on = |authorization: Option<&str>, api_key: Option<&str>| {
+        let head = RequestHead { method: "POST", path: "/v1/messages", content_length: None, authorization, api_key };
+        STORE.with(|s| g.on_request_headers(&head, s, 0))
+    };
+    let admitted = |h: OnHeaders| matches!(h, OnHeaders::ReadBody(Caller { key: Some(0) }, ..));
+    assert!(admitted(on(None, Some("tg-key"))));
+    assert!(admitted(on(Some("Bearer tg-key"), None)));
+    let OnHeaders::Respond(reply) = on(None, Some("tg-other")) else { panic!() };
+    let v: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!((reply.status, &v["error"]["type"]), (401, &json!("authentication_error")));
+    assert_eq!(status_of(on(None, None)), 401);
+}

@@ -293,9 +293,6 @@ fn into_request(w: ResponsesRequest) -> Result<ChatRequest, ApiError> {
             }
         }
     }
-    if messages.iter().all(|m| m.role == Role::System) {
-        return Err(ApiError::invalid_param("input", "`input` must hold at least one message or item."));
-    }
     let tools = w.tools.into_iter().enumerate().map(|(i, t)| tool(i, t)).collect::<Result<Vec<_>, _>>()?;
     let tool_choice = w.tool_choice.map(|c| tool_choice(c, &tools)).transpose()?;
     let response_format = w.format.map(response_format).transpose()?;
@@ -340,22 +337,26 @@ fn input_message<'a>(i: usize, item: Item<'a>) -> Result<Message<'a>, ApiError> 
     };
     let content = match item.content {
         None => return Err(ApiError::invalid_param(format!("input[{i}].content"), format!("`input[{i}]` needs `content`."))),
-        Some(c) => content(&format!("input[{i}].content"), c)?,
+        Some(c) => content(&|| format!("input[{i}].content"), c)?,
     };
     Ok(message(role, content))
 }
 
-fn content<'a>(path: &str, c: OneOrList<'a, InputPart<'a>>) -> Result<Content<'a>, ApiError> {
+/// `path` names the content in errors (made on the error path only).
+fn content<'a>(path: &dyn Fn() -> String, c: OneOrList<'a, InputPart<'a>>) -> Result<Content<'a>, ApiError> {
     match c {
         OneOrList::Text(t) => Ok(Content::Text(t)),
-        OneOrList::List(parts) => {
-            parts.into_iter().enumerate().map(|(j, p)| part(&format!("{path}[{j}]"), p)).collect::<Result<_, _>>().map(Content::Parts)
-        }
+        OneOrList::List(parts) => parts
+            .into_iter()
+            .enumerate()
+            .map(|(j, p)| part(&|| format!("{}[{j}]", path()), p))
+            .collect::<Result<_, _>>()
+            .map(Content::Parts),
     }
 }
 
-fn part<'a>(path: &str, p: InputPart<'a>) -> Result<Part<'a>, ApiError> {
-    let missing = |field: &str| ApiError::invalid_param(format!("{path}.{field}"), format!("`{path}` needs `{field}`."));
+fn part<'a>(path: &dyn Fn() -> String, p: InputPart<'a>) -> Result<Part<'a>, ApiError> {
+    let missing = |field: &str| ApiError::invalid_param(format!("{}.{field}", path()), format!("`{}` needs `{field}`.", path()));
     Ok(match &*p.kind {
         "input_text" | "output_text" => {
             Part { kind: Str::from("text"), text: Some(p.text.ok_or_else(|| missing("text"))?), ..Default::default() }
@@ -370,7 +371,7 @@ fn part<'a>(path: &str, p: InputPart<'a>) -> Result<Part<'a>, ApiError> {
             Part { kind: Str::from("file"), file: Some(file), ..Default::default() }
         }
         other => {
-            return Err(ApiError::invalid_param(format!("{path}.type"), format!("`{path}`: unknown content part type `{other}`.")));
+            return Err(ApiError::invalid_param(format!("{}.type", path()), format!("`{}`: unknown content part type `{other}`.", path())));
         }
     })
 }
@@ -401,7 +402,7 @@ fn call_output<'a>(i: usize, item: Item<'a>) -> Result<Message<'a>, ApiError> {
         item.call_id.ok_or_else(|| ApiError::invalid_param(format!("input[{i}].call_id"), format!("`input[{i}]` needs `call_id`.")))?;
     let content = match item.output {
         None => Content::Text(Str::default()),
-        Some(o) => content(&format!("input[{i}].output"), o)?,
+        Some(o) => content(&|| format!("input[{i}].output"), o)?,
     };
     Ok(Message { tool_call_id: Some(id), ..message(Role::Tool, content) })
 }

@@ -472,17 +472,7 @@ mod tests {
     use crate::conversation::answer::Answer;
     use serde_json::{Value, json};
 
-    fn events(out: &[u8]) -> Vec<(String, Value)> {
-        std::str::from_utf8(out)
-            .unwrap()
-            .split("\n\n")
-            .filter(|e| !e.is_empty())
-            .map(|e| {
-                let (name, data) = e.split_once('\n').unwrap();
-                (name.strip_prefix("event: ").unwrap().to_owned(), serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap())
-            })
-            .collect()
-    }
+    use crate::stream::sse::named_events as events;
 
     #[test]
     fn a_whole_answer_is_a_response() {

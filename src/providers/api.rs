@@ -85,15 +85,33 @@ pub trait ProviderApi {
     /// `x-amzn-errortype` header, where AWS names the error.
     fn translate_error(&self, status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError;
 
+    /// Whether the kind takes back a model's signed reasoning (thinking parts with a signature
+    /// from an earlier turn); the others never see it.
+    fn reads_thinking(&self) -> bool {
+        false
+    }
+
     /// Whether the kind speaks this client API itself: its clients' bytes go on edited, not
     /// re-encoded, and the headers of that API reach it.
     fn speaks(&self, _dialect: Dialect) -> bool {
         false
     }
 
-    /// Where the kind counts a request's input tokens, if it can.
-    fn count_tokens_path(&self, _provider: &Provider) -> Option<String> {
+    /// The request that counts `req`'s input tokens, where the kind has an endpoint for it
+    /// (`None`: the gateway estimates).
+    fn build_count_tokens(
+        &self,
+        _provider: &Provider,
+        _req: &ChatRequest,
+        _client: ClientBody,
+        _to: &BuildContext,
+    ) -> Option<Result<UpstreamRequest, ApiError>> {
         None
+    }
+
+    /// The provider's count as the client gets it (`{"input_tokens": N}`); `None` body: as is.
+    fn translate_count_tokens(&self, _body: &[u8]) -> Result<Translated, ApiError> {
+        Ok(Translated::default())
     }
 
     /// How the kind frames its streams.

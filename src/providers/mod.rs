@@ -288,7 +288,7 @@ pub fn build_chat(
     edits.dropped.extend(req.left_out.iter().cloned());
     if req.has_thinking() {
         let mut req = req.clone();
-        req.forget_thinking();
+        req.forget_thinking(api.reads_thinking());
         return api.build_chat(provider, &req, client, to, edits);
     }
     api.build_chat(provider, req, client, to, edits)
@@ -341,9 +341,9 @@ pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8
     match ctx.operation {
         Operation::Chat => api.translate_chat(ctx, body),
         Operation::Embeddings => api.translate_embeddings(provider, ctx, body),
-        // The provider's own count or stored response, in the client's dialect: nothing to
-        // translate or account.
-        Operation::CountTokens | Operation::StoredResponse => Ok(Translated::default()),
+        Operation::CountTokens => api.translate_count_tokens(body),
+        // A stored response, in the client's dialect: nothing to translate or account.
+        Operation::StoredResponse => Ok(Translated::default()),
     }
 }
 

@@ -139,14 +139,7 @@ pub fn messages_stream_ctx(model: &str) -> ResponseContext {
 /// its deltas and stopped once; `message_delta` then `message_stop` last. Returns the text, the
 /// tool calls (id, name, arguments) and the stop reason.
 pub fn messages_stream(out: &str) -> (String, Vec<(String, String, String)>, String) {
-    let events: Vec<(String, Value)> = out
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let (name, data) = e.split_once('\n').unwrap();
-            (name.strip_prefix("event: ").unwrap().to_owned(), serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap())
-        })
-        .collect();
+    let events = crate::stream::sse::named_events(out.as_bytes());
     assert_eq!(events.first().map(|e| e.0.as_str()), Some("message_start"), "{out}");
     assert_eq!(events.iter().rev().take(2).map(|e| e.0.as_str()).collect::<Vec<_>>(), ["message_stop", "message_delta"], "{out}");
     let (mut text, mut calls, mut open, mut next) = (String::new(), Vec::<(String, String, String)>::new(), None, 0);

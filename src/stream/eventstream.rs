@@ -139,7 +139,7 @@ fn parse_message(message: &[u8]) -> Result<Event<'_>, StreamError> {
         _ => return Err(StreamError::Corrupt("event-stream message without a known :message-type")),
     };
     let name = name.ok_or(StreamError::Corrupt("event-stream message without its type header"))?;
-    Ok(Event { name, data: Cow::Borrowed(data), raw: message, has_data: true })
+    Ok(Event { name, data: Cow::Borrowed(data), raw: message, has_data: true, complete: true })
 }
 
 /// The string headers the framing defines; every other header is skipped by its type's size.

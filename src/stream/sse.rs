@@ -21,6 +21,9 @@ pub struct Event<'a> {
     pub raw: &'a [u8],
     /// True when the event carries at least one `data` line.
     pub has_data: bool,
+    /// False for the unterminated tail the stream ended with: what it holds may be cut short,
+    /// so a passthrough does not forward it.
+    pub complete: bool,
 }
 
 #[derive(Debug)]
@@ -74,7 +77,7 @@ impl Framer {
         let pending = std::mem::take(&mut self.pending);
         self.scanned = 0;
         if !pending.is_empty() {
-            let event = parse_event(&pending);
+            let event = parse_event(&pending, false);
             if event.has_data {
                 on_event(event);
             }
@@ -98,7 +101,7 @@ impl Framer {
                     }
                     if self.at_line_start {
                         let raw = buf.get(event_start..=i).unwrap_or_default();
-                        let event = parse_event(raw);
+                        let event = parse_event(raw, true);
                         if event.has_data || !event.name.is_empty() || is_comment_only(raw) {
                             on_event(event);
                         }
@@ -143,7 +146,7 @@ fn lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-fn parse_event(raw: &[u8]) -> Event<'_> {
+fn parse_event(raw: &[u8], complete: bool) -> Event<'_> {
     let mut name: &[u8] = &[];
     let mut data: Option<Cow<[u8]>> = None;
     for line in lines(raw) {
@@ -174,7 +177,20 @@ fn parse_event(raw: &[u8]) -> Event<'_> {
             _ => {}
         }
     }
-    Event { name, has_data: data.is_some(), data: data.unwrap_or(Cow::Borrowed(&[])), raw }
+    Event { name, has_data: data.is_some(), data: data.unwrap_or(Cow::Borrowed(&[])), raw, complete }
+}
+
+/// The named events of a stream a test wrote, `(event name, JSON data)`, in order.
+#[cfg(test)]
+pub fn named_events(out: &[u8]) -> Vec<(String, serde_json::Value)> {
+    let text = std::str::from_utf8(out).unwrap();
+    text.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (name, data) = e.split_once('\n').unwrap();
+            (name.strip_prefix("event: ").unwrap().to_owned(), serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap())
+        })
+        .collect()
 }
 
 #[cfg(test)]

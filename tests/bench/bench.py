@@ -47,7 +47,8 @@ class Scenario:
     reply: str  # nginx's canned answer on that path (fixtures/)
     prompt_bytes: int = 0
     stream: bool = False
-    # The API the client speaks: "chat" (OpenAI Chat Completions) or "messages" (Anthropic).
+    # The API the client speaks: "chat" (OpenAI Chat Completions), "messages" (Anthropic) or
+    # "responses" (OpenAI Responses).
     client: str = "chat"
 
 
@@ -62,13 +63,19 @@ MESSAGES_PASSTHROUGH = Scenario("messages_passthrough", "Messages passthrough (�
                                 "anthropic_response.json", client="messages")
 MESSAGES_TRANSLATE = Scenario("messages_translate", "Messages → OpenAI, 1.5 KB", "fast", "/v1/chat/completions",
                               "openai_response.json", client="messages")
+RESPONSES_PASSTHROUGH = Scenario("responses_passthrough", "Responses passthrough (→ OpenAI)", "fast", "/v1/responses",
+                                 "openai_responses_response.json", client="responses")
+RESPONSES_TRANSLATE = Scenario("responses_translate", "Responses → Anthropic, 1.5 KB", "claude-sonnet", "/v1/messages",
+                               "anthropic_response.json", client="responses")
 # The passthrough with a request and a token limit on its model (limits no run reaches): the cost
 # of admitting to and settling two leaky buckets in shared data per request.
 RATE_LIMITED = Scenario("rate_limited", "OpenAI passthrough, RPM + TPM limits", "limited", "/v1/chat/completions",
                         "openai_response.json")
 RATE_LIMITED_MODEL = "gpt-4o-mini-rate-limited"
 
-THROUGHPUT = (TRANSLATE, PASSTHROUGH, LARGE, MESSAGES_PASSTHROUGH, MESSAGES_TRANSLATE, RATE_LIMITED)
+
+THROUGHPUT = (TRANSLATE, PASSTHROUGH, LARGE, MESSAGES_PASSTHROUGH, MESSAGES_TRANSLATE, RESPONSES_PASSTHROUGH, RESPONSES_TRANSLATE,
+              RATE_LIMITED)
 
 
 def request_body(s: Scenario) -> bytes:
@@ -82,7 +89,23 @@ def request_body(s: Scenario) -> bytes:
         req["messages"][-1]["content"] += "\n\n" + paragraph * (s.prompt_bytes // len(paragraph))
     if s.client == "messages":
         req = as_messages(req)
+    elif s.client == "responses":
+        req = as_responses(req)
     return json.dumps(req).encode()
+
+
+def as_responses(chat: dict) -> dict:
+    """The same conversation as an OpenAI Responses request."""
+    return {
+        "model": chat["model"],
+        "instructions": " ".join(m["content"] for m in chat["messages"] if m["role"] == "system"),
+        "input": [{"role": m["role"], "content": m["content"]} for m in chat["messages"] if m["role"] != "system"],
+        "tools": [{"type": "function", **t["function"]} for t in chat.get("tools", [])],
+        "max_output_tokens": chat.get("max_tokens", 1024),
+        **({"temperature": chat["temperature"]} if "temperature" in chat else {}),
+        "store": False,
+        "user": chat.get("user", "bench"),
+    }
 
 
 def as_messages(chat: dict) -> dict:
@@ -118,7 +141,7 @@ class Side:
     def path(self, s: Scenario) -> str:
         if not self.tollgate:
             return s.upstream_path
-        return "/v1/messages" if s.client == "messages" else "/v1/chat/completions"
+        return {"messages": "/v1/messages", "responses": "/v1/responses"}.get(s.client, "/v1/chat/completions")
 
     def cpu_seconds(self) -> float:
         fields = pathlib.Path(f"/proc/{self.envoy.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -163,6 +186,10 @@ http {{
             default_type application/json;
             return 200 {nginx_string(FIXTURES / "openai_response.json")};
         }}
+        location = /v1/responses {{
+            default_type application/json;
+            return 200 {nginx_string(FIXTURES / "openai_responses_response.json")};
+        }}
         location = /v1/messages {{
             if ($http_x_bench_sse) {{ rewrite ^ /anthropic-stream last; }}
             default_type application/json;
@@ -187,9 +214,10 @@ http {{
     return proc
 
 
-def envoy_configs(upstream_port: int) -> dict[str, dict]:
+def envoy_configs(upstream_port: int, baseline: pathlib.Path | None = None) -> dict[str, dict]:
     """The shipped config; the same listener and clusters without the wasm filter (bare); and
-    with the reference filter (floor-filter) in Tollgate's place."""
+    with the reference filter (floor-filter) in Tollgate's place; with `baseline`, the shipped
+    config running another build of Tollgate (an earlier commit's module)."""
     tollgate = load_config("envoy/demo.yaml")
     point_static_clusters(tollgate, upstream_port)
     # Writing an access log line costs Envoy the same with or without Tollgate: measured without.
@@ -215,7 +243,14 @@ def envoy_configs(upstream_port: int) -> dict[str, dict]:
     route = first["route"]
     del route["cluster_header"]
     route["cluster"] = "mock_anthropic"  # both clusters are the same nginx
-    return {"bare": bare, "floor": floor, "tollgate": tollgate}
+    configs = {"bare": bare, "floor": floor, "tollgate": tollgate}
+    if baseline:
+        before = copy.deepcopy(tollgate)
+        hcm = before["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        vm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")["typed_config"]["config"]["vm_config"]
+        vm.update(vm_id="baseline", code={"local": {"filename": str(baseline)}})
+        configs["baseline"] = before
+    return configs
 
 
 def pin(pid: int, cpus: set[int]):
@@ -246,6 +281,8 @@ def check(side: Side, s: Scenario):
         assert body.rstrip().endswith(b"data: [DONE]") and b"chat.completion.chunk" in body, body[:300]
     elif s.client == "messages":
         assert json.loads(body)["type"] == "message" and "x-tollgate-provider" in headers, body[:300]
+    elif s.client == "responses":
+        assert json.loads(body)["object"] == "response" and "x-tollgate-provider" in headers, body[:300]
     else:
         assert json.loads(body)["object"] == "chat.completion" and "x-tollgate-provider" in headers, body[:300]
 
@@ -392,6 +429,13 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
     passed = all(ok for *_, ok in targets)
     target_table = table(["Target", "Measured", "Limit", "Result"], [[*t[:3], "pass" if t[3] else "**FAIL**"] for t in targets])
 
+    baseline_text = ""
+    if args.baseline:
+        chat = [s for s in scenarios if s.client == "chat"]
+        rows = [[s.title, f"{ratio(s, 'baseline'):.3f}", f"{ratio(s):.3f}", f"{cpu(s, 'baseline')} / {cpu(s, 'tollgate')}"] for s in chat]
+        baseline_text = ("## Before and after, same run\n\n"
+                         f"The baseline is `{args.baseline}`, an earlier build of Tollgate, as a fourth side.\n\n"
+                         + table(["Scenario (c=32)", "Ratio baseline", "Ratio Tollgate", "Envoy CPU µs/req baseline / Tollgate"], rows) + "\n\n")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     version = subprocess.run([ENVOY_BIN, "--version"], capture_output=True, text=True).stdout.strip().split("version: ")[-1]
     text = f"""# Tollgate benchmark
@@ -418,7 +462,7 @@ CPU µs per request (Envoy's user + system time over the run, all threads) does 
 is the bottleneck. When bare Envoy's core is well below 100% busy, the load generator limited it and
 the req/s ratio understates Tollgate's cost.
 
-## Latency
+{baseline_text}## Latency
 
 {latency}
 
@@ -446,6 +490,8 @@ def main():
     parser.add_argument("--stream-requests", type=int, default=1000, help="sequential streaming requests per side")
     parser.add_argument("--soak", type=int, default=200_000, help="requests in the memory soak")
     parser.add_argument("--out", type=pathlib.Path, default=BENCH / "results.md")
+    parser.add_argument("--baseline", type=pathlib.Path, default=None,
+                        help="another build's .wasm (e.g. an earlier commit's), measured as a fourth side on the chat scenarios")
     args = parser.parse_args()
     # Envoy gets a CPU of its own, so the load generator and the mock do not steal its time.
     cpus = sorted(os.sched_getaffinity(0))
@@ -461,21 +507,23 @@ def main():
         stack.callback(nginx.wait)
         stack.callback(nginx.terminate)
         sides = []
-        for name, cfg in envoy_configs(upstream_port).items():
+        for name, cfg in envoy_configs(upstream_port, args.baseline).items():
             envoy = Envoy(cfg, work / name, concurrency=1)
             stack.callback(envoy.stop)
             pin(envoy.proc.pid, {args.envoy_cpu})
             sides.append(Side(name, envoy))
-        bare, _, tollgate = sides
+        bare, _, tollgate = sides[:3]
 
         load = {}
         for s in THROUGHPUT:
-            files = {side.name: [raw_request(work, side, s)] for side in sides}
-            for side in sides:
+            # An earlier build knows only the chat endpoint.
+            sides_of = [side for side in sides if side.name != "baseline" or s.client == "chat"]
+            files = {side.name: [raw_request(work, side, s)] for side in sides_of}
+            for side in sides_of:
                 check(side, s)
                 wrk(side, files[side.name], 32, 2)  # warm-up: connections, JIT, allocator
             for c in CONCURRENCY:
-                for side in alternating(sides, args.rounds):
+                for side in alternating(sides_of, args.rounds):
                     run = wrk(side, files[side.name], c, args.seconds)
                     load.setdefault((s.name, c, side.name), []).append(run)
                     print(f"{s.name:12} c={c:<3} {side.name:9} {run['rps']:9,.0f} req/s  p50 {run['p50_us']:6} µs"

@@ -643,3 +643,18 @@ def test_count_tokens_for_other_providers_is_an_estimate(gw, mock, test_id):
     counted = raw.parse().input_tokens
     assert isinstance(counted, int) and 100 <= counted <= 1000, counted
     assert mock.requests(test_id) == [], "OpenAI has no token counting endpoint to ask"
+
+
+def test_count_tokens_is_answered_by_gemini_counttokens(gw, mock, test_id):
+    raw = sdk(gw).messages.with_raw_response.count_tokens(
+        model="gemini-flash", system="Be brief.", tools=[WEATHER], messages=[{"role": "user", "content": "one two three"}],
+        extra_headers={"x-test-id": test_id})
+    # The mock counts as it does for generateContent: 2 system words, the tool's name, 3 message words.
+    assert raw.parse().input_tokens == 6
+    assert "x-tollgate-estimate" not in raw.headers
+    sent = mock.only_request(test_id)
+    assert sent["path"] == "/v1beta/models/gemini-2.5-flash:countTokens"
+    request = sent["body"]["generateContentRequest"]
+    assert request["model"] == "models/gemini-2.5-flash"
+    assert request["contents"][0]["parts"][0]["text"] == "one two three"
+    assert request["systemInstruction"]["parts"][0]["text"] == "Be brief."

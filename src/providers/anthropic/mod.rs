@@ -118,9 +118,18 @@ impl ProviderApi for Settings {
         dialect == Dialect::AnthropicMessages
     }
 
-    /// https://docs.anthropic.com/en/api/messages-count-tokens
-    fn count_tokens_path(&self, provider: &Provider) -> Option<String> {
-        Some(format!("{}/messages/count_tokens", provider.base_path))
+    /// A Messages client's request, as it came but for the model
+    /// (https://docs.anthropic.com/en/api/messages-count-tokens).
+    fn build_count_tokens(
+        &self,
+        provider: &Provider,
+        _req: &ChatRequest,
+        client: ClientBody,
+        to: &BuildContext,
+    ) -> Option<Result<UpstreamRequest, ApiError>> {
+        let path = Some(format!("{}/messages/count_tokens", provider.base_path));
+        (client.dialect == Dialect::AnthropicMessages)
+            .then(|| passthrough(client.bytes, to.model, &Edits::default()).map(|built| UpstreamRequest { path, ..built }))
     }
 
     fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {

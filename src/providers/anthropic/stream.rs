@@ -83,14 +83,18 @@ impl StreamState {
 
     /// Forwards the event as it came, reading the usage of `message_start` and `message_delta`.
     fn pass_through(&mut self, event: &Event, out: &mut Vec<u8>) {
-        out.extend_from_slice(event.raw);
+        // A tail the stream ended on may be cut short: its usage counts, but it is not passed
+        // on as if it were whole, and it ends nothing.
+        if event.complete {
+            out.extend_from_slice(event.raw);
+        }
         if self.stopped || !event.has_data {
             return;
         }
         // Only the events that carry usage or end the stream are parsed.
         let kind = event.name;
         if kind == b"message_stop" {
-            self.stopped = true;
+            self.stopped = event.complete;
             return;
         }
         if kind != b"message_start" && kind != b"message_delta" {
@@ -197,7 +201,7 @@ impl StreamTranslation for StreamState {
     fn translate_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
         if self.passthrough {
             self.pass_through(event, out);
-            return true;
+            return event.complete;
         }
         self.on_event(event, out);
         false

@@ -98,6 +98,11 @@ impl ProviderApi for Settings {
         check_unsupported(provider, req)
     }
 
+    /// Claude on Bedrock reads its signed thinking back (`reasoningContent`).
+    fn reads_thinking(&self) -> bool {
+        true
+    }
+
     fn build_chat(
         &self,
         provider: &Provider,

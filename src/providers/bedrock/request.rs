@@ -131,6 +131,17 @@ pub(super) enum Block<'r> {
     ToolUse(ToolUse<'r>),
     ToolResult(ToolResult<'r>),
     CachePoint(CachePoint),
+    ReasoningContent(ReasoningBlock<'r>),
+}
+
+/// Claude's earlier thinking, sent back with its signature (or redacted, as the bytes it gave):
+/// with thinking on, a tool loop's assistant turn must start with it
+/// (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ReasoningContentBlock.html).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) enum ReasoningBlock<'r> {
+    ReasoningText { text: &'r str, signature: &'r str },
+    RedactedContent(&'r str),
 }
 
 #[derive(Serialize)]
@@ -399,6 +410,12 @@ impl<'r> TurnRules<'r> for ConverseTurns {
                 "text" => p.text.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
                 "refusal" => p.refusal.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
                 "image_url" => Some(Block::Image(image(i, j, p)?)),
+                "thinking" if role == Role::Assistant => p.signature.as_deref().map(|signature| {
+                    Block::ReasoningContent(ReasoningBlock::ReasoningText { text: p.thinking.as_deref().unwrap_or_default(), signature })
+                }),
+                "redacted_thinking" if role == Role::Assistant => {
+                    p.signature.as_deref().map(|data| Block::ReasoningContent(ReasoningBlock::RedactedContent(data)))
+                }
                 other => {
                     return Err(ApiError::invalid_param(
                         format!("messages[{i}].content[{j}]"),

@@ -58,6 +58,9 @@ pub(super) struct Reasoning<'a> {
 pub(super) struct ReasoningText<'a> {
     #[serde(borrow, default)]
     pub(super) text: Option<Str<'a>>,
+    /// Claude's signature over its thinking, which it needs back to read it.
+    #[serde(borrow, default)]
+    pub(super) signature: Option<Str<'a>>,
 }
 
 /// `TokenUsage`. `inputTokens` excludes the tokens read from or written to the prompt cache
@@ -113,7 +116,11 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
         if let Some(t) = &block.text {
             answer.text.push_str(t);
         }
-        if let Some(t) = block.reasoning_content.as_ref().and_then(|r| r.reasoning_text.as_ref()).and_then(|r| r.text.as_deref()) {
+        let reasoning = block.reasoning_content.as_ref().and_then(|r| r.reasoning_text.as_ref());
+        if let Some(signature) = reasoning.and_then(|r| r.signature.as_deref()) {
+            answer.reasoning_signature = Some(signature.to_owned());
+        }
+        if let Some(t) = reasoning.and_then(|r| r.text.as_deref()) {
             answer.reasoning.push_str(t);
         }
         if let Some(call) = &block.tool_use {

@@ -57,6 +57,8 @@ pub(super) struct DeltaToolUse<'a> {
 pub(super) struct DeltaReasoning<'a> {
     #[serde(borrow, default)]
     pub(super) text: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub(super) signature: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +161,9 @@ impl StreamState {
     pub(super) fn block_delta(&mut self, d: &BlockDelta, out: &mut Vec<u8>) {
         self.chunks.text(out, d.delta.text.as_deref());
         self.chunks.reasoning(out, d.delta.reasoning_content.as_ref().and_then(|r| r.text.as_deref()));
+        if let Some(signature) = d.delta.reasoning_content.as_ref().and_then(|r| r.signature.as_deref()) {
+            self.chunks.reasoning_signature(signature);
+        }
         if self.answer_block == Some(d.content_block_index) {
             self.chunks.text(out, d.delta.tool_use.as_ref().map(|t| &*t.input));
         } else if let Some(tool_index) = self.tool_calls.of(d.content_block_index) {

@@ -882,3 +882,41 @@ fn a_messages_client_gets_the_stream_in_anthropics_event_grammar() {
     assert_eq!(test_support::messages_stream(&out).2, "end_turn");
     test_support::assert_any_split_gives_the_same_output(&tool_stream(), run, StreamState::completed);
 }
+
+#[test]
+fn claudes_signed_thinking_goes_back_to_it_and_comes_from_it() {
+    let c = config(r#","drop_unsupported":true"#);
+    let body = br#"{"model":"claude","max_tokens":100,"thinking":{"type":"enabled","budget_tokens":2048},"messages":[
+        {"role":"user","content":"Weather?"},
+        {"role":"assistant","content":[{"type":"thinking","thinking":"Need a tool.","signature":"c2ln"},{"type":"redacted_thinking","data":"ZW5j"},
+            {"type":"thinking","thinking":"unsigned, from another provider","signature":""},
+            {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}}]},
+        {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sunny"}]}]}"#;
+    let req = crate::anthropic::messages::parse(body).unwrap();
+    let provider = &c.providers[0];
+    let client = crate::client::ClientBody { dialect: crate::client::Dialect::AnthropicMessages, bytes: body };
+    let to = crate::providers::BuildContext { model: MODEL, now_ms: NOW_MS };
+    let built = crate::providers::build_chat(provider, &req, client, &to, &mut Edits::default()).unwrap();
+    let sent: Value = serde_json::from_slice(built.body.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        sent["messages"][1]["content"],
+        json!([{"reasoningContent":{"reasoningText":{"text":"Need a tool.","signature":"c2ln"}}},{"reasoningContent":{"redactedContent":"ZW5j"}},
+               {"toolUse":{"toolUseId":"toolu_1","name":"get_weather","input":{"city":"Paris"}}}])
+    );
+    // The signature of a streamed answer's thinking reaches a Messages client.
+    let mut s = StreamState::new(&test_support::messages_stream_ctx(MODEL));
+    let out = test_support::translate_stream(
+        &mut s,
+        Decoder::event_stream(1 << 16),
+        &[&tool_stream()],
+        StreamState::on_event,
+        StreamState::finish,
+    );
+    assert!(out.contains(r#"{"type":"signature_delta","signature":"sig"}"#), "{out}");
+    let answer = json!({"output":{"message":{"role":"assistant","content":[
+        {"reasoningContent":{"reasoningText":{"text":"Hm.","signature":"c2ln"}}},{"text":"Sunny."}]}},
+        "stopReason":"end_turn","usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5}});
+    let ctx = ResponseContext { stream: false, ..test_support::messages_stream_ctx(MODEL) };
+    let v = body_of(&translate_response(&ctx, answer.to_string().as_bytes()).unwrap());
+    assert_eq!(v["content"][0], json!({"type":"thinking","thinking":"Hm.","signature":"c2ln"}));
+}

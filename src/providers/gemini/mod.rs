@@ -141,6 +141,20 @@ impl ProviderApi for Settings {
     fn translate_error(&self, status: u16, _error_type: Option<&str>, body: &[u8]) -> ApiError {
         translate_error(status, body)
     }
+
+    fn build_count_tokens(
+        &self,
+        provider: &Provider,
+        req: &ChatRequest,
+        _client: ClientBody,
+        to: &BuildContext,
+    ) -> Option<Result<UpstreamRequest, ApiError>> {
+        Some(build_count_tokens(provider, self, req, to.model))
+    }
+
+    fn translate_count_tokens(&self, body: &[u8]) -> Result<Translated, ApiError> {
+        translate_count_tokens(body)
+    }
 }
 
 fn compile(input: &CompileInput) -> Result<CompiledProvider<Settings>, FieldError> {

@@ -482,3 +482,26 @@ pub(super) fn mime_from_extension(url: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// `countTokens` on the request's `generateContent` body: wrapped in `generateContentRequest`
+/// with its model for the Gemini API, which then counts the system instruction and tools too
+/// (https://ai.google.dev/api/tokens#method:-models.counttokens); as it is for Vertex AI
+/// (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/count-tokens).
+pub fn build_count_tokens(provider: &Provider, s: &Settings, req: &ChatRequest, upstream_model: &str) -> Result<UpstreamRequest, ApiError> {
+    let built = build_request(provider, s, req, upstream_model, &mut Edits::default())?;
+    let path = Some(endpoint(s, upstream_model, "countTokens")?);
+    let body = built.body.unwrap_or_default();
+    let body = match s.api {
+        Api::Vertex => body,
+        Api::Gemini => {
+            let members = crate::json::members(&body).ok_or_else(|| ApiError::internal("the Gemini request is not a JSON object"))?;
+            let model = crate::json::quote(&format!("models/{upstream_model}"));
+            let request = crate::json::rewrite(&body, &members, |_| true, &[("model", &model)]);
+            let mut wrapped = b"{\"generateContentRequest\":".to_vec();
+            wrapped.extend_from_slice(&request);
+            wrapped.push(b'}');
+            wrapped
+        }
+    };
+    Ok(UpstreamRequest { body: Some(body), path, ..Default::default() })
+}

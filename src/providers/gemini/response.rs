@@ -175,3 +175,17 @@ pub(super) fn blocked_completion(ctx: &ResponseContext, r: &GenerateContentRespo
     let usage = r.usage_metadata.map(Usage::from);
     completion::translated(ctx, Completion { id: &id, created: ctx.created, model, answer, finish: Some(Finish::ContentFilter), usage })
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CountTokensResponse {
+    total_tokens: u64,
+}
+
+/// Gemini's `{"totalTokens": N}` as Anthropic's `{"input_tokens": N}`, the answer of the only
+/// client API that counts.
+pub fn translate_count_tokens(body: &[u8]) -> Result<Translated, ApiError> {
+    let r: CountTokensResponse =
+        serde_json::from_slice(body).map_err(|e| super::super::unexpected_answer("a Gemini token count", &e, body))?;
+    Ok(Translated { body: Some(format!("{{\"input_tokens\":{}}}", r.total_tokens).into_bytes()), usage: None })
+}

@@ -792,3 +792,23 @@ fn a_messages_client_gets_the_stream_in_anthropics_event_grammar() {
     assert_eq!(calls[1].1, "now");
     test_support::assert_any_split_gives_the_same_output(TOOL_STREAM.as_bytes(), run, StreamState::completed);
 }
+
+#[test]
+fn token_counts_ask_count_tokens_and_answer_as_messages_does() {
+    let body = br#"{"model":"g","messages":[{"role":"user","content":"Count me"}]}"#;
+    let req = crate::anthropic::messages::parse_count_tokens(body).unwrap();
+    for (c, path, wrapped) in [
+        (gemini(""), "/v1beta/models/gemini-2.5-flash:countTokens", true),
+        (vertex(), "/v1/projects/my-proj/locations/europe-west4/publishers/google/models/gemini-2.5-flash:countTokens", false),
+    ] {
+        let built = build_count_tokens(&c.providers[0], settings(&c), &req, "gemini-2.5-flash").unwrap();
+        assert_eq!(built.path.as_deref(), Some(path));
+        let sent: Value = serde_json::from_slice(&built.body.unwrap()).unwrap();
+        let request = if wrapped { &sent["generateContentRequest"] } else { &sent };
+        assert_eq!(request["contents"][0]["parts"][0]["text"], "Count me");
+        assert_eq!(request.get("model").and_then(Value::as_str), wrapped.then_some("models/gemini-2.5-flash"));
+    }
+    let t = translate_count_tokens(br#"{"totalTokens": 31, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 31}]}"#).unwrap();
+    assert_eq!(t.body.as_deref(), Some(&br#"{"input_tokens":31}"#[..]));
+    assert!(translate_count_tokens(b"{}").is_err(), "a count without its total is no count");
+}

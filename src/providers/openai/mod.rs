@@ -11,7 +11,7 @@ use super::{
 };
 use super::{Provider, Secret};
 use super::{ProviderApi, SpecField, StreamTranslation};
-use crate::client::{ClientBody, Dialect, StreamWriter};
+use crate::client::{self, ClientBody, Dialect, StreamWriter};
 use crate::conversation::request::ChatRequest;
 use crate::error::ApiError;
 use crate::error::kind_for_status;
@@ -465,6 +465,8 @@ pub fn translate_relayed(ctx: &ResponseContext, body: &[u8]) -> Result<Translate
 #[derive(Debug)]
 pub struct StreamState {
     mode: Mode,
+    /// The client's API, in which a cut stream's error is written.
+    dialect: Dialect,
     injected_usage: bool,
     usage: Option<Usage>,
     done: bool,
@@ -496,13 +498,13 @@ impl StreamState {
             (Dialect::OpenAiResponses, true) => Mode::ResponsesPassthrough,
             _ => Mode::Translate(answer::ChunkTranslation::new(ctx)),
         };
-        StreamState { mode, injected_usage: ctx.injected_usage, usage: None, done: false }
+        StreamState { mode, dialect: ctx.dialect, injected_usage: ctx.injected_usage, usage: None, done: false }
     }
 
     /// The gateway filter's side of a failover cluster's stream, in the client's dialect (its
     /// usage is what the upstream filter reports).
     pub fn relay(ctx: &ResponseContext) -> Self {
-        StreamState { mode: Mode::Relay(ctx.dialect), injected_usage: ctx.injected_usage, usage: None, done: false }
+        StreamState { mode: Mode::Relay(ctx.dialect), dialect: ctx.dialect, injected_usage: ctx.injected_usage, usage: None, done: false }
     }
 
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
@@ -513,6 +515,9 @@ impl StreamState {
                 self.done = self.done || &*event.data == b"[DONE]";
                 false
             }
+            // A tail the stream ended on may be cut short: it is not passed on as if it were
+            // whole, and it ends nothing (its usage still counts where it reads).
+            Mode::Relay(_) | Mode::ResponsesPassthrough if !event.complete => false,
             Mode::Relay(Dialect::AnthropicMessages) => {
                 self.done = self.done || event.name == b"message_stop";
                 out.extend_from_slice(event.raw);
@@ -524,10 +529,12 @@ impl StreamState {
                 true
             }
             Mode::ResponsesPassthrough => {
-                if !self.done && ends_responses(event.name) {
+                if !self.done
+                    && ends_responses(event.name)
+                    && let Ok(peek) = serde_json::from_slice::<ResponseEventPeek>(&event.data)
+                {
                     self.done = true;
-                    let peek = serde_json::from_slice::<ResponseEventPeek>(&event.data).ok();
-                    self.usage = peek.and_then(|p| p.response).and_then(|r| r.usage).as_ref().map(Usage::from).or(self.usage);
+                    self.usage = peek.response.and_then(|r| r.usage).as_ref().map(Usage::from).or(self.usage);
                 }
                 out.extend_from_slice(event.raw);
                 true
@@ -537,7 +544,7 @@ impl StreamState {
 
     fn pass_through(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
         if &*event.data == b"[DONE]" {
-            self.done = true;
+            self.done = self.done || event.complete;
         } else if contains(&event.data, b"\"usage\"")
             && let Ok(peek) = serde_json::from_slice::<ChunkPeek>(&event.data)
             && let Some(u) = peek.usage
@@ -546,6 +553,11 @@ impl StreamState {
             if self.injected_usage && peek.choices.is_empty() {
                 return false;
             }
+        }
+        // A tail the stream ended on may be cut short: its usage counts, but it is not passed
+        // on as if it were whole.
+        if !event.complete {
+            return false;
         }
         out.extend_from_slice(event.raw);
         true
@@ -569,6 +581,14 @@ impl StreamTranslation for StreamState {
         match &self.mode {
             Mode::Translate(t) => Some(&t.chunks),
             _ => None,
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        match &self.mode {
+            Mode::Translate(t) => t.chunks.upstream_ended(out, self.done),
+            _ if !self.done => out.extend_from_slice(&client::error_event(self.dialect, &client::truncated_error())),
+            _ => {}
         }
     }
 }

@@ -19,7 +19,7 @@ fn ctx(stream: bool) -> ResponseContext {
 fn build(body: Value) -> Result<(Value, Edits), ApiError> {
     let bytes = serde_json::to_vec(&body).unwrap();
     let mut req = messages::parse(&bytes)?;
-    req.forget_thinking();
+    req.forget_thinking(false);
     let mut edits = Edits::default();
     let client = ClientBody { dialect: Dialect::AnthropicMessages, bytes: &bytes };
     let built = build_chat(&Settings { stream_usage: true, responses_api: true }, &provider(), &req, client, "gpt-4o", &mut edits)?;
@@ -106,7 +106,11 @@ data: {\"id\":\"chatcmpl-2\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"pr
 data: [DONE]\n\n";
 
 fn run(chunks: &[&[u8]]) -> (String, StreamState) {
-    let mut s = StreamState::new(&ctx(true));
+    run_as(&ctx(true), chunks)
+}
+
+fn run_as(ctx: &ResponseContext, chunks: &[&[u8]]) -> (String, StreamState) {
+    let mut s = StreamState::new(ctx);
     let out = test_support::translate_stream(
         &mut s,
         Decoder::sse(1 << 16),
@@ -122,14 +126,7 @@ fn run(chunks: &[&[u8]]) -> (String, StreamState) {
 #[test]
 fn a_stream_becomes_the_messages_event_grammar_at_any_split() {
     let (out, s) = run(&[STREAM]);
-    let events: Vec<(String, Value)> = out
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let (name, data) = e.split_once('\n').unwrap();
-            (name.strip_prefix("event: ").unwrap().to_owned(), serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap())
-        })
-        .collect();
+    let events = crate::stream::sse::named_events(out.as_bytes());
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -174,4 +171,80 @@ fn a_relayed_stream_in_the_messages_dialect_ends_on_message_stop() {
     decoder.feed(raw, |e| assert!(s.on_event(&e, &mut out))).unwrap();
     assert!(s.completed());
     assert_eq!(out, raw);
+}
+
+fn responses_ctx(stream: bool, native: bool) -> ResponseContext {
+    ResponseContext { dialect: Dialect::OpenAiResponses, native, ..ctx(stream) }
+}
+
+#[test]
+fn a_responses_request_to_openai_keeps_its_bytes_but_the_model() {
+    let body = br#"{"model": "fast", "input": [{"type":"reasoning","id":"rs_1","encrypted_content":"gAAA","summary":[]}], "store": false, "temperature": 0.3}"#;
+    let req = crate::openai::responses::parse(body).unwrap();
+    let client = ClientBody { dialect: Dialect::OpenAiResponses, bytes: body };
+    let mut edits = Edits::default();
+    let settings = Settings { stream_usage: true, responses_api: true };
+    let built = build_chat(&settings, &provider(), &req, client, "gpt-5", &mut edits).unwrap();
+    assert_eq!(built.body.unwrap(), br#"{"model": "gpt-5", "input": [{"type":"reasoning","id":"rs_1","encrypted_content":"gAAA","summary":[]}], "store": false, "temperature": 0.3}"#);
+    assert_eq!(built.path.as_deref(), Some("/v1/responses"));
+    // The model's policy drops what it rejects, wherever it is.
+    let mut edits = Edits { dropped: vec!["temperature".into()], ..Default::default() };
+    let built = build_chat(&settings, &provider(), &req, client, "gpt-5", &mut edits).unwrap();
+    let sent: Value = serde_json::from_slice(&built.body.unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        json!({"model":"gpt-5","input":[{"type":"reasoning","id":"rs_1","encrypted_content":"gAAA","summary":[]}],"store":false})
+    );
+    // A host without the Responses API gets chat, rendered from the representation.
+    let compatible = Settings { stream_usage: true, responses_api: false };
+    let mut edits = Edits::default();
+    let built = providers_build(&compatible, &req, client, &mut edits).unwrap();
+    let sent: Value = serde_json::from_slice(&built.body.unwrap()).unwrap();
+    assert_eq!((&sent["messages"], &sent["temperature"]), (&json!([]), &json!(0.3)), "the reasoning item is left out");
+    assert_eq!(edits.dropped, ["input[0]"], "and noted");
+}
+
+/// Through the registry's entry point, which leaves out what only the client's own API reads.
+fn providers_build(s: &Settings, req: &ChatRequest, client: ClientBody, edits: &mut Edits) -> Result<UpstreamRequest, ApiError> {
+    let mut provider = provider();
+    provider.settings = crate::providers::KindSettings::OpenAi(*s);
+    crate::providers::build_chat(&provider, req, client, &crate::providers::BuildContext { model: "llama", now_ms: 0 }, edits)
+}
+
+#[test]
+fn a_responses_answer_from_openai_passes_with_its_usage() {
+    let body = br#"{"id":"resp_1","object":"response","output":[],"usage":{"input_tokens":20,"input_tokens_details":{"cached_tokens":5},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":3},"total_tokens":27}}"#;
+    let t = translate_chat(&responses_ctx(false, true), body).unwrap();
+    assert!(t.body.is_none());
+    assert_eq!(
+        t.usage,
+        Some(Usage { input_tokens: 15, cache_read_tokens: 5, cache_write_tokens: 0, output_tokens: 7, reasoning_tokens: 3 })
+    );
+}
+
+#[test]
+fn a_responses_stream_from_openai_passes_and_ends_on_its_last_event() {
+    let stream: &[u8] = b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\"}}\n\n\
+event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"Hi\"}\n\n\
+event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":{\"id\":\"resp_1\",\"usage\":{\"input_tokens\":4,\"output_tokens\":2,\"total_tokens\":6}}}\n\n";
+    let run = |chunks: &[&[u8]]| run_as(&responses_ctx(true, true), chunks);
+    let (out, s) = run(&[stream]);
+    assert_eq!(out.as_bytes(), stream);
+    assert!(s.completed());
+    assert_eq!(s.usage().map(|u| (u.input_tokens, u.output_tokens)), Some((4, 2)));
+    test_support::assert_any_split_gives_the_same_output(stream, run, |s: &StreamState| s.completed());
+    let (out, s) = run(&[&stream[..stream.len() - 60]]);
+    assert!(!s.completed());
+    assert!(out.contains("event: error\ndata: {\"type\":\"error\""), "a cut stream ends with an error event: {out}");
+}
+
+#[test]
+fn a_chat_stream_becomes_responses_events() {
+    let (out, s) = run_as(&responses_ctx(true, false), &[STREAM]);
+    let events = crate::stream::sse::named_events(out.as_bytes());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"response.created"));
+    assert_eq!(names.last(), Some(&"response.completed"));
+    assert!(names.contains(&"response.function_call_arguments.done"));
+    assert!(s.completed());
 }

@@ -34,6 +34,7 @@ enum Method {
     Stream,
     BatchEmbed,
     Predict,
+    CountTokens,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -46,7 +47,9 @@ struct Target {
 /// Whether `path` is a model method this module serves.
 pub fn handles(path: &str) -> bool {
     path.contains("/models/")
-        && [":generateContent", ":streamGenerateContent", ":batchEmbedContents", ":predict"].iter().any(|m| path.ends_with(m))
+        && [":generateContent", ":streamGenerateContent", ":batchEmbedContents", ":predict", ":countTokens"]
+            .iter()
+            .any(|m| path.ends_with(m))
 }
 
 fn target(path: &str) -> Option<Target> {
@@ -60,6 +63,7 @@ fn target(path: &str) -> Option<Target> {
         "streamGenerateContent" => Method::Stream,
         "batchEmbedContents" => Method::BatchEmbed,
         "predict" => Method::Predict,
+        "countTokens" => Method::CountTokens,
         _ => return None,
     };
     let api = match prefix.split('/').collect::<Vec<_>>().as_slice() {
@@ -143,6 +147,7 @@ impl Provider for Gemini {
                 Ok(render(&target, &parsed, reply, thoughts))
             }
             Method::BatchEmbed => batch_embed(&request.body, &target.model).map_err(invalid),
+            Method::CountTokens => count_tokens(&request.body, &target, cache).map_err(invalid),
             Method::Predict => predict(&request.body).map_err(invalid),
         }
     }
@@ -913,6 +918,44 @@ fn vector(text: &str, dimensions: u64) -> Vec<f64> {
 
 fn dimensions(obj: &Obj, key: &str) -> Checked<u64> {
     Ok(obj.opt_positive_int(key)?.unwrap_or(8))
+}
+
+/// `countTokens` (https://ai.google.dev/api/tokens#method:-models.counttokens): the Gemini API
+/// takes the whole request in `generateContentRequest` (with its model) or bare `contents`;
+/// Vertex AI takes the request's fields at the top. The count is the one `generateContent`
+/// would report as `promptTokenCount`.
+fn count_tokens(raw: &[u8], target: &Target, cache: Cache) -> Checked<Answer> {
+    let body = validate::parse_body(raw)?;
+    let outer = Obj::new(&body, "")?;
+    let request = match (&target.api, outer.get("generateContentRequest")) {
+        (Api::Gemini, Some(inner)) => {
+            unknown(&outer, &["generateContentRequest"])?;
+            let inner_obj = Obj::new(inner, "generateContentRequest")?;
+            let named = inner_obj.string("model")?;
+            if named != format!("models/{}", target.model) {
+                return Err(Invalid::new(
+                    inner_obj.path("model"),
+                    format!("Model {named} does not match the URL model models/{}", target.model),
+                ));
+            }
+            let mut inner = inner.clone();
+            if let Some(map) = inner.as_object_mut() {
+                map.remove("model");
+            }
+            serde_json::to_vec(&inner).map_err(|e| Invalid::new("generateContentRequest", e.to_string()))?
+        }
+        (Api::Gemini, None) => {
+            unknown(&outer, &["contents"])?;
+            raw.to_vec()
+        }
+        (Api::Vertex { .. }, _) => {
+            unknown(&outer, &["contents", "systemInstruction", "tools", "generationConfig"])?;
+            raw.to_vec()
+        }
+    };
+    let parsed = parse(&request, cache)?;
+    let total = script::input_tokens(&parsed.conversation);
+    Ok(Answer { whole: Response::json(200, &json!({"totalTokens": total})), events: None })
 }
 
 fn batch_embed(raw: &[u8], model: &str) -> Checked<Answer> {
