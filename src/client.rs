@@ -71,6 +71,43 @@ pub fn parse_chat(body: ClientBody<'_>) -> Result<ChatRequest<'_>, ApiError> {
     }
 }
 
+/// The client's name for a field of the representation (whose names are Chat Completions'),
+/// as errors and `x-tollgate-dropped-params` give it.
+pub fn field_name(dialect: Dialect, field: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let renamed = match (dialect, field) {
+        (Dialect::AnthropicMessages, "stop") => "stop_sequences",
+        (Dialect::AnthropicMessages, "reasoning_effort") => "thinking",
+        (Dialect::AnthropicMessages, "user") => "metadata.user_id",
+        (Dialect::AnthropicMessages, "parallel_tool_calls") => "tool_choice.disable_parallel_tool_use",
+        (Dialect::AnthropicMessages, "response_format") => "output_config.format",
+        (Dialect::OpenAiResponses, "max_tokens" | "max_completion_tokens") => "max_output_tokens",
+        (Dialect::OpenAiResponses, "reasoning_effort") => "reasoning.effort",
+        (Dialect::OpenAiResponses, "response_format") => "text.format",
+        (Dialect::AnthropicMessages | Dialect::OpenAiResponses, _) => {
+            // A tool's `function.strict` is the tool's own `strict` in both.
+            return match field.strip_prefix("tools[").and_then(|rest| rest.split_once("].function.")) {
+                Some((i, member)) => Cow::Owned(format!("tools[{i}].{member}")),
+                None => Cow::Borrowed(field),
+            };
+        }
+        _ => return Cow::Borrowed(field),
+    };
+    Cow::Borrowed(renamed)
+}
+
+/// An error about a request, its field named as the client wrote it.
+pub fn in_client_terms(dialect: Dialect, mut e: ApiError) -> ApiError {
+    if let Some(param) = e.param.take() {
+        let named = field_name(dialect, &param).into_owned();
+        if named != param {
+            e.message = e.message.replace(&format!("`{param}`"), &format!("`{named}`"));
+        }
+        e.param = Some(named);
+    }
+    e
+}
+
 /// A request to count the input tokens of (Messages' `count_tokens`), parsed.
 pub fn parse_count_tokens(body: ClientBody<'_>) -> Result<ChatRequest<'_>, ApiError> {
     match body.dialect {
@@ -112,7 +149,8 @@ pub fn error_event(dialect: Dialect, e: &ApiError) -> Vec<u8> {
     match dialect {
         Dialect::OpenAiChat => e.to_sse_event(),
         Dialect::AnthropicMessages => message_answer::error_event(e),
-        Dialect::OpenAiResponses => responses_answer::error_event(e),
+        // Where the stream's numbering is unknown (it failed before Tollgate read any of it).
+        Dialect::OpenAiResponses => responses_answer::error_event(e, 0),
     }
 }
 
@@ -272,7 +310,7 @@ impl StreamWriter {
         match &self.render {
             Render::OpenAiChat(w) => w.fail(out, e),
             Render::AnthropicMessages(_) => out.extend_from_slice(&message_answer::error_event(e)),
-            Render::OpenAiResponses(_) => out.extend_from_slice(&responses_answer::error_event(e)),
+            Render::OpenAiResponses(w) => out.extend_from_slice(&w.error_event(e)),
         }
     }
 }

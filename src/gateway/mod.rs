@@ -600,7 +600,7 @@ impl Gateway {
     /// the request goes as it came to the first provider that serves the Responses API.
     fn on_stored_response(&self, incoming: &Incoming, store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
         let path = crate::headers::value(incoming.headers, ":path").unwrap_or_default();
-        let stored = path.strip_prefix("/v1/responses/").unwrap_or_default();
+        let stored = path.strip_prefix("/v1/responses").unwrap_or_default();
         let providers = &self.config.providers;
         let Some((index, provider)) = providers.iter().enumerate().find(|(_, p)| p.settings.api().speaks(Dialect::OpenAiResponses)) else {
             return Err(ApiError::not_found(
@@ -609,7 +609,7 @@ impl Gateway {
             .into());
         };
         Gateway::credentials(provider)?;
-        let upstream = UpstreamRequest { path: Some(format!("{}/responses/{stored}", provider.base_path)), ..Default::default() };
+        let upstream = UpstreamRequest { path: provider.settings.api().responses_path(provider, stored), ..Default::default() };
         let ctx = ResponseContext {
             operation: Operation::StoredResponse,
             dialect: incoming.dialect,
@@ -925,6 +925,17 @@ impl From<ApiError> for Halt {
 
 /// Translates a chat request for a single target, with the output limit budgets impose.
 fn translate_chat(
+    choice: &Choice,
+    req: ChatRequest,
+    client: ClientBody,
+    limit: Option<u64>,
+    now_ms: u64,
+) -> Result<(UpstreamRequest, Vec<String>), ApiError> {
+    let (upstream, dropped) = build_for(choice, req, client, limit, now_ms).map_err(|e| client::in_client_terms(client.dialect, e))?;
+    Ok((upstream, dropped.iter().map(|d| client::field_name(client.dialect, d).into_owned()).collect()))
+}
+
+fn build_for(
     choice: &Choice,
     req: ChatRequest,
     client: ClientBody,

@@ -126,11 +126,12 @@ impl Gateway {
                 let client = ClientBody { dialect: attempt.dialect, bytes: body };
                 let mut req = client::parse_chat(client)?;
                 let mut edits = Edits::default();
-                apply_policy(&mut req, &policy, &mut edits)?;
-                let built = providers::build_chat(provider, &req, client, &to, &mut edits)?;
+                let in_client_terms = |e| client::in_client_terms(client.dialect, e);
+                apply_policy(&mut req, &policy, &mut edits).map_err(in_client_terms)?;
+                let built = providers::build_chat(provider, &req, client, &to, &mut edits).map_err(in_client_terms)?;
                 ctx.stream = req.stream;
                 ctx.answer_tool = built.answer_tool.clone();
-                dropped = edits.dropped;
+                dropped = edits.dropped.iter().map(|d| client::field_name(client.dialect, d).into_owned()).collect();
                 built
             }
             // Counted by one provider directly, never through a failover cluster.

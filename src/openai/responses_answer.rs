@@ -308,9 +308,13 @@ impl EventWriter {
 
     /// A failure after the stream started: an `error` event (its code, message and field).
     pub fn fail(&mut self, out: &mut Vec<u8>, e: &ApiError) {
-        let code = e.code.as_deref().unwrap_or(&e.kind).to_owned();
-        let param = e.param.clone();
-        self.write(out, "error", |seq| json_event("error", seq, &[("code", &code), ("message", &e.message), ("param", &param)]));
+        out.extend_from_slice(&error_event(e, self.sequence));
+        self.sequence = self.sequence.saturating_add(1);
+    }
+
+    /// The `error` event that would come next, for a stream that ends with it.
+    pub fn error_event(&self, e: &ApiError) -> Vec<u8> {
+        error_event(e, self.sequence)
     }
 
     fn response(&self, status: &'static str, incomplete_details: Option<Incomplete>, usage: Option<UsageOut>) -> serde_json::Value {
@@ -457,12 +461,14 @@ mod erased {
     }
 }
 
-/// The `error` event of a failure the stream's writer did not see (its sequence number unknown,
-/// so 0).
-pub fn error_event(e: &ApiError) -> Vec<u8> {
-    let mut writer = EventWriter::new(String::new(), 0, String::new());
-    let mut out = Vec::new();
-    writer.fail(&mut out, e);
+/// The `error` event numbered `sequence` (the stream's next number, where it is known).
+pub fn error_event(e: &ApiError, sequence: u64) -> Vec<u8> {
+    let code = e.code.as_deref().unwrap_or(&e.kind);
+    let data = json_event("error", sequence, &[("code", &code), ("message", &e.message), ("param", &e.param)]);
+    let mut out = Vec::with_capacity(data.len() + 24);
+    out.extend_from_slice(b"event: error\ndata: ");
+    out.extend_from_slice(&data);
+    out.extend_from_slice(b"\n\n");
     out
 }
 

@@ -97,6 +97,12 @@ pub trait ProviderApi {
         false
     }
 
+    /// The path of the kind's Responses API followed by `rest` (`/{id}`, a query), where it
+    /// serves one.
+    fn responses_path(&self, _provider: &Provider, _rest: &str) -> Option<String> {
+        None
+    }
+
     /// The request that counts `req`'s input tokens, where the kind has an endpoint for it
     /// (`None`: the gateway estimates).
     fn build_count_tokens(

@@ -101,6 +101,18 @@ impl ProviderApi for Settings {
         self.openai.speaks(dialect)
     }
 
+    /// Responses has no deployment segment: the body's `model` names the deployment
+    /// (https://learn.microsoft.com/en-us/azure/ai-foundry/openai/how-to/responses).
+    fn responses_path(&self, provider: &Provider, rest: &str) -> Option<String> {
+        Some(match &self.version {
+            ApiVersion::V1 => format!("{}/v1/responses{rest}", provider.base_path),
+            ApiVersion::Dated(v) => {
+                let join = if rest.contains('?') { '&' } else { '?' };
+                format!("{}/responses{rest}{join}api-version={v}", provider.base_path)
+            }
+        })
+    }
+
     fn translate_embeddings(&self, _provider: &Provider, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
         openai::translate_embeddings(body)
     }
@@ -152,15 +164,10 @@ pub fn build_chat(
     edits: &mut Edits,
 ) -> Result<UpstreamRequest, ApiError> {
     let mut built = openai::build_chat(&s.openai, provider, req, client, deployment, edits)?;
-    built.path = Some(match client.dialect {
-        // Responses has no deployment segment: the body's `model` names the deployment
-        // (https://learn.microsoft.com/en-us/azure/ai-foundry/openai/how-to/responses).
-        Dialect::OpenAiResponses => match &s.version {
-            ApiVersion::V1 => format!("{}/v1/responses", provider.base_path),
-            ApiVersion::Dated(v) => format!("{}/responses?api-version={v}", provider.base_path),
-        },
-        _ => path(provider, &s.version, deployment, "chat/completions")?,
-    });
+    built.path = match client.dialect {
+        Dialect::OpenAiResponses => s.responses_path(provider, ""),
+        _ => Some(path(provider, &s.version, deployment, "chat/completions")?),
+    };
     Ok(built)
 }
 
@@ -314,5 +321,18 @@ mod tests {
             assert_eq!((e.status, e.param.as_deref()), (400, Some("model")), "{bad}");
         }
         assert!(chat(&c, BODY, "gpt-4o.mini_2").is_ok());
+    }
+
+    #[test]
+    fn responses_have_no_deployment_in_their_path() {
+        let c = config(r#","api_version":"v1""#).unwrap();
+        assert_eq!(settings(&c).responses_path(&c.providers[0], "/resp_1").as_deref(), Some("/openai/v1/responses/resp_1"));
+        let c = config(r#","api_version":"2025-04-01-preview""#).unwrap();
+        let s = settings(&c);
+        assert_eq!(s.responses_path(&c.providers[0], "").as_deref(), Some("/openai/responses?api-version=2025-04-01-preview"));
+        assert_eq!(
+            s.responses_path(&c.providers[0], "/resp_1?include=x").as_deref(),
+            Some("/openai/responses/resp_1?include=x&api-version=2025-04-01-preview")
+        );
     }
 }

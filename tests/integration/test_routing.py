@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import Envoy, Mock, free_port, load_config, localize, plugin_config, set_plugin_config, wait_until
+from harness import Envoy, Mock, free_port, load_config, localize, plugin_config, set_plugin_config, wait_until, stream
 from test_accounting import burst, prometheus
 
 FAULTS = ["500", "503", "429", "refused", "timeout", "reset"]
@@ -178,6 +178,34 @@ def test_streaming_request_fails_over_before_any_byte(gw, net, test_id):
     assert not any(isinstance(c, dict) and c.get("usage") for c in data), "the relayed usage chunk is only for the gateway"
     assert "tollgate-usage" not in s.body.decode()
     assert net["b"].only_request(test_id)["body"]["stream"] is True
+
+
+def test_a_messages_request_fails_over_from_openai_to_anthropic_translated_per_attempt(gw, net, test_id):
+    reset_mocks(net)
+    inject(net, "503")
+    body = {"model": "chat-503", "max_tokens": 64, "system": "Be brief.",
+            "messages": [{"role": "user", "content": "hello failover"}]}
+    r = gw.request("POST", "/v1/messages", body, {"x-test-id": test_id, "anthropic-beta": "some-beta-2025"})
+    assert r.status == 200, r.body
+    assert (r.headers["x-tollgate-provider"], r.headers["x-tollgate-attempts"]) == ("anthropic", "2")
+    message = r.json()
+    assert message["type"] == "message" and message["content"][0]["text"] == "Hello! You said: hello failover"
+    to_primary = net["a"].only_request(test_id)
+    assert to_primary["path"] == "/v1/chat/completions", "the OpenAI attempt got chat"
+    assert to_primary["body"]["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert "anthropic-beta" not in to_primary["headers"]
+    to_fallback = net["b"].only_request(test_id)
+    assert to_fallback["path"] == "/v1/messages", "the Anthropic attempt got the client's own request"
+    assert to_fallback["body"] == {**body, "model": "claude-sonnet-4-5"}
+    assert to_fallback["headers"]["anthropic-beta"] == "some-beta-2025"
+    # Streamed, the fallback's events reach the client as Anthropic sent them.
+    reset_mocks(net)
+    inject(net, "503")
+    s = stream(gw.port, "/v1/messages", {**body, "model": "chat-stream", "stream": True}, {"x-test-id": test_id + "s"})
+    assert s.status == 200 and s.headers["x-tollgate-provider"] == "anthropic"
+    events = [e.split("\n", 1)[0] for e in s.body.decode().split("\n\n") if e]
+    assert events[0] == "event: message_start" and events[-1] == "event: message_stop"
+    assert "stream_truncated" not in s.body.decode()
 
 
 def test_rate_limited_target_is_skipped_until_retry_after(gw, net, test_id):

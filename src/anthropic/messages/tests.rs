@@ -153,3 +153,20 @@ fn the_output_limit_is_set_in_max_tokens_only() {
     let limited = with_output_limit(br#"{"model":"m","max_tokens":900,"stream":true}"#, 7).unwrap();
     assert_eq!(limited, br#"{"model":"m","stream":true,"max_tokens":7}"#);
 }
+
+#[test]
+fn fields_of_the_representation_are_named_as_messages_clients_write_them() {
+    use crate::client::{Dialect, field_name, in_client_terms};
+    let m = Dialect::AnthropicMessages;
+    assert_eq!(field_name(m, "stop"), "stop_sequences");
+    assert_eq!(field_name(m, "reasoning_effort"), "thinking");
+    assert_eq!(field_name(m, "tools[3].function.strict"), "tools[3].strict");
+    assert_eq!(field_name(m, "top_k"), "top_k");
+    assert_eq!(field_name(Dialect::OpenAiChat, "stop"), "stop", "chat's names are the representation's");
+    assert_eq!(field_name(Dialect::OpenAiResponses, "max_tokens"), "max_output_tokens");
+    let e = in_client_terms(m, ApiError::invalid_param("stop", "Parameter `stop` is not supported by provider `p`."));
+    assert_eq!(
+        (e.param.as_deref(), e.message.as_str()),
+        (Some("stop_sequences"), "Parameter `stop_sequences` is not supported by provider `p`.")
+    );
+}

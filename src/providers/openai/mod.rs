@@ -77,7 +77,11 @@ impl ProviderApi for Settings {
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {
-        build_chat(self, provider, req, client, to.model, edits)
+        let mut built = build_chat(self, provider, req, client, to.model, edits)?;
+        if client.dialect == Dialect::OpenAiResponses && self.responses_api {
+            built.path = self.responses_path(provider, "");
+        }
+        Ok(built)
     }
 
     fn build_embeddings(
@@ -96,6 +100,10 @@ impl ProviderApi for Settings {
 
     fn speaks(&self, dialect: Dialect) -> bool {
         self.speaks(dialect)
+    }
+
+    fn responses_path(&self, provider: &Provider, rest: &str) -> Option<String> {
+        self.responses_api.then(|| format!("{}/responses{rest}", provider.base_path))
     }
 
     fn translate_embeddings(&self, _provider: &Provider, _ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
@@ -146,9 +154,8 @@ pub fn build_chat(
     match client.dialect {
         Dialect::OpenAiChat => build_request(s, req, client.bytes, upstream_model, edits),
         Dialect::OpenAiResponses if s.responses_api => {
-            let mut built = responses_passthrough(client.bytes, upstream_model, edits)?;
-            built.path = Some(format!("{}/responses", provider.base_path));
-            Ok(built)
+            // The provider sets the path (Azure's depends on its API version).
+            responses_passthrough(client.bytes, upstream_model, edits)
         }
         _ => {
             let mut u = Unsupported::new(provider);
@@ -386,6 +393,14 @@ fn responses_usage(body: &[u8]) -> Result<Translated, ApiError> {
     Ok(Translated { body: None, usage: peek.usage.as_ref().map(Usage::from) })
 }
 
+/// An event's `sequence_number`, read without parsing the event.
+fn sequence_number(data: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"sequence_number\":";
+    let at = memchr::memmem::find(data, KEY)?.saturating_add(KEY.len());
+    let digits = data.get(at..)?.iter().skip_while(|b| b.is_ascii_whitespace()).take_while(|b| b.is_ascii_digit());
+    digits.fold(None, |n: Option<u64>, d| Some(n.unwrap_or(0).saturating_mul(10).saturating_add(u64::from(d - b'0'))))
+}
+
 /// The events that end a Responses stream.
 fn ends_responses(event_name: &[u8]) -> bool {
     matches!(event_name, b"response.completed" | b"response.incomplete" | b"response.failed")
@@ -465,6 +480,10 @@ pub fn translate_relayed(ctx: &ResponseContext, body: &[u8]) -> Result<Translate
 #[derive(Debug)]
 pub struct StreamState {
     mode: Mode,
+    /// A Responses stream's last `sequence_number`, which an error Tollgate ends it with follows.
+    last_sequence: Option<u64>,
+    /// The provider ended the stream with its own error event: nothing more is added.
+    upstream_error: bool,
     /// The client's API, in which a cut stream's error is written.
     dialect: Dialect,
     injected_usage: bool,
@@ -498,13 +517,29 @@ impl StreamState {
             (Dialect::OpenAiResponses, true) => Mode::ResponsesPassthrough,
             _ => Mode::Translate(answer::ChunkTranslation::new(ctx)),
         };
-        StreamState { mode, dialect: ctx.dialect, injected_usage: ctx.injected_usage, usage: None, done: false }
+        StreamState {
+            mode,
+            last_sequence: None,
+            upstream_error: false,
+            dialect: ctx.dialect,
+            injected_usage: ctx.injected_usage,
+            usage: None,
+            done: false,
+        }
     }
 
     /// The gateway filter's side of a failover cluster's stream, in the client's dialect (its
     /// usage is what the upstream filter reports).
     pub fn relay(ctx: &ResponseContext) -> Self {
-        StreamState { mode: Mode::Relay(ctx.dialect), dialect: ctx.dialect, injected_usage: ctx.injected_usage, usage: None, done: false }
+        StreamState {
+            mode: Mode::Relay(ctx.dialect),
+            last_sequence: None,
+            upstream_error: false,
+            dialect: ctx.dialect,
+            injected_usage: ctx.injected_usage,
+            usage: None,
+            done: false,
+        }
     }
 
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
@@ -529,6 +564,8 @@ impl StreamState {
                 true
             }
             Mode::ResponsesPassthrough => {
+                self.last_sequence = sequence_number(&event.data).or(self.last_sequence);
+                self.upstream_error = self.upstream_error || event.name == b"error" || event.name == b"response.failed";
                 if !self.done
                     && ends_responses(event.name)
                     && let Ok(peek) = serde_json::from_slice::<ResponseEventPeek>(&event.data)
@@ -587,8 +624,12 @@ impl StreamTranslation for StreamState {
     fn finish(&mut self, out: &mut Vec<u8>) {
         match &self.mode {
             Mode::Translate(t) => t.chunks.upstream_ended(out, self.done),
-            _ if !self.done => out.extend_from_slice(&client::error_event(self.dialect, &client::truncated_error())),
-            _ => {}
+            _ if self.done || self.upstream_error => {}
+            Mode::ResponsesPassthrough => {
+                let next = self.last_sequence.map_or(0, |s| s.saturating_add(1));
+                out.extend_from_slice(&crate::openai::responses_answer::error_event(&client::truncated_error(), next));
+            }
+            _ => out.extend_from_slice(&client::error_event(self.dialect, &client::truncated_error())),
         }
     }
 }

@@ -184,9 +184,12 @@ fn a_responses_request_to_openai_keeps_its_bytes_but_the_model() {
     let client = ClientBody { dialect: Dialect::OpenAiResponses, bytes: body };
     let mut edits = Edits::default();
     let settings = Settings { stream_usage: true, responses_api: true };
-    let built = build_chat(&settings, &provider(), &req, client, "gpt-5", &mut edits).unwrap();
+    let to = crate::providers::BuildContext { model: "gpt-5", now_ms: 0 };
+    let built = ProviderApi::build_chat(&settings, &provider(), &req, client, &to, &mut edits).unwrap();
     assert_eq!(built.body.unwrap(), br#"{"model": "gpt-5", "input": [{"type":"reasoning","id":"rs_1","encrypted_content":"gAAA","summary":[]}], "store": false, "temperature": 0.3}"#);
     assert_eq!(built.path.as_deref(), Some("/v1/responses"));
+    assert_eq!(settings.responses_path(&provider(), "/resp_1?include=x").as_deref(), Some("/v1/responses/resp_1?include=x"));
+    assert_eq!(Settings { responses_api: false, ..settings }.responses_path(&provider(), ""), None);
     // The model's policy drops what it rejects, wherever it is.
     let mut edits = Edits { dropped: vec!["temperature".into()], ..Default::default() };
     let built = build_chat(&settings, &provider(), &req, client, "gpt-5", &mut edits).unwrap();
@@ -236,6 +239,28 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
     let (out, s) = run(&[&stream[..stream.len() - 60]]);
     assert!(!s.completed());
     assert!(out.contains("event: error\ndata: {\"type\":\"error\""), "a cut stream ends with an error event: {out}");
+}
+
+#[test]
+fn sequence_numbers_are_read_without_parsing() {
+    assert_eq!(sequence_number(br#"{"type":"x","sequence_number": 41,"delta":"a"}"#), Some(41));
+    assert_eq!(sequence_number(br#"{"type":"x"}"#), None);
+    assert_eq!(sequence_number(br#"{"sequence_number":"7"}"#), None);
+}
+
+#[test]
+fn a_passthrough_cut_short_ends_with_the_next_number_and_an_upstream_error_with_nothing_more() {
+    let started = b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n\
+event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"Hi\"}\n\n";
+    let (out, _) = run_as(&responses_ctx(true, true), &[started]);
+    let events = crate::stream::sse::named_events(out.as_bytes());
+    assert_eq!((events[2].0.as_str(), &events[2].1["sequence_number"]), ("error", &json!(2)));
+    let failed =
+        [&started[..], b"event: error\ndata: {\"type\":\"error\",\"sequence_number\":2,\"code\":\"server_error\",\"message\":\"x\"}\n\n"]
+            .concat();
+    let (out, s) = run_as(&responses_ctx(true, true), &[&failed]);
+    assert_eq!(crate::stream::sse::named_events(out.as_bytes()).len(), 3, "the provider's error is the last event");
+    assert!(!s.completed());
 }
 
 #[test]
