@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 ENVOY_BIN=${ENVOY_BIN:-.venv/bin/envoy}
 mkdir -p .run
 
-cleanup() { [ -n "${MOCK_PID:-}" ] && kill "$MOCK_PID" 2>/dev/null || true; }
+cleanup() {
+  [ -n "${MOCK_PID:-}" ] && kill "$MOCK_PID" 2>/dev/null || true
+  [ -n "${NUDGE_PID:-}" ] && kill "$NUDGE_PID" 2>/dev/null || true
+}
 trap cleanup EXIT INT TERM
 
 if [ -z "${ENVOY_CONFIG:-}" ] && [ -n "${OPENAI_API_KEY:-}${ANTHROPIC_API_KEY:-}" ]; then
@@ -24,6 +27,27 @@ else
   echo "Demo mode: mock provider on 127.0.0.1:8081 (set OPENAI_API_KEY / ANTHROPIC_API_KEY for real providers)"
 fi
 
+# envoy/demo.yaml takes Tollgate's configuration from envoy/demo/tollgate.yaml by ECDS. Envoy's
+# watch fires when a file is moved into envoy/demo (an atomic replace), not when an editor saves
+# in place; so while the demo runs, a save is turned into such a move of a marker file.
+if [ "$config" = envoy/demo.yaml ]; then
+  (
+    seen=$(stat -c %y envoy/demo/tollgate.yaml)
+    while sleep 1; do
+      now=$(stat -c %y envoy/demo/tollgate.yaml 2>/dev/null) || continue
+      if [ "$now" != "$seen" ]; then
+        seen=$now
+        touch envoy/demo/.reload.new && mv -f envoy/demo/.reload.new envoy/demo/.reload
+      fi
+    done
+  ) &
+  NUDGE_PID=$!
+  reload_hint="
+Edit envoy/demo/tollgate.yaml (add a model, change a price) while it runs: the change applies
+within seconds, without a restart (README, \"Configuration changes without a restart\").
+"
+fi
+
 cat <<MSG
 
 Tollgate is starting on http://127.0.0.1:10000 (Envoy admin: http://127.0.0.1:9901). Try:
@@ -32,6 +56,7 @@ Tollgate is starting on http://127.0.0.1:10000 (Envoy admin: http://127.0.0.1:99
   curl -s http://127.0.0.1:10000/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"$model","messages":[{"role":"user","content":"Hello from Tollgate"}]}'
 
+${reload_hint:-}
 Ctrl-C stops it.
 MSG
 # Access-log entries are written as each request ends, not buffered for a second: a killed

@@ -53,6 +53,17 @@ pub struct VirtualKey {
     models: Vec<String>,
 }
 
+/// One cap of a capped scope (`kind` `global`, `key` or `team`) in one `period` (`daily`, `monthly`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct BudgetLevel<'a> {
+    pub kind: &'static str,
+    pub name: &'a str,
+    pub period: &'static str,
+    pub limit: Pico,
+    pub spent: Pico,
+    pub remaining: Pico,
+}
+
 /// Who is calling: the virtual key's index, when auth is on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Caller {
@@ -455,6 +466,23 @@ impl Accounting {
             let over = |cap: Option<Pico>, spent: Pico| cap.is_some_and(|c| (spent + reserved) * 100 >= c * Pico::from(percent));
             over(s.caps.daily, r.today.cost) || over(s.caps.monthly, r.this_month.cost)
         })
+    }
+
+    /// Every cap of every capped scope with what is spent and what remains (after reservations in
+    /// flight, as admission sees it), for the budget gauges.
+    pub fn levels(&self, store: &dyn SharedStore, now_ms: u64) -> Vec<BudgetLevel<'_>> {
+        let mut out = Vec::new();
+        for s in self.scopes.iter().filter(|s| s.caps.daily.is_some() || s.caps.monthly.is_some()) {
+            let r = ledger::read(store, &s.key, now_ms);
+            let reserved = r.reserved_at(now_ms);
+            for (period, cap, spent) in [("daily", s.caps.daily, r.today.cost), ("monthly", s.caps.monthly, r.this_month.cost)] {
+                if let Some(limit) = cap {
+                    let remaining = limit.saturating_sub(spent + reserved);
+                    out.push(BudgetLevel { kind: s.kind, name: &s.name, period, limit, spent, remaining });
+                }
+            }
+        }
+        out
     }
 
     /// The `GET /v1/tollgate/usage` body.
@@ -872,6 +900,38 @@ mod tests {
         assert_eq!(a.headroom(&store, NOW, &a.charges(bob, provider, model, Some(PRICE))), Some(100_000_000_000_000 - 4_000_000_000));
         let open = Accounting::new(PriceTable::default(), None).unwrap();
         assert_eq!(open.headroom(&store, NOW, &open.charges(Caller::default(), 0, 0, None)), None, "nothing capped");
+    }
+
+    #[test]
+    fn levels_give_spent_and_remaining_per_cap_with_reservations_held() {
+        let mut a = accounting();
+        let (provider, model) = (a.scope("provider", "p"), a.scope("model", "m"));
+        let store = MemoryStore::default();
+        a.ensure_records(&store);
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        let charges = a.charges(alice, provider, model, Some(PRICE));
+        a.settle(&store, NOW, &charges, &Outcome { usage: None, cost: Some(3_000_000_000), failed: false }, None);
+        let mut held = a.charges(alice, provider, model, Some(PRICE));
+        a.admit(&store, NOW, &mut held, 1_000_000_000).unwrap();
+        let levels = a.levels(&store, NOW);
+        // alice: $0.01 a day; the gateway: $100 a day; team research: $5 a month; bob: uncapped
+        let level = |kind, name: &str| levels.iter().find(|l| l.kind == kind && l.name == name);
+        assert_eq!(
+            level("key", "alice"),
+            Some(&BudgetLevel {
+                kind: "key",
+                name: "alice",
+                period: "daily",
+                limit: 10_000_000_000,
+                spent: 3_000_000_000,
+                remaining: 6_000_000_000
+            })
+        );
+        assert_eq!(level("team", "research").map(|l| (l.period, l.spent)), Some(("monthly", 3_000_000_000)));
+        assert_eq!(level("global", "all").map(|l| l.remaining), Some(100_000_000_000_000 - 4_000_000_000));
+        assert_eq!(level("key", "bob"), None, "uncapped scopes have no level");
+        a.settle(&store, NOW, &charges, &Outcome { usage: None, cost: Some(20_000_000_000), failed: false }, None);
+        assert_eq!(a.levels(&store, NOW).iter().find(|l| l.name == "alice").map(|l| l.remaining), Some(0), "never below zero");
     }
 
     #[test]

@@ -108,6 +108,18 @@ impl Config {
         Some(Resolved { provider, provider_index: route.provider, upstream_model, policy, scope: route.scope, price })
     }
 
+    /// (provider, model) counter scopes of every model entry and route target, each once: the
+    /// pairs whose metrics exist from startup.
+    pub fn served_scopes(&self) -> Vec<(ScopeId, ScopeId)> {
+        let entries = self.exact.values().chain(self.prefixes.iter().map(|(_, r)| r)).map(|r| (r.provider, r.scope));
+        let targets = self.router.targets.iter().map(|t| (t.provider, t.scope));
+        let mut out: Vec<(ScopeId, ScopeId)> =
+            entries.chain(targets).filter_map(|(p, model)| Some((self.providers.get(p)?.scope, model))).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     pub fn model_card(&self, id: &str) -> Option<&[u8]> {
         self.model_cards.iter().find(|(name, _)| name == id).map(|(_, card)| card.as_slice())
     }
@@ -360,6 +372,20 @@ mod tests {
 
     fn compile_str(json: &str) -> Result<Config, ConfigError> {
         Config::from_json(json.as_bytes(), &env, 1_700_000_000)
+    }
+
+    #[test]
+    fn served_scopes_name_each_provider_model_pair_once() {
+        let c = compile_str(GOOD).unwrap();
+        let names: Vec<(String, String)> = c
+            .served_scopes()
+            .iter()
+            .map(|&(p, m)| (c.accounting.scopes[p as usize].name.clone(), c.accounting.scopes[m as usize].name.clone()))
+            .collect();
+        // claude's aliases share its entry; wildcard entries count under their pattern
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(names.contains(&("anthropic".into(), "claude-sonnet-4-5".into())));
+        assert!(names.contains(&("openai".into(), "gpt-4o".into())));
     }
 
     fn err(json: &str) -> ConfigError {

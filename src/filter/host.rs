@@ -13,6 +13,8 @@ use std::time::{Duration, UNIX_EPOCH};
 thread_local! {
     /// Metric ids of this VM, defined on first use of each series.
     static METRICS: RefCell<HashMap<Series, u32>> = RefCell::new(HashMap::new());
+    /// Gauge ids of this VM, by stat name.
+    static GAUGES: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
     /// Counter increments not yet handed to Envoy, by metric id.
     static PENDING: RefCell<HashMap<u32, u64>> = RefCell::new(HashMap::new());
 }
@@ -25,17 +27,7 @@ pub fn record_metric(series: Series, value: u64, accounting: &Accounting) {
     if value == 0 && !histogram {
         return;
     }
-    let id = METRICS.with(|m| {
-        let mut m = m.borrow_mut();
-        if let Some(id) = m.get(&series) {
-            return Some(*id);
-        }
-        let kind = if histogram { MetricType::Histogram } else { MetricType::Counter };
-        let id = hostcalls::define_metric(kind, &series.name(accounting)).ok()?;
-        m.insert(series, id);
-        Some(id)
-    });
-    let Some(id) = id else { return };
+    let Some(id) = metric_id(series, accounting) else { return };
     if histogram {
         if let Err(status) = hostcalls::record_metric(id, value) {
             log::debug!("metric update failed: {status:?}");
@@ -43,6 +35,48 @@ pub fn record_metric(series: Series, value: u64, accounting: &Accounting) {
     } else {
         PENDING.with(|p| *p.borrow_mut().entry(id).or_default() += value);
     }
+}
+
+/// Defines the series without recording: Envoy shows them at zero.
+pub fn define_metrics(series: &[Series], accounting: &Accounting) {
+    for s in series {
+        metric_id(*s, accounting);
+    }
+}
+
+fn metric_id(series: Series, accounting: &Accounting) -> Option<u32> {
+    METRICS.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(id) = m.get(&series) {
+            return Some(*id);
+        }
+        let kind = if series.metric.is_histogram() { MetricType::Histogram } else { MetricType::Counter };
+        let id = hostcalls::define_metric(kind, &series.name(accounting)).ok()?;
+        m.insert(series, id);
+        Some(id)
+    })
+}
+
+/// Sets each named gauge to its value (every VM writes the same values, read from shared data).
+pub fn set_gauges(gauges: &[(String, u64)]) {
+    GAUGES.with(|g| {
+        let mut g = g.borrow_mut();
+        for (name, value) in gauges {
+            let id = match g.get(name) {
+                Some(id) => *id,
+                None => match hostcalls::define_metric(MetricType::Gauge, name) {
+                    Ok(id) => *g.entry(name.clone()).or_insert(id),
+                    Err(status) => {
+                        log::debug!("gauge definition failed: {status:?}");
+                        continue;
+                    }
+                },
+            };
+            if let Err(status) = hostcalls::record_metric(id, *value) {
+                log::debug!("gauge update failed: {status:?}");
+            }
+        }
+    });
 }
 
 pub fn flush_metrics() {

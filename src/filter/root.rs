@@ -5,7 +5,7 @@ use super::downstream::Downstream;
 use super::host;
 use super::upstream::Upstream;
 use crate::config::Config;
-use crate::gateway::{Gateway, plugin};
+use crate::gateway::{Gateway, plugin, telemetry};
 use crate::schema::Role;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -31,6 +31,9 @@ struct HeapGauge {
 
 thread_local! {
     static REPORTED: Cell<u64> = const { Cell::new(0) };
+    /// Configurations this VM accepted: past 1, a reload kept the VM (and its memory). Logged so
+    /// an operator can tell a reload that kept the VM from one that started a new one.
+    static CONFIGURATIONS: Cell<u32> = const { Cell::new(0) };
 }
 
 impl HeapGauge {
@@ -52,6 +55,15 @@ impl Root {
         host::flush_metrics();
         if let Some(gateway) = &self.gateway {
             gateway.flush(&host::Shared);
+        }
+        self.report_budgets();
+    }
+
+    /// The budget gauges, from shared data: every VM writes the same values.
+    fn report_budgets(&self) {
+        if let Some(gateway) = &self.gateway {
+            let levels = gateway.config.accounting.levels(&host::Shared, host::now_ms());
+            host::set_gauges(&telemetry::budget_gauges(&levels));
         }
     }
 }
@@ -75,12 +87,15 @@ impl RootContext for Root {
                     log::warn!("{warning}");
                 }
                 config.accounting.ensure_records(&host::Shared);
-                log::info!("configured {} providers", config.providers.len());
+                let generation = CONFIGURATIONS.with(|c| c.replace(c.get().saturating_add(1))).saturating_add(1);
+                log::info!("configured {} providers (configuration {generation} of this VM)", config.providers.len());
                 // Each worker splits weighted traffic with its own random sequence.
                 config.router.seed(host::now_nanos());
                 self.set_tick_period(Duration::from_millis(plugin::tick_ms(config.accounting.flush_ms)));
                 self.flush();
+                host::define_metrics(&telemetry::startup_series(&config.served_scopes()), &config.accounting);
                 self.gateway = Some(Rc::new(Gateway::new(config)));
+                self.report_budgets();
                 true
             }
             Err(e) => {

@@ -7,7 +7,7 @@
 //! Every label value comes from configuration or a small fixed set, so cardinality is bounded.
 
 use super::Exchange;
-use crate::accounting::budget::{Accounting, ScopeId};
+use crate::accounting::budget::{Accounting, BudgetLevel, ScopeId};
 use crate::accounting::money::Pico;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,6 +160,50 @@ pub fn attempt_samples(exchange: &Exchange, config: &crate::config::Config, brea
     out
 }
 
+/// The series each configured (provider, model) pair has from startup, at zero: dashboards and
+/// alerts then read 0 before the first request, not "no data", and `rate()` sees the first
+/// error (Prometheus takes no increase from a series' first sample). Requests start at zero for
+/// 200 and the usual provider failures; other statuses appear when they first happen. Refusals start at zero for the statuses a
+/// caller's mistake or budget gives.
+pub fn startup_series(served: &[(ScopeId, ScopeId)]) -> Vec<Series> {
+    let mut out: Vec<Series> = [400, 401, 403, 404, 413, 429].into_iter().map(rejection).collect();
+    out.reserve(served.len() * 15);
+    for &(provider, model) in served {
+        let series = |metric, label| Series { metric, provider: Some(provider), model: Some(model), label };
+        for status in [200, 429, 500, 502, 503, 504] {
+            out.push(series(Metric::Requests, Label::Status(status)));
+        }
+        for kind in ["input", "output"] {
+            out.push(series(Metric::TokenUsage, Label::TokenType(kind)));
+        }
+        for metric in [
+            Metric::CostNanoUsd,
+            Metric::UnpricedRequests,
+            Metric::IncompleteResponses,
+            Metric::Fallbacks,
+            Metric::BreakerOpened,
+            Metric::OperationDurationMs,
+            Metric::TimeToFirstTokenMs,
+        ] {
+            out.push(series(metric, Label::None));
+        }
+    }
+    out
+}
+
+/// The budget gauges (`tollgate.budget.scope.<kind>.name.<name>.period.<period>.<which>_nano_usd`,
+/// `which` is `limit`, `spent` or `remaining`) and their values, from each capped scope's level.
+pub fn budget_gauges(levels: &[BudgetLevel]) -> Vec<(String, u64)> {
+    let mut out = Vec::with_capacity(levels.len() * 3);
+    for l in levels {
+        let prefix = format!("tollgate.budget.scope.{}.name.{}.period.{}.", l.kind, sanitize(l.name), l.period);
+        for (which, value) in [("limit", l.limit), ("spent", l.spent), ("remaining", l.remaining)] {
+            out.push((format!("{prefix}{which}_nano_usd"), nano_usd(value)));
+        }
+    }
+    out
+}
+
 /// A request Tollgate answered itself with `status`.
 pub fn rejection(status: u16) -> Series {
     Series { metric: Metric::Rejections, provider: None, model: None, label: Label::Status(status) }
@@ -192,6 +236,27 @@ mod tests {
         let s = Series { metric: Metric::TokenUsage, provider: Some(p), model: Some(m), label: Label::TokenType("input") };
         assert_eq!(s.name(&a), "tollgate.provider.openai.model.gpt-4_1-mini.token_type.input.gen_ai_client_token_usage");
         assert_eq!(rejection(429).name(&a), "tollgate.status.429.rejections");
+    }
+
+    #[test]
+    fn every_served_pair_starts_with_its_series_and_budgets_become_gauges() {
+        let (a, p, m) = accounting();
+        let names: Vec<String> = startup_series(&[(p, m)]).iter().map(|s| s.name(&a)).collect();
+        assert!(names.contains(&"tollgate.provider.openai.model.gpt-4_1-mini.status.200.requests".to_owned()), "{names:?}");
+        assert!(names.contains(&"tollgate.provider.openai.model.gpt-4_1-mini.token_type.output.gen_ai_client_token_usage".to_owned()));
+        assert!(names.contains(&"tollgate.provider.openai.model.gpt-4_1-mini.gen_ai_server_time_to_first_token_ms".to_owned()));
+        assert!(names.contains(&"tollgate.status.401.rejections".to_owned()));
+        assert!(names.contains(&"tollgate.provider.openai.model.gpt-4_1-mini.status.503.requests".to_owned()));
+        assert_eq!(names.len(), 6 + 15);
+        let level = BudgetLevel { kind: "key", name: "a.b", period: "daily", limit: 5_000_000, spent: 2_000_000, remaining: 2_999_999 };
+        assert_eq!(
+            budget_gauges(&[level]),
+            vec![
+                ("tollgate.budget.scope.key.name.a_b.period.daily.limit_nano_usd".to_owned(), 5000),
+                ("tollgate.budget.scope.key.name.a_b.period.daily.spent_nano_usd".to_owned(), 2000),
+                ("tollgate.budget.scope.key.name.a_b.period.daily.remaining_nano_usd".to_owned(), 2999),
+            ]
+        );
     }
 
     #[test]

@@ -136,7 +136,8 @@ class Side:
 
     @property
     def tollgate(self) -> bool:
-        return self.name == "tollgate"
+        """This side runs Tollgate (today's build or the baseline's)."""
+        return self.name in ("tollgate", "baseline")
 
     def path(self, s: Scenario) -> str:
         if not self.tollgate:

@@ -175,8 +175,35 @@ class Mock:
 
 # ---- Envoy ---------------------------------------------------------------------------------------
 
-def load_config(name: str) -> dict:
-    return yaml.safe_load((ROOT / name).read_text())
+def load_config(name: str, inline_discovered: bool = True) -> dict:
+    """A shipped bootstrap. A Tollgate filter it takes by ECDS from a file (envoy/demo.yaml) is
+    put in place as a static filter unless `inline_discovered` is false, so tests patch its
+    plugin configuration as in any other config; the reload tests keep the ECDS form."""
+    cfg = yaml.safe_load((ROOT / name).read_text())
+    if inline_discovered:
+        _inline_discovered_filters(cfg)
+    return cfg
+
+
+def discovered_resource(filter_entry: dict) -> dict:
+    """The TypedExtensionConfig an ECDS filter entry names, read from its `path_config_source`."""
+    path = ROOT / filter_entry["config_discovery"]["config_source"]["path_config_source"]["path"]
+    resources = yaml.safe_load(path.read_text())["resources"]
+    return next(r for r in resources if r["name"] == filter_entry["name"])
+
+
+def _inline_discovered_filters(node):
+    if isinstance(node, dict):
+        filters = node.get("http_filters")
+        if isinstance(filters, list):
+            for i, entry in enumerate(filters):
+                if "path_config_source" in entry.get("config_discovery", {}).get("config_source", {}):
+                    filters[i] = {"name": "envoy.filters.http.wasm", "typed_config": discovered_resource(entry)["typed_config"]}
+        for v in node.values():
+            _inline_discovered_filters(v)
+    elif isinstance(node, list):
+        for v in node:
+            _inline_discovered_filters(v)
 
 
 def wasm_filters(cfg: dict) -> list[dict]:

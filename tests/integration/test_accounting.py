@@ -301,7 +301,8 @@ def test_prometheus_exposes_genai_metrics_with_bounded_labels(gw):
     def scraped():
         s = prometheus(gw)
         # histograms are recorded at once, counters summed by each worker and added once a second
-        return s if f"tollgate_gen_ai_server_time_to_first_token_ms_count{{{claude}}}" in s \
+        # (every series exists from startup, at zero)
+        return s if s.get(f"tollgate_gen_ai_server_time_to_first_token_ms_count{{{claude}}}", 0) >= 1 \
             and s.get('tollgate_rejections{http_status="401"}', 0) >= 1 else None
 
     s = wait_until(scraped, 10, "histograms flushed")
@@ -313,7 +314,9 @@ def test_prometheus_exposes_genai_metrics_with_bounded_labels(gw):
     assert s['tollgate_rejections{http_status="401"}'] >= 1
     label_values = set(re.findall(r'="([^"]*)"', " ".join(s)))
     allowed = {"anthropic", "openai", "claude-sonnet-4-5-20250929", "gpt-4o-mini", "gpt-4o", "input", "output", "cached_input",
-               "cache_write", "reasoning", "200", "400", "401", "403", "404", "429", "+Inf"}
+               "cache_write", "reasoning", "200", "400", "401", "403", "404", "413", "429", "500", "502", "503", "504", "+Inf",
+               # budget gauges: scope kinds, the capped keys and teams of the configuration, periods
+               "global", "all", "key", "team", "alice", "carol", "dave", "erin", "research", "tiny", "daily", "monthly"}
     assert all(v in allowed or re.fullmatch(r"[0-9.e+]+", v) for v in label_values), label_values - allowed
 
 

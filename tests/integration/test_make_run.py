@@ -12,6 +12,7 @@ import pytest
 from harness import ROOT, wait_until
 
 PORTS = {"gateway": 10000, "admin": 9901, "mock": 8081}
+DEMO_CONFIG = ROOT / "envoy/demo/tollgate.yaml"
 
 
 def port_taken(port: int) -> bool:
@@ -43,12 +44,34 @@ def post(path: str, body: dict) -> tuple[int, dict, dict]:
         return r.status, dict(r.headers), json.loads(r.read())
 
 
+def models() -> set[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORTS['gateway']}/v1/models", timeout=10) as r:
+        return {m["id"] for m in json.loads(r.read())["data"]}
+
+
+def added_model_appears_after_an_in_place_edit():
+    """The README's "edit this file, see the new model in /v1/models", saved the way most
+    editors save (in place: no move that Envoy's watch would see by itself)."""
+    shipped = DEMO_CONFIG.read_text()
+    edited = shipped.replace('"gpt-4o": {"provider": "openai"},', '"gpt-4o": {"provider": "openai"}, "gpt-4.1": {"provider": "openai"},')
+    assert edited != shipped
+    try:
+        with DEMO_CONFIG.open("w") as f:
+            f.write(edited)
+        wait_until(lambda: "gpt-4.1" in models(), 10, "the edited demo configuration")
+    finally:
+        with DEMO_CONFIG.open("w") as f:
+            f.write(shipped)
+    wait_until(lambda: "gpt-4.1" not in models(), 10, "the restored demo configuration")
+
+
 def test_make_run_serves_the_readme_examples_from_the_mock(run_sh):
     with urllib.request.urlopen(f"http://127.0.0.1:{PORTS['gateway']}/v1/models", timeout=10) as r:
         assert "claude-sonnet" in {m["id"] for m in json.loads(r.read())["data"]}
     status, headers, body = post("/v1/chat/completions", {"model": "claude-sonnet", "messages": [{"role": "user", "content": "Hello"}]})
     assert status == 200 and headers["x-tollgate-provider"] == "anthropic"
     assert body["object"] == "chat.completion" and body["choices"][0]["message"]["content"]
+    added_model_appears_after_an_in_place_edit()
     os.killpg(run_sh.pid, signal.SIGINT)  # Ctrl-C
     output = run_sh.communicate(timeout=15)[0]
     assert "Demo mode" in output and "http://127.0.0.1:10000" in output, output
