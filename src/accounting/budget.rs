@@ -912,7 +912,7 @@ mod tests {
         let charges = a.charges(alice, provider, model, Some(PRICE));
         a.settle(&store, NOW, &charges, &Outcome { usage: None, cost: Some(3_000_000_000), failed: false }, None);
         let mut held = a.charges(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut held, 1_000_000_000).unwrap();
+        a.admit(&store, NOW, &mut held, 1_000_000_000, 0).unwrap();
         let levels = a.levels(&store, NOW);
         // alice: $0.01 a day; the gateway: $100 a day; team research: $5 a month; bob: uncapped
         let level = |kind, name: &str| levels.iter().find(|l| l.kind == kind && l.name == name);
