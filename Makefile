@@ -10,7 +10,7 @@ WASM      := target/wasm32-wasip1/release/tollgate.wasm
 MOCK      := target/release/mock-provider
 export ENVOY_BIN
 
-.PHONY: help setup build run test lint unit wasm-unit validate integration observability-tools bench microbench profile clean
+.PHONY: help setup build run test lint unit wasm-unit validate redis integration observability-tools bench microbench profile clean
 
 help:
 	@echo "make run   - build and start Envoy + Tollgate on 127.0.0.1:10000 (demo mock, or real providers if keys are set)"
@@ -58,6 +58,12 @@ validate: build
 		case "$$out" in *" OK") echo "valid: $$f";; *) echo "INVALID: $$f: $$out"; exit 1;; esac; \
 	done
 
+# The global rate-limit tests run a real Redis (Debian's `redis-server`), installed once.
+redis:
+	@command -v redis-server >/dev/null || { \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends redis-server; }
+
 # Prometheus and promtool for tests/integration/test_observability.py: Debian's `prometheus`,
 # installed once (a re-run finds them and does nothing).
 observability-tools:
@@ -65,7 +71,7 @@ observability-tools:
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends prometheus; }
 
-integration: build observability-tools
+integration: build redis observability-tools
 	$(PYTHON) -m pytest -q tests/integration
 
 test: lint unit wasm-unit validate integration

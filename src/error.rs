@@ -12,11 +12,17 @@ pub struct ApiError {
     pub message: String,
     pub param: Option<String>,
     pub code: Option<Cow<'static, str>>,
+    /// Response headers that go with the error (a rate limit's `retry-after`); boxed, as most
+    /// errors have none and every `Result` carrying an `ApiError` stays small.
+    pub headers: Option<Box<ErrorHeaders>>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ErrorHeaders(pub Vec<(&'static str, String)>);
 
 impl ApiError {
     pub fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, kind: Cow::Borrowed(kind), message: message.into(), param: None, code: None }
+        ApiError { status, kind: Cow::Borrowed(kind), message: message.into(), param: None, code: None, headers: None }
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
@@ -70,6 +76,11 @@ impl ApiError {
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());
+        self
+    }
+
+    pub fn with_headers(mut self, headers: Vec<(&'static str, String)>) -> Self {
+        self.headers = Some(Box::new(ErrorHeaders(headers)));
         self
     }
 

@@ -6,11 +6,12 @@ use super::keys::{self, KeyIndex};
 use super::ledger::{self, Caps, Hold, Lifetime, Outcome, Period, Record, Totals};
 use super::money::{Pico, format_usd, parse_usd};
 use super::prices::{Price, PriceTable};
+use super::rate::{self, RateLimits, Standings};
 use super::refusal::Refusal;
 use crate::host::SharedStore;
 use crate::patterns;
 use crate::schema::ConfigError;
-use crate::schema::{AuthSpec, BudgetSpec, TeamSpec};
+use crate::schema::{AuthSpec, BudgetSpec, RateLimitSpec, TeamSpec};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -24,6 +25,23 @@ pub struct Scope {
     pub key: String,
     pub caps: Caps,
     pub soft_percent: Option<u8>,
+    pub rate: RateLimits,
+    /// Shared-data key of the scope's rate-limit buckets.
+    rate_key: String,
+}
+
+impl Scope {
+    fn new(kind: &'static str, name: &str) -> Scope {
+        Scope {
+            kind,
+            name: name.to_owned(),
+            key: ledger::scope_key(kind, name),
+            caps: Caps::default(),
+            soft_percent: None,
+            rate: RateLimits::default(),
+            rate_key: format!("tollgate:rate:{kind}:{name}"),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -60,6 +78,12 @@ pub struct Charges {
     pub price: Option<Price>,
     /// When the reservations stop counting if the request never settles (see [`Lifetime`]).
     pub expires_ms: u64,
+    /// The rate-limited scopes that admitted the request, each holding one request and
+    /// `rate_tokens` tokens until it settles.
+    pub(crate) rated: Vec<ScopeId>,
+    pub(crate) rate_tokens: u64,
+    /// The tightest rate limits the request counted in, for the client's `x-ratelimit-*` headers.
+    pub standings: Standings,
 }
 
 impl Charges {
@@ -121,7 +145,13 @@ pub struct Accounting {
     index: KeyIndex<usize>,
     admins: KeyIndex<()>,
     pub auth_required: bool,
+    /// See [`Accounting::descriptor_headers`].
+    pub descriptor_headers: bool,
 }
+
+/// The request headers that name a request's scopes to Envoy's rate-limit filter, whose route
+/// `rate_limits` turn them into descriptors for a global rate-limit service.
+const DESCRIPTOR_HEADERS: [&str; 3] = ["x-tollgate-rl-key", "x-tollgate-rl-team", "x-tollgate-rl-model"];
 
 pub const GLOBAL: ScopeId = 0;
 
@@ -142,11 +172,25 @@ fn compile_budget(field: &str, b: Option<&BudgetSpec>) -> Result<(Caps, Option<u
     Ok((caps, b.soft_limit_percent))
 }
 
+fn compile_rate(field: &str, spec: Option<&RateLimitSpec>) -> Result<RateLimits, ConfigError> {
+    let Some(spec) = spec else { return Ok(RateLimits::default()) };
+    let limit = |v: Option<u64>, name: &str| match v {
+        Some(n) if !(1..=rate::MAX_PER_MINUTE).contains(&n) => {
+            Err(ConfigError::new(format!("{field}.{name}"), format!("must be between 1 and {}", rate::MAX_PER_MINUTE)))
+        }
+        v => Ok(v),
+    };
+    Ok(RateLimits {
+        requests: limit(spec.requests_per_minute, "requests_per_minute")?,
+        tokens: limit(spec.tokens_per_minute, "tokens_per_minute")?,
+    })
+}
+
 impl Accounting {
     pub fn new(prices: PriceTable, global: Option<&BudgetSpec>) -> Result<Self, ConfigError> {
         let mut a = Accounting { prices, ..Default::default() };
         let (caps, soft) = compile_budget("budget", global)?;
-        a.scopes.push(Scope { kind: "global", name: "all".into(), key: ledger::scope_key("global", "all"), caps, soft_percent: soft });
+        a.scopes.push(Scope { caps, soft_percent: soft, ..Scope::new("global", "all") });
         Ok(a)
     }
 
@@ -155,13 +199,7 @@ impl Accounting {
         if let Some(i) = self.scopes.iter().position(|s| s.kind == kind && s.name == name) {
             return ScopeId::try_from(i).unwrap_or(GLOBAL);
         }
-        self.scopes.push(Scope {
-            kind,
-            name: name.to_owned(),
-            key: ledger::scope_key(kind, name),
-            caps: Caps::default(),
-            soft_percent: None,
-        });
+        self.scopes.push(Scope::new(kind, name));
         ScopeId::try_from(self.scopes.len() - 1).unwrap_or(GLOBAL)
     }
 
@@ -169,10 +207,12 @@ impl Accounting {
         self.auth_required = true;
         for (name, team) in teams {
             let (caps, soft) = compile_budget(&format!("teams.{name}.budget"), team.budget.as_ref())?;
+            let rate = compile_rate(&format!("teams.{name}.rate_limit"), team.rate_limit.as_ref())?;
             let id = self.scope("team", name);
             if let Some(s) = self.scopes.get_mut(id as usize) {
                 s.caps = caps;
                 s.soft_percent = soft;
+                s.rate = rate;
             }
         }
         for (i, k) in auth.keys.iter().enumerate() {
@@ -193,10 +233,12 @@ impl Accounting {
                 None => None,
             };
             let (caps, soft) = compile_budget(&format!("{field}.budget"), k.budget.as_ref())?;
+            let rate = compile_rate(&format!("{field}.rate_limit"), k.rate_limit.as_ref())?;
             let scope = self.scope("key", &k.id);
             if let Some(s) = self.scopes.get_mut(scope as usize) {
                 s.caps = caps;
                 s.soft_percent = soft;
+                s.rate = rate;
             }
             if !self.index.insert(hash, self.keys.len()) {
                 return Err(ConfigError::new(format!("{field}.sha256"), "the same key hash is configured twice"));
@@ -255,12 +297,70 @@ impl Accounting {
                 scopes.push((team, 0));
             }
         }
-        Charges { scopes, price, expires_ms: 0 }
+        Charges { scopes, price, ..Charges::default() }
+    }
+
+    /// Sets the rate limits of an existing scope (the gateway's, or an upstream model's:
+    /// `None` when no model of that name is configured).
+    pub fn limit_rate(&mut self, kind: &str, name: &str, field: &str, spec: &RateLimitSpec) -> Result<Option<()>, ConfigError> {
+        let rate = compile_rate(field, Some(spec))?;
+        Ok(self.scopes.iter_mut().find(|s| s.kind == kind && s.name == name).map(|s| s.rate = rate))
+    }
+
+    /// The request headers naming the caller's key and team and the upstream model (scope
+    /// `model`), when `rate_limits.descriptor_headers` is on; names only, never secrets.
+    pub fn descriptor_headers(&self, caller: Caller, model: ScopeId) -> Vec<(&'static str, String)> {
+        if !self.descriptor_headers {
+            return Vec::new();
+        }
+        let [key_header, team_header, model_header] = DESCRIPTOR_HEADERS;
+        let key = caller.key.and_then(|k| self.keys.get(k));
+        let name = |id: Option<ScopeId>| id.and_then(|id| self.scopes.get(id as usize)).map(|s| s.name.clone());
+        let named =
+            [(key_header, key.map(|k| k.id.clone())), (team_header, name(key.and_then(|k| k.team))), (model_header, name(Some(model)))];
+        named.into_iter().filter_map(|(header, value)| Some((header, value?))).collect()
+    }
+
+    /// Takes one request and `tokens` in every rate-limited scope the request counts in, or
+    /// refuses (giving back what it took).
+    fn admit_rates(&self, store: &dyn SharedStore, now_ms: u64, charges: &mut Charges, tokens: u64) -> Result<(), Refusal> {
+        charges.rate_tokens = tokens;
+        for i in 0..charges.scopes.len() {
+            let Some(&(id, _)) = charges.scopes.get(i) else { break };
+            let Some(scope) = self.scopes.get(id as usize).filter(|s| !s.rate.is_empty()) else { continue };
+            let refused = match rate::admit(store, &scope.rate_key, now_ms, &scope.rate, tokens) {
+                Ok(Ok(standings)) => {
+                    charges.rated.push(id);
+                    charges.standings = charges.standings.merge(standings);
+                    continue;
+                }
+                Ok(Err(exceeded)) => Refusal::RateLimited { message: rate_refusal_message(scope, &exceeded), exceeded },
+                Err(e) => Refusal::LedgerUnavailable { reason: format!("{e:?}") },
+            };
+            self.correct_rates(store, now_ms, charges, 1, 0);
+            charges.rated.clear();
+            return Err(refused);
+        }
+        Ok(())
+    }
+
+    /// Corrects the rate-limit buckets the request was admitted to: `requests` given back, its
+    /// reserved tokens replaced by `used`.
+    fn correct_rates(&self, store: &dyn SharedStore, now_ms: u64, charges: &Charges, requests: u64, used: u64) {
+        for id in &charges.rated {
+            let Some(scope) = self.scopes.get(*id as usize) else { continue };
+            if let Err(e) = rate::correct(store, &scope.rate_key, now_ms, &scope.rate, requests, (charges.rate_tokens, used)) {
+                log::error!("could not correct the rate limits of {} (they drain by themselves): {e:?}", scope.key);
+            }
+        }
     }
 
     /// Reserves `estimate` in every capped scope the request is charged to, or refuses (releasing
     /// whatever was already reserved).
-    pub fn admit(&self, store: &dyn SharedStore, now_ms: u64, charges: &mut Charges, estimate: Pico) -> Result<(), Refusal> {
+    /// Rate limits are checked first, each taking one request and `tokens` (the request's
+    /// token estimate).
+    pub fn admit(&self, store: &dyn SharedStore, now_ms: u64, charges: &mut Charges, estimate: Pico, tokens: u64) -> Result<(), Refusal> {
+        self.admit_rates(store, now_ms, charges, tokens)?;
         charges.expires_ms = self.lifetime.expiry(now_ms);
         for i in 0..charges.scopes.len() {
             let Some(&(id, _)) = charges.scopes.get(i) else { break };
@@ -294,6 +394,9 @@ impl Accounting {
     /// Gives back every reservation of a request that never reached a provider. One that cannot be
     /// written back (the CAS gave up) stops counting when it expires.
     pub fn release(&self, store: &dyn SharedStore, charges: &mut Charges) {
+        // No time passes for the buckets (a write never drains what another already drained).
+        self.correct_rates(store, 0, charges, 1, 0);
+        charges.rated.clear();
         let expires_ms = charges.expires_ms;
         for (id, reserved) in &mut charges.scopes {
             if *reserved > 0
@@ -309,7 +412,11 @@ impl Accounting {
 
     /// Records the finished request in every scope and settles its reservations. With a batch,
     /// uncapped scopes are counted there and written at the next [`Accounting::flush`].
+    /// Rate limits count the tokens the provider reported (all input and output), or keep the
+    /// estimate when it reported none.
     pub fn settle(&self, store: &dyn SharedStore, now_ms: u64, charges: &Charges, outcome: &Outcome, mut batch: Option<&mut Batch>) {
+        let used = outcome.usage.map_or(charges.rate_tokens, |u| u.prompt_tokens().saturating_add(u.output_tokens));
+        self.correct_rates(store, now_ms, charges, 0, used);
         for (id, reserved) in &charges.scopes {
             let Some(scope) = self.scopes.get(*id as usize) else { continue };
             if let Some(b) = batch.as_deref_mut()
@@ -442,6 +549,13 @@ pub struct Ask {
     pub choices: u64,
 }
 
+impl Ask {
+    /// Every token the request may consume, input and output: what rate limits reserve.
+    pub fn tokens(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens.saturating_mul(self.choices.max(1)))
+    }
+}
+
 /// Worst-case cost of a request: every input token at the dearest input rate, and the full
 /// output limit for every choice.
 pub fn estimate(price: Option<Price>, ask: Ask) -> Pico {
@@ -547,6 +661,25 @@ pub fn outcome(charges: &Charges, usage: Option<crate::usage::Usage>, failed: bo
     Outcome { usage, cost, failed }
 }
 
+/// A rate-limit refusal in OpenAI's words ("Rate limit reached for … on requests per min (RPM):
+/// Limit 3, Used 3, Requested 1."). Unlike budgets, the limits are no secret: the
+/// `x-ratelimit-*` headers tell them to every caller.
+fn rate_refusal_message(scope: &Scope, e: &rate::Exceeded) -> String {
+    let whose = match scope.kind {
+        "global" => "this gateway".to_owned(),
+        kind => format!("{kind} `{}`", scope.name),
+    };
+    let (unit, limit, requested) = (e.dimension.unit(), e.limit, e.requested);
+    match e.retry_after_ms {
+        None => format!("Request too large for {whose} on {unit}: Limit {limit}, Requested {requested}."),
+        Some(ms) => format!(
+            "Rate limit reached for {whose} on {unit}: Limit {limit}, Used {}, Requested {requested}. Please try again in {}.",
+            e.used,
+            rate::format_reset(ms)
+        ),
+    }
+}
+
 /// Why a request was refused, as far as the caller may know: its own key's cap and spend in
 /// full; for its team or the whole gateway only which limit it hit, never their spend or caps.
 fn refusal_message(scope: &Scope, exceeded: &ledger::Exceeded, estimate: Pico) -> String {
@@ -644,7 +777,7 @@ mod tests {
         a.ensure_records(&store);
         let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
         let mut charges = a.charges(bob, provider, model, Some(PRICE));
-        let e = a.admit(&store, NOW, &mut charges, 150 * 1_000_000_000_000).map_err(ApiError::from).unwrap_err();
+        let e = a.admit(&store, NOW, &mut charges, 150 * 1_000_000_000_000, 0).map_err(ApiError::from).unwrap_err();
         assert_eq!(e.message, "Budget exceeded: the gateway's daily budget is used up.");
         let exceeded = ledger::Exceeded { period: "monthly", cap: 5_000_000_000_000, committed: 4_000_000_000_000 };
         let team = a.scopes.iter().find(|s| s.kind == "team").unwrap();
@@ -663,9 +796,9 @@ mod tests {
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
         let mut charges = a.charges(alice, provider, model, Some(PRICE));
         // $0.01 daily cap on alice; estimate $0.006
-        a.admit(&store, NOW, &mut charges, 6_000_000_000).unwrap();
+        a.admit(&store, NOW, &mut charges, 6_000_000_000, 0).unwrap();
         let mut second = a.charges(alice, provider, model, Some(PRICE));
-        let e = a.admit(&store, NOW, &mut second, 6_000_000_000).map_err(ApiError::from).unwrap_err();
+        let e = a.admit(&store, NOW, &mut second, 6_000_000_000, 0).map_err(ApiError::from).unwrap_err();
         assert_eq!((e.status, e.code.as_deref()), (429, Some("budget_exceeded")));
         assert!(e.message.contains("key `alice`") && e.message.contains("daily cap is $0.01"), "{}", e.message);
         // the refused request released what it had reserved in the global scope
@@ -678,7 +811,7 @@ mod tests {
         assert_eq!(team.this_month.cost, 2_000_000_000);
         // now there is room again
         let mut third = a.charges(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut third, 6_000_000_000).unwrap();
+        a.admit(&store, NOW, &mut third, 6_000_000_000, 0).unwrap();
         a.release(&store, &mut third);
         assert_eq!(ledger::read(&store, &a.scopes[a.keys[0].scope as usize].key, NOW).reserved_at(NOW), 0);
     }
@@ -711,7 +844,7 @@ mod tests {
         assert_eq!(estimate(Some(PRICE), Ask { choices: 3, ..ask }), 400 * 1_250_000 + 30 * 2_000_000, "n choices");
         assert_eq!(estimate(Some(PRICE), Ask { choices: 0, ..ask }), estimate(Some(PRICE), ask), "n absent is one");
         assert_eq!(estimate(None, ask), 0);
-        let charges = Charges { scopes: vec![], price: Some(PRICE), expires_ms: 0 };
+        let charges = Charges { scopes: vec![], price: Some(PRICE), ..Charges::default() };
         let u = Usage { input_tokens: 10, cache_read_tokens: 100, ..Default::default() };
         assert_eq!(outcome(&charges, Some(u), false).cost, Some(10 * 1_000_000 + 100 * 100_000));
         assert_eq!(outcome(&Charges::default(), Some(u), false).cost, None);
@@ -762,7 +895,7 @@ mod tests {
         // alice: $0.01 a day; global $100 a day; team $5 a month
         assert_eq!(a.headroom(&store, NOW, &charges), Some(10_000_000_000));
         let mut held = a.charges(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut held, 4_000_000_000).unwrap();
+        a.admit(&store, NOW, &mut held, 4_000_000_000, 0).unwrap();
         assert_eq!(a.headroom(&store, NOW, &charges), Some(6_000_000_000), "reservations count");
         assert_eq!(a.headroom(&store, NOW, &a.charges(bob, provider, model, Some(PRICE))), Some(100_000_000_000_000 - 4_000_000_000));
         let open = Accounting::new(PriceTable::default(), None).unwrap();
@@ -779,7 +912,7 @@ mod tests {
         let charges = a.charges(alice, provider, model, Some(PRICE));
         a.settle(&store, NOW, &charges, &Outcome { usage: None, cost: Some(3_000_000_000), failed: false }, None);
         let mut held = a.charges(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut held, 1_000_000_000).unwrap();
+        a.admit(&store, NOW, &mut held, 1_000_000_000, 0).unwrap();
         let levels = a.levels(&store, NOW);
         // alice: $0.01 a day; the gateway: $100 a day; team research: $5 a month; bob: uncapped
         let level = |kind, name: &str| levels.iter().find(|l| l.kind == kind && l.name == name);
@@ -834,7 +967,7 @@ mod tests {
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
         let key = |a: &Accounting| a.scopes[a.keys[0].scope as usize].key.clone();
         let mut charges = a.charges(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut charges, 9_000_000_000).unwrap();
+        a.admit(&store, NOW, &mut charges, 9_000_000_000, 0).unwrap();
         assert_eq!(charges.expires_ms, a.lifetime.expiry(NOW));
         // every write of the settlement to alice's record loses its CAS race: it gives up
         store.contend(&key(&a), usize::MAX);
@@ -842,10 +975,10 @@ mod tests {
         store.contend(&key(&a), 0);
         assert_eq!(ledger::read(&store, &key(&a), NOW + 1).reserved_at(NOW + 1), 9_000_000_000, "still held");
         let mut next = a.charges(alice, provider, model, Some(PRICE));
-        assert_eq!(a.admit(&store, NOW + 1, &mut next, 2_000_000_000).map_err(ApiError::from).unwrap_err().status, 429);
+        assert_eq!(a.admit(&store, NOW + 1, &mut next, 2_000_000_000, 0).map_err(ApiError::from).unwrap_err().status, 429);
         // after the lifetime the leaked reservation no longer counts
         let later = charges.expires_ms;
-        a.admit(&store, later, &mut next, 2_000_000_000).unwrap();
+        a.admit(&store, later, &mut next, 2_000_000_000, 0).unwrap();
         assert_eq!(ledger::read(&store, &key(&a), later).reserved_at(later), 2_000_000_000);
     }
 
@@ -860,7 +993,7 @@ mod tests {
         // the global scope is reserved first; then every write to alice's loses its race
         let global = a.scopes[GLOBAL as usize].key.clone();
         store.contend(&a.scopes[a.keys[0].scope as usize].key, usize::MAX);
-        let e = a.admit(&store, NOW, &mut charges, 1_000).map_err(ApiError::from).unwrap_err();
+        let e = a.admit(&store, NOW, &mut charges, 1_000, 0).map_err(ApiError::from).unwrap_err();
         assert_eq!((e.status, e.code.as_deref()), (503, Some("budget_unavailable")));
         assert_eq!(ledger::read(&store, &global, NOW).reserved_at(NOW), 0, "the global reservation was given back");
         assert!(charges.scopes.iter().all(|(_, r)| *r == 0));
@@ -906,7 +1039,7 @@ mod tests {
         a.ensure_records(&store);
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
         let mut charges = a.charges(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut charges, 100).unwrap();
+        a.admit(&store, NOW, &mut charges, 100, 0).unwrap();
         let mut batch = Batch::default();
         a.settle(&store, NOW, &charges, &outcome(&charges, None, false), Some(&mut batch));
         let count = |id: ScopeId| ledger::read(&store, &a.scopes[id as usize].key, NOW).today.requests;
@@ -927,7 +1060,7 @@ mod tests {
         let store = MemoryStore::default();
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
         let mut charges = a.charges(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut charges, 100).unwrap();
+        a.admit(&store, NOW, &mut charges, 100, 0).unwrap();
         let reserved: Vec<Pico> = charges.scopes.iter().map(|(_, r)| *r).collect();
         assert_eq!(reserved, vec![100, 0, 0, 100, 100], "global, key and team are capped");
         a.release(&store, &mut charges);
@@ -977,7 +1110,7 @@ mod tests {
         let store = MemoryStore::default();
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
         let mut charges = a.charges(alice, provider, model, Some(PRICE));
-        a.admit(&store, NOW, &mut charges, 3_000_000_000).unwrap();
+        a.admit(&store, NOW, &mut charges, 3_000_000_000, 0).unwrap();
         let report: serde_json::Value = serde_json::from_slice(&a.report(&store, NOW + 1_500)).unwrap();
         assert_eq!(report["object"], "tollgate.usage");
         assert_eq!(report["generated_at"], (NOW + 1_500) / 1000);
@@ -1030,5 +1163,127 @@ mod tests {
             (global.scopes[0].caps.monthly, global.scopes[0].caps.daily, global.scopes[0].soft_percent),
             (Some(2_000_000_000_000), None, None)
         );
+    }
+
+    /// Alice (team research) with 2 requests a minute, her team with 1,000 tokens, the model
+    /// `m` with 5 requests and the gateway with 10.
+    fn rate_limited() -> (Accounting, Caller, ScopeId) {
+        let auth: AuthSpec = parse(serde_json::json!({"keys": [
+            {"id": "alice", "sha256": hex(&keys::hash("tg-alice")), "team": "research", "rate_limit": {"requests_per_minute": 2}},
+            {"id": "bob", "sha256": hex(&keys::hash("tg-bob")), "team": "research"}
+        ]}));
+        let teams: BTreeMap<String, TeamSpec> = parse(serde_json::json!({"research": {"rate_limit": {"tokens_per_minute": 1000}}}));
+        let mut a = Accounting::new(PriceTable::default(), None).unwrap();
+        a.add_auth(&auth, &teams).unwrap();
+        let model = a.scope("model", "m");
+        a.limit_rate("model", "m", "f", &parse(serde_json::json!({"requests_per_minute": 5}))).unwrap().unwrap();
+        a.limit_rate("global", "all", "f", &parse(serde_json::json!({"requests_per_minute": 10}))).unwrap().unwrap();
+        assert_eq!(a.limit_rate("model", "other", "f", &RateLimitSpec::default()).unwrap(), None);
+        let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
+        (a, alice, model)
+    }
+
+    fn refusal(r: Result<(), Refusal>) -> ApiError {
+        ApiError::from(r.unwrap_err())
+    }
+
+    #[test]
+    fn rate_limits_of_every_scope_apply_and_the_tightest_is_reported() {
+        let (a, alice, model) = rate_limited();
+        let store = MemoryStore::default();
+        let provider = a.scopes.len() as ScopeId; // no such scope: not limited
+        let mut first = a.charges(alice, provider, model, None);
+        a.admit(&store, NOW, &mut first, 0, 300).unwrap();
+        let requests = first.standings.requests.unwrap();
+        assert_eq!((requests.limit, requests.remaining), (2, 1), "alice's limit is the tightest");
+        assert_eq!(first.standings.tokens.unwrap().remaining, 700);
+        a.admit(&store, NOW, &mut a.charges(alice, provider, model, None), 0, 300).unwrap();
+        let e = refusal(a.admit(&store, NOW, &mut a.charges(alice, provider, model, None), 0, 300));
+        assert_eq!((e.status, e.kind.as_ref(), e.code.as_deref()), (429, "requests", Some("rate_limit_exceeded")));
+        assert_eq!(
+            e.message,
+            "Rate limit reached for key `alice` on requests per min (RPM): Limit 2, Used 2, Requested 1. Please try again in 30s."
+        );
+        let headers = e.headers.unwrap().0;
+        assert!(headers.contains(&("retry-after", "30".into())), "{headers:?}");
+        assert!(headers.contains(&("retry-after-ms", "30000".into())));
+        assert!(headers.contains(&("x-ratelimit-remaining-requests", "0".into())));
+        // Bob shares the team's tokens: 600 of 1,000 are taken.
+        let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
+        let e = refusal(a.admit(&store, NOW, &mut a.charges(bob, provider, model, None), 0, 500));
+        assert_eq!(e.kind, "tokens");
+        assert!(
+            e.message.starts_with("Rate limit reached for team `research` on tokens per min (TPM): Limit 1000, Used 600, Requested 500.")
+        );
+        let e = refusal(a.admit(&store, NOW, &mut a.charges(bob, provider, model, None), 0, 1001));
+        assert_eq!(e.message, "Request too large for team `research` on tokens per min (TPM): Limit 1000, Requested 1001.");
+        assert!(!e.headers.unwrap().0.iter().any(|(n, _)| n.starts_with("retry-after")), "it never fits: no retry-after");
+        // The model's 5 requests: alice's two and bob's three.
+        for _ in 0..3 {
+            a.admit(&store, NOW, &mut a.charges(bob, provider, model, None), 0, 1).unwrap();
+        }
+        let e = refusal(a.admit(&store, NOW, &mut a.charges(bob, provider, model, None), 0, 1));
+        assert!(e.message.starts_with("Rate limit reached for model `m`"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_refused_request_gives_back_what_other_scopes_took() {
+        let (a, alice, model) = rate_limited();
+        let store = MemoryStore::default();
+        let provider = a.scopes.len() as ScopeId;
+        // The team's tokens refuse after the gateway's and the model's buckets took a request.
+        refusal(a.admit(&store, NOW, &mut a.charges(alice, provider, model, None), 0, 2000));
+        let mut next = a.charges(alice, provider, model, None);
+        a.admit(&store, NOW, &mut next, 0, 1).unwrap();
+        assert_eq!(next.standings.requests.unwrap().remaining, 1, "alice's bucket got its request back");
+        // A request released before it reached a provider gives its request and tokens back.
+        a.release(&store, &mut next);
+        let mut again = a.charges(alice, provider, model, None);
+        a.admit(&store, NOW, &mut again, 0, 1000).unwrap();
+        assert_eq!(again.standings.requests.unwrap().remaining, 1);
+        assert_eq!(again.standings.tokens.unwrap().remaining, 0);
+    }
+
+    #[test]
+    fn settling_replaces_the_token_estimate_with_the_reported_usage() {
+        let (a, alice, model) = rate_limited();
+        let store = MemoryStore::default();
+        let provider = a.scopes.len() as ScopeId;
+        let mut charges = a.charges(alice, provider, model, None);
+        a.admit(&store, NOW, &mut charges, 0, 900).unwrap();
+        let usage = Usage { input_tokens: 50, cache_read_tokens: 20, cache_write_tokens: 10, output_tokens: 120, ..Default::default() };
+        a.settle(&store, NOW, &charges, &outcome(&charges, Some(usage), false), None);
+        let mut next = a.charges(alice, provider, model, None);
+        a.admit(&store, NOW, &mut next, 0, 1).unwrap();
+        assert_eq!(next.standings.tokens.unwrap().remaining, 1000 - 200 - 1);
+        // No usage reported: the estimate stays counted.
+        a.settle(&store, NOW, &next, &outcome(&next, None, true), None);
+        let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
+        let e = refusal(a.admit(&store, NOW, &mut a.charges(bob, provider, model, None), 0, 800));
+        assert!(e.message.contains("Used 201, Requested 800"), "{}", e.message);
+    }
+
+    #[test]
+    fn rate_limits_must_be_positive() {
+        let mut a = Accounting::new(PriceTable::default(), None).unwrap();
+        let zero: RateLimitSpec = parse(serde_json::json!({"tokens_per_minute": 0}));
+        assert_eq!(a.limit_rate("global", "all", "rate_limits.gateway", &zero).unwrap_err().field, "rate_limits.gateway.tokens_per_minute");
+        let auth: AuthSpec =
+            parse(serde_json::json!({"keys": [{"id": "x", "sha256": hex(&[0; 32]), "rate_limit": {"requests_per_minute": 0}}]}));
+        assert_eq!(a.add_auth(&auth, &BTreeMap::new()).unwrap_err().field, "auth.keys[0].rate_limit.requests_per_minute");
+    }
+
+    #[test]
+    fn descriptor_headers_name_key_team_and_model_when_asked_for() {
+        let (mut a, alice, model) = rate_limited();
+        assert!(a.descriptor_headers(alice, model).is_empty(), "off by default: nothing leaves the gateway");
+        a.descriptor_headers = true;
+        let named = a.descriptor_headers(alice, model);
+        assert_eq!(
+            named,
+            [("x-tollgate-rl-key", "alice".to_owned()), ("x-tollgate-rl-team", "research".into()), ("x-tollgate-rl-model", "m".into())]
+        );
+        let anonymous = a.descriptor_headers(Caller::default(), model);
+        assert_eq!(anonymous, [("x-tollgate-rl-model", "m".to_owned())]);
     }
 }

@@ -5,4 +5,5 @@ pub mod keys;
 pub mod ledger;
 pub mod money;
 pub mod prices;
+pub mod rate;
 pub mod refusal;

@@ -13,6 +13,9 @@ pub enum Refusal {
     /// A capped scope cannot hold the request's estimate; `message` says whose cap and, for the
     /// caller's own key, the amounts.
     BudgetExceeded { message: String },
+    /// A rate limit of a scope the request counts in cannot take it now (or ever, when it asks
+    /// more tokens than the limit).
+    RateLimited { message: String, exceeded: super::rate::Exceeded },
     /// The ledger could not be written (`reason`), so the request is refused rather than risk
     /// overspending.
     LedgerUnavailable { reason: String },

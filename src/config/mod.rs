@@ -9,7 +9,7 @@ use crate::patterns;
 use crate::providers::{self, Provider};
 use crate::router::Router;
 use crate::schema::Role;
-use crate::schema::{ConfigError, ConfigSpec, LimitsSpec, ModelSpec, ParamAction, check_params};
+use crate::schema::{ConfigError, ConfigSpec, LimitsSpec, ModelSpec, ParamAction, RateLimitsSpec, check_params};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -245,6 +245,7 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
         explain: spec.explain,
     };
     let router = Router::compile(&inputs, &providers, &mut accounting, &mut warnings)?;
+    limit_rates(&spec.rate_limits, &mut accounting)?;
     for route in &router.routes {
         let owner = route.primary.first().and_then(|t| router.target(*t)).map_or(0, |t| t.provider);
         for name in route.exact_models() {
@@ -274,6 +275,21 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
         guardrails,
         role: Role::Gateway,
     })
+}
+
+/// The gateway's and the upstream models' rate limits, once every model scope is known.
+fn limit_rates(spec: &RateLimitsSpec, accounting: &mut Accounting) -> Result<(), ConfigError> {
+    accounting.descriptor_headers = spec.descriptor_headers;
+    if let Some(gateway) = &spec.gateway {
+        accounting.limit_rate("global", "all", "rate_limits.gateway", gateway)?;
+    }
+    for (model, limits) in &spec.models {
+        let field = format!("rate_limits.models.{model}");
+        if accounting.limit_rate("model", model, &field, limits)?.is_none() {
+            return Err(ConfigError::new(field, format!("no route or model serves upstream model `{model}`")));
+        }
+    }
+    Ok(())
 }
 
 /// A reservation must outlive its request, or the budget stops holding room for a request
@@ -494,6 +510,14 @@ mod tests {
                 "providers.a.clustr",
             ),
             (r#"{"providers":{"a":{"kind":"gopher","cluster":"c"}},"models":{}}"#, "providers.a.kind"),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a","model":"up"}},"rate_limits":{"models":{"m":{"requests_per_minute":5}}}}"#,
+                "rate_limits.models.m",
+            ),
+            (
+                r#"{"providers":{"a":{"kind":"openai_compatible","cluster":"c","host":"h"}},"models":{"m":{"provider":"a"}},"rate_limits":{"gateway":{"requests_per_minute":0}}}"#,
+                "rate_limits.gateway.requests_per_minute",
+            ),
             (
                 r#"{"providers":{"a":{"kind":"openai","cluster":"","api_key_env":"OPENAI_API_KEY"}},"models":{"m":{"provider":"a"}}}"#,
                 "providers.a.cluster",

@@ -231,6 +231,7 @@ impl Exchange {
         if !self.dropped.is_empty() {
             h.push(("x-tollgate-dropped-params", self.dropped.join(",")));
         }
+        h.extend(super::refusal::rate_headers(&self.charges.standings));
         h
     }
 

@@ -70,6 +70,7 @@ impl Reply {
     pub fn error(dialect: Dialect, e: ApiError) -> Self {
         let mut reply = Reply::json(e.status, client::error_body(dialect, &e));
         reply.error_code = e.code.map(|c| c.into_owned()).or_else(|| Some(e.kind.into_owned()));
+        reply.headers.extend(e.headers.map(|h| h.0).unwrap_or_default());
         reply
     }
 }
@@ -779,7 +780,7 @@ impl Gateway {
             _ => None,
         };
         let ask = Ask { output_tokens: limit.unwrap_or(ask.output_tokens), ..ask };
-        accounting.admit(store, now_ms, &mut charges, budget::estimate(price, ask))?;
+        accounting.admit(store, now_ms, &mut charges, budget::estimate(price, ask), ask.tokens())?;
         Ok((charges, limit))
     }
 
@@ -854,13 +855,15 @@ impl Gateway {
         store: &dyn SharedStore,
         now_ms: u64,
     ) -> Result<Forward<'c>, Halt> {
-        let Prepared { choice, route, requested, mut ctx, dropped, admitted: Admitted { caller, mut charges, upstream, commitment } } = p;
+        let Prepared { choice, route, requested, mut ctx, dropped, admitted: Admitted { caller, mut charges, mut upstream, commitment } } =
+            p;
         if let Some(r) = route
             && !self.config.router.commit(r, commitment, store, now_ms)
         {
             self.config.accounting.release(store, &mut charges);
             return Err(Halt::ProbeTaken);
         }
+        upstream.headers.extend(self.config.accounting.descriptor_headers(caller, choice.scope));
         ctx.model = choice.model;
         // A stream whose placeholders are restored is parsed event by event even from a provider
         // that speaks the client's API (OpenAI chat and Messages; a Responses stream passes

@@ -36,6 +36,9 @@ pub struct ConfigSpec {
     /// Gateway-wide spending caps.
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
+    /// Request and token rate limits of the whole gateway and of upstream models.
+    #[serde(default)]
+    pub rate_limits: RateLimitsSpec,
     /// Routing rules, evaluated in order before `models`; the first match wins.
     #[serde(default)]
     pub routes: Vec<RouteSpec>,
@@ -299,6 +302,8 @@ pub struct KeySpec {
     pub models: Vec<String>,
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSpec>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -306,6 +311,34 @@ pub struct KeySpec {
 pub struct TeamSpec {
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSpec>,
+}
+
+/// Per-minute limits of one scope; an absent one is unlimited.
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
+    /// Input and output tokens, as the provider reports them.
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsSpec {
+    /// Every request through this gateway.
+    #[serde(default)]
+    pub gateway: Option<RateLimitSpec>,
+    /// By upstream model name (as the usage report's `models` lists them).
+    #[serde(default)]
+    pub models: BTreeMap<String, RateLimitSpec>,
+    /// Name the request's key, team and upstream model in request headers for Envoy's
+    /// rate-limit filter (global limits through a rate-limit service).
+    #[serde(default)]
+    pub descriptor_headers: bool,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]

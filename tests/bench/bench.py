@@ -67,9 +67,17 @@ RESPONSES_PASSTHROUGH = Scenario("responses_passthrough", "Responses passthrough
                                  "openai_responses_response.json", client="responses")
 RESPONSES_TRANSLATE = Scenario("responses_translate", "Responses → Anthropic, 1.5 KB", "claude-sonnet", "/v1/messages",
                                "anthropic_response.json", client="responses")
+# The passthrough with a request and a token limit on its model (limits no run reaches): the cost
+# of admitting to and settling two leaky buckets in shared data per request.
+RATE_LIMITED = Scenario("rate_limited", "OpenAI passthrough, RPM + TPM limits", "limited", "/v1/chat/completions",
+                        "openai_response.json")
+RATE_LIMITED_MODEL = "gpt-4o-mini-rate-limited"
 
 
-THROUGHPUT = (TRANSLATE, PASSTHROUGH, LARGE, MESSAGES_PASSTHROUGH, MESSAGES_TRANSLATE, RESPONSES_PASSTHROUGH, RESPONSES_TRANSLATE)
+THROUGHPUT = (TRANSLATE, PASSTHROUGH, LARGE, MESSAGES_PASSTHROUGH, MESSAGES_TRANSLATE, RESPONSES_PASSTHROUGH, RESPONSES_TRANSLATE,
+              RATE_LIMITED)
+# Also run on the `baseline` side (an earlier build, `--baseline`): what it knows.
+BASELINE = (TRANSLATE, PASSTHROUGH, LARGE)
 # Also run on the `guarded` side: Tollgate with every built-in guardrail detector on.
 GUARDED = (TRANSLATE, LARGE)
 GUARDRAILS = {"policies": [{"detectors": ["*"], "action": "redact", "restore": True}]}
@@ -224,6 +232,8 @@ def envoy_configs(upstream_port: int, baseline: pathlib.Path | None = None) -> d
     plugin = plugin_config(tollgate)
     for provider in plugin["providers"].values():
         provider["forward_headers"] = ["x-bench-sse"]
+    plugin["models"]["limited"] = {"provider": "openai", "model": RATE_LIMITED_MODEL}
+    plugin["rate_limits"] = {"models": {RATE_LIMITED_MODEL: {"requests_per_minute": 10**12, "tokens_per_minute": 10**12}}}
     set_plugin_config(tollgate, plugin)
     floor = copy.deepcopy(tollgate)
     floor_hcm = floor["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
@@ -245,6 +255,10 @@ def envoy_configs(upstream_port: int, baseline: pathlib.Path | None = None) -> d
     configs = {"bare": bare, "floor": floor, "tollgate": tollgate, "guarded": guarded}
     if baseline:
         before = copy.deepcopy(tollgate)
+        # An earlier build knows neither the rate-limited model nor rate limits.
+        old = {k: v for k, v in plugin.items() if k not in ("rate_limits", "guardrails")}
+        old["models"] = {name: m for name, m in plugin["models"].items() if name != "limited"}
+        set_plugin_config(before, old)
         hcm = before["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         vm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")["typed_config"]["config"]["vm_config"]
         vm.update(vm_id="baseline", code={"local": {"filename": str(baseline)}})
@@ -272,6 +286,8 @@ def check(side: Side, s: Scenario):
     """Fails early unless both sides answer the scenario as intended."""
     status, headers, body = http_post(side.envoy.port, side.path(s), request_body(s), request_headers(s))
     assert status == 200, f"{side.name} {s.name}: {status} {body[:300]!r}"
+    if side.tollgate and s is RATE_LIMITED:
+        assert "x-ratelimit-remaining-tokens" in headers, f"{s.name}: no rate limit applied: {headers}"
     if not side.tollgate:
         assert body == (FIXTURES / s.reply).read_bytes(), f"bare {s.name}: unexpected body {body[:200]!r}"
     elif s.stream:
@@ -436,7 +452,7 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
          for s in GUARDED])
     baseline_text = ""
     if args.baseline:
-        chat = [s for s in scenarios if s.client == "chat"]
+        chat = [s for s in scenarios if s in BASELINE]
         rows = [[s.title, f"{ratio(s, 'baseline'):.3f}", f"{ratio(s):.3f}", f"{cpu(s, 'baseline')} / {cpu(s, 'tollgate')}"] for s in chat]
         baseline_text = ("## Before and after, same run\n\n"
                          f"The baseline is `{args.baseline}`, an earlier build of Tollgate, as a fourth side.\n\n"
@@ -529,7 +545,7 @@ def main():
         load = {}
         for s in THROUGHPUT:
             # An earlier build knows only the chat endpoint.
-            sides_of = [side for side in sides if (side.name != "baseline" or s.client == "chat") and (side.name != "guarded" or s in GUARDED)]
+            sides_of = [side for side in sides if (side.name != "baseline" or s in BASELINE) and (side.name != "guarded" or s in GUARDED)]
             files = {side.name: [raw_request(work, side, s)] for side in sides_of}
             for side in sides_of:
                 check(side, s)
