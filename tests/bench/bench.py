@@ -544,7 +544,7 @@ def main():
 
         load = {}
         for s in THROUGHPUT:
-            # An earlier build knows only the chat endpoint.
+            # An earlier build runs only what it knows (BASELINE); guardrails only on their side.
             sides_of = [side for side in sides if (side.name != "baseline" or s in BASELINE) and (side.name != "guarded" or s in GUARDED)]
             files = {side.name: [raw_request(work, side, s)] for side in sides_of}
             for side in sides_of:
