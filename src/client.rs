@@ -7,7 +7,7 @@ use crate::anthropic::messages;
 use crate::conversation::answer::{Completion, Finish};
 use crate::conversation::request::ChatRequest;
 use crate::error::ApiError;
-use crate::guardrails::{Restore, StreamRestore};
+use crate::guardrails::{AnswerFindings, AnswerGuard, Restore, StreamChannel};
 use crate::openai::OpenAiError;
 use crate::openai::chat;
 use crate::openai::chat_answer::{self, ChunkWriter};
@@ -170,18 +170,64 @@ pub struct StreamIdentity {
 pub struct StreamWriter {
     render: Render,
     failed: bool,
-    /// Guardrail placeholders mapped back to the originals (`restore: true`); boxed, as most
-    /// streams have none.
-    restoring: Option<Box<Restoring>>,
+    /// The guardrails' work on the answer (placeholders restored, findings checked); boxed, as
+    /// most streams have none.
+    rewriting: Option<Box<Rewriting>>,
 }
 
-/// The placeholders to restore and each channel's held-back tail (see [`StreamRestore`]).
+/// What the guardrails do to the answer and each channel's held-back tail (see
+/// [`StreamChannel`]). Reasoning is restored but not checked (see `guardrails::answer`).
 #[derive(Debug)]
-struct Restoring {
-    map: Restore,
-    text: StreamRestore,
-    reasoning: StreamRestore,
-    arguments: Vec<(u32, StreamRestore)>,
+struct Rewriting {
+    restore: Option<Restore>,
+    guard: Option<AnswerGuard>,
+    found: AnswerFindings,
+    text: StreamChannel,
+    reasoning: StreamChannel,
+    arguments: Vec<(u32, StreamChannel)>,
+}
+
+impl Rewriting {
+    fn text(&mut self, chunk: &str) -> String {
+        self.text.push(self.restore.as_ref(), self.guard.as_ref(), chunk, &mut self.found)
+    }
+
+    fn reasoning(&mut self, chunk: &str) -> String {
+        self.reasoning.push(self.restore.as_ref(), None, chunk, &mut self.found)
+    }
+
+    fn arguments(&mut self, index: u32, chunk: &str) -> String {
+        let at = match self.arguments.iter().position(|(i, _)| *i == index) {
+            Some(at) => at,
+            None => {
+                self.arguments.push((index, StreamChannel::default()));
+                self.arguments.len() - 1
+            }
+        };
+        let (restore, guard, found) = (self.restore.as_ref(), self.guard.as_ref(), &mut self.found);
+        self.arguments.get_mut(at).map(|(_, c)| c.push(restore, guard, chunk, found)).unwrap_or_default()
+    }
+
+    fn flush_text(&mut self) -> String {
+        self.text.flush(self.restore.as_ref(), self.guard.as_ref(), &mut self.found)
+    }
+
+    fn flush_reasoning(&mut self) -> String {
+        self.reasoning.flush(self.restore.as_ref(), None, &mut self.found)
+    }
+
+    /// The content-blocked error, once a finding blocked the answer.
+    fn blocked(&self) -> Option<ApiError> {
+        let guard = self.guard.as_ref().filter(|_| !self.found.blocked.is_empty())?;
+        Some(answer_blocked(&guard.names(&self.found.blocked)))
+    }
+}
+
+/// The error that replaces an answer the guardrails block (the request side's refusal, told
+/// about the answer).
+pub fn answer_blocked(detectors: &str) -> ApiError {
+    ApiError::new(400, "invalid_request_error", format!("The provider's answer was blocked by the gateway's guardrails: it contains {detectors}."))
+        .with_code("content_blocked")
 }
 
 #[derive(Debug)]
@@ -201,7 +247,7 @@ impl StreamWriter {
             Dialect::AnthropicMessages => Render::AnthropicMessages(EventWriter::new(id, model)),
             Dialect::OpenAiResponses => Render::OpenAiResponses(responses_answer::EventWriter::new(id, created, model)),
         };
-        StreamWriter { render, failed: false, restoring: None }
+        StreamWriter { render, failed: false, rewriting: None }
     }
 
     /// The answer's id, once the provider's stream names it.
@@ -231,24 +277,38 @@ impl StreamWriter {
         }
     }
 
-    /// Placeholders of the request's redaction are written as their originals. A chunk that
-    /// ends in what may be the start of one (from a `<`, at most the longest placeholder less a
-    /// byte) holds that tail back until the next chunk of the channel or its end.
-    pub fn restoring(mut self, map: Option<Restore>) -> Self {
-        self.restoring = map.map(|map| {
-            Box::new(Restoring { map, text: StreamRestore::default(), reasoning: StreamRestore::default(), arguments: Vec::new() })
-        });
+    /// Placeholders of the request's redaction are written as their originals (a chunk that
+    /// ends in what may be the start of one, from a `<`, holds that tail back until the next
+    /// chunk of the channel or its end), and the answer's findings are checked (`guard`, holding
+    /// back what may be an unfinished finding, see `guardrails::answer`).
+    pub fn rewriting(mut self, restore: Option<Restore>, guard: Option<AnswerGuard>) -> Self {
+        if restore.is_some() || guard.is_some() {
+            self.rewriting = Some(Box::new(Rewriting {
+                restore,
+                guard,
+                found: AnswerFindings::default(),
+                text: StreamChannel::default(),
+                reasoning: StreamChannel::default(),
+                arguments: Vec::new(),
+            }));
+        }
         self
+    }
+
+    /// What the guardrails found in the answer so far.
+    pub fn answer_findings(&self) -> Option<&AnswerFindings> {
+        self.rewriting.as_ref().map(|r| &r.found)
     }
 
     /// More of the answer's text; empty text writes nothing.
     pub fn text(&mut self, out: &mut Vec<u8>, text: Option<&str>) {
-        let Some(text) = text.filter(|t| !t.is_empty()) else { return };
-        let Some(r) = &mut self.restoring else { return self.write_text(out, text) };
-        let reasoning = r.reasoning.flush(&r.map);
-        let text = r.text.push(&r.map, text);
+        let Some(text) = text.filter(|t| !t.is_empty() && !self.failed) else { return };
+        let Some(r) = &mut self.rewriting else { return self.write_text(out, text) };
+        let reasoning = r.flush_reasoning();
+        let text = r.text(text);
         self.write_reasoning(out, &reasoning);
         self.write_text(out, &text);
+        self.end_if_blocked(out);
     }
 
     fn write_text(&mut self, out: &mut Vec<u8>, text: &str) {
@@ -264,11 +324,12 @@ impl StreamWriter {
 
     /// More of the model's reasoning; empty text writes nothing.
     pub fn reasoning(&mut self, out: &mut Vec<u8>, text: Option<&str>) {
-        let Some(text) = text.filter(|t| !t.is_empty()) else { return };
-        let Some(r) = &mut self.restoring else { return self.write_reasoning(out, text) };
-        let held = r.text.flush(&r.map);
-        let text = r.reasoning.push(&r.map, text);
+        let Some(text) = text.filter(|t| !t.is_empty() && !self.failed) else { return };
+        let Some(r) = &mut self.rewriting else { return self.write_reasoning(out, text) };
+        let held = r.flush_text();
+        let text = r.reasoning(text);
         self.write_text(out, &held);
+        self.end_if_blocked(out);
         self.write_reasoning(out, &text);
     }
 
@@ -295,29 +356,26 @@ impl StreamWriter {
     /// unless the provider sends calls whole.
     pub fn tool_call(&mut self, out: &mut Vec<u8>, index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) {
         self.flush_held(out);
-        let restored = self.restoring.as_ref().and_then(|r| r.map.apply(arguments));
-        let arguments = restored.as_deref().unwrap_or(arguments);
+        if self.failed {
+            return;
+        }
+        let rewritten = self.rewriting.as_mut().map(|r| r.arguments(index, arguments));
+        let arguments = rewritten.as_deref().unwrap_or(arguments);
         match &mut self.render {
             Render::OpenAiChat(w) => w.tool_call(out, index, id, name, arguments),
             Render::AnthropicMessages(w) => w.tool_call(out, index, id, name, arguments),
             Render::OpenAiResponses(w) => w.tool_call(out, index, id, name, arguments),
         }
+        self.end_if_blocked(out);
     }
 
     /// More arguments of tool call `index`; empty arguments write nothing.
     pub fn tool_arguments(&mut self, out: &mut Vec<u8>, index: u32, arguments: Option<&str>) {
-        let Some(arguments) = arguments.filter(|a| !a.is_empty()) else { return };
-        let Some(r) = &mut self.restoring else { return self.write_arguments(out, index, arguments) };
-        let channel = match r.arguments.iter().position(|(i, _)| *i == index) {
-            Some(at) => r.arguments.get_mut(at),
-            None => {
-                r.arguments.push((index, StreamRestore::default()));
-                r.arguments.last_mut()
-            }
-        };
-        let Some((_, channel)) = channel else { return };
-        let arguments = channel.push(&r.map, arguments);
+        let Some(arguments) = arguments.filter(|a| !a.is_empty() && !self.failed) else { return };
+        let Some(r) = &mut self.rewriting else { return self.write_arguments(out, index, arguments) };
+        let arguments = r.arguments(index, arguments);
         self.write_arguments(out, index, &arguments);
+        self.end_if_blocked(out);
     }
 
     fn write_arguments(&mut self, out: &mut Vec<u8>, index: u32, arguments: &str) {
@@ -334,6 +392,9 @@ impl StreamWriter {
     /// Why the model stopped (`None`: the provider did not say).
     pub fn finish(&mut self, out: &mut Vec<u8>, finish: Option<Finish>) {
         self.flush_held(out);
+        if self.failed {
+            return;
+        }
         match &mut self.render {
             Render::OpenAiChat(w) => w.finish(out, finish),
             // Messages and Responses say it at the end, with the usage.
@@ -345,6 +406,9 @@ impl StreamWriter {
     /// The proper end of the stream, with the answer's usage.
     pub fn done(&mut self, out: &mut Vec<u8>, usage: Option<Usage>) {
         self.flush_held(out);
+        if self.failed {
+            return;
+        }
         match &mut self.render {
             Render::OpenAiChat(w) => w.done(out, usage),
             Render::AnthropicMessages(w) => w.done(out, usage),
@@ -365,17 +429,33 @@ impl StreamWriter {
         self.failed
     }
 
-    /// Writes what restoring holds back, before the answer moves on (a tool call, the finish,
+    /// Writes what rewriting holds back, before the answer moves on (a tool call, the finish,
     /// the end).
     fn flush_held(&mut self, out: &mut Vec<u8>) {
-        let Some(r) = &mut self.restoring else { return };
-        let text = r.text.flush(&r.map);
-        let reasoning = r.reasoning.flush(&r.map);
-        let arguments: Vec<(u32, String)> = r.arguments.iter_mut().map(|(i, c)| (*i, c.flush(&r.map))).collect();
+        let Some(r) = self.rewriting.as_mut().filter(|_| !self.failed) else { return };
+        let text = r.flush_text();
+        let reasoning = r.flush_reasoning();
+        let mut arguments: Vec<(u32, String)> = Vec::with_capacity(r.arguments.len());
+        for (index, channel) in &mut r.arguments {
+            if r.found.blocked.is_empty() {
+                arguments.push((*index, channel.flush(r.restore.as_ref(), r.guard.as_ref(), &mut r.found)));
+            }
+        }
         self.write_reasoning(out, &reasoning);
         self.write_text(out, &text);
         for (index, a) in arguments {
             self.write_arguments(out, index, &a);
+        }
+        self.end_if_blocked(out);
+    }
+
+    /// A finding blocked the answer: the stream ends with the error, after what was written.
+    fn end_if_blocked(&mut self, out: &mut Vec<u8>) {
+        if self.failed {
+            return;
+        }
+        if let Some(e) = self.rewriting.as_ref().and_then(|r| r.blocked()) {
+            self.fail(out, &e);
         }
     }
 

@@ -78,6 +78,7 @@ pub fn for_exchange(config: &Config, ex: &Exchange, now_ms: u64) -> Vec<u8> {
     let usage = ex.usage.unwrap_or_default();
     let entry = Entry {
         status: ex.status,
+        error_code: ex.answer_blocked.then_some("content_blocked"),
         model: Some(&ex.requested_model),
         provider: ex.provider(config).map(|p| p.name.as_str()),
         upstream_model: Some(ex.upstream_model()),

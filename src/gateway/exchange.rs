@@ -13,6 +13,7 @@ use crate::accounting::budget::{Caller, Charges, ScopeId};
 use crate::client;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::guardrails::AnswerFindings;
 use crate::providers::Provider;
 use crate::providers::{self, ResponseContext, StreamTranslator, openai};
 use crate::router::TargetId;
@@ -152,8 +153,10 @@ pub struct Exchange {
     pub(super) rate_limited_until: Option<u64>,
     /// This request's failure opened the target's breaker.
     pub(super) breaker_opened: bool,
-    /// What the guardrails found in the request and did about it.
+    /// What the guardrails found in the request and its answer and did about it.
     pub guardrails: crate::guardrails::Audit,
+    /// The guardrails blocked the answer (the client got `content_blocked`).
+    pub(super) answer_blocked: bool,
 }
 
 impl Exchange {
@@ -181,7 +184,19 @@ impl Exchange {
             rate_limited_until: None,
             breaker_opened: false,
             guardrails: Vec::new(),
+            answer_blocked: false,
         }
+    }
+
+    /// What the guardrails found in a streamed answer joins the request's audit, once: when the
+    /// stream ends, or when the request is logged before that (the client went away).
+    pub(super) fn take_stream_findings(&mut self) {
+        let State::Streaming { translator, .. } = &mut self.state else { return };
+        let Some(found) = translator.answer_findings() else { return };
+        self.answer_blocked |= !found.blocked.is_empty();
+        let audit = found.audit.clone();
+        self.guardrails.extend(audit);
+        self.state = State::Aborted;
     }
 
     pub fn role(&self) -> &Role {
@@ -301,7 +316,7 @@ impl Exchange {
             if self.via_failover_cluster() {
                 // A failover cluster's upstream filter already answers in OpenAI's format.
                 let sse = head.content_type.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
-                sse.then(|| (Decoder::sse(max), StreamTranslator::OpenAi(openai::StreamState::relay(&self.ctx))))
+                sse.then(|| (Decoder::sse(max), StreamTranslator::relay(&self.ctx)))
             } else {
                 Some((providers::stream_decoder(p, head.content_type, max)?, StreamTranslator::new(p, &self.ctx)))
             }
@@ -330,6 +345,7 @@ impl Exchange {
         let fed = framer.feed(chunk, |event| verbatim &= translator.on_event(&event, &mut out));
         if let Err(error) = fed {
             self.usage = translator.usage();
+            self.take_stream_findings();
             self.state = State::Aborted;
             let e = match error {
                 StreamError::Overflow { limit } => {
@@ -351,6 +367,7 @@ impl Exchange {
         let pending = framer.pending_len();
         if end_of_stream {
             self.completed = translator.completed();
+            self.take_stream_findings();
             self.state = State::Done;
         }
         if verbatim && pending == 0 && out.len() == chunk.len() { None } else { Some(out) }
@@ -402,7 +419,17 @@ impl Exchange {
                 // Whole answers get their placeholders back in every string of the client's JSON,
                 // whichever path made it (see `guardrails::redact`).
                 let restored = self.ctx.restore.as_ref().and_then(|r| r.apply_json(t.body.as_deref().unwrap_or(body)));
-                Finished { status, body: restored.or(t.body), escalate: None }
+                let body_out = restored.or(t.body);
+                let Some(guard) = &self.ctx.guard else { return Finished { status, body: body_out, escalate: None } };
+                // Then the answer's own findings, in the same strings (see `guardrails::answer`).
+                let mut found = AnswerFindings::default();
+                let checked = guard.check_json(body_out.as_deref().unwrap_or(body), &mut found);
+                self.guardrails.extend(found.audit);
+                if !found.blocked.is_empty() {
+                    self.answer_blocked = true;
+                    return self.error_reply(client::answer_blocked(&guard.names(&found.blocked)));
+                }
+                Finished { status, body: checked.or(body_out), escalate: None }
             }
             Err(e) => self.error_reply(e),
         }

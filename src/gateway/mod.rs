@@ -504,14 +504,13 @@ impl Gateway {
         let found = guardrails.found(&findings);
         let facts = self.facts(incoming, &req.model, Some(&req), &found, now_ms);
         let selection = self.select(&facts, incoming.caller, store, demand)?;
-        let verdict = guardrails.decide(
-            &findings,
-            Scope { model: facts.model, key: facts.key, team: facts.team, route: selection.route().map(|r| r.name.as_str()) },
-        );
+        let scope = Scope { model: facts.model, key: facts.key, team: facts.team, route: selection.route().map(|r| r.name.as_str()) };
+        let verdict = guardrails.decide(&findings, scope);
         if let Some(reply) = self.guarded(&verdict, selection.route(), incoming.dialect) {
             return Ok(Next::Respond(reply));
         }
         let Verdict { audit, redaction, restore, .. } = verdict;
+        let guard = guardrails.answer_guard(scope, restore.as_ref());
         // Redaction rewrites the client's own JSON (see `guardrails::redact`): every path below,
         // the same-dialect fast path included, then starts from the redacted body.
         let (client, req, redacted) = match redaction.apply_json(body) {
@@ -533,6 +532,7 @@ impl Gateway {
             stream: req.stream,
             client_wants_usage: req.include_usage == Some(true),
             restore,
+            guard,
             ..Default::default()
         };
         let ask = Ask {
@@ -599,13 +599,7 @@ impl Gateway {
                 self.admit(prepared, Role::Direct, to, store, now_ms).map(Next::Forward)
             }
         };
-        next.map(|next| match next {
-            Next::Forward(mut forward) => {
-                forward.exchange.guardrails = audit;
-                Next::Forward(forward)
-            }
-            other => other,
-        })
+        next.map(|next| with_audit(next, audit))
     }
 
     /// A request the guardrails refuse: a finding whose policy blocks, or one that must be routed
@@ -628,9 +622,30 @@ impl Gateway {
     }
 
     fn on_embeddings_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
+        // Holds the body with the guardrails' redactions, when there are any.
+        let redacted_body: Vec<u8>;
         let req = embeddings::parse(body)?;
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: 0, stream: false };
-        let selection = self.select(&self.facts(incoming, &req.model, None, &[], now_ms), incoming.caller, store, demand)?;
+        // The request-side guardrails on the input texts, as on a prompt (the external hook is
+        // called for chat requests only).
+        let guardrails = &self.config.guardrails;
+        let inputs = req.inputs()?;
+        let findings = guardrails.scan_texts(inputs.texts.iter().flatten().map(|t| &**t));
+        let found = guardrails.found(&findings);
+        let facts = self.facts(incoming, &req.model, None, &found, now_ms);
+        let selection = self.select(&facts, incoming.caller, store, demand)?;
+        let scope = Scope { model: facts.model, key: facts.key, team: facts.team, route: selection.route().map(|r| r.name.as_str()) };
+        let verdict = guardrails.decide(&findings, scope);
+        if let Some(reply) = self.guarded(&verdict, selection.route(), incoming.dialect) {
+            return Ok(Next::Respond(reply));
+        }
+        let (body, req, redacted) = match verdict.redaction.apply_json(body) {
+            Some(b) => {
+                redacted_body = b;
+                (&redacted_body[..], embeddings::parse(&redacted_body)?, true)
+            }
+            None => (body, req, false),
+        };
         let accepts = |choice: &Choice| {
             providers::build_embeddings(choice.provider, &req, body, &BuildContext { model: &choice.model, now_ms }).map(|_| ())
         };
@@ -643,14 +658,15 @@ impl Gateway {
         // Embeddings bill input only; token-id inputs spend at least two bytes per token too.
         let ask = Ask { input_tokens: budget::input_bound(body.len(), 0, false), output_tokens: 0, choices: 1 };
         let requested = req.model.0.clone().into_owned();
-        match selection {
+        let next = match selection {
             Selection::Exhausted { route, skipped } => {
                 Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>(), incoming.dialect)?)
             }
             Selection::Failover { route, first, plan, failover_cluster, commitment, .. } => {
                 let price = self.config.router.dearest_price(&plan);
                 let (charges, _) = self.reserve(incoming.caller, &first, price, ask, (store, now_ms))?;
-                let admitted = Admitted { caller: incoming.caller, charges, upstream: UpstreamRequest::default(), commitment };
+                let upstream = UpstreamRequest { body: redacted.then(|| body.to_vec()), ..Default::default() };
+                let admitted = Admitted { caller: incoming.caller, charges, upstream, commitment };
                 self.via_failover_cluster(
                     Operation::Embeddings,
                     route,
@@ -665,7 +681,10 @@ impl Gateway {
                 )
             }
             Selection::Direct { route, choice, commitment, .. } => {
-                let upstream = providers::build_embeddings(choice.provider, &req, body, &BuildContext { model: &choice.model, now_ms })?;
+                let mut upstream = providers::build_embeddings(choice.provider, &req, body, &BuildContext { model: &choice.model, now_ms })?;
+                if redacted && upstream.body.is_none() {
+                    upstream.body = Some(body.to_vec());
+                }
                 let (charges, _) = self.reserve(incoming.caller, &choice, choice.price, ask, (store, now_ms))?;
                 let to = Destination::Provider(choice.provider);
                 let prepared = Prepared {
@@ -678,7 +697,8 @@ impl Gateway {
                 };
                 self.admit(prepared, Role::Direct, to, store, now_ms).map(Next::Forward)
             }
-        }
+        };
+        next.map(|next| with_audit(next, verdict.audit))
     }
 
     /// Messages' `count_tokens`: the target's provider counts where it has the endpoint (an
@@ -686,22 +706,43 @@ impl Gateway {
     /// estimates from the conversation's text and says so (`x-tollgate-estimate: 1`). Nothing is
     /// charged.
     fn on_count_tokens_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
+        // Holds the body with the guardrails' redactions, when there are any.
+        let redacted_body: Vec<u8>;
         let client = ClientBody { dialect: incoming.dialect, bytes: body };
         let req = client::parse_count_tokens(client)?;
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: 0, stream: false };
-        let (route, choice, commitment) =
-            match self.select(&self.facts(incoming, &req.model, Some(&req), &[], now_ms), incoming.caller, store, demand)? {
-                Selection::Direct { route, choice, commitment, .. } => (route, choice, commitment),
-                Selection::Failover { route, first, commitment, .. } => (Some(route), first, commitment),
-                Selection::Exhausted { route, skipped } => {
-                    return Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>(), incoming.dialect)?);
-                }
-            };
+        // The request-side guardrails as on the chat request it counts, so what is refused or
+        // redacted there is here too (the external hook is called for chat requests only).
+        let guardrails = &self.config.guardrails;
+        let findings = guardrails.scan(&req);
+        let found = guardrails.found(&findings);
+        let facts = self.facts(incoming, &req.model, Some(&req), &found, now_ms);
+        let (route, choice, commitment) = match self.select(&facts, incoming.caller, store, demand)? {
+            Selection::Direct { route, choice, commitment, .. } => (route, choice, commitment),
+            Selection::Failover { route, first, commitment, .. } => (Some(route), first, commitment),
+            Selection::Exhausted { route, skipped } => {
+                return Ok(self.exhausted(route, &skipped.iter().map(|s| s.target).collect::<Vec<_>>(), incoming.dialect)?);
+            }
+        };
+        let scope = Scope { model: facts.model, key: facts.key, team: facts.team, route: route.map(|r| r.name.as_str()) };
+        let verdict = guardrails.decide(&findings, scope);
+        if let Some(reply) = self.guarded(&verdict, route, incoming.dialect) {
+            return Ok(Next::Respond(reply));
+        }
+        let (client, req) = match verdict.redaction.apply_json(body) {
+            Some(b) => {
+                redacted_body = b;
+                let client = ClientBody { bytes: &redacted_body, ..client };
+                (client, client::parse_count_tokens(client)?)
+            }
+            None => (client, req),
+        };
         let to = BuildContext { model: &choice.model, now_ms };
         let Some(upstream) = choice.provider.settings.api().build_count_tokens(choice.provider, &req, client, &to) else {
             let estimate = req.text_bytes().div_ceil(4);
             let mut reply = Reply::json(200, format!("{{\"input_tokens\":{estimate}}}").into_bytes());
             reply.headers.push(("x-tollgate-estimate", "1".to_owned()));
+            reply.guardrails = verdict.audit;
             return Ok(Next::Respond(reply));
         };
         let upstream = upstream?;
@@ -716,7 +757,7 @@ impl Gateway {
             admitted: Admitted { caller: incoming.caller, charges: Charges::default(), upstream, commitment },
         };
         let to = Destination::Provider(prepared.choice.provider);
-        self.admit(prepared, Role::Direct, to, store, now_ms).map(Next::Forward)
+        self.admit(prepared, Role::Direct, to, store, now_ms).map(|f| with_audit(Next::Forward(f), verdict.audit))
     }
 
     /// `GET`/`DELETE /v1/responses/{id}`: a response only OpenAI keeps (Tollgate stores none), so
@@ -865,11 +906,11 @@ impl Gateway {
         }
         upstream.headers.extend(self.config.accounting.descriptor_headers(caller, choice.scope));
         ctx.model = choice.model;
-        // A stream whose placeholders are restored is parsed event by event even from a provider
-        // that speaks the client's API (OpenAI chat and Messages; a Responses stream passes
-        // through unrestored, see the README's Guardrails section).
-        let restoring = ctx.stream && ctx.restore.is_some() && ctx.dialect != Dialect::OpenAiResponses;
-        ctx.native = choice.provider.settings.api().speaks(ctx.dialect) && !restoring;
+        // A stream the guardrails rewrite is parsed event by event even from a provider that
+        // speaks the client's API (OpenAI chat and Messages; a Responses stream passes through
+        // unrewritten, see the README's Guardrails section).
+        let rewriting = ctx.stream && ctx.rewrites_answer() && ctx.dialect != Dialect::OpenAiResponses;
+        ctx.native = choice.provider.settings.api().speaks(ctx.dialect) && !rewriting;
         // Through a failover cluster, each attempt reports its own target's health from the
         // upstream filter.
         let target = if let Role::ViaFailoverCluster { .. } = role { None } else { choice.target };
@@ -958,6 +999,7 @@ impl Gateway {
     /// failover request) and leaves its access log entry and metrics.
     pub fn on_log(&self, exchange: &mut Exchange, usage_report: Option<&[u8]>, store: &dyn SharedStore, now_ms: u64) -> Records {
         exchange.take_reported_usage(usage_report);
+        exchange.take_stream_findings();
         let access_log = access_log::for_exchange(&self.config, exchange, now_ms);
         self.finish(exchange, store, now_ms);
         let metrics = exchange.provider(&self.config).map(|p| telemetry::samples(exchange, p.scope, now_ms)).unwrap_or_default();
@@ -978,6 +1020,17 @@ impl Gateway {
             None => "the last-resort handler could not be reached".into(),
         };
         Reply::error(escalation.dialect, all_targets_failed(&escalation.tried_providers, &handler).with_code("all_targets_failed"))
+    }
+}
+
+/// A forwarded request carries what the guardrails found in it to its exchange.
+fn with_audit(next: Next<'_>, audit: Audit) -> Next<'_> {
+    match next {
+        Next::Forward(mut forward) => {
+            forward.exchange.guardrails = audit;
+            Next::Forward(forward)
+        }
+        other => other,
     }
 }
 

@@ -1,10 +1,12 @@
 //! Guardrails: PII and secret detection on the gateway's representation of a request (the text
 //! of every message, content part and tool result, and tool-call arguments), so every client
 //! dialect gets the same protection, and the actions taken on what is found (log, redact, block,
-//! route) per model, key, team and route. Detectors and policies are compiled once from the
+//! route) per model, key, team and route; policies with `direction: response` check the
+//! provider's answers too (see [`answer`]). Detectors and policies are compiled once from the
 //! `guardrails` section; what a request found is reported as an [`Audit`] (detector, count,
 //! action, direction), never with the matched text.
 
+pub mod answer;
 pub mod detectors;
 pub mod external;
 pub mod redact;
@@ -13,27 +15,30 @@ mod tests;
 
 use crate::conversation::request::{ChatRequest, Content};
 use crate::patterns;
-use crate::schema::{ConfigError, GuardrailAction, GuardrailScopeSpec, GuardrailsSpec};
+use crate::schema::{ConfigError, GuardrailAction, GuardrailDirection, GuardrailScopeSpec, GuardrailsSpec};
 use detectors::{Custom, Detectors, Span};
 use external::External;
 use regex_lite::Regex;
+use std::sync::Arc;
 
+pub use answer::{AnswerFindings, AnswerGuard, StreamChannel};
 pub use redact::{Redaction, Restore, StreamRestore};
 
 /// The compiled `guardrails` section.
 #[derive(Debug)]
 pub struct Guardrails {
-    pub detectors: Detectors,
+    /// Shared with the answer checks of the requests in flight.
+    pub detectors: Arc<Detectors>,
     /// The external guardrail service, if configured.
     pub external: Option<External>,
     policies: Vec<Policy>,
-    /// By detector id: whether anything names it (only those run).
+    /// By detector id: whether anything on the request side names it (only those run there).
     enabled: Vec<bool>,
 }
 
 impl Default for Guardrails {
     fn default() -> Self {
-        Guardrails { detectors: Detectors::new(Vec::new()), external: None, policies: Vec::new(), enabled: Vec::new() }
+        Guardrails { detectors: Arc::new(Detectors::new(Vec::new())), external: None, policies: Vec::new(), enabled: Vec::new() }
     }
 }
 
@@ -43,6 +48,7 @@ struct Policy {
     detectors: Vec<bool>,
     action: GuardrailAction,
     restore: bool,
+    direction: GuardrailDirection,
     models: Vec<String>,
     keys: Vec<String>,
     teams: Vec<String>,
@@ -158,19 +164,32 @@ impl Guardrails {
                     continue;
                 }
                 let id = detectors.find(name).ok_or_else(|| bad_name(&field, name))?;
+                if p.direction.answers() && matches!(detectors.kinds.get(id), Some(detectors::Kind::External { .. })) {
+                    return Err(ConfigError::new(field, format!("`{name}` is found by the external service, which checks requests only")));
+                }
                 if let Some(slot) = named.get_mut(id) {
                     *slot = true;
                 }
             }
-            enabled.iter_mut().zip(&named).for_each(|(e, n)| *e |= n);
+            if p.direction.requests() {
+                enabled.iter_mut().zip(&named).for_each(|(e, n)| *e |= n);
+            }
+            let at = |member: &str| format!("guardrails.policies[{i}].{member}");
             if p.restore && p.action != GuardrailAction::Redact {
-                return Err(ConfigError::new(format!("guardrails.policies[{i}].restore"), "only a `redact` policy restores"));
+                return Err(ConfigError::new(at("restore"), "only a `redact` policy restores"));
+            }
+            if p.restore && !p.direction.requests() {
+                return Err(ConfigError::new(at("restore"), "restoring maps the request's placeholders back: give `direction` `request` or `both`"));
+            }
+            if p.action == GuardrailAction::Route && p.direction.answers() {
+                return Err(ConfigError::new(at("action"), "an answer cannot be routed: answers take `log`, `redact` or `block`"));
             }
             let GuardrailScopeSpec { models, keys, teams, routes } = &p.when;
             policies.push(Policy {
                 detectors: named,
                 action: p.action,
                 restore: p.restore,
+                direction: p.direction,
                 models: models.clone(),
                 keys: keys.clone(),
                 teams: teams.clone(),
@@ -183,7 +202,7 @@ impl Guardrails {
                 *slot = true;
             }
         }
-        Ok(Guardrails { detectors, external, policies, enabled })
+        Ok(Guardrails { detectors: Arc::new(detectors), external, policies, enabled })
     }
 
     /// Whether any detector runs at all.
@@ -199,12 +218,17 @@ impl Guardrails {
     /// refusal parts) and tool-call arguments. Thinking blocks are not scanned: they are signed
     /// by the provider that wrote them and cannot be changed.
     pub fn scan<'r>(&self, req: &'r ChatRequest<'r>) -> Vec<Finding<'r>> {
+        self.scan_texts(texts(req))
+    }
+
+    /// The findings in `texts` (an embeddings request's inputs, the texts of a chat request).
+    pub fn scan_texts<'t>(&self, texts: impl Iterator<Item = &'t str>) -> Vec<Finding<'t>> {
         let mut findings = Vec::new();
         if !self.active() {
             return findings;
         }
         let mut spans: Vec<Span> = Vec::new();
-        for text in texts(req) {
+        for text in texts {
             spans.clear();
             self.detectors.scan(text, &self.enabled, &mut spans);
             findings.extend(spans.iter().filter_map(|s| Some(Finding { detector: s.detector, value: text.get(s.start..s.end)? })));
@@ -236,7 +260,7 @@ impl Guardrails {
         let mut redacted: Vec<Finding> = Vec::new();
         let mut restored: Vec<&str> = Vec::new();
         for f in findings {
-            let Some(policy) = self.policies.iter().find(|p| p.detectors.get(f.detector) == Some(&true) && p.applies(scope)) else {
+            let Some(policy) = self.policies.iter().find(|p| p.direction.requests() && p.names(f.detector) && p.applies(scope)) else {
                 continue;
             };
             match verdict.audit.iter_mut().find(|l| l.detector == f.detector && l.action == policy.action) {
@@ -266,6 +290,23 @@ impl Guardrails {
         verdict.restore = verdict.redaction.restore(|original| restored.contains(&original));
         verdict
     }
+
+    /// The checks of the answer to a request of `scope`: per detector, the action of the first
+    /// answer-side policy that applies and names it; `None` when no policy applies. The values
+    /// `restore` gives back to the client are not findings of the answer.
+    pub fn answer_guard(&self, scope: Scope, restore: Option<&Restore>) -> Option<AnswerGuard> {
+        let answering: Vec<&Policy> = self.policies.iter().filter(|p| p.direction.answers() && p.applies(scope)).collect();
+        if answering.is_empty() {
+            return None;
+        }
+        let actions = (0..self.detectors.kinds.len())
+            .map(|d| {
+                let scanned = !matches!(self.detectors.kinds.get(d), Some(detectors::Kind::External { .. }));
+                answering.iter().find(|p| p.names(d)).map(|p| p.action).filter(|_| scanned)
+            })
+            .collect();
+        AnswerGuard::new(Arc::clone(&self.detectors), actions, restore)
+    }
 }
 
 /// The texts of a request that guardrails look at, in order.
@@ -283,6 +324,10 @@ fn texts<'r>(req: &'r ChatRequest<'r>) -> impl Iterator<Item = &'r str> {
 }
 
 impl Policy {
+    fn names(&self, detector: usize) -> bool {
+        self.detectors.get(detector) == Some(&true)
+    }
+
     fn applies(&self, scope: Scope) -> bool {
         let any = |patterns: &[String], value: Option<&str>| {
             patterns.is_empty() || value.is_some_and(|v| patterns.iter().any(|p| patterns::matches(p, v)))

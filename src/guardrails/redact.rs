@@ -62,31 +62,43 @@ impl Redaction {
         if self.is_empty() {
             return None;
         }
-        let mut out: Vec<u8> = Vec::new();
-        let mut copied = 0;
-        let mut i = 0;
-        while let Some(q) = body.get(i..).and_then(|rest| memchr::memchr(b'"', rest)) {
-            let open = i + q;
-            let close = json::string_end(body, open + 1)?;
-            i = close + 1;
-            let after = body.get(i..).and_then(|r| r.iter().find(|c| !c.is_ascii_whitespace()));
-            if after == Some(&b':') {
-                continue;
-            }
-            let literal = body.get(open..=close)?;
-            let decoded: json::Str = serde_json::from_slice(literal).ok()?;
-            if let Some(replaced) = self.apply(&decoded) {
-                out.extend_from_slice(body.get(copied..open)?);
-                out.extend_from_slice(&json::quote(&replaced));
-                copied = close + 1;
-            }
-        }
-        if copied == 0 {
-            return None;
-        }
-        out.extend_from_slice(body.get(copied..)?);
-        Some(out)
+        rewrite_strings(body, |_, text| self.apply(text))
     }
+}
+
+/// The JSON `body` with each string value (not the object keys) that `rewrite` changes written
+/// back changed, every other byte kept; `None` when it changes none (or the body is not JSON).
+/// `rewrite` gets the value's key when it is an object member's (`None` in arrays) and the
+/// decoded text.
+pub(super) fn rewrite_strings(body: &[u8], mut rewrite: impl FnMut(Option<&str>, &str) -> Option<String>) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut copied = 0;
+    let mut i = 0;
+    let mut key: Option<json::Str> = None;
+    while let Some(q) = body.get(i..).and_then(|rest| memchr::memchr(b'"', rest)) {
+        let open = i + q;
+        let close = json::string_end(body, open + 1)?;
+        i = close + 1;
+        let literal = body.get(open..=close)?;
+        let after = body.get(i..).and_then(|r| r.iter().find(|c| !c.is_ascii_whitespace()));
+        if after == Some(&b':') {
+            key = Some(serde_json::from_slice(literal).ok()?);
+            continue;
+        }
+        let before = body.get(..open).and_then(|b| b.iter().rev().find(|c| !c.is_ascii_whitespace()));
+        let member_of = if before == Some(&b':') { key.as_ref().map(|k| &*k.0) } else { None };
+        let decoded: json::Str = serde_json::from_slice(literal).ok()?;
+        if let Some(replaced) = rewrite(member_of, &decoded) {
+            out.extend_from_slice(body.get(copied..open)?);
+            out.extend_from_slice(&json::quote(&replaced));
+            copied = close + 1;
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.extend_from_slice(body.get(copied..)?);
+    Some(out)
 }
 
 /// `text` with each `(from, to)` replaced, the longest `from` first at any position; `None` when
@@ -142,6 +154,11 @@ impl Redaction {
 impl Restore {
     pub fn apply(&self, text: &str) -> Option<String> {
         replace_all(text, self.pairs.iter().map(|(p, o)| (p.as_str(), o.as_str())))
+    }
+
+    /// The values mapped back for the client.
+    pub fn originals(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(_, original)| original.as_str())
     }
 
     /// A whole answer's JSON with the placeholders in its string values restored.

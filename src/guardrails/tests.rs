@@ -298,7 +298,7 @@ fn responses_requests_are_scanned_and_redacted_too() {
 fn stream_writers_restore_text_and_tool_arguments_in_every_dialect() {
     use crate::client::{StreamIdentity, StreamWriter};
     for dialect in [Dialect::OpenAiChat, Dialect::AnthropicMessages, Dialect::OpenAiResponses] {
-        let mut w = StreamWriter::new(dialect, StreamIdentity::default(), false).restoring(Some(restore_of(&["ann@example.org"])));
+        let mut w = StreamWriter::new(dialect, StreamIdentity::default(), false).rewriting(Some(restore_of(&["ann@example.org"])), None);
         let mut out = Vec::new();
         w.opening(&mut out);
         for piece in ["Mail <EMA", "IL_", "1> now"] {

@@ -96,6 +96,14 @@ macro_rules! registry {
                 }
             }
 
+            /// What the guardrails found in the answer so far (in a stream they check).
+            pub fn answer_findings(&self) -> Option<&crate::guardrails::AnswerFindings> {
+                match self {
+                    $(StreamTranslator::$variant(s) => s.chunks().and_then(StreamWriter::answer_findings),)+
+                    StreamTranslator::Failed { .. } => None,
+                }
+            }
+
             /// The stream reached its proper end (`[DONE]` / `message_stop`).
             pub fn completed(&self) -> bool {
                 match self {
@@ -320,14 +328,22 @@ pub struct ResponseContext {
     /// Guardrail placeholders to map back in the answer. A stream that needs it is translated
     /// event by event even from a provider that speaks the client's API (`native` is then false).
     pub restore: Option<crate::guardrails::Restore>,
+    /// The guardrails' checks of the answer (`direction: response` policies); a stream that has
+    /// them is translated event by event as for `restore`.
+    pub guard: Option<crate::guardrails::AnswerGuard>,
 }
 
 impl ResponseContext {
+    /// The guardrails change the answer's text on its way: a stream is read event by event.
+    pub fn rewrites_answer(&self) -> bool {
+        self.restore.is_some() || self.guard.is_some()
+    }
+
     /// The client's side of a stream translated from a provider's, before the provider names
     /// the answer's id (and, for some, its model).
     pub fn stream_writer(&self, id: String, model: String) -> StreamWriter {
         StreamWriter::new(self.dialect, StreamIdentity { id, created: self.created, model }, self.client_wants_usage)
-            .restoring(self.restore.clone())
+            .rewriting(self.restore.clone(), self.guard.clone())
     }
 }
 
@@ -419,6 +435,19 @@ pub fn stream_decoder(provider: &Provider, content_type: Option<&str>, max_event
 impl StreamTranslator {
     pub fn new(provider: &Provider, ctx: &ResponseContext) -> Self {
         provider.settings.stream_translator(ctx)
+    }
+
+    /// The gateway filter's side of a failover cluster's stream, which the upstream filter
+    /// already wrote in the client's dialect: relayed as it comes, or, when the guardrails
+    /// rewrite the answer, read event by event as from a provider speaking the client's API
+    /// (OpenAI chat, Messages; a Responses stream is relayed unrewritten).
+    pub fn relay(ctx: &ResponseContext) -> Self {
+        let reread = || ResponseContext { native: false, ..ctx.clone() };
+        match ctx.dialect {
+            Dialect::OpenAiChat if ctx.rewrites_answer() => StreamTranslator::OpenAi(openai::StreamState::new(&reread())),
+            Dialect::AnthropicMessages if ctx.rewrites_answer() => StreamTranslator::Anthropic(anthropic::StreamState::new(&reread())),
+            _ => StreamTranslator::OpenAi(openai::StreamState::relay(ctx)),
+        }
     }
 
     /// Translates one event into `out`; returns true when `out` got exactly the event's raw bytes.

@@ -1,4 +1,5 @@
-//! The `guardrails` section: which detectors run on prompts and what happens to what they find.
+//! The `guardrails` section: which detectors run on prompts and answers and what happens to what
+//! they find.
 
 use serde::Deserialize;
 
@@ -86,9 +87,31 @@ pub struct GuardrailPolicySpec {
     /// With `redact`: placeholders in the answer are mapped back to the originals for the client.
     #[serde(default)]
     pub restore: bool,
+    /// What the policy scans: the request (the default), the provider's answer, or both.
+    #[serde(default)]
+    pub direction: GuardrailDirection,
     /// Which requests the policy applies to; every condition given must hold.
     #[serde(default)]
     pub when: GuardrailScopeSpec,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardrailDirection {
+    #[default]
+    Request,
+    Response,
+    Both,
+}
+
+impl GuardrailDirection {
+    pub fn requests(self) -> bool {
+        self != GuardrailDirection::Response
+    }
+
+    pub fn answers(self) -> bool {
+        self != GuardrailDirection::Request
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]

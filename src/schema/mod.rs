@@ -8,7 +8,8 @@ mod usd;
 
 pub use error::ConfigError;
 pub use guardrails::{
-    CustomDetectorSpec, ExternalGuardrailSpec, FailMode, GuardrailAction, GuardrailPolicySpec, GuardrailScopeSpec, GuardrailsSpec,
+    CustomDetectorSpec, ExternalGuardrailSpec, FailMode, GuardrailAction, GuardrailDirection, GuardrailPolicySpec, GuardrailScopeSpec,
+    GuardrailsSpec,
 };
 pub use params::check_params;
 use serde::Deserialize;

@@ -513,7 +513,7 @@ struct ChunkPeek {
 impl StreamState {
     pub fn new(ctx: &ResponseContext) -> Self {
         let mode = match (ctx.dialect, ctx.native) {
-            (Dialect::OpenAiChat, _) if ctx.restore.is_none() => Mode::Passthrough,
+            (Dialect::OpenAiChat, _) if !ctx.rewrites_answer() => Mode::Passthrough,
             (Dialect::OpenAiResponses, true) => Mode::ResponsesPassthrough,
             _ => Mode::Translate(answer::ChunkTranslation::new(ctx)),
         };
