@@ -11,6 +11,8 @@ pub mod detectors;
 pub mod external;
 pub mod redact;
 #[cfg(test)]
+mod answer_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::conversation::request::{ChatRequest, Content};
