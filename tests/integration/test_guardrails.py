@@ -1,7 +1,9 @@
 """Guardrails through real Envoy (issue 16): prompts' PII redacted before the provider sees them
 for OpenAI and Messages clients, on the translated paths and on the same-dialect fast paths;
-secrets blocked; account data routed to an in-VPC model; the access log and Prometheus metrics
-name detector, action and count but never the text. One Envoy (the demo config) for the module."""
+secrets blocked; account data routed to an in-VPC model; answers' PII masked and secrets blocked,
+whole and streamed in pieces that split them; embeddings inputs and `count_tokens` guarded too;
+the access log and Prometheus metrics name detector, action, direction and count but never the
+text. One Envoy (the demo config) for the module."""
 import json
 
 import pytest
@@ -16,6 +18,8 @@ IBAN = "DE89 3704 0044 0532 0130 00"
 PROMPT = f"Mail {EMAIL} about card {CARD}; again: {EMAIL}."
 REDACTED = "Mail <EMAIL_1> about card <CARD_1>; again: <EMAIL_1>."
 MESSAGES_HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "any"}
+ANSWERED = ["gpt-answers", "claude-answers"]
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,11 @@ def gw(mock, tmp_path_factory):
                                     "api_key_env": "OPENAI_API_KEY"}
     # Models whose redactions are restored in the answer.
     plugin["models"].update({"gpt-restore": {"provider": "openai", "model": "gpt-4o-mini"},
-                             "claude-restore": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929"}})
+                             "claude-restore": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929"},
+                             # Models whose answers are checked (their prompts' PII is only logged).
+                             "gpt-answers": {"provider": "openai", "model": "gpt-4o-mini"},
+                             "claude-answers": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929"},
+                             "embedding-small": {"provider": "openai", "model": "text-embedding-3-small"}})
     plugin["routes"] = [{"name": "compliance", "match": {"guardrails": ["iban"]},
                          "targets": [{"provider": "invpc", "model": "vpc-llama"}]}]
     plugin["guardrails"] = {
@@ -36,6 +44,9 @@ def gw(mock, tmp_path_factory):
         "policies": [
             {"detectors": ["aws_access_key", "private_key", "openai_key"], "action": "block"},
             {"detectors": ["iban"], "action": "route"},
+            {"detectors": ["email", "card"], "action": "log", "when": {"models": ANSWERED}},
+            {"detectors": ["email", "card"], "action": "redact", "direction": "response", "when": {"models": ANSWERED}},
+            {"detectors": ["github_token"], "action": "block", "direction": "response", "when": {"models": ANSWERED}},
             {"detectors": ["email", "card"], "action": "redact", "restore": True, "when": {"models": ["gpt-restore", "claude-restore"]}},
             {"detectors": ["email", "card", "codename"], "action": "redact"},
             {"detectors": ["*"], "action": "log"},
@@ -182,3 +193,117 @@ def test_restore_maps_placeholders_in_the_answer_back_for_the_client(gw, mock, t
         text = r.json()["content"][0]["text"] if messages else r.json()["choices"][0]["message"]["content"]
     assert REDACTED in upstream_text(mock.only_request(test_id)), "the provider saw placeholders"
     assert RESTORED in text, text
+
+
+# ---- answers -------------------------------------------------------------------------------------
+
+ANSWER_PROMPT = f"Mail {EMAIL} about card {CARD}."
+MASKED = "Mail <EMAIL> about card <CARD>."
+
+
+def answer_text(path: str, streamed, r) -> str:
+    """The answer's text, whole (`r` a response) or streamed (`r` a Stream), in the client's dialect."""
+    if streamed:
+        events = [e for e in r.data() if isinstance(e, dict)]
+        if path == "/v1/responses":
+            return "".join(e["delta"] for e in events if e.get("type") == "response.output_text.delta")
+        return stream_text(events, path == "/v1/messages")
+    body = r.json()
+    if path == "/v1/messages":
+        return body["content"][0]["text"]
+    if path == "/v1/responses":
+        return body["output"][0]["content"][0]["text"]
+    return body["choices"][0]["message"]["content"]
+
+
+def ask(gw, path, model, prompt, streamed, headers):
+    body = {"model": model, "stream": streamed}
+    if path == "/v1/responses":
+        body["input"] = prompt
+    else:
+        body["messages"] = [{"role": "user", "content": prompt}]
+    if path == "/v1/messages":
+        body["max_tokens"] = 100
+    headers = {**MESSAGES_HEADERS, **headers}
+    return stream(gw.port, path, body, headers) if streamed else request(gw.port, "POST", path, body, headers)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+@pytest.mark.parametrize("path, model, piece_bytes", [
+    ("/v1/chat/completions", "gpt-answers", 3),     # OpenAI → OpenAI: passthrough unless checked
+    ("/v1/chat/completions", "claude-answers", 5),  # OpenAI → Anthropic: translated
+    ("/v1/messages", "claude-answers", 1),          # Messages → Anthropic: passthrough unless checked
+    ("/v1/messages", "gpt-answers", 7),             # Messages → OpenAI: translated
+    ("/v1/responses", "claude-answers", 4),         # Responses → Anthropic: translated
+])
+def test_answers_pii_is_masked_for_the_client_even_split_across_stream_chunks(gw, mock, test_id, path, model, piece_bytes, streamed):
+    rid = f"{test_id}-rid"
+    r = ask(gw, path, model, ANSWER_PROMPT, streamed, {"x-test-id": test_id, "x-request-id": rid, "x-mock-piece-bytes": str(piece_bytes)})
+    assert r.status == 200, r.body
+    assert ANSWER_PROMPT in json.dumps(mock.only_request(test_id)["body"]), "the prompt's PII is only logged"
+    text = answer_text(path, streamed, r)
+    assert text == f"Hello! You said: {MASKED}", text
+    assert EMAIL not in r.body.decode() and "4111" not in r.body.decode()
+    log = entry_of(gw, rid)
+    assert log["tollgate"]["guardrails"] == [
+        {"detector": "email", "action": "log", "direction": "request", "count": 1},
+        {"detector": "card", "action": "log", "direction": "request", "count": 1},
+        {"detector": "email", "action": "redact", "direction": "response", "count": 1},
+        {"detector": "card", "action": "redact", "direction": "response", "count": 1},
+    ]
+    assert EMAIL not in json.dumps(log)
+
+
+@pytest.mark.parametrize("path, model, streamed", [
+    ("/v1/chat/completions", "gpt-answers", False),
+    ("/v1/chat/completions", "gpt-answers", True),
+    ("/v1/messages", "claude-answers", True),
+])
+def test_a_secret_in_the_answer_blocks_it_in_the_clients_dialect(gw, mock, test_id, path, model, streamed):
+    rid = f"{test_id}-rid"
+    prompt = f"the token is {GITHUB_TOKEN} ok"
+    r = ask(gw, path, model, prompt, streamed, {"x-test-id": test_id, "x-request-id": rid, "x-mock-piece-bytes": "6"})
+    assert GITHUB_TOKEN in json.dumps(mock.only_request(test_id)["body"]), "the prompt's token is only logged"
+    assert GITHUB_TOKEN[:6] not in r.body.decode()
+    if streamed:
+        assert r.status == 200, r.body
+        events = [e for e in r.data() if isinstance(e, dict)]
+        assert answer_text(path, True, r) == "Hello! You said: the token is ", "what came before the secret was sent"
+        last = events[-1]
+        assert "github_token" in last["error"]["message"], last
+        if path == "/v1/messages":
+            assert last["type"] == "error" and "message_stop" not in r.body.decode()
+        else:
+            assert last["error"]["code"] == "content_blocked" and "[DONE]" not in r.body.decode()
+    else:
+        assert r.status == 400, r.body
+        assert r.json()["error"]["code"] == "content_blocked" and "github_token" in r.json()["error"]["message"]
+    log = entry_of(gw, rid)
+    assert log["tollgate"]["error_code"] == "content_blocked"
+    assert {"detector": "github_token", "action": "block", "direction": "response", "count": 1} in log["tollgate"]["guardrails"]
+
+    def counted():
+        m = prometheus(gw)
+        return m.get('tollgate_guardrail_findings{guardrail="github_token",guardrail_action="block",direction="response"}', 0) >= 1
+    wait_until(counted, 10, "the answer's block counted")
+
+
+def test_embeddings_inputs_are_redacted_and_blocked(gw, mock, test_id):
+    r = request(gw.port, "POST", "/v1/embeddings", {"model": "embedding-small", "input": [f"to {EMAIL}", "plain"]}, {"x-test-id": test_id})
+    assert r.status == 200, r.body
+    assert mock.only_request(test_id)["body"]["input"] == ["to <EMAIL_1>", "plain"]
+    r = request(gw.port, "POST", "/v1/embeddings", {"model": "embedding-small", "input": f"key {AWS_KEY}"}, {"x-test-id": test_id + "b"})
+    assert r.status == 400 and r.json()["error"]["code"] == "content_blocked", r.body
+    assert mock.requests(test_id + "b") == []
+
+
+def test_count_tokens_is_guarded_like_the_request_it_counts(gw, mock, test_id):
+    body = {"model": "claude-sonnet", "messages": [{"role": "user", "content": PROMPT}]}
+    r = request(gw.port, "POST", "/v1/messages/count_tokens", body, {**MESSAGES_HEADERS, "x-test-id": test_id})
+    assert r.status == 200, r.body
+    sent = json.dumps(mock.only_request(test_id)["body"])
+    assert REDACTED in sent and EMAIL not in sent, sent
+    body = {"model": "claude-sonnet", "messages": [{"role": "user", "content": f"key {AWS_KEY}"}]}
+    r = request(gw.port, "POST", "/v1/messages/count_tokens", body, {**MESSAGES_HEADERS, "x-test-id": test_id + "b"})
+    assert r.status == 400 and r.json()["error"]["type"] == "invalid_request_error" and "aws_access_key" in r.body.decode(), r.body
+    assert mock.requests(test_id + "b") == []

@@ -837,11 +837,11 @@ fn stream_events(message: &MessageOut) -> Vec<String> {
         let (start, deltas) = match block {
             ContentOut::Text { text } => (
                 ContentOut::Text { text: "" },
-                script::word_pieces(text).into_iter().map(|text| DeltaOut::Text { text: text.to_owned() }).collect::<Vec<_>>(),
+                script::stream_pieces(text).into_iter().map(|text| DeltaOut::Text { text: text.to_owned() }).collect::<Vec<_>>(),
             ),
             ContentOut::Thinking { thinking, signature } => (
                 ContentOut::Thinking { thinking: "", signature: "" },
-                script::word_pieces(thinking)
+                script::stream_pieces(thinking)
                     .into_iter()
                     .map(|thinking| DeltaOut::Thinking { thinking: thinking.to_owned() })
                     .chain([DeltaOut::Signature { signature: (*signature).to_owned() }])

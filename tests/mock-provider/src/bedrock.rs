@@ -693,13 +693,13 @@ fn stream_events(answer: &ConverseOut) -> Vec<String> {
     for (index, block) in answer.output.message.content.iter().enumerate() {
         match block {
             BlockOut::Text(text) => {
-                for piece in script::word_pieces(text) {
+                for piece in script::stream_pieces(text) {
                     let n = events.len();
                     events.push(padded("contentBlockDelta", &DeltaOut { content_block_index: index, delta: DeltaBody::Text(piece) }, n));
                 }
             }
             BlockOut::ReasoningContent(reasoning) => {
-                for piece in script::word_pieces(reasoning.reasoning_text.text) {
+                for piece in script::stream_pieces(reasoning.reasoning_text.text) {
                     let delta = DeltaOut { content_block_index: index, delta: DeltaBody::ReasoningContent(ReasoningDelta { text: piece }) };
                     let n = events.len();
                     events.push(padded("contentBlockDelta", &delta, n));

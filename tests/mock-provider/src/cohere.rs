@@ -330,7 +330,7 @@ fn stream_events(whole: &ChatOut) -> Vec<String> {
             "delta": {"message": {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}}}),
     )];
     let message = &whole.message;
-    for plan in script::word_pieces(message.tool_plan.unwrap_or_default()) {
+    for plan in script::stream_pieces(message.tool_plan.unwrap_or_default()) {
         events.push(event("tool-plan-delta", &serde_json::json!({"type": "tool-plan-delta", "delta": {"message": {"tool_plan": plan}}})));
     }
     for (index, call) in message.tool_calls.iter().enumerate() {
@@ -349,7 +349,7 @@ fn stream_events(whole: &ChatOut) -> Vec<String> {
             "content-start",
             &serde_json::json!({"type": "content-start", "index": index, "delta": {"message": {"content": {"type": "text", "text": ""}}}}),
         ));
-        for text in script::word_pieces(block.text) {
+        for text in script::stream_pieces(block.text) {
             events.push(event(
                 "content-delta",
                 &serde_json::json!({"type": "content-delta", "index": index, "delta": {"message": {"content": {"text": text}}}}),

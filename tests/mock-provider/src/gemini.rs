@@ -866,7 +866,7 @@ fn render(target: &Target, parsed: &Parsed, mut reply: Reply, thoughts: bool) ->
 /// full usage; earlier events carry only the prompt count, as Gemini's do.
 fn stream_events(target: &Target, response_id: &str, reply: &Reply, finish: &'static str, thoughts: bool) -> Vec<String> {
     let thought = thoughts.then_some(PartOut::Thought { text: THOUGHT, thought: true });
-    let mut pieces: Vec<PartOut> = thought.into_iter().chain(script::word_pieces(&reply.text).into_iter().map(PartOut::Text)).collect();
+    let mut pieces: Vec<PartOut> = thought.into_iter().chain(script::stream_pieces(&reply.text).into_iter().map(PartOut::Text)).collect();
     if let Some(call) = &reply.tool_call {
         pieces.push(call_part(target, call));
     }

@@ -605,7 +605,7 @@ impl Out<'_> {
 
     fn chunks(&self, include_usage: bool) -> Vec<String> {
         let mut deltas = vec![Delta::Start { role: "assistant", content: "", refusal: None }];
-        deltas.extend(script::word_pieces(&self.reply.text).into_iter().map(|content| Delta::Content { content }));
+        deltas.extend(script::stream_pieces(&self.reply.text).into_iter().map(|content| Delta::Content { content }));
         if let Some(call) = self.tool_call {
             deltas.push(Delta::ToolCalls {
                 tool_calls: [CallDelta {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::http::{Chunked, Request, Response};
 use crate::record::{self, Fault, Recorded, Recorder, Ticket};
-use crate::script::Cache;
+use crate::script::{self, Cache};
 
 pub trait Provider {
     /// An error response in this provider's format.
@@ -95,7 +95,7 @@ pub fn serve(provider: &dyn Provider, request: &Request, recorder: &Mutex<Record
     if let Some(response) = injected(provider, &controls) {
         return respond(out, response, controls.delay);
     }
-    match provider.answer(request, controls.cache) {
+    match script::with_piece_bytes(controls.piece_bytes, || provider.answer(request, controls.cache)) {
         Err(response) => respond(out, response, controls.delay),
         Ok(Answer { events: Some(events), whole }) if !controls.wrong_content_type => {
             stream(provider, request, out, &whole.headers, &events, &controls, &answered)
@@ -266,6 +266,8 @@ struct Controls {
     wrong_content_type: bool,
     forge_tollgate: bool,
     cache: Cache,
+    /// `x-mock-piece-bytes`: streamed text in pieces of this many bytes instead of words.
+    piece_bytes: usize,
 }
 
 impl Controls {
@@ -288,6 +290,7 @@ impl Controls {
                 read: parsed(request, "x-mock-cache-read")?.unwrap_or(0),
                 write: parsed(request, "x-mock-cache-write")?.unwrap_or(0),
             },
+            piece_bytes: parsed(request, "x-mock-piece-bytes")?.unwrap_or(0),
         })
     }
 }
@@ -326,9 +329,11 @@ mod tests {
             ("x-mock-garbage", "1"),
             ("x-mock-cache-read", "7"),
             ("x-mock-forge-tollgate", "1"),
+            ("x-mock-piece-bytes", "5"),
         ]))
         .unwrap();
         assert!(controls.forge_tollgate);
+        assert_eq!(controls.piece_bytes, 5);
         assert_eq!(controls.status, Some(429));
         assert_eq!(controls.delay, Duration::from_millis(15));
         assert_eq!(controls.stream_fault, Some(StreamFault { kind: FaultKind::Reset, after: 3 }));

@@ -953,7 +953,7 @@ fn stream_events(rendered: &Rendered, obfuscate: bool) -> Vec<String> {
                     let text = part["text"].as_str().unwrap_or_default();
                     events.push(with(json!({"type": "response.reasoning_summary_part.added", "summary_index": summary_index,
                                             "part": {"type": "summary_text", "text": ""}})));
-                    for piece in script::word_pieces(text) {
+                    for piece in script::stream_pieces(text) {
                         events.delta(with(
                             json!({"type": "response.reasoning_summary_text.delta", "summary_index": summary_index, "delta": piece}),
                         ));
@@ -973,7 +973,7 @@ fn stream_events(rendered: &Rendered, obfuscate: bool) -> Vec<String> {
                     let text = part["text"].as_str().unwrap_or_default();
                     let empty = json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []});
                     events.push(with(json!({"type": "response.content_part.added", "content_index": content_index, "part": empty})));
-                    for piece in script::word_pieces(text) {
+                    for piece in script::stream_pieces(text) {
                         events.delta(with(
                             json!({"type": "response.output_text.delta", "content_index": content_index, "delta": piece, "logprobs": []}),
                         ));

@@ -6,6 +6,7 @@
 //! of any request, and they never look at whether the client asked to stream, so
 //! streamed and non-streamed answers always agree.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -408,6 +409,40 @@ pub fn canonical_args(raw: &str) -> String {
     serde_json::from_str::<Value>(raw).map_or_else(|_| raw.to_owned(), |value| value.to_string())
 }
 
+thread_local! {
+    /// `x-mock-piece-bytes` of the request being answered on this thread (0: none given).
+    static PIECE_BYTES: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `answer` with streams split every `bytes` bytes (0: per word), for the request whose
+/// `x-mock-piece-bytes` asked so: tests split findings at awkward points that way.
+pub fn with_piece_bytes<T>(bytes: usize, answer: impl FnOnce() -> T) -> T {
+    PIECE_BYTES.set(bytes);
+    let answered = answer();
+    PIECE_BYTES.set(0);
+    answered
+}
+
+/// The pieces a stream sends `text` in, one per event: per word ([`word_pieces`]), or every
+/// `x-mock-piece-bytes` bytes (on character boundaries) when the request asked so.
+pub fn stream_pieces(text: &str) -> Vec<&str> {
+    let bytes = PIECE_BYTES.get();
+    if bytes == 0 {
+        return word_pieces(text);
+    }
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + bytes).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        pieces.push(&text[start..end]);
+        start = end;
+    }
+    pieces
+}
+
 /// Splits text into one piece per word, each carrying the whitespace before it
 /// (and the last one any trailing whitespace), so the pieces concatenate back
 /// to the exact text. Streams send one piece per event.
@@ -602,6 +637,13 @@ mod tests {
         }
         assert_eq!(word_pieces("a bc"), ["a", " bc"]);
         assert_eq!(word_pieces("  a\n\tb c "), ["  a", "\n\tb", " c "]);
+    }
+
+    #[test]
+    fn stream_pieces_split_by_bytes_on_request() {
+        assert_eq!(stream_pieces("a bc"), ["a", " bc"]);
+        assert_eq!(with_piece_bytes(2, || stream_pieces("abcdé!")), ["ab", "cd", "é", "!"]);
+        assert_eq!(stream_pieces("a bc"), ["a", " bc"], "only for the request that asked");
     }
 
     #[test]
