@@ -72,6 +72,11 @@ def gw(net, tmp_path_factory):
     plugin["failover_clusters"].append({"cluster": "dead_then_anthropic", "providers": ["deadai", "anthropic"]})
     plugin["prices"] = {"dear-model": {"input": "10", "output": "30"}, "cheap-model": {"input": "0.1", "output": "0.3"}}
     plugin["breaker"] = {"consecutive_failures": 3, "cooldown_seconds": 3}
+    # Guardrails that rewrite the answer of one route's streams (placeholders restored, card
+    # numbers masked) through the failover cluster.
+    plugin["guardrails"] = {"policies": [
+        {"detectors": ["email"], "action": "redact", "restore": True, "when": {"models": ["chat-guarded"]}},
+        {"detectors": ["card"], "action": "redact", "direction": "response", "when": {"models": ["chat-guarded"]}}]}
     # Generous: a loaded CI machine must not turn slow answers into failovers.
     plugin["retry"] = {"max_retries": 1, "per_try_timeout_ms": 4000}
     plugin["routes"] = [
@@ -91,6 +96,7 @@ def gw(net, tmp_path_factory):
          "targets": [{"provider": "openai", "model": "dear-model"}, {"provider": "openai_b", "model": "cheap-model"}]},
         *[chat_route(f"chat-{f}", "deadai" if f == "refused" else "openai") for f in FAULTS],
         chat_route("chat-stream"),
+        chat_route("chat-guarded"),
         chat_route("chat-same-id"),
         chat_route("chat-forge"),
         chat_route("chat-forward", forward_headers=["x-custom"]),
@@ -178,6 +184,28 @@ def test_streaming_request_fails_over_before_any_byte(gw, net, test_id):
     assert not any(isinstance(c, dict) and c.get("usage") for c in data), "the relayed usage chunk is only for the gateway"
     assert "tollgate-usage" not in s.body.decode()
     assert net["b"].only_request(test_id)["body"]["stream"] is True
+
+
+@pytest.mark.parametrize("path, failover", [("/v1/chat/completions", True), ("/v1/messages", False), ("/v1/messages", True)])
+def test_streams_through_the_failover_cluster_get_their_answer_rewritten(gw, net, test_id, path, failover):
+    reset_mocks(net)
+    if failover:
+        inject(net, "503")
+    prompt = "Mail jane@example.com about card 4111 1111 1111 1111."
+    body = {"model": "chat-guarded", "stream": True, "max_tokens": 64, "messages": [user(prompt)]}
+    s = stream(gw.port, path, body, {"x-test-id": test_id, "x-mock-piece-bytes": "3"})
+    assert s.status == 200, s.body
+    assert s.headers["x-tollgate-provider"] == ("anthropic" if failover else "openai")
+    served = net["b" if failover else "a"].only_request(test_id)
+    assert "Mail <EMAIL_1> about card 4111" in json.dumps(served["body"]), "the provider saw the placeholder"
+    events = [e for e in s.data() if isinstance(e, dict)]
+    if path == "/v1/messages":
+        text = "".join(e["delta"].get("text", "") for e in events if e.get("type") == "content_block_delta")
+        assert events[-1]["type"] == "message_stop"
+    else:
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in events if c.get("choices"))
+        assert s.data()[-1] == "[DONE]"
+    assert text == "Hello! You said: Mail jane@example.com about card <CARD>.", text
 
 
 def test_a_messages_request_fails_over_from_openai_to_anthropic_translated_per_attempt(gw, net, test_id):
