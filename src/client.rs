@@ -226,8 +226,12 @@ impl Rewriting {
 /// The error that replaces an answer the guardrails block (the request side's refusal, told
 /// about the answer).
 pub fn answer_blocked(detectors: &str) -> ApiError {
-    ApiError::new(400, "invalid_request_error", format!("The provider's answer was blocked by the gateway's guardrails: it contains {detectors}."))
-        .with_code("content_blocked")
+    ApiError::new(
+        400,
+        "invalid_request_error",
+        format!("The provider's answer was blocked by the gateway's guardrails: it contains {detectors}."),
+    )
+    .with_code("content_blocked")
 }
 
 #[derive(Debug)]

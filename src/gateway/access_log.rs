@@ -97,7 +97,6 @@ pub fn for_exchange(config: &Config, ex: &Exchange, now_ms: u64) -> Vec<u8> {
         duration_ms: (ex.started_ms > 0).then(|| now_ms.saturating_sub(ex.started_ms)),
         dropped_params: ex.dropped.iter().map(String::as_str).collect(),
         guardrails: guardrail_entries(&config.guardrails, &ex.guardrails),
-        ..Default::default()
     };
     serde_json::to_vec(&entry).unwrap_or_default()
 }

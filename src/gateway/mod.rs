@@ -681,7 +681,8 @@ impl Gateway {
                 )
             }
             Selection::Direct { route, choice, commitment, .. } => {
-                let mut upstream = providers::build_embeddings(choice.provider, &req, body, &BuildContext { model: &choice.model, now_ms })?;
+                let mut upstream =
+                    providers::build_embeddings(choice.provider, &req, body, &BuildContext { model: &choice.model, now_ms })?;
                 if redacted && upstream.body.is_none() {
                     upstream.body = Some(body.to_vec());
                 }

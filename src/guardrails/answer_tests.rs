@@ -40,7 +40,10 @@ fn policies_say_which_way_they_look() {
     assert!(scoped.answer_guard(Scope { team: Some("t"), ..Default::default() }, None).is_some());
     for (json, field) in [
         (r#"{"policies":[{"detectors":["iban"],"action":"route","direction":"both"}]}"#, "guardrails.policies[0].action"),
-        (r#"{"policies":[{"detectors":["email"],"action":"redact","restore":true,"direction":"response"}]}"#, "guardrails.policies[0].restore"),
+        (
+            r#"{"policies":[{"detectors":["email"],"action":"redact","restore":true,"direction":"response"}]}"#,
+            "guardrails.policies[0].restore",
+        ),
         (
             r#"{"external":{"cluster":"c","entities":["PERSON"]},"policies":[{"detectors":["person"],"action":"log","direction":"response"}]}"#,
             "guardrails.policies[0].detectors",
@@ -114,7 +117,10 @@ fn streams_find_what_whole_answers_do_split_at_every_pair_of_points() {
         "Grüße — mail jane.doe@example.com, card 4111 1111 1111 1111 or IBAN GB82 WEST 1234 5698 7654 32; call +44 20 7946 0958. 日本",
         "日本語のメール: bob@example.org。card 5500-0000-0000-0004",
     ];
-    for json in [ANSWERS, r#"{"custom":[{"name":"codename","keywords":["red falcon"]}],"policies":[{"detectors":["*"],"action":"redact","direction":"response"}]}"#] {
+    for json in [
+        ANSWERS,
+        r#"{"custom":[{"name":"codename","keywords":["red falcon"]}],"policies":[{"detectors":["*"],"action":"redact","direction":"response"}]}"#,
+    ] {
         let g = guardrails(json);
         let guard = g.answer_guard(Scope::default(), None).unwrap();
         for text in texts {
@@ -147,7 +153,8 @@ fn a_stream_holds_back_only_a_possible_finding_and_never_more_than_the_window() 
     // A finding longer than the window: what falls out of it is written as it is, the rest is
     // still found.
     let email = format!("{}@example.com and more", "a".repeat(WINDOW + 100));
-    let (out, found, most_held) = streamed(&guard, &email.as_bytes().chunks(5).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>());
+    let (out, found, most_held) =
+        streamed(&guard, &email.as_bytes().chunks(5).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>());
     assert!(most_held <= WINDOW + 5, "held {most_held} bytes");
     assert!(out.starts_with("aaaa") && out.ends_with("<EMAIL> and more") && !out.contains('@'), "{out}");
     assert_eq!(found.audit.iter().map(|l| l.count).sum::<u32>(), 1);

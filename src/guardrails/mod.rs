@@ -7,11 +7,11 @@
 //! action, direction), never with the matched text.
 
 pub mod answer;
+#[cfg(test)]
+mod answer_tests;
 pub mod detectors;
 pub mod external;
 pub mod redact;
-#[cfg(test)]
-mod answer_tests;
 #[cfg(test)]
 mod tests;
 
@@ -181,7 +181,10 @@ impl Guardrails {
                 return Err(ConfigError::new(at("restore"), "only a `redact` policy restores"));
             }
             if p.restore && !p.direction.requests() {
-                return Err(ConfigError::new(at("restore"), "restoring maps the request's placeholders back: give `direction` `request` or `both`"));
+                return Err(ConfigError::new(
+                    at("restore"),
+                    "restoring maps the request's placeholders back: give `direction` `request` or `both`",
+                ));
             }
             if p.action == GuardrailAction::Route && p.direction.answers() {
                 return Err(ConfigError::new(at("action"), "an answer cannot be routed: answers take `log`, `redact` or `block`"));

@@ -68,7 +68,8 @@ fn whole_request(c: &mut Criterion) {
 
 /// The guardrails' cost: every built-in detector over the 1.5 KB and 100 KB prompts (nothing
 /// found, as in most requests), the same with an e-mail address to redact, and the time a
-/// restoring stream adds per text chunk.
+/// restoring stream, and one checking the answer with every built-in detector, adds per text
+/// chunk.
 fn guardrails(c: &mut Criterion) {
     let (plain, guarded, store) = (gateway(), guarded_gateway(), Store::default());
     let mut group = c.benchmark_group("guardrails");
@@ -89,16 +90,24 @@ fn guardrails(c: &mut Criterion) {
         let found = [tollgate::guardrails::Finding { detector: email, value: "ann@example.org" }];
         tollgate::guardrails::Redaction::new(&found, &d).restore(|_| true)
     };
-    for (name, map) in [("stream_chunk_off", None), ("stream_chunk_restoring", restore)] {
+    let checking = {
+        let spec =
+            serde_json::from_value(serde_json::json!({"policies": [{"detectors": ["*"], "action": "redact", "direction": "response"}]}));
+        let guardrails = tollgate::guardrails::Guardrails::compile(&spec.expect("a guardrails section"), &[]).expect("valid");
+        guardrails.answer_guard(tollgate::guardrails::Scope::default(), None)
+    };
+    for (name, map, guard) in
+        [("stream_chunk_off", None, None), ("stream_chunk_restoring", restore, None), ("stream_chunk_checking", None, checking)]
+    {
         group.bench_function(name, |b| {
             b.iter_batched(
                 || {
                     tollgate::client::StreamWriter::new(tollgate::client::Dialect::OpenAiChat, Default::default(), false)
-                        .restoring(map.clone())
+                        .rewriting(map.clone(), guard.clone())
                 },
                 |mut w| {
                     let mut out = Vec::with_capacity(256);
-                    w.text(&mut out, Some(black_box("Hello! The first words of the answer")));
+                    w.text(&mut out, Some(black_box("Hello! The first words of the answer ")));
                     out
                 },
                 BatchSize::SmallInput,
