@@ -427,7 +427,7 @@ impl Exchange {
                 self.guardrails.extend(found.audit);
                 if !found.blocked.is_empty() {
                     self.answer_blocked = true;
-                    return self.error_reply(client::answer_blocked(&guard.names(&found.blocked)));
+                    return self.error_reply(guard.refusal(&found.blocked));
                 }
                 Finished { status, body: checked.or(body_out), escalate: None }
             }

@@ -908,8 +908,8 @@ impl Gateway {
         upstream.headers.extend(self.config.accounting.descriptor_headers(caller, choice.scope));
         ctx.model = choice.model;
         // A stream the guardrails rewrite is parsed event by event even from a provider that
-        // speaks the client's API (OpenAI chat and Messages; a Responses stream passes through
-        // unrewritten, see the README's Guardrails section).
+        // speaks the client's API (OpenAI chat and Messages; a Responses stream passes through,
+        // rewritten event by event, see `openai::responses_rewrite`).
         let rewriting = ctx.stream && ctx.rewrites_answer() && ctx.dialect != Dialect::OpenAiResponses;
         ctx.native = choice.provider.settings.api().speaks(ctx.dialect) && !rewriting;
         // Through a failover cluster, each attempt reports its own target's health from the

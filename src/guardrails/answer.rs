@@ -11,6 +11,7 @@
 use super::detectors::{Detectors, Span};
 use super::redact::{Restore, StreamRestore, rewrite_strings};
 use super::{Audit, AuditLine, Direction};
+use crate::error::ApiError;
 use crate::schema::GuardrailAction;
 use std::sync::Arc;
 
@@ -93,6 +94,13 @@ impl AnswerGuard {
     /// The names of `detectors`, for the block's error message.
     pub fn names(&self, detectors: &[usize]) -> String {
         detectors.iter().map(|d| self.detectors.name(*d)).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The error that replaces an answer the findings of `blocked` block: the request side's
+    /// refusal (400 `content_blocked`), told about the answer, naming the detectors only.
+    pub fn refusal(&self, blocked: &[usize]) -> ApiError {
+        let message = format!("The provider's answer was blocked by the gateway's guardrails: it contains {}.", self.names(blocked));
+        ApiError::new(400, "invalid_request_error", message).with_code("content_blocked")
     }
 
     /// The findings in `text` that get an action.

@@ -191,3 +191,74 @@ fn stream_writers_redact_and_block_answers_in_every_dialect() {
         assert_eq!(lines(&g, found), vec![("email".into(), "redact", 2), ("aws_access_key".into(), "block", 1)]);
     }
 }
+
+/// A Responses stream as OpenAI sends it: the text in `pieces`, then its `.done` events and the
+/// final response, numbered from 0.
+fn responses_events(pieces: &[&str]) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let text: String = pieces.concat();
+    let at = |mut v: serde_json::Value| {
+        v["item_id"] = json!("msg_1");
+        v["output_index"] = json!(0);
+        v["content_index"] = json!(0);
+        v
+    };
+    let mut events = vec![json!({"type": "response.created", "response": {"id": "resp_1", "output": []}})];
+    events.extend(pieces.iter().map(|p| at(json!({"type": "response.output_text.delta", "delta": p}))));
+    events.push(at(json!({"type": "response.output_text.done", "text": text})));
+    events.push(json!({"type": "response.completed", "response": {"id": "resp_1", "output": [{"id": "msg_1", "type": "message",
+        "content": [{"type": "output_text", "text": text}]}]}}));
+    for (i, e) in events.iter_mut().enumerate() {
+        e["sequence_number"] = json!(i);
+    }
+    events
+}
+
+fn rewritten(rewrite: &mut crate::openai::responses_rewrite::ResponsesRewrite, events: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for e in events {
+        rewrite.on_event(&serde_json::to_vec(e).unwrap(), &mut out);
+    }
+    let out = String::from_utf8(out).unwrap();
+    out.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (name, data) = e.split_once("\ndata: ").unwrap();
+            let data: serde_json::Value = serde_json::from_str(data).unwrap();
+            assert_eq!(name.strip_prefix("event: ").unwrap(), data["type"].as_str().unwrap());
+            data
+        })
+        .collect()
+}
+
+#[test]
+fn responses_streams_passing_through_are_rewritten_event_by_event() {
+    use crate::openai::responses_rewrite::ResponsesRewrite;
+    let g = guardrails(ANSWERS);
+    let req = crate::client::parse_chat(crate::client::ClientBody {
+        dialect: Dialect::OpenAiResponses,
+        bytes: br#"{"model":"m","input":"I am ann@example.org"}"#,
+    })
+    .unwrap();
+    let restore = g.decide(&g.scan(&req), Scope::default()).redaction.restore(|_| true).unwrap();
+    let guard = g.answer_guard(Scope::default(), Some(&restore));
+    let mut rewrite = ResponsesRewrite::new(Some(restore), guard).unwrap();
+    let pieces = ["Hi <EMA", "IL_1>, bob@exa", "mple.org wr", "ote"];
+    let out = rewritten(&mut rewrite, &responses_events(&pieces));
+    let deltas: String = out.iter().filter(|e| e["type"] == "response.output_text.delta").map(|e| e["delta"].as_str().unwrap()).collect();
+    let want = "Hi ann@example.org, <EMAIL> wrote";
+    assert_eq!(deltas, want);
+    let done = out.iter().find(|e| e["type"] == "response.output_text.done").unwrap();
+    assert_eq!(done["text"], want);
+    let completed = out.last().unwrap();
+    assert_eq!(completed["response"]["output"][0]["content"][0]["text"], want);
+    let numbers: Vec<u64> = out.iter().map(|e| e["sequence_number"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (0..out.len() as u64).collect::<Vec<_>>(), "numbered anew");
+    assert_eq!(lines(&g, rewrite.found()), vec![("email".into(), "redact", 1)], "the whole texts are not counted again");
+
+    let mut blocking = ResponsesRewrite::new(None, Some(guard(ANSWERS))).unwrap();
+    let out = rewritten(&mut blocking, &responses_events(&["key AKIAIOSF", "ODNN7EXAMPLE and", " more"]));
+    let last = out.last().unwrap();
+    assert_eq!((last["type"].as_str(), last["code"].as_str()), (Some("error"), Some("content_blocked")), "{out:?}");
+    assert!(!serde_json::to_string(&out).unwrap().contains("AKIA") && blocking.blocked());
+}

@@ -8,5 +8,6 @@ pub mod error;
 pub mod response;
 pub mod responses;
 pub mod responses_answer;
+pub mod responses_rewrite;
 
 pub use error::OpenAiError;

@@ -152,6 +152,11 @@ pub trait StreamTranslation {
         None
     }
 
+    /// What the guardrails found in the answer so far (in a stream they check).
+    fn answer_findings(&self) -> Option<&crate::guardrails::AnswerFindings> {
+        self.chunks().and_then(StreamWriter::answer_findings)
+    }
+
     /// The stream reached its proper end.
     fn completed(&self) -> bool {
         self.ended()

@@ -99,7 +99,7 @@ macro_rules! registry {
             /// What the guardrails found in the answer so far (in a stream they check).
             pub fn answer_findings(&self) -> Option<&crate::guardrails::AnswerFindings> {
                 match self {
-                    $(StreamTranslator::$variant(s) => s.chunks().and_then(StreamWriter::answer_findings),)+
+                    $(StreamTranslator::$variant(s) => s.answer_findings(),)+
                     StreamTranslator::Failed { .. } => None,
                 }
             }

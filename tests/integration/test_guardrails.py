@@ -235,6 +235,7 @@ def ask(gw, path, model, prompt, streamed, headers):
     ("/v1/messages", "claude-answers", 1),          # Messages → Anthropic: passthrough unless checked
     ("/v1/messages", "gpt-answers", 7),             # Messages → OpenAI: translated
     ("/v1/responses", "claude-answers", 4),         # Responses → Anthropic: translated
+    ("/v1/responses", "gpt-answers", 2),            # Responses → OpenAI: passes through, rewritten
 ])
 def test_answers_pii_is_masked_for_the_client_even_split_across_stream_chunks(gw, mock, test_id, path, model, piece_bytes, streamed):
     rid = f"{test_id}-rid"
@@ -258,6 +259,7 @@ def test_answers_pii_is_masked_for_the_client_even_split_across_stream_chunks(gw
     ("/v1/chat/completions", "gpt-answers", False),
     ("/v1/chat/completions", "gpt-answers", True),
     ("/v1/messages", "claude-answers", True),
+    ("/v1/responses", "gpt-answers", True),
 ])
 def test_a_secret_in_the_answer_blocks_it_in_the_clients_dialect(gw, mock, test_id, path, model, streamed):
     rid = f"{test_id}-rid"
@@ -270,10 +272,16 @@ def test_a_secret_in_the_answer_blocks_it_in_the_clients_dialect(gw, mock, test_
         events = [e for e in r.data() if isinstance(e, dict)]
         assert answer_text(path, True, r) == "Hello! You said: the token is ", "what came before the secret was sent"
         last = events[-1]
-        assert "github_token" in last["error"]["message"], last
-        if path == "/v1/messages":
+        if path == "/v1/responses":
+            assert (last["type"], last["code"]) == ("error", "content_blocked") and "github_token" in last["message"], last
+            assert "response.completed" not in r.body.decode()
+            numbers = [e["sequence_number"] for e in events]
+            assert numbers == list(range(len(events))), numbers
+        elif path == "/v1/messages":
+            assert "github_token" in last["error"]["message"], last
             assert last["type"] == "error" and "message_stop" not in r.body.decode()
         else:
+            assert "github_token" in last["error"]["message"], last
             assert last["error"]["code"] == "content_blocked" and "[DONE]" not in r.body.decode()
     else:
         assert r.status == 400, r.body

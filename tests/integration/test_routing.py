@@ -186,13 +186,16 @@ def test_streaming_request_fails_over_before_any_byte(gw, net, test_id):
     assert net["b"].only_request(test_id)["body"]["stream"] is True
 
 
-@pytest.mark.parametrize("path, failover", [("/v1/chat/completions", True), ("/v1/messages", False), ("/v1/messages", True)])
+@pytest.mark.parametrize("path, failover", [("/v1/chat/completions", True), ("/v1/messages", False), ("/v1/messages", True),
+                                            ("/v1/responses", True)])
 def test_streams_through_the_failover_cluster_get_their_answer_rewritten(gw, net, test_id, path, failover):
     reset_mocks(net)
     if failover:
         inject(net, "503")
     prompt = "Mail jane@example.com about card 4111 1111 1111 1111."
     body = {"model": "chat-guarded", "stream": True, "max_tokens": 64, "messages": [user(prompt)]}
+    if path == "/v1/responses":
+        body = {"model": "chat-guarded", "stream": True, "store": False, "input": prompt}
     s = stream(gw.port, path, body, {"x-test-id": test_id, "x-mock-piece-bytes": "3"})
     assert s.status == 200, s.body
     assert s.headers["x-tollgate-provider"] == ("anthropic" if failover else "openai")
@@ -202,6 +205,10 @@ def test_streams_through_the_failover_cluster_get_their_answer_rewritten(gw, net
     if path == "/v1/messages":
         text = "".join(e["delta"].get("text", "") for e in events if e.get("type") == "content_block_delta")
         assert events[-1]["type"] == "message_stop"
+    elif path == "/v1/responses":
+        text = "".join(e["delta"] for e in events if e.get("type") == "response.output_text.delta")
+        assert events[-1]["type"] == "response.completed"
+        assert events[-1]["response"]["output"][0]["content"][0]["text"] == text
     else:
         text = "".join(c["choices"][0]["delta"].get("content") or "" for c in events if c.get("choices"))
         assert s.data()[-1] == "[DONE]"

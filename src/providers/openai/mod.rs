@@ -15,10 +15,12 @@ use crate::client::{self, ClientBody, Dialect, StreamWriter};
 use crate::conversation::request::ChatRequest;
 use crate::error::ApiError;
 use crate::error::kind_for_status;
+use crate::guardrails::AnswerFindings;
 use crate::json;
 use crate::json::Str;
 use crate::openai::embeddings::EmbeddingsRequest;
 use crate::openai::response::WireUsage;
+use crate::openai::responses_rewrite::ResponsesRewrite;
 use crate::patterns;
 use crate::schema::{ParamAction, ProviderKind, ProviderSpec};
 use crate::stream::sse::Event;
@@ -489,6 +491,8 @@ pub struct StreamState {
     injected_usage: bool,
     usage: Option<Usage>,
     done: bool,
+    /// A Responses stream that passes through rewritten by the guardrails.
+    rewrite: Option<Box<ResponsesRewrite>>,
 }
 
 #[derive(Debug)]
@@ -525,6 +529,7 @@ impl StreamState {
             injected_usage: ctx.injected_usage,
             usage: None,
             done: false,
+            rewrite: responses_rewrite(ctx),
         }
     }
 
@@ -539,6 +544,7 @@ impl StreamState {
             injected_usage: ctx.injected_usage,
             usage: None,
             done: false,
+            rewrite: responses_rewrite(ctx),
         }
     }
 
@@ -560,8 +566,7 @@ impl StreamState {
             }
             Mode::Relay(Dialect::OpenAiResponses) => {
                 self.done = self.done || ends_responses(event.name);
-                out.extend_from_slice(event.raw);
-                true
+                self.pass_responses(event, out)
             }
             Mode::ResponsesPassthrough => {
                 self.last_sequence = sequence_number(&event.data).or(self.last_sequence);
@@ -573,6 +578,19 @@ impl StreamState {
                     self.done = true;
                     self.usage = peek.response.and_then(|r| r.usage).as_ref().map(Usage::from).or(self.usage);
                 }
+                self.pass_responses(event, out)
+            }
+        }
+    }
+
+    /// A Responses event goes on, rewritten when the guardrails rewrite the answer.
+    fn pass_responses(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        match &mut self.rewrite {
+            Some(r) => {
+                r.on_event(&event.data, out);
+                false
+            }
+            None => {
                 out.extend_from_slice(event.raw);
                 true
             }
@@ -621,17 +639,33 @@ impl StreamTranslation for StreamState {
         }
     }
 
+    fn answer_findings(&self) -> Option<&AnswerFindings> {
+        match &self.rewrite {
+            Some(r) => Some(r.found()),
+            None => self.chunks().and_then(StreamWriter::answer_findings),
+        }
+    }
+
     fn finish(&mut self, out: &mut Vec<u8>) {
+        let blocked = self.rewrite.as_ref().is_some_and(|r| r.blocked());
         match &self.mode {
             Mode::Translate(t) => t.chunks.upstream_ended(out, self.done),
-            _ if self.done || self.upstream_error => {}
+            _ if self.done || self.upstream_error || blocked => {}
             Mode::ResponsesPassthrough => {
-                let next = self.last_sequence.map_or(0, |s| s.saturating_add(1));
+                let renumbered = self.rewrite.as_ref().map(|r| r.next_sequence());
+                let next = renumbered.unwrap_or_else(|| self.last_sequence.map_or(0, |s| s.saturating_add(1)));
                 out.extend_from_slice(&crate::openai::responses_answer::error_event(&client::truncated_error(), next));
             }
             _ => out.extend_from_slice(&client::error_event(self.dialect, &client::truncated_error())),
         }
     }
+}
+
+/// A Responses stream passing through (from OpenAI, or relayed) is rewritten event by event when
+/// the guardrails rewrite the answer (translated streams are rewritten by their `StreamWriter`).
+fn responses_rewrite(ctx: &ResponseContext) -> Option<Box<ResponsesRewrite>> {
+    let rewrite = ResponsesRewrite::new(ctx.restore.clone(), ctx.guard.clone());
+    rewrite.filter(|_| ctx.dialect == Dialect::OpenAiResponses).map(Box::new)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
