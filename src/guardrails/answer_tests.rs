@@ -241,8 +241,8 @@ fn responses_streams_passing_through_are_rewritten_event_by_event() {
     })
     .unwrap();
     let restore = g.decide(&g.scan(&req), Scope::default()).redaction.restore(|_| true).unwrap();
-    let guard = g.answer_guard(Scope::default(), Some(&restore));
-    let mut rewrite = ResponsesRewrite::new(Some(restore), guard).unwrap();
+    let checks = g.answer_guard(Scope::default(), Some(&restore));
+    let mut rewrite = ResponsesRewrite::new(Some(restore), checks).unwrap();
     let pieces = ["Hi <EMA", "IL_1>, bob@exa", "mple.org wr", "ote"];
     let out = rewritten(&mut rewrite, &responses_events(&pieces));
     let deltas: String = out.iter().filter(|e| e["type"] == "response.output_text.delta").map(|e| e["delta"].as_str().unwrap()).collect();

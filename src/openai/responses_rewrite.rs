@@ -70,7 +70,7 @@ impl ResponsesRewrite {
             let delta = event.get("delta").and_then(Value::as_str).unwrap_or_default().to_owned();
             let rewritten = self.through_channel(channel_key(&event), Some(&delta), *checked);
             if !rewritten.is_empty() {
-                event["delta"] = Value::String(rewritten);
+                set(&mut event, "delta", Value::String(rewritten));
                 self.write(&kind, event, out);
             }
             self.end_if_blocked(out);
@@ -80,8 +80,8 @@ impl ResponsesRewrite {
             let held = self.through_channel(channel_key(&event), None, *checked);
             if !held.is_empty() {
                 let mut delta = event.clone();
-                delta["type"] = Value::String((*delta_kind).to_owned());
-                delta["delta"] = Value::String(held);
+                set(&mut delta, "type", Value::String((*delta_kind).to_owned()));
+                set(&mut delta, "delta", Value::String(held));
                 if let Some(fields) = delta.as_object_mut() {
                     fields.remove("text");
                     fields.remove("arguments");
@@ -122,7 +122,7 @@ impl ResponsesRewrite {
     }
 
     fn write(&mut self, kind: &str, mut event: Value, out: &mut Vec<u8>) {
-        event["sequence_number"] = Value::from(self.next_sequence);
+        set(&mut event, "sequence_number", Value::from(self.next_sequence));
         self.next_sequence += 1;
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(kind.as_bytes());
@@ -148,6 +148,13 @@ impl ResponsesRewrite {
     /// The answer was blocked: the provider's own end events must not follow.
     pub fn blocked(&self) -> bool {
         self.blocked
+    }
+}
+
+/// Sets a member of an event (every event is an object; anything else is left alone).
+fn set(event: &mut Value, member: &str, value: Value) {
+    if let Some(fields) = event.as_object_mut() {
+        fields.insert(member.to_owned(), value);
     }
 }
 
