@@ -55,10 +55,15 @@ pub fn build_hosted(
 pub(super) fn platform_body(raw: &[u8], dropped: &[&str], headers: &[(String, String)], platform: Platform) -> Result<Vec<u8>, ApiError> {
     let members = crate::json::members(raw).ok_or_else(|| ApiError::invalid_request("The request body must be a JSON object."))?;
     let betas: Vec<&str> = if platform.betas_in_body { header_betas(headers) } else { Vec::new() };
-    let keep = |k: &str| {
-        let owned = matches!(k, "model" | "anthropic_version") || (k == "stream" && platform.stream_in_path);
-        !owned && !(k == "anthropic_beta" && !betas.is_empty()) && !dropped.contains(&k)
+    // What the platform takes elsewhere or from Tollgate: the model, the version, where the path
+    // says it the stream, and the betas where the header gives them.
+    let replaced = |k: &str| match k {
+        "model" | "anthropic_version" => true,
+        "stream" => platform.stream_in_path,
+        "anthropic_beta" => !betas.is_empty(),
+        _ => false,
     };
+    let keep = |k: &str| !replaced(k) && !dropped.contains(&k);
     let version = crate::json::quote(platform.version);
     let betas_json = serde_json::to_vec(&betas).map_err(|e| ApiError::internal(format!("could not encode the betas: {e}")))?;
     let mut append: Vec<(&str, &[u8])> = vec![("anthropic_version", &version)];

@@ -1129,7 +1129,7 @@ mod tests {
                 let (name, payload) = e.split_once('\n').unwrap();
                 assert_eq!(name, "chunk");
                 let b64 = serde_json::from_str::<Value>(payload).unwrap()["bytes"].as_str().unwrap().to_owned();
-                serde_json::from_slice(&decode(&b64)).unwrap()
+                serde_json::from_slice(&decode_base64(&b64)).unwrap()
             })
             .collect();
         assert_eq!(decoded.first().unwrap()["type"], "message_start");
@@ -1138,7 +1138,7 @@ mod tests {
         assert_eq!(last["amazon-bedrock-invocationMetrics"]["outputTokenCount"], 4);
     }
 
-    fn decode(text: &str) -> Vec<u8> {
+    fn decode_base64(text: &str) -> Vec<u8> {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
         for b in text.bytes().filter(|b| *b != b'=') {
