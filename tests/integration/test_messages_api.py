@@ -586,6 +586,15 @@ CONVERSATION_CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user"
 CONVERSATION_MESSAGES = dict(system="Be brief.", messages=CONVERSATION_CHAT[1:])
 
 
+def converse(gw, model: str, streamed: bool, headers: dict) -> Message:
+    """The conversation's answer through the SDK, streamed (`get_final_message`) or whole."""
+    client = sdk(gw)
+    if not streamed:
+        return client.messages.create(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=headers)
+    with client.messages.stream(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=headers) as s:
+        return s.get_final_message()
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("streamed", [False, True], ids=["whole", "stream"])
 def test_messages_cost_what_chat_completions_cost(gw, provider, streamed):
@@ -604,12 +613,7 @@ def test_messages_cost_what_chat_completions_cost(gw, provider, streamed):
     via_chat = next_entry(gw, before, upstream)
 
     before = len(log_entries(gw))
-    client = sdk(gw)
-    if streamed:
-        with client.messages.stream(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=cache) as s:
-            message = s.get_final_message()
-    else:
-        message = client.messages.create(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=cache)
+    message = converse(gw, model, streamed, cache)
     via_messages = next_entry(gw, before, upstream)
 
     assert (via_chat.get("dialect"), via_messages.get("dialect")) == ("openai_chat", "anthropic_messages")
@@ -629,16 +633,23 @@ def test_messages_cost_what_chat_completions_cost(gw, provider, streamed):
 
 # ---- count_tokens --------------------------------------------------------------------------------
 
-def test_count_tokens_is_answered_by_anthropic(gw, mock, test_id):
+@pytest.mark.parametrize("provider", ["anthropic", "vertex"])
+def test_count_tokens_is_answered_by_claude(gw, mock, provider, test_id):
+    """By Anthropic, and by Vertex AI's Anthropic publisher (`count-tokens:rawPredict`, the model in the body)."""
+    model, upstream = TARGETS[provider]
     raw = sdk(gw).messages.with_raw_response.count_tokens(
-        model="claude-sonnet", system="Be brief.", tools=[WEATHER], messages=[{"role": "user", "content": "one two three"}],
+        model=model, system="Be brief.", tools=[WEATHER], messages=[{"role": "user", "content": "one two three"}],
         extra_headers={"x-test-id": test_id})
     # 2 system words, the tool's name, 3 message words
     assert raw.parse().input_tokens == 6
     assert "x-tollgate-estimate" not in raw.headers
     sent = mock.only_request(test_id)
-    assert sent["path"] == "/v1/messages/count_tokens"
-    assert sent["body"]["model"] == "claude-sonnet-4-5-20250929" and sent["headers"]["x-api-key"] == "test-anthropic-key"
+    assert sent["body"]["model"] == upstream
+    if provider == "anthropic":
+        assert sent["path"] == "/v1/messages/count_tokens" and sent["headers"]["x-api-key"] == "test-anthropic-key"
+    else:
+        assert sent["path"] == "/v1/projects/tollgate-test/locations/us-east5/publishers/anthropic/models/count-tokens:rawPredict"
+        assert sent["body"]["anthropic_version"] == "vertex-2023-10-16"
 
 
 def test_count_tokens_for_other_providers_is_an_estimate(gw, mock, test_id):
@@ -743,12 +754,7 @@ def test_claude_on_bedrock_and_vertex_is_accounted_with_its_cache_tokens(gw, pro
     cache = {"x-mock-cache-read": "2", "x-mock-cache-write": "1"}
     time.sleep(0.3)  # earlier tests' entries for this model are written (flushed every 100 ms)
     before = len(log_entries(gw))
-    client = sdk(gw)
-    if streamed:
-        with client.messages.stream(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=cache) as s:
-            message = s.get_final_message()
-    else:
-        message = client.messages.create(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=cache)
+    message = converse(gw, model, streamed, cache)
     entry = next_entry(gw, before, upstream)
     u = message.usage
     assert (u.cache_read_input_tokens, u.cache_creation_input_tokens) == (2, 1)
@@ -781,17 +787,6 @@ def test_a_chat_client_reaches_claude_on_vertex_translated(gw, mock, test_id):
     assert chunks[-1]["usage"]["prompt_tokens"] == 2
     sent = mock.only_request(test_id + "s")
     assert sent["path"] == HOSTED["vertex"]["stream_path"] and sent["body"]["stream"] is True
-
-
-def test_count_tokens_for_claude_on_vertex_asks_the_anthropic_publisher(gw, mock, test_id):
-    raw = sdk(gw).messages.with_raw_response.count_tokens(
-        model="vertex-claude", system="Be brief.", tools=[WEATHER], messages=[{"role": "user", "content": "one two three"}],
-        extra_headers={"x-test-id": test_id})
-    assert raw.parse().input_tokens == 6
-    assert "x-tollgate-estimate" not in raw.headers
-    sent = mock.only_request(test_id)
-    assert sent["path"] == "/v1/projects/tollgate-test/locations/us-east5/publishers/anthropic/models/count-tokens:rawPredict"
-    assert sent["body"]["model"] == "claude-sonnet-4-5@20250929" and sent["body"]["anthropic_version"] == "vertex-2023-10-16"
 
 
 def test_messages_clients_reach_bedrock_models_not_anthropics_through_converse(gw, mock, test_id):
