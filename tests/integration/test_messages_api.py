@@ -766,7 +766,7 @@ def test_claude_on_bedrock_and_vertex_is_accounted_with_its_cache_tokens(gw, pro
     assert Decimal(entry["cost_usd"]) == cost
 
 
-def test_a_chat_client_reaches_claude_on_vertex_translated(gw, mock, test_id):
+def test_chat_and_responses_clients_reach_claude_on_vertex_translated(gw, mock, test_id):
     r = gw.chat({"model": "vertex-claude", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello vertex"}],
                  "max_tokens": 50}, {"authorization": f"Bearer {KEY}", "x-test-id": test_id})
     assert r.status == 200, r.body
@@ -787,6 +787,15 @@ def test_a_chat_client_reaches_claude_on_vertex_translated(gw, mock, test_id):
     assert chunks[-1]["usage"]["prompt_tokens"] == 2
     sent = mock.only_request(test_id + "s")
     assert sent["path"] == HOSTED["vertex"]["stream_path"] and sent["body"]["stream"] is True
+
+    # A Responses client too.
+    r = gw.request("POST", "/v1/responses", {"model": "vertex-claude", "input": "hello vertex", "max_output_tokens": 50},
+                   {"authorization": f"Bearer {KEY}", "x-test-id": test_id + "r"})
+    assert r.status == 200, r.body
+    texts = [c["text"] for item in r.json()["output"] if item["type"] == "message" for c in item["content"]]
+    assert texts == ["Hello! You said: hello vertex"]
+    sent = mock.only_request(test_id + "r")
+    assert sent["path"] == HOSTED["vertex"]["path"] and sent["body"]["anthropic_version"] == "vertex-2023-10-16"
 
 
 def test_messages_clients_reach_bedrock_models_not_anthropics_through_converse(gw, mock, test_id):
