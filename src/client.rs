@@ -67,7 +67,7 @@ pub struct ClientBody<'b> {
 
 #[cfg(test)]
 impl<'b> ClientBody<'b> {
-    /// A body that came without headers (tests, and requests the gateway writes itself).
+    /// A body that came without headers.
     pub fn bare(dialect: Dialect, bytes: &'b [u8]) -> Self {
         ClientBody { dialect, bytes, headers: &[] }
     }
