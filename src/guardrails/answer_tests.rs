@@ -25,10 +25,10 @@ fn lines(g: &Guardrails, found: &AnswerFindings) -> Vec<(String, &'static str, u
 #[test]
 fn policies_say_which_way_they_look() {
     let g = guardrails(ANSWERS);
-    let req = crate::client::parse_chat(crate::client::ClientBody {
-        dialect: Dialect::OpenAiChat,
-        bytes: br#"{"model":"m","messages":[{"role":"user","content":"AKIAIOSFODNN7EXAMPLE 10.0.0.1 a@example.com"}]}"#,
-    })
+    let req = crate::client::parse_chat(crate::client::ClientBody::bare(
+        Dialect::OpenAiChat,
+        br#"{"model":"m","messages":[{"role":"user","content":"AKIAIOSFODNN7EXAMPLE 10.0.0.1 a@example.com"}]}"#,
+    ))
     .unwrap();
     let findings = g.scan(&req);
     assert_eq!(g.found(&findings), vec!["email"], "answer-only detectors do not run on requests");
@@ -75,10 +75,10 @@ fn whole_answers_are_checked_in_their_strings_but_not_metadata_or_reasoning() {
 #[test]
 fn values_the_request_restores_are_not_findings_of_the_answer() {
     let g = guardrails(ANSWERS);
-    let req = crate::client::parse_chat(crate::client::ClientBody {
-        dialect: Dialect::OpenAiChat,
-        bytes: br#"{"model":"m","messages":[{"role":"user","content":"I am ann@example.org"}]}"#,
-    })
+    let req = crate::client::parse_chat(crate::client::ClientBody::bare(
+        Dialect::OpenAiChat,
+        br#"{"model":"m","messages":[{"role":"user","content":"I am ann@example.org"}]}"#,
+    ))
     .unwrap();
     let v = g.decide(&g.scan(&req), Scope::default());
     let restore = v.redaction.restore(|_| true).unwrap();
@@ -235,10 +235,10 @@ fn rewritten(rewrite: &mut crate::openai::responses_rewrite::ResponsesRewrite, e
 fn responses_streams_passing_through_are_rewritten_event_by_event() {
     use crate::openai::responses_rewrite::ResponsesRewrite;
     let g = guardrails(ANSWERS);
-    let req = crate::client::parse_chat(crate::client::ClientBody {
-        dialect: Dialect::OpenAiResponses,
-        bytes: br#"{"model":"m","input":"I am ann@example.org"}"#,
-    })
+    let req = crate::client::parse_chat(crate::client::ClientBody::bare(
+        Dialect::OpenAiResponses,
+        br#"{"model":"m","input":"I am ann@example.org"}"#,
+    ))
     .unwrap();
     let restore = g.decide(&g.scan(&req), Scope::default()).redaction.restore(|_| true).unwrap();
     let checks = g.answer_guard(Scope::default(), Some(&restore));
