@@ -200,12 +200,18 @@ fn an_attempt_reports_its_usage_to_the_gateway_filter_and_nothing_in_headers() {
     assert_eq!(step.effects, vec![Effect::SetProperty(USAGE_PROPERTY, b"3 0 0 4 0".to_vec())]);
 }
 
+/// The head of a failover cluster's answer from its second target, as the gateway filter sees it.
+fn served_by_anthropic_on_second_attempt(content_type: &str) -> FakeResponse {
+    let mut host = FakeResponse::new(&[(":status", "200"), ("content-type", content_type), ("x-envoy-attempt-count", "2")], b"");
+    host.properties.insert(ATTEMPT_PROPERTY.into(), b"anthropic/claude-sonnet-4-5\n".to_vec());
+    host
+}
+
 #[test]
 fn the_gateway_filter_reads_which_target_served_a_failover_request() {
     let g = gateway();
     let mut ex = forward(&g, "chat", true).exchange;
-    let mut host = FakeResponse::new(&[(":status", "200"), ("content-type", "text/event-stream"), ("x-envoy-attempt-count", "2")], b"");
-    host.properties.insert(ATTEMPT_PROPERTY.into(), b"anthropic/claude-sonnet-4-5\n".to_vec());
+    let host = served_by_anthropic_on_second_attempt("text/event-stream");
     let step = without_span(ex.on_response_head(&g.config, &host, 0, false));
     let [Effect::SetHeaders(headers)] = &step.effects[..] else { panic!("{:?}", step.effects) };
     for (name, value) in [("x-tollgate-provider", "anthropic"), ("x-tollgate-model", "claude-sonnet-4-5"), ("x-tollgate-attempts", "2")] {
@@ -237,8 +243,7 @@ fn the_span_learns_who_serves_at_the_head_and_usage_with_the_last_chunk() {
 fn a_failover_span_has_the_usage_the_upstream_filter_reported_and_an_attempt_sets_none() {
     let g = gateway();
     let mut ex = forward(&g, "chat", false).exchange;
-    let mut host = FakeResponse::new(&[(":status", "200"), ("content-type", "application/json"), ("x-envoy-attempt-count", "2")], b"");
-    host.properties.insert(ATTEMPT_PROPERTY.into(), b"anthropic/claude-sonnet-4-5\n".to_vec());
+    let host = served_by_anthropic_on_second_attempt("application/json");
     let head = span_attributes(&ex.on_response_head(&g.config, &host, 0, false));
     for expected in [(span::PROVIDER_NAME, "anthropic"), (span::ROUTE, "chat"), (span::ATTEMPTS, "2")] {
         assert!(head.contains(&(expected.0, expected.1.to_owned())), "{expected:?} not in {head:?}");

@@ -59,8 +59,28 @@ def tollgate_attributes(span) -> dict:
     return {k: v for k, v in attributes(span).items() if k in ATTRIBUTES}
 
 
-def cost(tokens_and_prices) -> Decimal:
-    return sum(Decimal(n) * Decimal(price) for n, price in tokens_and_prices) / Decimal(1_000_000)
+def cost(model: str, usage: dict, cache_read=0, cache_write=0) -> Decimal:
+    """What the answer costs at PRICES, each kind of token at its own price."""
+    price = PRICES[model]
+    tokens = {"input": usage["prompt_tokens"] - cache_read - cache_write, "output": usage["completion_tokens"],
+              "cache_read": cache_read, "cache_write": cache_write}
+    return sum(Decimal(n) * Decimal(price.get(kind, "0")) for kind, n in tokens.items()) / Decimal(1_000_000)
+
+
+def answered(provider: str, model: str, usage: dict, cache_read=0, cache_write=0, attempts=1, **tollgate) -> dict:
+    """The attributes of a complete chat answer with this usage (cost and timing checked apart)."""
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": model,
+        "gen_ai.usage.input_tokens": str(usage["prompt_tokens"]),
+        "gen_ai.usage.output_tokens": str(usage["completion_tokens"]),
+        "gen_ai.usage.cache_read.input_tokens": str(cache_read),
+        "gen_ai.usage.cache_creation.input_tokens": str(cache_write),
+        "tollgate.attempts": str(attempts),
+        **{f"tollgate.{name}": value for name, value in tollgate.items()},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -132,19 +152,8 @@ def test_a_chat_answer_puts_its_usage_and_cost_on_envoys_span_and_its_traceparen
     usage = r.json()["usage"]
     span = receiver.span(trace_id)
     got = tollgate_attributes(span)
-    uncached = usage["prompt_tokens"] - 3
-    assert Decimal(got.pop("tollgate.cost_usd")) == cost([(uncached, "1"), (3, "0.5"), (usage["completion_tokens"], "2")])
-    assert got == {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": "gpt-4o-mini",
-        "gen_ai.response.model": "gpt-4o-mini",
-        "gen_ai.usage.input_tokens": str(usage["prompt_tokens"]),
-        "gen_ai.usage.output_tokens": str(usage["completion_tokens"]),
-        "gen_ai.usage.cache_read.input_tokens": "3",
-        "gen_ai.usage.cache_creation.input_tokens": "0",
-        "tollgate.attempts": "1",
-    }
+    assert Decimal(got.pop("tollgate.cost_usd")) == cost("gpt-4o-mini", usage, cache_read=3)
+    assert got == answered("openai", "gpt-4o-mini", usage, cache_read=3)
     # Envoy's own facts stay on the span beside Tollgate's.
     assert attributes(span)["http.status_code"] == "200"
     # The provider got the span's trace context (the trace the client started, Envoy's span as parent).
@@ -160,19 +169,8 @@ def test_a_stream_whose_usage_comes_in_its_last_event_has_it_on_the_span(gw, net
     span = receiver.span(trace_id)
     got = tollgate_attributes(span)
     assert int(got.pop("tollgate.time_to_first_token_ms")) >= 0
-    uncached = usage["prompt_tokens"] - 6
-    assert Decimal(got.pop("tollgate.cost_usd")) == cost([(uncached, "3"), (4, "0.30"), (2, "3.75"), (usage["completion_tokens"], "15")])
-    assert got == {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "anthropic",
-        "gen_ai.request.model": "claude-sonnet-4-5",
-        "gen_ai.response.model": "claude-sonnet-4-5",
-        "gen_ai.usage.input_tokens": str(usage["prompt_tokens"]),
-        "gen_ai.usage.output_tokens": str(usage["completion_tokens"]),
-        "gen_ai.usage.cache_read.input_tokens": "4",
-        "gen_ai.usage.cache_creation.input_tokens": "2",
-        "tollgate.attempts": "1",
-    }
+    assert Decimal(got.pop("tollgate.cost_usd")) == cost("claude-sonnet-4-5", usage, cache_read=4, cache_write=2)
+    assert got == answered("anthropic", "claude-sonnet-4-5", usage, cache_read=4, cache_write=2)
     assert usage["completion_tokens"] > 1, "the usage of the whole stream, not of its first event"
     assert net["anthropic"].only_request(test_id)["headers"]["traceparent"] == traceparent_of(span)
 
@@ -189,19 +187,8 @@ def test_a_failover_names_the_provider_that_answered_its_route_and_attempts(gw, 
     usage = r.json()["usage"]
     span = receiver.span(trace_id)
     got = tollgate_attributes(span)
-    assert Decimal(got.pop("tollgate.cost_usd")) == cost([(usage["prompt_tokens"], "3"), (usage["completion_tokens"], "15")])
-    assert got == {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "anthropic",
-        "gen_ai.request.model": "claude-sonnet-4-5",
-        "gen_ai.response.model": "claude-sonnet-4-5",
-        "gen_ai.usage.input_tokens": str(usage["prompt_tokens"]),
-        "gen_ai.usage.output_tokens": str(usage["completion_tokens"]),
-        "gen_ai.usage.cache_read.input_tokens": "0",
-        "gen_ai.usage.cache_creation.input_tokens": "0",
-        "tollgate.route": "default",
-        "tollgate.attempts": "2",
-    }
+    assert Decimal(got.pop("tollgate.cost_usd")) == cost("claude-sonnet-4-5", usage)
+    assert got == answered("anthropic", "claude-sonnet-4-5", usage, attempts=2, route="default")
     # Both attempts carried the trace context, through Tollgate's per-attempt upstream filter.
     for provider in ("openai", "anthropic"):
         assert net[provider].only_request(test_id)["headers"]["traceparent"] == traceparent_of(span), provider
