@@ -106,7 +106,7 @@ impl Exchange {
         }
         apply_header_edits(&mut headers, edits);
         let mut effects = vec![Effect::SetHeaders(headers)];
-        if self.reports_to_client() {
+        if self.traced(config) {
             effects.extend(span::at_response_head(config, self));
         }
         match mode {
@@ -114,7 +114,7 @@ impl Exchange {
             ResponseMode::Buffer if end_of_stream => {
                 // No body will follow: answer with the translated result right away.
                 let finished = self.on_complete_body(config, &[]);
-                effects.extend(self.span_end(host));
+                effects.extend(self.span_end(config, host));
                 Step::finished(effects, finished, |finished, effects| {
                     effects.push(self.local_reply(config, finished));
                     false
@@ -145,20 +145,21 @@ impl Exchange {
             step.effects.push(Effect::SetProperty(USAGE_PROPERTY, usage.into_bytes()));
         }
         if end_of_stream {
-            step.effects.extend(self.span_end(host));
+            step.effects.extend(self.span_end(config, host));
         }
         step
     }
 
-    /// Not the upstream filter's attempt (whose client is the gateway filter, not a person).
-    fn reports_to_client(&self) -> bool {
-        !matches!(self.role(), Role::Attempt { .. })
+    /// The request's span gets Tollgate's attributes: they are enabled, and this is the gateway
+    /// filter's exchange (an upstream filter's attempt has the gateway filter as its client).
+    fn traced(&self, config: &Config) -> bool {
+        config.span_attributes && !matches!(self.role(), Role::Attempt { .. })
     }
 
     /// The span attributes known once the answer is complete. Through a failover cluster the
     /// usage is the upstream filter's report, final by now: its filter sees each chunk first.
-    fn span_end(&mut self, host: &dyn ResponseHost) -> Vec<Effect> {
-        if !self.reports_to_client() {
+    fn span_end(&mut self, config: &Config, host: &dyn ResponseHost) -> Vec<Effect> {
+        if !self.traced(config) {
             return Vec::new();
         }
         if matches!(self.role(), Role::ViaFailoverCluster { .. }) {

@@ -18,7 +18,8 @@ const CONFIG: &str = r#"{
         {"name": "chat", "match": {"models": ["chat"]},
          "targets": [{"provider": "openai", "model": "gpt-4o"}], "fallback": [{"provider": "anthropic", "model": "claude-sonnet-4-5"}]}
     ],
-    "limits": {"max_response_bytes": 1024}
+    "limits": {"max_response_bytes": 1024},
+    "span_attributes": true
 }"#;
 
 fn gateway() -> Gateway {
@@ -258,6 +259,17 @@ fn a_failover_span_has_the_usage_the_upstream_filter_reported_and_an_attempt_set
     let attempt = g.on_attempt_headers(Some(&plan), Some("openai")).unwrap();
     let body = br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let mut ex = g.on_attempt_body(&attempt, body, 0).unwrap().exchange;
+    let host = FakeResponse::new(&[(":status", "200"), ("content-type", "text/event-stream")], b"");
+    assert_eq!(span_attributes(&ex.on_response_head(&g.config, &host, 0, false)), []);
+    let done = b"data: [DONE]\n\n";
+    assert_eq!(span_attributes(&ex.on_response_body(&g.config, &FakeResponse::new(&[], done), 0, done.len(), true)), []);
+}
+
+#[test]
+fn without_span_attributes_configured_no_response_sets_any() {
+    let json = CONFIG.replace(r#""span_attributes": true"#, r#""span_attributes": false"#);
+    let g = Gateway::new(Config::from_json(json.as_bytes(), &|k: &str| Some(format!("{k}-value")), 1).unwrap());
+    let mut ex = forward(&g, "gpt", true).exchange;
     let host = FakeResponse::new(&[(":status", "200"), ("content-type", "text/event-stream")], b"");
     assert_eq!(span_attributes(&ex.on_response_head(&g.config, &host, 0, false)), []);
     let done = b"data: [DONE]\n\n";

@@ -1,6 +1,7 @@
 //! Tollgate's facts about a request as OpenTelemetry GenAI span attributes on Envoy's own span.
 //!
-//! Each attribute is one filter state value, `wasm.<attribute name>`, which Envoy's tracer copies
+//! With `span_attributes` configured, each attribute is one filter state value,
+//! `wasm.<attribute name>`, which Envoy's tracer copies
 //! onto the request's span through a `custom_tags` entry
 //! `{tag: <name>, value: "%FILTER_STATE(wasm.<name>:PLAIN)%"}` (examples/tracing/envoy.yaml).
 //! Envoy applies custom tags when the stream completes, before the filters' `on_log` (checked on
@@ -11,8 +12,10 @@
 //! (open-telemetry/semantic-conventions, model/gen-ai/registry.yaml: `gen_ai.provider.name`
 //! members, `gen_ai.operation.name` members, `gen_ai.usage.*`); Tollgate's own facts are
 //! `tollgate.*`. Every value is Tollgate's: names from the configuration, counts from the
-//! provider's usage, times from the host clock. No header or field a client sends becomes an
-//! attribute, and filter state is written by Envoy's filters only.
+//! provider's usage, times from the host clock; no header a client sends becomes an attribute,
+//! and filter state is written by Envoy's filters only. The exception is a wildcard model
+//! entry's upstream model, the client's model name, named as `gen_ai.response.model` only once
+//! the provider answered it completely.
 
 use super::Exchange;
 use super::response::Effect;
