@@ -63,6 +63,8 @@ pub struct Config {
     pub accounting: Accounting,
     pub router: Router,
     pub guardrails: Guardrails,
+    /// Write the GenAI span attributes for Envoy's tracer (`gateway::span`).
+    pub span_attributes: bool,
     /// Set by the filter shell from the plugin's `root_id`.
     pub role: Role,
 }
@@ -273,6 +275,7 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
         accounting,
         router,
         guardrails,
+        span_attributes: spec.span_attributes,
         role: Role::Gateway,
     })
 }

@@ -193,6 +193,16 @@ impl Exchange {
         &self.ctx.model
     }
 
+    /// What the answer cost (`None`: no usage, or the target has no price).
+    pub fn cost(&self) -> Option<crate::accounting::money::Pico> {
+        self.usage.and_then(|u| self.charges.price.map(|p| p.cost(&u)))
+    }
+
+    /// From sending the request to the first streamed chunk (streams only).
+    pub fn time_to_first_token_ms(&self) -> Option<u64> {
+        self.first_byte_ms.map(|f| f.saturating_sub(self.started_ms))
+    }
+
     /// The failover plan's targets, in attempt order (empty unless via a failover cluster).
     pub(super) fn plan(&self) -> &[TargetId] {
         match &self.role {

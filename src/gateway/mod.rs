@@ -12,6 +12,7 @@ pub mod plugin;
 mod refusal;
 pub mod response;
 pub mod selection;
+pub mod span;
 pub mod telemetry;
 pub mod upstream;
 
@@ -927,7 +928,7 @@ impl Gateway {
         let attempt = match exchange.status {
             200..=299 if exchange.completed => Observation::Success {
                 latency_us: now_ms.saturating_sub(exchange.started_ms) * 1000,
-                ttfb_us: exchange.first_byte_ms.map(|f| f.saturating_sub(exchange.started_ms) * 1000),
+                ttfb_us: exchange.time_to_first_token_ms().map(|t| t * 1000),
             },
             429 => Observation::RateLimited { until_ms: exchange.rate_limited_until },
             // Client errors say nothing about the target's health.

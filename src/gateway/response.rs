@@ -3,7 +3,7 @@
 //! reads through a [`ResponseHost`] and applies the effects in order; it decides nothing.
 
 use super::exchange::{ATTEMPT_PROPERTY, Exchange, Finished, ResponseHead, ResponseMode, Role, USAGE_PROPERTY};
-use super::{Escalation, HeaderEdit, apply_header_edits};
+use super::{Escalation, HeaderEdit, apply_header_edits, span};
 use crate::config::Config;
 use crate::headers::forwards_response;
 use crate::router::health;
@@ -106,11 +106,15 @@ impl Exchange {
         }
         apply_header_edits(&mut headers, edits);
         let mut effects = vec![Effect::SetHeaders(headers)];
+        if self.traced(config) {
+            effects.extend(span::at_response_head(config, self));
+        }
         match mode {
             ResponseMode::Stream => Step::go_on(effects),
             ResponseMode::Buffer if end_of_stream => {
                 // No body will follow: answer with the translated result right away.
                 let finished = self.on_complete_body(config, &[]);
+                effects.extend(self.span_end(config, host));
                 Step::finished(effects, finished, |finished, effects| {
                     effects.push(self.local_reply(config, finished));
                     false
@@ -140,7 +144,28 @@ impl Exchange {
         if let Some(usage) = self.usage_report() {
             step.effects.push(Effect::SetProperty(USAGE_PROPERTY, usage.into_bytes()));
         }
+        if end_of_stream {
+            step.effects.extend(self.span_end(config, host));
+        }
         step
+    }
+
+    /// The request's span gets Tollgate's attributes: they are enabled, and this is the gateway
+    /// filter's exchange (an upstream filter's attempt has the gateway filter as its client).
+    fn traced(&self, config: &Config) -> bool {
+        config.span_attributes && !matches!(self.role(), Role::Attempt { .. })
+    }
+
+    /// The span attributes known once the answer is complete. Through a failover cluster the
+    /// usage is the upstream filter's report, final by now: its filter sees each chunk first.
+    fn span_end(&mut self, config: &Config, host: &dyn ResponseHost) -> Vec<Effect> {
+        if !self.traced(config) {
+            return Vec::new();
+        }
+        if matches!(self.role(), Role::ViaFailoverCluster { .. }) {
+            self.take_reported_usage(host.property(&[USAGE_PROPERTY]).as_deref());
+        }
+        span::at_end(self)
     }
 
     fn response_body(&mut self, config: &Config, host: &dyn ResponseHost, now_ms: u64, body_size: usize, end_of_stream: bool) -> Step {

@@ -55,6 +55,10 @@ pub struct ConfigSpec {
     /// Honour `x-tollgate-explain: 1` (answer with the routing decision, call no provider).
     #[serde(default)]
     pub explain: bool,
+    /// Write the GenAI span attributes to filter state for Envoy's tracer (`gateway::span`);
+    /// off, the dozen host calls per request are saved where nothing traces.
+    #[serde(default)]
+    pub span_attributes: bool,
     /// How often each worker writes the counters of scopes without a cap (providers, models,
     /// uncapped keys and teams) to shared data; 0 writes them on every request. Capped scopes
     /// are always written at once, so budgets never lag.
