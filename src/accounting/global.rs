@@ -14,11 +14,11 @@
 //!
 //! Units: the protocol's counters are integers and the limits (`requests_per_unit`) are
 //! `uint32`, so money is charged in a configurable unit (`cost_unit_usd`, default one
-//! micro-dollar), rounded up per request; Envoy drops a descriptor whose `hits_addend` is
-//! above [`MAX_HITS`], so a charge is clamped to it.
+//! micro-dollar: a limit of at most 2³² − 1 units is $4,294.967295), rounded up per request;
+//! Envoy drops a descriptor whose `hits_addend` is above [`MAX_HITS`], so a charge is clamped to it.
 
 use super::ledger::Outcome;
-use super::money::{PICO_PER_USD, Pico, format_usd};
+use super::money::{PICO_PER_USD, Pico};
 
 /// Filter state `wasm.tollgate_charge_tokens`: the request's counted tokens.
 pub const TOKENS_PROPERTY: &str = "tollgate_charge_tokens";
@@ -29,10 +29,6 @@ pub const COST_PROPERTY: &str = "tollgate_charge_cost";
 /// source/extensions/filters/common/ratelimit_config/ratelimit_config.cc): a larger value drops
 /// the descriptor, so the charge would be lost.
 pub const MAX_HITS: u64 = 1_000_000_000;
-
-/// The largest limit the protocol can state (`RateLimitResponse.RateLimit.requests_per_unit`,
-/// and envoyproxy/ratelimit's configuration field of that name, are `uint32`).
-pub const MAX_LIMIT: u64 = u32::MAX as u64;
 
 /// Default money unit: one micro-dollar.
 pub const DEFAULT_COST_UNIT: Pico = PICO_PER_USD / 1_000_000;
@@ -74,15 +70,8 @@ impl GlobalCharges {
     /// `cost` in units, rounded up (a request is never charged less than it cost), at most
     /// [`MAX_HITS`].
     pub fn units(&self, cost: Pico) -> u64 {
-        let units = cost.div_ceil(self.cost_unit);
+        let units = cost.div_ceil(self.cost_unit.max(1));
         u64::try_from(units).unwrap_or(u64::MAX).min(MAX_HITS)
-    }
-
-    /// What the counters can hold, for the operator: the largest limit and the largest
-    /// single charge, in dollars.
-    pub fn range(&self) -> (String, String) {
-        let dollars = |units: u64| format_usd(Pico::from(units).saturating_mul(self.cost_unit));
-        (dollars(MAX_LIMIT), dollars(MAX_HITS))
     }
 }
 
@@ -133,13 +122,6 @@ mod tests {
         assert_eq!(micro.units(Pico::MAX), MAX_HITS);
         let usage = Usage { input_tokens: u64::MAX, output_tokens: 1, ..Usage::default() };
         assert_eq!(micro.hits(&outcome(Some(usage), None)).tokens, MAX_HITS);
-    }
-
-    #[test]
-    fn states_its_range_in_dollars() {
-        assert_eq!(GlobalCharges::default().range(), ("4294.967295".into(), "1000".into()));
-        let tenth_cent = GlobalCharges::with_unit(PICO_PER_USD / 1000).unwrap();
-        assert_eq!(tenth_cent.range(), ("4294967.295".into(), "1000000".into()));
     }
 
     #[test]

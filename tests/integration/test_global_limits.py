@@ -293,10 +293,12 @@ def test_a_token_limit_refuses_once_the_counter_is_over(envoys, store):
 
 
 def test_a_global_budget_under_concurrent_load_is_overshot_within_the_bound(envoys, store):
-    """3 Envoys x 200 clients each, every client sending requests (half of them streamed) until
-    refused. Each request is admitted when the budget's counter is not over (hits_addend 0) and
-    charged when it ends, so the overshoot is at most what the requests in flight when the counter
-    passes the budget cost: here at most 600 x the largest request's cost."""
+    """3 Envoys x 100 clients each (see README for 200), every client sending requests (half of them
+    streamed) until refused. Each request is admitted when the budget's counter is not over
+    (hits_addend 0) and charged when it ends, so the overshoot is at most what the requests admitted
+    and not yet charged when the counter passes the budget cost. A client has one request in flight,
+    plus at most its previous one, answered but whose charge has not reached the service yet: the
+    bound is 2 x clients x the dearest request (measured: about 1 x)."""
     clients_per_envoy = int(os.environ.get("TOLLGATE_GLOBAL_LOAD_CLIENTS", "100"))
     lock, received, refused = threading.Lock(), [], []
 
@@ -319,7 +321,7 @@ def test_a_global_budget_under_concurrent_load_is_overshot_within_the_bound(envo
     charged = settled(lambda: store.counter(("key", "spender"), ("charge", "usd")))
     largest = max(units(u) for u in received)
     overshoot = received_units - BUDGET_UNITS
-    bound = 3 * clients_per_envoy * largest
+    bound = 2 * 3 * clients_per_envoy * largest
     print(f"\nglobal budget {BUDGET_UNITS} units, {3 * clients_per_envoy} concurrent clients: {len(received)} answered, "
           f"{len(refused)} refused in {elapsed:.1f}s; Redis holds {charged}, the clients' usage x prices is {received_units}; "
           f"overshoot {overshoot} units ({overshoot / largest:.1f} requests of at most {largest}); bound {bound}")
