@@ -198,7 +198,7 @@ impl Forward<'_> {
         let provider_forward = self.provider().map_or(&[][..], |p| p.forward_headers.as_slice());
         let mut headers = crate::headers::forwarded(client, &[provider_forward, self.route_forward]);
         let dialect = self.exchange.ctx.dialect;
-        if self.provider().is_some_and(|p| p.settings.api().speaks(dialect)) {
+        if self.provider().is_some_and(|p| p.settings.api().speaks(dialect, &self.exchange.ctx.model)) {
             let native = dialect.native_headers();
             let missing = |name: &str| !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
             let extra: Vec<(String, String)> =
@@ -401,7 +401,7 @@ impl Gateway {
         if let (Operation::Chat, Some(external)) = (incoming.operation, &self.config.guardrails.external)
             && body.len() <= self.config.limits.max_request_bytes
         {
-            let req = client::parse_chat(ClientBody { dialect: incoming.dialect, bytes: body })?;
+            let req = client::parse_chat(ClientBody { dialect: incoming.dialect, bytes: body, headers: incoming.headers })?;
             return Ok(Next::Analyze(external.analysis(&Guardrails::analysed_text(&req))));
         }
         self.decide_body(incoming, body, None, store, now_ms)
@@ -484,7 +484,7 @@ impl Gateway {
         let redacted_body: Vec<u8>;
         // What the external guardrail service analysed, which its findings borrow.
         let analysed_text: String;
-        let client = ClientBody { dialect: incoming.dialect, bytes: body };
+        let client = ClientBody { dialect: incoming.dialect, bytes: body, headers: incoming.headers };
         let req = client::parse_chat(client)?;
         let output = req.output_limit().unwrap_or(self.config.limits.estimated_output_tokens);
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: output, stream: req.stream };
@@ -689,7 +689,7 @@ impl Gateway {
     /// estimates from the conversation's text and says so (`x-tollgate-estimate: 1`). Nothing is
     /// charged.
     fn on_count_tokens_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
-        let client = ClientBody { dialect: incoming.dialect, bytes: body };
+        let client = ClientBody { dialect: incoming.dialect, bytes: body, headers: incoming.headers };
         let req = client::parse_count_tokens(client)?;
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: 0, stream: false };
         let (route, choice, commitment) =
@@ -728,7 +728,8 @@ impl Gateway {
         let path = crate::headers::value(incoming.headers, ":path").unwrap_or_default();
         let stored = path.strip_prefix("/v1/responses").unwrap_or_default();
         let providers = &self.config.providers;
-        let Some((index, provider)) = providers.iter().enumerate().find(|(_, p)| p.settings.api().speaks(Dialect::OpenAiResponses)) else {
+        let Some((index, provider)) = providers.iter().enumerate().find(|(_, p)| p.settings.api().speaks(Dialect::OpenAiResponses, ""))
+        else {
             return Err(ApiError::not_found(
                 "Stored responses live at OpenAI: this gateway has no OpenAI or Azure provider to ask. Requests to other providers are stateless.",
             )
@@ -872,7 +873,7 @@ impl Gateway {
         // that speaks the client's API (OpenAI chat and Messages; a Responses stream passes
         // through unrestored, see the README's Guardrails section).
         let restoring = ctx.stream && ctx.restore.is_some() && ctx.dialect != Dialect::OpenAiResponses;
-        ctx.native = choice.provider.settings.api().speaks(ctx.dialect) && !restoring;
+        ctx.native = choice.provider.settings.api().speaks(ctx.dialect, &ctx.model) && !restoring;
         // Through a failover cluster, each attempt reports its own target's health from the
         // upstream filter.
         let target = if let Role::ViaFailoverCluster { .. } = role { None } else { choice.target };

@@ -123,7 +123,7 @@ impl Gateway {
         let mut dropped = Vec::new();
         let upstream = match attempt.operation {
             Operation::Chat => {
-                let client = ClientBody { dialect: attempt.dialect, bytes: body };
+                let client = ClientBody { dialect: attempt.dialect, bytes: body, headers: &attempt.client_headers };
                 let mut req = client::parse_chat(client)?;
                 let mut edits = Edits::default();
                 let in_client_terms = |e| client::in_client_terms(client.dialect, e);
@@ -145,7 +145,7 @@ impl Gateway {
             }
         };
         ctx.model = attempt.model.clone();
-        ctx.native = provider.settings.api().speaks(ctx.dialect);
+        ctx.native = provider.settings.api().speaks(ctx.dialect, &ctx.model);
         let exchange = Exchange::new(Opening {
             role: Role::Attempt { reported: None },
             provider: attempt.provider,
