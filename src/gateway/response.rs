@@ -78,12 +78,15 @@ impl Exchange {
         let attempts = self.route_index().and_then(|_| header("x-envoy-attempt-count")).and_then(|a| a.parse().ok());
         let rate_limited_until = (status == 429).then(|| health::rate_limited_until(now_ms, &header)).flatten();
         let error_type = if (200..300).contains(&status) { None } else { header("x-amzn-errortype") };
-        // Errors Envoy produced itself, without a provider's answer.
-        let envoy_reply = (status >= 500)
+        // Errors Envoy produced itself, without a provider's answer (a 429: its rate-limit filter).
+        let envoy_reply = (status >= 500 || status == 429)
             .then(|| host.property(&["response", "code_details"]))
             .flatten()
             .and_then(|d| String::from_utf8(d).ok())
             .filter(|d| d != "via_upstream");
+        // A refusal of Envoy's rate-limit filter: its `enable_x_ratelimit_headers` say in how many
+        // seconds the limit that refused resets, which is when a retry can pass.
+        let global_retry_after = envoy_reply.as_deref().filter(|d| *d == "request_rate_limited").and(header("x-ratelimit-reset"));
         let head = ResponseHead {
             status,
             content_type: content_type.as_deref(),
@@ -99,6 +102,9 @@ impl Exchange {
         let announced = header("content-length").and_then(|l| l.parse().ok());
         let mut headers: Vec<(String, String)> = received.into_iter().filter(|(name, _)| forwards_response(name)).collect();
         let mut edits: Vec<HeaderEdit> = self.client_headers(config).into_iter().map(|(name, value)| (name.into(), Some(value))).collect();
+        if let Some(seconds) = global_retry_after {
+            edits.push(("retry-after".into(), seconds.parse::<u64>().ok().map(|s| s.max(1).to_string())));
+        }
         if mode == ResponseMode::Stream {
             edits.push(("content-length".into(), None));
             edits.push(("content-type".into(), Some("text/event-stream".into())));

@@ -275,3 +275,33 @@ fn without_span_attributes_configured_no_response_sets_any() {
     let done = b"data: [DONE]\n\n";
     assert_eq!(span_attributes(&ex.on_response_body(&g.config, &FakeResponse::new(&[], done), 0, done.len(), true)), []);
 }
+
+/// Envoy's rate-limit filter refused (global limits): the client gets the refusal in its own
+/// dialect with `retry-after` from the filter's `x-ratelimit-reset`, and no fallback is tried.
+#[test]
+fn a_global_rate_limit_refusal_is_answered_with_retry_after_and_never_fails_over() {
+    let g = gateway();
+    let mut ex = forward(&g, "chat", false).exchange;
+    let mut host = FakeResponse::new(
+        &[(":status", "429"), ("content-type", "application/json"), ("x-ratelimit-reset", "42"), ("x-ratelimit-limit", "6")],
+        b"",
+    );
+    host.properties.insert("response.code_details".into(), b"request_rate_limited".to_vec());
+    let step = ex.on_response_head(&g.config, &host, 0, false);
+    let Some(Effect::SetHeaders(headers)) = step.effects.first() else { panic!("{:?}", step.effects) };
+    assert_eq!(crate::headers::value(headers, "retry-after"), Some("42"));
+    assert_eq!(crate::headers::value(headers, "x-ratelimit-limit"), None, "the filter's own headers stay in the gateway");
+    let body = br#"{"error":{"message":"Rate limit reached (global limit of this gateway)."}}"#;
+    let step = ex.on_response_body(&g.config, &FakeResponse::new(&[], body), 0, body.len(), true);
+    assert!(step.escalate.is_none(), "no provider was asked: nothing to fail over from");
+    let Some(Effect::ReplaceBody(answer)) = step.effects.first() else { panic!("{:?}", step.effects) };
+    let error: serde_json::Value = serde_json::from_slice(answer).unwrap();
+    assert_eq!((error["error"]["code"].as_str(), error["error"]["type"].as_str()), (Some("rate_limit_exceeded"), Some("requests")));
+}
+
+#[test]
+fn a_failing_rate_limit_service_that_fails_closed_is_a_503_of_its_own() {
+    let e = crate::gateway::exchange::global_refusal("rate_limiter_error").unwrap();
+    assert_eq!((e.status, e.code.as_deref()), (503, Some("rate_limit_service_unavailable")));
+    assert!(crate::gateway::exchange::global_refusal("upstream_reset_before_response_started{connection_termination}").is_none());
+}

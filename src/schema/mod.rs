@@ -343,6 +343,18 @@ pub struct RateLimitsSpec {
     /// rate-limit filter (global limits through a rate-limit service).
     #[serde(default)]
     pub descriptor_headers: bool,
+    /// Write each finished request's tokens and cost to filter state for the route's rate
+    /// limits applied at stream end (global token limits and budgets).
+    #[serde(default)]
+    pub global_charges: Option<GlobalChargesSpec>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalChargesSpec {
+    /// One unit of the cost counter in dollars (default 0.000001).
+    #[serde(default, deserialize_with = "deserialize_optional_usd")]
+    pub cost_unit_usd: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
