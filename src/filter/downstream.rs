@@ -156,6 +156,9 @@ fn export(gateway: &Gateway, records: Records) {
     for (series, value) in records.metrics {
         host::record_metric(series, value, &gateway.config);
     }
+    for (name, value) in records.properties {
+        host::set_property(name, &value);
+    }
 }
 
 impl Context for Downstream {

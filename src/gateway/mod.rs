@@ -12,10 +12,12 @@ pub mod plugin;
 mod refusal;
 pub mod response;
 pub mod selection;
+pub mod span;
 pub mod telemetry;
 pub mod upstream;
 
 use crate::accounting::budget::{self, Ask, Caller, Charges};
+use crate::accounting::ledger::Outcome;
 use crate::accounting::prices::Price;
 use crate::client::{self, ClientBody, Dialect};
 use crate::config::Config;
@@ -261,6 +263,8 @@ pub fn apply_header_edits(headers: &mut Vec<(String, String)>, edits: Vec<Header
 pub struct Records {
     pub access_log: Vec<u8>,
     pub metrics: Vec<(telemetry::Series, u64)>,
+    /// Filter state for Envoy's rate limits applied at stream end (global charges).
+    pub properties: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// A call to a route's last resort (e.g. a human review queue) when every target failed.
@@ -942,7 +946,7 @@ impl Gateway {
 
     /// Accounts for a finished exchange (complete, failed or cut off): usage and cost in every
     /// scope, reservations settled, and the target's health when the route has alternatives.
-    pub fn finish(&self, exchange: &mut Exchange, store: &dyn SharedStore, now_ms: u64) {
+    pub fn finish(&self, exchange: &mut Exchange, store: &dyn SharedStore, now_ms: u64) -> Outcome {
         let failed = !exchange.completed || !(200..300).contains(&exchange.status);
         let outcome = budget::outcome(&exchange.charges, exchange.usage, failed);
         let accounting = &self.config.accounting;
@@ -953,6 +957,7 @@ impl Gateway {
         if let Some(target) = exchange.target.and_then(|t| self.config.router.target(t)) {
             exchange.breaker_opened = self.report_health(&target.health_key, exchange, store, now_ms);
         }
+        outcome
     }
 
     /// Writes this worker's batched counters to shared data.
@@ -969,7 +974,7 @@ impl Gateway {
         let attempt = match exchange.status {
             200..=299 if exchange.completed => Observation::Success {
                 latency_us: now_ms.saturating_sub(exchange.started_ms) * 1000,
-                ttfb_us: exchange.first_byte_ms.map(|f| f.saturating_sub(exchange.started_ms) * 1000),
+                ttfb_us: exchange.time_to_first_token_ms().map(|t| t * 1000),
             },
             429 => Observation::RateLimited { until_ms: exchange.rate_limited_until },
             // Client errors say nothing about the target's health.
@@ -993,6 +998,7 @@ impl Gateway {
         Records {
             access_log: access_log::for_reply(&self.config, caller, reply.status, reply.error_code.as_deref(), &reply.guardrails),
             metrics,
+            properties: Vec::new(),
         }
     }
 
@@ -1003,9 +1009,10 @@ impl Gateway {
         exchange.take_reported_usage(usage_report);
         exchange.take_stream_findings();
         let access_log = access_log::for_exchange(&self.config, exchange, now_ms);
-        self.finish(exchange, store, now_ms);
+        let outcome = self.finish(exchange, store, now_ms);
         let metrics = exchange.provider(&self.config).map(|p| telemetry::samples(exchange, p.scope, now_ms)).unwrap_or_default();
-        Records { access_log, metrics }
+        let properties = self.config.accounting.global_charges.map(|g| g.hits(&outcome).properties().into()).unwrap_or_default();
+        Records { access_log, metrics, properties }
     }
 
     /// An attempt is over (answered or not): the target's health and the attempt's metrics.

@@ -6,7 +6,6 @@ virtual keys and budgets, and accounting equal to chat's."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.client
 import json
 import pathlib
@@ -21,7 +20,9 @@ from anthropic.types import (Message, RawContentBlockDeltaEvent, RawContentBlock
                              RawMessageDeltaEvent, RawMessageStartEvent, RawMessageStopEvent, RawMessageStreamEvent)
 from anthropic.types.shared import ErrorResponse
 
-from harness import Envoy, load_config, plugin_config, point_static_clusters, set_plugin_config, stream, wait_until, wasm_filters
+from client_apis import (ACCOUNTED, AZURE, CONVERSATION_CHAT, OTHER_KINDS, accounted_as_chat, every_kind_gateway, log_entries,
+                         mock_cache_headers, next_entry, sha, split_at_model)
+from harness import stream
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -46,12 +47,6 @@ OPENAI_SHAPED = {"openai", "azure", "deepseek"}
 # A Bedrock model that is not Anthropic's, which Messages clients reach through Converse.
 NOVA = ("bedrock-nova", "us.amazon.nova-pro-v1:0")
 
-ENV = {
-    "GEMINI_API_KEY": "test-gemini-key", "COHERE_API_KEY": "test-cohere-key", "AZURE_OPENAI_API_KEY": "test-azure-key",
-    "DEEPSEEK_API_KEY": "test-openai-key", "VERTEX_ACCESS_TOKEN": "test-vertex-token",
-    # The mock's default long-term AWS key; the session token set empty so a developer's cannot leak in.
-    "AWS_ACCESS_KEY_ID": "AKIDMOCKBEDROCK", "AWS_SECRET_ACCESS_KEY": "mock/bedrock+secret-key", "AWS_SESSION_TOKEN": "",
-}
 
 WEATHER = {"name": "get_weather", "description": "Current weather for a city",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
@@ -60,55 +55,27 @@ PIXEL = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")).decode()
 
 
-def sha(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def gw(mock, tmp_path_factory):
     """The demo gateway with one provider of every kind on the mock, virtual keys, a spent team
     budget, prices for every upstream model, and the access log in a file."""
     workdir = tmp_path_factory.mktemp("messages")
-    cfg = load_config("envoy/demo.yaml")
-    point_static_clusters(cfg, mock.port)
-    plugin = plugin_config(cfg)
-    plugin["providers"].update({
-        "azure": {"kind": "azure", "cluster": "mock_openai", "host": "tollgate-test.openai.azure.com",
-                  "api_key_env": "AZURE_OPENAI_API_KEY", "api_version": "2024-10-21"},
-        "deepseek": {"kind": "openai_compatible", "cluster": "mock_openai", "host": "api.deepseek.com", "base_path": "",
-                     "api_key_env": "DEEPSEEK_API_KEY"},
-        "gemini": {"kind": "gemini", "cluster": "mock_openai", "api_key_env": "GEMINI_API_KEY"},
-        "bedrock": {"kind": "bedrock", "cluster": "mock_openai", "region": "us-east-1"},
-        "vertex": {"kind": "vertex", "cluster": "mock_openai", "project": "tollgate-test", "location": "us-east5",
-                   "api_key_env": "VERTEX_ACCESS_TOKEN"},
-        "cohere": {"kind": "cohere", "cluster": "mock_openai", "api_key_env": "COHERE_API_KEY"},
-    })
-    plugin["models"] = {client: {"provider": provider, "model": upstream} for provider, (client, upstream) in TARGETS.items()}
-    plugin["models"].update({
+    providers = {"azure": {**AZURE, "api_version": "2024-10-21"}, **OTHER_KINDS}
+    models = {
         # Claude Code's own name for the model, served under the dated upstream name.
         "claude-sonnet-4-5": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929"},
         # Targets of their own for provider 429s: a 429 marks its target rate-limited for a while.
         "claude-limited": {"provider": "anthropic", "model": "claude-haiku-4-5-20251001"},
         "gpt-limited": {"provider": "openai", "model": "gpt-4.1-nano"},
         NOVA[0]: {"provider": "bedrock", "model": NOVA[1]},
-    })
-    plugin["auth"] = {"keys": [
+    }
+    auth = {"keys": [
         {"id": "messages", "sha256": sha(KEY)},
         {"id": "narrow", "sha256": sha(NARROW), "models": ["gpt-4o-mini"]},
         {"id": "spent", "sha256": sha(SPENT), "team": "spent"},
     ]}
-    plugin["teams"] = {"spent": {"budget": {"daily_usd": "0.000001"}}}
-    price = {"input": "3", "output": "15", "cache_read": "0.30", "cache_write": "3.75"}
-    plugin["prices"] = {upstream: price for _, upstream in TARGETS.values()}
-    set_plugin_config(cfg, plugin)
-    for f in wasm_filters(cfg):
-        f["vm_config"]["environment_variables"]["host_env_keys"] += list(ENV)
-    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    log_path = workdir / "access.log"
-    hcm["access_log"][0]["typed_config"]["path"] = str(log_path)
-    # Access-log entries are written within 100 ms, not the default 10 s, for tests that read them.
-    envoy = Envoy(cfg, workdir, env=ENV, args=["--file-flush-interval-msec", "100"])
-    envoy.access_log = log_path
+    teams = {"spent": {"budget": {"daily_usd": "0.000001"}}}
+    envoy = every_kind_gateway(mock, workdir, TARGETS, providers, models, auth, teams)
     yield envoy
     envoy.stop()
 
@@ -218,20 +185,6 @@ def summary(message: Message) -> dict:
 
 def raw_stream(gw, body: dict, headers: dict | None = None, path: str = "/v1/messages"):
     return stream(gw.port, path, body, {"x-api-key": KEY, "anthropic-version": "2023-06-01", **(headers or {})})
-
-
-def log_entries(gw) -> list[dict]:
-    if not gw.access_log.exists():
-        return []
-    return [json.loads(line)["tollgate"] for line in gw.access_log.read_text().splitlines() if line.strip()]
-
-
-def next_entry(gw, before: int, upstream: str) -> dict:
-    """The access-log entry of the next request served by `upstream`, once Envoy wrote it."""
-    def newest():
-        entries = [e for e in log_entries(gw)[before:] if e.get("upstream_model") == upstream]
-        return entries[-1] if entries else None
-    return wait_until(newest, 10, f"access log entry for {upstream}")
 
 
 # ---- answers and streams, every provider ---------------------------------------------------------
@@ -426,13 +379,6 @@ def test_thinking_comes_back_as_thinking_blocks(gw, mock, provider, test_id):
 
 # ---- Anthropic passthrough -----------------------------------------------------------------------
 
-def split_at_model(raw: str) -> tuple[str, str, str]:
-    """(what comes before the `model` member's value, the value, what comes after)."""
-    found = re.search(r'"model"\s*:\s*"((?:[^"\\]|\\.)*)"', raw)
-    assert found, raw[:200]
-    return raw[:found.start(1)], found.group(1), raw[found.end(1):]
-
-
 def test_a_claude_code_request_passes_through_byte_for_byte(gw, mock, test_id):
     body = (FIXTURES / "claude_code_messages_request.json").read_bytes()
     headers = {"content-type": "application/json", "x-api-key": KEY, "anthropic-version": "2023-06-01",
@@ -581,8 +527,6 @@ def test_a_stream_the_provider_resets_midway_is_cut_off_not_ended(gw, provider):
 
 # ---- accounting ----------------------------------------------------------------------------------
 
-CONVERSATION_CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"},
-                     {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "tell me more"}]
 CONVERSATION_MESSAGES = dict(system="Be brief.", messages=CONVERSATION_CHAT[1:])
 
 
@@ -599,27 +543,14 @@ def converse(gw, model: str, streamed: bool, headers: dict) -> Message:
 @pytest.mark.parametrize("streamed", [False, True], ids=["whole", "stream"])
 def test_messages_cost_what_chat_completions_cost(gw, provider, streamed):
     model, upstream = TARGETS[provider]
-    cache = {"x-mock-cache-read": "2", **({"x-mock-cache-write": "1"} if provider == "anthropic" else {})}
-    auth = {"authorization": f"Bearer {KEY}"}
+    via_chat = accounted_as_chat(gw, provider, model, upstream, KEY, streamed)
 
     before = len(log_entries(gw))
-    chat = {"model": model, "messages": CONVERSATION_CHAT, "max_tokens": 100}
-    if streamed:
-        s = gw.stream({**chat, "stream": True}, {**auth, **cache})
-        assert s.status == 200 and s.error is None, s.body[:300]
-    else:
-        r = gw.chat(chat, {**auth, **cache})
-        assert r.status == 200, r.body
-    via_chat = next_entry(gw, before, upstream)
-
-    before = len(log_entries(gw))
-    message = converse(gw, model, streamed, cache)
+    message = converse(gw, model, streamed, mock_cache_headers(provider))
     via_messages = next_entry(gw, before, upstream)
 
     assert (via_chat.get("dialect"), via_messages.get("dialect")) == ("openai_chat", "anthropic_messages")
-    fields = ("provider", "upstream_model", "stream", "completed", "input_tokens", "cached_input_tokens", "cache_write_tokens",
-              "output_tokens", "reasoning_tokens", "cost_usd")
-    assert {f: via_messages[f] for f in fields} == {f: via_chat[f] for f in fields}
+    assert {f: via_messages[f] for f in ACCOUNTED} == {f: via_chat[f] for f in ACCOUNTED}
     assert via_messages["key_id"] == "messages" and via_messages["completed"] is True
     assert Decimal(via_messages["cost_usd"]) > 0
     # Cohere bills without a cache discount, so chat accounts no cached tokens there either
