@@ -92,7 +92,7 @@ integration-native: build redis
 test: lint unit wasm-unit validate integration integration-native
 
 # Load benchmark; BENCH_ARGS shortens it for a try-out, e.g. "--seconds 1 --rounds 1 --soak 20000".
-bench: setup
+bench: setup native
 	cargo build --release --target wasm32-wasip1 --lib
 	cargo build --release --target wasm32-wasip1 -p floor-filter
 	@tests/bench/install-tools.sh wrk nginx

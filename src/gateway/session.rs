@@ -387,3 +387,7 @@ impl Upstream {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -189,9 +189,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(_name
     std::ptr::null()
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(_config: *const c_void) {}
-
 // ---- Filters -------------------------------------------------------------------------------------
 
 /// One stream's filter, in the role its configuration takes.
@@ -425,140 +422,35 @@ unsafe fn callout_body(chunks: *const EnvoyBuffer, count: usize) -> Vec<u8> {
 
 // ---- Hooks Envoy resolves at load but Tollgate does not use ---------------------------------------
 
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(_envoy: FilterEnvoyPtr, _module: *const c_void, _event_id: u64) {}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
-    _config_envoy: FilterConfigEnvoyPtr,
-    _config: *const c_void,
-    _event_id: u64,
-) {
+/// Exports each hook as a no-op with the header's parameter types.
+macro_rules! unused_hooks {
+    ($($name:ident($($arg:ty),*);)*) => {
+        $(
+            #[unsafe(no_mangle)]
+            pub extern "C" fn $name($(_: $arg),*) {}
+        )*
+    };
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _stream_id: u64,
-    _headers: *const HttpHeader,
-    _headers_size: usize,
-    _end_stream: bool,
-) {
-}
+type Module = *const c_void;
 
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _stream_id: u64,
-    _data: *const EnvoyBuffer,
-    _data_count: usize,
-    _end_stream: bool,
-) {
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _stream_id: u64,
-    _trailers: *const HttpHeader,
-    _trailers_size: usize,
-) {
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _stream_id: u64,
-) {
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _stream_id: u64,
-    _reason: u32,
-) {
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
-    _config_envoy: FilterConfigEnvoyPtr,
-    _config: *const c_void,
-    _callout_id: u64,
-    _result: u32,
-    _headers: *const HttpHeader,
-    _headers_size: usize,
-    _body_chunks: *const EnvoyBuffer,
-    _body_chunks_size: usize,
-) {
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_headers(
-    _config_envoy: FilterConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream_id: u64,
-    _headers: *const HttpHeader,
-    _headers_size: usize,
-    _end_stream: bool,
-) {
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_data(
-    _config_envoy: FilterConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream_id: u64,
-    _data: *const EnvoyBuffer,
-    _data_count: usize,
-    _end_stream: bool,
-) {
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_trailers(
-    _config_envoy: FilterConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream_id: u64,
-    _trailers: *const HttpHeader,
-    _trailers_size: usize,
-) {
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_complete(
-    _config_envoy: FilterConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream_id: u64,
-) {
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(
-    _config_envoy: FilterConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream_id: u64,
-    _reason: u32,
-) {
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-) {
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-) {
+unused_hooks! {
+    envoy_dynamic_module_on_http_filter_scheduled(FilterEnvoyPtr, Module, u64);
+    envoy_dynamic_module_on_http_filter_config_scheduled(FilterConfigEnvoyPtr, Module, u64);
+    envoy_dynamic_module_on_http_filter_http_stream_headers(FilterEnvoyPtr, Module, u64, *const HttpHeader, usize, bool);
+    envoy_dynamic_module_on_http_filter_http_stream_data(FilterEnvoyPtr, Module, u64, *const EnvoyBuffer, usize, bool);
+    envoy_dynamic_module_on_http_filter_http_stream_trailers(FilterEnvoyPtr, Module, u64, *const HttpHeader, usize);
+    envoy_dynamic_module_on_http_filter_http_stream_complete(FilterEnvoyPtr, Module, u64);
+    envoy_dynamic_module_on_http_filter_http_stream_reset(FilterEnvoyPtr, Module, u64, u32);
+    envoy_dynamic_module_on_http_filter_config_http_callout_done(FilterConfigEnvoyPtr, Module, u64, u32, *const HttpHeader, usize, *const EnvoyBuffer, usize);
+    envoy_dynamic_module_on_http_filter_config_http_stream_headers(FilterConfigEnvoyPtr, Module, u64, *const HttpHeader, usize, bool);
+    envoy_dynamic_module_on_http_filter_config_http_stream_data(FilterConfigEnvoyPtr, Module, u64, *const EnvoyBuffer, usize, bool);
+    envoy_dynamic_module_on_http_filter_config_http_stream_trailers(FilterConfigEnvoyPtr, Module, u64, *const HttpHeader, usize);
+    envoy_dynamic_module_on_http_filter_config_http_stream_complete(FilterConfigEnvoyPtr, Module, u64);
+    envoy_dynamic_module_on_http_filter_config_http_stream_reset(FilterConfigEnvoyPtr, Module, u64, u32);
+    envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(FilterEnvoyPtr, Module);
+    envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(FilterEnvoyPtr, Module);
+    envoy_dynamic_module_on_http_filter_per_route_config_destroy(Module);
 }
 
 #[unsafe(no_mangle)]

@@ -200,36 +200,29 @@ def discovered_resource(filter_entry: dict) -> dict:
     return next(r for r in resources if r["name"] == filter_entry["name"])
 
 
-def _inline_discovered_filters(node):
-    if isinstance(node, dict):
+def _inline_discovered_filters(cfg: dict):
+    for node in each_dict(cfg):
         filters = node.get("http_filters")
         if isinstance(filters, list):
             for i, entry in enumerate(filters):
                 if "path_config_source" in entry.get("config_discovery", {}).get("config_source", {}):
                     filters[i] = {"name": "envoy.filters.http.wasm", "typed_config": discovered_resource(entry)["typed_config"]}
+
+
+def each_dict(node):
+    """Every dict in a nest of dicts and lists, each before what it holds."""
+    if isinstance(node, dict):
+        yield node
         for v in node.values():
-            _inline_discovered_filters(v)
+            yield from each_dict(v)
     elif isinstance(node, list):
         for v in node:
-            _inline_discovered_filters(v)
+            yield from each_dict(v)
 
 
 def wasm_filters(cfg: dict) -> list[dict]:
     """Every Tollgate wasm filter config in the bootstrap (listener and cluster filters)."""
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("name") == "envoy.filters.http.wasm":
-                found.append(node["typed_config"]["config"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(cfg)
-    return found
+    return [node["typed_config"]["config"] for node in each_dict(cfg) if node.get("name") == "envoy.filters.http.wasm"]
 
 
 def plugin_config(cfg: dict) -> dict:
@@ -292,26 +285,17 @@ def as_native(cfg: dict) -> dict:
     """A copy of the bootstrap with each Tollgate wasm filter (listener or cluster) replaced by the
     native build's dynamic-module filter: the same plugin JSON, the root id as `filter_name`."""
     cfg = copy.deepcopy(cfg)
-
-    def walk(node):
-        if isinstance(node, dict):
-            typed = node.get("typed_config")
-            if isinstance(typed, dict) and typed.get("@type") == WASM_TYPE:
-                wasm = typed.get("config", {})
-                node["typed_config"] = {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
-                    "dynamic_module_config": {"name": "tollgate"},
-                    "filter_name": wasm.get("root_id", ""),
-                    "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                      "value": wasm.get("configuration", {}).get("value", "")},
-                }
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(cfg)
+    for node in each_dict(cfg):
+        typed = node.get("typed_config")
+        if isinstance(typed, dict) and typed.get("@type") == WASM_TYPE:
+            wasm = typed.get("config", {})
+            node["typed_config"] = {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                "dynamic_module_config": {"name": "tollgate"},
+                "filter_name": wasm.get("root_id", ""),
+                "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                  "value": wasm.get("configuration", {}).get("value", "")},
+            }
     return cfg
 
 
