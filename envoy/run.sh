@@ -33,14 +33,14 @@ else
   echo "Demo mode: mock provider on 127.0.0.1:8081 (set OPENAI_API_KEY / ANTHROPIC_API_KEY for real providers)"
 fi
 
-# envoy/demo.yaml takes Tollgate's configuration from envoy/demo/tollgate.yaml by ECDS. Envoy's
+# envoy/demo.yaml takes Tollgate's configuration from envoy/demo/tollgate.ecds.yaml by ECDS. Envoy's
 # watch fires when a file is moved into envoy/demo (an atomic replace), not when an editor saves
 # in place; so while the demo runs, a save is turned into such a move of a marker file.
 if [ "$config" = envoy/demo.yaml ]; then
   (
-    seen=$(stat -c %y envoy/demo/tollgate.yaml)
+    seen=$(stat -c %y envoy/demo/tollgate.ecds.yaml)
     while sleep 1; do
-      now=$(stat -c %y envoy/demo/tollgate.yaml 2>/dev/null) || continue
+      now=$(stat -c %y envoy/demo/tollgate.ecds.yaml 2>/dev/null) || continue
       if [ "$now" != "$seen" ]; then
         seen=$now
         touch envoy/demo/.reload.new && mv -f envoy/demo/.reload.new envoy/demo/.reload
@@ -49,7 +49,7 @@ if [ "$config" = envoy/demo.yaml ]; then
   ) &
   NUDGE_PID=$!
   reload_hint="
-Edit envoy/demo/tollgate.yaml (add a model, change a price) while it runs: the change applies
+Edit envoy/demo/tollgate.ecds.yaml (add a model, change a price) while it runs: the change applies
 within seconds, without a restart (README, \"Configuration changes without a restart\").
 "
 fi

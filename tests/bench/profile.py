@@ -23,7 +23,8 @@ import bench
 from bench import PASSTHROUGH, TRANSLATE, Envoy, Side, free_port, table
 
 PROFILE_BIN = bench.ROOT / "target/profiling/examples/profile"
-ITERATIONS = {"translate": 2000, "passthrough": 2000, "large": 100, "stream": 1000}
+ITERATIONS = {"translate": 2000, "passthrough": 2000, "large": 100, "stream": 1000, "messages_passthrough": 2000,
+              "responses_passthrough": 2000}
 STEPS = {
     "step_request_headers": "on_http_request_headers",
     "step_request_body": "on_http_request_body (parse, route, translate)",

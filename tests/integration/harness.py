@@ -369,6 +369,7 @@ class Envoy:
 
 def validate(cfg_path: pathlib.Path, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = dict(os.environ)
+    full_env.setdefault("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", str(NATIVE_DIR))
     full_env.update(env or {})
     return subprocess.run([ENVOY_BIN, "--mode", "validate", "--disable-hot-restart", "-c", str(cfg_path)],
                           cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60)

@@ -1,20 +1,11 @@
-"""Configuration through real Envoy: shipped YAML validates, bad plugin config is refused with a
-message naming the field."""
+"""Configuration through real Envoy: bad plugin config is refused with a message naming the field.
+(Shipped configs are validated by `make validate`, tests/validate.py.)"""
 import json
 import pathlib
 
 import pytest
 
-from harness import KEYS, ROOT, load_config, plugin_config, set_plugin_config, validate
-
-SHIPPED = sorted(p.relative_to(ROOT) for p in [*ROOT.glob("envoy/*.yaml"), *ROOT.glob("examples/**/envoy.yaml")])
-
-
-@pytest.mark.parametrize("path", SHIPPED, ids=str)
-def test_shipped_envoy_config_validates(path):
-    result = validate(ROOT / path, KEYS)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert f"configuration '{ROOT / path}' OK" in result.stdout + result.stderr
+from harness import KEYS, load_config, plugin_config, set_plugin_config, validate
 
 
 @pytest.mark.parametrize("mutate,field", [

@@ -12,7 +12,7 @@ import pytest
 from harness import ROOT, wait_until
 
 PORTS = {"gateway": 10000, "admin": 9901, "mock": 8081}
-DEMO_CONFIG = ROOT / "envoy/demo/tollgate.yaml"
+DEMO_CONFIG = ROOT / "envoy/demo/tollgate.ecds.yaml"
 
 
 def port_taken(port: int) -> bool:

@@ -16,7 +16,7 @@ fn request_translation(c: &mut Criterion) {
     ] {
         let body = scenario.request_body();
         group.throughput(Throughput::Bytes(body.len() as u64));
-        group.bench_function(name, |b| b.iter(|| request_body(&gateway, &store, black_box(&body))));
+        group.bench_function(name, |b| b.iter(|| request_body(&gateway, &store, scenario, black_box(&body))));
     }
 }
 
@@ -27,7 +27,7 @@ fn response_translation(c: &mut Criterion) {
         let body = scenario.request_body();
         group.bench_function(name, |b| {
             b.iter_batched(
-                || request_body(&gateway, &store, &body).1,
+                || request_body(&gateway, &store, scenario, &body).1,
                 |mut exchange| response(&gateway, &mut exchange, scenario),
                 BatchSize::SmallInput,
             )
@@ -50,7 +50,7 @@ fn streaming(c: &mut Criterion) {
     });
     group.bench_function("anthropic_to_openai", |b| {
         b.iter_batched(
-            || request_body(&gateway, &store, &body).1,
+            || request_body(&gateway, &store, Scenario::Stream, &body).1,
             |mut exchange| response(&gateway, &mut exchange, Scenario::Stream),
             BatchSize::SmallInput,
         )
@@ -75,12 +75,12 @@ fn guardrails(c: &mut Criterion) {
     for (name, scenario) in [("1k5", Scenario::Translate), ("100k", Scenario::Large)] {
         let body = scenario.request_body();
         group.throughput(Throughput::Bytes(body.len() as u64));
-        group.bench_function(format!("request_off_{name}"), |b| b.iter(|| request_body(&plain, &store, black_box(&body))));
-        group.bench_function(format!("request_on_{name}"), |b| b.iter(|| request_body(&guarded, &store, black_box(&body))));
+        group.bench_function(format!("request_off_{name}"), |b| b.iter(|| request_body(&plain, &store, scenario, black_box(&body))));
+        group.bench_function(format!("request_on_{name}"), |b| b.iter(|| request_body(&guarded, &store, scenario, black_box(&body))));
         let with_pii =
             String::from_utf8(body.clone()).expect("UTF-8").replacen("\"content\":\"", "\"content\":\"Mail ann@example.org. ", 1);
         group.bench_function(format!("request_redacting_{name}"), |b| {
-            b.iter(|| request_body(&guarded, &store, black_box(with_pii.as_bytes())))
+            b.iter(|| request_body(&guarded, &store, scenario, black_box(with_pii.as_bytes())))
         });
     }
     let restore = {

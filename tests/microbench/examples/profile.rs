@@ -7,13 +7,13 @@ use std::hint::black_box;
 use tollgate::gateway::{Exchange, Gateway};
 
 #[inline(never)]
-fn step_request_headers(gateway: &Gateway, store: &Store, body: &[u8]) {
-    black_box(microbench::request_headers(gateway, store, body.len()));
+fn step_request_headers(gateway: &Gateway, store: &Store, scenario: Scenario, body: &[u8]) {
+    black_box(microbench::request_headers(gateway, store, scenario, body.len()));
 }
 
 #[inline(never)]
-fn step_request_body(gateway: &Gateway, store: &Store, body: &[u8]) -> Exchange {
-    let (upstream, exchange) = microbench::request_body(gateway, store, body);
+fn step_request_body(gateway: &Gateway, store: &Store, scenario: Scenario, body: &[u8]) -> Exchange {
+    let (upstream, exchange) = microbench::request_body(gateway, store, scenario, body);
     black_box(upstream);
     exchange
 }
@@ -30,14 +30,14 @@ fn step_log(gateway: &Gateway, store: &Store, mut exchange: Exchange) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: profile translate|passthrough|large|stream ITERATIONS";
+    let usage = "usage: profile translate|passthrough|large|stream|messages_passthrough|responses_passthrough ITERATIONS";
     let scenario = Scenario::ALL.into_iter().find(|s| Some(s.name()) == args.get(1).map(String::as_str)).expect(usage);
     let iterations: usize = args.get(2).and_then(|n| n.parse().ok()).expect(usage);
     let (gateway, store) = (gateway(), Store::default());
     let body = scenario.request_body();
     for _ in 0..iterations {
-        step_request_headers(&gateway, &store, &body);
-        let mut exchange = step_request_body(&gateway, &store, &body);
+        step_request_headers(&gateway, &store, scenario, &body);
+        let mut exchange = step_request_body(&gateway, &store, scenario, &body);
         step_response(&gateway, &mut exchange, scenario);
         step_log(&gateway, &store, exchange);
     }

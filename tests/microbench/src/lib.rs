@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 use tollgate::accounting::budget::Caller;
+use tollgate::client::Dialect;
 use tollgate::config::Config;
 use tollgate::gateway::exchange::{ResponseHead, ResponseMode};
 use tollgate::gateway::{Exchange, Gateway, Incoming, Next, OnHeaders, RequestHead, access_log, telemetry};
@@ -12,6 +13,7 @@ use tollgate::providers::Operation;
 pub const ANTHROPIC_RESPONSE: &[u8] = include_bytes!("../../bench/fixtures/anthropic_response.json");
 pub const OPENAI_RESPONSE: &[u8] = include_bytes!("../../bench/fixtures/openai_response.json");
 pub const ANTHROPIC_STREAM: &[u8] = include_bytes!("../../bench/fixtures/anthropic_stream.sse");
+pub const OPENAI_RESPONSES_RESPONSE: &[u8] = include_bytes!("../../bench/fixtures/openai_responses_response.json");
 const CHAT_REQUEST: &str = include_str!("../../bench/fixtures/chat_request.json");
 
 /// The plugin configuration of envoy/demo.yaml.
@@ -42,10 +44,21 @@ pub enum Scenario {
     Large,
     /// As `Translate`, streamed.
     Stream,
+    /// The same conversation as an Anthropic Messages request, passed through to Anthropic.
+    MessagesPassthrough,
+    /// The same conversation as an OpenAI Responses request, passed through to OpenAI.
+    ResponsesPassthrough,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [Scenario::Translate, Scenario::Passthrough, Scenario::Large, Scenario::Stream];
+    pub const ALL: [Scenario; 6] = [
+        Scenario::Translate,
+        Scenario::Passthrough,
+        Scenario::Large,
+        Scenario::Stream,
+        Scenario::MessagesPassthrough,
+        Scenario::ResponsesPassthrough,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -53,12 +66,31 @@ impl Scenario {
             Scenario::Passthrough => "passthrough",
             Scenario::Large => "large",
             Scenario::Stream => "stream",
+            Scenario::MessagesPassthrough => "messages_passthrough",
+            Scenario::ResponsesPassthrough => "responses_passthrough",
+        }
+    }
+
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Scenario::MessagesPassthrough => Dialect::AnthropicMessages,
+            Scenario::ResponsesPassthrough => Dialect::OpenAiResponses,
+            _ => Dialect::OpenAiChat,
+        }
+    }
+
+    fn client_path(self) -> &'static str {
+        match self.dialect() {
+            Dialect::AnthropicMessages => "/v1/messages",
+            Dialect::OpenAiResponses => "/v1/responses",
+            Dialect::OpenAiChat => "/v1/chat/completions",
         }
     }
 
     pub fn request_body(self) -> Vec<u8> {
         let mut req: Value = serde_json::from_str(CHAT_REQUEST).expect("fixture is JSON");
-        req["model"] = json!(if matches!(self, Scenario::Passthrough) { "fast" } else { "claude-sonnet" });
+        let openai = matches!(self, Scenario::Passthrough | Scenario::ResponsesPassthrough);
+        req["model"] = json!(if openai { "fast" } else { "claude-sonnet" });
         match self {
             Scenario::Stream => req["stream"] = json!(true),
             Scenario::Large => {
@@ -66,6 +98,8 @@ impl Scenario {
                 let content = req["messages"][3]["content"].as_str().expect("fixture's last message is text");
                 req["messages"][3]["content"] = json!(format!("{content}\n\n{}", paragraph.repeat(100_000 / paragraph.len())));
             }
+            Scenario::MessagesPassthrough => req = as_messages(&req),
+            Scenario::ResponsesPassthrough => req = as_responses(&req),
             Scenario::Translate | Scenario::Passthrough => {}
         }
         serde_json::to_vec(&req).expect("serializes")
@@ -74,11 +108,65 @@ impl Scenario {
     /// The provider's answer, and its content type.
     pub fn upstream_reply(self) -> (&'static [u8], &'static str) {
         match self {
-            Scenario::Translate | Scenario::Large => (ANTHROPIC_RESPONSE, "application/json"),
+            Scenario::Translate | Scenario::Large | Scenario::MessagesPassthrough => (ANTHROPIC_RESPONSE, "application/json"),
+            Scenario::ResponsesPassthrough => (OPENAI_RESPONSES_RESPONSE, "application/json"),
             Scenario::Passthrough => (OPENAI_RESPONSE, "application/json"),
             Scenario::Stream => (ANTHROPIC_STREAM, "text/event-stream"),
         }
     }
+}
+
+/// The chat fixture's system prompts, as one text.
+fn system_text(chat: &Value) -> String {
+    let messages = chat["messages"].as_array().expect("fixture has messages");
+    let system: Vec<&str> = messages.iter().filter(|m| m["role"] == "system").filter_map(|m| m["content"].as_str()).collect();
+    system.join(" ")
+}
+
+fn turns(chat: &Value) -> Vec<Value> {
+    let messages = chat["messages"].as_array().expect("fixture has messages");
+    messages.iter().filter(|m| m["role"] != "system").map(|m| json!({"role": m["role"], "content": m["content"]})).collect()
+}
+
+/// The same conversation as an Anthropic Messages request (as tests/bench/bench.py's `as_messages`).
+fn as_messages(chat: &Value) -> Value {
+    let tools: Vec<Value> = chat["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let f = &t["function"];
+            json!({"name": f["name"], "description": f.get("description").cloned().unwrap_or(json!("")), "input_schema": f["parameters"]})
+        })
+        .collect();
+    let mut req = json!({"model": chat["model"], "max_tokens": chat.get("max_tokens").cloned().unwrap_or(json!(1024)),
+                         "system": system_text(chat), "messages": turns(chat), "tools": tools,
+                         "metadata": {"user_id": chat.get("user").cloned().unwrap_or(json!("bench"))}});
+    if let Some(t) = chat.get("temperature") {
+        req["temperature"] = t.clone();
+    }
+    req
+}
+
+/// The same conversation as an OpenAI Responses request (as tests/bench/bench.py's `as_responses`).
+fn as_responses(chat: &Value) -> Value {
+    let tools: Vec<Value> = chat["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let mut tool = t["function"].clone();
+            tool["type"] = json!("function");
+            tool
+        })
+        .collect();
+    let mut req = json!({"model": chat["model"], "instructions": system_text(chat), "input": turns(chat), "tools": tools,
+                         "max_output_tokens": chat.get("max_tokens").cloned().unwrap_or(json!(1024)), "store": false,
+                         "user": chat.get("user").cloned().unwrap_or(json!("bench"))});
+    if let Some(t) = chat.get("temperature") {
+        req["temperature"] = t.clone();
+    }
+    req
 }
 
 pub fn gateway() -> Gateway {
@@ -99,11 +187,11 @@ pub fn guarded_gateway() -> Gateway {
 pub use tollgate::host::memory::MemoryStore as Store;
 
 /// `on_http_request_headers`: classify the request.
-pub fn request_headers(gateway: &Gateway, store: &Store, body_len: usize) -> OnHeaders {
+pub fn request_headers(gateway: &Gateway, store: &Store, scenario: Scenario, body_len: usize) -> OnHeaders {
     let content_length = body_len.to_string();
     let head = RequestHead {
         method: "POST",
-        path: "/v1/chat/completions",
+        path: scenario.client_path(),
         content_length: Some(&content_length),
         authorization: None,
         api_key: None,
@@ -113,14 +201,9 @@ pub fn request_headers(gateway: &Gateway, store: &Store, body_len: usize) -> OnH
 
 /// `on_http_request_body`: parse, route and translate; the upstream body (if rewritten) and the
 /// exchange that handles the response.
-pub fn request_body(gateway: &Gateway, store: &Store, body: &[u8]) -> (Option<Vec<u8>>, Exchange) {
-    let incoming = Incoming {
-        operation: Operation::Chat,
-        dialect: tollgate::client::Dialect::OpenAiChat,
-        caller: Caller::default(),
-        headers: &[],
-        explain: false,
-    };
+pub fn request_body(gateway: &Gateway, store: &Store, scenario: Scenario, body: &[u8]) -> (Option<Vec<u8>>, Exchange) {
+    let incoming =
+        Incoming { operation: Operation::Chat, dialect: scenario.dialect(), caller: Caller::default(), headers: &[], explain: false };
     match gateway.on_body(&incoming, body, store, NOW_MS) {
         Ok(Next::Forward(forward)) => (forward.upstream.body, forward.exchange),
         _ => unreachable!("the scenario's request is valid and routed"),
@@ -151,8 +234,8 @@ pub fn log(gateway: &Gateway, store: &Store, exchange: &mut Exchange) -> usize {
 
 /// One whole request, all four steps.
 pub fn full_request(gateway: &Gateway, store: &Store, scenario: Scenario, body: &[u8]) -> usize {
-    std::hint::black_box(request_headers(gateway, store, body.len()));
-    let (upstream, mut exchange) = request_body(gateway, store, body);
+    std::hint::black_box(request_headers(gateway, store, scenario, body.len()));
+    let (upstream, mut exchange) = request_body(gateway, store, scenario, body);
     let reply = response(gateway, &mut exchange, scenario);
     upstream.map_or(0, |b| b.len()) + reply.map_or(0, |b| b.len()) + log(gateway, store, &mut exchange)
 }
