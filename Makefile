@@ -90,7 +90,7 @@ integration: build redis observability-tools
 	$(PYTHON) -m pytest -q tests/integration
 
 # The suites that matter most, again against the native build (tests/integration/harness.py).
-NATIVE_SUITES := test_core.py test_streaming.py test_routing.py test_accounting.py
+NATIVE_SUITES := test_core.py test_streaming.py test_routing.py test_accounting.py test_config.py
 integration-native: build redis
 	TOLLGATE_BUILD=native $(PYTHON) -m pytest -q $(addprefix tests/integration/,$(NATIVE_SUITES))
 
