@@ -274,19 +274,48 @@ fn body_size(envoy: FilterEnvoyPtr, buffered: u32, received: u32) -> usize {
     }
 }
 
+/// Which half of the stream a hook is about.
+#[derive(Clone, Copy)]
+enum Half {
+    Request,
+    Response,
+}
+
+fn headers_hook(envoy: FilterEnvoyPtr, module: *const c_void, half: Half, end_of_stream: bool) -> u32 {
+    with_filter(module, abi::HEADERS_CONTINUE, |f| {
+        let stream = f.stream(envoy, Hook::Other);
+        headers_status(match (f, half) {
+            (Filter::Downstream(d), Half::Request) => d.on_request_headers(&stream, end_of_stream),
+            (Filter::Upstream(u), Half::Request) => u.on_request_headers(&stream),
+            (Filter::Downstream(d), Half::Response) => d.on_response_headers(&stream, end_of_stream),
+            (Filter::Upstream(u), Half::Response) => u.on_response_headers(&stream, end_of_stream),
+        })
+    })
+}
+
+fn body_hook(envoy: FilterEnvoyPtr, module: *const c_void, half: Half, end_of_stream: bool) -> u32 {
+    with_filter(module, abi::BODY_CONTINUE, |f| {
+        let (hook, size) = match half {
+            Half::Request => (Hook::RequestBody, body_size(envoy, abi::BUFFERED_REQUEST_BODY, abi::RECEIVED_REQUEST_BODY)),
+            Half::Response => (Hook::ResponseBody, body_size(envoy, abi::BUFFERED_RESPONSE_BODY, abi::RECEIVED_RESPONSE_BODY)),
+        };
+        let stream = f.stream(envoy, hook);
+        body_status(match (f, half) {
+            (Filter::Downstream(d), Half::Request) => d.on_request_body(&stream, size, end_of_stream),
+            (Filter::Upstream(u), Half::Request) => u.on_request_body(&stream, size, end_of_stream),
+            (Filter::Downstream(d), Half::Response) => d.on_response_body(&stream, size, end_of_stream),
+            (Filter::Upstream(u), Half::Response) => u.on_response_body(&stream, size, end_of_stream),
+        })
+    })
+}
+
 #[unsafe(no_mangle)]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     envoy: FilterEnvoyPtr,
     module: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    with_filter(module, abi::HEADERS_CONTINUE, |f| {
-        let stream = f.stream(envoy, Hook::Other);
-        headers_status(match f {
-            Filter::Downstream(d) => d.on_request_headers(&stream, end_of_stream),
-            Filter::Upstream(u) => u.on_request_headers(&stream),
-        })
-    })
+    headers_hook(envoy, module, Half::Request, end_of_stream)
 }
 
 #[unsafe(no_mangle)]
@@ -295,19 +324,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     module: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    with_filter(module, abi::BODY_CONTINUE, |f| {
-        let stream = f.stream(envoy, Hook::RequestBody);
-        let size = body_size(envoy, abi::BUFFERED_REQUEST_BODY, abi::RECEIVED_REQUEST_BODY);
-        body_status(match f {
-            Filter::Downstream(d) => d.on_request_body(&stream, size, end_of_stream),
-            Filter::Upstream(u) => u.on_request_body(&stream, size, end_of_stream),
-        })
-    })
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(_envoy: FilterEnvoyPtr, _module: *const c_void) -> u32 {
-    abi::TRAILERS_CONTINUE
+    body_hook(envoy, module, Half::Request, end_of_stream)
 }
 
 #[unsafe(no_mangle)]
@@ -316,13 +333,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     module: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    with_filter(module, abi::HEADERS_CONTINUE, |f| {
-        let stream = f.stream(envoy, Hook::Other);
-        headers_status(match f {
-            Filter::Downstream(d) => d.on_response_headers(&stream, end_of_stream),
-            Filter::Upstream(u) => u.on_response_headers(&stream, end_of_stream),
-        })
-    })
+    headers_hook(envoy, module, Half::Response, end_of_stream)
 }
 
 #[unsafe(no_mangle)]
@@ -331,14 +342,13 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
     module: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    with_filter(module, abi::BODY_CONTINUE, |f| {
-        let stream = f.stream(envoy, Hook::ResponseBody);
-        let size = body_size(envoy, abi::BUFFERED_RESPONSE_BODY, abi::RECEIVED_RESPONSE_BODY);
-        body_status(match f {
-            Filter::Downstream(d) => d.on_response_body(&stream, size, end_of_stream),
-            Filter::Upstream(u) => u.on_response_body(&stream, size, end_of_stream),
-        })
-    })
+    body_hook(envoy, module, Half::Response, end_of_stream)
+}
+
+/// Trailers pass as they are.
+#[unsafe(no_mangle)]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(_envoy: FilterEnvoyPtr, _module: *const c_void) -> u32 {
+    abi::TRAILERS_CONTINUE
 }
 
 #[unsafe(no_mangle)]

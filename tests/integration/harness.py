@@ -222,7 +222,8 @@ def each_dict(node):
 
 def wasm_filters(cfg: dict) -> list[dict]:
     """Every Tollgate wasm filter config in the bootstrap (listener and cluster filters)."""
-    return [node["typed_config"]["config"] for node in each_dict(cfg) if node.get("name") == "envoy.filters.http.wasm"]
+    return [node["typed_config"]["config"] for node in each_dict(cfg)
+            if isinstance(node.get("typed_config"), dict) and node["typed_config"].get("@type") == WASM_TYPE]
 
 
 def plugin_config(cfg: dict) -> dict:
@@ -289,6 +290,8 @@ def as_native(cfg: dict) -> dict:
         typed = node.get("typed_config")
         if isinstance(typed, dict) and typed.get("@type") == WASM_TYPE:
             wasm = typed.get("config", {})
+            if node.get("name") == "envoy.filters.http.wasm":
+                node["name"] = "envoy.filters.http.dynamic_modules"
             node["typed_config"] = {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
                 "dynamic_module_config": {"name": "tollgate"},
