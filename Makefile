@@ -90,7 +90,8 @@ integration: build redis observability-tools
 	$(PYTHON) -m pytest -q tests/integration
 
 # The suites that matter most, again against the native build (tests/integration/harness.py).
-NATIVE_SUITES := test_core.py test_streaming.py test_routing.py test_accounting.py test_config.py
+NATIVE_SUITES := test_core.py test_streaming.py test_routing.py test_accounting.py test_config.py \
+	test_messages_api.py test_responses_api.py test_guardrails.py test_guardrails_external.py test_rate_limits.py
 integration-native: build redis
 	TOLLGATE_BUILD=native $(PYTHON) -m pytest -q $(addprefix tests/integration/,$(NATIVE_SUITES))
 
