@@ -60,6 +60,17 @@ impl Dialect {
 pub struct ClientBody<'b> {
     pub dialect: Dialect,
     pub bytes: &'b [u8],
+    /// The client's request headers, for a provider that takes one of its API's headers in the
+    /// body instead (Bedrock's `anthropic_beta`).
+    pub headers: &'b [(String, String)],
+}
+
+#[cfg(test)]
+impl<'b> ClientBody<'b> {
+    /// A body that came without headers.
+    pub fn bare(dialect: Dialect, bytes: &'b [u8]) -> Self {
+        ClientBody { dialect, bytes, headers: &[] }
+    }
 }
 
 /// A chat request in the client's dialect, parsed into the gateway's representation and

@@ -74,6 +74,13 @@ pub fn forwards(name: &str, configured: &[&[String]]) -> bool {
     !is_never_forwarded(&name) && configured.iter().flat_map(|list| list.iter()).any(|pattern| patterns::matches(pattern, &name))
 }
 
+/// The trace context headers (W3C Trace Context, Zipkin B3): Envoy's tracer rewrites them on the
+/// upstream request so that the provider's span is a child of Envoy's.
+pub fn is_trace_context(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(name.as_str(), "traceparent" | "tracestate" | "b3") || name.starts_with("x-b3-")
+}
+
 /// Keeps the client headers the policy forwards, in order.
 pub fn forwarded(headers: &[(String, String)], configured: &[&[String]]) -> Vec<(String, String)> {
     headers.iter().filter(|(name, _)| forwards(name, configured)).cloned().collect()
@@ -147,6 +154,16 @@ mod tests {
         ]);
         let names: Vec<String> = forwarded(&client, &[]).into_iter().map(|(k, _)| k).collect();
         assert_eq!(names, [":path", "content-type", "accept", "user-agent", "x-request-id", "traceparent", "tracestate", "x-b3-traceid"]);
+    }
+
+    #[test]
+    fn trace_context_headers_are_w3c_and_b3() {
+        for name in ["traceparent", "Tracestate", "b3", "x-b3-traceid", "X-B3-Sampled"] {
+            assert!(is_trace_context(name), "{name}");
+        }
+        for name in ["x-request-id", "trace", "b3x", "content-type"] {
+            assert!(!is_trace_context(name), "{name}");
+        }
     }
 
     #[test]

@@ -316,13 +316,9 @@ fn request_parsers_never_panic_and_refuse_deep_json() {
             Ok(req) => {
                 for p in &c.providers {
                     let target = BuildContext { model: models(p).0, now_ms: 1_700_000_000_000 };
-                    if let Err(e) = providers::build_chat(
-                        p,
-                        &req,
-                        ClientBody { dialect: Dialect::OpenAiChat, bytes: &body },
-                        &target,
-                        &mut Edits::default(),
-                    ) {
+                    if let Err(e) =
+                        providers::build_chat(p, &req, ClientBody::bare(Dialect::OpenAiChat, &body), &target, &mut Edits::default())
+                    {
                         assert!(e.status == 400 || e.status == 500, "{}: {e:?}", p.name);
                     }
                 }
@@ -575,13 +571,7 @@ fn deepest_accepted_json_fits_the_stack() {
     let req = chat::parse(body.as_bytes()).unwrap();
     for p in &c.providers {
         let target = BuildContext { model: models(p).0, now_ms: 1_700_000_000_000 };
-        let _ = providers::build_chat(
-            p,
-            &req,
-            ClientBody { dialect: Dialect::OpenAiChat, bytes: body.as_bytes() },
-            &target,
-            &mut Edits::default(),
-        );
+        let _ = providers::build_chat(p, &req, ClientBody::bare(Dialect::OpenAiChat, body.as_bytes()), &target, &mut Edits::default());
     }
     // Untyped values (an error's `code`) and untagged enums buffer whole subtrees.
     let deep_code = format!(r#"{{"error":{{"message":"m","code":{}}}}}"#, "[".repeat(MAX_DEPTH - 2) + &"]".repeat(MAX_DEPTH - 2));

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| CONFIG.with(|config| run(config, data)));
 fn run(config: &Config, data: &[u8]) {
     let Some((provider, body)) = common::pick(config, data) else { return };
     let target = BuildContext { model: "m", now_ms: 1_700_000_000_000 };
-    let client = ClientBody { dialect: Dialect::OpenAiChat, bytes: body };
+    let client = ClientBody { dialect: Dialect::OpenAiChat, bytes: body, headers: &[] };
     if let Ok(req) = client::parse_chat(client) {
         let _ = providers::build_chat(provider, &req, client, &target, &mut Edits::default());
     }

@@ -2,6 +2,7 @@
 //! admission against spending caps (reserve an estimate first, settle to the actual cost later),
 //! and the usage report.
 
+use super::global::GlobalCharges;
 use super::keys::{self, KeyIndex};
 use super::ledger::{self, Caps, Hold, Lifetime, Outcome, Period, Record, Totals};
 use super::money::{Pico, format_usd, parse_usd};
@@ -147,6 +148,8 @@ pub struct Accounting {
     pub auth_required: bool,
     /// See [`Accounting::descriptor_headers`].
     pub descriptor_headers: bool,
+    /// Global mode's charges at stream end (`rate_limits.global_charges`).
+    pub global_charges: Option<GlobalCharges>,
 }
 
 /// The request headers that name a request's scopes to Envoy's rate-limit filter, whose route

@@ -1,6 +1,7 @@
 //! Usage, prices, counters and budgets.
 
 pub mod budget;
+pub mod global;
 pub mod keys;
 pub mod ledger;
 pub mod money;

@@ -2,14 +2,16 @@
 //! into the structures the request path uses. Errors name the field that is wrong.
 
 use crate::accounting::budget::{Accounting, ScopeId};
+use crate::accounting::global::GlobalCharges;
 use crate::accounting::ledger::Lifetime;
+use crate::accounting::money;
 use crate::accounting::prices::{Price, PriceTable};
 use crate::guardrails::Guardrails;
 use crate::patterns;
 use crate::providers::{self, Provider};
 use crate::router::Router;
 use crate::schema::Role;
-use crate::schema::{ConfigError, ConfigSpec, LimitsSpec, ModelSpec, ParamAction, RateLimitsSpec, check_params};
+use crate::schema::{ConfigError, ConfigSpec, GlobalChargesSpec, LimitsSpec, ModelSpec, ParamAction, RateLimitsSpec, check_params};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -63,6 +65,8 @@ pub struct Config {
     pub accounting: Accounting,
     pub router: Router,
     pub guardrails: Guardrails,
+    /// Write the GenAI span attributes for Envoy's tracer (`gateway::span`).
+    pub span_attributes: bool,
     /// Set by the filter shell from the plugin's `root_id`.
     pub role: Role,
 }
@@ -273,6 +277,7 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
         accounting,
         router,
         guardrails,
+        span_attributes: spec.span_attributes,
         role: Role::Gateway,
     })
 }
@@ -280,6 +285,7 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
 /// The gateway's and the upstream models' rate limits, once every model scope is known.
 fn limit_rates(spec: &RateLimitsSpec, accounting: &mut Accounting) -> Result<(), ConfigError> {
     accounting.descriptor_headers = spec.descriptor_headers;
+    accounting.global_charges = spec.global_charges.as_ref().map(|g| global_charges(g, spec.descriptor_headers)).transpose()?;
     if let Some(gateway) = &spec.gateway {
         accounting.limit_rate("global", "all", "rate_limits.gateway", gateway)?;
     }
@@ -290,6 +296,18 @@ fn limit_rates(spec: &RateLimitsSpec, accounting: &mut Accounting) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Global charges name their scopes with the descriptor headers, in a money unit above zero.
+fn global_charges(spec: &GlobalChargesSpec, descriptor_headers: bool) -> Result<GlobalCharges, ConfigError> {
+    let field = "rate_limits.global_charges";
+    if !descriptor_headers {
+        return Err(ConfigError::new(field, "needs `rate_limits.descriptor_headers: true`: the charges are counted per named scope"));
+    }
+    let Some(unit) = &spec.cost_unit_usd else { return Ok(GlobalCharges::default()) };
+    let field = "rate_limits.global_charges.cost_unit_usd";
+    let pico = money::parse_usd(unit, 1).map_err(|e| ConfigError::new(field, e))?;
+    GlobalCharges::with_unit(pico).ok_or_else(|| ConfigError::new(field, "must be above zero"))
 }
 
 /// A reservation must outlive its request, or the budget stops holding room for a request
@@ -393,6 +411,24 @@ mod tests {
 
     fn compile_str(json: &str) -> Result<Config, ConfigError> {
         Config::from_json(json.as_bytes(), &env, 1_700_000_000)
+    }
+
+    fn with_rate_limits(rate_limits: &str) -> Result<Config, ConfigError> {
+        let json = GOOD.trim_end().strip_suffix('}').map(|head| format!("{head}, \"rate_limits\": {rate_limits}}}"));
+        compile_str(&json.unwrap_or_default())
+    }
+
+    #[test]
+    fn global_charges_take_a_money_unit_and_need_the_scope_names() {
+        let on = with_rate_limits(r#"{"descriptor_headers": true, "global_charges": {}}"#).unwrap();
+        assert_eq!(on.accounting.global_charges, Some(GlobalCharges::default()));
+        let cents = with_rate_limits(r#"{"descriptor_headers": true, "global_charges": {"cost_unit_usd": "0.01"}}"#).unwrap();
+        assert_eq!(cents.accounting.global_charges.map(|g| g.cost_unit), Some(money::PICO_PER_USD / 100));
+        assert_eq!(compile_str(GOOD).unwrap().accounting.global_charges, None, "off unless asked for");
+        let unnamed = with_rate_limits(r#"{"global_charges": {}}"#).unwrap_err();
+        assert_eq!(unnamed.field, "rate_limits.global_charges");
+        let zero = with_rate_limits(r#"{"descriptor_headers": true, "global_charges": {"cost_unit_usd": "0"}}"#).unwrap_err();
+        assert_eq!(zero.field, "rate_limits.global_charges.cost_unit_usd");
     }
 
     #[test]

@@ -193,6 +193,16 @@ impl Exchange {
         &self.ctx.model
     }
 
+    /// What the answer cost (`None`: no usage, or the target has no price).
+    pub fn cost(&self) -> Option<crate::accounting::money::Pico> {
+        self.usage.and_then(|u| self.charges.price.map(|p| p.cost(&u)))
+    }
+
+    /// From sending the request to the first streamed chunk (streams only).
+    pub fn time_to_first_token_ms(&self) -> Option<u64> {
+        self.first_byte_ms.map(|f| f.saturating_sub(self.started_ms))
+    }
+
     /// The failover plan's targets, in attempt order (empty unless via a failover cluster).
     pub(super) fn plan(&self) -> &[TargetId] {
         match &self.role {
@@ -378,7 +388,10 @@ impl Exchange {
         };
         let status = self.status;
         if !(200..300).contains(&status) {
-            let error = if let Some(details) = &self.envoy_reply {
+            let error = if let Some(refusal) = self.envoy_reply.as_deref().and_then(global_refusal) {
+                // Envoy's rate-limit filter answered: no provider was asked, nothing to fail over.
+                return self.error_reply(refusal);
+            } else if let Some(details) = &self.envoy_reply {
                 unreached(provider, status, details)
             } else if self.via_failover_cluster() {
                 providers::sane_status(openai::translate_error(status, body))
@@ -461,6 +474,28 @@ impl Exchange {
 
     pub fn is_streaming(&self) -> bool {
         matches!(self.state, State::Streaming { .. } | State::Aborted)
+    }
+}
+
+/// The refusal of Envoy's rate-limit filter (global limits and budgets), by its response code
+/// details (source/extensions/filters/http/ratelimit/ratelimit.cc, `RcDetailsValues`): over a
+/// limit, or the rate-limit service failed and the filter fails closed.
+pub fn global_refusal(details: &str) -> Option<ApiError> {
+    match details {
+        "request_rate_limited" => Some(
+            ApiError::new(
+                429,
+                "requests",
+                "Rate limit reached: a limit or budget this gateway shares across its replicas (for this key, team, model or \
+                 the whole gateway) is used up. Please try again later.",
+            )
+            .with_code("rate_limit_exceeded"),
+        ),
+        "rate_limiter_error" => Some(
+            ApiError::new(503, "api_error", "The gateway's rate-limit service did not answer; requests are refused until it does.")
+                .with_code("rate_limit_service_unavailable"),
+        ),
+        _ => None,
     }
 }
 

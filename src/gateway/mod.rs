@@ -13,10 +13,12 @@ mod refusal;
 pub mod response;
 pub mod selection;
 pub mod session;
+pub mod span;
 pub mod telemetry;
 pub mod upstream;
 
 use crate::accounting::budget::{self, Ask, Caller, Charges};
+use crate::accounting::ledger::Outcome;
 use crate::accounting::prices::Price;
 use crate::client::{self, ClientBody, Dialect};
 use crate::config::Config;
@@ -198,7 +200,7 @@ impl Forward<'_> {
         let provider_forward = self.provider().map_or(&[][..], |p| p.forward_headers.as_slice());
         let mut headers = crate::headers::forwarded(client, &[provider_forward, self.route_forward]);
         let dialect = self.exchange.ctx.dialect;
-        if self.provider().is_some_and(|p| p.settings.api().speaks(dialect)) {
+        if self.provider().is_some_and(|p| p.settings.api().speaks(dialect, &self.exchange.ctx.model)) {
             let native = dialect.native_headers();
             let missing = |name: &str| !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
             let extra: Vec<(String, String)> =
@@ -262,6 +264,8 @@ pub fn apply_header_edits(headers: &mut Vec<(String, String)>, edits: Vec<Header
 pub struct Records {
     pub access_log: Vec<u8>,
     pub metrics: Vec<(telemetry::Series, u64)>,
+    /// Filter state for Envoy's rate limits applied at stream end (global charges).
+    pub properties: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// A call to a route's last resort (e.g. a human review queue) when every target failed.
@@ -399,7 +403,7 @@ impl Gateway {
         if let (Operation::Chat, Some(external)) = (incoming.operation, &self.config.guardrails.external)
             && body.len() <= self.config.limits.max_request_bytes
         {
-            let req = client::parse_chat(ClientBody { dialect: incoming.dialect, bytes: body })?;
+            let req = client::parse_chat(ClientBody { dialect: incoming.dialect, bytes: body, headers: incoming.headers })?;
             return Ok(Next::Analyze(external.analysis(&Guardrails::analysed_text(&req))));
         }
         self.decide_body(incoming, body, None, store, now_ms)
@@ -482,7 +486,7 @@ impl Gateway {
         let redacted_body: Vec<u8>;
         // What the external guardrail service analysed, which its findings borrow.
         let analysed_text: String;
-        let client = ClientBody { dialect: incoming.dialect, bytes: body };
+        let client = ClientBody { dialect: incoming.dialect, bytes: body, headers: incoming.headers };
         let req = client::parse_chat(client)?;
         let output = req.output_limit().unwrap_or(self.config.limits.estimated_output_tokens);
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: output, stream: req.stream };
@@ -687,7 +691,7 @@ impl Gateway {
     /// estimates from the conversation's text and says so (`x-tollgate-estimate: 1`). Nothing is
     /// charged.
     fn on_count_tokens_body(&self, incoming: &Incoming, body: &[u8], store: &dyn SharedStore, now_ms: u64) -> Result<Next<'_>, Halt> {
-        let client = ClientBody { dialect: incoming.dialect, bytes: body };
+        let client = ClientBody { dialect: incoming.dialect, bytes: body, headers: incoming.headers };
         let req = client::parse_count_tokens(client)?;
         let demand = Demand { input_tokens: body.len() as u64 / 4, output_tokens: 0, stream: false };
         let (route, choice, commitment) =
@@ -726,7 +730,8 @@ impl Gateway {
         let path = crate::headers::value(incoming.headers, ":path").unwrap_or_default();
         let stored = path.strip_prefix("/v1/responses").unwrap_or_default();
         let providers = &self.config.providers;
-        let Some((index, provider)) = providers.iter().enumerate().find(|(_, p)| p.settings.api().speaks(Dialect::OpenAiResponses)) else {
+        let Some((index, provider)) = providers.iter().enumerate().find(|(_, p)| p.settings.api().speaks(Dialect::OpenAiResponses, ""))
+        else {
             return Err(ApiError::not_found(
                 "Stored responses live at OpenAI: this gateway has no OpenAI or Azure provider to ask. Requests to other providers are stateless.",
             )
@@ -870,7 +875,7 @@ impl Gateway {
         // that speaks the client's API (OpenAI chat and Messages; a Responses stream passes
         // through unrestored, see the README's Guardrails section).
         let restoring = ctx.stream && ctx.restore.is_some() && ctx.dialect != Dialect::OpenAiResponses;
-        ctx.native = choice.provider.settings.api().speaks(ctx.dialect) && !restoring;
+        ctx.native = choice.provider.settings.api().speaks(ctx.dialect, &ctx.model) && !restoring;
         // Through a failover cluster, each attempt reports its own target's health from the
         // upstream filter.
         let target = if let Role::ViaFailoverCluster { .. } = role { None } else { choice.target };
@@ -900,7 +905,7 @@ impl Gateway {
 
     /// Accounts for a finished exchange (complete, failed or cut off): usage and cost in every
     /// scope, reservations settled, and the target's health when the route has alternatives.
-    pub fn finish(&self, exchange: &mut Exchange, store: &dyn SharedStore, now_ms: u64) {
+    pub fn finish(&self, exchange: &mut Exchange, store: &dyn SharedStore, now_ms: u64) -> Outcome {
         let failed = !exchange.completed || !(200..300).contains(&exchange.status);
         let outcome = budget::outcome(&exchange.charges, exchange.usage, failed);
         let accounting = &self.config.accounting;
@@ -911,6 +916,7 @@ impl Gateway {
         if let Some(target) = exchange.target.and_then(|t| self.config.router.target(t)) {
             exchange.breaker_opened = self.report_health(&target.health_key, exchange, store, now_ms);
         }
+        outcome
     }
 
     /// Writes this worker's batched counters to shared data.
@@ -927,7 +933,7 @@ impl Gateway {
         let attempt = match exchange.status {
             200..=299 if exchange.completed => Observation::Success {
                 latency_us: now_ms.saturating_sub(exchange.started_ms) * 1000,
-                ttfb_us: exchange.first_byte_ms.map(|f| f.saturating_sub(exchange.started_ms) * 1000),
+                ttfb_us: exchange.time_to_first_token_ms().map(|t| t * 1000),
             },
             429 => Observation::RateLimited { until_ms: exchange.rate_limited_until },
             // Client errors say nothing about the target's health.
@@ -951,6 +957,7 @@ impl Gateway {
         Records {
             access_log: access_log::for_reply(&self.config, caller, reply.status, reply.error_code.as_deref(), &reply.guardrails),
             metrics,
+            properties: Vec::new(),
         }
     }
 
@@ -960,9 +967,10 @@ impl Gateway {
     pub fn on_log(&self, exchange: &mut Exchange, usage_report: Option<&[u8]>, store: &dyn SharedStore, now_ms: u64) -> Records {
         exchange.take_reported_usage(usage_report);
         let access_log = access_log::for_exchange(&self.config, exchange, now_ms);
-        self.finish(exchange, store, now_ms);
+        let outcome = self.finish(exchange, store, now_ms);
         let metrics = exchange.provider(&self.config).map(|p| telemetry::samples(exchange, p.scope, now_ms)).unwrap_or_default();
-        Records { access_log, metrics }
+        let properties = self.config.accounting.global_charges.map(|g| g.hits(&outcome).properties().into()).unwrap_or_default();
+        Records { access_log, metrics, properties }
     }
 
     /// An attempt is over (answered or not): the target's health and the attempt's metrics.

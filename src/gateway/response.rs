@@ -3,7 +3,7 @@
 //! reads through a [`ResponseHost`] and applies the effects in order; it decides nothing.
 
 use super::exchange::{ATTEMPT_PROPERTY, Exchange, Finished, ResponseHead, ResponseMode, Role, USAGE_PROPERTY};
-use super::{Escalation, HeaderEdit, apply_header_edits};
+use super::{Escalation, HeaderEdit, apply_header_edits, span};
 use crate::config::Config;
 use crate::headers::forwards_response;
 use crate::router::health;
@@ -78,12 +78,15 @@ impl Exchange {
         let attempts = self.route_index().and_then(|_| header("x-envoy-attempt-count")).and_then(|a| a.parse().ok());
         let rate_limited_until = (status == 429).then(|| health::rate_limited_until(now_ms, &header)).flatten();
         let error_type = if (200..300).contains(&status) { None } else { header("x-amzn-errortype") };
-        // Errors Envoy produced itself, without a provider's answer.
-        let envoy_reply = (status >= 500)
+        // Errors Envoy produced itself, without a provider's answer (a 429: its rate-limit filter).
+        let envoy_reply = (status >= 500 || status == 429)
             .then(|| host.property(&["response", "code_details"]))
             .flatten()
             .and_then(|d| String::from_utf8(d).ok())
             .filter(|d| d != "via_upstream");
+        // A refusal of Envoy's rate-limit filter: its `enable_x_ratelimit_headers` say in how many
+        // seconds the limit that refused resets, which is when a retry can pass.
+        let global_retry_after = envoy_reply.as_deref().filter(|d| *d == "request_rate_limited").and(header("x-ratelimit-reset"));
         let head = ResponseHead {
             status,
             content_type: content_type.as_deref(),
@@ -99,6 +102,9 @@ impl Exchange {
         let announced = header("content-length").and_then(|l| l.parse().ok());
         let mut headers: Vec<(String, String)> = received.into_iter().filter(|(name, _)| forwards_response(name)).collect();
         let mut edits: Vec<HeaderEdit> = self.client_headers(config).into_iter().map(|(name, value)| (name.into(), Some(value))).collect();
+        if let Some(seconds) = global_retry_after {
+            edits.push(("retry-after".into(), seconds.parse::<u64>().ok().map(|s| s.max(1).to_string())));
+        }
         if mode == ResponseMode::Stream {
             edits.push(("content-length".into(), None));
             edits.push(("content-type".into(), Some("text/event-stream".into())));
@@ -106,11 +112,15 @@ impl Exchange {
         }
         apply_header_edits(&mut headers, edits);
         let mut effects = vec![Effect::SetHeaders(headers)];
+        if self.traced(config) {
+            effects.extend(span::at_response_head(config, self));
+        }
         match mode {
             ResponseMode::Stream => Step::go_on(effects),
             ResponseMode::Buffer if end_of_stream => {
                 // No body will follow: answer with the translated result right away.
                 let finished = self.on_complete_body(config, &[]);
+                effects.extend(self.span_end(config, host));
                 Step::finished(effects, finished, |finished, effects| {
                     effects.push(self.local_reply(config, finished));
                     false
@@ -140,7 +150,28 @@ impl Exchange {
         if let Some(usage) = self.usage_report() {
             step.effects.push(Effect::SetProperty(USAGE_PROPERTY, usage.into_bytes()));
         }
+        if end_of_stream {
+            step.effects.extend(self.span_end(config, host));
+        }
         step
+    }
+
+    /// The request's span gets Tollgate's attributes: they are enabled, and this is the gateway
+    /// filter's exchange (an upstream filter's attempt has the gateway filter as its client).
+    fn traced(&self, config: &Config) -> bool {
+        config.span_attributes && !matches!(self.role(), Role::Attempt { .. })
+    }
+
+    /// The span attributes known once the answer is complete. Through a failover cluster the
+    /// usage is the upstream filter's report, final by now: its filter sees each chunk first.
+    fn span_end(&mut self, config: &Config, host: &dyn ResponseHost) -> Vec<Effect> {
+        if !self.traced(config) {
+            return Vec::new();
+        }
+        if matches!(self.role(), Role::ViaFailoverCluster { .. }) {
+            self.take_reported_usage(host.property(&[USAGE_PROPERTY]).as_deref());
+        }
+        span::at_end(self)
     }
 
     fn response_body(&mut self, config: &Config, host: &dyn ResponseHost, now_ms: u64, body_size: usize, end_of_stream: bool) -> Step {

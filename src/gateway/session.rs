@@ -99,6 +99,9 @@ fn export(host: &dyn StreamHost, gateway: &Gateway, records: Records) {
     for (series, value) in records.metrics {
         host.record_metric(series, value, &gateway.config);
     }
+    for (name, value) in records.properties {
+        host.set_property(name, &value);
+    }
 }
 
 enum Phase {

@@ -156,8 +156,8 @@ pub fn samples(exchange: &Exchange, provider: ScopeId, now_ms: u64) -> Vec<(Seri
     }
     if exchange.started_ms > 0 {
         out.push((series(Metric::OperationDurationMs, Label::None), now_ms.saturating_sub(exchange.started_ms)));
-        if let Some(first) = exchange.first_byte_ms {
-            out.push((series(Metric::TimeToFirstTokenMs, Label::None), first.saturating_sub(exchange.started_ms)));
+        if let Some(ttft) = exchange.time_to_first_token_ms() {
+            out.push((series(Metric::TimeToFirstTokenMs, Label::None), ttft));
         }
     }
     out.extend(guardrail_samples(&exchange.guardrails));

@@ -15,6 +15,7 @@ use super::exchange::{Opening, Role};
 use super::{Destination, Exchange, Forward, Gateway, apply_policy};
 use crate::client::{self, ClientBody, Dialect};
 use crate::error::ApiError;
+use crate::headers::is_trace_context;
 use crate::openai::embeddings;
 use crate::providers::{self, BuildContext, Edits, Operation, ResponseContext};
 use crate::router::{TargetId, parse_plan};
@@ -53,10 +54,13 @@ impl PlannedAttempt {
     /// Tollgate or the router) from the shared map, then the client's headers the policy
     /// forwards to this provider, then the provider's path, authority, credentials and headers.
     /// Nothing an earlier attempt set for another provider survives (its key, host, signature,
-    /// content-length).
+    /// content-length). The trace context comes from the shared map too: Envoy's tracer set it
+    /// there for this request, with Envoy's span as the parent; the plan has the client's.
     pub fn request_headers(&self, shared: &[(String, String)], forward: &Forward, content_length: usize) -> Vec<(String, String)> {
         let pseudo = shared.iter().filter(|(name, _)| name.starts_with(':'));
-        let client: Vec<(String, String)> = pseudo.cloned().chain(self.client_headers.iter().cloned()).collect();
+        let client_headers = self.client_headers.iter().filter(|(name, _)| !is_trace_context(name));
+        let trace_context = shared.iter().filter(|(name, _)| is_trace_context(name));
+        let client: Vec<(String, String)> = pseudo.chain(client_headers).chain(trace_context).cloned().collect();
         let mut headers = forward.request_headers(&client, Some(content_length));
         let envoy = shared.iter().filter(|(name, _)| name.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("x-envoy-")));
         headers.extend(envoy.cloned());
@@ -123,7 +127,7 @@ impl Gateway {
         let mut dropped = Vec::new();
         let upstream = match attempt.operation {
             Operation::Chat => {
-                let client = ClientBody { dialect: attempt.dialect, bytes: body };
+                let client = ClientBody { dialect: attempt.dialect, bytes: body, headers: &attempt.client_headers };
                 let mut req = client::parse_chat(client)?;
                 let mut edits = Edits::default();
                 let in_client_terms = |e| client::in_client_terms(client.dialect, e);
@@ -145,7 +149,7 @@ impl Gateway {
             }
         };
         ctx.model = attempt.model.clone();
-        ctx.native = provider.settings.api().speaks(ctx.dialect);
+        ctx.native = provider.settings.api().speaks(ctx.dialect, &ctx.model);
         let exchange = Exchange::new(Opening {
             role: Role::Attempt { reported: None },
             provider: attempt.provider,

@@ -35,6 +35,7 @@ const CLIENT: &[(&str, &str)] = &[
     (":authority", "gw"),
     ("content-type", "application/json"),
     ("x-request-id", "same-id-as-another-request"),
+    ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"),
     ("authorization", "Bearer client"),
     ("cookie", "session=1"),
     ("openai-organization", "org-1"),
@@ -90,6 +91,9 @@ fn a_request_without_a_plan_is_refused_not_sent_untranslated() {
     }
 }
 
+/// The trace context Envoy's tracer sets on the upstream request: the client's trace, Envoy's span.
+const ENVOY_TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
 #[test]
 fn each_attempt_rebuilds_its_headers_for_its_own_provider() {
     let g = gateway();
@@ -102,8 +106,10 @@ fn each_attempt_rebuilds_its_headers_for_its_own_provider() {
         ("content-length", "999"),
         ("x-envoy-expected-rq-timeout-ms", "4000"),
         ("x-tollgate-cluster", "openai_then_anthropic"),
+        ("traceparent", ENVOY_TRACEPARENT),
     ]);
     attempt(&g, &plan, "openai", &mut shared);
+    assert_eq!(get(&shared, "traceparent"), [ENVOY_TRACEPARENT], "Envoy's span is the provider's parent, not the client's");
     assert_eq!(get(&shared, ":authority"), ["api.openai.com"]);
     assert_eq!(get(&shared, "authorization"), ["Bearer OPENAI_API_KEY-value"]);
     assert_eq!(get(&shared, "openai-organization"), ["org-1"], "the provider's forward_headers");
@@ -120,6 +126,7 @@ fn each_attempt_rebuilds_its_headers_for_its_own_provider() {
     assert!(get(&shared, "openai-organization").is_empty(), "the previous provider's forwarded header is gone");
     assert_eq!(get(&shared, "anthropic-beta"), ["beta-1"]);
     assert_eq!(get(&shared, "anthropic-version"), ["2023-06-01"]);
+    assert_eq!(get(&shared, "traceparent"), [ENVOY_TRACEPARENT]);
     assert_eq!(get(&shared, "x-envoy-expected-rq-timeout-ms"), ["4000"]);
     assert!(get(&shared, "x-tollgate-cluster").is_empty());
     let body_len = shared.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse::<usize>().unwrap()).unwrap();

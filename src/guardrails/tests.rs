@@ -145,7 +145,7 @@ const POLICIES: &str = r#"{
     ]}"#;
 
 fn chat(dialect: Dialect, body: &str) -> crate::conversation::request::ChatRequest<'_> {
-    client::parse_chat(ClientBody { dialect, bytes: body.as_bytes() }).unwrap()
+    client::parse_chat(ClientBody::bare(dialect, body.as_bytes())).unwrap()
 }
 
 #[test]

@@ -180,7 +180,7 @@ struct Reasoning<'a> {
 #[derive(Default)]
 struct ResponsesRequest<'a> {
     model: Option<Str<'a>>,
-    input: Option<OneOrList<'a, &'a RawValue>>,
+    input: Option<OneOrList<'a, Item<'a>>>,
     instructions: Option<Str<'a>>,
     tools: Vec<WireTool<'a>>,
     tool_choice: Option<WireToolChoice<'a>>,
@@ -274,21 +274,16 @@ fn into_request(w: ResponsesRequest) -> Result<ChatRequest, ApiError> {
         None => return Err(ApiError::invalid_param("input", "Missing required parameter: 'input'.")),
         Some(OneOrList::Text(t)) => messages.push(message(Role::User, Content::Text(t))),
         Some(OneOrList::List(items)) => {
-            for (i, raw) in items.into_iter().enumerate() {
-                let item: Item = serde_json::from_str(raw.get()).map_err(|e| {
-                    ApiError::invalid_param(
-                        format!("input[{i}]"),
-                        format!("Invalid `input[{i}]`: {}.", crate::json::strip_position(&e.to_string())),
-                    )
-                })?;
+            for (i, item) in items.into_iter().enumerate() {
                 match item.kind.as_deref().unwrap_or("message") {
                     "message" => messages.push(input_message(i, item)?),
                     "function_call" => add_call(i, item, &mut messages)?,
                     "function_call_output" => messages.push(call_output(i, item)?),
                     // A reasoning item (possibly encrypted) only its own provider reads.
                     "reasoning" => left_out.push(format!("input[{i}]")),
-                    // Items of OpenAI's built-in tools and state: refused by other providers.
-                    _ => extra.push((Str(Cow::Owned(format!("input[{i}]"))), raw)),
+                    // Items of OpenAI's built-in tools and state: refused by other providers, by
+                    // name (their content goes nowhere but in the client's own bytes to OpenAI).
+                    _ => extra.push((Str(Cow::Owned(format!("input[{i}]"))), RawValue::NULL)),
                 }
             }
         }

@@ -91,9 +91,10 @@ pub trait ProviderApi {
         false
     }
 
-    /// Whether the kind speaks this client API itself: its clients' bytes go on edited, not
-    /// re-encoded, and the headers of that API reach it.
-    fn speaks(&self, _dialect: Dialect) -> bool {
+    /// Whether the kind speaks this client API itself for the upstream model: its clients' bytes
+    /// go on edited, not re-encoded, its answers come back as they are, and the headers of that
+    /// API reach it. Some kinds speak it for some models only (Claude on Bedrock and Vertex AI).
+    fn speaks(&self, _dialect: Dialect, _upstream_model: &str) -> bool {
         false
     }
 

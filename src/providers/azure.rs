@@ -97,7 +97,7 @@ impl ProviderApi for Settings {
         openai::translate_chat(ctx, body)
     }
 
-    fn speaks(&self, dialect: Dialect) -> bool {
+    fn speaks(&self, dialect: Dialect, _upstream_model: &str) -> bool {
         self.openai.speaks(dialect)
     }
 
@@ -233,7 +233,7 @@ mod tests {
             &c.providers[0],
             settings(c),
             &req,
-            ClientBody { dialect: Dialect::OpenAiChat, bytes: body.as_bytes() },
+            ClientBody::bare(Dialect::OpenAiChat, body.as_bytes()),
             deployment,
             &mut Edits::default(),
         )

@@ -270,7 +270,7 @@ pub fn build_chat(
     edits: &mut Edits,
 ) -> Result<UpstreamRequest, ApiError> {
     let api = provider.settings.api();
-    if api.speaks(client.dialect) {
+    if api.speaks(client.dialect, to.model) {
         return api.build_chat(provider, req, client, to, edits);
     }
     if let Some((name, _)) = req.extra.iter().find(|(k, _)| crate::openai::responses::STATEFUL.contains(&&**k)) {
@@ -418,7 +418,11 @@ pub fn stream_decoder(provider: &Provider, content_type: Option<&str>, max_event
 
 impl StreamTranslator {
     pub fn new(provider: &Provider, ctx: &ResponseContext) -> Self {
-        provider.settings.stream_translator(ctx)
+        match &provider.settings {
+            // Vertex AI's Anthropic publisher streams Anthropic's own events.
+            KindSettings::Gemini(s) if s.serves_claude(&ctx.model) => StreamTranslator::Anthropic(anthropic::StreamState::new(ctx)),
+            settings => settings.stream_translator(ctx),
+        }
     }
 
     /// Translates one event into `out`; returns true when `out` got exactly the event's raw bytes.

@@ -55,6 +55,10 @@ pub struct ConfigSpec {
     /// Honour `x-tollgate-explain: 1` (answer with the routing decision, call no provider).
     #[serde(default)]
     pub explain: bool,
+    /// Write the GenAI span attributes to filter state for Envoy's tracer (`gateway::span`);
+    /// off, the dozen host calls per request are saved where nothing traces.
+    #[serde(default)]
+    pub span_attributes: bool,
     /// How often each worker writes the counters of scopes without a cap (providers, models,
     /// uncapped keys and teams) to shared data; 0 writes them on every request. Capped scopes
     /// are always written at once, so budgets never lag.
@@ -339,6 +343,18 @@ pub struct RateLimitsSpec {
     /// rate-limit filter (global limits through a rate-limit service).
     #[serde(default)]
     pub descriptor_headers: bool,
+    /// Write each finished request's tokens and cost to filter state for the route's rate
+    /// limits applied at stream end (global token limits and budgets).
+    #[serde(default)]
+    pub global_charges: Option<GlobalChargesSpec>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalChargesSpec {
+    /// One unit of the cost counter in dollars (default 0.000001).
+    #[serde(default, deserialize_with = "deserialize_optional_usd")]
+    pub cost_unit_usd: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]

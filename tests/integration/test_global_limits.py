@@ -1,26 +1,53 @@
-"""Global request rate limits (issue 14): three Envoys running examples/global-limits/envoy.yaml
-share limits through one rate-limit service (tests/ratelimit-service, envoyproxy/ratelimit's
-semantics) over a real Redis; fail-open when the service is gone; the count outlives an Envoy
-restart."""
+"""Global limits and budgets (issue 14): three Envoys running examples/global-limits/envoy.yaml
+share request limits, token limits and dollar budgets through one rate-limit service
+(tests/ratelimit-service, envoyproxy/ratelimit's semantics) over a real Redis. Requests are
+counted on admission; tokens and dollars are checked on admission (hits_addend 0) and charged at
+stream end from the filter state Tollgate writes. Also: the overshoot of a budget under load,
+Redis failing and coming back (fail-open and fail-closed), state outliving an Envoy restart."""
+import concurrent.futures
 import hashlib
+import http.client
 import json
+import math
+import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
+import redis
 
 from harness import ROOT, Envoy, free_port, load_config, localize, plugin_config, set_plugin_config, wait_until
 
-KEY, MODEL_KEY = "tg-global-key", "tg-global-model-key"
-KEY_LIMIT, MODEL_LIMIT = 6, 3
+sys.path.insert(0, str(ROOT / "tests/ratelimit-service"))
+import service as rls  # noqa: E402  (the service's pure semantics, unit-tested below)
+
+MODEL = "gpt-4o-mini"
+# Dollars per million tokens: whole micro-dollars per token, so every request's charge is exact.
+PRICE_IN, PRICE_OUT = 100, 200
+KEY_LIMIT, MODEL_LIMIT, TOKEN_LIMIT = 6, 3, 23
+BUDGET_UNITS = 1_500_000  # $1.50 a day for the `spender` key, in micro-dollars: about 1,700 requests
+MAX_TOKENS = 16
+KEYS = {"global": "tg-global-key", "model-user": "tg-global-model-key", "tpm": "tg-global-tpm-key",
+        "charged": "tg-global-charged-key", "spender": "tg-global-spender-key", "faults": "tg-global-faults-key"}
 LIMITS = {"domain": "tollgate", "descriptors": [
     {"key": "key", "value": "global", "requests_per_unit": KEY_LIMIT, "unit": "minute"},
+    {"key": "key", "value": "faults", "requests_per_unit": KEY_LIMIT, "unit": "minute"},
     {"key": "model", "value": "claude-sonnet-4-5-20250929", "requests_per_unit": MODEL_LIMIT, "unit": "minute"},
+    {"entries": [["key", "tpm"], ["charge", "tokens"]], "requests_per_unit": TOKEN_LIMIT, "unit": "minute"},
+    {"entries": [["key", "charged"], ["charge", "tokens"]], "requests_per_unit": 10**9, "unit": "day"},
+    {"entries": [["key", "charged"], ["charge", "usd"]], "requests_per_unit": 10**9, "unit": "day"},
+    {"entries": [["key", "spender"], ["charge", "usd"]], "requests_per_unit": BUDGET_UNITS, "unit": "day"},
 ]}
+# The load test's rate-limit calls queue in the single Python service (about 1,200 calls in a few
+# seconds, one GIL): the shipped 100 ms would time them out and fail open, which is not what the
+# load test measures. The fault tests run Envoys with the shipped timeout.
+LOAD_TIMEOUT = "30s"
 
 
 def listening(port: int) -> bool:
@@ -28,17 +55,36 @@ def listening(port: int) -> bool:
         return True
 
 
+class Redis:
+    def __init__(self, workdir: pathlib.Path):
+        if shutil.which("redis-server") is None:
+            pytest.fail("redis-server is missing: `make test` installs it (Debian package redis-server)")
+        self.workdir, self.port = workdir, free_port()
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.workdir)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_until(lambda: listening(self.port), 10, "redis")
+        self.client = redis.Redis(host="127.0.0.1", port=self.port)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def counter(self, *entries: tuple[str, str], unit="day") -> int:
+        seconds, _ = rls.UNITS[unit]
+        key = rls.cache_key("tollgate", list(entries), rls.window_start(int(time.time()), seconds))
+        return int(self.client.get(key) or 0)
+
+
 @pytest.fixture(scope="module")
-def redis_port(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is missing: `make test` installs it (Debian package redis-server)")
-    workdir, port = tmp_path_factory.mktemp("redis"), free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    wait_until(lambda: listening(port), 10, "redis")
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
+def store(tmp_path_factory):
+    r = Redis(tmp_path_factory.mktemp("redis"))
+    yield r
+    if r.proc.poll() is None:
+        r.kill()
 
 
 class Service:
@@ -56,22 +102,36 @@ class Service:
 
 
 @pytest.fixture(scope="module")
-def service(redis_port, tmp_path_factory):
-    s = Service(tmp_path_factory.mktemp("ratelimit"), redis_port, free_port())
+def service(store, tmp_path_factory):
+    s = Service(tmp_path_factory.mktemp("ratelimit"), store.port, free_port())
     yield s
     if s.proc.poll() is None:
         s.stop()
 
 
+def ratelimit_filter(cfg: dict) -> dict:
+    filters = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+    return next(f for f in filters if f["name"] == "envoy.filters.http.ratelimit")["typed_config"]
+
+
 @pytest.fixture(scope="module")
-def cfg(mock, service):
+def shipped(mock, service):
+    """examples/global-limits/envoy.yaml with its ports pointed here and this module's keys."""
     cfg = load_config("examples/global-limits/envoy.yaml")
     localize(cfg, {"mock_openai": mock.port, "mock_anthropic": mock.port, "ratelimit": service.port})
     plugin = plugin_config(cfg)
-    for key_id, key in [("global", KEY), ("model-user", MODEL_KEY)]:
+    for key_id, key in KEYS.items():
         plugin["auth"]["keys"].append({"id": key_id, "sha256": hashlib.sha256(key.encode()).hexdigest()})
+    plugin["prices"][MODEL] = {"input": str(PRICE_IN), "output": str(PRICE_OUT)}
     set_plugin_config(cfg, plugin)
     return cfg
+
+
+@pytest.fixture(scope="module")
+def cfg(shipped):
+    loaded = json.loads(json.dumps(shipped))
+    ratelimit_filter(loaded)["timeout"] = LOAD_TIMEOUT
+    return loaded
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +142,12 @@ def envoys(cfg, tmp_path_factory):
         e.stop()
 
 
-def auth(key):
-    return {"authorization": f"Bearer {key}"}
+def auth(key_id):
+    return {"authorization": f"Bearer {KEYS.get(key_id, key_id)}"}
 
 
-def chat(model="gpt-4o-mini"):
-    return {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+def chat(model=MODEL, **extra):
+    return {"model": model, "messages": [{"role": "user", "content": "hi"}], **extra}
 
 
 def fresh_window():
@@ -96,32 +156,104 @@ def fresh_window():
         time.sleep(60 - time.time() % 60 + 0.1)
 
 
+def units(usage: dict) -> int:
+    """A request's cost in micro-dollars at this module's prices (exact: whole units per token)."""
+    return usage["prompt_tokens"] * PRICE_IN + usage["completion_tokens"] * PRICE_OUT
+
+
+def tokens(usage: dict) -> int:
+    return usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def streamed_usage(port: int, body: dict, headers: dict) -> tuple[int, dict | None]:
+    """Streams a chat request; its status and the usage of the final chunk."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"content-type": "application/json", **headers})
+    r = conn.getresponse()
+    data = r.read().decode()
+    conn.close()
+    usage = None
+    for line in data.splitlines():
+        if line.startswith("data: {"):
+            usage = json.loads(line[6:]).get("usage") or usage
+    return r.status, usage
+
+
+def call(port: int, key_id: str, stream: bool) -> tuple[int, dict | None]:
+    """One chat request, streamed or not: its status and the usage the client received."""
+    body = chat(max_tokens=MAX_TOKENS)
+    headers = {**auth(key_id), "x-mock-delay-ms": "20"}
+    if stream:
+        return streamed_usage(port, {**body, "stream": True, "stream_options": {"include_usage": True}}, headers)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"content-type": "application/json", **headers})
+    r = conn.getresponse()
+    answer = r.read()
+    conn.close()
+    return r.status, json.loads(answer).get("usage") if r.status == 200 else None
+
+
+def settled(read, quiet: float = 1.0, timeout: float = 15):
+    """A counter's value once it stopped changing for `quiet` seconds (stream-end charges are
+    sent after the responses)."""
+    deadline, last, since = time.monotonic() + timeout, read(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.1)
+        now = read()
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
+# ---- the service's semantics (window arithmetic, hits) ----------------------------------------
+
+def test_windows_are_fixed_and_aligned_to_the_epoch():
+    assert rls.window_start(86_400 * 3 + 5, 86_400) == 86_400 * 3
+    assert rls.window_start(119, 60) == 60 and rls.window_start(120, 60) == 120
+    assert rls.UNITS["month"][0] == 30 * 86_400, "envoyproxy/ratelimit's month is 30 days"
+
+
+def test_a_descriptors_own_hits_addend_wins_and_zero_only_checks():
+    assert rls.hits(0, 5) == 0, "per-descriptor 0: a check that counts nothing"
+    assert rls.hits(None, 0) == 1, "no addend anywhere: one hit"
+    assert rls.hits(None, 7) == 7 and rls.hits(3, 7) == 3
+
+
+# ---- requests -----------------------------------------------------------------------------------
+
 def test_a_keys_limit_holds_across_three_envoys(envoys, mock, test_id):
     fresh_window()
-    headers = {"x-test-id": test_id, **auth(KEY)}
+    headers = {"x-test-id": test_id, **auth("global")}
     answers = [envoys[i % 3].chat(chat(), headers) for i in range(3 * KEY_LIMIT)]
     assert [a.status for a in answers] == [200] * KEY_LIMIT + [429] * (2 * KEY_LIMIT)
     refused = answers[-1]
     assert refused.error["code"] == "rate_limit_exceeded" and refused.error["type"] == "requests"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60, "until the service's minute window resets"
+    assert not any(h.startswith("x-ratelimit-") for h in refused.headers), "the filter's headers are not OpenAI's: dropped"
+    # Messages API clients get the refusal in Anthropic's shape.
+    messages = envoys[0].request("POST", "/v1/messages", {"model": MODEL, "max_tokens": 16,
+                                                           "messages": [{"role": "user", "content": "hi"}]}, headers)
+    assert messages.status == 429 and "retry-after" in messages.headers
+    assert messages.json()["type"] == "error" and messages.json()["error"]["type"] == "rate_limit_error"
     upstream = mock.requests(test_id)
     assert len(upstream) == KEY_LIMIT
-    assert not any(h.startswith("x-tollgate-rl-") for h in upstream[0]["headers"]), "descriptor headers stay in Envoy"
+    assert not any(h.startswith("x-tollgate-") for h in upstream[0]["headers"]), "scope names stay in Envoy"
     # A client cannot spend (or dodge) another key's limit by sending the headers itself.
-    forged = {"x-test-id": test_id, **auth(MODEL_KEY), "x-tollgate-rl-key": "global"}
+    forged = {"x-test-id": test_id, **auth("model-user"), "x-tollgate-rl-key": "global"}
     assert envoys[0].chat(chat(), forged).status == 200
 
 
 def test_an_upstream_models_limit_counts_every_key(envoys, test_id):
     fresh_window()
     statuses = [envoys[i % 3].chat(chat("claude-sonnet"), {"x-test-id": test_id, **auth(k)}).status
-                for i, k in enumerate([MODEL_KEY, "tg-bob-demo-key"] * MODEL_LIMIT)]
+                for i, k in enumerate(["model-user", "tg-bob-demo-key"] * MODEL_LIMIT)]
     assert statuses == [200] * MODEL_LIMIT + [429] * MODEL_LIMIT
-    assert envoys[0].chat(chat(), {"x-test-id": test_id, **auth(MODEL_KEY)}).status == 200, "other models are not limited"
+    assert envoys[0].chat(chat(), {"x-test-id": test_id, **auth("model-user")}).status == 200, "other models are not limited"
 
 
 def test_the_count_outlives_an_envoy_restart(envoys, cfg, tmp_path_factory, test_id):
     fresh_window()
-    headers = {"x-test-id": test_id, **auth(KEY)}
+    headers = {"x-test-id": test_id, **auth("global")}
     while envoys[0].chat(chat(), headers).status == 200:
         pass
     envoys[0].stop()
@@ -129,9 +261,152 @@ def test_the_count_outlives_an_envoy_restart(envoys, cfg, tmp_path_factory, test
     assert envoys[0].chat(chat(), headers).status == 429
 
 
-def test_requests_pass_when_the_service_is_gone(envoys, service, test_id):
+# ---- tokens and dollars: charged at stream end, checked on admission --------------------------
+
+def test_stream_end_charges_what_the_client_was_told(envoys, store):
+    """Envoy's stream-end rate limits carry the tokens and cost Tollgate wrote, for buffered and
+    streamed answers (whose usage arrives in the last chunk)."""
+    before = store.counter(("key", "charged"), ("charge", "usd")), store.counter(("key", "charged"), ("charge", "tokens"))
+    got = [call(envoys[i].port, "charged", stream) for i, stream in enumerate([False, True, True])]
+    assert all(status == 200 and usage for status, usage in got), got
+    expected = sum(units(u) for _, u in got), sum(tokens(u) for _, u in got)
+    # The charge is sent after the response is complete: give it a moment to land.
+    wait_until(lambda: (store.counter(("key", "charged"), ("charge", "usd")) - before[0],
+                        store.counter(("key", "charged"), ("charge", "tokens")) - before[1]) == expected,
+               5, f"charges {expected} in redis")
+
+
+def test_a_token_limit_refuses_once_the_counter_is_over(envoys, store):
+    """Admission checks the counter (hits_addend 0): requests pass while it is within the limit,
+    and the first one after it went over is refused, on any Envoy."""
     fresh_window()
-    headers = {"x-test-id": test_id, **auth(KEY)}
+    admitted, usage = 0, None
+    for i in range(30):
+        status, got = call(envoys[i % 3].port, "tpm", stream=False)
+        if status == 429:
+            break
+        admitted, usage = admitted + 1, got
+        wait_until(lambda: store.counter(("key", "tpm"), ("charge", "tokens"), unit="minute") >= admitted * tokens(usage), 5, "charge")
+    counted = store.counter(("key", "tpm"), ("charge", "tokens"), unit="minute")
+    assert counted > TOKEN_LIMIT and counted - tokens(usage) <= TOKEN_LIMIT, "refused only once over, admitted while within"
+    assert admitted == math.floor(TOKEN_LIMIT / tokens(usage)) + 1
+
+
+def test_a_global_budget_under_concurrent_load_is_overshot_within_the_bound(envoys, store):
+    """3 Envoys x 100 clients each (see README for 200), every client sending requests (half of them
+    streamed) until refused. Each request is admitted when the budget's counter is not over
+    (hits_addend 0) and charged when it ends, so the overshoot is at most what the requests admitted
+    and not yet charged when the counter passes the budget cost. A client has one request in flight,
+    plus at most its previous one, answered but whose charge has not reached the service yet: the
+    bound is 2 x clients x the dearest request (measured: about 1 x)."""
+    clients_per_envoy = int(os.environ.get("TOLLGATE_GLOBAL_LOAD_CLIENTS", "100"))
+    lock, received, refused = threading.Lock(), [], []
+
+    def client(n: int):
+        port = envoys[n % 3].port
+        for i in range(50):
+            status, usage = call(port, "spender", stream=(n + i) % 2 == 1)
+            with lock:
+                if status == 200 and usage:
+                    received.append(usage)
+                else:
+                    refused.append(status)
+                    return
+
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(3 * clients_per_envoy) as pool:
+        list(pool.map(client, range(3 * clients_per_envoy)))
+    elapsed = time.monotonic() - start
+    received_units = sum(units(u) for u in received)
+    charged = settled(lambda: store.counter(("key", "spender"), ("charge", "usd")))
+    largest = max(units(u) for u in received)
+    overshoot = received_units - BUDGET_UNITS
+    bound = 2 * 3 * clients_per_envoy * largest
+    print(f"\nglobal budget {BUDGET_UNITS} units, {3 * clients_per_envoy} concurrent clients: {len(received)} answered, "
+          f"{len(refused)} refused in {elapsed:.1f}s; Redis holds {charged}, the clients' usage x prices is {received_units}; "
+          f"overshoot {overshoot} units ({overshoot / largest:.1f} requests of at most {largest}); bound {bound}")
+    assert set(refused) == {429}, f"every client ends refused by the budget, got {set(refused)}"
+    assert charged == received_units, "Redis holds exactly what the clients were told they used, at the prices"
+    assert received_units > BUDGET_UNITS, "the load spends the whole budget"
+    assert overshoot <= bound
+    # Spent: refused on every Envoy from now on.
+    assert [call(e.port, "spender", stream=False)[0] for e in envoys] == [429, 429, 429]
+
+
+def test_a_spent_budget_outlives_an_envoy_restart(envoys, cfg, tmp_path_factory):
+    envoys[1].stop()
+    envoys[1] = Envoy(cfg, tmp_path_factory.mktemp("envoy1-restarted"), concurrency=2)
+    assert call(envoys[1].port, "spender", stream=False)[0] == 429, "the budget's state is in Redis, not in Envoy"
+
+
+# ---- faults ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fault_envoys(shipped, tmp_path_factory):
+    """The shipped config (100 ms, fail-open) and the same failing closed."""
+    closed = json.loads(json.dumps(shipped))
+    ratelimit_filter(closed)["failure_mode_deny"] = True
+    started = [Envoy(shipped, tmp_path_factory.mktemp("open"), concurrency=2), Envoy(closed, tmp_path_factory.mktemp("closed"))]
+    yield started
+    for e in started:
+        e.stop()
+
+
+def timed(port: int) -> tuple[int, float, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    start = time.monotonic()
+    conn.request("POST", "/v1/chat/completions", body=json.dumps(chat()), headers={"content-type": "application/json", **auth("faults")})
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    return r.status, time.monotonic() - start, body
+
+
+def test_redis_hanging_costs_at_most_the_timeout_and_fails_open(fault_envoys, store):
+    fail_open = fault_envoys[0]
+    baseline = min(timed(fail_open.port)[1] for _ in range(3))
+    store.proc.send_signal(signal.SIGSTOP)
+    try:
+        slow = [timed(fail_open.port) for _ in range(3)]
+    finally:
+        store.proc.send_signal(signal.SIGCONT)
+    added = max(t for _, t, _ in slow) - baseline
+    print(f"\nredis hanging: requests took {added * 1000:.0f} ms more than the {baseline * 1000:.0f} ms baseline (timeout 100 ms)")
+    assert [s for s, _, _ in slow] == [200, 200, 200], "fail-open: the request goes on"
+    assert added < 0.1 + 0.3, "bounded by the filter's 100 ms timeout (plus scheduling on a loaded machine)"
+    assert "failure_mode_allowed: " in fail_open.admin("/stats?filter=ratelimit.failure_mode_allowed")
+    assert int(fail_open.admin("/stats?filter=ratelimit.failure_mode_allowed").split(": ")[-1]) >= 3
+
+
+def test_redis_killed_mid_load_then_restarted(fault_envoys, store, service):
+    fail_open, fail_closed = fault_envoys
+    fresh_window()
+    results: list[tuple[str, int, bytes]] = []
+
+    def load(n: int):
+        envoy = fail_open if n % 2 else fail_closed
+        status, _, body = timed(envoy.port)
+        results.append(("open" if n % 2 else "closed", status, body))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(load, range(4)))
+        store.kill()
+        list(pool.map(load, range(4, 12)))
+    after = results[4:]
+    assert {s for kind, s, _ in after if kind == "open"} == {200}, "fail-open: requests go on without Redis"
+    closed = [(s, json.loads(b)) for kind, s, b in after if kind == "closed"]
+    assert {s for s, _ in closed} == {503}, "fail-closed: 503"
+    assert closed[0][1]["error"]["code"] == "rate_limit_service_unavailable", "in OpenAI's shape"
+    # Redis back (empty: the tests run it without persistence): limits hold again, no Envoy restart.
+    store.start()
+    wait_until(lambda: timed(fail_closed.port)[0] == 200, 10, "the service to reach the new Redis")
+    statuses = [timed(fault_envoys[i % 2].port)[0] for i in range(KEY_LIMIT + 1)]
+    assert statuses[-1] == 429 and statuses.count(200) <= KEY_LIMIT
+
+
+def test_requests_pass_when_the_service_is_gone(envoys, service):
+    fresh_window()
+    headers = auth("global")
     while envoys[1].chat(chat(), headers).status == 200:
         pass
     service.stop()

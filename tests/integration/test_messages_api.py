@@ -1,15 +1,16 @@
 """The Anthropic Messages API as a client API (`POST /v1/messages`, `/v1/messages/count_tokens`)
-through real Envoy, driven by the official anthropic SDK: passed through byte for byte to Anthropic,
-translated both ways for every other provider (answers, Anthropic's stream grammar, tools,
-thinking), Anthropic-shaped errors, virtual keys and budgets, and accounting equal to chat's."""
+through real Envoy, driven by the official anthropic SDK: passed through byte for byte to Anthropic
+and to Claude on Bedrock (InvokeModel) and Vertex AI (rawPredict), translated both ways for every
+other provider (answers, Anthropic's stream grammar, tools, thinking), Anthropic-shaped errors,
+virtual keys and budgets, and accounting equal to chat's."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.client
 import json
 import pathlib
 import re
+import time
 from decimal import Decimal
 
 import anthropic
@@ -19,7 +20,9 @@ from anthropic.types import (Message, RawContentBlockDeltaEvent, RawContentBlock
                              RawMessageDeltaEvent, RawMessageStartEvent, RawMessageStopEvent, RawMessageStreamEvent)
 from anthropic.types.shared import ErrorResponse
 
-from harness import Envoy, load_config, plugin_config, point_static_clusters, set_plugin_config, stream, wait_until, wasm_filters
+from client_apis import (ACCOUNTED, AZURE, CONVERSATION_CHAT, OTHER_KINDS, accounted_as_chat, every_kind_gateway, log_entries,
+                         mock_cache_headers, next_entry, sha, split_at_model)
+from harness import stream
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -34,19 +37,16 @@ TARGETS = {
     "azure": ("azure-gpt", "gpt-4o-prod"),
     "deepseek": ("deepseek-chat", "deepseek-chat"),
     "gemini": ("gemini-flash", "gemini-2.5-flash"),
+    # Claude in Anthropic's own API on both clouds: InvokeModel and the Anthropic publisher.
     "bedrock": ("bedrock-sonnet", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+    "vertex": ("vertex-claude", "claude-sonnet-4-5@20250929"),
     "cohere": ("command-a", "command-a-03-2025"),
 }
 PROVIDERS = list(TARGETS)
-TRANSLATED = [p for p in PROVIDERS if p != "anthropic"]
 OPENAI_SHAPED = {"openai", "azure", "deepseek"}
+# A Bedrock model that is not Anthropic's, which Messages clients reach through Converse.
+NOVA = ("bedrock-nova", "us.amazon.nova-pro-v1:0")
 
-ENV = {
-    "GEMINI_API_KEY": "test-gemini-key", "COHERE_API_KEY": "test-cohere-key", "AZURE_OPENAI_API_KEY": "test-azure-key",
-    "DEEPSEEK_API_KEY": "test-openai-key",
-    # The mock's default long-term AWS key; the session token set empty so a developer's cannot leak in.
-    "AWS_ACCESS_KEY_ID": "AKIDMOCKBEDROCK", "AWS_SECRET_ACCESS_KEY": "mock/bedrock+secret-key", "AWS_SESSION_TOKEN": "",
-}
 
 WEATHER = {"name": "get_weather", "description": "Current weather for a city",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
@@ -55,52 +55,27 @@ PIXEL = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")).decode()
 
 
-def sha(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def gw(mock, tmp_path_factory):
     """The demo gateway with one provider of every kind on the mock, virtual keys, a spent team
     budget, prices for every upstream model, and the access log in a file."""
     workdir = tmp_path_factory.mktemp("messages")
-    cfg = load_config("envoy/demo.yaml")
-    point_static_clusters(cfg, mock.port)
-    plugin = plugin_config(cfg)
-    plugin["providers"].update({
-        "azure": {"kind": "azure", "cluster": "mock_openai", "host": "tollgate-test.openai.azure.com",
-                  "api_key_env": "AZURE_OPENAI_API_KEY", "api_version": "2024-10-21"},
-        "deepseek": {"kind": "openai_compatible", "cluster": "mock_openai", "host": "api.deepseek.com", "base_path": "",
-                     "api_key_env": "DEEPSEEK_API_KEY"},
-        "gemini": {"kind": "gemini", "cluster": "mock_openai", "api_key_env": "GEMINI_API_KEY"},
-        "bedrock": {"kind": "bedrock", "cluster": "mock_openai", "region": "us-east-1"},
-        "cohere": {"kind": "cohere", "cluster": "mock_openai", "api_key_env": "COHERE_API_KEY"},
-    })
-    plugin["models"] = {client: {"provider": provider, "model": upstream} for provider, (client, upstream) in TARGETS.items()}
-    plugin["models"].update({
+    providers = {"azure": {**AZURE, "api_version": "2024-10-21"}, **OTHER_KINDS}
+    models = {
         # Claude Code's own name for the model, served under the dated upstream name.
         "claude-sonnet-4-5": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929"},
         # Targets of their own for provider 429s: a 429 marks its target rate-limited for a while.
         "claude-limited": {"provider": "anthropic", "model": "claude-haiku-4-5-20251001"},
         "gpt-limited": {"provider": "openai", "model": "gpt-4.1-nano"},
-    })
-    plugin["auth"] = {"keys": [
+        NOVA[0]: {"provider": "bedrock", "model": NOVA[1]},
+    }
+    auth = {"keys": [
         {"id": "messages", "sha256": sha(KEY)},
         {"id": "narrow", "sha256": sha(NARROW), "models": ["gpt-4o-mini"]},
         {"id": "spent", "sha256": sha(SPENT), "team": "spent"},
     ]}
-    plugin["teams"] = {"spent": {"budget": {"daily_usd": "0.000001"}}}
-    price = {"input": "3", "output": "15", "cache_read": "0.30", "cache_write": "3.75"}
-    plugin["prices"] = {upstream: price for _, upstream in TARGETS.values()}
-    set_plugin_config(cfg, plugin)
-    for f in wasm_filters(cfg):
-        f["vm_config"]["environment_variables"]["host_env_keys"] += list(ENV)
-    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    log_path = workdir / "access.log"
-    hcm["access_log"][0]["typed_config"]["path"] = str(log_path)
-    # Access-log entries are written within 100 ms, not the default 10 s, for tests that read them.
-    envoy = Envoy(cfg, workdir, env=ENV, args=["--file-flush-interval-msec", "100"])
-    envoy.access_log = log_path
+    teams = {"spent": {"budget": {"daily_usd": "0.000001"}}}
+    envoy = every_kind_gateway(mock, workdir, TARGETS, providers, models, auth, teams)
     yield envoy
     envoy.stop()
 
@@ -118,7 +93,7 @@ def sdk(gw, key: str = KEY, **options) -> anthropic.Anthropic:
 
 
 def model_of(provider: str) -> str:
-    return TARGETS[provider][0]
+    return NOVA[0] if provider == NOVA[0] else TARGETS[provider][0]
 
 
 # ---- reading answers -----------------------------------------------------------------------------
@@ -212,20 +187,6 @@ def raw_stream(gw, body: dict, headers: dict | None = None, path: str = "/v1/mes
     return stream(gw.port, path, body, {"x-api-key": KEY, "anthropic-version": "2023-06-01", **(headers or {})})
 
 
-def log_entries(gw) -> list[dict]:
-    if not gw.access_log.exists():
-        return []
-    return [json.loads(line)["tollgate"] for line in gw.access_log.read_text().splitlines() if line.strip()]
-
-
-def next_entry(gw, before: int, upstream: str) -> dict:
-    """The access-log entry of the next request served by `upstream`, once Envoy wrote it."""
-    def newest():
-        entries = [e for e in log_entries(gw)[before:] if e.get("upstream_model") == upstream]
-        return entries[-1] if entries else None
-    return wait_until(newest, 10, f"access log entry for {upstream}")
-
-
 # ---- answers and streams, every provider ---------------------------------------------------------
 
 HELLO = dict(max_tokens=200, system="Be brief.", messages=[{"role": "user", "content": "Hello there"}])
@@ -276,7 +237,7 @@ def test_image_blocks_reach_every_provider_as_images(gw, provider):
     assert message.usage.input_tokens == 1 + 85
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "bedrock", "cohere"])
+@pytest.mark.parametrize("provider", ["anthropic", "bedrock", "vertex", "cohere"])
 def test_stop_sequences_stop_the_answer_and_are_reported(gw, provider):
     """The providers that say a stop sequence ended the answer (OpenAI and Gemini say only "stop")."""
     message = sdk(gw).messages.create(model=model_of(provider), max_tokens=100, stop_sequences=["there"],
@@ -337,7 +298,7 @@ def upstream_tool_turns(provider: str, body: dict) -> tuple[tuple, tuple]:
         result = next(p["functionResponse"] for p in parts if "functionResponse" in p)
         # Gemini pairs a result with its call by name (ids are optional).
         return (call["name"], call["name"], call["args"]), (result["name"], json.dumps(result["response"]), None)
-    if provider == "bedrock":
+    if provider == NOVA[0]:
         blocks = [b for m in body["messages"] for b in m["content"]]
         call = next(b["toolUse"] for b in blocks if "toolUse" in b)
         result = next(b["toolResult"] for b in blocks if "toolResult" in b)
@@ -373,9 +334,9 @@ def test_tool_use_round_trip(gw, mock, provider, test_id):
         assert call_id == call.id, "passed through: Anthropic's own id"
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "bedrock"])
+@pytest.mark.parametrize("provider", ["anthropic", NOVA[0]])
 def test_tool_results_marked_as_errors_stay_errors(gw, mock, provider, test_id):
-    """Anthropic takes `is_error` as it is; Bedrock has its own `status: error`."""
+    """Anthropic takes `is_error` as it is; Bedrock's Converse has its own `status: error`."""
     client = sdk(gw)
     first = client.messages.create(model=model_of(provider), **WEATHER_QUESTION)
     call = next(b for b in first.content if b.type == "tool_use")
@@ -390,7 +351,8 @@ def test_tool_results_marked_as_errors_stay_errors(gw, mock, provider, test_id):
 # ---- thinking ------------------------------------------------------------------------------------
 
 # What each mock provider thinks, when asked to.
-THOUGHTS = {"anthropic": "Let me think this through.", "gemini": "Thinking it over.", "bedrock": "Weighing it up."}
+THOUGHTS = {"anthropic": "Let me think this through.", "gemini": "Thinking it over.", "bedrock": "Let me think this through.",
+            "vertex": "Let me think this through."}
 THINK = dict(max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 2048}, messages=[{"role": "user", "content": "hi"}])
 
 
@@ -411,21 +373,11 @@ def test_thinking_comes_back_as_thinking_blocks(gw, mock, provider, test_id):
     sent = mock.only_request(test_id)["body"]
     if provider == "gemini":
         assert sent["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 2048, "includeThoughts": True}
-    elif provider == "bedrock":
-        assert sent["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 2048}}
-        assert sent["inferenceConfig"]["maxTokens"] == 4096
     else:
         assert sent["thinking"] == THINK["thinking"]
 
 
 # ---- Anthropic passthrough -----------------------------------------------------------------------
-
-def split_at_model(raw: str) -> tuple[str, str, str]:
-    """(what comes before the `model` member's value, the value, what comes after)."""
-    found = re.search(r'"model"\s*:\s*"((?:[^"\\]|\\.)*)"', raw)
-    assert found, raw[:200]
-    return raw[:found.start(1)], found.group(1), raw[found.end(1):]
-
 
 def test_a_claude_code_request_passes_through_byte_for_byte(gw, mock, test_id):
     body = (FIXTURES / "claude_code_messages_request.json").read_bytes()
@@ -542,7 +494,7 @@ def test_a_spent_budget_is_a_rate_limit_error(gw, mock, test_id):
 
 
 @pytest.mark.parametrize("provider,fault", [("anthropic", "error-after-3"), ("openai", "error-after-2"), ("openai", "truncate-after-2"),
-                                            ("bedrock", "error-after-3"), ("gemini", "truncate-after-2")])
+                                            ("bedrock", "error-after-3"), ("vertex", "error-after-3"), ("gemini", "truncate-after-2")])
 def test_a_stream_failing_midway_ends_with_an_error_event(gw, provider, fault):
     """A provider's in-stream error, or a stream it ended early, becomes Anthropic's `event: error`."""
     body = {"model": model_of(provider), **HELLO, "messages": [{"role": "user", "content": "one two three four five six"}], "stream": True}
@@ -575,41 +527,30 @@ def test_a_stream_the_provider_resets_midway_is_cut_off_not_ended(gw, provider):
 
 # ---- accounting ----------------------------------------------------------------------------------
 
-CONVERSATION_CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"},
-                     {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "tell me more"}]
 CONVERSATION_MESSAGES = dict(system="Be brief.", messages=CONVERSATION_CHAT[1:])
+
+
+def converse(gw, model: str, streamed: bool, headers: dict) -> Message:
+    """The conversation's answer through the SDK, streamed (`get_final_message`) or whole."""
+    client = sdk(gw)
+    if not streamed:
+        return client.messages.create(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=headers)
+    with client.messages.stream(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=headers) as s:
+        return s.get_final_message()
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("streamed", [False, True], ids=["whole", "stream"])
 def test_messages_cost_what_chat_completions_cost(gw, provider, streamed):
     model, upstream = TARGETS[provider]
-    cache = {"x-mock-cache-read": "2", **({"x-mock-cache-write": "1"} if provider == "anthropic" else {})}
-    auth = {"authorization": f"Bearer {KEY}"}
+    via_chat = accounted_as_chat(gw, provider, model, upstream, KEY, streamed)
 
     before = len(log_entries(gw))
-    chat = {"model": model, "messages": CONVERSATION_CHAT, "max_tokens": 100}
-    if streamed:
-        s = gw.stream({**chat, "stream": True}, {**auth, **cache})
-        assert s.status == 200 and s.error is None, s.body[:300]
-    else:
-        r = gw.chat(chat, {**auth, **cache})
-        assert r.status == 200, r.body
-    via_chat = next_entry(gw, before, upstream)
-
-    before = len(log_entries(gw))
-    client = sdk(gw)
-    if streamed:
-        with client.messages.stream(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=cache) as s:
-            message = s.get_final_message()
-    else:
-        message = client.messages.create(model=model, max_tokens=100, **CONVERSATION_MESSAGES, extra_headers=cache)
+    message = converse(gw, model, streamed, mock_cache_headers(provider))
     via_messages = next_entry(gw, before, upstream)
 
     assert (via_chat.get("dialect"), via_messages.get("dialect")) == ("openai_chat", "anthropic_messages")
-    fields = ("provider", "upstream_model", "stream", "completed", "input_tokens", "cached_input_tokens", "cache_write_tokens",
-              "output_tokens", "reasoning_tokens", "cost_usd")
-    assert {f: via_messages[f] for f in fields} == {f: via_chat[f] for f in fields}
+    assert {f: via_messages[f] for f in ACCOUNTED} == {f: via_chat[f] for f in ACCOUNTED}
     assert via_messages["key_id"] == "messages" and via_messages["completed"] is True
     assert Decimal(via_messages["cost_usd"]) > 0
     # Cohere bills without a cache discount, so chat accounts no cached tokens there either
@@ -623,16 +564,23 @@ def test_messages_cost_what_chat_completions_cost(gw, provider, streamed):
 
 # ---- count_tokens --------------------------------------------------------------------------------
 
-def test_count_tokens_is_answered_by_anthropic(gw, mock, test_id):
+@pytest.mark.parametrize("provider", ["anthropic", "vertex"])
+def test_count_tokens_is_answered_by_claude(gw, mock, provider, test_id):
+    """By Anthropic, and by Vertex AI's Anthropic publisher (`count-tokens:rawPredict`, the model in the body)."""
+    model, upstream = TARGETS[provider]
     raw = sdk(gw).messages.with_raw_response.count_tokens(
-        model="claude-sonnet", system="Be brief.", tools=[WEATHER], messages=[{"role": "user", "content": "one two three"}],
+        model=model, system="Be brief.", tools=[WEATHER], messages=[{"role": "user", "content": "one two three"}],
         extra_headers={"x-test-id": test_id})
     # 2 system words, the tool's name, 3 message words
     assert raw.parse().input_tokens == 6
     assert "x-tollgate-estimate" not in raw.headers
     sent = mock.only_request(test_id)
-    assert sent["path"] == "/v1/messages/count_tokens"
-    assert sent["body"]["model"] == "claude-sonnet-4-5-20250929" and sent["headers"]["x-api-key"] == "test-anthropic-key"
+    assert sent["body"]["model"] == upstream
+    if provider == "anthropic":
+        assert sent["path"] == "/v1/messages/count_tokens" and sent["headers"]["x-api-key"] == "test-anthropic-key"
+    else:
+        assert sent["path"] == "/v1/projects/tollgate-test/locations/us-east5/publishers/anthropic/models/count-tokens:rawPredict"
+        assert sent["body"]["anthropic_version"] == "vertex-2023-10-16"
 
 
 def test_count_tokens_for_other_providers_is_an_estimate(gw, mock, test_id):
@@ -658,3 +606,132 @@ def test_count_tokens_is_answered_by_gemini_counttokens(gw, mock, test_id):
     assert request["model"] == "models/gemini-2.5-flash"
     assert request["contents"][0]["parts"][0]["text"] == "one two three"
     assert request["systemInstruction"]["parts"][0]["text"] == "Be brief."
+
+
+# ---- Claude on Bedrock (InvokeModel) and Vertex AI (the Anthropic publisher) -------------------------
+
+HOSTED = {
+    "bedrock": {"version": "bedrock-2023-05-31",
+                "path": "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke",
+                "stream_path": "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream"},
+    "vertex": {"version": "vertex-2023-10-16",
+               "path": "/v1/projects/tollgate-test/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict",
+               "stream_path": "/v1/projects/tollgate-test/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict"},
+}
+CACHED = {"type": "ephemeral"}
+# An earlier turn's signed thinking and cache_control on the system prompt, a tool and a message:
+# all of it must reach Claude as the client wrote it.
+SIGNED = dict(
+    max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 2048},
+    system=[{"type": "text", "text": "Be brief.", "cache_control": CACHED}],
+    tools=[{**WEATHER, "cache_control": CACHED}],
+    messages=[{"role": "user", "content": [{"type": "text", "text": "What's the weather in Paris?", "cache_control": CACHED}]},
+              {"role": "assistant", "content": [
+                  {"type": "thinking", "thinking": "I should call the tool.", "signature": "bW9jay10aGlua2luZy1zaWduYXR1cmU="},
+                  {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}]},
+              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "18C and sunny"}]}])
+
+
+def bedrock_chunks(response_body: str) -> list[dict]:
+    """The Anthropic events in Bedrock's event-stream answer (each `chunk` payload's base64 `bytes`)."""
+    return [json.loads(base64.b64decode(b)) for b in re.findall(r'"bytes":"([A-Za-z0-9+/=]+)"', response_body)]
+
+
+@pytest.mark.parametrize("provider", ["bedrock", "vertex"])
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "stream"])
+def test_claude_on_bedrock_and_vertex_gets_the_clients_request_as_it_came(gw, mock, provider, streamed, test_id):
+    hosted = HOSTED[provider]
+    body = {"model": model_of(provider), **SIGNED, **({"stream": True} if streamed else {})}
+    headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01", "anthropic-beta": "interleaved-thinking-2025-05-14",
+               "x-test-id": test_id}
+    if streamed:
+        answer = raw_stream(gw, body, headers)
+        assert answer.status == 200 and answer.error is None, answer.body[:500]
+        events = strictly_typed(sse(answer.body))
+        check_grammar(events)
+        assert events[1].content_block.type == "thinking" and events[1].content_block.signature == ""
+    else:
+        answer = gw.request("POST", "/v1/messages", body, headers)
+        assert answer.status == 200, answer.body
+        message = Message.model_validate(answer.json())
+        assert [b.type for b in message.content] == ["thinking", "text"] and message.content[0].signature
+        assert message.content[1].text == "Tool results: 18C and sunny"
+
+    sent = mock.only_request(test_id)
+    assert sent["path"] == hosted["stream_path" if streamed else "path"]
+    expected = {k: v for k, v in body.items() if k != "model" and not (k == "stream" and provider == "bedrock")}
+    expected["anthropic_version"] = hosted["version"]
+    if provider == "bedrock":
+        expected["anthropic_beta"] = ["interleaved-thinking-2025-05-14"]
+        assert sent["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDMOCKBEDROCK/")
+    else:
+        assert sent["headers"]["anthropic-beta"] == "interleaved-thinking-2025-05-14", "Vertex reads the betas' header"
+        assert sent["headers"]["authorization"] == "Bearer test-vertex-token"
+    assert sent["body"] == expected, "the client's members as it sent them, thinking signature and cache_control included"
+    assert KEY not in json.dumps(sent["headers"])
+
+    if not streamed:
+        assert answer.body.decode() == sent["response_body"], "Claude's message as the platform sent it"
+    elif provider == "vertex":
+        assert answer.body.decode() == sent["response_body"], "Claude's events as Vertex sent them"
+    else:
+        assert [data for _, data in sse(answer.body)] == bedrock_chunks(sent["response_body"]), "each chunk's event as Claude wrote it"
+
+
+@pytest.mark.parametrize("provider", ["bedrock", "vertex"])
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "stream"])
+def test_claude_on_bedrock_and_vertex_is_accounted_with_its_cache_tokens(gw, provider, streamed):
+    model, upstream = TARGETS[provider]
+    cache = {"x-mock-cache-read": "2", "x-mock-cache-write": "1"}
+    time.sleep(0.3)  # earlier tests' entries for this model are written (flushed every 100 ms)
+    before = len(log_entries(gw))
+    message = converse(gw, model, streamed, cache)
+    entry = next_entry(gw, before, upstream)
+    u = message.usage
+    assert (u.cache_read_input_tokens, u.cache_creation_input_tokens) == (2, 1)
+    assert (entry["provider"], entry["dialect"], entry["stream"], entry["completed"]) == (provider, "anthropic_messages", streamed, True)
+    assert (entry["input_tokens"], entry["cached_input_tokens"], entry["cache_write_tokens"], entry["output_tokens"]) == \
+        (u.input_tokens, 2, 1, u.output_tokens)
+    price = {"input": Decimal(3), "output": Decimal(15), "cache_read": Decimal("0.30"), "cache_write": Decimal("3.75")}
+    cost = (u.input_tokens * price["input"] + 2 * price["cache_read"] + 1 * price["cache_write"] + u.output_tokens * price["output"]) / 1_000_000
+    assert Decimal(entry["cost_usd"]) == cost
+
+
+def test_chat_and_responses_clients_reach_claude_on_vertex_translated(gw, mock, test_id):
+    r = gw.chat({"model": "vertex-claude", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello vertex"}],
+                 "max_tokens": 50}, {"authorization": f"Bearer {KEY}", "x-test-id": test_id})
+    assert r.status == 200, r.body
+    body = r.json()
+    assert body["object"] == "chat.completion" and body["choices"][0]["message"]["content"] == "Hello! You said: hello vertex"
+    assert body["usage"]["prompt_tokens"] == 4
+    sent = mock.only_request(test_id)
+    assert sent["path"] == HOSTED["vertex"]["path"]
+    assert sent["body"] == {"max_tokens": 50, "system": [{"type": "text", "text": "Be brief."}],
+                            "messages": [{"role": "user", "content": [{"type": "text", "text": "hello vertex"}]}],
+                            "anthropic_version": "vertex-2023-10-16"}
+
+    s = gw.stream({"model": "vertex-claude", "messages": [{"role": "user", "content": "hello vertex"}], "stream": True,
+                   "stream_options": {"include_usage": True}}, {"authorization": f"Bearer {KEY}", "x-test-id": test_id + "s"})
+    assert s.status == 200 and s.error is None, s.body[:300]
+    chunks = [json.loads(line[len("data: "):]) for line in s.body.decode().split("\n") if line.startswith("data: {")]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices")) == "Hello! You said: hello vertex"
+    assert chunks[-1]["usage"]["prompt_tokens"] == 2
+    sent = mock.only_request(test_id + "s")
+    assert sent["path"] == HOSTED["vertex"]["stream_path"] and sent["body"]["stream"] is True
+
+    # A Responses client too.
+    r = gw.request("POST", "/v1/responses", {"model": "vertex-claude", "input": "hello vertex", "max_output_tokens": 50},
+                   {"authorization": f"Bearer {KEY}", "x-test-id": test_id + "r"})
+    assert r.status == 200, r.body
+    texts = [c["text"] for item in r.json()["output"] if item["type"] == "message" for c in item["content"]]
+    assert texts == ["Hello! You said: hello vertex"]
+    sent = mock.only_request(test_id + "r")
+    assert sent["path"] == HOSTED["vertex"]["path"] and sent["body"]["anthropic_version"] == "vertex-2023-10-16"
+
+
+def test_messages_clients_reach_bedrock_models_not_anthropics_through_converse(gw, mock, test_id):
+    message = sdk(gw).messages.create(model=NOVA[0], **HELLO, extra_headers={"x-test-id": test_id})
+    assert summary(message)["content"] == [("text", "Hello! You said: Hello there")]
+    sent = mock.only_request(test_id)
+    assert sent["path"] == "/model/us.amazon.nova-pro-v1%3A0/converse"
+    assert sent["body"]["messages"] == [{"role": "user", "content": [{"text": "Hello there"}]}]

@@ -4,7 +4,6 @@ Azure, translated both ways for every other provider (answers, the typed event s
 calls, structured output, reasoning), OpenAI-shaped errors, and accounting equal to chat's."""
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import pathlib
@@ -22,7 +21,9 @@ from openai.types.responses import (Response, ResponseCompletedEvent, ResponseCo
                                     ResponseReasoningSummaryTextDoneEvent, ResponseStreamEvent, ResponseTextDeltaEvent,
                                     ResponseTextDoneEvent)
 
-from harness import Envoy, load_config, plugin_config, point_static_clusters, set_plugin_config, stream, wait_until, wasm_filters
+from client_apis import (ACCOUNTED, AZURE, CONVERSATION_CHAT, OTHER_KINDS, accounted_as_chat, every_kind_gateway, log_entries,
+                         mock_cache_headers, next_entry, sha, split_at_model)
+from harness import stream
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -47,12 +48,6 @@ TRANSLATED = [p for p in PROVIDERS if p not in PASSTHROUGH]
 UPSTREAM_PATHS = {"openai": ("/v1/responses", None), "azure": ("/openai/v1/responses", None),
                   "azure_dated": ("/openai/responses", "api-version=2025-04-01-preview")}
 
-ENV = {
-    "GEMINI_API_KEY": "test-gemini-key", "COHERE_API_KEY": "test-cohere-key", "AZURE_OPENAI_API_KEY": "test-azure-key",
-    "DEEPSEEK_API_KEY": "test-openai-key",
-    # The mock's default long-term AWS key; the session token set empty so a developer's cannot leak in.
-    "AWS_ACCESS_KEY_ID": "AKIDMOCKBEDROCK", "AWS_SECRET_ACCESS_KEY": "mock/bedrock+secret-key", "AWS_SESSION_TOKEN": "",
-}
 
 WEATHER = {"type": "function", "name": "get_weather", "description": "Current weather for a city", "strict": True,
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": False}}
@@ -65,46 +60,18 @@ THOUGHTS = {"openai": "Working through the question first.", "anthropic": "Let m
 REASONING_MODELS = {"openai": "gpt-5-mini", "anthropic": "claude-sonnet", "gemini": "gemini-flash", "bedrock": "bedrock-sonnet"}
 
 
-def sha(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def gw(mock, tmp_path_factory):
     """The demo gateway with one provider of every kind on the mock (Azure twice: the v1 API and a
     dated preview version), a virtual key, prices for every upstream model, and the access log in
     a file."""
     workdir = tmp_path_factory.mktemp("responses")
-    cfg = load_config("envoy/demo.yaml")
-    point_static_clusters(cfg, mock.port)
-    plugin = plugin_config(cfg)
-    azure = {"kind": "azure", "cluster": "mock_openai", "host": "tollgate-test.openai.azure.com", "api_key_env": "AZURE_OPENAI_API_KEY"}
-    plugin["providers"].update({
-        "azure": {**azure, "api_version": "v1"},
-        "azure_dated": {**azure, "api_version": "2025-04-01-preview"},
-        "deepseek": {"kind": "openai_compatible", "cluster": "mock_openai", "host": "api.deepseek.com", "base_path": "",
-                     "api_key_env": "DEEPSEEK_API_KEY"},
-        "gemini": {"kind": "gemini", "cluster": "mock_openai", "api_key_env": "GEMINI_API_KEY"},
-        "bedrock": {"kind": "bedrock", "cluster": "mock_openai", "region": "us-east-1"},
-        "cohere": {"kind": "cohere", "cluster": "mock_openai", "api_key_env": "COHERE_API_KEY"},
-    })
-    plugin["models"] = {client: {"provider": provider, "model": upstream} for provider, (client, upstream) in TARGETS.items()}
-    plugin["models"].update({
+    providers = {"azure": {**AZURE, "api_version": "v1"}, "azure_dated": {**AZURE, "api_version": "2025-04-01-preview"}, **OTHER_KINDS}
+    models = {
         "gpt-5-mini": {"provider": "openai", "model": "gpt-5-mini"},
         "gpt-5-codex": {"provider": "openai", "model": "gpt-5-codex"},
-    })
-    plugin["auth"] = {"keys": [{"id": "responses", "sha256": sha(KEY)}]}
-    price = {"input": "3", "output": "15", "cache_read": "0.30", "cache_write": "3.75"}
-    plugin["prices"] = {upstream: price for _, upstream in TARGETS.values()}
-    set_plugin_config(cfg, plugin)
-    for f in wasm_filters(cfg):
-        f["vm_config"]["environment_variables"]["host_env_keys"] += list(ENV)
-    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    log_path = workdir / "access.log"
-    hcm["access_log"][0]["typed_config"]["path"] = str(log_path)
-    # Access-log entries are written within 100 ms, not the default 10 s, for tests that read them.
-    envoy = Envoy(cfg, workdir, env=ENV, args=["--file-flush-interval-msec", "100"])
-    envoy.access_log = log_path
+    }
+    envoy = every_kind_gateway(mock, workdir, TARGETS, providers, models, {"keys": [{"id": "responses", "sha256": sha(KEY)}]})
     yield envoy
     envoy.stop()
 
@@ -246,27 +213,6 @@ def post_raw(gw, body: bytes, extra: dict) -> tuple[int, dict, bytes]:
     answer = response.read()
     conn.close()
     return response.status, {k.lower(): v for k, v in response.getheaders()}, answer
-
-
-def log_entries(gw) -> list[dict]:
-    if not gw.access_log.exists():
-        return []
-    return [json.loads(line)["tollgate"] for line in gw.access_log.read_text().splitlines() if line.strip()]
-
-
-def next_entry(gw, before: int, upstream: str) -> dict:
-    """The access-log entry of the next request served by `upstream`, once Envoy wrote it."""
-    def newest():
-        entries = [e for e in log_entries(gw)[before:] if e.get("upstream_model") == upstream]
-        return entries[-1] if entries else None
-    return wait_until(newest, 10, f"access log entry for {upstream}")
-
-
-def split_at_model(raw: str) -> tuple[str, str, str]:
-    """(what comes before the `model` member's value, the value, what comes after)."""
-    found = re.search(r'"model"\s*:\s*"((?:[^"\\]|\\.)*)"', raw)
-    assert found, raw[:200]
-    return raw[:found.start(1)], found.group(1), raw[found.end(1):]
 
 
 # ---- answers and streams, every provider ---------------------------------------------------------
@@ -783,8 +729,6 @@ def test_a_stream_failing_midway_ends_with_an_error_event(gw, provider, fault):
 
 # ---- accounting ----------------------------------------------------------------------------------
 
-CONVERSATION_CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"},
-                     {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "tell me more"}]
 CONVERSATION_RESPONSES = dict(instructions="Be brief.", input=CONVERSATION_CHAT[1:])
 
 
@@ -792,18 +736,8 @@ CONVERSATION_RESPONSES = dict(instructions="Be brief.", input=CONVERSATION_CHAT[
 @pytest.mark.parametrize("streamed", [False, True], ids=["whole", "stream"])
 def test_responses_cost_what_chat_completions_cost(gw, provider, streamed):
     model, upstream = TARGETS[provider]
-    cache = {"x-mock-cache-read": "2", **({"x-mock-cache-write": "1"} if provider == "anthropic" else {})}
-    auth = {"authorization": f"Bearer {KEY}"}
-
-    before = len(log_entries(gw))
-    chat = {"model": model, "messages": CONVERSATION_CHAT, "max_tokens": 100}
-    if streamed:
-        s = gw.stream({**chat, "stream": True}, {**auth, **cache})
-        assert s.status == 200 and s.error is None, s.body[:300]
-    else:
-        r = gw.chat(chat, {**auth, **cache})
-        assert r.status == 200, r.body
-    via_chat = next_entry(gw, before, upstream)
+    via_chat = accounted_as_chat(gw, provider, model, upstream, KEY, streamed)
+    cache = mock_cache_headers(provider)
 
     before = len(log_entries(gw))
     client = sdk(gw)
@@ -815,9 +749,7 @@ def test_responses_cost_what_chat_completions_cost(gw, provider, streamed):
     via_responses = next_entry(gw, before, upstream)
 
     assert (via_chat.get("dialect"), via_responses.get("dialect")) == ("openai_chat", "openai_responses")
-    fields = ("provider", "upstream_model", "stream", "completed", "input_tokens", "cached_input_tokens", "cache_write_tokens",
-              "output_tokens", "reasoning_tokens", "cost_usd")
-    assert {f: via_responses[f] for f in fields} == {f: via_chat[f] for f in fields}
+    assert {f: via_responses[f] for f in ACCOUNTED} == {f: via_chat[f] for f in ACCOUNTED}
     assert via_responses["key_id"] == "responses" and via_responses["completed"] is True
     assert Decimal(via_responses["cost_usd"]) > 0
     # Cohere bills without a cache discount, so chat accounts no cached tokens there either

@@ -4,15 +4,22 @@ gRPC), with envoyproxy/ratelimit's documented semantics over Redis, for the inte
 
 usage: service.py --port P --redis-port R --config limits.json
 
-limits.json: {"domain": "tollgate", "descriptors": [{"key": "key", "value": "alice"?, "requests_per_unit": 5, "unit": "minute"}]}
-A descriptor entry without `value` matches every value of its key (each value counted apart).
+limits.json: {"domain": "tollgate", "descriptors": [
+    {"key": "key", "value": "alice"?, "requests_per_unit": 5, "unit": "minute"},
+    {"entries": [["key", null], ["charge", "usd_day"]], "requests_per_unit": 5000000, "unit": "day"}]}
+A limit matches a descriptor with exactly its entries, in order; an entry (or `key`) without a
+value matches every value of its key (each value counted apart).
 
 Semantics (https://github.com/envoyproxy/ratelimit#overview): each descriptor of a request is
-counted in a fixed window of its unit (second, minute, hour, day, month); the hits added are the
-descriptor's `hits_addend`, else the request's, and at least 1; one Lua script does INCRBY and
-EXPIRE atomically, so every service instance and every Envoy sharing the Redis sees one count.
-A descriptor whose count after the increment exceeds its limit is OVER_LIMIT (the hits stay
-counted, as in envoyproxy/ratelimit), and so is the response. Descriptors without a limit are OK.
+counted in a fixed window of its unit (second, minute, hour, day, 30-day month) aligned to the
+Unix epoch; the hits added are the descriptor's own `hits_addend` when it has one, 0 included (a
+check that counts nothing: utils.GetHitsAddends, "the zero value means check only"), else the
+request's and at least 1; one Lua script does INCRBY and EXPIRE atomically, so every service
+instance and every Envoy sharing the Redis sees one count. A descriptor whose count after the
+increment exceeds its limit is OVER_LIMIT (the hits stay counted, as in envoyproxy/ratelimit), and
+so is the response. Descriptors without a limit are OK. Keys are envoyproxy/ratelimit's:
+`domain_key_value[_key_value…]_windowstart`. A Redis that fails or is unreachable makes the call
+fail (gRPC UNAVAILABLE), as envoyproxy/ratelimit's does, and Envoy's `failure_mode_deny` decides.
 
 The messages are read and written by hand from their field numbers
 (api/envoy/service/ratelimit/v3/rls.proto, api/envoy/extensions/common/ratelimit/v3/ratelimit.proto):
@@ -28,7 +35,13 @@ import grpc
 import redis
 
 UNITS = {"second": (1, 1), "minute": (60, 2), "hour": (3600, 3), "day": (86400, 4), "month": (30 * 86400, 5)}
-INCR = "local n = redis.call('INCRBY', KEYS[1], ARGV[1]) redis.call('EXPIRE', KEYS[1], ARGV[2]) return n"
+# Every descriptor of a call in one round trip: INCRBY and EXPIRE per key, the counts returned in order.
+INCR = """local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCRBY', key, ARGV[2 * i - 1])
+  redis.call('EXPIRE', key, ARGV[2 * i])
+end
+return counts"""
 OK, OVER_LIMIT = 1, 2
 
 
@@ -81,14 +94,14 @@ def put(number: int, value) -> bytes:
     return put_varint(number << 3 | 2) + put_varint(len(value)) + value
 
 
-def parse_request(data: bytes) -> tuple[str, list[tuple[list[tuple[str, str]], int]], int]:
-    """domain, [(entries, hits_addend or 0)], the request's hits_addend."""
+def parse_request(data: bytes) -> tuple[str, list[tuple[list[tuple[str, str]], int | None]], int]:
+    """domain, [(entries, the descriptor's hits_addend or None)], the request's hits_addend."""
     domain, descriptors, hits = "", [], 0
     for number, value in fields(data):
         if number == 1:
             domain = value.decode()
         elif number == 2:
-            entries, addend = [], 0
+            entries, addend = [], None
             for n, v in fields(value):
                 if n == 1:
                     entry = dict(fields(v))
@@ -106,6 +119,32 @@ def status(code: int, limit: int, unit: int, remaining: int, reset_s: int) -> by
     return put(1, code) + put(2, current) + put(3, remaining) + put(4, put(1, reset_s))
 
 
+# ---- the semantics --------------------------------------------------------------------------------
+
+def window_start(now: int, seconds: int) -> int:
+    """The start of the fixed window holding `now` (windows are aligned to the Unix epoch)."""
+    return now - now % seconds
+
+
+def hits(descriptor_addend: int | None, request_addend: int) -> int:
+    """What a descriptor adds: its own hits_addend (0: only check), else the request's, at least 1."""
+    return descriptor_addend if descriptor_addend is not None else max(1, request_addend)
+
+
+def cache_key(domain: str, entries: list[tuple[str, str]], window: int) -> str:
+    return "_".join([domain, *(f"{k}_{v}" for k, v in entries), str(window)])
+
+
+def matches(limit: dict, entries: list[tuple[str, str]]) -> int:
+    """0: no match; else how specific (entries matched by value count more)."""
+    wanted = limit.get("entries") or [[limit["key"], limit.get("value")]]
+    if [k for k, _ in wanted] != [k for k, _ in entries]:
+        return 0
+    if any(v is not None and v != got for (_, v), (_, got) in zip(wanted, entries)):
+        return 0
+    return 1 + sum(v is not None for _, v in wanted)
+
+
 # ---- the service ---------------------------------------------------------------------------------
 
 class Service:
@@ -116,29 +155,32 @@ class Service:
         self.incr = store.register_script(INCR)
 
     def limit_for(self, entries: list[tuple[str, str]]):
-        if len(entries) != 1:
-            return None
-        key, value = entries[0]
-        exact = [d for d in self.limits if d["key"] == key and d.get("value") == value]
-        return (exact or [d for d in self.limits if d["key"] == key and "value" not in d] or [None])[0]
+        ranked = sorted(((matches(d, entries), i) for i, d in enumerate(self.limits)), reverse=True)
+        return self.limits[ranked[0][1]] if ranked and ranked[0][0] else None
 
-    def should_rate_limit(self, data: bytes, _context) -> bytes:
-        domain, descriptors, request_hits = parse_request(data)
-        overall, statuses = OK, []
+    def should_rate_limit(self, data: bytes, context) -> bytes:
+        try:
+            return self.decide(*parse_request(data))
+        except redis.RedisError as e:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"redis: {e}")
+
+    def decide(self, domain: str, descriptors, request_hits: int) -> bytes:
         now = int(time.time())
-        for entries, addend in descriptors:
+        counted = []  # (index in the response, limit, unit, window end, key, hits, seconds)
+        for i, (entries, addend) in enumerate(descriptors):
             limit = self.limit_for(entries) if domain == self.domain else None
-            if limit is None:
-                statuses.append(put(1, OK))
-                continue
-            seconds, unit = UNITS[limit["unit"]]
-            window = now - now % seconds
-            key = "_".join([domain, *(f"{k}_{v}" for k, v in entries), str(window)])
-            count = self.incr(keys=[key], args=[max(1, addend or request_hits), seconds])
+            if limit is not None:
+                seconds, unit = UNITS[limit["unit"]]
+                window = window_start(now, seconds)
+                counted.append((i, limit, unit, window + seconds, cache_key(domain, entries, window), hits(addend, request_hits), seconds))
+        counts = self.incr(keys=[c[4] for c in counted], args=[a for c in counted for a in (c[5], c[6])]) if counted else []
+        statuses = [put(1, OK)] * len(descriptors)
+        overall = OK
+        for (i, limit, unit, window_end, *_), count in zip(counted, counts):
             code = OK if count <= limit["requests_per_unit"] else OVER_LIMIT
             overall = max(overall, code)
             remaining = max(0, limit["requests_per_unit"] - count)
-            statuses.append(status(code, limit["requests_per_unit"], unit, remaining, window + seconds - now))
+            statuses[i] = status(code, limit["requests_per_unit"], unit, remaining, window_end - now)
         return put(1, overall) + b"".join(put(2, s) for s in statuses)
 
 
@@ -150,12 +192,14 @@ def main():
     args = parser.parse_args()
     with open(args.config) as f:
         config = json.load(f)
-    service = Service(config, redis.Redis(host="127.0.0.1", port=args.redis_port))
+    # Bounded so that a Redis that is gone or hangs fails the call fast, not after Envoy's timeout.
+    store = redis.Redis(host="127.0.0.1", port=args.redis_port, socket_timeout=0.5, socket_connect_timeout=0.5)
+    service = Service(config, store)
     handler = grpc.method_handlers_generic_handler("envoy.service.ratelimit.v3.RateLimitService", {
         "ShouldRateLimit": grpc.unary_unary_rpc_method_handler(
             service.should_rate_limit, request_deserializer=lambda b: b, response_serializer=lambda b: b),
     })
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{args.port}")
     server.start()

@@ -31,11 +31,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+pub mod hosted;
 mod request;
 mod response;
 mod stream;
 
 use request::*;
+pub use response::translate_error;
 use response::*;
 pub use stream::StreamState;
 
@@ -114,7 +116,7 @@ impl ProviderApi for Settings {
         }
     }
 
-    fn speaks(&self, dialect: Dialect) -> bool {
+    fn speaks(&self, dialect: Dialect, _upstream_model: &str) -> bool {
         dialect == Dialect::AnthropicMessages
     }
 
@@ -133,14 +135,21 @@ impl ProviderApi for Settings {
     }
 
     fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-        match ctx.dialect {
-            Dialect::AnthropicMessages if ctx.native => passthrough_usage(body),
-            _ => translate_response(ctx, body),
-        }
+        translate_chat(ctx, body)
     }
 
     fn translate_error(&self, status: u16, _error_type: Option<&str>, body: &[u8]) -> ApiError {
         translate_error(status, body)
+    }
+}
+
+/// An Anthropic message for the client: as it came to a Messages client (only its usage read),
+/// translated for the others. Also the answer of Claude on the platforms that serve Anthropic's
+/// API (`hosted`).
+pub fn translate_chat(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+    match ctx.dialect {
+        Dialect::AnthropicMessages if ctx.native => passthrough_usage(body),
+        _ => translate_response(ctx, body),
     }
 }
 

@@ -333,7 +333,7 @@ pub(super) fn passthrough(raw: &[u8], upstream_model: &str, edits: &Edits) -> Re
 }
 
 /// The Messages member a parameter of the representation comes from.
-fn messages_member(param: &str) -> &str {
+pub(super) fn messages_member(param: &str) -> &str {
     match param {
         "stop" => "stop_sequences",
         "user" => "metadata",

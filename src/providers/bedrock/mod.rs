@@ -1,5 +1,6 @@
 //! Amazon Bedrock ↔ OpenAI: Chat Completions over Converse and ConverseStream, embeddings over
-//! InvokeModel (Titan and Cohere text embeddings), every request signed with SigV4 in the filter.
+//! InvokeModel (Titan and Cohere text embeddings), Messages clients' requests for Claude over
+//! InvokeModel with Anthropic's own body (`invoke`), every request signed with SigV4 in the filter.
 //! References: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html,
 //! https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html,
 //! https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ContentBlock.html,
@@ -25,8 +26,8 @@ use super::{
 };
 use super::{Provider, Secret};
 use super::{ProviderApi, SpecField, StreamFraming, StreamTranslation};
-use crate::client::ClientBody;
 use crate::client::StreamWriter;
+use crate::client::{ClientBody, Dialect};
 use crate::conversation::answer::{Answer, Completion, Finish};
 use crate::conversation::request::{ChatRequest, Content, Message, Part, Role, ToolChoice};
 use crate::error::ApiError;
@@ -43,15 +44,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 mod embeddings;
 mod errors;
+mod invoke;
 mod request;
 mod response;
 mod stream;
 
 use embeddings::*;
 use errors::*;
+pub use invoke::{ClaudeStream, invokes_claude, is_anthropic};
 use request::*;
 use response::*;
-pub use stream::StreamState;
+pub use stream::ConverseStream;
 
 /// The SigV4 signing name of the Bedrock runtime.
 const SERVICE: &str = "bedrock";
@@ -103,14 +106,22 @@ impl ProviderApi for Settings {
         true
     }
 
+    /// Anthropic's Messages API, for Claude (InvokeModel with the Anthropic body).
+    fn speaks(&self, dialect: Dialect, upstream_model: &str) -> bool {
+        invokes_claude(dialect, upstream_model)
+    }
+
     fn build_chat(
         &self,
         provider: &Provider,
         req: &ChatRequest,
-        _client: ClientBody,
+        client: ClientBody,
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {
+        if invokes_claude(client.dialect, to.model) {
+            return invoke::build_invoke(provider, self, req, client, to, edits);
+        }
         build_request(provider, self, req, to.model, to.now_ms, edits)
     }
 
@@ -125,6 +136,9 @@ impl ProviderApi for Settings {
     }
 
     fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        if invokes_claude(ctx.dialect, &ctx.model) {
+            return super::anthropic::translate_chat(ctx, body);
+        }
         translate_response(ctx, body)
     }
 
@@ -182,6 +196,64 @@ fn compile(input: &CompileInput) -> Result<CompiledProvider<Settings>, FieldErro
         headers: vec![("content-type", "application/json".to_owned())],
         missing_env,
     })
+}
+
+/// A Bedrock stream: ConverseStream's events, or Claude's Anthropic events from
+/// InvokeModelWithResponseStream.
+#[derive(Debug)]
+pub enum StreamState {
+    Converse(ConverseStream),
+    Claude(ClaudeStream),
+}
+
+impl StreamState {
+    pub fn new(ctx: &ResponseContext) -> Self {
+        if invokes_claude(ctx.dialect, &ctx.model) {
+            StreamState::Claude(ClaudeStream::new(ctx))
+        } else {
+            StreamState::Converse(ConverseStream::new(ctx))
+        }
+    }
+
+    fn inner(&self) -> &dyn StreamTranslation {
+        match self {
+            StreamState::Converse(s) => s,
+            StreamState::Claude(s) => s,
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut dyn StreamTranslation {
+        match self {
+            StreamState::Converse(s) => s,
+            StreamState::Claude(s) => s,
+        }
+    }
+}
+
+impl StreamTranslation for StreamState {
+    fn translate_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        self.inner_mut().translate_event(event, out)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.inner().usage()
+    }
+
+    fn ended(&self) -> bool {
+        self.inner().ended()
+    }
+
+    fn chunks(&self) -> Option<&StreamWriter> {
+        self.inner().chunks()
+    }
+
+    fn completed(&self) -> bool {
+        self.inner().completed()
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.inner_mut().finish(out);
+    }
 }
 
 /// `bedrock-runtime.{region}.amazonaws.com`

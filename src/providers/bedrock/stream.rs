@@ -84,7 +84,7 @@ pub(super) struct ExceptionBody<'a> {
 /// `messageStop` carries the finish reason and `metadata` the usage, in that order; the stream
 /// is complete once both arrived.
 #[derive(Debug)]
-pub struct StreamState {
+pub struct ConverseStream {
     pub(super) chunks: StreamWriter,
     pub(super) usage: Option<TokenUsage>,
     pub(super) tool_calls: ToolCallIndex,
@@ -96,9 +96,9 @@ pub struct StreamState {
     pub(super) answer_block: Option<u32>,
 }
 
-impl StreamState {
+impl ConverseStream {
     pub fn new(ctx: &ResponseContext) -> Self {
-        StreamState {
+        ConverseStream {
             chunks: ctx.stream_writer(completion_id(ctx.created), ctx.model.clone()),
             usage: None,
             tool_calls: ToolCallIndex::default(),
@@ -180,7 +180,7 @@ impl StreamState {
     }
 }
 
-impl StreamTranslation for StreamState {
+impl StreamTranslation for ConverseStream {
     fn translate_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
         self.on_event(event, out);
         false

@@ -615,9 +615,10 @@ fn tool_stream() -> Vec<u8> {
 }
 
 /// The per-stream id is replaced so runs can be compared.
-fn run(chunks: &[&[u8]], wants_usage: bool) -> (String, StreamState) {
-    let mut s = StreamState::new(&test_support::stream_ctx(MODEL, wants_usage));
-    let out = test_support::translate_stream(&mut s, Decoder::event_stream(1 << 16), chunks, StreamState::on_event, StreamState::finish);
+fn run(chunks: &[&[u8]], wants_usage: bool) -> (String, ConverseStream) {
+    let mut s = ConverseStream::new(&test_support::stream_ctx(MODEL, wants_usage));
+    let out =
+        test_support::translate_stream(&mut s, Decoder::event_stream(1 << 16), chunks, ConverseStream::on_event, ConverseStream::finish);
     let id = out.split("\"id\":\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or("none").to_owned();
     (out.replace(&id, "chatcmpl-x"), s)
 }
@@ -679,7 +680,7 @@ fn tool_stream_yields_openai_tool_call_deltas() {
 #[test]
 fn every_split_position_gives_identical_output() {
     for body in [text_stream(), tool_stream()] {
-        test_support::assert_any_split_gives_the_same_output(&body, |chunks| run(chunks, true), StreamState::completed);
+        test_support::assert_any_split_gives_the_same_output(&body, |chunks| run(chunks, true), ConverseStream::completed);
     }
 }
 
@@ -816,13 +817,13 @@ fn json_schema_becomes_a_forced_tool_elsewhere_and_its_input_the_answer() {
     let message = &v["choices"][0]["message"];
     assert_eq!((&message["content"], &v["choices"][0]["finish_reason"]), (&json!(r#"Let me check.{"city":"Paris"}"#), &json!("stop")));
     assert!(message.get("tool_calls").is_none());
-    let mut s = StreamState::new(&ResponseContext { answer_tool: Some("get_weather".into()), ..test_support::stream_ctx(MODEL, false) });
+    let mut s = ConverseStream::new(&ResponseContext { answer_tool: Some("get_weather".into()), ..test_support::stream_ctx(MODEL, false) });
     let out = test_support::translate_stream(
         &mut s,
         Decoder::event_stream(1 << 16),
         &[&tool_stream()],
-        StreamState::on_event,
-        StreamState::finish,
+        ConverseStream::on_event,
+        ConverseStream::finish,
     );
     let chunks = chunks_of(&out);
     assert_eq!(content_of(&chunks), r#"Let me check.{"city": "Paris"}"#);
@@ -866,9 +867,14 @@ fn tool_use_ids_converse_would_refuse_are_sent_as_digests_matching_their_results
 #[test]
 fn a_messages_client_gets_the_stream_in_anthropics_event_grammar() {
     let run = |chunks: &[&[u8]]| {
-        let mut s = StreamState::new(&test_support::messages_stream_ctx(MODEL));
-        let out =
-            test_support::translate_stream(&mut s, Decoder::event_stream(1 << 16), chunks, StreamState::on_event, StreamState::finish);
+        let mut s = ConverseStream::new(&test_support::messages_stream_ctx(MODEL));
+        let out = test_support::translate_stream(
+            &mut s,
+            Decoder::event_stream(1 << 16),
+            chunks,
+            ConverseStream::on_event,
+            ConverseStream::finish,
+        );
         // Converse streams carry no id: each run mints its own.
         let id = out.split("\"id\":\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or("none").to_owned();
         (out.replace(&id, "msg_x"), s)
@@ -880,7 +886,7 @@ fn a_messages_client_gets_the_stream_in_anthropics_event_grammar() {
     assert!(s.completed());
     let (out, _) = run(&[&text_stream()]);
     assert_eq!(test_support::messages_stream(&out).2, "end_turn");
-    test_support::assert_any_split_gives_the_same_output(&tool_stream(), run, StreamState::completed);
+    test_support::assert_any_split_gives_the_same_output(&tool_stream(), run, ConverseStream::completed);
 }
 
 #[test]
@@ -892,11 +898,11 @@ fn claudes_signed_thinking_goes_back_to_it_and_comes_from_it() {
             {"type":"thinking","thinking":"unsigned, from another provider","signature":""},
             {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}}]},
         {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sunny"}]}]}"#;
-    let req = crate::anthropic::messages::parse(body).unwrap();
-    let provider = &c.providers[0];
-    let client = crate::client::ClientBody { dialect: crate::client::Dialect::AnthropicMessages, bytes: body };
-    let to = crate::providers::BuildContext { model: MODEL, now_ms: NOW_MS };
-    let built = crate::providers::build_chat(provider, &req, client, &to, &mut Edits::default()).unwrap();
+    // A Messages client's request goes to InvokeModel (see `invoke_tests`); through Converse
+    // come the other clients' turns, the unsigned thinking forgotten as `build_chat` does.
+    let mut req = crate::anthropic::messages::parse(body).unwrap();
+    req.forget_thinking(true);
+    let built = build_request(&c.providers[0], settings(&c), &req, MODEL, NOW_MS, &mut Edits::default()).unwrap();
     let sent: Value = serde_json::from_slice(built.body.as_ref().unwrap()).unwrap();
     assert_eq!(
         sent["messages"][1]["content"],
@@ -904,13 +910,13 @@ fn claudes_signed_thinking_goes_back_to_it_and_comes_from_it() {
                {"toolUse":{"toolUseId":"toolu_1","name":"get_weather","input":{"city":"Paris"}}}])
     );
     // The signature of a streamed answer's thinking reaches a Messages client.
-    let mut s = StreamState::new(&test_support::messages_stream_ctx(MODEL));
+    let mut s = ConverseStream::new(&test_support::messages_stream_ctx(MODEL));
     let out = test_support::translate_stream(
         &mut s,
         Decoder::event_stream(1 << 16),
         &[&tool_stream()],
-        StreamState::on_event,
-        StreamState::finish,
+        ConverseStream::on_event,
+        ConverseStream::finish,
     );
     assert!(out.contains(r#"{"type":"signature_delta","signature":"sig"}"#), "{out}");
     let answer = json!({"output":{"message":{"role":"assistant","content":[

@@ -1,6 +1,7 @@
 //! Google Gemini API and Vertex AI ↔ OpenAI Chat Completions and Embeddings, both ways,
 //! streaming included. Vertex AI hosts the same GenerateContent body as the Gemini API; the two
-//! differ in host, path, auth and embeddings endpoint.
+//! differ in host, path, auth and embeddings endpoint. Vertex AI also serves Claude in Anthropic's
+//! own API (`claude`).
 //! References:
 //! https://ai.google.dev/api/generate-content (request, response, streaming with `alt=sse`,
 //! finish and block reasons, usage metadata),
@@ -33,15 +34,16 @@ use super::turns::{self, AssistantCall, Conversation, TurnRules};
 use super::{BuildContext, CompileInput, CompiledProvider, Edits, FieldError, ResponseContext, Translated, Unsupported, UpstreamRequest};
 use super::{Provider, Secret};
 use super::{ProviderApi, SpecField, StreamTranslation};
-use crate::client::ClientBody;
 use crate::client::StreamWriter;
+use crate::client::{ClientBody, Dialect};
 use crate::conversation::answer::{Answer, Completion, Finish};
 use crate::conversation::request::{ChatRequest, Content, Message, Part, Role, ToolChoice};
 use crate::error::ApiError;
 use crate::error::kind_for_status;
 use crate::json::{Str, strip_position};
 use crate::openai::embeddings::EmbeddingsRequest;
-use crate::schema::{ProviderKind, ProviderSpec, ReasoningForm};
+use crate::providers::anthropic;
+use crate::schema::{ParamAction, ProviderKind, ProviderSpec, ReasoningForm};
 use crate::stream::sse::Event;
 use crate::usage::Usage;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -51,6 +53,7 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 
+mod claude;
 mod embeddings;
 mod errors;
 mod request;
@@ -77,6 +80,8 @@ pub struct Settings {
     /// The collection every model endpoint sits under: `{base}/models` or
     /// `{base}/projects/{project}/locations/{location}/publishers/google/models`.
     pub models_path: String,
+    /// Vertex AI: where its Anthropic publisher's models are (`claude`).
+    pub claude_models_path: Option<String>,
 }
 
 impl ProviderApi for Settings {
@@ -109,15 +114,32 @@ impl ProviderApi for Settings {
         check_unsupported(provider, req)
     }
 
+    fn param_defaults(&self, upstream_model: &str) -> Vec<(&'static str, ParamAction)> {
+        if self.serves_claude(upstream_model) {
+            return anthropic::default_policy(&anthropic::hosted::HOSTED, upstream_model);
+        }
+        Vec::new()
+    }
+
+    /// Anthropic's Messages API, for Claude.
+    fn speaks(&self, dialect: Dialect, upstream_model: &str) -> bool {
+        dialect == Dialect::AnthropicMessages && self.serves_claude(upstream_model)
+    }
+
     fn build_chat(
         &self,
         provider: &Provider,
         req: &ChatRequest,
-        _client: ClientBody,
+        client: ClientBody,
         to: &BuildContext,
         edits: &mut Edits,
     ) -> Result<UpstreamRequest, ApiError> {
-        build_request(provider, self, req, to.model, edits)
+        match &self.claude_models_path {
+            Some(claude_models) if self.serves_claude(to.model) => {
+                claude::build_chat(provider, claude_models, req, client, to.model, edits)
+            }
+            _ => build_request(provider, self, req, to.model, edits),
+        }
     }
 
     fn build_embeddings(
@@ -131,6 +153,9 @@ impl ProviderApi for Settings {
     }
 
     fn translate_chat(&self, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
+        if self.serves_claude(&ctx.model) {
+            return anthropic::translate_chat(ctx, body);
+        }
         translate_response(ctx, body)
     }
 
@@ -139,6 +164,9 @@ impl ProviderApi for Settings {
     }
 
     fn translate_error(&self, status: u16, _error_type: Option<&str>, body: &[u8]) -> ApiError {
+        if claude::is_anthropic_error(body) {
+            return claude::translate_error(status, body);
+        }
         translate_error(status, body)
     }
 
@@ -146,10 +174,13 @@ impl ProviderApi for Settings {
         &self,
         provider: &Provider,
         req: &ChatRequest,
-        _client: ClientBody,
+        client: ClientBody,
         to: &BuildContext,
     ) -> Option<Result<UpstreamRequest, ApiError>> {
-        Some(build_count_tokens(provider, self, req, to.model))
+        match &self.claude_models_path {
+            Some(claude_models) if self.serves_claude(to.model) => claude::build_count_tokens(claude_models, client, to.model),
+            _ => Some(build_count_tokens(provider, self, req, to.model)),
+        }
     }
 
     fn translate_count_tokens(&self, body: &[u8]) -> Result<Translated, ApiError> {
@@ -159,19 +190,20 @@ impl ProviderApi for Settings {
 
 fn compile(input: &CompileInput) -> Result<CompiledProvider<Settings>, FieldError> {
     let CompileInput { spec, base_path, key, .. } = *input;
-    let (api, models_path, auth) = if spec.kind == ProviderKind::Vertex {
+    let (api, models_path, claude_models_path, auth) = if spec.kind == ProviderKind::Vertex {
         let project = path_segment(spec.project.as_deref(), "project")?;
         let location = path_segment(spec.location.as_deref(), "location")?;
         let path = format!("{base_path}/projects/{project}/locations/{location}/publishers/google/models");
+        let claude = claude::models_path(base_path, project, location);
         // An OAuth access token the operator refreshes (e.g. `gcloud auth print-access-token`).
-        (Api::Vertex, path, key.map(|k| ("authorization", Secret::new(format!("Bearer {k}")))))
+        (Api::Vertex, path, Some(claude), key.map(|k| ("authorization", Secret::new(format!("Bearer {k}")))))
     } else {
-        (Api::Gemini, format!("{base_path}/models"), key.map(|k| ("x-goog-api-key", Secret::new(k.to_owned()))))
+        (Api::Gemini, format!("{base_path}/models"), None, key.map(|k| ("x-goog-api-key", Secret::new(k.to_owned()))))
     };
     Ok(CompiledProvider {
         // Every request names its own endpoint (model and method are in the path).
         chat_path: models_path.clone(),
-        settings: Settings { api, models_path },
+        settings: Settings { api, models_path, claude_models_path },
         auth,
         headers: Vec::new(),
         missing_env: Vec::new(),
@@ -198,6 +230,11 @@ fn path_segment<'s>(value: Option<&'s str>, field: &'static str) -> Result<&'s s
 /// `{models}/{model}:{method}`. The model lands in the path, so a name that could change the
 /// path (a client's name under a wildcard route) is refused.
 fn endpoint(s: &Settings, model: &str, method: &str) -> Result<String, ApiError> {
+    endpoint_under(&s.models_path, model, method)
+}
+
+/// `{models}/{model}:{method}` for a model collection.
+fn endpoint_under(models: &str, model: &str, method: &str) -> Result<String, ApiError> {
     let valid = !model.is_empty() && model.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
     if !valid {
         return Err(ApiError::invalid_param(
@@ -205,7 +242,7 @@ fn endpoint(s: &Settings, model: &str, method: &str) -> Result<String, ApiError>
             format!("`{model}` is not a valid Gemini model name (letters, digits, `-`, `_`, `.` and `@` only)."),
         ));
     }
-    Ok(format!("{}/{model}:{method}", s.models_path))
+    Ok(format!("{models}/{model}:{method}"))
 }
 
 #[cfg(test)]

@@ -179,13 +179,24 @@ pub(super) fn blocked_completion(ctx: &ResponseContext, r: &GenerateContentRespo
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CountTokensResponse {
-    total_tokens: u64,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+    /// Claude's count, from Vertex AI's Anthropic publisher: already Anthropic's answer.
+    #[serde(default, rename = "input_tokens")]
+    input_tokens: Option<u64>,
 }
 
 /// Gemini's `{"totalTokens": N}` as Anthropic's `{"input_tokens": N}`, the answer of the only
-/// client API that counts.
+/// client API that counts; Claude's count passes as it came.
 pub fn translate_count_tokens(body: &[u8]) -> Result<Translated, ApiError> {
     let r: CountTokensResponse =
         serde_json::from_slice(body).map_err(|e| super::super::unexpected_answer("a Gemini token count", &e, body))?;
-    Ok(Translated { body: Some(format!("{{\"input_tokens\":{}}}", r.total_tokens).into_bytes()), usage: None })
+    match (r.total_tokens, r.input_tokens) {
+        (Some(total), _) => Ok(Translated { body: Some(format!("{{\"input_tokens\":{total}}}").into_bytes()), usage: None }),
+        (None, Some(_)) => Ok(Translated::default()),
+        (None, None) => Err(ApiError::bad_gateway(format!(
+            "The provider returned a token count without `totalTokens` or `input_tokens`: {}",
+            super::super::excerpt(body)
+        ))),
+    }
 }

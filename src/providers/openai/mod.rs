@@ -98,7 +98,7 @@ impl ProviderApi for Settings {
         translate_chat(ctx, body)
     }
 
-    fn speaks(&self, dialect: Dialect) -> bool {
+    fn speaks(&self, dialect: Dialect, _upstream_model: &str) -> bool {
         self.speaks(dialect)
     }
 

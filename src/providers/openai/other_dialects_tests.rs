@@ -21,7 +21,7 @@ fn build(body: Value) -> Result<(Value, Edits), ApiError> {
     let mut req = messages::parse(&bytes)?;
     req.forget_thinking(false);
     let mut edits = Edits::default();
-    let client = ClientBody { dialect: Dialect::AnthropicMessages, bytes: &bytes };
+    let client = ClientBody::bare(Dialect::AnthropicMessages, &bytes);
     let built = build_chat(&Settings { stream_usage: true, responses_api: true }, &provider(), &req, client, "gpt-4o", &mut edits)?;
     Ok((serde_json::from_slice(built.body.as_ref().unwrap()).unwrap(), edits))
 }
@@ -181,7 +181,7 @@ fn responses_ctx(stream: bool, native: bool) -> ResponseContext {
 fn a_responses_request_to_openai_keeps_its_bytes_but_the_model() {
     let body = br#"{"model": "fast", "input": [{"type":"reasoning","id":"rs_1","encrypted_content":"gAAA","summary":[]}], "store": false, "temperature": 0.3}"#;
     let req = crate::openai::responses::parse(body).unwrap();
-    let client = ClientBody { dialect: Dialect::OpenAiResponses, bytes: body };
+    let client = ClientBody::bare(Dialect::OpenAiResponses, body);
     let mut edits = Edits::default();
     let settings = Settings { stream_usage: true, responses_api: true };
     let to = crate::providers::BuildContext { model: "gpt-5", now_ms: 0 };

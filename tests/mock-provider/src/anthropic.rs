@@ -168,7 +168,7 @@ impl Provider for Anthropic {
     }
 
     fn stream_error(&self, _request: &Request, _sent: usize) -> String {
-        sse(&Event::Error { error: ErrorDetail { kind: "overloaded_error", message: "Overloaded" } })
+        overloaded_event()
     }
 
     fn answer(&self, request: &Request, cache: Cache) -> Result<Answer, Response> {
@@ -180,18 +180,84 @@ impl Provider for Anthropic {
             let input_tokens = count_tokens(&request.body, &betas).map_err(invalid)?;
             return Ok(Answer { whole: Response::json(200, &CountOut { input_tokens }), events: None });
         }
-        let parsed = parse(&request.body, version, cache, &betas).map_err(invalid)?;
-        let mut reply = script::reply(&parsed.conversation);
-        script::forced_call_alone(&parsed.conversation, &mut reply);
-        // Structured outputs: the text is JSON in the requested schema.
-        if let Some(format) = &parsed.format
-            && reply.tool_call.is_none()
-        {
-            reply.text = format.sample_args().to_json();
-            reply.usage.output = script::words(&reply.text);
-        }
-        Ok(render(&parsed, &reply))
+        let parsed = parse(&request.body, version, cache, &betas, None).map_err(invalid)?;
+        Ok(respond(&parsed))
     }
+}
+
+/// The script's reply to a parsed request, rendered.
+fn respond(parsed: &Parsed) -> Answer {
+    let mut reply = script::reply(&parsed.conversation);
+    script::forced_call_alone(&parsed.conversation, &mut reply);
+    // Structured outputs: the text is JSON in the requested schema.
+    if let Some(format) = &parsed.format
+        && reply.tool_call.is_none()
+    {
+        reply.text = format.sample_args().to_json();
+        reply.usage.output = script::words(&reply.text);
+    }
+    render(parsed, &reply)
+}
+
+/// Claude on a cloud platform that takes Anthropic's body: Bedrock's InvokeModel
+/// (<https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages-request-response.html>)
+/// and Vertex AI's Anthropic publisher
+/// (<https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude>).
+/// The model is in the path, never in the body, and the body names the platform's
+/// `anthropic_version`.
+pub struct Platform<'a> {
+    pub model: &'a str,
+    pub version: &'static str,
+    /// Bedrock: the path says whether to stream, and the body may not; Vertex: `None`, the
+    /// body's `stream` says.
+    pub stream: Option<bool>,
+    /// Bedrock takes the betas in the body's `anthropic_beta`; Vertex in the header.
+    pub betas_in_body: bool,
+}
+
+/// Answers a platform's request as Anthropic would, after checking what the platform requires.
+/// `Err` is the message of a 400.
+pub fn hosted(request: &Request, cache: Cache, platform: &Platform) -> Result<Answer, String> {
+    let body = validate::parse_body(&request.body).map_err(|e| e.to_string())?;
+    let obj = Obj::new(&body, "").map_err(|e| e.to_string())?;
+    match obj.get("anthropic_version").and_then(Value::as_str) {
+        Some(version) if version == platform.version => {}
+        Some(other) => return Err(format!("anthropic_version: unknown version '{other}', expected {}", platform.version)),
+        None => return Err("anthropic_version: Field required".to_owned()),
+    }
+    let betas = if platform.betas_in_body {
+        match obj.get("anthropic_beta") {
+            None => Vec::new(),
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+                items.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+            }
+            Some(_) => return Err("anthropic_beta: Input should be a list of strings".to_owned()),
+        }
+    } else {
+        betas(request).map_err(|e| e.to_string())?
+    };
+    parse(&request.body, Version::June2023, cache, &betas, Some(platform)).map(|parsed| respond(&parsed)).map_err(|e| e.to_string())
+}
+
+/// A platform's token count (Vertex AI's `count-tokens:rawPredict`): Anthropic's request, the
+/// model in the body, and the platform's `anthropic_version`.
+pub fn hosted_count_tokens(request: &Request, version: &'static str) -> Result<Answer, String> {
+    let mut body = validate::parse_body(&request.body).map_err(|e| e.to_string())?;
+    let Some(members) = body.as_object_mut() else { return Err("Input should be an object".to_owned()) };
+    match members.remove("anthropic_version") {
+        Some(Value::String(v)) if v == version => {}
+        Some(other) => return Err(format!("anthropic_version: unknown version {other}, expected {version}")),
+        None => return Err("anthropic_version: Field required".to_owned()),
+    }
+    let betas = betas(request).map_err(|e| e.to_string())?;
+    let raw = serde_json::to_vec(&body).expect("a parsed body serializes");
+    let input_tokens = count_tokens(&raw, &betas).map_err(|e| e.to_string())?;
+    Ok(Answer { whole: Response::json(200, &CountOut { input_tokens }), events: None })
+}
+
+/// The event Anthropic sends when a stream fails.
+pub fn overloaded_event() -> String {
+    sse(&Event::Error { error: ErrorDetail { kind: "overloaded_error", message: "Overloaded" } })
 }
 
 fn error_type(status: u16) -> &'static str {
@@ -391,17 +457,32 @@ struct CountOut {
     input_tokens: u64,
 }
 
-fn parse(raw: &[u8], version: Version, cache: Cache, betas: &[String]) -> Checked<Parsed> {
+fn parse(raw: &[u8], version: Version, cache: Cache, betas: &[String], platform: Option<&Platform>) -> Checked<Parsed> {
     let body = validate::parse_body(raw)?;
     let body = Obj::new(&body, "")?;
-    body.only(TOP_LEVEL_FIELDS)?;
+    match platform {
+        None => body.only(TOP_LEVEL_FIELDS)?,
+        Some(p) => {
+            // The platform's own members, less those its path carries.
+            let mut allowed: Vec<&str> =
+                TOP_LEVEL_FIELDS.iter().copied().filter(|f| *f != "model" && !(*f == "stream" && p.stream.is_some())).collect();
+            allowed.push("anthropic_version");
+            if p.betas_in_body {
+                allowed.push("anthropic_beta");
+            }
+            body.only(&allowed)?;
+        }
+    }
     beta_fields(&body, betas)?;
     if let Some(tier) = body.opt_string("service_tier")?
         && !SERVICE_TIERS.contains(&tier)
     {
         return Err(Invalid::new("service_tier", format!("Input should be {}", SERVICE_TIERS.join(" or "))));
     }
-    let model = body.non_empty_string("model")?.to_owned();
+    let model = match platform {
+        Some(p) => p.model.to_owned(),
+        None => body.non_empty_string("model")?.to_owned(),
+    };
     if version == Version::October2026
         && let Some(key) = ["temperature", "top_p", "top_k"].into_iter().find(|key| body.get(key).is_some())
     {
@@ -416,7 +497,10 @@ fn parse(raw: &[u8], version: Version, cache: Cache, betas: &[String]) -> Checke
     if body.get("top_k").is_some_and(|top_k| !top_k.is_u64()) {
         return Err(Invalid::new("top_k", "Input should be a non-negative integer"));
     }
-    let stream = body.opt_bool("stream")?.unwrap_or(false);
+    let stream = match platform.and_then(|p| p.stream) {
+        Some(stream) => stream,
+        None => body.opt_bool("stream")?.unwrap_or(false),
+    };
     let thinks = thinking(&body, &model, max_tokens, betas.iter().any(|beta| beta == INTERLEAVED_THINKING))?;
     let stop = stop_sequences(&body)?;
     metadata(&body)?;

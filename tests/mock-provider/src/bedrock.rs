@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::anthropic;
 use crate::http::{Request, Response};
 use crate::provider::{Answer, Provider};
 use crate::script::{self, Args, Block, Cache, Conversation, Finish, KeyOrder, Reply, Role, Tool, ToolChoice, Turn};
@@ -79,6 +80,17 @@ impl Provider for Bedrock {
             return Err(error_response(404, "UnknownOperationException", "The requested operation is not recognized by the service."));
         };
         let invalid = |invalid: Invalid| error_response(400, "ValidationException", &invalid.to_string());
+        if is_anthropic(&model) && matches!(action, "invoke" | "invoke-with-response-stream") {
+            let platform = anthropic::Platform {
+                model: &model,
+                version: "bedrock-2023-05-31",
+                stream: Some(action == "invoke-with-response-stream"),
+                betas_in_body: true,
+            };
+            let Answer { whole, events } =
+                anthropic::hosted(request, cache, &platform).map_err(|message| error_response(400, "ValidationException", &message))?;
+            return Ok(Answer { whole, events: events.map(|events| chunks(&events)) });
+        }
         match action {
             "converse" | "converse-stream" => {
                 let conversation = parse_converse(&request.body, cache).map_err(invalid)?;
@@ -100,6 +112,55 @@ impl Provider for Bedrock {
             _ => Err(error_response(404, "UnknownOperationException", "The requested operation is not recognized by the service.")),
         }
     }
+}
+
+/// Anthropic's models, by id (`anthropic.…`) or cross-Region inference profile (`us.anthropic.…`).
+fn is_anthropic(model: &str) -> bool {
+    let id = model.rsplit('/').next().unwrap_or(model);
+    id.starts_with("anthropic.") || id.split_once('.').is_some_and(|(_, rest)| rest.starts_with("anthropic."))
+}
+
+/// InvokeModelWithResponseStream's framing of Anthropic's events: each the base64 `bytes` of a
+/// `chunk` event's `PayloadPart`, the last with Bedrock's invocation metrics added
+/// (<https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModelWithResponseStream.html>).
+fn chunks(events: &[String]) -> Vec<String> {
+    let (mut input, mut output) = (0, 0);
+    events
+        .iter()
+        .map(|sse| {
+            let json = sse.lines().filter_map(|line| line.strip_prefix("data: ")).collect::<Vec<_>>().join("\n");
+            let mut event: Value = serde_json::from_str(&json).expect("the mock's events are JSON");
+            let bytes = match event["type"].as_str() {
+                Some("message_start") => {
+                    input = event["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                    json
+                }
+                Some("message_delta") => {
+                    output = event["usage"]["output_tokens"].as_u64().unwrap_or(0);
+                    json
+                }
+                Some("message_stop") => {
+                    event["amazon-bedrock-invocationMetrics"] = serde_json::json!({
+                        "inputTokenCount": input, "outputTokenCount": output, "invocationLatency": 42, "firstByteLatency": 7});
+                    event.to_string()
+                }
+                _ => json,
+            };
+            logical_event("chunk", &serde_json::json!({"bytes": base64(bytes.as_bytes())}))
+        })
+        .collect()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let n = group.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= group.len() { char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]) } else { '=' });
+        }
+    }
+    out
 }
 
 /// `/model/{modelId}/{action}` with the model id percent-decoded.
@@ -1010,6 +1071,85 @@ mod tests {
     fn weather_tools() -> Value {
         json!({"tools": [{"toolSpec": {"name": "get_weather", "description": "Weather", "inputSchema": {"json": {
             "type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}}}]})
+    }
+
+    const INVOKE: &str = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke";
+
+    #[test]
+    fn claude_takes_anthropics_body_on_invoke_model() {
+        let body = json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
+        let answer = send(INVOKE, &body).ok().unwrap();
+        let message = json_of(&answer.whole);
+        assert_eq!((message["type"].as_str(), message["content"][0]["text"].as_str()), (Some("message"), Some("Hello! You said: hi")));
+        assert!(answer.events.is_none());
+        for (bad, needle) in [
+            (json!({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}), "anthropic_version"),
+            (
+                json!({"anthropic_version": "vertex-2023-10-16", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+                "anthropic_version",
+            ),
+            (
+                json!({"anthropic_version": "bedrock-2023-05-31", "model": "x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+                "model",
+            ),
+            (
+                json!({"anthropic_version": "bedrock-2023-05-31", "stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+                "stream",
+            ),
+            (
+                json!({"anthropic_version": "bedrock-2023-05-31", "anthropic_beta": "x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+                "anthropic_beta",
+            ),
+        ] {
+            let (status, kind, message) = rejection(send(INVOKE, &bad));
+            assert_eq!((status, kind.as_str()), (400, "ValidationException"), "{bad}");
+            assert!(message.contains(needle), "{message}");
+        }
+        // Betas come in the body: one that enables a member lets it through.
+        let beta = json!({"anthropic_version": "bedrock-2023-05-31", "anthropic_beta": ["context-management-2025-06-27"], "max_tokens": 5,
+            "context_management": {"edits": []}, "messages": [{"role": "user", "content": "hi"}]});
+        assert!(send(INVOKE, &beta).is_ok());
+        let unsigned = crate::http::read_request(
+            &mut format!("POST {INVOKE} HTTP/1.1\r\ncontent-length: {}\r\n\r\n{body}", body.to_string().len()).as_bytes(),
+            &mut Vec::new(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(Bedrock::new(vec![creds()]).answer(&unsigned, Cache::default()).err().unwrap().status, 403);
+    }
+
+    #[test]
+    fn claudes_stream_is_chunks_of_base64_anthropic_events() {
+        let body = json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
+        let path = INVOKE.replace("/invoke", "/invoke-with-response-stream");
+        let events = send(&path, &body).ok().unwrap().events.unwrap();
+        let decoded: Vec<Value> = events
+            .iter()
+            .map(|e| {
+                let (name, payload) = e.split_once('\n').unwrap();
+                assert_eq!(name, "chunk");
+                let b64 = serde_json::from_str::<Value>(payload).unwrap()["bytes"].as_str().unwrap().to_owned();
+                serde_json::from_slice(&decode_base64(&b64)).unwrap()
+            })
+            .collect();
+        assert_eq!(decoded.first().unwrap()["type"], "message_start");
+        let last = decoded.last().unwrap();
+        assert_eq!(last["type"], "message_stop");
+        assert_eq!(last["amazon-bedrock-invocationMetrics"]["outputTokenCount"], 4);
+    }
+
+    fn decode_base64(text: &str) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+        for b in text.bytes().filter(|b| *b != b'=') {
+            acc = acc << 6 | ALPHABET.iter().position(|a| *a == b).unwrap() as u32;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+            }
+        }
+        out
     }
 
     #[test]

@@ -92,28 +92,29 @@ impl Gemini {
                 Some(key) if key == self.key => Ok(()),
                 Some(_) => Err(with_reason(error_response(400, "API key not valid. Please pass a valid API key."), "API_KEY_INVALID")),
             },
-            Api::Vertex { location } => {
-                let token = request.header("authorization").and_then(|value| value.strip_prefix("Bearer "));
-                if token != Some(self.vertex_token.as_str()) {
-                    return Err(error_response(
-                        401,
-                        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
-                    ));
-                }
-                // Tollgate sets :authority; Vertex serves each location on its own host.
-                let expected = if location == "global" {
-                    "aiplatform.googleapis.com".to_owned()
-                } else {
-                    format!("{location}-aiplatform.googleapis.com")
-                };
-                match request.header("host") {
-                    Some(host) if host != expected => {
-                        Err(error_response(400, &format!("Host {host} does not serve location {location}; use {expected}.")))
-                    }
-                    _ => Ok(()),
-                }
-            }
+            Api::Vertex { location } => authorize_vertex(request, &self.vertex_token, location),
         }
+    }
+}
+
+/// Vertex AI's checks, whichever publisher serves the model: the OAuth access token, and the
+/// location's own host.
+pub fn authorize_vertex(request: &Request, vertex_token: &str, location: &str) -> Result<(), Response> {
+    let token = request.header("authorization").and_then(|value| value.strip_prefix("Bearer "));
+    if token != Some(vertex_token) {
+        return Err(error_response(
+            401,
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+        ));
+    }
+    // Tollgate sets :authority; Vertex serves each location on its own host.
+    let expected =
+        if location == "global" { "aiplatform.googleapis.com".to_owned() } else { format!("{location}-aiplatform.googleapis.com") };
+    match request.header("host") {
+        Some(host) if host != expected => {
+            Err(error_response(400, &format!("Host {host} does not serve location {location}; use {expected}.")))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -167,7 +168,7 @@ fn rpc_status(status: u16) -> &'static str {
     }
 }
 
-fn error_response(status: u16, message: &str) -> Response {
+pub fn error_response(status: u16, message: &str) -> Response {
     Response::json(status, &json!({"error": {"code": status, "message": message, "status": rpc_status(status)}}))
 }
 

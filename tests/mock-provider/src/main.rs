@@ -20,6 +20,7 @@ mod responses;
 mod script;
 mod sigv4;
 mod validate;
+mod vertex_claude;
 
 use std::env;
 use std::io::{self, BufReader, Write};
@@ -42,6 +43,7 @@ use crate::provider::Flow;
 use crate::record::{Fault, Recorder};
 use crate::responses::Responses;
 use crate::sigv4::Credentials;
+use crate::vertex_claude::VertexClaude;
 
 const USAGE: &str = "usage: mock-provider --listen HOST:PORT [--openai-key KEY] [--anthropic-key KEY] [--gemini-key KEY] \
                      [--vertex-token TOKEN] [--aws-credentials KEY:SECRET[:TOKEN]]... [--cohere-key KEY] [--azure-key KEY]";
@@ -113,6 +115,7 @@ struct App {
     anthropic: Anthropic,
     gemini: Gemini,
     bedrock: Bedrock,
+    vertex_claude: VertexClaude,
     cohere: Cohere,
     azure: Azure,
     recorder: Mutex<Recorder>,
@@ -124,6 +127,7 @@ impl App {
             responses: Responses::new(config.openai_key.clone()),
             openai: OpenAi::new(config.openai_key),
             anthropic: Anthropic::new(config.anthropic_key),
+            vertex_claude: VertexClaude::new(config.vertex_token.clone()),
             gemini: Gemini::new(config.gemini_key, config.vertex_token),
             bedrock: Bedrock::new(config.aws_credentials),
             cohere: Cohere::new(config.cohere_key),
@@ -250,6 +254,9 @@ fn route(app: &App, request: &Request, out: &mut TcpStream) -> io::Result<Flow> 
         }
         "POST" if path.ends_with("/messages") || path.ends_with("/messages/count_tokens") => {
             return provider::serve(&app.anthropic, request, &app.recorder, out);
+        }
+        "POST" if vertex_claude::handles(path) => {
+            return provider::serve(&app.vertex_claude, request, &app.recorder, out);
         }
         "POST" if gemini::handles(path) => {
             return provider::serve(&app.gemini, request, &app.recorder, out);
