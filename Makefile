@@ -7,13 +7,19 @@ VENV      := .venv
 PYTHON    := $(VENV)/bin/python
 ENVOY_BIN ?= $(VENV)/bin/envoy
 WASM      := target/wasm32-wasip1/release/tollgate.wasm
+# The native build (an Envoy dynamic module): Envoy loads `dynamic_module_config: {name: tollgate}`
+# as $(ENVOY_DYNAMIC_MODULES_SEARCH_PATH)/libtollgate.so.
+NATIVE_DIR := target/native
+BUILD     ?= wasm
+export ENVOY_DYNAMIC_MODULES_SEARCH_PATH := $(abspath $(NATIVE_DIR))
 MOCK      := target/release/mock-provider
 export ENVOY_BIN
 
-.PHONY: help setup build run test lint unit wasm-unit validate compose-tool redis integration observability-tools bench microbench profile clean
+.PHONY: help setup build native run test lint unit wasm-unit validate compose-tool redis integration integration-native observability-tools bench microbench profile clean
 
 help:
 	@echo "make run   - build and start Envoy + Tollgate on 127.0.0.1:10000 (demo mock, or real providers if keys are set)"
+	@echo "make run BUILD=native - the same demo with Tollgate's native build (an Envoy dynamic module)"
 	@echo "make test  - lint (with the layer check), unit tests (native and wasm), config validation, integration tests through real Envoy"
 	@echo "make bench - Tollgate vs bare Envoy: throughput, latency, streaming, memory soak (tests/bench/results.md)"
 	@echo "make microbench - criterion benchmarks of the per-request core, natively"
@@ -27,12 +33,16 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	@touch $@
 
-build: setup
+build: setup native
 	cargo build --release --target wasm32-wasip1 --lib
 	cargo build --release -p mock-provider
 
+# The `native` profile is the release build with unwinding panics (Cargo.toml).
+native:
+	cargo build --profile native --lib
+
 run: build
-	@envoy/run.sh
+	@BUILD=$(BUILD) envoy/run.sh
 
 # tests/layers.py: imports between src/'s top-level modules go downwards only (README, Development).
 lint: setup
@@ -79,10 +89,16 @@ observability-tools:
 integration: build redis observability-tools
 	$(PYTHON) -m pytest -q tests/integration
 
-test: lint unit wasm-unit validate integration
+# The suites that matter most, again against the native build (tests/integration/harness.py).
+NATIVE_SUITES := test_core.py test_streaming.py test_routing.py test_accounting.py test_config.py \
+	test_messages_api.py test_responses_api.py test_guardrails.py test_guardrails_external.py test_rate_limits.py
+integration-native: build redis
+	TOLLGATE_BUILD=native $(PYTHON) -m pytest -q $(addprefix tests/integration/,$(NATIVE_SUITES))
+
+test: lint unit wasm-unit validate integration integration-native
 
 # Load benchmark; BENCH_ARGS shortens it for a try-out, e.g. "--seconds 1 --rounds 1 --soak 20000".
-bench: setup
+bench: setup native
 	cargo build --release --target wasm32-wasip1 --lib
 	cargo build --release --target wasm32-wasip1 -p floor-filter
 	@tests/bench/install-tools.sh wrk nginx

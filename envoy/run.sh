@@ -2,7 +2,8 @@
 # Started by `make run`: Envoy + Tollgate on 127.0.0.1:10000.
 # With OPENAI_API_KEY or ANTHROPIC_API_KEY in the environment it serves envoy/gateway.yaml
 # (real providers over TLS); otherwise envoy/demo.yaml, or ENVOY_CONFIG if set, against the
-# local mock provider.
+# local mock provider. BUILD=native (`make run BUILD=native`) serves envoy/native.yaml, Tollgate's
+# native build as an Envoy dynamic module, against the mock (or ENVOY_CONFIG if set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVOY_BIN=${ENVOY_BIN:-.venv/bin/envoy}
@@ -13,6 +14,11 @@ cleanup() {
   [ -n "${NUDGE_PID:-}" ] && kill "$NUDGE_PID" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
+
+if [ "${BUILD:-wasm}" = native ]; then
+  export ENVOY_DYNAMIC_MODULES_SEARCH_PATH=${ENVOY_DYNAMIC_MODULES_SEARCH_PATH:-$PWD/target/native}
+  ENVOY_CONFIG=${ENVOY_CONFIG:-envoy/native.yaml}
+fi
 
 if [ -z "${ENVOY_CONFIG:-}" ] && [ -n "${OPENAI_API_KEY:-}${ANTHROPIC_API_KEY:-}" ]; then
   config=envoy/gateway.yaml
@@ -61,5 +67,5 @@ Ctrl-C stops it.
 MSG
 # Access-log entries are written as each request ends, not buffered for a second: a killed
 # Envoy keeps every entry of an answered request (README, "Access log durability").
-"$ENVOY_BIN" -c "$config" --disable-hot-restart --concurrency 2 -l warn --component-log-level wasm:info \
+"$ENVOY_BIN" -c "$config" --disable-hot-restart --concurrency 2 -l warn --component-log-level wasm:info,dynamic_modules:info \
   --file-flush-min-size-kb 0 --file-flush-interval-msec 100

@@ -1,6 +1,7 @@
 //! What the core needs from the host: a shared key-value store with compare-and-swap
 //! (proxy-wasm shared data, shared by every worker of the VM). The time comes in as arguments.
-//! The filter shell implements them over proxy-wasm; tests use [`memory`].
+//! The proxy-wasm shell implements them over its shared data, the native shell over a
+//! [`process::ProcessStore`]; tests use [`memory`].
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreError {
@@ -37,6 +38,89 @@ pub fn update<E>(
         }
     }
     Err(StoreError::CasMismatch)
+}
+
+/// One store for the whole process: a native Envoy module is loaded once per process, so all
+/// workers share its memory, and a lock plus CAS tokens give the semantics of proxy-wasm shared
+/// data (a write with a stale token fails; writing a key that does not exist always succeeds).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod process {
+    use super::{SharedStore, StoreError};
+    use std::collections::HashMap;
+    use std::sync::{PoisonError, RwLock};
+
+    #[derive(Default)]
+    struct Entries {
+        values: HashMap<String, (Vec<u8>, u32)>,
+        last_cas: u32,
+    }
+
+    #[derive(Default)]
+    pub struct ProcessStore {
+        entries: RwLock<Entries>,
+    }
+
+    impl SharedStore for ProcessStore {
+        fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+            // Nothing panics while holding the lock, so a poisoned one still holds whole entries.
+            self.entries.read().unwrap_or_else(PoisonError::into_inner).values.get(key).cloned()
+        }
+
+        fn put(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+            let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+            if let (Some(cas), Some((_, current))) = (cas, entries.values.get(key))
+                && cas != *current
+            {
+                return Err(StoreError::CasMismatch);
+            }
+            entries.last_cas = entries.last_cas.wrapping_add(1);
+            let token = entries.last_cas;
+            entries.values.insert(key.to_owned(), (value.to_vec(), token));
+            Ok(())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::host::update;
+        use std::sync::Arc;
+
+        #[test]
+        fn a_write_with_a_stale_token_fails() {
+            let store = ProcessStore::default();
+            store.put("k", b"1", None).unwrap();
+            let (_, seen) = store.get("k").unwrap();
+            store.put("k", b"2", Some(seen)).unwrap();
+            assert_eq!(store.put("k", b"3", Some(seen)), Err(StoreError::CasMismatch));
+            assert_eq!(store.get("k").unwrap().0, b"2");
+            assert_eq!(store.put("new", b"x", Some(seen)), Ok(()), "a key that does not exist yet is always written");
+        }
+
+        #[test]
+        fn counters_updated_from_many_threads_lose_nothing() {
+            let store = Arc::new(ProcessStore::default());
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    let store = store.clone();
+                    std::thread::spawn(move || {
+                        for _ in 0..500 {
+                            update::<()>(&*store, "n", |v| {
+                                let n: u64 = v.map_or(0, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
+                                Ok((n + 1).to_string().into_bytes())
+                            })
+                            .unwrap()
+                            .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join().unwrap();
+            }
+            assert_eq!(store.get("n").unwrap().0, b"2000");
+        }
+    }
 }
 
 /// In-memory host for tests and benchmarks, with hooks to simulate a concurrent writer.

@@ -1,8 +1,9 @@
 //! Tollgate: an LLM gateway that runs inside Envoy as a proxy-wasm HTTP filter.
 //!
-//! The crate is split into a pure core (everything except `filter`), which never calls the
-//! proxy-wasm host and is unit-tested natively, and a thin host shell (`filter`) that adapts
-//! proxy-wasm callbacks to the core. The shell only exists in the wasm build.
+//! The crate is split into a pure core (everything except the shells), which never calls a host
+//! and is unit-tested natively, and two thin host shells over the same core: `filter` adapts
+//! proxy-wasm callbacks (the wasm build only), `native` Envoy's dynamic-module ABI (any other
+//! target: `libtollgate.so`).
 #![cfg_attr(
     not(test),
     deny(
@@ -39,3 +40,5 @@ pub mod usage;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 mod filter;
+#[cfg(all(not(target_arch = "wasm32"), not(test)))]
+mod native;

@@ -29,7 +29,7 @@ LAYERS = [
     ("router", ["router"]),
     ("config", ["config"]),
     ("gateway", ["gateway"]),
-    ("shell", ["filter"]),
+    ("shell", ["filter", "native"]),
 ]
 LAYER_OF = {m: i for i, (_, members) in enumerate(LAYERS) for m in members}
 

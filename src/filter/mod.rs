@@ -3,8 +3,8 @@
 
 mod downstream;
 mod host;
-mod response;
 mod root;
+mod stream;
 mod upstream;
 
 use proxy_wasm::types::LogLevel;

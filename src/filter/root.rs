@@ -4,7 +4,6 @@
 use super::downstream::Downstream;
 use super::host;
 use super::upstream::Upstream;
-use crate::config::Config;
 use crate::gateway::{Gateway, plugin, telemetry};
 use crate::schema::Role;
 use proxy_wasm::hostcalls;
@@ -80,17 +79,15 @@ impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
         self.heap.update();
         let json = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size).ok().flatten().unwrap_or_default();
-        match Config::from_json(&json, &|name| std::env::var(name).ok(), host::now_ms() / 1000) {
-            Ok(mut config) => {
-                config.role = plugin::role_of_root(&host::property(vec!["plugin_root_id"]).unwrap_or_default());
+        let root_id = host::property(vec!["plugin_root_id"]).unwrap_or_default();
+        let clock = plugin::Clock { now_ms: host::now_ms(), now_nanos: host::now_nanos() };
+        match plugin::configure(&json, &root_id, &|name| std::env::var(name).ok(), &host::Shared, clock, true) {
+            Ok(config) => {
                 for warning in &config.warnings {
                     log::warn!("{warning}");
                 }
-                config.accounting.ensure_records(&host::Shared);
                 let generation = CONFIGURATIONS.with(|c| c.replace(c.get().saturating_add(1))).saturating_add(1);
                 log::info!("configured {} providers (configuration {generation} of this VM)", config.providers.len());
-                // Each worker splits weighted traffic with its own random sequence.
-                config.router.seed(host::now_nanos());
                 self.set_tick_period(Duration::from_millis(plugin::tick_ms(config.accounting.flush_ms)));
                 self.flush();
                 host::define_metrics(&telemetry::startup_series(&config.served_scopes()), &config);

@@ -12,6 +12,7 @@ pub mod plugin;
 mod refusal;
 pub mod response;
 pub mod selection;
+pub mod session;
 pub mod span;
 pub mod telemetry;
 pub mod upstream;

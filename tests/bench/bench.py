@@ -1,7 +1,8 @@
 """`make bench`: what Tollgate costs per request, measured against the same Envoy without it.
 
 Starts a static mock provider (nginx answering canned OpenAI/Anthropic bodies), bare Envoy (router
-only) and Envoy + Tollgate (envoy/demo.yaml), one worker each, and drives both with wrk in
+only) and Envoy + Tollgate (envoy/demo.yaml; wasm, and the native build as a side of its own),
+one worker each, and drives both with wrk in
 alternating runs. Streaming time-to-first-byte is measured with a sequential client here; memory
 is sampled around a soak. Writes tests/bench/results.md, prints it, and exits 1 when a target
 is missed.
@@ -29,7 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BENCH = ROOT / "tests/bench"
 FIXTURES = BENCH / "fixtures"
 sys.path.insert(0, str(ROOT / "tests/integration"))
-from harness import ENVOY_BIN, WASM, Envoy, free_port, load_config, plugin_config, point_static_clusters, set_plugin_config, wait_until  # noqa: E402
+from harness import ENVOY_BIN, WASM, Envoy, as_native, free_port, load_config, plugin_config, point_static_clusters, set_plugin_config, wait_until  # noqa: E402
 
 CONCURRENCY = (1, 32)
 HEAP_STAT = "wasmcustom.tollgate.vm_heap_bytes"
@@ -141,8 +142,8 @@ class Side:
 
     @property
     def tollgate(self) -> bool:
-        """This side runs Tollgate (today's build, with guardrails on, or the baseline's)."""
-        return self.name in ("tollgate", "guarded", "baseline")
+        """This side runs Tollgate (today's build, with guardrails on, native, or the baseline's)."""
+        return self.name in ("tollgate", "guarded", "native", "baseline")
 
     def path(self, s: Scenario) -> str:
         if not self.tollgate:
@@ -252,7 +253,7 @@ def envoy_configs(upstream_port: int, baseline: pathlib.Path | None = None) -> d
     guarded = copy.deepcopy(tollgate)
     plugin["guardrails"] = GUARDRAILS
     set_plugin_config(guarded, plugin)
-    configs = {"bare": bare, "floor": floor, "tollgate": tollgate, "guarded": guarded}
+    configs = {"bare": bare, "floor": floor, "tollgate": tollgate, "guarded": guarded, "native": as_native(tollgate)}
     if baseline:
         before = copy.deepcopy(tollgate)
         # An earlier build knows neither the rate-limited model nor rate limits.
@@ -425,7 +426,10 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
         ["wasm VM memory (all VMs)", mib(memory["heap_before"]), mib(memory["heap_after"]), mib(heap_growth), f"{heap_growth / n:.1f} B"],
         ["bare Envoy RSS, for reference", "", mib(memory["bare_rss"]), "", ""]])
 
-    ttfb_added = percentile([t[0] for t in streaming["tollgate"]], 50) - percentile([t[0] for t in streaming["bare"]], 50)
+    def ttfb_added_by(side: str) -> float:
+        return percentile([t[0] for t in streaming[side]], 50) - percentile([t[0] for t in streaming["bare"]], 50)
+
+    ttfb_added = ttfb_added_by("tollgate")
     wasm_size = WASM.stat().st_size
     targets = [
         ("Passthrough throughput, c=32", f"{ratio(PASSTHROUGH):.3f} × bare", "≥ 0.85 ×", ratio(PASSTHROUGH) >= 0.85),
@@ -438,6 +442,9 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
         ("wasm VM memory growth over the soak", mib(heap_growth), "≤ 1 MiB", heap_growth <= 2**20),
         ("Envoy RSS growth over the soak", mib(rss_growth), "≤ 4 MiB", rss_growth <= 4 * 2**20),
         ("Soak length", f"{n:,} requests", "≥ 200,000", n >= 200_000),
+        ("Native: passthrough throughput, c=32", f"{ratio(PASSTHROUGH, 'native'):.3f} × bare", "≥ 0.85 ×", ratio(PASSTHROUGH, "native") >= 0.85),
+        ("Native: translation throughput, c=32", f"{ratio(TRANSLATE, 'native'):.3f} × bare", "≥ 0.80 ×", ratio(TRANSLATE, "native") >= 0.80),
+        ("Native: streaming time to first byte, added p50", us(ttfb_added_by("native")), "≤ 50 µs", ttfb_added_by("native") <= 50),
     ]
     passed = all(ok for *_, ok in targets)
     target_table = table(["Target", "Measured", "Limit", "Result"], [[*t[:3], "pass" if t[3] else "**FAIL**"] for t in targets])
@@ -450,6 +457,12 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
           f"{cpu(s, 'bare')} / {cpu(s, 'tollgate')} / {cpu(s, 'guarded')}",
           f"{us(added(s, 1, 'p50_us'))} / {us(statistics.median(g['p50_us'] - b['p50_us'] for b, g in zip(load[s.name, 1, 'bare'], load[s.name, 1, 'guarded'])))}"]
          for s in GUARDED])
+    native_rows = [[s.title, f"{median_of(s, 32, 'native', 'rps'):,.0f}", f"{ratio(s, 'native'):.3f}", f"{ratio(s):.3f}",
+                    f"{cpu(s, 'bare')} / {cpu(s, 'native')} / {cpu(s, 'tollgate')}",
+                    us(statistics.median(t['p50_us'] - b['p50_us'] for b, t in zip(load[s.name, 1, 'bare'], load[s.name, 1, 'native'])))]
+                   for s in scenarios]
+    native_table = table(["Scenario (c=32)", "req/s native", "Ratio native", "Ratio wasm", "Envoy CPU µs/req bare / native / wasm",
+                          "added p50 c=1 native"], native_rows)
     baseline_text = ""
     if args.baseline:
         chat = [s for s in scenarios if s in BASELINE]
@@ -489,6 +502,14 @@ the req/s ratio understates Tollgate's cost.
 
 Guardrails on: every built-in detector redacting (and restoring); the prompts hold nothing to
 find, as most do, so this is the scanning cost.
+
+## Native build
+
+{native_table}
+
+The same configuration with Tollgate's native build (`target/native/libtollgate.so`, an Envoy
+dynamic module) in place of the wasm filter. Streaming time to first byte, added p50: native
+{us(ttfb_added_by("native"))}, wasm {us(ttfb_added)}.
 
 {baseline_text}## Latency
 
@@ -541,6 +562,7 @@ def main():
             pin(envoy.proc.pid, {args.envoy_cpu})
             sides.append(Side(name, envoy))
         bare, _, tollgate = sides[:3]
+        native = next(side for side in sides if side.name == "native")
 
         load = {}
         for s in THROUGHPUT:
@@ -557,12 +579,12 @@ def main():
                     print(f"{s.name:12} c={c:<3} {side.name:9} {run['rps']:9,.0f} req/s  p50 {run['p50_us']:6} µs"
                           f"  p99 {run['p99_us']:6} µs  {run['cpu_us_per_request']:5.0f} CPU µs/req", flush=True)
 
-        streaming = {"bare": [], "tollgate": []}
-        for side in (bare, tollgate):
+        streaming = {"bare": [], "tollgate": [], "native": []}
+        for side in (bare, tollgate, native):
             check(side, STREAM)
             stream_timings(side, STREAM, 50)  # warm-up
         rounds = 10
-        for side in alternating([bare, tollgate], rounds):
+        for side in alternating([bare, tollgate, native], rounds):
             streaming[side.name] += stream_timings(side, STREAM, max(1, args.stream_requests // rounds))
         print(f"streaming: {len(streaming['tollgate'])} requests per side", flush=True)
 

@@ -14,11 +14,19 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
+import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENVOY_BIN = os.environ.get("ENVOY_BIN", str(ROOT / ".venv/bin/envoy"))
 WASM = ROOT / "target/wasm32-wasip1/release/tollgate.wasm"
+# TOLLGATE_BUILD=native runs the same tests against the native build (target/native/libtollgate.so,
+# `make native`): each Envoy gets the dynamic-module filter in place of every Tollgate wasm filter.
+BUILD = os.environ.get("TOLLGATE_BUILD", "wasm")
+NATIVE_DIR = ROOT / "target/native"
+WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+# Tests of Tollgate's Envoy metrics: the native build has none yet (README, "Native build").
+needs_metrics = pytest.mark.skipif(BUILD == "native", reason="the native build records no metrics yet")
 MOCK_BIN = ROOT / "target/release/mock-provider"
 KEYS = {"OPENAI_API_KEY": "test-openai-key", "ANTHROPIC_API_KEY": "test-anthropic-key"}
 
@@ -192,36 +200,30 @@ def discovered_resource(filter_entry: dict) -> dict:
     return next(r for r in resources if r["name"] == filter_entry["name"])
 
 
-def _inline_discovered_filters(node):
-    if isinstance(node, dict):
+def _inline_discovered_filters(cfg: dict):
+    for node in each_dict(cfg):
         filters = node.get("http_filters")
         if isinstance(filters, list):
             for i, entry in enumerate(filters):
                 if "path_config_source" in entry.get("config_discovery", {}).get("config_source", {}):
                     filters[i] = {"name": "envoy.filters.http.wasm", "typed_config": discovered_resource(entry)["typed_config"]}
+
+
+def each_dict(node):
+    """Every dict in a nest of dicts and lists, each before what it holds."""
+    if isinstance(node, dict):
+        yield node
         for v in node.values():
-            _inline_discovered_filters(v)
+            yield from each_dict(v)
     elif isinstance(node, list):
         for v in node:
-            _inline_discovered_filters(v)
+            yield from each_dict(v)
 
 
 def wasm_filters(cfg: dict) -> list[dict]:
     """Every Tollgate wasm filter config in the bootstrap (listener and cluster filters)."""
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("name") == "envoy.filters.http.wasm":
-                found.append(node["typed_config"]["config"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(cfg)
-    return found
+    return [node["typed_config"]["config"] for node in each_dict(cfg)
+            if isinstance(node.get("typed_config"), dict) and node["typed_config"].get("@type") == WASM_TYPE]
 
 
 def plugin_config(cfg: dict) -> dict:
@@ -280,6 +282,26 @@ def forward_test_headers(filter_config: dict):
     filter_config["configuration"]["value"] = json.dumps(plugin)
 
 
+def as_native(cfg: dict) -> dict:
+    """A copy of the bootstrap with each Tollgate wasm filter (listener or cluster) replaced by the
+    native build's dynamic-module filter: the same plugin JSON, the root id as `filter_name`."""
+    cfg = copy.deepcopy(cfg)
+    for node in each_dict(cfg):
+        typed = node.get("typed_config")
+        if isinstance(typed, dict) and typed.get("@type") == WASM_TYPE:
+            wasm = typed.get("config", {})
+            if node.get("name") == "envoy.filters.http.wasm":
+                node["name"] = "envoy.filters.http.dynamic_modules"
+            node["typed_config"] = {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                "dynamic_module_config": {"name": "tollgate"},
+                "filter_name": wasm.get("root_id", ""),
+                "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                  "value": wasm.get("configuration", {}).get("value", "")},
+            }
+    return cfg
+
+
 class Envoy:
     """One Envoy process. `cfg` is a bootstrap dict (usually a shipped YAML, patched)."""
 
@@ -297,14 +319,16 @@ class Envoy:
                 code["filename"] = str(WASM)
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "envoy.json"
-        self.config_path.write_text(json.dumps(self.cfg, indent=1))
+        self.config_path.write_text(json.dumps(as_native(self.cfg) if BUILD == "native" else self.cfg, indent=1))
         self.log_path = workdir / "envoy.log"
         full_env = dict(os.environ)
         full_env.update(KEYS)
+        full_env["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"] = str(NATIVE_DIR)
         full_env.update(env or {})
         self.proc = subprocess.Popen(
             [ENVOY_BIN, "-c", str(self.config_path), "--disable-hot-restart", "--concurrency", str(concurrency),
-             "-l", "warn", "--component-log-level", "wasm:info", "--log-path", str(self.log_path), *(args or [])],
+             "-l", "warn", "--component-log-level", "wasm:info,dynamic_modules:info", "--log-path", str(self.log_path),
+             *(args or [])],
             cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
             wait_until(self._ready, 30, "envoy")
@@ -348,6 +372,7 @@ class Envoy:
 
 def validate(cfg_path: pathlib.Path, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = dict(os.environ)
+    full_env.setdefault("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", str(NATIVE_DIR))
     full_env.update(env or {})
     return subprocess.run([ENVOY_BIN, "--mode", "validate", "--disable-hot-restart", "-c", str(cfg_path)],
                           cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60)

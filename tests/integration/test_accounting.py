@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from harness import Envoy, load_config, plugin_config, point_static_clusters, set_plugin_config, wait_until
+from harness import Envoy, load_config, needs_metrics, plugin_config, point_static_clusters, set_plugin_config, wait_until
 
 ALICE, BOB, ADMIN, CAROL = "tg-alice-demo-key", "tg-bob-demo-key", "tg-admin-demo-key", "tg-carol-test-key"
 # Keys with small daily budgets of their own, for the budget-bound tests (issue 10 item 6).
@@ -293,6 +293,7 @@ def prometheus(gw) -> dict[str, float]:
     return samples
 
 
+@needs_metrics
 def test_prometheus_exposes_genai_metrics_with_bounded_labels(gw):
     assert gw.stream({"model": "claude-sonnet", "stream": True, "messages": [{"role": "user", "content": "metrics please"}]}, auth(BOB)).status == 200
     assert gw.chat({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}).status == 401

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from harness import Envoy, load_config, plugin_config, point_static_clusters, request, set_plugin_config, stream, wait_until
+from harness import Envoy, load_config, needs_metrics, plugin_config, point_static_clusters, request, set_plugin_config, stream, wait_until
 from test_accounting import prometheus
 
 EMAIL = "jane.doe@example.com"
@@ -147,6 +147,7 @@ def test_account_data_goes_to_the_in_vpc_model_unredacted(gw, mock, test_id):
     assert plain.headers["x-tollgate-provider"] == "openai"
 
 
+@needs_metrics
 def test_findings_are_counted_by_detector_action_and_direction(gw, test_id):
     gw.chat({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "project bluebird, ping 10.0.0.7"}]}, {"x-test-id": test_id})
     gw.chat({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"key {AWS_KEY}"}]}, {"x-test-id": test_id})
