@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from harness import Envoy, load_config, needs_metrics, plugin_config, point_static_clusters, request, set_plugin_config, stream, wait_until
+from harness import BUILD, Envoy, load_config, needs_metrics, plugin_config, point_static_clusters, request, set_plugin_config, stream, wait_until
 from test_accounting import prometheus
 
 EMAIL = "jane.doe@example.com"
@@ -294,7 +294,8 @@ def test_a_secret_in_the_answer_blocks_it_in_the_clients_dialect(gw, mock, test_
     def counted():
         m = prometheus(gw)
         return m.get('tollgate_guardrail_findings{guardrail="github_token",guardrail_action="block",direction="response"}', 0) >= 1
-    wait_until(counted, 10, "the answer's block counted")
+    if BUILD != "native":  # which records no metrics yet (README, Native build)
+        wait_until(counted, 10, "the answer's block counted")
 
 
 def test_embeddings_inputs_are_redacted_and_blocked(gw, mock, test_id):
