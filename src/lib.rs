@@ -30,7 +30,8 @@ pub mod headers;
 pub mod host;
 pub mod json;
 pub mod openai;
-mod parser_properties;
+#[cfg(test)]
+mod parser_property_tests;
 pub mod patterns;
 pub mod providers;
 pub mod router;

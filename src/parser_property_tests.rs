@@ -6,7 +6,6 @@
 //! `json::MAX_DEPTH` is refused with the error each parser uses, a stream decoder's memory stays
 //! bounded. The same tests run compiled to wasm (`make wasm-unit`), on a small stack: the
 //! deepest accepted JSON through the deepest parser fits it.
-#![cfg(test)]
 
 use crate::client::{ClientBody, Dialect};
 use crate::config::Config;
