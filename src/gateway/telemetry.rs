@@ -75,36 +75,120 @@ pub struct Series {
     pub label: Label,
 }
 
+/// A label of a series: a segment of the flat stat name (`provider.<p>`, read back by the
+/// shipped configs' `stats_tags` regexes) or, in the native build, a tag of a labelled stat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelName {
+    Provider,
+    Model,
+    TokenType,
+    Status,
+    Guardrail,
+    Action,
+    Direction,
+}
+
+impl LabelName {
+    fn segment(self) -> &'static str {
+        match self {
+            LabelName::Provider => "provider",
+            LabelName::Model => "model",
+            LabelName::TokenType => "token_type",
+            LabelName::Status => "status",
+            LabelName::Guardrail => "guardrail",
+            LabelName::Action => "action",
+            LabelName::Direction => "direction",
+        }
+    }
+
+    /// The Prometheus label: the `tag_name` of the shipped `stats_tags`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            LabelName::Provider => "gen_ai_provider_name",
+            LabelName::Model => "gen_ai_request_model",
+            LabelName::TokenType => "gen_ai_token_type",
+            LabelName::Status => "http_status",
+            LabelName::Guardrail => "guardrail",
+            LabelName::Action => "guardrail_action",
+            LabelName::Direction => "direction",
+        }
+    }
+}
+
+impl Metric {
+    pub const ALL: [Metric; 12] = [
+        Metric::Requests,
+        Metric::TokenUsage,
+        Metric::CostNanoUsd,
+        Metric::UnpricedRequests,
+        Metric::OperationDurationMs,
+        Metric::TimeToFirstTokenMs,
+        Metric::IncompleteResponses,
+        Metric::Rejections,
+        Metric::Attempts,
+        Metric::Fallbacks,
+        Metric::BreakerOpened,
+        Metric::GuardrailFindings,
+    ];
+
+    /// The labels its series carry, in the order of the shipped `stats_tags`.
+    pub fn labels(self) -> &'static [LabelName] {
+        use LabelName::*;
+        match self {
+            Metric::Requests | Metric::Attempts => &[Provider, Model, Status],
+            Metric::TokenUsage => &[Provider, Model, TokenType],
+            Metric::Rejections => &[Status],
+            Metric::GuardrailFindings => &[Guardrail, Action, Direction],
+            _ => &[Provider, Model],
+        }
+    }
+
+    /// The stat's name without its labels (a labelled stat's name).
+    pub fn base_name(self) -> String {
+        format!("tollgate.{}", self.stat_name())
+    }
+}
+
 impl Series {
-    /// The Envoy stat name; label values are sanitised so a `.` cannot split a segment.
+    /// The values of the metric's [`Metric::labels`], in order; empty where the series has none
+    /// (Prometheus reads an empty label as an absent one). Sanitised so a `.` cannot split a
+    /// segment of the flat name.
+    pub fn label_values(&self, accounting: &Accounting, guardrails: &Guardrails) -> Vec<String> {
+        let scope_name = |id: Option<ScopeId>| id.and_then(|i| accounting.scopes.get(i as usize)).map(|s| sanitize(&s.name));
+        let guardrail = match self.label {
+            Label::Guardrail(detector, action, direction) => Some((detector, action, direction)),
+            _ => None,
+        };
+        self.metric
+            .labels()
+            .iter()
+            .map(|name| match name {
+                LabelName::Provider => scope_name(self.provider).unwrap_or_default(),
+                LabelName::Model => scope_name(self.model).unwrap_or_default(),
+                LabelName::TokenType => match self.label {
+                    Label::TokenType(t) => t.to_owned(),
+                    _ => String::new(),
+                },
+                LabelName::Status => match self.label {
+                    Label::Status(code) => code.to_string(),
+                    _ => String::new(),
+                },
+                LabelName::Guardrail => guardrail.map(|(d, _, _)| sanitize(guardrails.name(d))).unwrap_or_default(),
+                LabelName::Action => guardrail.map(|(_, a, _)| a.as_str().to_owned()).unwrap_or_default(),
+                LabelName::Direction => guardrail.map(|(_, _, d)| d.as_str().to_owned()).unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// The flat Envoy stat name (`tollgate.provider.<p>.model.<m>.status.<s>.requests`).
     pub fn name(&self, accounting: &Accounting, guardrails: &Guardrails) -> String {
         let mut name = String::from("tollgate");
-        let scope_name = |id: Option<ScopeId>| id.and_then(|i| accounting.scopes.get(i as usize)).map(|s| sanitize(&s.name));
-        if let Some(p) = scope_name(self.provider) {
-            name.push_str(".provider.");
-            name.push_str(&p);
-        }
-        if let Some(m) = scope_name(self.model) {
-            name.push_str(".model.");
-            name.push_str(&m);
-        }
-        match self.label {
-            Label::None => {}
-            Label::Status(code) => {
-                name.push_str(".status.");
-                name.push_str(&code.to_string());
-            }
-            Label::TokenType(t) => {
-                name.push_str(".token_type.");
-                name.push_str(t);
-            }
-            Label::Guardrail(detector, action, direction) => {
-                name.push_str(".guardrail.");
-                name.push_str(&sanitize(guardrails.name(detector)));
-                name.push_str(".action.");
-                name.push_str(action.as_str());
-                name.push_str(".direction.");
-                name.push_str(direction.as_str());
+        for (label, value) in self.metric.labels().iter().zip(self.label_values(accounting, guardrails)) {
+            if !value.is_empty() {
+                name.push('.');
+                name.push_str(label.segment());
+                name.push('.');
+                name.push_str(&value);
             }
         }
         name.push('.');
@@ -266,6 +350,28 @@ mod tests {
         let g = Label::Guardrail(7, GuardrailAction::Redact, Direction::Request);
         let s = Series { metric: Metric::GuardrailFindings, provider: None, model: None, label: g };
         assert_eq!(s.name(&a, &Guardrails::default()), "tollgate.guardrail.email.action.redact.direction.request.guardrail_findings");
+    }
+
+    #[test]
+    fn labelled_series_carry_the_values_of_the_flat_names_segments() {
+        let (a, p, m) = accounting();
+        let g = Guardrails::default();
+        let tokens = Series { metric: Metric::TokenUsage, provider: Some(p), model: Some(m), label: Label::TokenType("input") };
+        assert_eq!(tokens.metric.base_name(), "tollgate.gen_ai_client_token_usage");
+        let tags: Vec<&str> = tokens.metric.labels().iter().map(|l| l.tag()).collect();
+        assert_eq!(tags, ["gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"]);
+        assert_eq!(tokens.label_values(&a, &g), ["openai", "gpt-4_1-mini", "input"]);
+        let guardrail = Label::Guardrail(7, GuardrailAction::Redact, Direction::Request);
+        let finding = Series { metric: Metric::GuardrailFindings, provider: None, model: None, label: guardrail };
+        assert_eq!(finding.label_values(&a, &g), ["email", "redact", "request"]);
+        // An upstream attempt whose target is unknown has empty provider and model labels.
+        let attempt = Series { metric: Metric::Attempts, provider: None, model: None, label: Label::Status(0) };
+        assert_eq!(attempt.label_values(&a, &g), ["", "", "0"]);
+        assert_eq!(attempt.name(&a, &g), "tollgate.status.0.attempts");
+        for metric in Metric::ALL {
+            let series = Series { metric, provider: Some(p), model: Some(m), label: Label::Status(200) };
+            assert_eq!(series.label_values(&a, &g).len(), metric.labels().len(), "{metric:?}");
+        }
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub const METADATA_SOURCE_HOST: u32 = 3;
 // envoy_dynamic_module_type_attribute_id: response.code_details
 pub const ATTRIBUTE_RESPONSE_CODE_DETAILS: u32 = 16;
 
+// envoy_dynamic_module_type_metrics_result
+pub const METRICS_SUCCESS: u32 = 0;
+
 // envoy_dynamic_module_type_log_level
 pub const LOG_DEBUG: u32 = 1;
 pub const LOG_INFO: u32 = 2;
@@ -165,6 +168,37 @@ unsafe extern "C" {
         headers_size: usize,
         body: ModuleBuffer,
         timeout_milliseconds: u64,
+    ) -> u32;
+
+    // Labelled metrics, defined while the configuration loads (later definitions are refused)
+    // and recorded from the configuration, from any thread. Ids start at 1.
+    pub fn envoy_dynamic_module_callback_http_filter_config_define_counter(
+        config: FilterConfigEnvoyPtr,
+        name: ModuleBuffer,
+        label_names: *mut ModuleBuffer,
+        label_names_length: usize,
+        counter_id: *mut usize,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_http_filter_config_define_histogram(
+        config: FilterConfigEnvoyPtr,
+        name: ModuleBuffer,
+        label_names: *mut ModuleBuffer,
+        label_names_length: usize,
+        histogram_id: *mut usize,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
+        config: FilterConfigEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_http_filter_config_record_histogram_value(
+        config: FilterConfigEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
     ) -> u32;
 }
 

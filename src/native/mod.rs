@@ -9,20 +9,23 @@
 //! thread checked. Each hook runs inside [`guarded`]: a panic must not unwind into Envoy.
 
 mod abi;
+mod metrics;
 mod stream;
 
 use crate::gateway::Gateway;
 use crate::gateway::plugin::{self, Clock};
 use crate::gateway::session::{self, Flow};
+use crate::gateway::telemetry;
 use crate::schema::Role;
 use abi::{EnvoyBuffer, FilterConfigEnvoyPtr, FilterEnvoyPtr, HttpHeader, ModuleBuffer};
+use metrics::Metrics;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use stream::{Hook, Process, STORE, Stream};
 
 /// The ABI version Envoy 1.40 expects (another string only logs a warning).
@@ -83,6 +86,7 @@ struct FilterConfig {
     id: u64,
     root_id: Vec<u8>,
     json: Vec<u8>,
+    metrics: Arc<Metrics>,
 }
 
 static NEXT_CONFIG_ID: AtomicU64 = AtomicU64::new(1);
@@ -90,8 +94,25 @@ static NEXT_CONFIG_ID: AtomicU64 = AtomicU64::new(1);
 static LIVE_CONFIGS: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
 
 thread_local! {
-    /// This worker's gateway for each configuration (`None`: it was refused here).
-    static GATEWAYS: RefCell<Vec<(u64, Option<Rc<Gateway>>)>> = const { RefCell::new(Vec::new()) };
+    /// This worker's gateway for each configuration.
+    static GATEWAYS: RefCell<Vec<WorkerGateway>> = const { RefCell::new(Vec::new()) };
+}
+
+struct WorkerGateway {
+    config_id: u64,
+    /// `None`: the configuration was refused here.
+    gateway: Option<Rc<Gateway>>,
+    /// The configuration's stats.
+    metrics: Arc<Metrics>,
+}
+
+/// The stats of the configuration this worker compiled `config` from.
+pub(crate) fn metrics_of(config: &crate::config::Config) -> Option<Arc<Metrics>> {
+    GATEWAYS.with(|gateways| {
+        let gateways = gateways.borrow();
+        let found = gateways.iter().find(|w| w.gateway.as_ref().is_some_and(|g| std::ptr::eq(&g.config, config)));
+        found.map(|w| w.metrics.clone())
+    })
 }
 
 fn set_live(id: u64, live: bool) {
@@ -121,10 +142,10 @@ fn compile(root_id: &[u8], json: &[u8]) -> Result<crate::config::Config, crate::
 fn worker_gateway(config: &FilterConfig) -> Option<Rc<Gateway>> {
     GATEWAYS.with(|gateways| {
         let mut gateways = gateways.borrow_mut();
-        if let Some((_, gateway)) = gateways.iter().find(|(id, _)| *id == config.id) {
-            return gateway.clone();
+        if let Some(w) = gateways.iter().find(|w| w.config_id == config.id) {
+            return w.gateway.clone();
         }
-        gateways.retain(|(id, _)| is_live(*id));
+        gateways.retain(|w| is_live(w.config_id));
         let gateway = match compile(&config.root_id, &config.json) {
             Ok(compiled) => Some(Rc::new(Gateway::new(compiled))),
             Err(e) => {
@@ -132,7 +153,7 @@ fn worker_gateway(config: &FilterConfig) -> Option<Rc<Gateway>> {
                 None
             }
         };
-        gateways.push((config.id, gateway.clone()));
+        gateways.push(WorkerGateway { config_id: config.id, gateway: gateway.clone(), metrics: config.metrics.clone() });
         gateway
     })
 }
@@ -146,28 +167,31 @@ unsafe fn bytes(buffer: EnvoyBuffer) -> Vec<u8> {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
-    _config_envoy_ptr: FilterConfigEnvoyPtr,
+    config_envoy_ptr: FilterConfigEnvoyPtr,
     name: EnvoyBuffer,
     config: EnvoyBuffer,
 ) -> *const c_void {
     guarded(std::ptr::null(), || {
         // SAFETY: both buffers are Envoy's arguments to this hook.
         let (root_id, json) = unsafe { (bytes(name), bytes(config)) };
-        match compile(&root_id, &json) {
+        let metrics = match compile(&root_id, &json) {
             Ok(compiled) => {
                 for warning in &compiled.warnings {
                     log::warn!("{warning}");
                 }
                 log::info!("configured {} providers", compiled.providers.len());
+                let metrics = Metrics::define(config_envoy_ptr);
+                metrics.start_at_zero(&telemetry::startup_series(&compiled.served_scopes()), &compiled);
+                Arc::new(metrics)
             }
             Err(e) => {
                 log::error!("{e}");
                 return std::ptr::null();
             }
-        }
+        };
         let id = NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed);
         set_live(id, true);
-        Box::into_raw(Box::new(FilterConfig { id, root_id, json })).cast_const().cast()
+        Box::into_raw(Box::new(FilterConfig { id, root_id, json, metrics })).cast_const().cast()
     })
 }
 

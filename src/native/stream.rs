@@ -345,9 +345,11 @@ impl Reporter for Stream {
 pub struct Process;
 
 impl Reporter for Process {
-    /// Not in the native build yet: the ABI has a module define its stats when its
-    /// configuration loads, while the core names series as traffic shows them.
-    fn record_metric(&self, _series: Series, _value: u64, _config: &Config) {}
+    fn record_metric(&self, series: Series, value: u64, config: &Config) {
+        if let Some(metrics) = super::metrics_of(config) {
+            metrics.record(series, value, config);
+        }
+    }
 
     fn store(&self) -> &dyn SharedStore {
         &*STORE

@@ -14,7 +14,6 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
-import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -26,7 +25,6 @@ BUILD = os.environ.get("TOLLGATE_BUILD", "wasm")
 NATIVE_DIR = ROOT / "target/native"
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 # Tests of Tollgate's Envoy metrics: the native build has none yet (README, "Native build").
-needs_metrics = pytest.mark.skipif(BUILD == "native", reason="the native build records no metrics yet")
 MOCK_BIN = ROOT / "target/release/mock-provider"
 KEYS = {"OPENAI_API_KEY": "test-openai-key", "ANTHROPIC_API_KEY": "test-anthropic-key"}
 

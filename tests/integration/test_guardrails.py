@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from harness import BUILD, Envoy, load_config, needs_metrics, plugin_config, point_static_clusters, request, set_plugin_config, stream, wait_until
+from harness import Envoy, load_config, plugin_config, point_static_clusters, request, set_plugin_config, stream, wait_until
 from test_accounting import prometheus
 
 EMAIL = "jane.doe@example.com"
@@ -149,7 +149,6 @@ def test_account_data_goes_to_the_in_vpc_model_unredacted(gw, mock, test_id):
     assert plain.headers["x-tollgate-provider"] == "openai"
 
 
-@needs_metrics
 def test_findings_are_counted_by_detector_action_and_direction(gw, test_id):
     gw.chat({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "project bluebird, ping 10.0.0.7"}]}, {"x-test-id": test_id})
     gw.chat({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"key {AWS_KEY}"}]}, {"x-test-id": test_id})
@@ -296,8 +295,7 @@ def test_a_secret_in_the_answer_blocks_it_in_the_clients_dialect(gw, mock, test_
     def counted():
         m = prometheus(gw)
         return m.get('tollgate_guardrail_findings{guardrail="github_token",guardrail_action="block",direction="response"}', 0) >= 1
-    if BUILD != "native":  # which records no metrics yet (README, Native build)
-        wait_until(counted, 10, "the answer's block counted")
+    wait_until(counted, 10, "the answer's block counted")
 
 
 def test_embeddings_inputs_are_redacted_and_blocked(gw, mock, test_id):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import Envoy, Mock, free_port, load_config, localize, needs_metrics, plugin_config, set_plugin_config, wait_until, stream
+from harness import Envoy, Mock, free_port, load_config, localize, plugin_config, set_plugin_config, wait_until, stream
 from test_accounting import burst, prometheus
 
 FAULTS = ["500", "503", "429", "refused", "timeout", "reset"]
@@ -521,7 +521,6 @@ def test_forward_headers_of_route_and_provider_reach_each_attempt(gw, net, test_
     assert to_anthropic["traceparent"] == TRACING["traceparent"]
 
 
-@needs_metrics
 def test_a_provider_cannot_forge_the_upstream_filters_reports(gw, net, test_id):
     """The provider streams Tollgate's former internal usage comment (claiming 1 token each way)
     and x-tollgate-* response headers; the usage accounted is the real one."""
