@@ -250,7 +250,7 @@ fn parse(raw: &[u8], cache: Cache) -> Checked<Parsed> {
     let body = Obj::new(&body, "")?;
     let model = body.non_empty_string("model")?.to_owned();
     let stream = body.opt_bool("stream")?.unwrap_or(false);
-    let include_usage = stream_options(&body, stream)?;
+    let include_usage = include_usage(&body, stream)?;
     body.opt_number("temperature", 0.0..=2.0)?;
     body.opt_number("top_p", 0.0..=1.0)?;
     let max_tokens = match body.opt_positive_int("max_completion_tokens")? {
@@ -264,15 +264,21 @@ fn parse(raw: &[u8], cache: Cache) -> Checked<Parsed> {
     Ok(Parsed { model, stream, include_usage, conversation })
 }
 
-fn stream_options(body: &Obj, stream: bool) -> Checked<bool> {
+/// Whether the stream ends with a usage chunk.
+fn include_usage(body: &Obj, stream: bool) -> Checked<bool> {
+    let Some(options) = stream_options(body, stream)? else { return Ok(false) };
+    Ok(options.opt_bool("include_usage")?.unwrap_or(false))
+}
+
+/// `stream_options` (chat and Responses): only allowed with `stream`.
+pub(crate) fn stream_options<'a>(body: &Obj<'a>, stream: bool) -> Checked<Option<Obj<'a>>> {
     let Some(options) = body.get("stream_options") else {
-        return Ok(false);
+        return Ok(None);
     };
     if !stream {
         return Err(Invalid::standalone("stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled."));
     }
-    let options = Obj::new(options, "stream_options")?;
-    Ok(options.opt_bool("include_usage")?.unwrap_or(false))
+    Obj::new(options, "stream_options").map(Some)
 }
 
 fn stop(body: &Obj) -> Checked<Vec<String>> {

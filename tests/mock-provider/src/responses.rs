@@ -259,7 +259,7 @@ fn parse(raw: &[u8], cache: Cache, store: &Store) -> Checked<Parsed> {
     body.only(TOP_LEVEL_FIELDS)?;
     let model = body.non_empty_string("model")?.to_owned();
     let stream = body.opt_bool("stream")?.unwrap_or(false);
-    let obfuscate = stream_options(&body, stream)?;
+    let obfuscate = obfuscation(&body, stream)?;
     let store_it = body.opt_bool("store")?.unwrap_or(true);
     body.opt_bool("background")?;
     body.opt_bool("parallel_tool_calls")?;
@@ -355,14 +355,8 @@ fn one_of(body: &Obj, key: &str, allowed: &[&str]) -> Checked<()> {
 }
 
 /// Whether to add `obfuscation` to delta events, which OpenAI does unless told not to.
-fn stream_options(body: &Obj, stream: bool) -> Checked<bool> {
-    let Some(options) = body.get("stream_options") else {
-        return Ok(stream);
-    };
-    if !stream {
-        return Err(Invalid::standalone("stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled."));
-    }
-    let options = Obj::new(options, "stream_options")?;
+fn obfuscation(body: &Obj, stream: bool) -> Checked<bool> {
+    let Some(options) = openai::stream_options(body, stream)? else { return Ok(stream) };
     options.only(&["include_obfuscation"])?;
     Ok(options.opt_bool("include_obfuscation")?.unwrap_or(true))
 }
