@@ -101,6 +101,7 @@ test: lint unit wasm-unit validate integration integration-native
 bench: setup native
 	cargo build --release --target wasm32-wasip1 --lib
 	cargo build --release --target wasm32-wasip1 -p floor-filter
+	cargo build --profile native -p native-floor
 	@tests/bench/install-tools.sh wrk nginx
 	$(PYTHON) tests/bench/bench.py $(BENCH_ARGS)
 

@@ -50,6 +50,9 @@ impl HttpHeader {
     }
 }
 
+/// The ABI version Envoy 1.40 expects (another string only logs a warning).
+pub const ABI_VERSION: &[u8] = b"v0.2.0\0";
+
 pub type FilterConfigEnvoyPtr = *mut c_void;
 pub type FilterEnvoyPtr = *mut c_void;
 

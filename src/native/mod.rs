@@ -9,6 +9,7 @@
 //! thread checked. Each hook runs inside [`guarded`]: a panic must not unwind into Envoy.
 
 mod abi;
+mod default_hooks;
 mod metrics;
 mod stream;
 
@@ -27,9 +28,6 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use stream::{Hook, Process, STORE, Stream};
-
-/// The ABI version Envoy 1.40 expects (another string only logs a warning).
-const ABI_VERSION: &[u8] = b"v0.2.0\0";
 
 /// Runs a hook's body; a panic is logged and the hook returns `fallback`.
 fn guarded<T>(fallback: T, hook: impl FnOnce() -> T) -> T {
@@ -74,7 +72,7 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
             log::set_max_level(log::LevelFilter::Info);
         }
         std::panic::set_hook(Box::new(|info| log::error!("tollgate panicked: {info}")));
-        ABI_VERSION.as_ptr().cast()
+        abi::ABI_VERSION.as_ptr().cast()
     })
 }
 
@@ -205,12 +203,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *co
         let config = unsafe { Box::from_raw(config.cast_mut().cast::<FilterConfig>()) };
         set_live(config.id, false);
     });
-}
-
-/// No per-route configuration: every route takes the filter's.
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(_name: EnvoyBuffer, _config: EnvoyBuffer) -> *const c_void {
-    std::ptr::null()
 }
 
 // ---- Filters -------------------------------------------------------------------------------------
@@ -370,16 +362,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
 }
 
 /// Trailers pass as they are.
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(_envoy: FilterEnvoyPtr, _module: *const c_void) -> u32 {
-    abi::TRAILERS_CONTINUE
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(_envoy: FilterEnvoyPtr, _module: *const c_void) -> u32 {
-    abi::TRAILERS_CONTINUE
-}
-
 /// Called once the stream is over, before Envoy writes the access log: the request is
 /// accounted and leaves its entry (gateway role), or the attempt reports its target's health
 /// (upstream role; else at `destroy`).
@@ -452,48 +434,4 @@ unsafe fn callout_body(chunks: *const EnvoyBuffer, count: usize) -> Vec<u8> {
         body.extend(unsafe { abi::copy(chunk.ptr, chunk.length) }.unwrap_or_default());
     }
     body
-}
-
-// ---- Hooks Envoy resolves at load but Tollgate does not use ---------------------------------------
-
-/// Exports each hook as a no-op with the header's parameter types.
-macro_rules! unused_hooks {
-    ($($name:ident($($arg:ty),*);)*) => {
-        $(
-            #[unsafe(no_mangle)]
-            pub extern "C" fn $name($(_: $arg),*) {}
-        )*
-    };
-}
-
-type Module = *const c_void;
-
-unused_hooks! {
-    envoy_dynamic_module_on_http_filter_scheduled(FilterEnvoyPtr, Module, u64);
-    envoy_dynamic_module_on_http_filter_config_scheduled(FilterConfigEnvoyPtr, Module, u64);
-    envoy_dynamic_module_on_http_filter_http_stream_headers(FilterEnvoyPtr, Module, u64, *const HttpHeader, usize, bool);
-    envoy_dynamic_module_on_http_filter_http_stream_data(FilterEnvoyPtr, Module, u64, *const EnvoyBuffer, usize, bool);
-    envoy_dynamic_module_on_http_filter_http_stream_trailers(FilterEnvoyPtr, Module, u64, *const HttpHeader, usize);
-    envoy_dynamic_module_on_http_filter_http_stream_complete(FilterEnvoyPtr, Module, u64);
-    envoy_dynamic_module_on_http_filter_http_stream_reset(FilterEnvoyPtr, Module, u64, u32);
-    envoy_dynamic_module_on_http_filter_config_http_callout_done(FilterConfigEnvoyPtr, Module, u64, u32, *const HttpHeader, usize, *const EnvoyBuffer, usize);
-    envoy_dynamic_module_on_http_filter_config_http_stream_headers(FilterConfigEnvoyPtr, Module, u64, *const HttpHeader, usize, bool);
-    envoy_dynamic_module_on_http_filter_config_http_stream_data(FilterConfigEnvoyPtr, Module, u64, *const EnvoyBuffer, usize, bool);
-    envoy_dynamic_module_on_http_filter_config_http_stream_trailers(FilterConfigEnvoyPtr, Module, u64, *const HttpHeader, usize);
-    envoy_dynamic_module_on_http_filter_config_http_stream_complete(FilterConfigEnvoyPtr, Module, u64);
-    envoy_dynamic_module_on_http_filter_config_http_stream_reset(FilterConfigEnvoyPtr, Module, u64, u32);
-    envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(FilterEnvoyPtr, Module);
-    envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(FilterEnvoyPtr, Module);
-    envoy_dynamic_module_on_http_filter_per_route_config_destroy(Module);
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _response_code: u32,
-    _details: EnvoyBuffer,
-    _reset_imminent: bool,
-) -> u32 {
-    abi::LOCAL_REPLY_CONTINUE
 }

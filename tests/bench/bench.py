@@ -1,7 +1,8 @@
 """`make bench`: what Tollgate costs per request, measured against the same Envoy without it.
 
 Starts a static mock provider (nginx answering canned OpenAI/Anthropic bodies), bare Envoy (router
-only) and Envoy + Tollgate (envoy/demo.yaml; wasm, and the native build as a side of its own),
+only), Envoy with the reference filters (the least a body-routing filter does, in wasm and native)
+and Envoy + Tollgate (envoy/demo.yaml; wasm, and the native build as a side of its own),
 one worker each, and drives both with wrk in
 alternating runs. Streaming time-to-first-byte is measured with a sequential client here; memory
 is sampled around a soak. Writes tests/bench/results.md, prints it, and exits 1 when a target
@@ -223,7 +224,8 @@ http {{
 
 def envoy_configs(upstream_port: int, baseline: pathlib.Path | None = None) -> dict[str, dict]:
     """The shipped config; the same listener and clusters without the wasm filter (bare); and
-    with the reference filter (floor-filter) in Tollgate's place; with `baseline`, the shipped
+    with the reference filter (floor-filter) in Tollgate's place; the native build, and the native
+    reference filter (native-floor) in its place; with `baseline`, the shipped
     config running another build of Tollgate (an earlier commit's module)."""
     tollgate = load_config("envoy/demo.yaml")
     point_static_clusters(tollgate, upstream_port)
@@ -253,7 +255,13 @@ def envoy_configs(upstream_port: int, baseline: pathlib.Path | None = None) -> d
     guarded = copy.deepcopy(tollgate)
     plugin["guardrails"] = GUARDRAILS
     set_plugin_config(guarded, plugin)
-    configs = {"bare": bare, "floor": floor, "tollgate": tollgate, "guarded": guarded, "native": as_native(tollgate)}
+    native = as_native(tollgate)
+    # The native floor (tests/bench/native-floor) in the native Tollgate's place on the listener.
+    native_floor = copy.deepcopy(native)
+    hcm = native_floor["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    module = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.dynamic_modules")["typed_config"]
+    module["dynamic_module_config"] = {"name": "native_floor"}
+    configs = {"bare": bare, "floor": floor, "tollgate": tollgate, "guarded": guarded, "native": native, "native_floor": native_floor}
     if baseline:
         before = copy.deepcopy(tollgate)
         # An earlier build knows neither the rate-limited model nor rate limits.
@@ -425,6 +433,10 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
         ["Envoy RSS", mib(memory["rss_before"]), mib(memory["rss_after"]), mib(rss_growth), f"{rss_growth / n:.1f} B"],
         ["wasm VM memory (all VMs)", mib(memory["heap_before"]), mib(memory["heap_after"]), mib(heap_growth), f"{heap_growth / n:.1f} B"],
         ["bare Envoy RSS, for reference", "", mib(memory["bare_rss"]), "", ""]])
+    native_n = memory["native_requests"]
+    native_growth = memory["native_rss_after"] - memory["native_rss_before"]
+    native_memory_table = table(["Envoy + Tollgate native", "before soak", f"after {native_n:,} requests", "growth", "per request"], [
+        ["Envoy RSS", mib(memory["native_rss_before"]), mib(memory["native_rss_after"]), mib(native_growth), f"{native_growth / native_n:.1f} B"]])
 
     def ttfb_added_by(side: str) -> float:
         return percentile([t[0] for t in streaming[side]], 50) - percentile([t[0] for t in streaming["bare"]], 50)
@@ -445,6 +457,8 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
         ("Native: passthrough throughput, c=32", f"{ratio(PASSTHROUGH, 'native'):.3f} × bare", "≥ 0.85 ×", ratio(PASSTHROUGH, "native") >= 0.85),
         ("Native: translation throughput, c=32", f"{ratio(TRANSLATE, 'native'):.3f} × bare", "≥ 0.80 ×", ratio(TRANSLATE, "native") >= 0.80),
         ("Native: streaming time to first byte, added p50", us(ttfb_added_by("native")), "≤ 50 µs", ttfb_added_by("native") <= 50),
+        ("Native: Envoy RSS growth over the soak", mib(native_growth), "≤ 4 MiB", native_growth <= 4 * 2**20),
+        ("Native soak length", f"{native_n:,} requests", "≥ 200,000", native_n >= 200_000),
     ]
     passed = all(ok for *_, ok in targets)
     target_table = table(["Target", "Measured", "Limit", "Result"], [[*t[:3], "pass" if t[3] else "**FAIL**"] for t in targets])
@@ -457,11 +471,13 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
           f"{cpu(s, 'bare')} / {cpu(s, 'tollgate')} / {cpu(s, 'guarded')}",
           f"{us(added(s, 1, 'p50_us'))} / {us(statistics.median(g['p50_us'] - b['p50_us'] for b, g in zip(load[s.name, 1, 'bare'], load[s.name, 1, 'guarded'])))}"]
          for s in GUARDED])
-    native_rows = [[s.title, f"{median_of(s, 32, 'native', 'rps'):,.0f}", f"{ratio(s, 'native'):.3f}", f"{ratio(s):.3f}",
-                    f"{cpu(s, 'bare')} / {cpu(s, 'native')} / {cpu(s, 'tollgate')}",
+    native_rows = [[s.title, f"{median_of(s, 32, 'native_floor', 'rps'):,.0f}", f"{median_of(s, 32, 'native', 'rps'):,.0f}",
+                    f"{ratio(s, 'native_floor'):.3f}", f"{ratio(s, 'native'):.3f}", f"{ratio(s, 'floor'):.3f}", f"{ratio(s):.3f}",
+                    f"{cpu(s, 'bare')} / {cpu(s, 'native_floor')} / {cpu(s, 'native')} / {cpu(s, 'floor')} / {cpu(s, 'tollgate')}",
                     us(statistics.median(t['p50_us'] - b['p50_us'] for b, t in zip(load[s.name, 1, 'bare'], load[s.name, 1, 'native'])))]
                    for s in scenarios]
-    native_table = table(["Scenario (c=32)", "req/s native", "Ratio native", "Ratio wasm", "Envoy CPU µs/req bare / native / wasm",
+    native_table = table(["Scenario (c=32)", "req/s native floor", "req/s native", "Ratio native floor", "Ratio native",
+                          "Ratio wasm floor", "Ratio wasm", "Envoy CPU µs/req bare / native floor / native / wasm floor / wasm",
                           "added p50 c=1 native"], native_rows)
     baseline_text = ""
     if args.baseline:
@@ -508,8 +524,11 @@ find, as most do, so this is the scanning cost.
 {native_table}
 
 The same configuration with Tollgate's native build (`target/native/libtollgate.so`, an Envoy
-dynamic module) in place of the wasm filter. Streaming time to first byte, added p50: native
-{us(ttfb_added_by("native"))}, wasm {us(ttfb_added)}.
+dynamic module) in place of the wasm filter, and with the native floor filter
+(tests/bench/native-floor: the wasm floor's work as a dynamic module) in its place. Streaming time
+to first byte, added p50: native {us(ttfb_added_by("native"))}, wasm {us(ttfb_added)}.
+
+{native_memory_table}
 
 {baseline_text}## Latency
 
@@ -597,6 +616,11 @@ def main():
         time.sleep(1.5)
         memory.update(rss_after=tollgate.rss_bytes(), heap_after=tollgate.heap_bytes(), requests=sent, bare_rss=bare.rss_bytes())
         print(f"soak: {sent:,} requests in {time.monotonic() - started:.0f} s", flush=True)
+        native_mix = [raw_request(work, native, s) for s in (TRANSLATE, PASSTHROUGH, STREAM, LARGE)]
+        memory["native_rss_before"] = native.rss_bytes()
+        memory["native_requests"] = soak(native, native_mix, args.soak, max_seconds=300)
+        memory["native_rss_after"] = native.rss_bytes()
+        print(f"native soak: {memory['native_requests']:,} requests", flush=True)
 
     text, passed = report(args, load, streaming, memory)
     args.out.write_text(text)
