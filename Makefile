@@ -21,7 +21,7 @@ help:
 	@echo "make run   - build and start Envoy + Tollgate on 127.0.0.1:10000 (demo mock, or real providers if keys are set)"
 	@echo "make run BUILD=native - the same demo with Tollgate's native build (an Envoy dynamic module)"
 	@echo "make test  - lint (with the layer check), unit tests (native and wasm), config validation, integration tests through real Envoy"
-	@echo "make bench - Tollgate vs bare Envoy: throughput, latency, streaming, memory soak (tests/bench/results.md)"
+	@echo "make bench - Tollgate vs bare Envoy: throughput, latency, streaming, memory soak, global vs local mode (tests/bench/results.md)"
 	@echo "make microbench - criterion benchmarks of the per-request core, natively"
 	@echo "make profile - where a request's time goes: callgrind on the core, perf on Envoy (tests/bench/profile.md)"
 
@@ -98,7 +98,8 @@ integration-native: build redis
 test: lint unit wasm-unit validate integration integration-native
 
 # Load benchmark; BENCH_ARGS shortens it for a try-out, e.g. "--seconds 1 --rounds 1 --soak 20000".
-bench: setup native
+# Redis is for global mode's side (the test rate-limit service counts in it).
+bench: setup native redis
 	cargo build --release --target wasm32-wasip1 --lib
 	cargo build --release --target wasm32-wasip1 -p floor-filter
 	cargo build --profile native -p native-floor

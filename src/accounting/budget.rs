@@ -3,6 +3,7 @@
 //! and the usage report.
 
 use super::global::GlobalCharges;
+use super::global_view::{self, Charge, Counter, GlobalView};
 use super::keys::{self, KeyIndex};
 use super::ledger::{self, Caps, Hold, Lifetime, Outcome, Period, Record, Totals};
 use super::money::{Pico, format_usd, parse_usd};
@@ -150,6 +151,8 @@ pub struct Accounting {
     pub descriptor_headers: bool,
     /// Global mode's charges at stream end (`rate_limits.global_charges`).
     pub global_charges: Option<GlobalCharges>,
+    /// Global mode's counters read back from the service (`rate_limits.global_view`).
+    pub global_view: Option<GlobalView>,
 }
 
 /// The request headers that name a request's scopes to Envoy's rate-limit filter, whose route
@@ -488,8 +491,21 @@ impl Accounting {
         out
     }
 
-    /// The `GET /v1/tollgate/usage` body.
-    pub fn report(&self, store: &dyn SharedStore, now_ms: u64) -> Vec<u8> {
+    /// The counters the usage API reads from the rate-limit service in global mode: every
+    /// charge of every scope a descriptor names.
+    pub fn global_counters(&self) -> Vec<Counter<'_>> {
+        global_view::counters(self.scopes.iter().map(|s| (s.kind, s.name.as_str())), &Charge::ALL)
+    }
+
+    /// The dollar counters of the capped scopes, for the global budget gauges.
+    pub fn global_budget_counters(&self) -> Vec<Counter<'_>> {
+        let capped = self.scopes.iter().filter(|s| s.caps.daily.is_some() || s.caps.monthly.is_some());
+        global_view::counters(capped.map(|s| (s.kind, s.name.as_str())), &[Charge::Usd, Charge::UsdMonth])
+    }
+
+    /// The `GET /v1/tollgate/usage` body (`global`: what the rate-limit service holds, in
+    /// global mode).
+    pub fn report(&self, store: &dyn SharedStore, now_ms: u64, global: Option<global_view::Report>) -> Vec<u8> {
         let period = Period::at(now_ms);
         let mut groups: BTreeMap<&str, BTreeMap<&str, ScopeReport>> = BTreeMap::new();
         for s in &self.scopes {
@@ -509,6 +525,7 @@ impl Accounting {
             day: period.day_label(),
             month: period.month_label(),
             scopes: groups,
+            global,
         };
         serde_json::to_vec(&report).unwrap_or_default()
     }
@@ -585,6 +602,8 @@ struct Report<'a> {
     day: String,
     month: String,
     scopes: BTreeMap<&'a str, BTreeMap<&'a str, ScopeReport>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    global: Option<global_view::Report<'a>>,
 }
 
 #[derive(Serialize)]
@@ -951,7 +970,7 @@ mod tests {
         assert!(a.caller_over_soft_limit(&store, NOW, alice), "team research is past 50% of $5");
         let bob = a.authenticate(Some("Bearer tg-bob")).unwrap();
         assert!(!a.caller_over_soft_limit(&store, NOW, bob), "bob has no team");
-        let report: serde_json::Value = serde_json::from_slice(&a.report(&store, NOW)).unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&a.report(&store, NOW, None)).unwrap();
         assert_eq!(report["day"], "2026-11-24");
         assert_eq!(report["scopes"]["teams"]["research"]["month"]["cost_usd"], "2.6");
         assert_eq!(report["scopes"]["teams"]["research"]["budget"]["monthly_remaining_usd"], "2.4");
@@ -1114,7 +1133,7 @@ mod tests {
         let alice = a.authenticate(Some("Bearer tg-alice")).unwrap();
         let mut charges = a.charges(alice, provider, model, Some(PRICE));
         a.admit(&store, NOW, &mut charges, 3_000_000_000, 0).unwrap();
-        let report: serde_json::Value = serde_json::from_slice(&a.report(&store, NOW + 1_500)).unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&a.report(&store, NOW + 1_500, None)).unwrap();
         assert_eq!(report["object"], "tollgate.usage");
         assert_eq!(report["generated_at"], (NOW + 1_500) / 1000);
         assert_eq!(report["month"], "2026-11");

@@ -2,6 +2,7 @@
 
 pub mod budget;
 pub mod global;
+pub mod global_view;
 pub mod keys;
 pub mod ledger;
 pub mod money;

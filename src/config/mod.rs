@@ -3,6 +3,7 @@
 
 use crate::accounting::budget::{Accounting, ScopeId};
 use crate::accounting::global::GlobalCharges;
+use crate::accounting::global_view::GlobalView;
 use crate::accounting::ledger::Lifetime;
 use crate::accounting::money;
 use crate::accounting::prices::{Price, PriceTable};
@@ -11,7 +12,9 @@ use crate::patterns;
 use crate::providers::{self, Provider};
 use crate::router::Router;
 use crate::schema::Role;
-use crate::schema::{ConfigError, ConfigSpec, GlobalChargesSpec, LimitsSpec, ModelSpec, ParamAction, RateLimitsSpec, check_params};
+use crate::schema::{
+    ConfigError, ConfigSpec, GlobalChargesSpec, GlobalViewSpec, LimitsSpec, ModelSpec, ParamAction, RateLimitsSpec, check_params,
+};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -286,6 +289,7 @@ fn compile(spec: ConfigSpec, env: &dyn Fn(&str) -> Option<String>, now: u64) -> 
 fn limit_rates(spec: &RateLimitsSpec, accounting: &mut Accounting) -> Result<(), ConfigError> {
     accounting.descriptor_headers = spec.descriptor_headers;
     accounting.global_charges = spec.global_charges.as_ref().map(|g| global_charges(g, spec.descriptor_headers)).transpose()?;
+    accounting.global_view = spec.global_view.as_ref().map(|v| global_view(v, accounting.global_charges)).transpose()?;
     if let Some(gateway) = &spec.gateway {
         accounting.limit_rate("global", "all", "rate_limits.gateway", gateway)?;
     }
@@ -308,6 +312,28 @@ fn global_charges(spec: &GlobalChargesSpec, descriptor_headers: bool) -> Result<
     let field = "rate_limits.global_charges.cost_unit_usd";
     let pico = money::parse_usd(unit, 1).map_err(|e| ConfigError::new(field, e))?;
     GlobalCharges::with_unit(pico).ok_or_else(|| ConfigError::new(field, "must be above zero"))
+}
+
+/// The global view reads the counters the global charges write, from a named cluster, with a
+/// bounded timeout.
+fn global_view(spec: &GlobalViewSpec, charges: Option<GlobalCharges>) -> Result<GlobalView, ConfigError> {
+    let field = "rate_limits.global_view";
+    let Some(charges) = charges else {
+        return Err(ConfigError::new(field, "needs `rate_limits.global_charges`: it reads the counters they charge"));
+    };
+    if spec.cluster.is_empty() {
+        return Err(ConfigError::new(format!("{field}.cluster"), "must name the rate-limit service's cluster"));
+    }
+    let timeout_ms = spec.timeout_ms.unwrap_or(100);
+    if !(1..=60_000).contains(&timeout_ms) {
+        return Err(ConfigError::new(format!("{field}.timeout_ms"), "must be between 1 and 60000"));
+    }
+    let refresh_ms = spec.refresh_ms.unwrap_or(10_000);
+    if !(100..=86_400_000).contains(&refresh_ms) {
+        return Err(ConfigError::new(format!("{field}.refresh_ms"), "must be between 100 and 86400000"));
+    }
+    let domain = spec.domain.clone().unwrap_or_else(|| "tollgate".to_owned());
+    Ok(GlobalView { cluster: spec.cluster.clone(), domain, timeout_ms, refresh_ms, charges })
 }
 
 /// A reservation must outlive its request, or the budget stops holding room for a request
@@ -429,6 +455,21 @@ mod tests {
         assert_eq!(unnamed.field, "rate_limits.global_charges");
         let zero = with_rate_limits(r#"{"descriptor_headers": true, "global_charges": {"cost_unit_usd": "0"}}"#).unwrap_err();
         assert_eq!(zero.field, "rate_limits.global_charges.cost_unit_usd");
+    }
+
+    #[test]
+    fn the_global_view_reads_the_global_charges_from_a_cluster() {
+        let charged = r#""descriptor_headers": true, "global_charges": {"cost_unit_usd": "0.01"}"#;
+        let on = with_rate_limits(&format!(r#"{{{charged}, "global_view": {{"cluster": "ratelimit"}}}}"#)).unwrap();
+        let view = on.accounting.global_view.unwrap();
+        assert_eq!((view.cluster.as_str(), view.domain.as_str(), view.timeout_ms, view.refresh_ms), ("ratelimit", "tollgate", 100, 10_000));
+        assert_eq!(view.charges.cost_unit, money::PICO_PER_USD / 100, "in the charges' unit");
+        let uncharged = with_rate_limits(r#"{"global_view": {"cluster": "ratelimit"}}"#).unwrap_err();
+        assert_eq!(uncharged.field, "rate_limits.global_view");
+        let slow = with_rate_limits(&format!(r#"{{{charged}, "global_view": {{"cluster": "r", "timeout_ms": 0}}}}"#)).unwrap_err();
+        assert_eq!(slow.field, "rate_limits.global_view.timeout_ms");
+        let unnamed = with_rate_limits(&format!(r#"{{{charged}, "global_view": {{"cluster": ""}}}}"#)).unwrap_err();
+        assert_eq!(unnamed.field, "rate_limits.global_view.cluster");
     }
 
     #[test]

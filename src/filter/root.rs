@@ -1,5 +1,6 @@
 //! Root context: compiles the plugin configuration once per `on_configure`, writes batched usage
-//! counters and metrics and reports the VM's memory on a timer.
+//! counters and metrics, reports the VM's memory and, in global mode, refreshes the global budget
+//! gauges from the rate-limit service on a timer.
 
 use super::downstream::Downstream;
 use super::host;
@@ -73,6 +74,14 @@ impl Context for Root {
         self.flush();
         true
     }
+
+    /// The rate-limit service's answer for the global budget gauges.
+    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        if let Some(gateway) = &self.gateway {
+            let (status, body) = host::call_response(body_size);
+            host::set_gauges(&gateway.global_budget_gauges(status, &body));
+        }
+    }
 }
 
 impl RootContext for Root {
@@ -105,6 +114,9 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         self.heap.update();
         self.flush();
+        if let Some(call) = self.gateway.as_ref().and_then(|g| g.global_budget_call(&host::Shared, host::now_ms())) {
+            host::call(call.cluster, &call.headers, &call.body, call.timeout_ms);
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

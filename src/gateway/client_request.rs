@@ -20,6 +20,8 @@ pub enum Start {
     Respond(Reply),
     /// Wait for the whole body.
     ReadBody(ClientRequest),
+    /// Read the rate-limit service's counters, then answer the usage API.
+    ReadGlobalUsage,
 }
 
 /// A Tollgate request as its headers describe it.
@@ -82,6 +84,7 @@ impl Gateway {
         match self.on_request_headers(&head, store, now_ms) {
             OnHeaders::PassThrough => Start::PassThrough { replace_headers: sent_control_headers.then_some(headers) },
             OnHeaders::Respond(reply) => Start::Respond(reply),
+            OnHeaders::ReadGlobalUsage => Start::ReadGlobalUsage,
             OnHeaders::ReadBody(caller, operation, dialect) => {
                 Start::ReadBody(ClientRequest { caller, operation, dialect, headers, explain })
             }

@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod client_request;
 pub mod exchange;
+pub mod global_usage;
 pub mod last_resort;
 pub mod plugin;
 mod refusal;
@@ -120,6 +121,9 @@ pub enum OnHeaders {
     /// A chat completion or embeddings request from this caller, in this dialect: wait for the
     /// whole body.
     ReadBody(Caller, Operation, Dialect),
+    /// The usage API in global mode: ask the rate-limit service first
+    /// ([`Gateway::global_usage_call`]).
+    ReadGlobalUsage,
 }
 
 /// What to do with a complete request body.
@@ -317,7 +321,8 @@ impl Gateway {
                 ApiError::new(401, "authentication_error", "The usage API needs an admin key (`auth.admin_keys_sha256`).")
                     .with_code("admin_key_required"),
             ),
-            "tollgate/usage" => OnHeaders::Respond(Reply::json(200, accounting.report(store, now_ms))),
+            "tollgate/usage" if accounting.global_view.is_some() => OnHeaders::ReadGlobalUsage,
+            "tollgate/usage" => OnHeaders::Respond(Reply::json(200, accounting.report(store, now_ms, None))),
             _ if rest.starts_with("chat/completions") || rest.starts_with("models") || rest == "embeddings" => {
                 let caller = match accounting.authenticate(authorization) {
                     Ok(c) => c,

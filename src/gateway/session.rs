@@ -110,6 +110,8 @@ enum Phase {
     ReadingBody(ClientRequest),
     /// Waiting for the last resort's answer.
     Escalating(Escalating),
+    /// Waiting for the rate-limit service's counters for the usage API.
+    ReadingGlobalUsage,
     /// Waiting for the external guardrail service's answer about the request.
     Analysing {
         request: ClientRequest,
@@ -239,6 +241,10 @@ impl Downstream {
                 let answer = gateway.last_resort_answered(&escalating, self.exchange.as_ref(), status, body);
                 self.answer(host, answer, false);
             }
+            Phase::ReadingGlobalUsage => {
+                let reply = gateway.global_usage_answered(status, body, host.store(), host.now_ms());
+                self.reply(host, &reply);
+            }
             Phase::Analysing { request, body: request_body, body_size } => {
                 let next = gateway.on_analysed(&request.incoming(), &request_body, (status, body), host.store(), host.now_ms());
                 if self.proceed(host, &gateway, request, request_body, body_size, next) == Flow::Continue {
@@ -261,6 +267,15 @@ impl Downstream {
                 Flow::Continue
             }
             Start::Respond(reply) => self.reply(host, &reply),
+            Start::ReadGlobalUsage => {
+                if let Some(call) = gateway.global_usage_call()
+                    && host.call(call.cluster, &call.headers, &call.body, call.timeout_ms)
+                {
+                    self.phase = Phase::ReadingGlobalUsage;
+                    return Flow::Pause;
+                }
+                self.reply(host, &gateway.global_usage_answered(None, &[], host.store(), host.now_ms()))
+            }
             Start::ReadBody(request) if end_of_stream => {
                 self.caller = request.caller;
                 self.finish_body(host, &gateway, request, Vec::new(), 0)

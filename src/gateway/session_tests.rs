@@ -174,3 +174,23 @@ fn an_attempt_without_a_plan_is_refused_locally() {
     assert_eq!(session.on_request_headers(&host), Flow::Pause);
     assert_eq!(host.calls(), ["respond 500"]);
 }
+
+#[test]
+fn the_usage_api_in_global_mode_asks_the_service_and_answers_without_it() {
+    let config = r#"{"providers": {"anthropic": {"kind": "anthropic", "cluster": "a", "api_key_env": "K"}},
+        "models": {"claude": {"provider": "anthropic"}},
+        "auth": {"keys": [], "admin_keys_sha256": ["d5da4bd39ce2d6c3d190e07818ee0c80ee4d249d9d5b86c735bf806987b35952"]},
+        "rate_limits": {"descriptor_headers": true, "global_charges": {}, "global_view": {"cluster": "ratelimit"}}}"#;
+    let gateway = Rc::new(Gateway::new(Config::from_json(config.as_bytes(), &|_| Some("key".into()), 1).unwrap()));
+    let headers = [(":method", "GET"), (":path", "/v1/tollgate/usage"), ("authorization", "Bearer tg-admin-demo-key")];
+    let host = Recorder {
+        request_headers: RefCell::new(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        ..Recorder::default()
+    };
+    let mut session = Downstream::new(Some(gateway));
+    // The recorder cannot send calls: the report is given at once, saying the service is unavailable.
+    assert_eq!(session.on_request_headers(&host, true), Flow::Pause);
+    let calls = host.calls();
+    assert_eq!(calls.first().map(String::as_str), Some("call ratelimit"));
+    assert_eq!(calls.last().map(String::as_str), Some("respond 200"), "{calls:?}");
+}

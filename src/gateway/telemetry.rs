@@ -302,9 +302,22 @@ pub fn startup_series(served: &[(ScopeId, ScopeId)]) -> Vec<Series> {
 /// The budget gauges (`tollgate.budget.scope.<kind>.name.<name>.period.<period>.<which>_nano_usd`,
 /// `which` is `limit`, `spent` or `remaining`) and their values, from each capped scope's level.
 pub fn budget_gauges(levels: &[BudgetLevel]) -> Vec<(String, u64)> {
+    level_gauges("tollgate.budget", levels)
+}
+
+/// Whether the rate-limit service answered the last refresh of the global budget gauges.
+pub const GLOBAL_SERVICE_AVAILABLE: &str = "tollgate.global_budget.service_available";
+
+/// The global budget gauges (`tollgate.global_budget.scope.…`, named as the budget gauges): what
+/// the rate-limit service's counters hold.
+pub fn global_budget_gauges(levels: &[BudgetLevel]) -> Vec<(String, u64)> {
+    level_gauges("tollgate.global_budget", levels)
+}
+
+fn level_gauges(family: &str, levels: &[BudgetLevel]) -> Vec<(String, u64)> {
     let mut out = Vec::with_capacity(levels.len() * 3);
     for l in levels {
-        let prefix = format!("tollgate.budget.scope.{}.name.{}.period.{}.", l.kind, sanitize(l.name), l.period);
+        let prefix = format!("{family}.scope.{}.name.{}.period.{}.", l.kind, sanitize(l.name), l.period);
         for (which, value) in [("limit", l.limit), ("spent", l.spent), ("remaining", l.remaining)] {
             out.push((format!("{prefix}{which}_nano_usd"), nano_usd(value)));
         }

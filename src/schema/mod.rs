@@ -348,6 +348,26 @@ pub struct RateLimitsSpec {
     /// limits applied at stream end (global token limits and budgets).
     #[serde(default)]
     pub global_charges: Option<GlobalChargesSpec>,
+    /// Read the global counters from the rate-limit service for the usage API and the global
+    /// budget gauges.
+    #[serde(default)]
+    pub global_view: Option<GlobalViewSpec>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalViewSpec {
+    /// The Envoy cluster of the rate-limit service (HTTP/2).
+    pub cluster: String,
+    /// The rate-limit filter's `domain` (default `tollgate`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Default 100.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// How often the global budget gauges are refreshed (default 10000).
+    #[serde(default)]
+    pub refresh_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -4,7 +4,9 @@ Starts a static mock provider (nginx answering canned OpenAI/Anthropic bodies), 
 only), Envoy with the reference filters (the least a body-routing filter does, in wasm and native)
 and Envoy + Tollgate (envoy/demo.yaml; wasm, and the native build as a side of its own),
 one worker each, and drives both with wrk in
-alternating runs. Streaming time-to-first-byte is measured with a sequential client here; memory
+alternating runs. Global mode is measured against local mode in the same run: a key's request,
+token and dollar limits kept by Tollgate (local) or by the test rate-limit service over Redis
+(global, examples/global-limits/envoy.yaml); `--only-global` runs just that pair. Streaming time-to-first-byte is measured with a sequential client here; memory
 is sampled around a soak. Writes tests/bench/results.md, prints it, and exits 1 when a target
 is missed.
 """
@@ -13,17 +15,20 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import hashlib
 import http.client
 import json
 import math
 import os
 import pathlib
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -31,7 +36,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BENCH = ROOT / "tests/bench"
 FIXTURES = BENCH / "fixtures"
 sys.path.insert(0, str(ROOT / "tests/integration"))
-from harness import ENVOY_BIN, WASM, Envoy, as_native, free_port, load_config, plugin_config, point_static_clusters, set_plugin_config, wait_until  # noqa: E402
+from harness import (ENVOY_BIN, WASM, Envoy, as_native, free_port, load_config, localize, plugin_config,  # noqa: E402
+                     point_static_clusters, set_plugin_config, wait_until)
 
 CONCURRENCY = (1, 32)
 HEAP_STAT = "wasmcustom.tollgate.vm_heap_bytes"
@@ -52,6 +58,8 @@ class Scenario:
     # The API the client speaks: "chat" (OpenAI Chat Completions), "messages" (Anthropic) or
     # "responses" (OpenAI Responses).
     client: str = "chat"
+    # The virtual key the client sends (`Authorization: Bearer`), for configs with auth.
+    key: str = ""
 
 
 TRANSLATE = Scenario("translate", "OpenAI → Anthropic, 1.5 KB", "claude-sonnet", "/v1/messages", "anthropic_response.json")
@@ -74,6 +82,17 @@ RESPONSES_TRANSLATE = Scenario("responses_translate", "Responses → Anthropic, 
 RATE_LIMITED = Scenario("rate_limited", "OpenAI passthrough, RPM + TPM limits", "limited", "/v1/chat/completions",
                         "openai_response.json")
 RATE_LIMITED_MODEL = "gpt-4o-mini-rate-limited"
+
+
+# Global mode against local mode: one key's limits (requests and tokens a minute, dollars a day),
+# far above what a run reaches, kept by Tollgate in shared data (the `local_limits` side) or by the
+# rate-limit service in Redis (the `global_limits` side: Envoy's rate-limit filter checks three
+# counters on admission and charges two at stream end, one gRPC call each).
+LIMITS_KEY = "tg-bench-limits-key"
+LIMITS = Scenario("limits", "OpenAI passthrough, a key's RPM + TPM + daily budget", "gpt-4o-mini", "/v1/chat/completions",
+                  "openai_response.json", key=LIMITS_KEY)
+LIMIT = 4_000_000_000  # per minute (requests, tokens) and per day (micro-dollars: $4,000): within uint32
+SERVICE = ROOT / "tests/ratelimit-service/service.py"
 
 
 THROUGHPUT = (TRANSLATE, PASSTHROUGH, LARGE, MESSAGES_PASSTHROUGH, MESSAGES_TRANSLATE, RESPONSES_PASSTHROUGH, RESPONSES_TRANSLATE,
@@ -132,7 +151,8 @@ def as_messages(chat: dict) -> dict:
 
 def request_headers(s: Scenario) -> dict:
     # Tells nginx to answer /v1/messages with the event stream instead of the JSON message.
-    return {"x-bench-sse": "1"} if s.stream else {}
+    headers = {"x-bench-sse": "1"} if s.stream else {}
+    return {**headers, "authorization": f"Bearer {s.key}"} if s.key else headers
 
 
 @dataclass
@@ -140,11 +160,16 @@ class Side:
     """One Envoy under test, and the path its clients post to."""
     name: str
     envoy: Envoy
+    # The rate-limit service this side calls (global mode), whose CPU time is counted too.
+    service: subprocess.Popen | None = None
+
+    def service_cpu(self) -> float:
+        return process_cpu_seconds(self.service.pid) if self.service else 0.0
 
     @property
     def tollgate(self) -> bool:
         """This side runs Tollgate (today's build, with guardrails on, native, or the baseline's)."""
-        return self.name in ("tollgate", "guarded", "native", "baseline")
+        return self.name in ("tollgate", "guarded", "native", "baseline", "local_limits", "global_limits")
 
     def path(self, s: Scenario) -> str:
         if not self.tollgate:
@@ -152,8 +177,7 @@ class Side:
         return {"messages": "/v1/messages", "responses": "/v1/responses"}.get(s.client, "/v1/chat/completions")
 
     def cpu_seconds(self) -> float:
-        fields = pathlib.Path(f"/proc/{self.envoy.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return process_cpu_seconds(self.envoy.proc.pid)
 
     def rss_bytes(self) -> int:
         for line in pathlib.Path(f"/proc/{self.envoy.proc.pid}/status").read_text().splitlines():
@@ -275,6 +299,84 @@ def envoy_configs(upstream_port: int, baseline: pathlib.Path | None = None) -> d
     return configs
 
 
+def limits_configs(upstream_port: int, service_port: int) -> dict[str, dict]:
+    """examples/global-limits/envoy.yaml with the bench key: as shipped (global mode, its limits
+    in the service) and without the rate-limit filter and global settings, the key's limits
+    then in Tollgate's config (local mode). Neither has the example's gateway budget, so the key's
+    limits are all that differ."""
+    glob = load_config("examples/global-limits/envoy.yaml")
+    localize(glob, {"mock_openai": upstream_port, "mock_anthropic": upstream_port, "ratelimit": service_port})
+    glob["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"].pop("access_log", None)
+    plugin = plugin_config(glob)
+    plugin.pop("budget", None)
+    key = {"id": "bench", "sha256": hashlib.sha256(LIMITS_KEY.encode()).hexdigest()}
+    plugin["auth"]["keys"].append(key)
+    set_plugin_config(glob, plugin)
+    local = copy.deepcopy(glob)
+    hcm = local["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"] = [f for f in hcm["http_filters"]
+                           if f["name"] not in ("envoy.filters.http.ratelimit", "envoy.filters.http.header_to_metadata")]
+    hcm["route_config"]["virtual_hosts"][0]["routes"][0].pop("typed_per_filter_config", None)
+    key.update(rate_limit={"requests_per_minute": LIMIT, "tokens_per_minute": LIMIT}, budget={"daily_usd": str(LIMIT // 10**6)})
+    plugin.pop("rate_limits", None)
+    set_plugin_config(local, plugin)
+    return {"local_limits": local, "global_limits": glob}
+
+
+def service_limits() -> dict:
+    """The same limits of the bench key, in the test service's limits file."""
+    return {"domain": "tollgate", "descriptors": [
+        {"key": "key", "value": "bench", "requests_per_unit": LIMIT, "unit": "minute"},
+        {"entries": [["key", "bench"], ["charge", "tokens"]], "requests_per_unit": LIMIT, "unit": "minute"},
+        {"entries": [["key", "bench"], ["charge", "usd"]], "requests_per_unit": LIMIT, "unit": "day"},
+    ]}
+
+
+def start_global_store(work: pathlib.Path, stack: ExitStack) -> tuple[int, subprocess.Popen]:
+    """Redis (Debian's redis-server, `make redis`) and the test rate-limit service over it; the
+    service's port and process."""
+    redis_port, port = free_port(), free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                              "--dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    stack.callback(redis.wait)
+    stack.callback(redis.terminate)
+    limits = work / "limits.json"
+    limits.write_text(json.dumps(service_limits()))
+    service = subprocess.Popen([sys.executable, str(SERVICE), "--port", str(port), "--redis-port", str(redis_port), "--config", str(limits)])
+    stack.callback(service.wait)
+    stack.callback(service.terminate)
+
+    def listening() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    wait_until(listening, 15, "rate-limit service")
+    return port, service
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def counted_globally(side: Side) -> bool:
+    """The global side's admission reached the service: its usage API reads the key's request counter."""
+    req = urllib.request.Request(f"http://127.0.0.1:{side.envoy.port}/v1/tollgate/usage",
+                                 headers={"authorization": "Bearer tg-admin-demo-key"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        view = json.loads(r.read())["global"]
+    return view["available"] and view["scopes"]["keys"]["bench"]["tokens"]["spent_tokens"] > 0
+
+
+def runs(side: Side, s: Scenario) -> bool:
+    """Whether `side` runs scenario `s`: an earlier build only what it knows (BASELINE),
+    guardrails only on their side, the limits pair only its scenario (bare Envoy runs all)."""
+    if side.name == "bare":
+        return True
+    if s is LIMITS or side.name in ("local_limits", "global_limits"):
+        return s is LIMITS and side.name in ("local_limits", "global_limits")
+    return (side.name != "baseline" or s in BASELINE) and (side.name != "guarded" or s in GUARDED)
+
+
 def pin(pid: int, cpus: set[int]):
     for tid in os.listdir(f"/proc/{pid}/task"):
         os.sched_setaffinity(int(tid), cpus)
@@ -305,6 +407,8 @@ def check(side: Side, s: Scenario):
         assert json.loads(body)["type"] == "message" and "x-tollgate-provider" in headers, body[:300]
     elif s.client == "responses":
         assert json.loads(body)["object"] == "response" and "x-tollgate-provider" in headers, body[:300]
+    elif side.name == "local_limits":
+        assert "x-ratelimit-remaining-tokens" in headers, f"{s.name}: no local limit applied: {headers}"
     else:
         assert json.loads(body)["object"] == "chat.completion" and "x-tollgate-provider" in headers, body[:300]
 
@@ -320,7 +424,7 @@ def raw_request(workdir: pathlib.Path, side: Side, s: Scenario) -> pathlib.Path:
 
 
 def wrk(side: Side, files: list[pathlib.Path], connections: int, seconds: int) -> dict:
-    cpu = side.cpu_seconds()
+    cpu, service_cpu = side.cpu_seconds(), side.service_cpu()
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(BENCH / "replay.lua"),
          f"http://127.0.0.1:{side.envoy.port}", "--", *map(str, files)],
@@ -331,6 +435,8 @@ def wrk(side: Side, files: list[pathlib.Path], connections: int, seconds: int) -
     run["rps"] = run["requests"] / (run["duration_us"] / 1e6)
     run["cpu_us_per_request"] = (side.cpu_seconds() - cpu) * 1e6 / run["requests"]
     run["envoy_busy"] = (side.cpu_seconds() - cpu) / (run["duration_us"] / 1e6)
+    run["service_cpu_us_per_request"] = (side.service_cpu() - service_cpu) * 1e6 / run["requests"]
+    run["service_busy"] = (side.service_cpu() - service_cpu) / (run["duration_us"] / 1e6)
     return run
 
 
@@ -389,6 +495,42 @@ def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def global_report(load: dict) -> str:
+    """Global mode against local mode: the `limits` scenario on bare Envoy, local and global."""
+    def med(c: int, side: str, key: str) -> float:
+        return statistics.median(run[key] for run in load[LIMITS.name, c, side])
+
+    def added(c: int, key: str) -> float:
+        """Global less local, the median of per-round differences."""
+        return statistics.median(g[key] - l[key] for l, g in zip(load[LIMITS.name, c, "local_limits"], load[LIMITS.name, c, "global_limits"]))
+
+    sides = [("bare Envoy", "bare"), ("local mode (Tollgate's limits)", "local_limits"), ("global mode (rate-limit service)", "global_limits")]
+    rows = [[title, f"{med(32, side, 'rps'):,.0f}", f"{med(1, side, 'rps'):,.0f}", f"{med(32, side, 'cpu_us_per_request'):.0f}",
+             us(med(1, side, "p50_us")), us(med(1, side, "p99_us")),
+             f"{med(32, side, 'service_cpu_us_per_request'):.0f} µs, {med(32, side, 'service_busy'):.0%}" if side == "global_limits" else "—"]
+            for title, side in sides]
+    busy = med(32, "global_limits", "service_busy")
+    ratio = statistics.median(g["rps"] / l["rps"] for l, g in zip(load[LIMITS.name, 32, "local_limits"], load[LIMITS.name, 32, "global_limits"]))
+    bottleneck = (f"At c=32 the rate-limit service was busy {busy:.0%} of a core: it, not Envoy, limits global mode's req/s "
+                  "here. " if busy >= 0.8 else "")
+    return f"""## Global mode against local mode
+
+{table(["Side", "req/s c=32", "req/s c=1", "Envoy CPU µs/req c=32", "p50 c=1", "p99 c=1", "rate-limit service CPU µs/req, busy (c=32)"], rows)}
+
+{LIMITS.title}: the same key limits kept by Tollgate in shared data (local) or by the rate-limit
+service over Redis (global, examples/global-limits/envoy.yaml: per request one gRPC call on
+admission, checking three counters and counting one, and one at stream end charging two).
+Global mode adds {us(added(1, "p50_us"))} at p50 and {us(added(1, "p99_us"))} at p99 (c=1) and
+{added(32, "cpu_us_per_request"):.0f} Envoy CPU µs per request (c=32) to local mode; its c=32 throughput is {ratio:.3f} × local.
+{bottleneck}The service is the tests' Python one (tests/ratelimit-service: grpc.aio and redis.asyncio in
+one process and one thread), not envoyproxy/ratelimit (Go): most of the added latency is its
+time per call (about a millisecond of Python), and its throughput caps global mode's, so read
+the latency and req/s as an upper and a lower bound for a production service, and the Envoy CPU
+per request (the rate-limit filter's two gRPC calls, the scope headers moved to metadata) as
+what carries over — at a lower request rate Envoy also batches less, so even that is an upper bound.
+"""
 
 
 def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
@@ -545,7 +687,8 @@ buffering (the integration tests check that events are forwarded as they arrive)
 ## Memory
 
 {memory_table}
-"""
+
+{global_report(load)}"""
     return text, passed
 
 
@@ -560,6 +703,8 @@ def main():
     parser.add_argument("--out", type=pathlib.Path, default=BENCH / "results.md")
     parser.add_argument("--baseline", type=pathlib.Path, default=None,
                         help="another build's .wasm (e.g. an earlier commit's), measured as a fourth side on the chat scenarios")
+    parser.add_argument("--only-global", action="store_true",
+                        help="only global mode against local mode (bare, local and global sides); prints, writes nothing")
     args = parser.parse_args()
     # Envoy gets a CPU of its own, so the load generator and the mock do not steal its time.
     cpus = sorted(os.sched_getaffinity(0))
@@ -574,29 +719,38 @@ def main():
         nginx = start_nginx(work, upstream_port)
         stack.callback(nginx.wait)
         stack.callback(nginx.terminate)
+        service_port, service = start_global_store(work, stack)
+        configs = envoy_configs(upstream_port, args.baseline)
+        if args.only_global:
+            configs = {"bare": configs["bare"]}
+        configs.update(limits_configs(upstream_port, service_port))
         sides = []
-        for name, cfg in envoy_configs(upstream_port, args.baseline).items():
+        for name, cfg in configs.items():
             envoy = Envoy(cfg, work / name, concurrency=1)
             stack.callback(envoy.stop)
             pin(envoy.proc.pid, {args.envoy_cpu})
-            sides.append(Side(name, envoy))
-        bare, _, tollgate = sides[:3]
-        native = next(side for side in sides if side.name == "native")
+            sides.append(Side(name, envoy, service if name == "global_limits" else None))
 
         load = {}
-        for s in THROUGHPUT:
-            # An earlier build runs only what it knows (BASELINE); guardrails only on their side.
-            sides_of = [side for side in sides if (side.name != "baseline" or s in BASELINE) and (side.name != "guarded" or s in GUARDED)]
+        for s in (LIMITS,) if args.only_global else (*THROUGHPUT, LIMITS):
+            sides_of = [side for side in sides if runs(side, s)]
             files = {side.name: [raw_request(work, side, s)] for side in sides_of}
             for side in sides_of:
                 check(side, s)
                 wrk(side, files[side.name], 32, 2)  # warm-up: connections, JIT, allocator
+            if s is LIMITS:
+                assert counted_globally(next(side for side in sides if side.name == "global_limits")), "global mode counted nothing"
             for c in CONCURRENCY:
                 for side in alternating(sides_of, args.rounds):
                     run = wrk(side, files[side.name], c, args.seconds)
                     load.setdefault((s.name, c, side.name), []).append(run)
                     print(f"{s.name:12} c={c:<3} {side.name:9} {run['rps']:9,.0f} req/s  p50 {run['p50_us']:6} µs"
                           f"  p99 {run['p99_us']:6} µs  {run['cpu_us_per_request']:5.0f} CPU µs/req", flush=True)
+        if args.only_global:
+            print("\n" + global_report(load))
+            return
+        bare, tollgate = sides[0], next(side for side in sides if side.name == "tollgate")
+        native = next(side for side in sides if side.name == "native")
 
         streaming = {"bare": [], "tollgate": [], "native": []}
         for side in (bare, tollgate, native):

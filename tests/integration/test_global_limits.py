@@ -34,7 +34,11 @@ KEY_LIMIT, MODEL_LIMIT, TOKEN_LIMIT = 6, 3, 23
 BUDGET_UNITS = 1_500_000  # $1.50 a day for the `spender` key, in micro-dollars: about 1,700 requests
 MAX_TOKENS = 16
 KEYS = {"global": "tg-global-key", "model-user": "tg-global-model-key", "tpm": "tg-global-tpm-key",
-        "charged": "tg-global-charged-key", "spender": "tg-global-spender-key", "faults": "tg-global-faults-key"}
+        "charged": "tg-global-charged-key", "spender": "tg-global-spender-key", "faults": "tg-global-faults-key",
+        "viewed": "tg-global-viewed-key", "exhausted": "tg-global-exhausted-key"}
+ADMIN = "tg-admin-demo-key"
+# The `viewed` key's day budget, here and in the service: a capped scope, so it has global gauges.
+VIEWED_BUDGET_USD = "1000"
 LIMITS = {"domain": "tollgate", "descriptors": [
     {"key": "key", "value": "global", "requests_per_unit": KEY_LIMIT, "unit": "minute"},
     {"key": "key", "value": "faults", "requests_per_unit": KEY_LIMIT, "unit": "minute"},
@@ -43,7 +47,12 @@ LIMITS = {"domain": "tollgate", "descriptors": [
     {"entries": [["key", "charged"], ["charge", "tokens"]], "requests_per_unit": 10**9, "unit": "day"},
     {"entries": [["key", "charged"], ["charge", "usd"]], "requests_per_unit": 10**9, "unit": "day"},
     {"entries": [["key", "spender"], ["charge", "usd"]], "requests_per_unit": BUDGET_UNITS, "unit": "day"},
+    {"entries": [["key", "viewed"], ["charge", "usd"]], "requests_per_unit": int(VIEWED_BUDGET_USD) * 10**6, "unit": "day"},
+    {"entries": [["key", "viewed"], ["charge", "tokens"]], "requests_per_unit": 10**9, "unit": "day"},
+    {"entries": [["key", "exhausted"], ["charge", "usd"]], "requests_per_unit": 1, "unit": "day"},
 ]}
+# How often the global budget gauges are refreshed here (the shipped default is 10 s).
+GAUGE_REFRESH_MS = 300
 # The load test's rate-limit calls queue in the single Python service (about 1,200 calls in a few
 # seconds, one GIL): the shipped 100 ms would time them out and fail open, which is not what the
 # load test measures. The fault tests run Envoys with the shipped timeout.
@@ -122,6 +131,8 @@ def shipped(mock, service):
     plugin = plugin_config(cfg)
     for key_id, key in KEYS.items():
         plugin["auth"]["keys"].append({"id": key_id, "sha256": hashlib.sha256(key.encode()).hexdigest()})
+    next(k for k in plugin["auth"]["keys"] if k["id"] == "viewed")["budget"] = {"daily_usd": VIEWED_BUDGET_USD}
+    plugin["rate_limits"]["global_view"]["refresh_ms"] = GAUGE_REFRESH_MS
     plugin["prices"][MODEL] = {"input": str(PRICE_IN), "output": str(PRICE_OUT)}
     set_plugin_config(cfg, plugin)
     return cfg
@@ -144,6 +155,21 @@ def envoys(cfg, tmp_path_factory):
 
 def auth(key_id):
     return {"authorization": f"Bearer {KEYS.get(key_id, key_id)}"}
+
+
+def gauge(envoy: Envoy, name: str) -> int | None:
+    """A Tollgate gauge's value on this Envoy (`None` until it is set)."""
+    for line in envoy.admin(f"/stats?filter={name}").splitlines():
+        stat, _, value = line.partition(": ")
+        if stat == f"wasmcustom.{name}":
+            return int(value)
+    return None
+
+
+def global_usage(envoy: Envoy) -> dict:
+    r = envoy.request("GET", "/v1/tollgate/usage", headers=auth(ADMIN))
+    assert r.status == 200, r.body
+    return r.json()
 
 
 def chat(model=MODEL, **extra):
@@ -339,6 +365,47 @@ def test_a_spent_budget_outlives_an_envoy_restart(envoys, cfg, tmp_path_factory)
     assert call(envoys[1].port, "spender", stream=False)[0] == 429, "the budget's state is in Redis, not in Envoy"
 
 
+# ---- the usage API and the gauges in global mode ------------------------------------------------
+
+def test_the_usage_api_and_gauges_of_one_envoy_show_what_another_spent(envoys, store):
+    """Spent on Envoy A, read on Envoy B: B asks the service (hits_addend 0, counting nothing)
+    and shows the store's counters, exactly, while its own local view saw nothing."""
+    spender, reader = envoys[0], envoys[1]
+    got = [call(spender.port, "viewed", stream) for stream in (False, True, False)]
+    assert all(status == 200 and usage for status, usage in got), got
+    spent_units, spent_tokens = sum(units(u) for _, u in got), sum(tokens(u) for _, u in got)
+    usd, tok = (("key", "viewed"), ("charge", "usd")), (("key", "viewed"), ("charge", "tokens"))
+    wait_until(lambda: (store.counter(*usd), store.counter(*tok)) == (spent_units, spent_tokens), 5, "the charges in redis")
+    spent_usd = f"{spent_units / 10**6:.6f}".rstrip("0").rstrip(".")
+    report = global_usage(reader)
+    view = report["global"]
+    assert view["available"] is True and view["service"] == "ratelimit", view
+    viewed = view["scopes"]["keys"]["viewed"]
+    assert viewed["usd"]["spent_usd"] == spent_usd and viewed["usd"]["limit_usd"] == VIEWED_BUDGET_USD
+    assert viewed["usd"]["window"] == "day" and viewed["usd"]["exhausted"] is False
+    assert viewed["tokens"]["spent_tokens"] == spent_tokens
+    assert report["scopes"]["keys"]["viewed"]["today"]["requests"] == 0, "B's own (local) view saw none of it"
+    assert "usd" not in view["scopes"]["keys"].get("global", {}), "counters the service has no limit for are left out"
+    # Reading counts nothing: the counters are unchanged after the read.
+    assert (store.counter(*usd), store.counter(*tok)) == (spent_units, spent_tokens)
+    # The budget gauge on B: what the store holds, in nano-dollars, refreshed on B's timer.
+    name = "tollgate.global_budget.scope.key.name.viewed.period.daily.spent_nano_usd"
+    wait_until(lambda: gauge(reader, name) == spent_units * 1000, 10, f"{name} = {spent_units * 1000}")
+    assert gauge(reader, "tollgate.global_budget.service_available") == 1
+    assert gauge(reader, "tollgate.budget.scope.key.name.viewed.period.daily.spent_nano_usd") == 0, "the local gauge: B's own"
+
+
+def test_the_usage_api_shows_a_spent_budget_as_exhausted(envoys, store):
+    """A budget of one micro-dollar, overspent by one request: the service says nothing remains,
+    so what is spent is stated as at least the limit."""
+    assert call(envoys[0].port, "exhausted", stream=False)[0] == 200
+    wait_until(lambda: store.counter(("key", "exhausted"), ("charge", "usd")) > 1, 5, "the charge in redis")
+    counter = global_usage(envoys[2])["global"]["scopes"]["keys"]["exhausted"]["usd"]
+    assert counter == {"window": "day", "resets_in_seconds": counter["resets_in_seconds"], "limit_usd": "0.000001",
+                       "spent_usd": "0.000001", "remaining_usd": "0", "exhausted": True}
+    assert 0 < counter["resets_in_seconds"] <= 86_400
+
+
 # ---- faults ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -412,3 +479,8 @@ def test_requests_pass_when_the_service_is_gone(envoys, service):
     service.stop()
     # failure_mode_deny: false — a service that cannot be reached lets requests through.
     assert [e.chat(chat(), headers).status for e in envoys] == [200, 200, 200]
+    # The usage API still answers, with its local view, and says the service is unavailable.
+    report = global_usage(envoys[0])
+    assert report["global"]["available"] is False and report["global"]["error"] and report["global"]["scopes"] == {}
+    assert "keys" in report["scopes"], "the local view is still there"
+    wait_until(lambda: gauge(envoys[0], "tollgate.global_budget.service_available") == 0, 10, "the gauges to say so")
