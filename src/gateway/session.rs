@@ -391,6 +391,10 @@ impl Upstream {
     }
 }
 
+#[cfg(any(test, feature = "memory-host"))]
+#[path = "session_recording.rs"]
+pub mod recording;
+
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;
