@@ -28,7 +28,8 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [Phase::RequestHeaders, Phase::RequestBody, Phase::Attempt, Phase::ResponseHeaders, Phase::ResponseBody, Phase::Log];
+    pub const ALL: [Phase; 6] =
+        [Phase::RequestHeaders, Phase::RequestBody, Phase::Attempt, Phase::ResponseHeaders, Phase::ResponseBody, Phase::Log];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -1,30 +1,34 @@
 //! Host calls per request (`make profile`): one request of each scenario through the session
 //! state machines against a counting host; prints, as JSON, the calls and bytes by scenario,
-//! phase and kind. Usage: host_calls
+//! phase and kind (`{"kinds": [every kind], "runs": [[scenario, [[phase, [{kind, calls, bytes,
+//! host_call}]]]]]}`, in order).
+//! Usage: host_calls
 
 use microbench::Scenario;
 use microbench::host_calls::{Path, record};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tollgate::gateway::session::recording::{Kind, Phase};
 
 fn main() {
     let runs = Scenario::ALL.into_iter().map(|s| (s.name().to_owned(), s, Path::Direct));
     let failover = std::iter::once(("translate_failover".to_owned(), Scenario::Translate, Path::Failover));
-    let mut out = Map::new();
+    let mut out = Vec::new();
     for (name, scenario, path) in runs.chain(failover) {
         let host = record(scenario, path);
-        let mut phases = Map::new();
-        for phase in Phase::ALL {
-            let mut kinds = Map::new();
-            for kind in Kind::ALL {
-                let tally = host.tally(phase, kind);
-                if tally.calls > 0 {
-                    kinds.insert(kind.name().to_owned(), json!({"calls": tally.calls, "bytes": tally.bytes, "host_call": kind.is_host_call()}));
-                }
-            }
-            phases.insert(phase.name().to_owned(), Value::Object(kinds));
-        }
-        out.insert(name, Value::Object(phases));
+        let phases: Vec<Value> = Phase::ALL
+            .into_iter()
+            .map(|phase| {
+                let kinds: Vec<Value> = Kind::ALL
+                    .into_iter()
+                    .map(|kind| (kind, host.tally(phase, kind)))
+                    .filter(|(_, tally)| tally.calls > 0)
+                    .map(|(kind, t)| json!({"kind": kind.name(), "calls": t.calls, "bytes": t.bytes, "host_call": kind.is_host_call()}))
+                    .collect();
+                json!([phase.name(), kinds])
+            })
+            .collect();
+        out.push(json!([name, phases]));
     }
-    println!("{}", Value::Object(out));
+    let kinds: Vec<&str> = Kind::ALL.into_iter().map(Kind::name).collect();
+    println!("{}", json!({"kinds": kinds, "runs": out}));
 }

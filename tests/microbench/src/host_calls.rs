@@ -92,7 +92,9 @@ fn pairs<'h>(headers: &'h [(&'static str, String)]) -> Vec<(&'static str, &'h st
 pub fn record(scenario: Scenario, path: Path) -> RecordingHost {
     let (gateway, attempt_gateway) = match path {
         Path::Direct => (Rc::new(crate::gateway()), None),
-        Path::Failover => (Rc::new(Gateway::new(failover_config(Role::Gateway))), Some(Rc::new(Gateway::new(failover_config(Role::Upstream))))),
+        Path::Failover => {
+            (Rc::new(Gateway::new(failover_config(Role::Gateway))), Some(Rc::new(Gateway::new(failover_config(Role::Upstream)))))
+        }
     };
     let body = scenario.request_body();
     let headers = client_headers(scenario, &body);
