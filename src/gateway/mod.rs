@@ -302,7 +302,9 @@ impl Gateway {
         Gateway { config, batch: RefCell::default() }
     }
 
-    pub fn on_request_headers(&self, head: &RequestHead, store: &dyn SharedStore, now_ms: u64) -> OnHeaders {
+    /// `now_ms` reads the host's clock, only when the answer needs the time (the usage report):
+    /// in wasm each read is a host call.
+    pub fn on_request_headers(&self, head: &RequestHead, store: &dyn SharedStore, now_ms: &dyn Fn() -> u64) -> OnHeaders {
         let RequestHead { method, path, content_length, authorization, api_key } = *head;
         let path = path.split('?').next().unwrap_or_default();
         let Some(rest) = path.strip_prefix("/v1/") else {
@@ -317,7 +319,7 @@ impl Gateway {
                 ApiError::new(401, "authentication_error", "The usage API needs an admin key (`auth.admin_keys_sha256`).")
                     .with_code("admin_key_required"),
             ),
-            "tollgate/usage" => OnHeaders::Respond(Reply::json(200, accounting.report(store, now_ms))),
+            "tollgate/usage" => OnHeaders::Respond(Reply::json(200, accounting.report(store, now_ms()))),
             _ if rest.starts_with("chat/completions") || rest.starts_with("models") || rest == "embeddings" => {
                 let caller = match accounting.authenticate(authorization) {
                     Ok(c) => c,

@@ -48,7 +48,6 @@ impl Phase {
 pub enum Kind {
     HeaderMapRead,
     HeaderMapWrite,
-    HeaderRead,
     HeaderWrite,
     BodyRead,
     BodyReplace,
@@ -68,10 +67,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 16] = [
         Kind::HeaderMapRead,
         Kind::HeaderMapWrite,
-        Kind::HeaderRead,
         Kind::HeaderWrite,
         Kind::BodyRead,
         Kind::BodyReplace,
@@ -92,7 +90,6 @@ impl Kind {
         match self {
             Kind::HeaderMapRead => "header map reads",
             Kind::HeaderMapWrite => "header map writes",
-            Kind::HeaderRead => "single header reads",
             Kind::HeaderWrite => "single header writes",
             Kind::BodyRead => "body reads",
             Kind::BodyReplace => "body replaces",
@@ -249,12 +246,6 @@ impl StreamHost for RecordingHost {
         let headers = self.request_headers.borrow().clone();
         self.count(Kind::HeaderMapRead, map_bytes(&headers));
         headers
-    }
-
-    fn request_header(&self, name: &str) -> Option<String> {
-        let value = self.request_header_value(name);
-        self.count(Kind::HeaderRead, value.as_ref().map_or(0, String::len));
-        value
     }
 
     fn set_request_headers(&self, headers: &[(String, String)]) {

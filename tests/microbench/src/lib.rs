@@ -201,7 +201,7 @@ pub fn request_headers(gateway: &Gateway, store: &Store, scenario: Scenario, bod
         authorization: None,
         api_key: None,
     };
-    gateway.on_request_headers(&head, store, NOW_MS)
+    gateway.on_request_headers(&head, store, &|| NOW_MS)
 }
 
 /// `on_http_request_body`: parse, route and translate; the upstream body (if rewritten) and the
