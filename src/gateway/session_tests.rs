@@ -57,3 +57,35 @@ fn an_attempt_without_a_plan_is_refused_locally() {
     assert_eq!(session.on_request_headers(&host), Flow::Pause);
     assert_eq!(host.take_log(), ["respond 500"]);
 }
+
+#[test]
+fn a_translated_request_makes_only_the_host_calls_it_needs() {
+    use super::recording::{Kind, Phase};
+    let body = r#"{"model": "claude", "messages": [{"role": "user", "content": "hi"}]}"#;
+    let host = chat_request(body);
+    let mut session = Downstream::new(Some(gateway()));
+    host.enter(Phase::RequestHeaders);
+    session.on_request_headers(&host, false);
+    host.enter(Phase::RequestBody);
+    session.on_request_body(&host, body.len(), true);
+    let answer = r#"{"id":"m","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"hello"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":2}}"#;
+    host.answer(Some(&[(":status", "200"), ("content-type", "application/json")]), answer.as_bytes());
+    host.enter(Phase::ResponseHeaders);
+    session.on_response_headers(&host, false);
+    host.enter(Phase::ResponseBody);
+    session.on_response_body(&host, answer.len(), true);
+    host.enter(Phase::Log);
+    session.on_log(&host);
+
+    let calls = |phase, kind| host.tally(phase, kind).calls;
+    for phase in [Phase::RequestHeaders, Phase::ResponseHeaders] {
+        assert_eq!(calls(phase, Kind::HeaderMapRead), 1, "{phase:?}: the header map is read once");
+    }
+    assert_eq!(calls(Phase::RequestBody, Kind::HeaderMapRead), 0, "the body phase has the headers read before");
+    assert_eq!(calls(Phase::RequestBody, Kind::HeaderMapWrite), 1, "the request headers are written in one call");
+    assert_eq!(calls(Phase::ResponseHeaders, Kind::HeaderMapWrite), 1, "the response headers are written in one call");
+    let clock_reads: Vec<u64> = Phase::ALL.into_iter().map(|phase| calls(phase, Kind::TimeRead)).collect();
+    assert_eq!(clock_reads, [0, 1, 0, 0, 0, 1], "the clock is read where the time is used: routing and the log");
+    assert_eq!(calls(Phase::Log, Kind::PropertyRead), 0, "only a failover cluster's upstream filter reports usage");
+    assert_eq!(calls(Phase::Log, Kind::AccessLogExport), 1);
+}
