@@ -176,30 +176,23 @@ impl Exchange {
         span::at_end(self)
     }
 
-    fn response_body(
-        &mut self,
-        config: &Config,
-        host: &dyn ResponseHost,
-        now_ms: &dyn Fn() -> u64,
-        body_size: usize,
-        end_of_stream: bool,
-    ) -> Step {
+    fn response_body(&mut self, config: &Config, host: &dyn ResponseHost, now: &dyn Fn() -> u64, size: usize, eos: bool) -> Step {
         if self.is_streaming() {
-            if self.first_byte_ms.is_none() && body_size > 0 {
-                self.first_byte_ms = Some(now_ms());
+            if self.first_byte_ms.is_none() && size > 0 {
+                self.first_byte_ms = Some(now());
             }
-            let chunk = host.body(body_size);
-            let effects = self.on_stream_chunk(&chunk, end_of_stream).map(Effect::ReplaceBody).into_iter().collect();
+            let chunk = host.body(size);
+            let effects = self.on_stream_chunk(&chunk, eos).map(Effect::ReplaceBody).into_iter().collect();
             return Step::go_on(effects);
         }
         if self.is_refused() {
             return Step::wait(Vec::new());
         }
-        if !end_of_stream {
-            let refused = self.too_large(config, body_size).map(|refused| self.local_reply(config, refused));
+        if !eos {
+            let refused = self.too_large(config, size).map(|refused| self.local_reply(config, refused));
             return Step::wait(refused.into_iter().collect());
         }
-        let body = host.body(body_size);
+        let body = host.body(size);
         let finished = self.on_complete_body(config, &body);
         Step::finished(Vec::new(), finished, |finished, effects| {
             effects.extend(self.rewrite(finished));
