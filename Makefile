@@ -112,7 +112,7 @@ microbench:
 profile: setup
 	cargo build --release --target wasm32-wasip1 --lib
 	cargo build --release --target wasm32-wasip1 -p floor-filter
-	cargo build --profile profiling -p microbench --example profile
+	cargo build --profile profiling -p microbench --example profile --example host_calls
 	@tests/bench/install-tools.sh wrk nginx valgrind
 	$(PYTHON) tests/bench/profile.py
 

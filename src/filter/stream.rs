@@ -41,10 +41,6 @@ impl StreamHost for Stream {
         host::headers(REQ)
     }
 
-    fn request_header(&self, name: &str) -> Option<String> {
-        host::header(REQ, name)
-    }
-
     fn set_request_headers(&self, headers: &[(String, String)]) {
         host::set_headers(REQ, headers);
     }

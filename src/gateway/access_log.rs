@@ -6,25 +6,19 @@ use crate::accounting::budget::{Accounting, Caller};
 use crate::accounting::money::format_usd;
 use crate::config::Config;
 use crate::guardrails::{Audit, Guardrails};
-use serde::Serialize;
 
-#[derive(Serialize, Default)]
+/// The entry's fields, in the order they are written; `None` and empty ones are left out, except
+/// `cost_usd` (`null`: the answer could not be priced).
+#[derive(Default)]
 pub struct Entry<'a> {
     pub status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_model: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub team: Option<&'a str>,
     /// The API the client spoke (`openai_chat`, `anthropic_messages`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dialect: Option<&'static str>,
     pub stream: bool,
     pub completed: bool,
@@ -33,25 +27,106 @@ pub struct Entry<'a> {
     pub cache_write_tokens: u64,
     pub output_tokens: u64,
     pub reasoning_tokens: u64,
-    /// Exact, in USD; `null` when the answer could not be priced.
+    /// Exact, in USD.
     pub cost_usd: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub time_to_first_token_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped_params: Vec<&'a str>,
     /// What the guardrails found and did: detector, action, direction, count (never the text).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub guardrails: Vec<GuardrailEntry<'a>>,
 }
 
-#[derive(Serialize)]
 pub struct GuardrailEntry<'a> {
     pub detector: &'a str,
     pub action: &'static str,
     pub direction: &'static str,
     pub count: u32,
+}
+
+/// Writes a JSON object whose member names are literals (ASCII, nothing to escape): only the
+/// values go through the JSON encoder, which is most of what an entry costs otherwise.
+struct Object {
+    out: Vec<u8>,
+    first: bool,
+}
+
+impl Object {
+    fn new(capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(capacity);
+        out.push(b'{');
+        Object { out, first: true }
+    }
+
+    fn name(&mut self, name: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn value(&mut self, name: &str, value: &impl serde::Serialize) {
+        self.name(name);
+        // Writing into a Vec fails only for values that are not JSON, which none of these is.
+        let _ = serde_json::to_writer(&mut self.out, value);
+    }
+
+    fn some(&mut self, name: &str, value: Option<&impl serde::Serialize>) {
+        if let Some(value) = value {
+            self.value(name, value);
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.out.push(b'}');
+        self.out
+    }
+}
+
+impl Entry<'_> {
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut o = Object::new(512);
+        o.value("status", &self.status);
+        o.some("error_code", self.error_code.as_ref());
+        o.some("model", self.model.as_ref());
+        o.some("provider", self.provider.as_ref());
+        o.some("upstream_model", self.upstream_model.as_ref());
+        o.some("key_id", self.key_id.as_ref());
+        o.some("team", self.team.as_ref());
+        o.some("dialect", self.dialect.as_ref());
+        o.value("stream", &self.stream);
+        o.value("completed", &self.completed);
+        o.value("input_tokens", &self.input_tokens);
+        o.value("cached_input_tokens", &self.cached_input_tokens);
+        o.value("cache_write_tokens", &self.cache_write_tokens);
+        o.value("output_tokens", &self.output_tokens);
+        o.value("reasoning_tokens", &self.reasoning_tokens);
+        o.value("cost_usd", &self.cost_usd);
+        o.some("time_to_first_token_ms", self.time_to_first_token_ms.as_ref());
+        o.some("duration_ms", self.duration_ms.as_ref());
+        if !self.dropped_params.is_empty() {
+            o.value("dropped_params", &self.dropped_params);
+        }
+        if !self.guardrails.is_empty() {
+            o.name("guardrails");
+            o.out.push(b'[');
+            for (i, g) in self.guardrails.iter().enumerate() {
+                if i > 0 {
+                    o.out.push(b',');
+                }
+                let mut line = Object::new(96);
+                line.value("detector", &g.detector);
+                line.value("action", &g.action);
+                line.value("direction", &g.direction);
+                line.value("count", &g.count);
+                o.out.extend_from_slice(&line.finish());
+            }
+            o.out.push(b']');
+        }
+        o.finish()
+    }
 }
 
 fn guardrail_entries<'a>(guardrails: &'a Guardrails, audit: &Audit) -> Vec<GuardrailEntry<'a>> {
@@ -98,15 +173,14 @@ pub fn for_exchange(config: &Config, ex: &Exchange, now_ms: u64) -> Vec<u8> {
         dropped_params: ex.dropped.iter().map(String::as_str).collect(),
         guardrails: guardrail_entries(&config.guardrails, &ex.guardrails),
     };
-    serde_json::to_vec(&entry).unwrap_or_default()
+    entry.to_json()
 }
 
 /// The entry of a request Tollgate answered itself.
 pub fn for_reply(config: &Config, caller: Caller, status: u16, error_code: Option<&str>, audit: &Audit) -> Vec<u8> {
     let (key_id, team) = caller_names(&config.accounting, caller);
     let guardrails = guardrail_entries(&config.guardrails, audit);
-    let entry = Entry { status, error_code, key_id, team, guardrails, ..Default::default() };
-    serde_json::to_vec(&entry).unwrap_or_default()
+    Entry { status, error_code, key_id, team, guardrails, ..Default::default() }.to_json()
 }
 
 #[cfg(test)]
@@ -162,5 +236,23 @@ mod tests {
         assert_eq!(v["status"], 401);
         assert_eq!(v["error_code"], "invalid_api_key");
         assert_eq!(v["cost_usd"], Value::Null);
+    }
+
+    #[test]
+    fn values_are_escaped_and_guardrail_lines_are_objects() {
+        let entry = Entry {
+            status: 200,
+            model: Some("a \"quoted\" model\n"),
+            cost_usd: Some("0.1".into()),
+            guardrails: vec![GuardrailEntry { detector: "email", action: "redact", direction: "request", count: 2 }],
+            ..Default::default()
+        };
+        let v: Value = serde_json::from_slice(&entry.to_json()).unwrap();
+        assert_eq!(
+            v,
+            json!({"status":200,"model":"a \"quoted\" model\n","stream":false,"completed":false,"input_tokens":0,"cached_input_tokens":0,
+            "cache_write_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":"0.1",
+            "guardrails":[{"detector":"email","action":"redact","direction":"request","count":2}]})
+        );
     }
 }

@@ -68,7 +68,7 @@ pub struct RequestEdits<'f> {
 impl Gateway {
     /// Control headers steer Envoy and Tollgate (the route reads the cluster from one): only
     /// Tollgate may set them, so the client's are removed, whatever the endpoint.
-    pub fn on_client_headers(&self, mut headers: Vec<(String, String)>, store: &dyn SharedStore, now_ms: u64) -> Start {
+    pub fn on_client_headers(&self, mut headers: Vec<(String, String)>, store: &dyn SharedStore, now_ms: &dyn Fn() -> u64) -> Start {
         let explain = headers.iter().any(|(k, v)| k == "x-tollgate-explain" && v.trim() == "1");
         let sent = headers.len();
         headers.retain(|(name, _)| !is_control_header(name));
@@ -155,22 +155,22 @@ mod tests {
         let g = gateway();
         let store = MemoryStore::default();
         let clean = pairs(&[(":method", "GET"), (":path", "/healthz")]);
-        assert_eq!(g.on_client_headers(clean.clone(), &store, 0), Start::PassThrough { replace_headers: None });
+        assert_eq!(g.on_client_headers(clean.clone(), &store, &|| 0), Start::PassThrough { replace_headers: None });
         let mut forged = clean.clone();
         forged.push(("x-tollgate-cluster".into(), "internal".into()));
-        assert_eq!(g.on_client_headers(forged, &store, 0), Start::PassThrough { replace_headers: Some(clean) });
+        assert_eq!(g.on_client_headers(forged, &store, &|| 0), Start::PassThrough { replace_headers: Some(clean) });
     }
 
     #[test]
     fn a_chat_request_is_read_with_its_headers_less_control_headers_and_the_explain_flag() {
         let g = gateway();
         let sent = pairs(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("x-tollgate-explain", " 1"), ("x-team", "a")]);
-        let Start::ReadBody(request) = g.on_client_headers(sent, &MemoryStore::default(), 0) else { panic!() };
+        let Start::ReadBody(request) = g.on_client_headers(sent, &MemoryStore::default(), &|| 0) else { panic!() };
         assert_eq!(request.operation, Operation::Chat);
         assert!(request.explain && request.incoming().explain);
         assert_eq!(request.headers, pairs(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("x-team", "a")]));
         let sent = pairs(&[(":method", "GET"), (":path", "/v1/nope")]);
-        assert!(matches!(g.on_client_headers(sent, &MemoryStore::default(), 0), Start::Respond(Reply { status: 404, .. })));
+        assert!(matches!(g.on_client_headers(sent, &MemoryStore::default(), &|| 0), Start::Respond(Reply { status: 404, .. })));
     }
 
     #[test]

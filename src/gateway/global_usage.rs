@@ -93,7 +93,7 @@ mod tests {
             authorization: Some("Bearer tg-admin-demo-key"),
             api_key: None,
         };
-        g.on_request_headers(&head, &MemoryStore::default(), 1_000)
+        g.on_request_headers(&head, &MemoryStore::default(), &|| 1_000)
     }
 
     #[test]

@@ -306,7 +306,9 @@ impl Gateway {
         Gateway { config, batch: RefCell::default() }
     }
 
-    pub fn on_request_headers(&self, head: &RequestHead, store: &dyn SharedStore, now_ms: u64) -> OnHeaders {
+    /// `now_ms` reads the host's clock, only when the answer needs the time (the usage report):
+    /// in wasm each read is a host call.
+    pub fn on_request_headers(&self, head: &RequestHead, store: &dyn SharedStore, now_ms: &dyn Fn() -> u64) -> OnHeaders {
         let RequestHead { method, path, content_length, authorization, api_key } = *head;
         let path = path.split('?').next().unwrap_or_default();
         let Some(rest) = path.strip_prefix("/v1/") else {
@@ -322,7 +324,7 @@ impl Gateway {
                     .with_code("admin_key_required"),
             ),
             "tollgate/usage" if accounting.global_view.is_some() => OnHeaders::ReadGlobalUsage,
-            "tollgate/usage" => OnHeaders::Respond(Reply::json(200, accounting.report(store, now_ms, None))),
+            "tollgate/usage" => OnHeaders::Respond(Reply::json(200, accounting.report(store, now_ms(), None))),
             _ if rest.starts_with("chat/completions") || rest.starts_with("models") || rest == "embeddings" => {
                 let caller = match accounting.authenticate(authorization) {
                     Ok(c) => c,

@@ -64,8 +64,9 @@ impl Step {
 }
 
 impl Exchange {
-    /// The upstream response headers arrived.
-    pub fn on_response_head(&mut self, config: &Config, host: &dyn ResponseHost, now_ms: u64, end_of_stream: bool) -> Step {
+    /// The upstream response headers arrived. `now_ms` reads the host's clock, only when the
+    /// answer needs the time (in wasm each read is a host call).
+    pub fn on_response_head(&mut self, config: &Config, host: &dyn ResponseHost, now_ms: &dyn Fn() -> u64, end_of_stream: bool) -> Step {
         // One read of the map and one write back: each host call costs about a microsecond.
         let received = host.headers();
         let header = |name: &str| crate::headers::value(&received, name).map(str::to_owned);
@@ -76,7 +77,7 @@ impl Exchange {
             _ => None,
         };
         let attempts = self.route_index().and_then(|_| header("x-envoy-attempt-count")).and_then(|a| a.parse().ok());
-        let rate_limited_until = (status == 429).then(|| health::rate_limited_until(now_ms, &header)).flatten();
+        let rate_limited_until = (status == 429).then(|| health::rate_limited_until(now_ms(), &header)).flatten();
         let error_type = if (200..300).contains(&status) { None } else { header("x-amzn-errortype") };
         // Errors Envoy produced itself, without a provider's answer (a 429: its rate-limit filter).
         let envoy_reply = (status >= 500 || status == 429)
@@ -136,12 +137,13 @@ impl Exchange {
     }
 
     /// A part of the upstream body arrived (`body_size`: all of it buffered so far). Streams
-    /// translate chunk by chunk; buffered answers are translated whole.
+    /// translate chunk by chunk; buffered answers are translated whole. `now_ms`: as for
+    /// [`Self::on_response_head`].
     pub fn on_response_body(
         &mut self,
         config: &Config,
         host: &dyn ResponseHost,
-        now_ms: u64,
+        now_ms: &dyn Fn() -> u64,
         body_size: usize,
         end_of_stream: bool,
     ) -> Step {
@@ -174,23 +176,23 @@ impl Exchange {
         span::at_end(self)
     }
 
-    fn response_body(&mut self, config: &Config, host: &dyn ResponseHost, now_ms: u64, body_size: usize, end_of_stream: bool) -> Step {
+    fn response_body(&mut self, config: &Config, host: &dyn ResponseHost, now: &dyn Fn() -> u64, size: usize, eos: bool) -> Step {
         if self.is_streaming() {
-            if self.first_byte_ms.is_none() && body_size > 0 {
-                self.first_byte_ms = Some(now_ms);
+            if self.first_byte_ms.is_none() && size > 0 {
+                self.first_byte_ms = Some(now());
             }
-            let chunk = host.body(body_size);
-            let effects = self.on_stream_chunk(&chunk, end_of_stream).map(Effect::ReplaceBody).into_iter().collect();
+            let chunk = host.body(size);
+            let effects = self.on_stream_chunk(&chunk, eos).map(Effect::ReplaceBody).into_iter().collect();
             return Step::go_on(effects);
         }
         if self.is_refused() {
             return Step::wait(Vec::new());
         }
-        if !end_of_stream {
-            let refused = self.too_large(config, body_size).map(|refused| self.local_reply(config, refused));
+        if !eos {
+            let refused = self.too_large(config, size).map(|refused| self.local_reply(config, refused));
             return Step::wait(refused.into_iter().collect());
         }
-        let body = host.body(body_size);
+        let body = host.body(size);
         let finished = self.on_complete_body(config, &body);
         Step::finished(Vec::new(), finished, |finished, effects| {
             effects.extend(self.rewrite(finished));

@@ -98,7 +98,7 @@ fn a_stream_keeps_only_allowed_headers_and_says_what_served_it() {
         &[(":status", "200"), ("content-type", "text/event-stream"), ("openai-processing-ms", "5"), ("x-tollgate-provider", "forged")],
         b"",
     );
-    let step = without_span(ex.on_response_head(&g.config, &host, 0, false));
+    let step = without_span(ex.on_response_head(&g.config, &host, &|| 0, false));
     assert_eq!(
         step,
         Step {
@@ -119,7 +119,7 @@ fn a_stream_keeps_only_allowed_headers_and_says_what_served_it() {
     );
     let chunk = b"data: {\"choices\":[]}\n\n";
     let host = FakeResponse::new(&[], chunk);
-    assert_eq!(ex.on_response_body(&g.config, &host, 7, chunk.len(), false), Step::default(), "unchanged bytes pass as they are");
+    assert_eq!(ex.on_response_body(&g.config, &host, &|| 7, chunk.len(), false), Step::default(), "unchanged bytes pass as they are");
     assert_eq!(ex.first_byte_ms, Some(7));
 }
 
@@ -128,12 +128,12 @@ fn a_buffered_answer_waits_for_its_body_then_is_translated_in_place() {
     let g = gateway();
     let mut ex = forward(&g, "claude", false).exchange;
     let host = FakeResponse::new(&[(":status", "200"), ("content-type", "application/json")], b"");
-    let step = ex.on_response_head(&g.config, &host, 0, false);
+    let step = ex.on_response_head(&g.config, &host, &|| 0, false);
     assert!(step.pause && step.escalate.is_none());
     let answer = br#"{"id":"m","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#;
     let host = FakeResponse::new(&[], answer);
-    assert_eq!(ex.on_response_body(&g.config, &host, 0, answer.len(), false), Step::wait(Vec::new()), "not complete yet");
-    let step = without_span(ex.on_response_body(&g.config, &host, 0, answer.len(), true));
+    assert_eq!(ex.on_response_body(&g.config, &host, &|| 0, answer.len(), false), Step::wait(Vec::new()), "not complete yet");
+    let step = without_span(ex.on_response_body(&g.config, &host, &|| 0, answer.len(), true));
     assert!(!step.pause);
     let [Effect::ReplaceBody(body), Effect::SetHeader(length, Some(n)), Effect::SetHeader(kind, Some(json))] = &step.effects[..] else {
         panic!("{:?}", step.effects)
@@ -150,16 +150,16 @@ fn an_answer_without_body_and_an_oversized_one_are_answered_locally() {
     let g = gateway();
     let mut ex = forward(&g, "gpt", false).exchange;
     let host = FakeResponse::new(&[(":status", "500"), ("content-length", "0")], b"");
-    let step = ex.on_response_head(&g.config, &host, 0, true);
+    let step = ex.on_response_head(&g.config, &host, &|| 0, true);
     assert!(step.pause);
     assert!(matches!(step.effects.last(), Some(Effect::Respond { status: 500, .. })), "{:?}", step.effects);
 
     let mut ex = forward(&g, "gpt", false).exchange;
     let host = FakeResponse::new(&[(":status", "200"), ("content-length", "1025")], b"");
-    let step = ex.on_response_head(&g.config, &host, 0, false);
+    let step = ex.on_response_head(&g.config, &host, &|| 0, false);
     let Some(Effect::Respond { status: 502, headers, .. }) = step.effects.last() else { panic!("{:?}", step.effects) };
     assert!(headers.contains(&("content-type", "application/json".into())));
-    assert_eq!(ex.on_response_body(&g.config, &FakeResponse::default(), 0, 1025, true), Step::wait(Vec::new()), "refused once");
+    assert_eq!(ex.on_response_body(&g.config, &FakeResponse::default(), &|| 0, 1025, true), Step::wait(Vec::new()), "refused once");
 }
 
 #[test]
@@ -167,9 +167,9 @@ fn a_failed_route_with_a_last_resort_escalates_and_its_answer_replaces_the_respo
     let g = gateway();
     let mut ex = forward(&g, "review", false).exchange;
     let host = FakeResponse::new(&[(":status", "503")], b"");
-    ex.on_response_head(&g.config, &host, 0, false);
+    ex.on_response_head(&g.config, &host, &|| 0, false);
     let error = br#"{"error":{"message":"overloaded","type":"api_error"}}"#;
-    let step = ex.on_response_body(&g.config, &FakeResponse::new(&[], error), 0, error.len(), true);
+    let step = ex.on_response_body(&g.config, &FakeResponse::new(&[], error), &|| 0, error.len(), true);
     let escalation = step.escalate.expect("escalates");
     assert!(step.pause);
     assert_eq!((escalation.cluster.as_str(), escalation.path.as_str()), ("queue", "/review"));
@@ -193,11 +193,11 @@ fn an_attempt_reports_its_usage_to_the_gateway_filter_and_nothing_in_headers() {
     let body = br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let mut ex = g.on_attempt_body(&attempt, body, 0).unwrap().exchange;
     let host = FakeResponse::new(&[(":status", "200"), ("content-type", "text/event-stream")], b"");
-    let step = ex.on_response_head(&g.config, &host, 0, false);
+    let step = ex.on_response_head(&g.config, &host, &|| 0, false);
     let [Effect::SetHeaders(headers)] = &step.effects[..] else { panic!("{:?}", step.effects) };
     assert!(!headers.iter().any(|(name, _)| name.starts_with("x-tollgate")), "{headers:?}");
     let chunk = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n";
-    let step = ex.on_response_body(&g.config, &FakeResponse::new(&[], chunk), 0, chunk.len(), false);
+    let step = ex.on_response_body(&g.config, &FakeResponse::new(&[], chunk), &|| 0, chunk.len(), false);
     assert_eq!(step.effects, vec![Effect::SetProperty(USAGE_PROPERTY, b"3 0 0 4 0".to_vec())]);
 }
 
@@ -213,7 +213,7 @@ fn the_gateway_filter_reads_which_target_served_a_failover_request() {
     let g = gateway();
     let mut ex = forward(&g, "chat", true).exchange;
     let host = served_by_anthropic_on_second_attempt("text/event-stream");
-    let step = without_span(ex.on_response_head(&g.config, &host, 0, false));
+    let step = without_span(ex.on_response_head(&g.config, &host, &|| 0, false));
     let [Effect::SetHeaders(headers)] = &step.effects[..] else { panic!("{:?}", step.effects) };
     for (name, value) in [("x-tollgate-provider", "anthropic"), ("x-tollgate-model", "claude-sonnet-4-5"), ("x-tollgate-attempts", "2")] {
         assert!(headers.contains(&(name.to_owned(), value.to_owned())), "{name}: {headers:?}");
@@ -225,16 +225,16 @@ fn the_span_learns_who_serves_at_the_head_and_usage_with_the_last_chunk() {
     let g = gateway();
     let mut ex = forward(&g, "gpt", true).exchange;
     let host = FakeResponse::new(&[(":status", "200"), ("content-type", "text/event-stream")], b"");
-    let head = span_attributes(&ex.on_response_head(&g.config, &host, 0, false));
+    let head = span_attributes(&ex.on_response_head(&g.config, &host, &|| 0, false));
     assert_eq!(
         head.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
         [span::OPERATION_NAME, span::PROVIDER_NAME, span::REQUEST_MODEL, span::ATTEMPTS]
     );
     let usage = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n";
-    let middle = ex.on_response_body(&g.config, &FakeResponse::new(&[], usage), 5, usage.len(), false);
+    let middle = ex.on_response_body(&g.config, &FakeResponse::new(&[], usage), &|| 5, usage.len(), false);
     assert_eq!(span_attributes(&middle), [], "not before the stream ends");
     let done = b"data: [DONE]\n\n";
-    let end = span_attributes(&ex.on_response_body(&g.config, &FakeResponse::new(&[], done), 9, done.len(), true));
+    let end = span_attributes(&ex.on_response_body(&g.config, &FakeResponse::new(&[], done), &|| 9, done.len(), true));
     for expected in [(span::INPUT_TOKENS, "3"), (span::OUTPUT_TOKENS, "4"), (span::TIME_TO_FIRST_TOKEN_MS, "5")] {
         assert!(end.contains(&(expected.0, expected.1.to_owned())), "{expected:?} not in {end:?}");
     }
@@ -245,14 +245,14 @@ fn a_failover_span_has_the_usage_the_upstream_filter_reported_and_an_attempt_set
     let g = gateway();
     let mut ex = forward(&g, "chat", false).exchange;
     let host = served_by_anthropic_on_second_attempt("application/json");
-    let head = span_attributes(&ex.on_response_head(&g.config, &host, 0, false));
+    let head = span_attributes(&ex.on_response_head(&g.config, &host, &|| 0, false));
     for expected in [(span::PROVIDER_NAME, "anthropic"), (span::ROUTE, "chat"), (span::ATTEMPTS, "2")] {
         assert!(head.contains(&(expected.0, expected.1.to_owned())), "{expected:?} not in {head:?}");
     }
     let answer = br#"{"id":"c","object":"chat.completion","created":1,"model":"claude-sonnet-4-5","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
     let mut host = FakeResponse::new(&[], answer);
     host.properties.insert(USAGE_PROPERTY.into(), b"7 0 0 8 0".to_vec());
-    let end = span_attributes(&ex.on_response_body(&g.config, &host, 0, answer.len(), true));
+    let end = span_attributes(&ex.on_response_body(&g.config, &host, &|| 0, answer.len(), true));
     assert!(end.contains(&(span::INPUT_TOKENS, "7".to_owned())) && end.contains(&(span::OUTPUT_TOKENS, "8".to_owned())), "{end:?}");
 
     let plan = forward(&g, "chat", true).plan().unwrap().to_owned();
@@ -260,9 +260,9 @@ fn a_failover_span_has_the_usage_the_upstream_filter_reported_and_an_attempt_set
     let body = br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let mut ex = g.on_attempt_body(&attempt, body, 0).unwrap().exchange;
     let host = FakeResponse::new(&[(":status", "200"), ("content-type", "text/event-stream")], b"");
-    assert_eq!(span_attributes(&ex.on_response_head(&g.config, &host, 0, false)), []);
+    assert_eq!(span_attributes(&ex.on_response_head(&g.config, &host, &|| 0, false)), []);
     let done = b"data: [DONE]\n\n";
-    assert_eq!(span_attributes(&ex.on_response_body(&g.config, &FakeResponse::new(&[], done), 0, done.len(), true)), []);
+    assert_eq!(span_attributes(&ex.on_response_body(&g.config, &FakeResponse::new(&[], done), &|| 0, done.len(), true)), []);
 }
 
 #[test]
@@ -271,9 +271,9 @@ fn without_span_attributes_configured_no_response_sets_any() {
     let g = Gateway::new(Config::from_json(json.as_bytes(), &|k: &str| Some(format!("{k}-value")), 1).unwrap());
     let mut ex = forward(&g, "gpt", true).exchange;
     let host = FakeResponse::new(&[(":status", "200"), ("content-type", "text/event-stream")], b"");
-    assert_eq!(span_attributes(&ex.on_response_head(&g.config, &host, 0, false)), []);
+    assert_eq!(span_attributes(&ex.on_response_head(&g.config, &host, &|| 0, false)), []);
     let done = b"data: [DONE]\n\n";
-    assert_eq!(span_attributes(&ex.on_response_body(&g.config, &FakeResponse::new(&[], done), 0, done.len(), true)), []);
+    assert_eq!(span_attributes(&ex.on_response_body(&g.config, &FakeResponse::new(&[], done), &|| 0, done.len(), true)), []);
 }
 
 /// Envoy's rate-limit filter refused (global limits): the client gets the refusal in its own
@@ -287,12 +287,12 @@ fn a_global_rate_limit_refusal_is_answered_with_retry_after_and_never_fails_over
         b"",
     );
     host.properties.insert("response.code_details".into(), b"request_rate_limited".to_vec());
-    let step = ex.on_response_head(&g.config, &host, 0, false);
+    let step = ex.on_response_head(&g.config, &host, &|| 0, false);
     let Some(Effect::SetHeaders(headers)) = step.effects.first() else { panic!("{:?}", step.effects) };
     assert_eq!(crate::headers::value(headers, "retry-after"), Some("42"));
     assert_eq!(crate::headers::value(headers, "x-ratelimit-limit"), None, "the filter's own headers stay in the gateway");
     let body = br#"{"error":{"message":"Rate limit reached (global limit of this gateway)."}}"#;
-    let step = ex.on_response_body(&g.config, &FakeResponse::new(&[], body), 0, body.len(), true);
+    let step = ex.on_response_body(&g.config, &FakeResponse::new(&[], body), &|| 0, body.len(), true);
     assert!(step.escalate.is_none(), "no provider was asked: nothing to fail over from");
     let Some(Effect::ReplaceBody(answer)) = step.effects.first() else { panic!("{:?}", step.effects) };
     let error: serde_json::Value = serde_json::from_slice(answer).unwrap();

@@ -5,7 +5,7 @@
 //! a decision of its own.
 
 use super::client_request::{BodyProgress, ClientRequest, RequestEdits, Start};
-use super::exchange::USAGE_PROPERTY;
+use super::exchange::{Role, USAGE_PROPERTY};
 use super::last_resort::{Answer, Escalating};
 use super::response::{Effect, ResponseHost, Step};
 use super::telemetry::Series;
@@ -40,7 +40,6 @@ pub trait Reporter {
 /// [`ResponseHost`] part (its `property` reads the request's filter state too).
 pub trait StreamHost: ResponseHost + Reporter {
     fn request_headers(&self) -> Vec<(String, String)>;
-    fn request_header(&self, name: &str) -> Option<String>;
     /// Replaces every request header with these.
     fn set_request_headers(&self, headers: &[(String, String)]);
     /// The request body buffered so far (its first `size` bytes).
@@ -104,6 +103,11 @@ fn export(host: &dyn StreamHost, gateway: &Gateway, records: Records) {
     }
 }
 
+/// Envoy's `x-request-id` of the request, from the header map read with its headers.
+fn request_id(request: &ClientRequest) -> &str {
+    crate::headers::value(&request.headers, "x-request-id").unwrap_or_default()
+}
+
 enum Phase {
     /// Not a Tollgate request, forwarded, or already answered locally.
     Idle,
@@ -126,15 +130,16 @@ pub struct Downstream {
     phase: Phase,
     /// Who sent the request (default until its headers are read), for the access log.
     caller: Caller,
-    /// The request body, kept while a last resort may still need it.
+    /// The request body and Envoy's `x-request-id`, kept while a last resort may still need them.
     body: Vec<u8>,
+    request_id: String,
     exchange: Option<Exchange>,
 }
 
 impl Downstream {
     /// `gateway`: `None` when the plugin configuration was refused (every request gets a 500).
     pub fn new(gateway: Option<Rc<Gateway>>) -> Self {
-        Downstream { gateway, phase: Phase::Idle, caller: Caller::default(), body: Vec::new(), exchange: None }
+        Downstream { gateway, phase: Phase::Idle, caller: Caller::default(), body: Vec::new(), request_id: String::new(), exchange: None }
     }
 
     fn reply(&mut self, host: &dyn StreamHost, reply: &Reply) -> Flow {
@@ -148,10 +153,16 @@ impl Downstream {
 
     /// Calls the last resort with the client's request; its answer arrives in
     /// [`Self::on_call_response`] (or, when it cannot be called, is given at once).
-    fn escalate(&mut self, host: &dyn StreamHost, gateway: &Gateway, escalating: Escalating, body: &[u8]) -> Option<Answer> {
-        let request_id = host.request_header("x-request-id").unwrap_or_default();
+    fn escalate(
+        &mut self,
+        host: &dyn StreamHost,
+        gateway: &Gateway,
+        escalating: Escalating,
+        body: &[u8],
+        request_id: &str,
+    ) -> Option<Answer> {
         let Escalation { cluster, timeout_ms, .. } = &escalating.escalation;
-        if host.call(cluster, &escalating.escalation.request_headers(&request_id), body, *timeout_ms) {
+        if host.call(cluster, &escalating.escalation.request_headers(request_id), body, *timeout_ms) {
             self.phase = Phase::Escalating(escalating);
             return None;
         }
@@ -183,8 +194,8 @@ impl Downstream {
         let escalation = step.escalate.take();
         let flow = run(host, step, body_size.unwrap_or(0));
         let Some(escalation) = escalation else { return flow };
-        let body = std::mem::take(&mut self.body);
-        match self.escalate(host, gateway, Escalating::after_response(escalation, body_size), &body) {
+        let (body, request_id) = (std::mem::take(&mut self.body), std::mem::take(&mut self.request_id));
+        match self.escalate(host, gateway, Escalating::after_response(escalation, body_size), &body, &request_id) {
             Some(answer) => self.answer(host, answer, true),
             None => Flow::Pause,
         }
@@ -210,19 +221,21 @@ impl Downstream {
                 apply_edits(host, forward.edits(&request.headers), body_size);
                 if forward.keep_body {
                     self.body = body;
+                    self.request_id = request_id(&request).to_owned();
                 }
                 self.exchange = Some(forward.exchange);
                 self.phase = Phase::Idle;
                 Flow::Continue
             }
             Ok(Next::Respond(reply)) => self.reply(host, &reply),
-            Ok(Next::Escalate(escalation)) => match self.escalate(host, gateway, Escalating::before_request(escalation), &body) {
-                Some(answer) => self.answer(host, answer, true),
-                None => Flow::Pause,
-            },
+            Ok(Next::Escalate(escalation)) => {
+                match self.escalate(host, gateway, Escalating::before_request(escalation), &body, request_id(&request)) {
+                    Some(answer) => self.answer(host, answer, true),
+                    None => Flow::Pause,
+                }
+            }
             Ok(Next::Analyze(analysis)) => {
-                let request_id = host.request_header("x-request-id").unwrap_or_default();
-                if host.call(&analysis.cluster, &analysis.request_headers(&request_id), &analysis.body, analysis.timeout_ms) {
+                if host.call(&analysis.cluster, &analysis.request_headers(request_id(&request)), &analysis.body, analysis.timeout_ms) {
                     self.phase = Phase::Analysing { request, body, body_size };
                     return Flow::Pause;
                 }
@@ -259,7 +272,7 @@ impl Downstream {
         let Some(gateway) = self.gateway.clone() else {
             return self.reply(host, &ApiError::internal("The gateway has no valid configuration.").into());
         };
-        match gateway.on_client_headers(host.request_headers(), host.store(), host.now_ms()) {
+        match gateway.on_client_headers(host.request_headers(), host.store(), &|| host.now_ms()) {
             Start::PassThrough { replace_headers } => {
                 if let Some(headers) = replace_headers {
                     host.set_request_headers(&headers);
@@ -308,7 +321,7 @@ impl Downstream {
         let (Some(gateway), Some(exchange)) = (self.gateway.clone(), self.exchange.as_mut()) else {
             return Flow::Continue;
         };
-        let step = exchange.on_response_head(&gateway.config, host, host.now_ms(), end_of_stream);
+        let step = exchange.on_response_head(&gateway.config, host, &|| host.now_ms(), end_of_stream);
         self.respond(host, &gateway, step, None)
     }
 
@@ -317,7 +330,7 @@ impl Downstream {
         let (Some(gateway), Some(exchange)) = (self.gateway.clone(), self.exchange.as_mut()) else {
             return Flow::Continue;
         };
-        let step = exchange.on_response_body(&gateway.config, host, host.now_ms(), body_size, end_of_stream);
+        let step = exchange.on_response_body(&gateway.config, host, &|| host.now_ms(), body_size, end_of_stream);
         self.respond(host, &gateway, step, Some(body_size))
     }
 
@@ -325,7 +338,9 @@ impl Downstream {
     /// disconnect), so usage is always accounted.
     pub fn on_log(&mut self, host: &dyn StreamHost) {
         if let (Some(gateway), Some(mut exchange)) = (&self.gateway, self.exchange.take()) {
-            let usage = host.property(&[USAGE_PROPERTY]);
+            // Only the upstream filter of a failover cluster reports usage.
+            let reported = matches!(exchange.role(), Role::ViaFailoverCluster { .. });
+            let usage = if reported { host.property(&[USAGE_PROPERTY]) } else { None };
             export(host, gateway, gateway.on_log(&mut exchange, usage.as_deref(), host.store(), host.now_ms()));
         }
     }
@@ -372,12 +387,13 @@ impl Upstream {
         }
         let body = host.request_body(body_size);
         let gateway = self.gateway.clone();
-        let forward = match gateway.on_attempt_body(attempt, &body, host.now_ms()) {
+        let now_ms = host.now_ms();
+        let forward = match gateway.on_attempt_body(attempt, &body, now_ms) {
             Ok(f) => f,
             Err(e) => return Self::reply(host, &e.into()),
         };
         // The request headers are shared with earlier attempts: rebuilt, not edited.
-        let edits = gateway.send_attempt(attempt, &forward, &host.request_headers(), body_size, host.store(), host.now_ms());
+        let edits = gateway.send_attempt(attempt, &forward, &host.request_headers(), body_size, host.store(), now_ms);
         apply_edits(host, edits, body_size);
         self.exchange = Some(forward.exchange);
         Flow::Continue
@@ -385,12 +401,12 @@ impl Upstream {
 
     pub fn on_response_headers(&mut self, host: &dyn StreamHost, end_of_stream: bool) -> Flow {
         let Some(exchange) = self.exchange.as_mut() else { return Flow::Continue };
-        run(host, exchange.on_response_head(&self.gateway.config, host, host.now_ms(), end_of_stream), 0)
+        run(host, exchange.on_response_head(&self.gateway.config, host, &|| host.now_ms(), end_of_stream), 0)
     }
 
     pub fn on_response_body(&mut self, host: &dyn StreamHost, body_size: usize, end_of_stream: bool) -> Flow {
         let Some(exchange) = self.exchange.as_mut() else { return Flow::Continue };
-        let step = exchange.on_response_body(&self.gateway.config, host, host.now_ms(), body_size, end_of_stream);
+        let step = exchange.on_response_body(&self.gateway.config, host, &|| host.now_ms(), body_size, end_of_stream);
         run(host, step, body_size)
     }
 
@@ -405,6 +421,10 @@ impl Upstream {
         }
     }
 }
+
+#[cfg(any(test, feature = "memory-host"))]
+#[path = "session_recording.rs"]
+pub mod recording;
 
 #[cfg(test)]
 #[path = "session_tests.rs"]

@@ -1,8 +1,7 @@
 //! The sessions against a recording host: what a shell is asked to do, in order.
 
+use super::recording::RecordingHost;
 use super::*;
-use crate::host::memory::MemoryStore;
-use std::cell::RefCell;
 
 const CONFIG: &str = r#"{
     "providers": {"anthropic": {"kind": "anthropic", "cluster": "anthropic_cluster", "api_key_env": "K"}},
@@ -13,149 +12,33 @@ fn gateway() -> Rc<Gateway> {
     Rc::new(Gateway::new(Config::from_json(CONFIG.as_bytes(), &|_| Some("key".into()), 1).unwrap()))
 }
 
-/// One request as a shell would see it, and every host call the session made.
-#[derive(Default)]
-struct Recorder {
-    request_headers: RefCell<Vec<(String, String)>>,
-    request_body: Vec<u8>,
-    response_headers: Vec<(String, String)>,
-    response_body: Vec<u8>,
-    calls: RefCell<Vec<String>>,
-    properties: RefCell<Vec<(String, Vec<u8>)>>,
-    store: MemoryStore,
-}
-
-impl Recorder {
-    fn note(&self, call: String) {
-        self.calls.borrow_mut().push(call);
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.calls.borrow().clone()
-    }
-}
-
-impl ResponseHost for Recorder {
-    fn headers(&self) -> Vec<(String, String)> {
-        self.response_headers.clone()
-    }
-
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        let [name] = path else { return None };
-        self.properties.borrow().iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
-
-    fn body(&self, size: usize) -> Vec<u8> {
-        self.response_body[..size].to_vec()
-    }
-}
-
-impl Reporter for Recorder {
-    fn record_metric(&self, _series: Series, _value: u64, _config: &Config) {}
-
-    fn store(&self) -> &dyn SharedStore {
-        &self.store
-    }
-
-    fn now_ms(&self) -> u64 {
-        1_000
-    }
-}
-
-impl StreamHost for Recorder {
-    fn request_headers(&self) -> Vec<(String, String)> {
-        self.request_headers.borrow().clone()
-    }
-
-    fn request_header(&self, name: &str) -> Option<String> {
-        self.request_headers.borrow().iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
-
-    fn set_request_headers(&self, headers: &[(String, String)]) {
-        self.note("set_request_headers".into());
-        *self.request_headers.borrow_mut() = headers.to_vec();
-    }
-
-    fn request_body(&self, size: usize) -> Vec<u8> {
-        self.request_body[..size].to_vec()
-    }
-
-    fn replace_request_body(&self, size: usize, _body: &[u8]) {
-        self.note(format!("replace_request_body {size}"));
-    }
-
-    fn set_response_header(&self, name: &str, _value: Option<&str>) {
-        self.note(format!("set_response_header {name}"));
-    }
-
-    fn set_response_headers(&self, _headers: &[(String, String)]) {
-        self.note("set_response_headers".into());
-    }
-
-    fn replace_response_body(&self, size: usize, _body: &[u8]) {
-        self.note(format!("replace_response_body {size}"));
-    }
-
-    fn set_property(&self, name: &str, value: &[u8]) {
-        self.properties.borrow_mut().push((name.into(), value.to_vec()));
-    }
-
-    fn respond(&self, status: u16, _headers: &[(&str, String)], _body: &[u8]) {
-        self.note(format!("respond {status}"));
-    }
-
-    fn call(&self, cluster: &str, _headers: &[(&str, &str)], _body: &[u8], _timeout_ms: u64) -> bool {
-        self.note(format!("call {cluster}"));
-        false
-    }
-
-    fn resume_request(&self) {
-        self.note("resume_request".into());
-    }
-
-    fn resume_response(&self) {
-        self.note("resume_response".into());
-    }
-
-    fn export_access_log(&self, entry: &[u8]) {
-        self.note(format!("access_log {}", String::from_utf8_lossy(entry)));
-    }
-}
-
-fn chat_request(body: &str) -> Recorder {
+fn chat_request(body: &str) -> RecordingHost {
     let headers = [(":method", "POST"), (":path", "/v1/chat/completions"), ("content-type", "application/json")];
-    Recorder {
-        request_headers: RefCell::new(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-        request_body: body.as_bytes().to_vec(),
-        ..Recorder::default()
-    }
+    RecordingHost::new(&headers, body.as_bytes(), 1_000)
 }
 
 #[test]
 fn a_chat_request_waits_for_its_body_then_goes_translated_to_its_cluster() {
     let body = r#"{"model": "claude", "messages": [{"role": "user", "content": "hi"}]}"#;
-    let mut host = chat_request(body);
+    let host = chat_request(body);
     let mut session = Downstream::new(Some(gateway()));
     assert_eq!(session.on_request_headers(&host, false), Flow::Pause, "the route waits for the body");
     assert_eq!(session.on_request_body(&host, 10, false), Flow::Pause, "more is coming");
     assert_eq!(session.on_request_body(&host, body.len(), true), Flow::Continue);
-    assert_eq!(host.calls(), [format!("replace_request_body {}", body.len()), "set_request_headers".into()]);
-    assert_eq!(host.request_header("x-tollgate-cluster").as_deref(), Some("anthropic_cluster"));
-    assert_eq!(host.request_header(":path").as_deref(), Some("/v1/messages"));
+    assert_eq!(host.take_log(), [format!("replace_request_body {}", body.len()), "set_request_headers".into()]);
+    assert_eq!(host.request_header_value("x-tollgate-cluster").as_deref(), Some("anthropic_cluster"));
+    assert_eq!(host.request_header_value(":path").as_deref(), Some("/v1/messages"));
 
     let answer = r#"{"id":"m","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"hello"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":2}}"#;
-    host.response_headers = vec![(":status".into(), "200".into()), ("content-type".into(), "application/json".into())];
-    host.response_body = answer.as_bytes().to_vec();
-    host.calls.borrow_mut().clear();
+    host.answer(Some(&[(":status", "200"), ("content-type", "application/json")]), answer.as_bytes());
     assert_eq!(session.on_response_headers(&host, false), Flow::Pause, "a translated answer is buffered whole");
     assert_eq!(session.on_response_body(&host, answer.len(), true), Flow::Continue);
-    let calls = host.calls();
+    let calls = host.take_log();
     assert_eq!(calls.first().map(String::as_str), Some("set_response_headers"));
     assert!(calls.contains(&format!("replace_response_body {}", answer.len())), "{calls:?}");
 
-    host.calls.borrow_mut().clear();
     session.on_log(&host);
-    let calls = host.calls();
+    let calls = host.take_log();
     assert!(calls.len() == 1 && calls[0].starts_with("access_log ") && calls[0].contains("\"claude\""), "{calls:?}");
 }
 
@@ -164,7 +47,7 @@ fn without_a_configuration_every_request_is_answered_500() {
     let host = chat_request("{}");
     let mut session = Downstream::new(None);
     assert_eq!(session.on_request_headers(&host, false), Flow::Pause);
-    assert_eq!(host.calls(), ["respond 500"]);
+    assert_eq!(host.take_log(), ["respond 500"]);
 }
 
 #[test]
@@ -172,7 +55,39 @@ fn an_attempt_without_a_plan_is_refused_locally() {
     let host = chat_request("{}");
     let mut session = Upstream::new(gateway());
     assert_eq!(session.on_request_headers(&host), Flow::Pause);
-    assert_eq!(host.calls(), ["respond 500"]);
+    assert_eq!(host.take_log(), ["respond 500"]);
+}
+
+#[test]
+fn a_translated_request_makes_only_the_host_calls_it_needs() {
+    use super::recording::{Kind, Phase};
+    let body = r#"{"model": "claude", "messages": [{"role": "user", "content": "hi"}]}"#;
+    let host = chat_request(body);
+    let mut session = Downstream::new(Some(gateway()));
+    host.enter(Phase::RequestHeaders);
+    session.on_request_headers(&host, false);
+    host.enter(Phase::RequestBody);
+    session.on_request_body(&host, body.len(), true);
+    let answer = r#"{"id":"m","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"hello"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":2}}"#;
+    host.answer(Some(&[(":status", "200"), ("content-type", "application/json")]), answer.as_bytes());
+    host.enter(Phase::ResponseHeaders);
+    session.on_response_headers(&host, false);
+    host.enter(Phase::ResponseBody);
+    session.on_response_body(&host, answer.len(), true);
+    host.enter(Phase::Log);
+    session.on_log(&host);
+
+    let calls = |phase, kind| host.tally(phase, kind).calls;
+    for phase in [Phase::RequestHeaders, Phase::ResponseHeaders] {
+        assert_eq!(calls(phase, Kind::HeaderMapRead), 1, "{phase:?}: the header map is read once");
+    }
+    assert_eq!(calls(Phase::RequestBody, Kind::HeaderMapRead), 0, "the body phase has the headers read before");
+    assert_eq!(calls(Phase::RequestBody, Kind::HeaderMapWrite), 1, "the request headers are written in one call");
+    assert_eq!(calls(Phase::ResponseHeaders, Kind::HeaderMapWrite), 1, "the response headers are written in one call");
+    let clock_reads: Vec<u64> = Phase::ALL.into_iter().map(|phase| calls(phase, Kind::TimeRead)).collect();
+    assert_eq!(clock_reads, [0, 1, 0, 0, 0, 1], "the clock is read where the time is used: routing and the log");
+    assert_eq!(calls(Phase::Log, Kind::PropertyRead), 0, "only a failover cluster's upstream filter reports usage");
+    assert_eq!(calls(Phase::Log, Kind::AccessLogExport), 1);
 }
 
 #[test]
@@ -183,14 +98,11 @@ fn the_usage_api_in_global_mode_asks_the_service_and_answers_without_it() {
         "rate_limits": {"descriptor_headers": true, "global_charges": {}, "global_view": {"cluster": "ratelimit"}}}"#;
     let gateway = Rc::new(Gateway::new(Config::from_json(config.as_bytes(), &|_| Some("key".into()), 1).unwrap()));
     let headers = [(":method", "GET"), (":path", "/v1/tollgate/usage"), ("authorization", "Bearer tg-admin-demo-key")];
-    let host = Recorder {
-        request_headers: RefCell::new(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-        ..Recorder::default()
-    };
+    let host = RecordingHost::new(&headers, b"", 1_000);
     let mut session = Downstream::new(Some(gateway));
     // The recorder cannot send calls: the report is given at once, saying the service is unavailable.
     assert_eq!(session.on_request_headers(&host, true), Flow::Pause);
-    let calls = host.calls();
+    let calls = host.take_log();
     assert_eq!(calls.first().map(String::as_str), Some("call ratelimit"));
     assert_eq!(calls.last().map(String::as_str), Some("respond 200"), "{calls:?}");
 }

@@ -12,7 +12,7 @@ fn head(status: u16, content_type: Option<&str>) -> ResponseHead<'_> {
 }
 
 fn headers(g: &Gateway, method: &str, path: &str, content_length: Option<&str>) -> OnHeaders {
-    STORE.with(|s| g.on_request_headers(&RequestHead { method, path, content_length, authorization: None, api_key: None }, s, 0))
+    STORE.with(|s| g.on_request_headers(&RequestHead { method, path, content_length, authorization: None, api_key: None }, s, &|| 0))
 }
 
 fn chat<'g>(g: &'g Gateway, body: &[u8], now_secs: u64) -> Result<Forward<'g>, ApiError> {
@@ -401,7 +401,7 @@ fn a_key_sees_only_the_models_it_may_use() {
     let ask = |path: &str, key: &str| {
         let authorization = format!("Bearer {key}");
         let head = RequestHead { method: "GET", path, content_length: None, authorization: Some(&authorization), api_key: None };
-        match STORE.with(|s| g.on_request_headers(&head, s, 0)) {
+        match STORE.with(|s| g.on_request_headers(&head, s, &|| 0)) {
             OnHeaders::Respond(r) => (r.status, serde_json::from_slice::<Value>(&r.body).unwrap()),
             other => panic!("{other:?}"),
         }
@@ -702,7 +702,7 @@ fn anthropic_clients_authenticate_with_x_api_key_or_bearer() {
     let g = Gateway::new(Config::from_json(json.as_bytes(), &|_| Some("v".into()), 0).unwrap());
     let on = |authorization: Option<&str>, api_key: Option<&str>| {
         let head = RequestHead { method: "POST", path: "/v1/messages", content_length: None, authorization, api_key };
-        STORE.with(|s| g.on_request_headers(&head, s, 0))
+        STORE.with(|s| g.on_request_headers(&head, s, &|| 0))
     };
     let admitted = |h: OnHeaders| matches!(h, OnHeaders::ReadBody(Caller { key: Some(0) }, ..));
     assert!(admitted(on(None, Some("tg-key"))));

@@ -98,14 +98,6 @@ pub const LOG_ERROR: u32 = 4;
 unsafe extern "C" {
     pub fn envoy_dynamic_module_callback_log(level: u32, message: ModuleBuffer);
 
-    pub fn envoy_dynamic_module_callback_http_get_header(
-        filter: FilterEnvoyPtr,
-        header_type: u32,
-        key: ModuleBuffer,
-        result: *mut EnvoyBuffer,
-        index: usize,
-        optional_size: *mut usize,
-    ) -> bool;
     pub fn envoy_dynamic_module_callback_http_get_headers_size(filter: FilterEnvoyPtr, header_type: u32) -> usize;
     pub fn envoy_dynamic_module_callback_http_get_headers(filter: FilterEnvoyPtr, header_type: u32, result: *mut HttpHeader) -> bool;
     pub fn envoy_dynamic_module_callback_http_set_header(

@@ -55,24 +55,6 @@ impl Stream {
             .collect()
     }
 
-    fn header(&self, kind: u32, name: &str) -> Option<String> {
-        let mut value = EnvoyBuffer::EMPTY;
-        // SAFETY: ABI call; `value` receives a buffer owned by Envoy.
-        let found = unsafe {
-            abi::envoy_dynamic_module_callback_http_get_header(
-                self.filter,
-                kind,
-                ModuleBuffer::of(name.as_bytes()),
-                &mut value,
-                0,
-                std::ptr::null_mut(),
-            )
-        };
-        // SAFETY: the buffer Envoy set, valid during this hook.
-        let bytes = if found { unsafe { abi::copy(value.ptr, value.length) } } else { None };
-        bytes.and_then(|b| String::from_utf8(b).ok())
-    }
-
     fn set_header(&self, kind: u32, name: &str, value: Option<&str>) {
         let value = value.map_or(ModuleBuffer::NULL, |v| ModuleBuffer::of(v.as_bytes()));
         // SAFETY: ABI call with buffers that outlive it.
@@ -228,10 +210,6 @@ impl ResponseHost for Stream {
 impl StreamHost for Stream {
     fn request_headers(&self) -> Vec<(String, String)> {
         Stream::headers(self, abi::REQUEST_HEADER)
-    }
-
-    fn request_header(&self, name: &str) -> Option<String> {
-        self.header(abi::REQUEST_HEADER, name)
     }
 
     fn set_request_headers(&self, headers: &[(String, String)]) {

@@ -6,11 +6,16 @@
 2. Envoy under load, sampled by `perf` (when the kernel allows it): CPU per request by where it
    ran — Envoy's own code (the stripped binary: Envoy, V8's runtime, the proxy-wasm host calls),
    the JIT-compiled wasm, the kernel — for bare Envoy and Envoy + Tollgate.
-Writes tests/bench/profile.md and prints it.
+3. Host calls per request (tests/microbench/examples/host_calls.rs): one request of each scenario
+   through the session state machines against a host that counts the proxy-wasm host calls the
+   shell would make, by phase and kind, and the bytes they copy across the VM boundary.
+Writes tests/bench/profile.md and prints it. `--host-calls` runs only part 3 and replaces its
+section in tests/bench/profile.md.
 """
 from __future__ import annotations
 
 import collections
+import json
 import pathlib
 import re
 import shutil
@@ -23,6 +28,8 @@ import bench
 from bench import PASSTHROUGH, TRANSLATE, Envoy, Side, free_port, table
 
 PROFILE_BIN = bench.ROOT / "target/profiling/examples/profile"
+HOST_CALLS_BIN = bench.ROOT / "target/profiling/examples/host_calls"
+HOST_CALLS_HEADING = "## Host calls per request"
 ITERATIONS = {"translate": 2000, "passthrough": 2000, "large": 100, "stream": 1000, "messages_passthrough": 2000,
               "responses_passthrough": 2000}
 STEPS = {
@@ -77,6 +84,55 @@ def callgrind(scenario: str, workdir: pathlib.Path) -> tuple[dict, dict, collect
     return steps, kinds, functions
 
 
+def size(n: int) -> str:
+    return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} B"
+
+
+def host_calls() -> str:
+    """The section on host calls: per phase (calls and bytes copied), then per kind."""
+    counted = json.loads(subprocess.run([str(HOST_CALLS_BIN)], check=True, capture_output=True, text=True).stdout)
+    runs = counted["runs"]
+    counts = {name: {phase: {e["kind"]: e for e in kinds} for phase, kinds in phases} for name, phases in runs}
+    names = list(counts)
+    phases = [phase for phase, _ in runs[0][1]]
+
+    def calls(entries: dict) -> tuple[int, int]:
+        real = [e for e in entries.values() if e["host_call"]]
+        return sum(e["calls"] for e in real), sum(e["bytes"] for e in real)
+
+    def cell(n: int, b: int) -> str:
+        return f"{n} ({size(b)})" if n else "–"
+
+    by_phase = [[phase, *(cell(*calls(counts[s][phase])) for s in names)] for phase in phases]
+    totals = [calls({f"{p}/{k}": e for p in phases for k, e in counts[s][p].items()}) for s in names]
+    by_phase.append(["**total**", *(f"**{cell(*t)}**" for t in totals)])
+    kinds = [k for k in counted["kinds"] if any(k in counts[s][p] for s in names for p in phases)]
+    by_kind = [[kind, *(str(sum(counts[s][p].get(kind, {}).get("calls", 0) for p in phases) or "–") for s in names)] for kind in kinds]
+    return f"""{HOST_CALLS_HEADING}
+
+One request of each scenario through the session state machines (`session::Downstream`, and
+`session::Upstream` for the attempt in `translate_failover`, the translate request through a
+failover cluster), against a host that counts the proxy-wasm host calls the shell makes for it
+(tests/microbench/examples/host_calls.rs). Streams arrive one event per chunk. Bytes are those
+copied across the VM boundary (bodies read and written, header maps, properties, shared data).
+Counter increments are summed per VM and flushed on a timer: they make no host call of their own.
+
+{table(["Host calls per request (bytes copied)", *names], by_phase)}
+
+{table(["By kind", *names], by_kind)}"""
+
+
+def replace_host_calls(text: str, section: str) -> str:
+    """`text` (profile.md) with its host-call section replaced, or added before the Envoy part."""
+    start = text.find(HOST_CALLS_HEADING)
+    if start < 0:
+        envoy = text.find("## Envoy under load")
+        start = envoy if envoy >= 0 else len(text)
+        return f"{text[:start]}{section}\n\n{text[start:]}"
+    end = text.find("\n## ", start + len(HOST_CALLS_HEADING))
+    return f"{text[:start]}{section}\n{text[end:] if end >= 0 else ''}"
+
+
 def perf_by_object(side: Side, files: list[pathlib.Path], workdir: pathlib.Path, seconds: int) -> tuple[dict, float]:
     """CPU µs per request of one Envoy under c=32 load, split by the object the samples fell in."""
     data = workdir / f"perf.{side.name}"
@@ -124,6 +180,12 @@ def envoy_profile(workdir: pathlib.Path) -> str:
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping nginx and Envoy
+    if "--host-calls" in sys.argv[1:]:
+        out = bench.BENCH / "profile.md"
+        section = host_calls()
+        out.write_text(replace_host_calls(out.read_text() if out.exists() else "", section))
+        print(section)
+        return
     with tempfile.TemporaryDirectory(prefix="tollgate-profile-") as tmp:
         work = pathlib.Path(tmp)
         results = {s: callgrind(s, work) for s in ITERATIONS}
@@ -143,6 +205,7 @@ def main():
             f"**{s}**\n\n" + table(["Function (self)", "instructions / request"],
                                    [[f"`{f[:110]}`", fmt(c)] for f, c in results[s][2].most_common(8)])
             for s in ("translate", "stream"))
+        calls = host_calls()
         envoy = envoy_profile(work) if perf_works() else "`perf record` does not work here: skipped."
 
     text = f"""# Where a Tollgate request's time goes
@@ -159,6 +222,8 @@ on the load benchmark's fixtures. Streams arrive in one chunk.
 Heaviest functions:
 
 {top}
+
+{calls}
 
 ## Envoy under load (perf, sampled)
 

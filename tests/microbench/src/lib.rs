@@ -10,6 +10,8 @@ use tollgate::gateway::exchange::{ResponseHead, ResponseMode};
 use tollgate::gateway::{Exchange, Gateway, Incoming, Next, OnHeaders, RequestHead, access_log, telemetry};
 use tollgate::providers::Operation;
 
+pub mod host_calls;
+
 pub const ANTHROPIC_RESPONSE: &[u8] = include_bytes!("../../bench/fixtures/anthropic_response.json");
 pub const OPENAI_RESPONSE: &[u8] = include_bytes!("../../bench/fixtures/openai_response.json");
 pub const ANTHROPIC_STREAM: &[u8] = include_bytes!("../../bench/fixtures/anthropic_stream.sse");
@@ -17,7 +19,7 @@ pub const OPENAI_RESPONSES_RESPONSE: &[u8] = include_bytes!("../../bench/fixture
 const CHAT_REQUEST: &str = include_str!("../../bench/fixtures/chat_request.json");
 
 /// The plugin configuration of envoy/demo.yaml.
-const DEMO_CONFIG: &str = r#"{
+pub(crate) const DEMO_CONFIG: &str = r#"{
   "providers": {
     "openai": {"kind": "openai", "cluster": "mock_openai", "host": "api.openai.com", "api_key_env": "OPENAI_API_KEY"},
     "anthropic": {"kind": "anthropic", "cluster": "mock_anthropic", "host": "api.anthropic.com",
@@ -31,7 +33,7 @@ const DEMO_CONFIG: &str = r#"{
   }
 }"#;
 
-const NOW_MS: u64 = 1_767_225_600_000;
+pub(crate) const NOW_MS: u64 = 1_767_225_600_000;
 
 /// The load benchmark's scenarios (tests/bench/bench.py builds the same bodies).
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +81,7 @@ impl Scenario {
         }
     }
 
-    fn client_path(self) -> &'static str {
+    pub(crate) fn client_path(self) -> &'static str {
         match self.dialect() {
             Dialect::AnthropicMessages => "/v1/messages",
             Dialect::OpenAiResponses => "/v1/responses",
@@ -169,8 +171,12 @@ fn as_responses(chat: &Value) -> Value {
     req
 }
 
+/// The providers' keys.
+pub(crate) fn env(name: &str) -> Option<String> {
+    Some(format!("{name}-bench"))
+}
+
 pub fn gateway() -> Gateway {
-    let env = |name: &str| Some(format!("{name}-bench"));
     Gateway::new(Config::from_json(DEMO_CONFIG.as_bytes(), &env, NOW_MS / 1000).expect("demo config is valid"))
 }
 
@@ -179,7 +185,6 @@ pub fn gateway() -> Gateway {
 pub fn guarded_gateway() -> Gateway {
     let mut config: Value = serde_json::from_str(DEMO_CONFIG).expect("demo config is JSON");
     config["guardrails"] = json!({"policies": [{"detectors": ["*"], "action": "redact", "restore": true}]});
-    let env = |name: &str| Some(format!("{name}-bench"));
     Gateway::new(Config::from_json(config.to_string().as_bytes(), &env, NOW_MS / 1000).expect("guarded config is valid"))
 }
 
@@ -196,7 +201,7 @@ pub fn request_headers(gateway: &Gateway, store: &Store, scenario: Scenario, bod
         authorization: None,
         api_key: None,
     };
-    gateway.on_request_headers(&head, store, NOW_MS)
+    gateway.on_request_headers(&head, store, &|| NOW_MS)
 }
 
 /// `on_http_request_body`: parse, route and translate; the upstream body (if rewritten) and the
