@@ -194,6 +194,11 @@ struct Level {
 /// bytes are (brackets inside strings do not count; nothing else is validated, that is the
 /// parser's job).
 pub fn check_depth(b: &[u8]) -> Result<(), TooDeep> {
+    // Every level opens with a bracket byte: a body that holds no more of them than the limit,
+    // as most do, cannot nest too deep, and a vectorised count of them is all it costs.
+    if memchr::memchr2_iter(b'[', b'{', b).nth(MAX_DEPTH).is_none() {
+        return Ok(());
+    }
     let mut depth = 0usize;
     let mut levels: Vec<Level> = Vec::new();
     let mut i = 0;
@@ -323,6 +328,16 @@ fn child_holding(b: &[u8], i: usize, offset: usize, path: &mut String) -> Option
 fn next_member(b: &[u8], end: usize) -> usize {
     let j = skip_ws(b, end);
     if b.get(j) == Some(&b',') { skip_ws(b, j + 1) } else { j }
+}
+
+/// Deserializes a JSON body, checking its UTF-8 once for the whole body rather than string by
+/// string as serde_json's byte-slice reader does. A body that is not UTF-8 is read as bytes
+/// again, only for serde_json to describe the error as before.
+pub fn from_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
 }
 
 /// For counters providers sometimes send as `null`.

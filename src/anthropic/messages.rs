@@ -235,7 +235,7 @@ fn parse_as(body: &[u8], endpoint: Endpoint) -> Result<ChatRequest<'_>, ApiError
         return Err(ApiError::invalid_request("The request body is empty; send a JSON Messages request."));
     }
     crate::json::check_depth(body).map_err(|deep| ApiError::nesting_too_deep(&deep))?;
-    let wire: MessagesRequest = serde_json::from_slice(body).map_err(|e| describe_parse_error(body, &e))?;
+    let wire: MessagesRequest = crate::json::from_body(body).map_err(|e| describe_parse_error(body, &e))?;
     into_request(wire, endpoint)
 }
 

@@ -28,7 +28,7 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
         return Err(ApiError::invalid_request("The request body is empty; send a JSON chat completion request."));
     }
     crate::json::check_depth(body).map_err(|deep| ApiError::nesting_too_deep(&deep))?;
-    let request: ChatRequest = match serde_json::from_slice(body) {
+    let request: ChatRequest = match crate::json::from_body(body) {
         Ok(r) => r,
         Err(e) => return Err(describe_parse_error(body, &e)),
     };

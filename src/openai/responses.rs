@@ -247,7 +247,7 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
         return Err(ApiError::invalid_request("The request body is empty; send a JSON Responses request."));
     }
     crate::json::check_depth(body).map_err(|deep| ApiError::nesting_too_deep(&deep))?;
-    let wire: ResponsesRequest = serde_json::from_slice(body).map_err(|e| super::chat::describe_parse_error(body, &e))?;
+    let wire: ResponsesRequest = crate::json::from_body(body).map_err(|e| super::chat::describe_parse_error(body, &e))?;
     into_request(wire)
 }
 
