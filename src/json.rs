@@ -392,6 +392,89 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Str<'a> {
     }
 }
 
+/// The text of a JSON string that keeps the client's quoted bytes: text passed on unchanged is
+/// written out as it came (serde_json copies a `RawValue` verbatim) instead of being decoded and
+/// escaped again byte by byte. Text Tollgate makes has no quoted form and is escaped when written.
+#[derive(Debug, Clone, Default)]
+pub struct Text<'a> {
+    text: Cow<'a, str>,
+    quoted: Option<&'a serde_json::value::RawValue>,
+}
+
+impl<'a> Text<'a> {
+    /// The text of `quoted`, a JSON string literal: borrowed when it has no escapes (then its
+    /// bytes are the text), decoded once otherwise. `None` when `quoted` is no string.
+    pub fn of_quoted(quoted: &'a serde_json::value::RawValue) -> Option<Result<Self, serde_json::Error>> {
+        let json = quoted.get();
+        let inner = json.strip_prefix('"')?.strip_suffix('"')?;
+        let text = if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+            Ok(Cow::Borrowed(inner))
+        } else {
+            serde_json::from_str::<String>(json).map(Cow::Owned)
+        };
+        Some(text.map(|text| Text { text, quoted: Some(quoted) }))
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for Text<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl<'a> From<Str<'a>> for Text<'a> {
+    fn from(s: Str<'a>) -> Self {
+        Text { text: s.0, quoted: None }
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(s: &'a str) -> Self {
+        Text { text: Cow::Borrowed(s), quoted: None }
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let quoted: &'de serde_json::value::RawValue = serde::Deserialize::deserialize(d)?;
+        match Text::of_quoted(quoted) {
+            Some(text) => text.map_err(D::Error::custom),
+            None => Err(D::Error::invalid_type(unexpected(quoted), &"a string")),
+        }
+    }
+}
+
+impl serde::Serialize for Text<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.quoted {
+            Some(quoted) => quoted.serialize(s),
+            None => s.serialize_str(&self.text),
+        }
+    }
+}
+
+/// What kind of JSON value `raw` is, for a type error about it.
+pub fn unexpected(raw: &serde_json::value::RawValue) -> serde::de::Unexpected<'static> {
+    use serde::de::Unexpected;
+    match raw.get().as_bytes().first() {
+        Some(b'{') => Unexpected::Map,
+        Some(b'[') => Unexpected::Seq,
+        Some(b'"') => Unexpected::Other("string"),
+        Some(b't') => Unexpected::Bool(true),
+        Some(b'f') => Unexpected::Bool(false),
+        Some(b'n') => Unexpected::Unit,
+        _ => Unexpected::Other("number"),
+    }
+}
+
 /// A serde error message without its " at line L column C" suffix.
 pub fn strip_position(message: &str) -> String {
     match message.find(" at line ") {
@@ -534,6 +617,26 @@ mod tests {
         assert_eq!(path_at(br#"{"a":[}"#, 6), "a");
         assert_eq!(path_at(br#"{"a":[1,}:]"#, 8), "a");
         assert_eq!(path_at(br#"[[1,2"#, 4), "[0][1]", "truncated values extend to the end");
+    }
+
+    #[test]
+    fn texts_keep_their_quoted_form_and_decode_once() {
+        let text = |json: &'static str| serde_json::from_str::<Text>(json).unwrap();
+        let plain = text(r#""abc""#);
+        assert_eq!(&*plain, "abc");
+        assert!(matches!(plain.text, Cow::Borrowed(_)), "no escapes: the bytes are the text");
+        let escaped = text(r#""a\"\\\n\u00e9\ud83d\ude00""#);
+        assert_eq!(&*escaped, "a\"\\\né😀");
+        assert_eq!(serde_json::to_string(&escaped).unwrap(), r#""a\"\\\n\u00e9\ud83d\ude00""#, "written as it came");
+        assert_eq!(&*text(r#""""#), "");
+        let made = Text::from("a\"b\n");
+        assert_eq!(serde_json::to_string(&made).unwrap(), r#""a\"b\n""#, "Tollgate's own text is escaped");
+        assert_eq!(made, Text::from(Str::from("a\"b\n")));
+        for (json, kind) in [("5", "number"), ("[1]", "sequence"), ("{}", "map"), ("true", "boolean"), ("null", "null")] {
+            let e = serde_json::from_str::<Text>(json).unwrap_err().to_string();
+            assert!(e.starts_with("invalid type:") && e.contains(kind) && e.contains("expected a string"), "{json}: {e}");
+        }
+        assert!(serde_json::from_str::<Text>(r#""\x""#).is_err(), "a bad escape is refused");
     }
 
     #[test]

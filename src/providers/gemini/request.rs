@@ -364,10 +364,14 @@ impl<'r> TurnRules<'r> for GeminiTurns<'r, '_> {
     }
 
     fn content(&self, i: usize, content: Option<&'r Content>, role: Role) -> Result<Vec<PartOut<'r>>, ApiError> {
-        turns::content_blocks(content, PartOut::Text, |out, j, p| {
-            out.extend(part_out(i, j, p, role)?);
-            Ok(())
-        })
+        turns::content_blocks(
+            content,
+            |t| PartOut::Text(t),
+            |out, j, p| {
+                out.extend(part_out(i, j, p, role)?);
+                Ok(())
+            },
+        )
     }
 
     fn tool_call(&self, call: AssistantCall<'r>) -> PartOut<'r> {
