@@ -394,50 +394,92 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Str<'a> {
 
 /// The text of a JSON string that keeps the client's quoted bytes: text passed on unchanged is
 /// written out as it came (serde_json copies a `RawValue` verbatim) instead of being decoded and
-/// escaped again byte by byte. Text Tollgate makes has no quoted form and is escaped when written.
+/// escaped again byte by byte. Text with escapes is decoded only when Tollgate reads it (guardrails,
+/// routing rules, estimates), once. Text Tollgate makes has no quoted form and is escaped when written.
 #[derive(Debug, Clone, Default)]
 pub struct Text<'a> {
-    text: Cow<'a, str>,
     quoted: Option<&'a serde_json::value::RawValue>,
+    /// The text when made or quoted without escapes; `None`: decoded from `quoted` when read.
+    text: Option<Cow<'a, str>>,
+    decoded: std::cell::OnceCell<String>,
 }
 
 impl<'a> Text<'a> {
     /// The text of `quoted`, a JSON string literal: borrowed when it has no escapes (then its
-    /// bytes are the text), decoded once otherwise. `None` when `quoted` is no string.
+    /// bytes are the text), decoded when read otherwise. Escapes that name no character (a lone
+    /// surrogate) are refused now, as decoding would; serde_json checked the rest of the syntax.
+    /// `None` when `quoted` is no string.
     pub fn of_quoted(quoted: &'a serde_json::value::RawValue) -> Option<Result<Self, serde_json::Error>> {
         let json = quoted.get();
         let inner = json.strip_prefix('"')?.strip_suffix('"')?;
-        let text = if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
-            Ok(Cow::Borrowed(inner))
-        } else {
-            serde_json::from_str::<String>(json).map(Cow::Owned)
-        };
-        Some(text.map(|text| Text { text, quoted: Some(quoted) }))
+        let mut text = None;
+        if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+            text = Some(Cow::Borrowed(inner));
+        } else if !surrogates_pair(inner.as_bytes()) {
+            return Some(Err(serde_json::from_str::<String>(json).err().unwrap_or_else(|| serde::de::Error::custom("lone surrogate"))));
+        }
+        Some(Ok(Text { quoted: Some(quoted), text, decoded: std::cell::OnceCell::new() }))
     }
+
+    fn made(text: Cow<'a, str>) -> Self {
+        Text { quoted: None, text: Some(text), decoded: std::cell::OnceCell::new() }
+    }
+}
+
+/// Whether every `\u` escape of a JSON string's escaped content names a character: a UTF-16
+/// surrogate only as a leading one followed by a trailing one, as serde_json requires of a `str`.
+fn surrogates_pair(inner: &[u8]) -> bool {
+    let unit = |at: usize| {
+        let hex = inner.get(at..at + 4).and_then(|h| std::str::from_utf8(h).ok())?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut i = 0;
+    while let Some(found) = inner.get(i..).and_then(|rest| memchr::memchr(b'\\', rest)) {
+        let escape = i + found;
+        i = escape + 2;
+        if inner.get(escape + 1) != Some(&b'u') {
+            continue;
+        }
+        i = escape + 6;
+        match unit(escape + 2) {
+            Some(0xDC00..=0xDFFF) | None => return false,
+            Some(0xD800..=0xDBFF) => {
+                if inner.get(escape + 6..escape + 8) != Some(b"\\u".as_slice()) || !matches!(unit(escape + 8), Some(0xDC00..=0xDFFF)) {
+                    return false;
+                }
+                i = escape + 12;
+            }
+            Some(_) => {}
+        }
+    }
+    true
 }
 
 impl std::ops::Deref for Text<'_> {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.text
+        if let Some(text) = &self.text {
+            return text;
+        }
+        self.decoded.get_or_init(|| serde_json::from_str(self.quoted.map_or("\"\"", |q| q.get())).unwrap_or_default())
     }
 }
 
 impl PartialEq for Text<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
+        **self == **other
     }
 }
 
 impl<'a> From<Str<'a>> for Text<'a> {
     fn from(s: Str<'a>) -> Self {
-        Text { text: s.0, quoted: None }
+        Text::made(s.0)
     }
 }
 
 impl<'a> From<&'a str> for Text<'a> {
     fn from(s: &'a str) -> Self {
-        Text { text: Cow::Borrowed(s), quoted: None }
+        Text::made(Cow::Borrowed(s))
     }
 }
 
@@ -456,7 +498,7 @@ impl serde::Serialize for Text<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.quoted {
             Some(quoted) => quoted.serialize(s),
-            None => s.serialize_str(&self.text),
+            None => s.serialize_str(self),
         }
     }
 }
@@ -624,7 +666,7 @@ mod tests {
         let text = |json: &'static str| serde_json::from_str::<Text>(json).unwrap();
         let plain = text(r#""abc""#);
         assert_eq!(&*plain, "abc");
-        assert!(matches!(plain.text, Cow::Borrowed(_)), "no escapes: the bytes are the text");
+        assert!(matches!(plain.text, Some(Cow::Borrowed(_))), "no escapes: the bytes are the text");
         let escaped = text(r#""a\"\\\n\u00e9\ud83d\ude00""#);
         assert_eq!(&*escaped, "a\"\\\né😀");
         assert_eq!(serde_json::to_string(&escaped).unwrap(), r#""a\"\\\n\u00e9\ud83d\ude00""#, "written as it came");
@@ -637,6 +679,14 @@ mod tests {
             assert!(e.starts_with("invalid type:") && e.contains(kind) && e.contains("expected a string"), "{json}: {e}");
         }
         assert!(serde_json::from_str::<Text>(r#""\x""#).is_err(), "a bad escape is refused");
+        for lone in [r#""\ud83d""#, r#""\ude00""#, r#""a\ud83dx""#, r#""\ud83d\n""#, r#""\ud83d\u0041""#, r#""\ud83d\ud83d""#] {
+            let e = serde_json::from_str::<Text>(lone).unwrap_err().to_string();
+            assert_eq!(e, serde_json::from_str::<String>(lone).unwrap_err().to_string(), "{lone}: refused as a decoded string is");
+        }
+        let lazy = text(r#""\u00e9\\u00e9 \ud83d\ude00""#);
+        assert_eq!(lazy.decoded.get(), None, "decoded only when read");
+        assert_eq!(&*lazy, "é\\u00e9 😀");
+        assert_eq!(lazy, Text::from("é\\u00e9 😀"));
     }
 
     #[test]
