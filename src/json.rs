@@ -421,6 +421,15 @@ impl<'a> Text<'a> {
         Some(Ok(Text { quoted: Some(quoted), text, decoded: std::cell::OnceCell::new() }))
     }
 
+    /// Whether the text is empty, without decoding it: every escape stands for a character, so
+    /// only `""` quotes the empty text.
+    pub fn is_empty(&self) -> bool {
+        match (&self.text, self.quoted) {
+            (Some(text), _) => text.is_empty(),
+            (None, quoted) => quoted.is_none_or(|q| q.get().len() == 2),
+        }
+    }
+
     fn made(text: Cow<'a, str>) -> Self {
         Text { quoted: None, text: Some(text), decoded: std::cell::OnceCell::new() }
     }
@@ -684,6 +693,7 @@ mod tests {
             assert_eq!(e, serde_json::from_str::<String>(lone).unwrap_err().to_string(), "{lone}: refused as a decoded string is");
         }
         let lazy = text(r#""\u00e9\\u00e9 \ud83d\ude00""#);
+        assert!(!lazy.is_empty() && !text(r#""\u0000""#).is_empty() && text(r#""""#).is_empty() && Text::from("").is_empty());
         assert_eq!(lazy.decoded.get(), None, "decoded only when read");
         assert_eq!(&*lazy, "é\\u00e9 😀");
         assert_eq!(lazy, Text::from("é\\u00e9 😀"));
