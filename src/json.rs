@@ -340,6 +340,14 @@ pub fn from_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> serde_json::R
     }
 }
 
+/// `value` as JSON, written into a buffer sized up front for `expected` bytes (a provider's
+/// request is about as large as the client's), so that it does not grow by doubling.
+pub fn to_vec_sized<T: serde::Serialize>(value: &T, expected: usize) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(expected);
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
+}
+
 /// For counters providers sometimes send as `null`.
 pub fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     use serde::Deserialize;

@@ -315,6 +315,8 @@ pub struct ChatRequest<'a> {
     /// reasoning items), by the client's field name: left out for the others, and listed
     /// among the dropped parameters.
     pub left_out: Vec<String>,
+    /// The size of the client's body (0 when not known), to size what is written from it.
+    pub body_len: usize,
 }
 
 struct RequestVisitor;

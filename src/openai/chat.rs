@@ -29,7 +29,7 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
     }
     crate::json::check_depth(body).map_err(|deep| ApiError::nesting_too_deep(&deep))?;
     let request: ChatRequest = match crate::json::from_body(body) {
-        Ok(r) => r,
+        Ok(r) => ChatRequest { body_len: body.len(), ..r },
         Err(e) => return Err(describe_parse_error(body, &e)),
     };
     validate(&request)?;

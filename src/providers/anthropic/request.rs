@@ -201,7 +201,8 @@ pub fn build_request(
         output_config: OutputConfig { effort: thinking.effort, format },
         stream: req.stream,
     };
-    let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Anthropic request: {e}")))?;
+    let body = crate::json::to_vec_sized(&body, req.body_len + 256)
+        .map_err(|e| ApiError::internal(format!("could not encode the Anthropic request: {e}")))?;
     Ok(UpstreamRequest { answer_tool, ..UpstreamRequest::body(body) })
 }
 

@@ -324,7 +324,8 @@ pub fn build_request(
         additional_model_request_fields: model_fields,
         output_config,
     };
-    let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Converse request: {e}")))?;
+    let body = crate::json::to_vec_sized(&body, req.body_len + 256)
+        .map_err(|e| ApiError::internal(format!("could not encode the Converse request: {e}")))?;
     let action = if req.stream { "converse-stream" } else { "converse" };
     let built = signed(provider, s, model_path(provider, upstream_model, action), body, now_ms)?;
     Ok(UpstreamRequest { answer_tool, ..built })
