@@ -194,6 +194,11 @@ struct Level {
 /// bytes are (brackets inside strings do not count; nothing else is validated, that is the
 /// parser's job).
 pub fn check_depth(b: &[u8]) -> Result<(), TooDeep> {
+    // Every level opens with a bracket byte: a body that holds no more of them than the limit,
+    // as most do, cannot nest too deep, and a vectorised count of them is all it costs.
+    if memchr::memchr2_iter(b'[', b'{', b).nth(MAX_DEPTH).is_none() {
+        return Ok(());
+    }
     let mut depth = 0usize;
     let mut levels: Vec<Level> = Vec::new();
     let mut i = 0;
@@ -325,6 +330,24 @@ fn next_member(b: &[u8], end: usize) -> usize {
     if b.get(j) == Some(&b',') { skip_ws(b, j + 1) } else { j }
 }
 
+/// Deserializes a JSON body, checking its UTF-8 once for the whole body rather than string by
+/// string as serde_json's byte-slice reader does. A body that is not UTF-8 is read as bytes
+/// again, only for serde_json to describe the error as before.
+pub fn from_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+}
+
+/// `value` as JSON, written into a buffer sized up front for `expected` bytes (a provider's
+/// request is about as large as the client's), so that it does not grow by doubling.
+pub fn to_vec_sized<T: serde::Serialize>(value: &T, expected: usize) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(expected);
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
+}
+
 /// For counters providers sometimes send as `null`.
 pub fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     use serde::Deserialize;
@@ -374,6 +397,140 @@ impl<'de> serde::de::Visitor<'de> for StrVisitor {
 impl<'de: 'a, 'a> serde::Deserialize<'de> for Str<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_str(StrVisitor)
+    }
+}
+
+/// The text of a JSON string that keeps the client's quoted bytes: text passed on unchanged is
+/// written out as it came (serde_json copies a `RawValue` verbatim) instead of being decoded and
+/// escaped again byte by byte. Text with escapes is decoded only when Tollgate reads it (guardrails,
+/// routing rules, estimates), once. Text Tollgate makes has no quoted form and is escaped when written.
+#[derive(Debug, Clone, Default)]
+pub struct Text<'a> {
+    quoted: Option<&'a serde_json::value::RawValue>,
+    /// The text when made or quoted without escapes; `None`: decoded from `quoted` when read.
+    text: Option<Cow<'a, str>>,
+    decoded: std::cell::OnceCell<String>,
+}
+
+impl<'a> Text<'a> {
+    /// The text of `quoted`, a JSON string literal: borrowed when it has no escapes (then its
+    /// bytes are the text), decoded when read otherwise. Escapes that name no character (a lone
+    /// surrogate) are refused now, as decoding would; serde_json checked the rest of the syntax.
+    /// `None` when `quoted` is no string.
+    pub fn of_quoted(quoted: &'a serde_json::value::RawValue) -> Option<Result<Self, serde_json::Error>> {
+        let json = quoted.get();
+        let inner = json.strip_prefix('"')?.strip_suffix('"')?;
+        let mut text = None;
+        if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+            text = Some(Cow::Borrowed(inner));
+        } else if !surrogates_pair(inner.as_bytes()) {
+            return Some(Err(serde_json::from_str::<String>(json).err().unwrap_or_else(|| serde::de::Error::custom("lone surrogate"))));
+        }
+        Some(Ok(Text { quoted: Some(quoted), text, decoded: std::cell::OnceCell::new() }))
+    }
+
+    /// Whether the text is empty, without decoding it: every escape stands for a character, so
+    /// only `""` quotes the empty text.
+    pub fn is_empty(&self) -> bool {
+        match (&self.text, self.quoted) {
+            (Some(text), _) => text.is_empty(),
+            (None, quoted) => quoted.is_none_or(|q| q.get().len() == 2),
+        }
+    }
+
+    fn made(text: Cow<'a, str>) -> Self {
+        Text { quoted: None, text: Some(text), decoded: std::cell::OnceCell::new() }
+    }
+}
+
+/// Whether every `\u` escape of a JSON string's escaped content names a character: a UTF-16
+/// surrogate only as a leading one followed by a trailing one, as serde_json requires of a `str`.
+fn surrogates_pair(inner: &[u8]) -> bool {
+    let unit = |at: usize| {
+        let hex = inner.get(at..at + 4).and_then(|h| std::str::from_utf8(h).ok())?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut i = 0;
+    while let Some(found) = inner.get(i..).and_then(|rest| memchr::memchr(b'\\', rest)) {
+        let escape = i + found;
+        i = escape + 2;
+        if inner.get(escape + 1) != Some(&b'u') {
+            continue;
+        }
+        i = escape + 6;
+        match unit(escape + 2) {
+            Some(0xDC00..=0xDFFF) | None => return false,
+            Some(0xD800..=0xDBFF) => {
+                if inner.get(escape + 6..escape + 8) != Some(b"\\u".as_slice()) || !matches!(unit(escape + 8), Some(0xDC00..=0xDFFF)) {
+                    return false;
+                }
+                i = escape + 12;
+            }
+            Some(_) => {}
+        }
+    }
+    true
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        if let Some(text) = &self.text {
+            return text;
+        }
+        self.decoded.get_or_init(|| serde_json::from_str(self.quoted.map_or("\"\"", |q| q.get())).unwrap_or_default())
+    }
+}
+
+impl PartialEq for Text<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<'a> From<Str<'a>> for Text<'a> {
+    fn from(s: Str<'a>) -> Self {
+        Text::made(s.0)
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(s: &'a str) -> Self {
+        Text::made(Cow::Borrowed(s))
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let quoted: &'de serde_json::value::RawValue = serde::Deserialize::deserialize(d)?;
+        match Text::of_quoted(quoted) {
+            Some(text) => text.map_err(D::Error::custom),
+            None => Err(D::Error::invalid_type(unexpected(quoted), &"a string")),
+        }
+    }
+}
+
+impl serde::Serialize for Text<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.quoted {
+            Some(quoted) => quoted.serialize(s),
+            None => s.serialize_str(self),
+        }
+    }
+}
+
+/// What kind of JSON value `raw` is, for a type error about it.
+pub fn unexpected(raw: &serde_json::value::RawValue) -> serde::de::Unexpected<'static> {
+    use serde::de::Unexpected;
+    match raw.get().as_bytes().first() {
+        Some(b'{') => Unexpected::Map,
+        Some(b'[') => Unexpected::Seq,
+        Some(b'"') => Unexpected::Other("string"),
+        Some(b't') => Unexpected::Bool(true),
+        Some(b'f') => Unexpected::Bool(false),
+        Some(b'n') => Unexpected::Unit,
+        _ => Unexpected::Other("number"),
     }
 }
 
@@ -519,6 +676,35 @@ mod tests {
         assert_eq!(path_at(br#"{"a":[}"#, 6), "a");
         assert_eq!(path_at(br#"{"a":[1,}:]"#, 8), "a");
         assert_eq!(path_at(br#"[[1,2"#, 4), "[0][1]", "truncated values extend to the end");
+    }
+
+    #[test]
+    fn texts_keep_their_quoted_form_and_decode_once() {
+        let text = |json: &'static str| serde_json::from_str::<Text>(json).unwrap();
+        let plain = text(r#""abc""#);
+        assert_eq!(&*plain, "abc");
+        assert!(matches!(plain.text, Some(Cow::Borrowed(_))), "no escapes: the bytes are the text");
+        let escaped = text(r#""a\"\\\n\u00e9\ud83d\ude00""#);
+        assert_eq!(&*escaped, "a\"\\\né😀");
+        assert_eq!(serde_json::to_string(&escaped).unwrap(), r#""a\"\\\n\u00e9\ud83d\ude00""#, "written as it came");
+        assert_eq!(&*text(r#""""#), "");
+        let made = Text::from("a\"b\n");
+        assert_eq!(serde_json::to_string(&made).unwrap(), r#""a\"b\n""#, "Tollgate's own text is escaped");
+        assert_eq!(made, Text::from(Str::from("a\"b\n")));
+        for (json, kind) in [("5", "number"), ("[1]", "sequence"), ("{}", "map"), ("true", "boolean"), ("null", "null")] {
+            let e = serde_json::from_str::<Text>(json).unwrap_err().to_string();
+            assert!(e.starts_with("invalid type:") && e.contains(kind) && e.contains("expected a string"), "{json}: {e}");
+        }
+        assert!(serde_json::from_str::<Text>(r#""\x""#).is_err(), "a bad escape is refused");
+        for lone in [r#""\ud83d""#, r#""\ude00""#, r#""a\ud83dx""#, r#""\ud83d\n""#, r#""\ud83d\u0041""#, r#""\ud83d\ud83d""#] {
+            let e = serde_json::from_str::<Text>(lone).unwrap_err().to_string();
+            assert_eq!(e, serde_json::from_str::<String>(lone).unwrap_err().to_string(), "{lone}: refused as a decoded string is");
+        }
+        let lazy = text(r#""\u00e9\\u00e9 \ud83d\ude00""#);
+        assert!(!lazy.is_empty() && !text(r#""\u0000""#).is_empty() && text(r#""""#).is_empty() && Text::from("").is_empty());
+        assert_eq!(lazy.decoded.get(), None, "decoded only when read");
+        assert_eq!(&*lazy, "é\\u00e9 😀");
+        assert_eq!(lazy, Text::from("é\\u00e9 😀"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::conversation::request::{
     ChatRequest, Content, FilePart, FunctionCall, FunctionDef, ImageUrl, Message, Part, Role, Tool, ToolCall, ToolChoice,
 };
 use crate::error::ApiError;
-use crate::json::Str;
+use crate::json::{Str, Text};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -235,7 +235,7 @@ fn parse_as(body: &[u8], endpoint: Endpoint) -> Result<ChatRequest<'_>, ApiError
         return Err(ApiError::invalid_request("The request body is empty; send a JSON Messages request."));
     }
     crate::json::check_depth(body).map_err(|deep| ApiError::nesting_too_deep(&deep))?;
-    let wire: MessagesRequest = serde_json::from_slice(body).map_err(|e| describe_parse_error(body, &e))?;
+    let wire: MessagesRequest = crate::json::from_body(body).map_err(|e| describe_parse_error(body, &e))?;
     into_request(wire, endpoint)
 }
 
@@ -314,7 +314,7 @@ fn into_request(w: MessagesRequest, endpoint: Endpoint) -> Result<ChatRequest, A
 
 fn system_message(system: Blocks) -> Result<Message, ApiError> {
     let content = match system {
-        Blocks::Text(t) => Content::Text(t),
+        Blocks::Text(t) => Content::Text(t.into()),
         Blocks::List(blocks) => {
             let mut parts = Vec::with_capacity(blocks.len());
             for (j, b) in blocks.into_iter().enumerate() {
@@ -326,7 +326,7 @@ fn system_message(system: Blocks) -> Result<Message, ApiError> {
                 }
                 parts.push(Part {
                     kind: b.kind,
-                    text: Some(b.text.unwrap_or_default()),
+                    text: Some(b.text.unwrap_or_default().into()),
                     cache_control: b.cache_control,
                     ..Default::default()
                 });
@@ -346,7 +346,7 @@ fn message(role: Role, content: Option<Content>) -> Message {
 fn user_messages<'a>(i: usize, content: Blocks<'a>, out: &mut Vec<Message<'a>>) -> Result<(), ApiError> {
     let blocks = match content {
         Blocks::Text(t) => {
-            out.push(message(Role::User, Some(Content::Text(t))));
+            out.push(message(Role::User, Some(Content::Text(t.into()))));
             return Ok(());
         }
         Blocks::List(blocks) => blocks,
@@ -374,8 +374,8 @@ fn tool_result<'a>(i: usize, j: usize, b: Block<'a>) -> Result<Message<'a>, ApiE
         .tool_use_id
         .ok_or_else(|| ApiError::invalid_param(format!("{}.tool_use_id", path()), format!("{}.tool_use_id: Field required.", path())))?;
     let content = match b.content {
-        None => Content::Text(Str::default()),
-        Some(Blocks::Text(t)) => Content::Text(t),
+        None => Content::Text(Text::default()),
+        Some(Blocks::Text(t)) => Content::Text(t.into()),
         Some(Blocks::List(blocks)) => Content::Parts(
             blocks.into_iter().enumerate().map(|(k, b)| part(&|| format!("{}.content.{k}", path()), b)).collect::<Result<_, _>>()?,
         ),
@@ -385,7 +385,7 @@ fn tool_result<'a>(i: usize, j: usize, b: Block<'a>) -> Result<Message<'a>, ApiE
 
 fn assistant_message<'a>(i: usize, content: Blocks<'a>) -> Result<Message<'a>, ApiError> {
     let blocks = match content {
-        Blocks::Text(t) => return Ok(message(Role::Assistant, Some(Content::Text(t)))),
+        Blocks::Text(t) => return Ok(message(Role::Assistant, Some(Content::Text(t.into())))),
         Blocks::List(blocks) => blocks,
     };
     let mut parts = Vec::with_capacity(blocks.len());
@@ -417,14 +417,14 @@ fn assistant_message<'a>(i: usize, content: Blocks<'a>) -> Result<Message<'a>, A
 fn part<'a>(path: &dyn Fn() -> String, b: Block<'a>) -> Result<Part<'a>, ApiError> {
     let cache_control = b.cache_control;
     let part = match &*b.kind {
-        "text" => Part { kind: b.kind, text: Some(b.text.unwrap_or_default()), ..Default::default() },
+        "text" => Part { kind: b.kind, text: Some(b.text.unwrap_or_default().into()), ..Default::default() },
         "image" => {
             let url = media_url(path, b.source, "image")?;
             Part { kind: Str::from("image_url"), image_url: Some(ImageUrl { url, detail: None }), ..Default::default() }
         }
         "document" => match b.source {
             Some(Source { kind, data: Some(text), .. }) if &*kind == "text" => {
-                Part { kind: Str::from("text"), text: Some(text), ..Default::default() }
+                Part { kind: Str::from("text"), text: Some(text.into()), ..Default::default() }
             }
             source => {
                 let data = media_url(path, source, "document")?;
@@ -432,7 +432,7 @@ fn part<'a>(path: &dyn Fn() -> String, b: Block<'a>) -> Result<Part<'a>, ApiErro
                 Part { kind: Str::from("file"), file: Some(file), ..Default::default() }
             }
         },
-        _ => Part { kind: b.kind, text: b.text, ..Default::default() },
+        _ => Part { kind: b.kind, text: b.text.map(Text::from), ..Default::default() },
     };
     Ok(Part { cache_control, ..part })
 }

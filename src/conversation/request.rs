@@ -9,7 +9,7 @@
 //! contain escapes, and opaque JSON (tool schemas, `metadata`, unknown parameters) stays as raw
 //! slices: no `serde_json::Value` tree is built on the hot path.
 
-use crate::json::Str;
+use crate::json::{Str, Text};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -43,38 +43,23 @@ impl Role {
 /// `content`: either a plain string or a list of typed parts.
 #[derive(Debug, Clone)]
 pub enum Content<'a> {
-    Text(Str<'a>),
+    Text(Text<'a>),
     Parts(Vec<Part<'a>>),
 }
 
-struct ContentVisitor;
-
-impl<'de> Visitor<'de> for ContentVisitor {
-    type Value = Content<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string or an array of content parts")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Content::Text(Str(Cow::Borrowed(v))))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Content::Text(Str(Cow::Owned(v.to_owned()))))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Content::Text(Str(Cow::Owned(v))))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(2));
-        while let Some(p) = seq.next_element()? {
-            parts.push(p);
-        }
-        Ok(Content::Parts(parts))
-    }
-}
-
+/// Read as raw JSON first so that a plain string keeps its quoted bytes (see [`Text`]); a list
+/// of parts is then parsed from its raw slice.
 impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ContentVisitor)
+        let raw: &'de RawValue = Deserialize::deserialize(d)?;
+        if let Some(text) = Text::of_quoted(raw) {
+            return text.map(Content::Text).map_err(de::Error::custom);
+        }
+        if raw.get().starts_with('[') {
+            let parts = serde_json::from_str(raw.get()).map_err(|e| de::Error::custom(crate::json::strip_position(&e.to_string())))?;
+            return Ok(Content::Parts(parts));
+        }
+        Err(de::Error::invalid_type(crate::json::unexpected(raw), &"a string or an array of content parts"))
     }
 }
 
@@ -82,7 +67,7 @@ impl Content<'_> {
     /// All text of the content joined by newlines (text parts only).
     pub fn text(&self) -> Cow<'_, str> {
         match self {
-            Content::Text(s) => Cow::Borrowed(&s.0),
+            Content::Text(s) => Cow::Borrowed(s),
             Content::Parts(parts) => {
                 let texts: Vec<&str> = parts.iter().filter_map(|p| p.text.as_deref()).collect();
                 match texts.as_slice() {
@@ -102,13 +87,13 @@ pub struct Part<'a> {
     #[serde(rename = "type", borrow)]
     pub kind: Str<'a>,
     #[serde(borrow, default)]
-    pub text: Option<Str<'a>>,
+    pub text: Option<Text<'a>>,
     #[serde(borrow, default)]
     pub image_url: Option<ImageUrl<'a>>,
     #[serde(borrow, default)]
     pub file: Option<FilePart<'a>>,
     #[serde(borrow, default)]
-    pub refusal: Option<Str<'a>>,
+    pub refusal: Option<Text<'a>>,
     /// Anthropic prompt-caching marker some OpenAI-format clients send; forwarded where supported.
     #[serde(borrow, default)]
     pub cache_control: Option<&'a RawValue>,
@@ -330,6 +315,8 @@ pub struct ChatRequest<'a> {
     /// reasoning items), by the client's field name: left out for the others, and listed
     /// among the dropped parameters.
     pub left_out: Vec<String>,
+    /// The size of the client's body (0 when not known), to size what is written from it.
+    pub body_len: usize,
 }
 
 struct RequestVisitor;

@@ -320,7 +320,7 @@ fn texts<'r>(req: &'r ChatRequest<'r>) -> impl Iterator<Item = &'r str> {
         let content: Vec<&'r str> = match &message.content {
             Some(Content::Text(t)) => vec![&**t],
             Some(Content::Parts(parts)) => {
-                parts.iter().filter(|p| !p.is_thinking()).flat_map(|p| p.text.iter().chain(&p.refusal)).map(|t| &**t).collect()
+                parts.iter().filter(|p| !p.is_thinking()).flat_map(|p| p.text.as_deref().into_iter().chain(p.refusal.as_deref())).collect()
             }
             None => Vec::new(),
         };

@@ -28,8 +28,8 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
         return Err(ApiError::invalid_request("The request body is empty; send a JSON chat completion request."));
     }
     crate::json::check_depth(body).map_err(|deep| ApiError::nesting_too_deep(&deep))?;
-    let request: ChatRequest = match serde_json::from_slice(body) {
-        Ok(r) => r,
+    let request: ChatRequest = match crate::json::from_body(body) {
+        Ok(r) => ChatRequest { body_len: body.len(), ..r },
         Err(e) => return Err(describe_parse_error(body, &e)),
     };
     validate(&request)?;
@@ -43,7 +43,14 @@ pub(super) fn describe_parse_error(body: &[u8], e: &serde_json::Error) -> ApiErr
         return ApiError::invalid_request(format!("The request body is not valid JSON: {e}. Send a JSON object."));
     }
     let message = crate::json::strip_position(&e.to_string());
-    let path = crate::json::path_at(body, crate::json::offset_of(body, e.line(), e.column()));
+    let mut offset = crate::json::offset_of(body, e.line(), e.column());
+    // A value read raw first (message content) is refused once read: serde_json then points at
+    // the byte after it, which belongs to the enclosing value.
+    if message.starts_with("invalid type") && matches!(body.get(offset), Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')) {
+        let before = body.get(..offset).unwrap_or_default();
+        offset = before.iter().rposition(|b| !b.is_ascii_whitespace()).unwrap_or(offset);
+    }
+    let path = crate::json::path_at(body, offset);
     let param = match missing_field(&message) {
         Some(field) if path.is_empty() => field,
         Some(field) => format!("{path}.{field}"),
@@ -272,6 +279,10 @@ mod tests {
     fn wrong_types_name_the_path() {
         let e = err(r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":5}]}"#);
         assert_eq!(e.param.as_deref(), Some("messages[1].content"), "{e:?}");
+        for content in ["5 ", "{}", "true\n", "{\"a\":[1]} "] {
+            let e = err(&format!(r#"{{"model":"m","messages":[{{"role":"user","content":{content}}}, {{"role":"user","content":"x"}}]}}"#));
+            assert_eq!(e.param.as_deref(), Some("messages[0].content"), "{content}: {e:?}");
+        }
         let e = err(r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#);
         assert_eq!(e.param.as_deref(), Some("messages[0].role"), "{e:?}");
         let e = err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#);

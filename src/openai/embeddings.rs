@@ -69,7 +69,7 @@ impl<'a> EmbeddingsRequest<'a> {
 
 pub fn parse(body: &[u8]) -> Result<EmbeddingsRequest<'_>, ApiError> {
     crate::json::check_depth(body).map_err(|deep| ApiError::nesting_too_deep(&deep))?;
-    let r: EmbeddingsRequest = serde_json::from_slice(body).map_err(|e| {
+    let r: EmbeddingsRequest = crate::json::from_body(body).map_err(|e| {
         let text = e.to_string();
         let param = ["model", "input"].into_iter().find(|f| text.contains(&format!("`{f}`")));
         let err = ApiError::invalid_request(format!("Invalid embeddings request: {text}."));

@@ -11,7 +11,7 @@ use crate::conversation::request::{
     ChatRequest, Content, FilePart, FunctionCall, FunctionDef, ImageUrl, Message, Part, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
 };
 use crate::error::ApiError;
-use crate::json::Str;
+use crate::json::{Str, Text};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -247,7 +247,7 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
         return Err(ApiError::invalid_request("The request body is empty; send a JSON Responses request."));
     }
     crate::json::check_depth(body).map_err(|deep| ApiError::nesting_too_deep(&deep))?;
-    let wire: ResponsesRequest = serde_json::from_slice(body).map_err(|e| super::chat::describe_parse_error(body, &e))?;
+    let wire: ResponsesRequest = crate::json::from_body(body).map_err(|e| super::chat::describe_parse_error(body, &e))?;
     into_request(wire)
 }
 
@@ -266,13 +266,13 @@ fn into_request(w: ResponsesRequest) -> Result<ChatRequest, ApiError> {
     }
     let mut messages = Vec::new();
     if let Some(instructions) = w.instructions.filter(|i| !i.is_empty()) {
-        messages.push(message(Role::System, Content::Text(instructions)));
+        messages.push(message(Role::System, Content::Text(instructions.into())));
     }
     let mut left_out = Vec::new();
     let mut extra = w.extra;
     match w.input {
         None => return Err(ApiError::invalid_param("input", "Missing required parameter: 'input'.")),
-        Some(OneOrList::Text(t)) => messages.push(message(Role::User, Content::Text(t))),
+        Some(OneOrList::Text(t)) => messages.push(message(Role::User, Content::Text(t.into()))),
         Some(OneOrList::List(items)) => {
             for (i, item) in items.into_iter().enumerate() {
                 match item.kind.as_deref().unwrap_or("message") {
@@ -340,7 +340,7 @@ fn input_message<'a>(i: usize, item: Item<'a>) -> Result<Message<'a>, ApiError> 
 /// `path` names the content in errors (made on the error path only).
 fn content<'a>(path: &dyn Fn() -> String, c: OneOrList<'a, InputPart<'a>>) -> Result<Content<'a>, ApiError> {
     match c {
-        OneOrList::Text(t) => Ok(Content::Text(t)),
+        OneOrList::Text(t) => Ok(Content::Text(t.into())),
         OneOrList::List(parts) => parts
             .into_iter()
             .enumerate()
@@ -354,9 +354,9 @@ fn part<'a>(path: &dyn Fn() -> String, p: InputPart<'a>) -> Result<Part<'a>, Api
     let missing = |field: &str| ApiError::invalid_param(format!("{}.{field}", path()), format!("`{}` needs `{field}`.", path()));
     Ok(match &*p.kind {
         "input_text" | "output_text" => {
-            Part { kind: Str::from("text"), text: Some(p.text.ok_or_else(|| missing("text"))?), ..Default::default() }
+            Part { kind: Str::from("text"), text: Some(p.text.ok_or_else(|| missing("text"))?.into()), ..Default::default() }
         }
-        "refusal" => Part { kind: p.kind, refusal: Some(p.refusal.ok_or_else(|| missing("refusal"))?), ..Default::default() },
+        "refusal" => Part { kind: p.kind, refusal: Some(p.refusal.ok_or_else(|| missing("refusal"))?.into()), ..Default::default() },
         "input_image" => {
             let url = p.image_url.ok_or_else(|| missing("image_url"))?;
             Part { kind: Str::from("image_url"), image_url: Some(ImageUrl { url, detail: p.detail }), ..Default::default() }
@@ -396,7 +396,7 @@ fn call_output<'a>(i: usize, item: Item<'a>) -> Result<Message<'a>, ApiError> {
     let id =
         item.call_id.ok_or_else(|| ApiError::invalid_param(format!("input[{i}].call_id"), format!("`input[{i}]` needs `call_id`.")))?;
     let content = match item.output {
-        None => Content::Text(Str::default()),
+        None => Content::Text(Text::default()),
         Some(o) => content(&|| format!("input[{i}].output"), o)?,
     };
     Ok(Message { tool_call_id: Some(id), ..message(Role::Tool, content) })

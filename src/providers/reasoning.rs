@@ -104,7 +104,10 @@ const NON_THINKING_MODELS: &[&str] =
     &["claude-3-5", "claude-3-haiku", "claude-3-opus", "claude-3-sonnet", "claude-instant", "claude-v2", "claude-2"];
 
 pub fn claude_thinks(model: &str) -> bool {
-    !NON_THINKING_MODELS.iter().any(|m| model.contains(m))
+    // Each of those names starts `claude-`: they are looked for only where that does.
+    !model
+        .match_indices("claude-")
+        .any(|(at, _)| model.get(at..).is_some_and(|rest| NON_THINKING_MODELS.iter().any(|m| rest.starts_with(m))))
 }
 
 /// The shipped default form of a Claude model (overridden by a model's `params`).

@@ -4,6 +4,7 @@
 
 use crate::conversation::request::{ChatRequest, Content, Message, Part, Role};
 use crate::error::ApiError;
+use crate::json::Text;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -116,7 +117,7 @@ pub(super) fn legacy_function_role(i: usize) -> ApiError {
 /// goes through `push_part`, which adds what the part becomes.
 pub(super) fn content_blocks<'r, B>(
     content: Option<&'r Content>,
-    text: impl FnOnce(&'r str) -> B,
+    text: impl FnOnce(&'r Text<'r>) -> B,
     mut push_part: impl FnMut(&mut Vec<B>, usize, &'r Part) -> Result<(), ApiError>,
 ) -> Result<Vec<B>, ApiError> {
     match content {
@@ -139,7 +140,7 @@ pub(super) fn system_texts<'r>(
     i: usize,
     m: &'r Message,
     provider: &str,
-    mut push: impl FnMut(&'r str, Option<&'r RawValue>),
+    mut push: impl FnMut(&'r Text<'r>, Option<&'r RawValue>),
 ) -> Result<(), ApiError> {
     match &m.content {
         Some(Content::Text(t)) if !t.is_empty() => push(t, None),

@@ -1,6 +1,7 @@
 //! The Messages request built from an OpenAI chat request.
 
 use super::*;
+use crate::json::Text;
 
 #[derive(Serialize)]
 pub(super) struct MessagesRequest<'r> {
@@ -57,7 +58,8 @@ pub(super) struct Format<'r> {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(super) enum Block<'r> {
     Text {
-        text: &'r str,
+        /// Written as the client quoted it where it came unchanged.
+        text: &'r Text<'r>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cache_control: Option<&'r RawValue>,
     },
@@ -199,7 +201,8 @@ pub fn build_request(
         output_config: OutputConfig { effort: thinking.effort, format },
         stream: req.stream,
     };
-    let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Anthropic request: {e}")))?;
+    let body = crate::json::to_vec_sized(&body, req.body_len + 256)
+        .map_err(|e| ApiError::internal(format!("could not encode the Anthropic request: {e}")))?;
     Ok(UpstreamRequest { answer_tool, ..UpstreamRequest::body(body) })
 }
 
@@ -267,11 +270,11 @@ impl<'r> TurnRules<'r> for AnthropicTurns {
 pub(super) fn part_block<'r>(i: usize, j: usize, p: &'r Part, role: Role) -> Result<Option<Block<'r>>, ApiError> {
     let param = || format!("messages[{i}].content[{j}]");
     let block = match &*p.kind {
-        "text" => match p.text.as_deref() {
+        "text" => match &p.text {
             Some(t) if !t.is_empty() => Block::Text { text: t, cache_control: p.cache_control },
             _ => return Ok(None),
         },
-        "refusal" => match p.refusal.as_deref() {
+        "refusal" => match &p.refusal {
             Some(t) if !t.is_empty() => Block::Text { text: t, cache_control: None },
             _ => return Ok(None),
         },

@@ -633,3 +633,38 @@ fn openai_metadata_is_dropped_and_said_so_while_user_becomes_the_user_id() {
     assert_eq!(out["metadata"], json!({"user_id":"u-1"}));
     assert_eq!(edits.dropped, vec!["metadata"]);
 }
+
+/// Texts are copied as the client quoted them, so the provider reads the same values whatever
+/// the client escaped: quotes, backslashes, control escapes, `\u` escapes and surrogate pairs.
+#[test]
+fn texts_reach_the_provider_with_the_values_the_client_sent() {
+    let texts = [
+        r#"plain"#,
+        r#"say \"hi\" \\ back\/slash"#,
+        r#"line\nbreak\ttab\r\b\f\u0000\u001f"#,
+        r#"caf\u00e9 \u00E9t\u00e9"#,
+        r#"smile \ud83d\ude00 and 😀"#,
+        r#"ends with backslash \\"#,
+    ];
+    for text in texts {
+        let body = format!(
+            r#"{{"model":"claude","messages":[{{"role":"system","content":"{text}"}},{{"role":"user","content":"{text}"}},
+                {{"role":"assistant","content":[{{"type":"text","text":"{text}"}},{{"type":"refusal","refusal":"{text}"}}]}},
+                {{"role":"user","content":[{{"type":"text","text":""}},{{"type":"text","text":"{text}"}}]}}]}}"#
+        );
+        let decoded: String = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+        let req = crate::openai::chat::parse(body.as_bytes()).unwrap();
+        let c = config("");
+        let built = build_request(&c.providers[0], &settings(&c), &req, "claude-sonnet-4-5", &mut Edits::default()).unwrap();
+        let raw = String::from_utf8(built.body.clone().unwrap()).unwrap();
+        assert!(raw.contains(&format!("\"{text}\"")), "copied as quoted: {raw}");
+        let sent: Value = serde_json::from_str(&raw).unwrap();
+        let block = json!({"type":"text","text":decoded});
+        assert_eq!(sent["system"], json!([block]), "{text}");
+        assert_eq!(
+            sent["messages"],
+            json!([{"role":"user","content":[block]},{"role":"assistant","content":[block, block]},{"role":"user","content":[block]}]),
+            "{text}: the empty text is left out as before"
+        );
+    }
+}

@@ -324,7 +324,8 @@ pub fn build_request(
         additional_model_request_fields: model_fields,
         output_config,
     };
-    let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Converse request: {e}")))?;
+    let body = crate::json::to_vec_sized(&body, req.body_len + 256)
+        .map_err(|e| ApiError::internal(format!("could not encode the Converse request: {e}")))?;
     let action = if req.stream { "converse-stream" } else { "converse" };
     let built = signed(provider, s, model_path(provider, upstream_model, action), body, now_ms)?;
     Ok(UpstreamRequest { answer_tool, ..built })
@@ -405,29 +406,36 @@ impl<'r> TurnRules<'r> for ConverseTurns {
 
     /// Empty text is left out: Bedrock refuses blank text blocks.
     fn content(&self, i: usize, content: Option<&'r Content>, role: Role) -> Result<Vec<Block<'r>>, ApiError> {
-        turns::content_blocks(content, Block::Text, |out, j, p| {
-            let block = match &*p.kind {
-                "text" => p.text.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
-                "refusal" => p.refusal.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
-                "image_url" => Some(Block::Image(image(i, j, p)?)),
-                "thinking" if role == Role::Assistant => p.signature.as_deref().map(|signature| {
-                    Block::ReasoningContent(ReasoningBlock::ReasoningText { text: p.thinking.as_deref().unwrap_or_default(), signature })
-                }),
-                "redacted_thinking" if role == Role::Assistant => {
-                    p.signature.as_deref().map(|data| Block::ReasoningContent(ReasoningBlock::RedactedContent(data)))
+        turns::content_blocks(
+            content,
+            |t| Block::Text(t),
+            |out, j, p| {
+                let block = match &*p.kind {
+                    "text" => p.text.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
+                    "refusal" => p.refusal.as_deref().filter(|t| !t.is_empty()).map(Block::Text),
+                    "image_url" => Some(Block::Image(image(i, j, p)?)),
+                    "thinking" if role == Role::Assistant => p.signature.as_deref().map(|signature| {
+                        Block::ReasoningContent(ReasoningBlock::ReasoningText {
+                            text: p.thinking.as_deref().unwrap_or_default(),
+                            signature,
+                        })
+                    }),
+                    "redacted_thinking" if role == Role::Assistant => {
+                        p.signature.as_deref().map(|data| Block::ReasoningContent(ReasoningBlock::RedactedContent(data)))
+                    }
+                    other => {
+                        return Err(ApiError::invalid_param(
+                            format!("messages[{i}].content[{j}]"),
+                            format!("Content parts of type `{other}` are not supported by Bedrock models in {} messages.", role.as_str()),
+                        ));
+                    }
+                };
+                if let Some(block) = block {
+                    push_with_cache_point(out, block, p.cache_control);
                 }
-                other => {
-                    return Err(ApiError::invalid_param(
-                        format!("messages[{i}].content[{j}]"),
-                        format!("Content parts of type `{other}` are not supported by Bedrock models in {} messages.", role.as_str()),
-                    ));
-                }
-            };
-            if let Some(block) = block {
-                push_with_cache_point(out, block, p.cache_control);
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
     }
 
     fn tool_call(&self, call: AssistantCall<'r>) -> Block<'r> {

@@ -159,7 +159,8 @@ pub fn build_request(provider: &Provider, req: &ChatRequest, upstream_model: &st
         presence_penalty: req.presence_penalty,
         stream: req.stream,
     };
-    let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Cohere request: {e}")))?;
+    let body = crate::json::to_vec_sized(&body, req.body_len + 256)
+        .map_err(|e| ApiError::internal(format!("could not encode the Cohere request: {e}")))?;
     Ok(UpstreamRequest::body(body))
 }
 

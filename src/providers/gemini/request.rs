@@ -221,7 +221,8 @@ pub fn build_request(
         tools: if declarations.is_empty() { Vec::new() } else { vec![ToolOut { function_declarations: declarations }] },
         generation_config: generation_config(req, upstream_model, edits.reasoning)?,
     };
-    let body = serde_json::to_vec(&body).map_err(|e| ApiError::internal(format!("could not encode the Gemini request: {e}")))?;
+    let body = crate::json::to_vec_sized(&body, req.body_len + 256)
+        .map_err(|e| ApiError::internal(format!("could not encode the Gemini request: {e}")))?;
     Ok(UpstreamRequest { body: Some(body), path: Some(path), ..Default::default() })
 }
 
@@ -364,10 +365,14 @@ impl<'r> TurnRules<'r> for GeminiTurns<'r, '_> {
     }
 
     fn content(&self, i: usize, content: Option<&'r Content>, role: Role) -> Result<Vec<PartOut<'r>>, ApiError> {
-        turns::content_blocks(content, PartOut::Text, |out, j, p| {
-            out.extend(part_out(i, j, p, role)?);
-            Ok(())
-        })
+        turns::content_blocks(
+            content,
+            |t| PartOut::Text(t),
+            |out, j, p| {
+                out.extend(part_out(i, j, p, role)?);
+                Ok(())
+            },
+        )
     }
 
     fn tool_call(&self, call: AssistantCall<'r>) -> PartOut<'r> {
