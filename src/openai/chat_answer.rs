@@ -8,6 +8,7 @@ use super::response::{
     AssistantMessage, ChatCompletion, ChunkHeader, DONE_EVENT, Delta, DeltaFunction, DeltaToolCall, FunctionOut, ToolCallOut,
 };
 use crate::conversation::answer::{Completion, Finish};
+use crate::conversation::text::Text;
 use crate::error::ApiError;
 use crate::usage::Usage;
 use std::borrow::Cow;
@@ -61,12 +62,12 @@ impl ChunkWriter {
         self.header.write(out, Delta { role: Some("assistant"), content: Some(""), ..Default::default() }, None);
     }
 
-    pub fn text(&self, out: &mut Vec<u8>, text: &str) {
-        self.header.write(out, Delta { content: Some(text), ..Default::default() }, None);
+    pub fn text(&self, out: &mut Vec<u8>, text: Text) {
+        self.header.write_text(out, "content", text);
     }
 
-    pub fn reasoning(&self, out: &mut Vec<u8>, text: &str) {
-        self.header.write(out, Delta { reasoning_content: Some(text), ..Default::default() }, None);
+    pub fn reasoning(&self, out: &mut Vec<u8>, text: Text) {
+        self.header.write_text(out, "reasoning_content", text);
     }
 
     pub fn tool_call(&self, out: &mut Vec<u8>, index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) {

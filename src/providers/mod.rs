@@ -356,7 +356,9 @@ pub struct Translated {
 }
 
 pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    json::check_depth(body).map_err(|_| too_deep_answer("returned a response"))?;
+    if nests_too_deep(body) {
+        return Err(too_deep_answer("returned a response"));
+    }
     let api = provider.settings.api();
     match ctx.operation {
         Operation::Chat => api.translate_chat(ctx, body),
@@ -370,7 +372,7 @@ pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8
 /// Maps a non-2xx upstream answer to the OpenAI error the client gets. `error_type` is the
 /// `x-amzn-errortype` header, where AWS names the error.
 pub fn translate_error(provider: &Provider, status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError {
-    let mut e = if json::check_depth(body).is_err() {
+    let mut e = if nests_too_deep(body) {
         // Too deep to read: the status and an excerpt, as for any body the gateway cannot read.
         ApiError::new(status, kind_for_status(status), status_message(status, body))
     } else {
@@ -400,6 +402,13 @@ pub fn excerpt(body: &[u8]) -> String {
 /// An upstream answer that does not parse as the `expected` kind of body.
 pub fn unexpected_answer(expected: &str, e: &serde_json::Error, body: &[u8]) -> ApiError {
     ApiError::bad_gateway(format!("The provider returned a response that is not {expected} ({e}): {}", excerpt(body)))
+}
+
+/// An answer or stream event nests JSON deeper than Tollgate parses ([`json::check_depth`]).
+/// Nesting deeper than the limit takes more opening brackets than the limit, and counting them
+/// (word-wise, strings included) is far cheaper than the scan: most answers are only counted.
+pub fn nests_too_deep(json: &[u8]) -> bool {
+    memchr::memchr2_iter(b'{', b'[', json).count() > json::MAX_DEPTH && json::check_depth(json).is_err()
 }
 
 /// An answer or stream event nesting JSON deeper than Tollgate parses: as unreadable as one that
@@ -458,7 +467,7 @@ impl StreamTranslator {
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
         // Once the stream ended (or failed) nothing more is parsed, so nothing more is checked.
         let parsing = !self.completed() && !matches!(self, StreamTranslator::Failed { .. });
-        if parsing && json::check_depth(&event.data).is_err() {
+        if parsing && nests_too_deep(&event.data) {
             out.extend_from_slice(&too_deep_answer("sent a stream event").to_sse_event());
             *self = StreamTranslator::Failed { usage: self.usage() };
             return false;

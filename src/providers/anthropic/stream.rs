@@ -34,12 +34,13 @@ pub(super) struct StartMessage<'a> {
 pub(super) struct StreamDelta<'a> {
     #[serde(rename = "type", borrow, default)]
     pub(super) kind: Option<Str<'a>>,
+    /// Kept escaped: the client gets the provider's bytes.
     #[serde(borrow, default)]
-    pub(super) text: Option<Str<'a>>,
+    pub(super) text: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
     pub(super) partial_json: Option<Str<'a>>,
     #[serde(borrow, default)]
-    pub(super) thinking: Option<Str<'a>>,
+    pub(super) thinking: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
     pub(super) stop_reason: Option<Str<'a>>,
 }
@@ -160,8 +161,8 @@ impl StreamState {
     pub(super) fn block_start(&mut self, index: u32, block: Option<ContentBlock>, out: &mut Vec<u8>) {
         let Some(block) = block else { return };
         match &*block.kind {
-            "text" => self.chunks.text(out, block.text.as_deref()),
-            "thinking" => self.chunks.reasoning(out, block.thinking.as_deref()),
+            "text" => self.chunks.text(out, block.text),
+            "thinking" => self.chunks.reasoning(out, block.thinking),
             "tool_use" if self.answer_tool.is_some() && block.name.as_deref() == self.answer_tool.as_deref() => {
                 self.answer_block = Some(index);
             }
@@ -175,8 +176,8 @@ impl StreamState {
 
     pub(super) fn block_delta(&mut self, index: u32, d: &StreamDelta, out: &mut Vec<u8>) {
         match d.kind.as_deref() {
-            Some("text_delta") => self.chunks.text(out, d.text.as_deref()),
-            Some("thinking_delta") => self.chunks.reasoning(out, d.thinking.as_deref()),
+            Some("text_delta") => self.chunks.text(out, d.text),
+            Some("thinking_delta") => self.chunks.reasoning(out, d.thinking),
             Some("input_json_delta") if self.answer_block == Some(index) => self.chunks.text(out, d.partial_json.as_deref()),
             Some("input_json_delta") => {
                 if let Some(tool_index) = self.tool_calls.of(index) {

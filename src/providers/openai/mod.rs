@@ -467,7 +467,9 @@ fn code_text(raw: &RawValue) -> Option<String> {
 
 /// A non-streaming answer relayed from a failover cluster's upstream filter (OpenAI format).
 pub fn translate_relayed(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    crate::json::check_depth(body).map_err(|_| super::too_deep_answer("returned a response"))?;
+    if super::nests_too_deep(body) {
+        return Err(super::too_deep_answer("returned a response"));
+    }
     match (ctx.operation, ctx.dialect) {
         (super::Operation::Chat, Dialect::OpenAiChat) => translate_response(body),
         // Its usage is what the upstream filter reports.
