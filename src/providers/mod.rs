@@ -399,6 +399,37 @@ pub fn excerpt(body: &[u8]) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The value of top-level member `key` of an answer the client gets unchanged (`Some(None)`:
+/// absent), found without parsing the rest, which is mostly the answer's text and is forwarded
+/// as it came. `None` when the body is not one JSON object (with only whitespace after it), names
+/// `key` more than once, or does not name each of `required` exactly once: the caller then
+/// parses it whole, which decides and words the error, as it would have for any answer.
+pub fn top_level_member<'b>(body: &'b [u8], key: &str, required: &[&str]) -> Option<Option<&'b [u8]>> {
+    let members = json::members(body)?;
+    let end = members.last().map_or(0, |m| m.value.end);
+    let after = body.get(end..)?;
+    let close = after.iter().position(|&b| b == b'}')?;
+    if !after.get(close + 1..)?.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        return None;
+    }
+    let count = |name: &str| members.iter().filter(|m| m.key(body) == name).count();
+    if required.iter().any(|r| count(r) != 1) {
+        return None;
+    }
+    let mut values = members.iter().filter(|m| m.key(body) == key).map(|m| m.value(body));
+    let value = values.next();
+    values.next().is_none().then_some(value)
+}
+
+/// The usage member of an answer passed through (see [`top_level_member`]), parsed as `U`;
+/// `None` when the quick read cannot vouch for the answer and the caller parses it whole.
+pub fn passthrough_usage<'b, U: serde::Deserialize<'b>>(body: &'b [u8], required: &[&str]) -> Option<Option<U>> {
+    match top_level_member(body, "usage", required)? {
+        Some(value) => serde_json::from_slice::<Option<U>>(value).ok(),
+        None => Some(None),
+    }
+}
+
 /// An upstream answer that does not parse as the `expected` kind of body.
 pub fn unexpected_answer(expected: &str, e: &serde_json::Error, body: &[u8]) -> ApiError {
     ApiError::bad_gateway(format!("The provider returned a response that is not {expected} ({e}): {}", excerpt(body)))
@@ -587,3 +618,7 @@ impl<'p> Unsupported<'p> {
         .with_code("unsupported_parameter"))
     }
 }
+
+#[cfg(test)]
+#[path = "passthrough_tests.rs"]
+mod passthrough_tests;

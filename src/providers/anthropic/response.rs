@@ -146,6 +146,9 @@ struct UsagePeek {
 
 /// A Messages client gets the answer untouched; only its usage is read.
 pub(super) fn passthrough_usage(body: &[u8]) -> Result<Translated, ApiError> {
+    if let Some(usage) = super::super::passthrough_usage::<AnthropicUsage>(body, &[]) {
+        return Ok(Translated { body: None, usage: usage.map(Usage::from) });
+    }
     let peek: UsagePeek = serde_json::from_slice(body).map_err(|e| super::super::unexpected_answer("an Anthropic message", &e, body))?;
     Ok(Translated { body: None, usage: peek.usage.map(Usage::from) })
 }
