@@ -333,7 +333,7 @@ impl StreamWriter {
         }
         match &mut self.render {
             Render::OpenAiChat(w) => w.text(out, text),
-            Render::AnthropicMessages(w) => w.text(out, &text.decode()),
+            Render::AnthropicMessages(w) => w.text(out, text),
             Render::OpenAiResponses(w) => w.text(out, &text.decode()),
         }
     }

@@ -2,6 +2,7 @@
 //! it stopped and what it cost in tokens. Providers gather a whole answer into a [`Completion`]
 //! (and stream one as the events of `client::StreamWriter`); the client's dialect renders it.
 
+use super::text::AnswerText;
 use crate::usage::Usage;
 use std::borrow::Cow;
 
@@ -34,7 +35,7 @@ impl Finish {
 /// What the model said, gathered from the blocks or parts of a provider's answer.
 #[derive(Debug, Default)]
 pub struct Answer<'a> {
-    pub text: String,
+    pub text: AnswerText<'a>,
     pub reasoning: String,
     /// The provider's signature over the reasoning, which it needs to read it back.
     pub reasoning_signature: Option<String>,

@@ -4,20 +4,27 @@
 //! Tollgate reads it (the guardrails).
 
 use serde::de::{Deserialize, Deserializer, Error, Unexpected};
+use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// A JSON string exactly as it was written, quotes and escapes included. Deserializing one
 /// checks it as decoding would: a string, and no lone surrogate in its `\u` escapes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct JsonStr<'a> {
-    quoted: &'a str,
+    raw: &'a RawValue,
 }
 
 impl<'a> JsonStr<'a> {
+    /// The string with its quotes, escapes as written.
+    fn quoted(&self) -> &'a str {
+        self.raw.get()
+    }
+
     /// The string's bytes between its quotes, escapes as written.
     pub fn escaped(&self) -> &'a str {
-        self.quoted.get(1..self.quoted.len().saturating_sub(1)).unwrap_or_default()
+        let quoted = self.quoted();
+        quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -31,18 +38,17 @@ impl<'a> JsonStr<'a> {
             return Cow::Borrowed(escaped);
         }
         // It parsed as a string when deserialized, so it decodes.
-        serde_json::from_str::<String>(self.quoted).map(Cow::Owned).unwrap_or_default()
+        serde_json::from_str::<String>(self.quoted()).map(Cow::Owned).unwrap_or_default()
     }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = <&'de RawValue>::deserialize(d)?;
-        let quoted = raw.get();
-        if !quoted.starts_with('"') {
-            return Err(D::Error::invalid_type(Unexpected::Other(quoted), &"a string"));
+        if !raw.get().starts_with('"') {
+            return Err(D::Error::invalid_type(Unexpected::Other(raw.get()), &"a string"));
         }
-        let s = JsonStr { quoted };
+        let s = JsonStr { raw };
         if !surrogates_pair(s.escaped()) {
             // serde_json's own words for the string it would not decode.
             return Err(D::Error::custom("lone leading surrogate in hex escape"));
@@ -105,10 +111,84 @@ impl<'a> Text<'a> {
     /// Writes the text as a JSON string: a provider's as it came, decoded text escaped.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            Text::Json(j) => out.extend_from_slice(j.quoted.as_bytes()),
+            Text::Json(j) => out.extend_from_slice(j.quoted().as_bytes()),
             // Serialising a str into a Vec cannot fail.
             Text::Plain(s) => drop(serde_json::to_writer(&mut *out, s)),
         }
+    }
+}
+
+/// Written by serde_json as [`Text::write_json`] writes it (a provider's string is a raw value).
+impl Serialize for Text<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Text::Plain(text) => s.serialize_str(text),
+            Text::Json(j) => j.raw.serialize(s),
+        }
+    }
+}
+
+/// The answer's text, gathered from its blocks: while it is one provider string (the usual
+/// answer) it stays that string, escaped as written; joined pieces are decoded.
+#[derive(Debug, Default)]
+pub struct AnswerText<'a> {
+    /// The text while it is one provider string (`plain` is then empty).
+    json: Option<JsonStr<'a>>,
+    plain: String,
+}
+
+impl<'a> AnswerText<'a> {
+    pub fn push_str(&mut self, text: &str) {
+        if !text.is_empty() {
+            self.plain().push_str(text);
+        }
+    }
+
+    /// Appends a provider's string.
+    pub fn push_json(&mut self, text: JsonStr<'a>) {
+        if text.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            self.json = Some(text);
+        } else {
+            self.plain().push_str(&text.decode());
+        }
+    }
+
+    /// The text decoded, for appending to.
+    fn plain(&mut self) -> &mut String {
+        if let Some(j) = self.json.take() {
+            self.plain = j.decode().into_owned();
+        }
+        &mut self.plain
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.json.is_none() && self.plain.is_empty()
+    }
+
+    pub fn as_text(&self) -> Text<'_> {
+        match self.json {
+            Some(j) => Text::Json(j),
+            None => Text::Plain(&self.plain),
+        }
+    }
+
+    pub fn decode(&self) -> Cow<'_, str> {
+        self.as_text().decode()
+    }
+}
+
+impl From<&str> for AnswerText<'_> {
+    fn from(s: &str) -> Self {
+        AnswerText { json: None, plain: s.to_owned() }
+    }
+}
+
+impl From<String> for AnswerText<'_> {
+    fn from(plain: String) -> Self {
+        AnswerText { json: None, plain }
     }
 }
 

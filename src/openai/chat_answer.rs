@@ -36,7 +36,7 @@ pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
     let refusal = answer.refusal.as_deref();
     let message = AssistantMessage {
         role: "assistant",
-        content: if no_text || refusal.is_some() { None } else { Some(Cow::Owned(answer.text)) },
+        content: if no_text || refusal.is_some() { None } else { Some(answer.text.as_text()) },
         tool_calls,
         refusal,
         reasoning_content: (!answer.reasoning.is_empty()).then_some(Cow::Owned(answer.reasoning)),

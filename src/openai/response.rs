@@ -27,7 +27,7 @@ pub struct Choice<'a> {
 #[derive(Serialize)]
 pub struct AssistantMessage<'a> {
     pub role: &'static str,
-    pub content: Option<Cow<'a, str>>,
+    pub content: Option<crate::conversation::text::Text<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallOut<'a>>,
     pub refusal: Option<&'a str>,

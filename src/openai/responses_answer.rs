@@ -118,7 +118,7 @@ pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
     }
     let content = match answer.refusal {
         Some(refusal) => Some(ContentOut::Refusal { refusal }),
-        None if !answer.text.is_empty() || answer.tool_calls.is_empty() => Some(output_text(answer.text)),
+        None if !answer.text.is_empty() || answer.tool_calls.is_empty() => Some(output_text(answer.text.decode().into_owned())),
         None => None,
     };
     if let Some(content) = content {

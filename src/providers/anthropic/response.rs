@@ -74,7 +74,11 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
     let mut answered_by_tool = false;
     for block in &r.content {
         match &*block.kind {
-            "text" => answer.text.push_str(&block.text.map(|t| t.decode()).unwrap_or_default()),
+            "text" => {
+                if let Some(text) = block.text {
+                    answer.text.push_json(text);
+                }
+            }
             "thinking" => answer.reasoning.push_str(&block.thinking.map(|t| t.decode()).unwrap_or_default()),
             "tool_use" => {
                 let (Some(id), Some(name), Some(input)) = (&block.id, &block.name, block.input) else {
