@@ -412,13 +412,21 @@ pub fn top_level_member<'b>(body: &'b [u8], key: &str, required: &[&str]) -> Opt
     if !after.get(close + 1..)?.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
         return None;
     }
-    let count = |name: &str| members.iter().filter(|m| m.key(body) == name).count();
-    if required.iter().any(|r| count(r) != 1) {
-        return None;
+    // One pass, each key read once: how often each required member is named, and `key`'s values.
+    let mut named = vec![0usize; required.len()];
+    let mut value = None;
+    for m in &members {
+        let name = m.key(body);
+        if let Some(count) = required.iter().position(|r| *r == name).and_then(|i| named.get_mut(i)) {
+            *count += 1;
+        } else if name == key {
+            if value.is_some() {
+                return None;
+            }
+            value = Some(m.value(body));
+        }
     }
-    let mut values = members.iter().filter(|m| m.key(body) == key).map(|m| m.value(body));
-    let value = values.next();
-    values.next().is_none().then_some(value)
+    named.iter().all(|&n| n == 1).then_some(value)
 }
 
 /// The usage member of an answer passed through (see [`top_level_member`]), parsed as `U`;
