@@ -71,6 +71,7 @@ impl From<&Usage> for UsageOut {
 /// The `message` body: reasoning first, then the text (or the refusal), then the tool calls.
 pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
     let Completion { id, model, answer, finish, usage, .. } = c;
+    let size = answer.body_size_hint();
     let inputs: Vec<&RawValue> = answer
         .tool_calls
         .iter()
@@ -101,7 +102,8 @@ pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
         stop_sequence: None,
         usage: UsageOut::from(&usage.unwrap_or_default()),
     };
-    serde_json::to_vec(&message).map_err(|e| ApiError::internal(format!("could not encode the message: {e}")))
+    let mut out = Vec::with_capacity(size);
+    serde_json::to_writer(&mut out, &message).map(|()| out).map_err(|e| ApiError::internal(format!("could not encode the message: {e}")))
 }
 
 /// Anthropic's error `type` for a status (https://docs.anthropic.com/en/api/errors).

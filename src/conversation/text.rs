@@ -168,6 +168,11 @@ impl<'a> AnswerText<'a> {
         self.json.is_none() && self.plain.is_empty()
     }
 
+    /// About the bytes the text takes in JSON (more where decoded text gets escapes).
+    pub fn len(&self) -> usize {
+        self.json.map_or(self.plain.len(), |j| j.quoted().len())
+    }
+
     pub fn as_text(&self) -> Text<'_> {
         match self.json {
             Some(j) => Text::Json(j),

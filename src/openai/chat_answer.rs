@@ -27,6 +27,7 @@ pub fn finish_reason(finish: Finish) -> &'static str {
 /// filtered answer without text, as OpenAI writes them.
 pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
     let Completion { id, created, model, answer, finish, usage } = c;
+    let size = answer.body_size_hint();
     let no_text = answer.text.is_empty() && (!answer.tool_calls.is_empty() || finish == Some(Finish::ContentFilter));
     let tool_calls = answer
         .tool_calls
@@ -42,7 +43,10 @@ pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
         reasoning_content: (!answer.reasoning.is_empty()).then_some(Cow::Owned(answer.reasoning)),
     };
     let completion = ChatCompletion::new(id, created, model, message, finish.map(finish_reason), &usage.unwrap_or_default());
-    serde_json::to_vec(&completion).map_err(|e| ApiError::internal(format!("could not encode the completion: {e}")))
+    let mut out = Vec::with_capacity(size);
+    serde_json::to_writer(&mut out, &completion)
+        .map(|()| out)
+        .map_err(|e| ApiError::internal(format!("could not encode the completion: {e}")))
 }
 
 /// The chunks of one streamed answer.
