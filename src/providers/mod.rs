@@ -416,10 +416,12 @@ pub fn top_level_member<'b>(body: &'b [u8], key: &str, required: &[&str]) -> Opt
     let mut named = vec![0usize; required.len()];
     let mut value = None;
     for m in &members {
-        let name = m.key(body);
-        if let Some(count) = required.iter().position(|r| *r == name).and_then(|i| named.get_mut(i)) {
+        // A key without escapes is its own name: compared as bytes, decoded only when escaped.
+        let raw = body.get(m.key.clone()).unwrap_or_default();
+        let is = |name: &str| raw == name.as_bytes() || (raw.contains(&b'\\') && m.key(body) == name);
+        if let Some(count) = required.iter().position(|r| is(r)).and_then(|i| named.get_mut(i)) {
             *count += 1;
-        } else if name == key {
+        } else if is(key) {
             if value.is_some() {
                 return None;
             }
@@ -445,9 +447,11 @@ pub fn unexpected_answer(expected: &str, e: &serde_json::Error, body: &[u8]) -> 
 
 /// An answer or stream event nests JSON deeper than Tollgate parses ([`json::check_depth`]).
 /// Nesting deeper than the limit takes more opening brackets than the limit, and counting them
-/// (word-wise, strings included) is far cheaper than the scan: most answers are only counted.
+/// (a loop the compiler vectorises, strings included) is far cheaper than the scan: most answers
+/// are only counted.
 pub fn nests_too_deep(json: &[u8]) -> bool {
-    memchr::memchr2_iter(b'{', b'[', json).count() > json::MAX_DEPTH && json::check_depth(json).is_err()
+    let opening = json.iter().filter(|&&b| b == b'{' || b == b'[').count();
+    opening > json::MAX_DEPTH && json::check_depth(json).is_err()
 }
 
 /// An answer or stream event nesting JSON deeper than Tollgate parses: as unreadable as one that

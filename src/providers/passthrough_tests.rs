@@ -72,3 +72,17 @@ fn the_providers_passthroughs_read_the_same_usage_as_before() {
     let e = openai::translate_response(b"this is not json").unwrap_err();
     assert_eq!(e.status, 502);
 }
+
+#[test]
+fn counting_brackets_first_agrees_with_the_depth_scan() {
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let shallow_but_bracketed = format!(r#"{{"text": "{}"}}"#, "{[".repeat(100));
+    let mut bodies: Vec<String> = [1, json::MAX_DEPTH - 1, json::MAX_DEPTH, json::MAX_DEPTH + 1, 200].map(nested).to_vec();
+    bodies.push(shallow_but_bracketed);
+    bodies.push(format!(r#"{{"a": {}, "b": "{}"}}"#, nested(json::MAX_DEPTH), "[".repeat(10)));
+    for body in &bodies {
+        assert_eq!(nests_too_deep(body.as_bytes()), json::check_depth(body.as_bytes()).is_err(), "{body}");
+    }
+    assert!(nests_too_deep(nested(json::MAX_DEPTH + 1).as_bytes()));
+    assert!(!nests_too_deep(bodies[5].as_bytes()), "brackets in strings do not nest");
+}
