@@ -6,6 +6,7 @@ use crate::anthropic::message_answer::{self, EventWriter};
 use crate::anthropic::messages;
 use crate::conversation::answer::{Completion, Finish};
 use crate::conversation::request::ChatRequest;
+use crate::conversation::text::Text;
 use crate::error::ApiError;
 use crate::guardrails::{AnswerFindings, AnswerGuard, Restore, StreamChannel};
 use crate::openai::OpenAiError;
@@ -258,7 +259,7 @@ impl StreamWriter {
     pub fn new(dialect: Dialect, identity: StreamIdentity, client_wants_usage: bool) -> Self {
         let StreamIdentity { id, created, model } = identity;
         let render = match dialect {
-            Dialect::OpenAiChat => Render::OpenAiChat(ChunkWriter::new(ChunkHeader { id, created, model }, client_wants_usage)),
+            Dialect::OpenAiChat => Render::OpenAiChat(ChunkWriter::new(ChunkHeader::new(id, created, model), client_wants_usage)),
             Dialect::AnthropicMessages => Render::AnthropicMessages(EventWriter::new(id, model)),
             Dialect::OpenAiResponses => Render::OpenAiResponses(responses_answer::EventWriter::new(id, created, model)),
         };
@@ -268,7 +269,7 @@ impl StreamWriter {
     /// The answer's id, once the provider's stream names it.
     pub fn set_id(&mut self, id: String) {
         match &mut self.render {
-            Render::OpenAiChat(w) => w.header.id = id,
+            Render::OpenAiChat(w) => w.header.set_id(id),
             Render::AnthropicMessages(w) => w.id = id,
             Render::OpenAiResponses(w) => w.id = id,
         }
@@ -277,7 +278,7 @@ impl StreamWriter {
     /// The model that answers, once the provider's stream names it.
     pub fn set_model(&mut self, model: String) {
         match &mut self.render {
-            Render::OpenAiChat(w) => w.header.model = model,
+            Render::OpenAiChat(w) => w.header.set_model(model),
             Render::AnthropicMessages(w) => w.model = model,
             Render::OpenAiResponses(w) => w.model = model,
         }
@@ -316,46 +317,46 @@ impl StreamWriter {
     }
 
     /// More of the answer's text; empty text writes nothing.
-    pub fn text(&mut self, out: &mut Vec<u8>, text: Option<&str>) {
-        let Some(text) = text.filter(|t| !t.is_empty() && !self.failed) else { return };
+    pub fn text<'t>(&mut self, out: &mut Vec<u8>, text: Option<impl Into<Text<'t>>>) {
+        let Some(text) = text.map(Into::into).filter(|t| !t.is_empty() && !self.failed) else { return };
         let Some(r) = &mut self.rewriting else { return self.write_text(out, text) };
         let reasoning = r.flush_reasoning();
-        let text = r.text(text);
-        self.write_reasoning(out, &reasoning);
-        self.write_text(out, &text);
+        let text = r.text(&text.decode());
+        self.write_reasoning(out, Text::Plain(&reasoning));
+        self.write_text(out, Text::Plain(&text));
         self.end_if_blocked(out);
     }
 
-    fn write_text(&mut self, out: &mut Vec<u8>, text: &str) {
+    fn write_text(&mut self, out: &mut Vec<u8>, text: Text) {
         if text.is_empty() {
             return;
         }
         match &mut self.render {
             Render::OpenAiChat(w) => w.text(out, text),
             Render::AnthropicMessages(w) => w.text(out, text),
-            Render::OpenAiResponses(w) => w.text(out, text),
+            Render::OpenAiResponses(w) => w.text(out, &text.decode()),
         }
     }
 
     /// More of the model's reasoning; empty text writes nothing.
-    pub fn reasoning(&mut self, out: &mut Vec<u8>, text: Option<&str>) {
-        let Some(text) = text.filter(|t| !t.is_empty() && !self.failed) else { return };
+    pub fn reasoning<'t>(&mut self, out: &mut Vec<u8>, text: Option<impl Into<Text<'t>>>) {
+        let Some(text) = text.map(Into::into).filter(|t| !t.is_empty() && !self.failed) else { return };
         let Some(r) = &mut self.rewriting else { return self.write_reasoning(out, text) };
         let held = r.flush_text();
-        let text = r.reasoning(text);
-        self.write_text(out, &held);
+        let text = r.reasoning(&text.decode());
+        self.write_text(out, Text::Plain(&held));
         self.end_if_blocked(out);
-        self.write_reasoning(out, &text);
+        self.write_reasoning(out, Text::Plain(&text));
     }
 
-    fn write_reasoning(&mut self, out: &mut Vec<u8>, text: &str) {
+    fn write_reasoning(&mut self, out: &mut Vec<u8>, text: Text) {
         if text.is_empty() {
             return;
         }
         match &mut self.render {
             Render::OpenAiChat(w) => w.reasoning(out, text),
-            Render::AnthropicMessages(w) => w.reasoning(out, text),
-            Render::OpenAiResponses(w) => w.reasoning(out, text),
+            Render::AnthropicMessages(w) => w.reasoning(out, &text.decode()),
+            Render::OpenAiResponses(w) => w.reasoning(out, &text.decode()),
         }
     }
 
@@ -456,8 +457,8 @@ impl StreamWriter {
                 arguments.push((*index, channel.flush(r.restore.as_ref(), r.guard.as_ref(), &mut r.found)));
             }
         }
-        self.write_reasoning(out, &reasoning);
-        self.write_text(out, &text);
+        self.write_reasoning(out, Text::Plain(&reasoning));
+        self.write_text(out, Text::Plain(&text));
         for (index, a) in arguments {
             self.write_arguments(out, index, &a);
         }

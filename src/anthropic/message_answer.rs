@@ -4,6 +4,7 @@
 //! https://docs.anthropic.com/en/api/errors).
 
 use crate::conversation::answer::{Completion, Finish};
+use crate::conversation::text::Text;
 use crate::error::ApiError;
 use crate::usage::Usage;
 use serde::Serialize;
@@ -43,7 +44,7 @@ struct MessageOut<'a> {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum BlockOut<'a> {
     Thinking { thinking: &'a str, signature: &'a str },
-    Text { text: &'a str },
+    Text { text: Text<'a> },
     ToolUse { id: String, name: &'a str, input: &'a RawValue },
 }
 
@@ -70,6 +71,7 @@ impl From<&Usage> for UsageOut {
 /// The `message` body: reasoning first, then the text (or the refusal), then the tool calls.
 pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
     let Completion { id, model, answer, finish, usage, .. } = c;
+    let size = answer.body_size_hint();
     let inputs: Vec<&RawValue> = answer
         .tool_calls
         .iter()
@@ -80,7 +82,10 @@ pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
     if !answer.reasoning.is_empty() {
         content.push(BlockOut::Thinking { thinking: &answer.reasoning, signature: answer.reasoning_signature.as_deref().unwrap_or("") });
     }
-    let text = answer.refusal.as_deref().unwrap_or(&answer.text);
+    let text = match &answer.refusal {
+        Some(refusal) => Text::Plain(refusal),
+        None => answer.text.as_text(),
+    };
     if !text.is_empty() || (answer.tool_calls.is_empty() && content.is_empty()) {
         content.push(BlockOut::Text { text });
     }
@@ -97,7 +102,8 @@ pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
         stop_sequence: None,
         usage: UsageOut::from(&usage.unwrap_or_default()),
     };
-    serde_json::to_vec(&message).map_err(|e| ApiError::internal(format!("could not encode the message: {e}")))
+    let mut out = Vec::with_capacity(size);
+    serde_json::to_writer(&mut out, &message).map(|()| out).map_err(|e| ApiError::internal(format!("could not encode the message: {e}")))
 }
 
 /// Anthropic's error `type` for a status (https://docs.anthropic.com/en/api/errors).
@@ -195,11 +201,11 @@ impl EventWriter {
         write(out, "message_start", &Start { kind: "message_start", message });
     }
 
-    pub fn text(&mut self, out: &mut Vec<u8>, text: &str) {
+    pub fn text(&mut self, out: &mut Vec<u8>, text: Text) {
         self.open_block(out, Open::Text, |index| BlockStart {
             kind: "content_block_start",
             index,
-            content_block: BlockOut::Text { text: "" },
+            content_block: BlockOut::Text { text: Text::Plain("") },
         });
         self.delta(out, Delta::Text { text });
     }
@@ -328,7 +334,7 @@ struct DeltaEvent<'a> {
 #[serde(tag = "type")]
 enum Delta<'a> {
     #[serde(rename = "text_delta")]
-    Text { text: &'a str },
+    Text { text: Text<'a> },
     #[serde(rename = "thinking_delta")]
     Thinking { thinking: &'a str },
     #[serde(rename = "signature_delta")]
@@ -422,8 +428,8 @@ mod tests {
         w.opening(&mut out);
         w.reasoning(&mut out, "Hmm");
         w.reasoning_signature("sig");
-        w.text(&mut out, "Hel");
-        w.text(&mut out, "lo");
+        w.text(&mut out, "Hel".into());
+        w.text(&mut out, "lo".into());
         w.tool_call(&mut out, 0, Some("call_a"), Some("f"), "");
         w.tool_arguments(&mut out, 0, "{\"x\":");
         w.tool_call(&mut out, 1, Some("call_b"), Some("g"), "{}");

@@ -2,6 +2,7 @@
 //! it stopped and what it cost in tokens. Providers gather a whole answer into a [`Completion`]
 //! (and stream one as the events of `client::StreamWriter`); the client's dialect renders it.
 
+use super::text::AnswerText;
 use crate::usage::Usage;
 use std::borrow::Cow;
 
@@ -34,7 +35,7 @@ impl Finish {
 /// What the model said, gathered from the blocks or parts of a provider's answer.
 #[derive(Debug, Default)]
 pub struct Answer<'a> {
-    pub text: String,
+    pub text: AnswerText<'a>,
     pub reasoning: String,
     /// The provider's signature over the reasoning, which it needs to read it back.
     pub reasoning_signature: Option<String>,
@@ -52,6 +53,13 @@ pub struct AnswerCall<'a> {
 }
 
 impl<'a> Answer<'a> {
+    /// About the bytes a client's body of this answer takes: what it is written into is sized
+    /// once, not grown as it is written.
+    pub fn body_size_hint(&self) -> usize {
+        let calls: usize = self.tool_calls.iter().map(|c| c.id.len() + c.name.len() + c.arguments.len() + 128).sum();
+        self.text.len() + self.reasoning.len() + self.reasoning_signature.as_ref().map_or(0, String::len) + calls + 640
+    }
+
     pub fn add_tool_call(&mut self, id: &'a str, name: &'a str, arguments: &'a str) {
         self.tool_calls.push(AnswerCall { id, name, arguments: Cow::Borrowed(arguments) });
     }

@@ -5,3 +5,4 @@
 
 pub mod answer;
 pub mod request;
+pub mod text;

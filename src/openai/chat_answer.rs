@@ -8,6 +8,7 @@ use super::response::{
     AssistantMessage, ChatCompletion, ChunkHeader, DONE_EVENT, Delta, DeltaFunction, DeltaToolCall, FunctionOut, ToolCallOut,
 };
 use crate::conversation::answer::{Completion, Finish};
+use crate::conversation::text::Text;
 use crate::error::ApiError;
 use crate::usage::Usage;
 use std::borrow::Cow;
@@ -26,6 +27,7 @@ pub fn finish_reason(finish: Finish) -> &'static str {
 /// filtered answer without text, as OpenAI writes them.
 pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
     let Completion { id, created, model, answer, finish, usage } = c;
+    let size = answer.body_size_hint();
     let no_text = answer.text.is_empty() && (!answer.tool_calls.is_empty() || finish == Some(Finish::ContentFilter));
     let tool_calls = answer
         .tool_calls
@@ -35,13 +37,16 @@ pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
     let refusal = answer.refusal.as_deref();
     let message = AssistantMessage {
         role: "assistant",
-        content: if no_text || refusal.is_some() { None } else { Some(Cow::Owned(answer.text)) },
+        content: if no_text || refusal.is_some() { None } else { Some(answer.text.as_text()) },
         tool_calls,
         refusal,
         reasoning_content: (!answer.reasoning.is_empty()).then_some(Cow::Owned(answer.reasoning)),
     };
     let completion = ChatCompletion::new(id, created, model, message, finish.map(finish_reason), &usage.unwrap_or_default());
-    serde_json::to_vec(&completion).map_err(|e| ApiError::internal(format!("could not encode the completion: {e}")))
+    let mut out = Vec::with_capacity(size);
+    serde_json::to_writer(&mut out, &completion)
+        .map(|()| out)
+        .map_err(|e| ApiError::internal(format!("could not encode the completion: {e}")))
 }
 
 /// The chunks of one streamed answer.
@@ -61,12 +66,12 @@ impl ChunkWriter {
         self.header.write(out, Delta { role: Some("assistant"), content: Some(""), ..Default::default() }, None);
     }
 
-    pub fn text(&self, out: &mut Vec<u8>, text: &str) {
-        self.header.write(out, Delta { content: Some(text), ..Default::default() }, None);
+    pub fn text(&self, out: &mut Vec<u8>, text: Text) {
+        self.header.write_text(out, "content", text);
     }
 
-    pub fn reasoning(&self, out: &mut Vec<u8>, text: &str) {
-        self.header.write(out, Delta { reasoning_content: Some(text), ..Default::default() }, None);
+    pub fn reasoning(&self, out: &mut Vec<u8>, text: Text) {
+        self.header.write_text(out, "reasoning_content", text);
     }
 
     pub fn tool_call(&self, out: &mut Vec<u8>, index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) {

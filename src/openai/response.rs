@@ -27,7 +27,7 @@ pub struct Choice<'a> {
 #[derive(Serialize)]
 pub struct AssistantMessage<'a> {
     pub role: &'static str,
-    pub content: Option<Cow<'a, str>>,
+    pub content: Option<crate::conversation::text::Text<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallOut<'a>>,
     pub refusal: Option<&'a str>,
@@ -118,26 +118,72 @@ pub struct DeltaFunction<'a> {
     pub arguments: &'a str,
 }
 
-/// The identity every chunk of one stream repeats.
+/// The identity every chunk of one stream repeats, rendered once: a chunk is this prefix, its
+/// delta and the finish reason.
 #[derive(Debug, Clone, Default)]
 pub struct ChunkHeader {
-    pub id: String,
-    pub created: u64,
-    pub model: String,
+    id: String,
+    created: u64,
+    model: String,
+    /// `data: {"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,"delta":`
+    prefix: Vec<u8>,
 }
 
 impl ChunkHeader {
+    pub fn new(id: String, created: u64, model: String) -> Self {
+        let mut header = ChunkHeader { id, created, model, prefix: Vec::new() };
+        header.render();
+        header
+    }
+
+    pub fn set_id(&mut self, id: String) {
+        self.id = id;
+        self.render();
+    }
+
+    pub fn set_model(&mut self, model: String) {
+        self.model = model;
+        self.render();
+    }
+
+    fn render(&mut self) {
+        let p = &mut self.prefix;
+        p.clear();
+        p.extend_from_slice(b"data: {\"id\":");
+        crate::conversation::text::Text::Plain(&self.id).write_json(p);
+        p.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        p.extend_from_slice(self.created.to_string().as_bytes());
+        p.extend_from_slice(b",\"model\":");
+        crate::conversation::text::Text::Plain(&self.model).write_json(p);
+        p.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
+    }
+
     /// Writes one `data: {chunk}\n\n` event.
     pub fn write(&self, out: &mut Vec<u8>, delta: Delta<'_>, finish_reason: Option<&str>) {
-        let chunk = ChatCompletionChunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices: vec![ChunkChoice { index: 0, delta, logprobs: None, finish_reason }],
-            usage: None,
-        };
-        write_event(out, &chunk);
+        out.extend_from_slice(&self.prefix);
+        // Serialising these borrowed structs into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &delta);
+        Self::end(out, finish_reason);
+    }
+
+    /// Writes the event of a delta of one text member (`content`, `reasoning_content`).
+    pub fn write_text(&self, out: &mut Vec<u8>, member: &str, text: crate::conversation::text::Text) {
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(b"{\"");
+        out.extend_from_slice(member.as_bytes());
+        out.extend_from_slice(b"\":");
+        text.write_json(out);
+        out.push(b'}');
+        Self::end(out, None);
+    }
+
+    fn end(out: &mut Vec<u8>, finish_reason: Option<&str>) {
+        out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
+        match finish_reason {
+            Some(reason) => crate::conversation::text::Text::Plain(reason).write_json(out),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"}]}\n\n");
     }
 
     /// The final usage chunk of `stream_options.include_usage`: empty `choices`.
@@ -150,15 +196,10 @@ impl ChunkHeader {
             choices: Vec::new(),
             usage: Some(WireUsage::from(usage)),
         };
-        write_event(out, &chunk);
+        out.extend_from_slice(b"data: ");
+        let _ = serde_json::to_writer(&mut *out, &chunk);
+        out.extend_from_slice(b"\n\n");
     }
-}
-
-fn write_event<T: Serialize>(out: &mut Vec<u8>, value: &T) {
-    out.extend_from_slice(b"data: ");
-    // Serialising these borrowed structs into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, value);
-    out.extend_from_slice(b"\n\n");
 }
 
 pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
@@ -255,15 +296,25 @@ mod tests {
 
     #[test]
     fn chunk_events_have_openai_shape() {
-        let h = ChunkHeader { id: "msg_1".into(), created: 5, model: "m".into() };
+        let mut h = ChunkHeader::new("msg_0".into(), 5, "m".into());
+        h.set_id("msg_\"1\"".into());
         let mut out = Vec::new();
         h.write(&mut out, Delta { role: Some("assistant"), content: Some(""), ..Default::default() }, None);
-        let text = String::from_utf8(out).unwrap();
-        let json: serde_json::Value = serde_json::from_str(text.strip_prefix("data: ").unwrap().trim_end()).unwrap();
+        let json = |out: &[u8]| -> serde_json::Value {
+            let text = std::str::from_utf8(out).unwrap();
+            serde_json::from_str(text.strip_prefix("data: ").unwrap().strip_suffix("\n\n").unwrap()).unwrap()
+        };
         assert_eq!(
-            json,
-            serde_json::json!({"id":"msg_1","object":"chat.completion.chunk","created":5,"model":"m",
+            json(&out),
+            serde_json::json!({"id":"msg_\"1\"","object":"chat.completion.chunk","created":5,"model":"m",
             "choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]})
         );
+        let mut out = Vec::new();
+        h.write(&mut out, Delta::default(), Some("stop"));
+        assert_eq!(json(&out)["choices"][0], serde_json::json!({"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}));
+        let escaped: crate::conversation::text::JsonStr = serde_json::from_str(r#""a \"b\"\n\u00e9""#).unwrap();
+        let mut out = Vec::new();
+        h.write_text(&mut out, "content", escaped.into());
+        assert_eq!(json(&out)["choices"][0]["delta"], serde_json::json!({"content":"a \"b\"\n\u{e9}"}));
     }
 }

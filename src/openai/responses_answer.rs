@@ -112,13 +112,14 @@ fn output_text(text: String) -> ContentOut {
 /// The `response` body: reasoning first, then the message (text or refusal), then the calls.
 pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
     let Completion { id, created, model, answer, finish, usage } = c;
+    let size = answer.body_size_hint();
     let mut output = Vec::with_capacity(answer.tool_calls.len() + 2);
     if !answer.reasoning.is_empty() {
         output.push(Item::Reasoning { id: prefixed("rs_", id), summary: vec![summary(answer.reasoning)] });
     }
     let content = match answer.refusal {
         Some(refusal) => Some(ContentOut::Refusal { refusal }),
-        None if !answer.text.is_empty() || answer.tool_calls.is_empty() => Some(output_text(answer.text)),
+        None if !answer.text.is_empty() || answer.tool_calls.is_empty() => Some(output_text(answer.text.decode().into_owned())),
         None => None,
     };
     if let Some(content) = content {
@@ -149,7 +150,8 @@ pub fn completion_body(c: Completion) -> Result<Vec<u8>, ApiError> {
         tools: [],
         usage: Some(UsageOut::from(&usage.unwrap_or_default())),
     };
-    serde_json::to_vec(&response).map_err(|e| ApiError::internal(format!("could not encode the response: {e}")))
+    let mut out = Vec::with_capacity(size);
+    serde_json::to_writer(&mut out, &response).map(|()| out).map_err(|e| ApiError::internal(format!("could not encode the response: {e}")))
 }
 
 /// What the stream has open.

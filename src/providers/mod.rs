@@ -356,7 +356,9 @@ pub struct Translated {
 }
 
 pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    json::check_depth(body).map_err(|_| too_deep_answer("returned a response"))?;
+    if nests_too_deep(body) {
+        return Err(too_deep_answer("returned a response"));
+    }
     let api = provider.settings.api();
     match ctx.operation {
         Operation::Chat => api.translate_chat(ctx, body),
@@ -370,7 +372,7 @@ pub fn translate_response(provider: &Provider, ctx: &ResponseContext, body: &[u8
 /// Maps a non-2xx upstream answer to the OpenAI error the client gets. `error_type` is the
 /// `x-amzn-errortype` header, where AWS names the error.
 pub fn translate_error(provider: &Provider, status: u16, error_type: Option<&str>, body: &[u8]) -> ApiError {
-    let mut e = if json::check_depth(body).is_err() {
+    let mut e = if nests_too_deep(body) {
         // Too deep to read: the status and an excerpt, as for any body the gateway cannot read.
         ApiError::new(status, kind_for_status(status), status_message(status, body))
     } else {
@@ -397,9 +399,59 @@ pub fn excerpt(body: &[u8]) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The value of top-level member `key` of an answer the client gets unchanged (`Some(None)`:
+/// absent), found without parsing the rest, which is mostly the answer's text and is forwarded
+/// as it came. `None` when the body is not one JSON object (with only whitespace after it), names
+/// `key` more than once, or does not name each of `required` exactly once: the caller then
+/// parses it whole, which decides and words the error, as it would have for any answer.
+pub fn top_level_member<'b>(body: &'b [u8], key: &str, required: &[&str]) -> Option<Option<&'b [u8]>> {
+    let members = json::members(body)?;
+    let end = members.last().map_or(0, |m| m.value.end);
+    let after = body.get(end..)?;
+    let close = after.iter().position(|&b| b == b'}')?;
+    if !after.get(close + 1..)?.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        return None;
+    }
+    // One pass, each key read once: how often each required member is named, and `key`'s values.
+    let mut named = vec![0usize; required.len()];
+    let mut value = None;
+    for m in &members {
+        // A key without escapes is its own name: compared as bytes, decoded only when escaped.
+        let raw = body.get(m.key.clone()).unwrap_or_default();
+        let is = |name: &str| raw == name.as_bytes() || (raw.contains(&b'\\') && m.key(body) == name);
+        if let Some(count) = required.iter().position(|r| is(r)).and_then(|i| named.get_mut(i)) {
+            *count += 1;
+        } else if is(key) {
+            if value.is_some() {
+                return None;
+            }
+            value = Some(m.value(body));
+        }
+    }
+    named.iter().all(|&n| n == 1).then_some(value)
+}
+
+/// The usage member of an answer passed through (see [`top_level_member`]), parsed as `U`;
+/// `None` when the quick read cannot vouch for the answer and the caller parses it whole.
+pub fn passthrough_usage<'b, U: serde::Deserialize<'b>>(body: &'b [u8], required: &[&str]) -> Option<Option<U>> {
+    match top_level_member(body, "usage", required)? {
+        Some(value) => serde_json::from_slice::<Option<U>>(value).ok(),
+        None => Some(None),
+    }
+}
+
 /// An upstream answer that does not parse as the `expected` kind of body.
 pub fn unexpected_answer(expected: &str, e: &serde_json::Error, body: &[u8]) -> ApiError {
     ApiError::bad_gateway(format!("The provider returned a response that is not {expected} ({e}): {}", excerpt(body)))
+}
+
+/// An answer or stream event nests JSON deeper than Tollgate parses ([`json::check_depth`]).
+/// Nesting deeper than the limit takes more opening brackets than the limit, and counting them
+/// (a loop the compiler vectorises, strings included) is far cheaper than the scan: most answers
+/// are only counted.
+pub fn nests_too_deep(json: &[u8]) -> bool {
+    let opening = json.iter().filter(|&&b| b == b'{' || b == b'[').count();
+    opening > json::MAX_DEPTH && json::check_depth(json).is_err()
 }
 
 /// An answer or stream event nesting JSON deeper than Tollgate parses: as unreadable as one that
@@ -458,7 +510,7 @@ impl StreamTranslator {
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
         // Once the stream ended (or failed) nothing more is parsed, so nothing more is checked.
         let parsing = !self.completed() && !matches!(self, StreamTranslator::Failed { .. });
-        if parsing && json::check_depth(&event.data).is_err() {
+        if parsing && nests_too_deep(&event.data) {
             out.extend_from_slice(&too_deep_answer("sent a stream event").to_sse_event());
             *self = StreamTranslator::Failed { usage: self.usage() };
             return false;
@@ -578,3 +630,7 @@ impl<'p> Unsupported<'p> {
         .with_code("unsupported_parameter"))
     }
 }
+
+#[cfg(test)]
+#[path = "passthrough_tests.rs"]
+mod passthrough_tests;

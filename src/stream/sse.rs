@@ -85,32 +85,42 @@ impl Framer {
     }
 
     /// Scans `buf` from `from`, emitting complete events; returns how many bytes they used.
+    /// Jumps from line end to line end (memchr), so the cost is per line, not per byte.
     fn scan<F: FnMut(Event<'_>)>(&mut self, buf: &[u8], from: usize, on_event: &mut F) -> usize {
         let mut event_start = 0;
-        for (i, &b) in buf.iter().enumerate().skip(from) {
-            if self.after_cr {
-                self.after_cr = false;
-                if b == b'\n' {
-                    continue;
+        let mut i = from;
+        while let Some(rest) = buf.get(i..).filter(|r| !r.is_empty()) {
+            if std::mem::take(&mut self.after_cr) && rest.first() == Some(&b'\n') {
+                // The `\n` of a `\r\n` split across chunks: part of the line end already seen.
+                i += 1;
+                continue;
+            }
+            let Some(offset) = memchr::memchr2(b'\r', b'\n', rest) else {
+                self.at_line_start = false;
+                break;
+            };
+            if offset > 0 {
+                self.at_line_start = false;
+            }
+            let end = i + offset;
+            let mut next = end + 1;
+            if rest.get(offset) == Some(&b'\r') {
+                match buf.get(next) {
+                    Some(b'\n') => next += 1,
+                    Some(_) => {}
+                    None => self.after_cr = true,
                 }
             }
-            match b {
-                b'\r' | b'\n' => {
-                    if b == b'\r' {
-                        self.after_cr = true;
-                    }
-                    if self.at_line_start {
-                        let raw = buf.get(event_start..=i).unwrap_or_default();
-                        let event = parse_event(raw, true);
-                        if event.has_data || !event.name.is_empty() || is_comment_only(raw) {
-                            on_event(event);
-                        }
-                        event_start = i + 1;
-                    }
-                    self.at_line_start = true;
+            if self.at_line_start {
+                let raw = buf.get(event_start..next).unwrap_or_default();
+                let event = parse_event(raw, true);
+                if event.has_data || !event.name.is_empty() || is_comment_only(raw) {
+                    on_event(event);
                 }
-                _ => self.at_line_start = false,
+                event_start = next;
             }
+            self.at_line_start = true;
+            i = next;
         }
         event_start
     }
@@ -127,7 +137,7 @@ fn lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
         if rest.is_empty() {
             return None;
         }
-        match rest.iter().position(|&b| b == b'\r' || b == b'\n') {
+        match memchr::memchr2(b'\r', b'\n', rest) {
             Some(end) => {
                 let line = rest.get(..end).unwrap_or_default();
                 let mut next = end + 1;
@@ -153,7 +163,7 @@ fn parse_event(raw: &[u8], complete: bool) -> Event<'_> {
         if line.is_empty() || line.first() == Some(&b':') {
             continue;
         }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
                 let value = line.get(colon + 1..).unwrap_or_default();
                 let value = value.strip_prefix(b" ").unwrap_or(value);

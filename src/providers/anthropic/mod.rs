@@ -21,6 +21,7 @@ use crate::client::StreamWriter;
 use crate::client::{ClientBody, Dialect};
 use crate::conversation::answer::{Answer, Completion, Finish};
 use crate::conversation::request::{ChatRequest, Content, Message, Part, Role, ToolChoice};
+use crate::conversation::text::JsonStr;
 use crate::error::ApiError;
 use crate::json::Str;
 use crate::patterns;

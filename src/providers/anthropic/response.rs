@@ -21,7 +21,7 @@ pub(super) struct ContentBlock<'a> {
     #[serde(rename = "type", borrow)]
     pub(super) kind: Str<'a>,
     #[serde(borrow, default)]
-    pub(super) text: Option<Str<'a>>,
+    pub(super) text: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
     pub(super) id: Option<Str<'a>>,
     #[serde(borrow, default)]
@@ -29,7 +29,7 @@ pub(super) struct ContentBlock<'a> {
     #[serde(borrow, default)]
     pub(super) input: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    pub(super) thinking: Option<Str<'a>>,
+    pub(super) thinking: Option<JsonStr<'a>>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,8 +74,12 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
     let mut answered_by_tool = false;
     for block in &r.content {
         match &*block.kind {
-            "text" => answer.text.push_str(block.text.as_deref().unwrap_or_default()),
-            "thinking" => answer.reasoning.push_str(block.thinking.as_deref().unwrap_or_default()),
+            "text" => {
+                if let Some(text) = block.text {
+                    answer.text.push_json(text);
+                }
+            }
+            "thinking" => answer.reasoning.push_str(&block.thinking.map(|t| t.decode()).unwrap_or_default()),
             "tool_use" => {
                 let (Some(id), Some(name), Some(input)) = (&block.id, &block.name, block.input) else {
                     return Err(ApiError::bad_gateway("The provider returned a tool_use block without id, name or input."));
@@ -146,6 +150,9 @@ struct UsagePeek {
 
 /// A Messages client gets the answer untouched; only its usage is read.
 pub(super) fn passthrough_usage(body: &[u8]) -> Result<Translated, ApiError> {
+    if let Some(usage) = super::super::passthrough_usage::<AnthropicUsage>(body, &[]) {
+        return Ok(Translated { body: None, usage: usage.map(Usage::from) });
+    }
     let peek: UsagePeek = serde_json::from_slice(body).map_err(|e| super::super::unexpected_answer("an Anthropic message", &e, body))?;
     Ok(Translated { body: None, usage: peek.usage.map(Usage::from) })
 }

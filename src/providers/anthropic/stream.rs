@@ -34,12 +34,13 @@ pub(super) struct StartMessage<'a> {
 pub(super) struct StreamDelta<'a> {
     #[serde(rename = "type", borrow, default)]
     pub(super) kind: Option<Str<'a>>,
+    /// Kept escaped: the client gets the provider's bytes.
     #[serde(borrow, default)]
-    pub(super) text: Option<Str<'a>>,
+    pub(super) text: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
     pub(super) partial_json: Option<Str<'a>>,
     #[serde(borrow, default)]
-    pub(super) thinking: Option<Str<'a>>,
+    pub(super) thinking: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
     pub(super) stop_reason: Option<Str<'a>>,
 }
@@ -113,6 +114,9 @@ impl StreamState {
         if !event.has_data || self.stopped || self.chunks.failed() {
             return;
         }
+        if let Some(text) = text_delta(&event.data) {
+            return self.chunks.text(out, Some(text));
+        }
         let e: StreamEvent = match serde_json::from_slice(&event.data) {
             Ok(e) => e,
             Err(err) => return self.chunks.fail(out, &malformed_event(&err, &event.data)),
@@ -160,8 +164,8 @@ impl StreamState {
     pub(super) fn block_start(&mut self, index: u32, block: Option<ContentBlock>, out: &mut Vec<u8>) {
         let Some(block) = block else { return };
         match &*block.kind {
-            "text" => self.chunks.text(out, block.text.as_deref()),
-            "thinking" => self.chunks.reasoning(out, block.thinking.as_deref()),
+            "text" => self.chunks.text(out, block.text),
+            "thinking" => self.chunks.reasoning(out, block.thinking),
             "tool_use" if self.answer_tool.is_some() && block.name.as_deref() == self.answer_tool.as_deref() => {
                 self.answer_block = Some(index);
             }
@@ -175,8 +179,8 @@ impl StreamState {
 
     pub(super) fn block_delta(&mut self, index: u32, d: &StreamDelta, out: &mut Vec<u8>) {
         match d.kind.as_deref() {
-            Some("text_delta") => self.chunks.text(out, d.text.as_deref()),
-            Some("thinking_delta") => self.chunks.reasoning(out, d.thinking.as_deref()),
+            Some("text_delta") => self.chunks.text(out, d.text),
+            Some("thinking_delta") => self.chunks.reasoning(out, d.thinking),
             Some("input_json_delta") if self.answer_block == Some(index) => self.chunks.text(out, d.partial_json.as_deref()),
             Some("input_json_delta") => {
                 if let Some(tool_index) = self.tool_calls.of(index) {
@@ -195,6 +199,28 @@ impl StreamState {
         u.cache_read_input_tokens = d.cache_read_input_tokens.unwrap_or(u.cache_read_input_tokens);
         self.usage = Some(u);
     }
+}
+
+/// Most of a stream: a text delta, as Anthropic writes it (compact, members in this order).
+const TEXT_DELTA: (&[u8], &[u8], &[u8]) =
+    (br#"{"type":"content_block_delta","index":"#, br#","delta":{"type":"text_delta","text":"#, b"}}");
+
+/// The text of an event spelled exactly as [`TEXT_DELTA`], read without the general parse: what
+/// the parse would make of it, and the same verdict on the string (serde reads it). Any other
+/// spelling is `None` and takes the parse.
+pub(super) fn text_delta(data: &[u8]) -> Option<JsonStr<'_>> {
+    let (open, middle, close) = TEXT_DELTA;
+    let rest = data.strip_prefix(open)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    // An index as serde reads a u32, without the leading zeros JSON forbids.
+    if !(1..=9).contains(&digits) || (digits > 1 && rest.first() == Some(&b'0')) {
+        return None;
+    }
+    let quoted = rest.get(digits..)?.strip_prefix(middle)?.strip_suffix(close)?;
+    if quoted.first() != Some(&b'"') || crate::json::string_end(quoted, 1)? + 1 != quoted.len() {
+        return None;
+    }
+    serde_json::from_slice(quoted).ok()
 }
 
 impl StreamTranslation for StreamState {

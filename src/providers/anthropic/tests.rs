@@ -668,3 +668,85 @@ fn texts_reach_the_provider_with_the_values_the_client_sent() {
         );
     }
 }
+
+/// Text deltas reach the client as the provider escaped them (quotes, line ends, `\u` escapes,
+/// a word that names a field), whichever way the stream is cut, and read back as the same text.
+#[test]
+fn escaped_text_deltas_are_copied_as_written_at_any_split() {
+    let deltas = [r#"say \"usage\": {}\n"#, r#"caf\u00e9 \ud83c\udf0d"#, r#"back\\slash \/ \t"#];
+    let mut body = String::from(TEXT_STREAM.split("event: content_block_delta").next().unwrap());
+    for d in deltas {
+        body.push_str(&format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{d}\"}}}}\n\n"
+        ));
+    }
+    body.push_str("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    let (out, _) = run(&[body.as_bytes()], false);
+    for d in deltas {
+        assert!(out.contains(&format!("{{\"content\":\"{d}\"}}")), "{d} copied as written: {out}");
+    }
+    assert_eq!(content_of(&chunks_of(&out)), "say \"usage\": {}\ncaf\u{e9} \u{1F30D}back\\slash / \t");
+    test_support::assert_any_split_gives_the_same_output(body.as_bytes(), |chunks| run(chunks, false), StreamState::completed);
+}
+
+/// A delta that would not decode (half a surrogate pair) is a malformed event, as when text was
+/// decoded before it was written.
+#[test]
+fn a_delta_that_would_not_decode_is_malformed() {
+    let body = TEXT_STREAM.replacen(r#""text":"Hello""#, r#""text":"Hello \ud83c""#, 1);
+    let (out, s) = run(&[body.as_bytes()], false);
+    assert!(out.contains("malformed stream event"), "{out}");
+    assert!(!out.contains(r#""content":"Hello"#), "no text chunk: {out}");
+    assert!(!s.completed());
+}
+
+/// A whole answer's single text block is copied as written too.
+#[test]
+fn an_answers_escaped_text_is_copied_as_written() {
+    let answer = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [{"type": "text", "text": "a \"quoted\" caf\u{e9}\n"}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 1, "output_tokens": 2}});
+    let raw = answer.to_string().replace('\u{e9}', "\\u00e9");
+    let t = translate_response(&ctx(), raw.as_bytes()).unwrap();
+    let written = String::from_utf8(t.body.clone().unwrap()).unwrap();
+    assert!(written.contains(r#""content":"a \"quoted\" caf\u00e9\n""#), "{written}");
+    assert_eq!(body_of(&t)["choices"][0]["message"]["content"], "a \"quoted\" caf\u{e9}\n");
+    // Two blocks are joined, decoded.
+    let mut two = answer.clone();
+    two["content"] = json!([{"type": "text", "text": "one "}, {"type": "text", "text": "t\"wo"}]);
+    let t = translate_response(&ctx(), two.to_string().as_bytes()).unwrap();
+    assert_eq!(body_of(&t)["choices"][0]["message"]["content"], "one t\"wo");
+}
+
+/// The quick read of a text delta takes only the exact spelling it knows, and reads it as the
+/// parse does; everything else is left to the parse.
+#[test]
+fn the_quick_text_delta_read_agrees_with_the_parse() {
+    let quick = |data: &str| super::stream::text_delta(data.as_bytes()).map(|t| t.decode().into_owned());
+    let parsed = |data: &str| {
+        let e: super::stream::StreamEvent = serde_json::from_str(data).ok()?;
+        let d = e.delta?;
+        (&*e.kind == "content_block_delta" && d.kind.as_deref() == Some("text_delta")).then(|| d.text.unwrap().decode().into_owned())
+    };
+    for data in [
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+        r#"{"type":"content_block_delta","index":12,"delta":{"type":"text_delta","text":"a \"b\"}} \u00e9\n"}}"#,
+        r#"{"type":"content_block_delta","index":3,"delta":{"type":"text_delta","text":""}}"#,
+    ] {
+        assert!(quick(data).is_some(), "{data}");
+        assert_eq!(quick(data), parsed(data), "{data}");
+    }
+    for data in [
+        r#"{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "spaced"}}"#,
+        r#"{"type":"content_block_delta","index":01,"delta":{"type":"text_delta","text":"zero"}}"#,
+        r#"{"type":"content_block_delta","index":99999999999,"delta":{"type":"text_delta","text":"big"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"},"extra":1}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","more":"b"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"half \ud83c"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"raw"line"}}"#,
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"tab\there\"}}",
+    ] {
+        assert_eq!(quick(data), None, "{data}");
+    }
+}

@@ -120,7 +120,7 @@ pub fn translate_response(ctx: &ResponseContext, body: &[u8]) -> Result<Translat
     if let Some(e) = generation_failed(&r.finish_reason, None) {
         return Err(e);
     }
-    let mut answer = Answer { text: r.message.tool_plan.as_deref().unwrap_or_default().to_owned(), ..Default::default() };
+    let mut answer = Answer { text: r.message.tool_plan.as_deref().unwrap_or_default().into(), ..Default::default() };
     for block in r.message.content.iter().flatten() {
         match block.kind.as_deref() {
             Some("thinking") => answer.reasoning.push_str(block.thinking.as_deref().unwrap_or_default()),

@@ -391,6 +391,9 @@ struct ResponseEventPeek {
 }
 
 fn responses_usage(body: &[u8]) -> Result<Translated, ApiError> {
+    if let Some(usage) = super::passthrough_usage::<ResponsesUsage>(body, &[]) {
+        return Ok(Translated { body: None, usage: usage.as_ref().map(Usage::from) });
+    }
     let peek: ResponsePeek = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("a response", &e, body))?;
     Ok(Translated { body: None, usage: peek.usage.as_ref().map(Usage::from) })
 }
@@ -409,6 +412,9 @@ fn ends_responses(event_name: &[u8]) -> bool {
 }
 
 pub fn translate_response(body: &[u8]) -> Result<Translated, ApiError> {
+    if let Some(usage) = super::passthrough_usage::<WireUsage>(body, &["choices"]) {
+        return Ok(Translated { body: None, usage: usage.as_ref().map(Usage::from) });
+    }
     let peek: CompletionPeek = serde_json::from_slice(body).map_err(|e| super::unexpected_answer("a chat completion", &e, body))?;
     Ok(Translated { body: None, usage: peek.usage.as_ref().map(Usage::from) })
 }
@@ -467,7 +473,9 @@ fn code_text(raw: &RawValue) -> Option<String> {
 
 /// A non-streaming answer relayed from a failover cluster's upstream filter (OpenAI format).
 pub fn translate_relayed(ctx: &ResponseContext, body: &[u8]) -> Result<Translated, ApiError> {
-    crate::json::check_depth(body).map_err(|_| super::too_deep_answer("returned a response"))?;
+    if super::nests_too_deep(body) {
+        return Err(super::too_deep_answer("returned a response"));
+    }
     match (ctx.operation, ctx.dialect) {
         (super::Operation::Chat, Dialect::OpenAiChat) => translate_response(body),
         // Its usage is what the upstream filter reports.
