@@ -206,7 +206,8 @@ async def serve(args, config: dict):
         "ShouldRateLimit": grpc.unary_unary_rpc_method_handler(
             service.should_rate_limit, request_deserializer=lambda b: b, response_serializer=lambda b: b),
     })
-    server = grpc.aio.server()
+    # Several processes may serve one port, as replicas behind one address.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{args.port}")
     await server.start()
