@@ -583,14 +583,18 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
     def ttfb_added_by(side: str) -> float:
         return percentile([t[0] for t in streaming[side]], 50) - percentile([t[0] for t in streaming["bare"]], 50)
 
+    def added_native(s: Scenario, key: str) -> float:
+        return statistics.median(t[key] - b[key] for b, t in zip(load[s.name, 1, "bare"], load[s.name, 1, "native"]))
+
     ttfb_added = ttfb_added_by("tollgate")
     wasm_size = WASM.stat().st_size
+    # Issue 17's targets (wasm and native), the wasm size and flat memory.
     targets = [
-        ("Passthrough throughput, c=32", f"{ratio(PASSTHROUGH):.3f} × bare", "≥ 0.85 ×", ratio(PASSTHROUGH) >= 0.85),
-        ("Translation throughput, c=32", f"{ratio(TRANSLATE):.3f} × bare", "≥ 0.75 ×", ratio(TRANSLATE) >= 0.75),
+        ("Passthrough throughput, c=32", f"{ratio(PASSTHROUGH):.3f} × bare", "≥ 0.60 ×", ratio(PASSTHROUGH) >= 0.60),
+        ("Translation throughput, c=32", f"{ratio(TRANSLATE):.3f} × bare", "≥ 0.55 ×", ratio(TRANSLATE) >= 0.55),
         ("Added p99 latency, c=1, passthrough", us(added(PASSTHROUGH, 1, "p99_us")), "≤ 150 µs", added(PASSTHROUGH, 1, "p99_us") <= 150),
         ("Added p99 latency, c=1, translation", us(added(TRANSLATE, 1, "p99_us")), "≤ 150 µs", added(TRANSLATE, 1, "p99_us") <= 150),
-        ("Streaming time to first byte, added p50", us(ttfb_added), "≤ 1,000 µs", ttfb_added <= 1000),
+        ("Streaming time to first byte, added p50", us(ttfb_added), "≤ 150 µs", ttfb_added <= 150),
         (".wasm size", f"{wasm_size:,} bytes", "≤ 1,000,000 bytes", wasm_size <= 1_000_000),
         # Flat: a leak of 5 bytes per request would already exceed these over 200,000 requests.
         ("wasm VM memory growth over the soak", mib(heap_growth), "≤ 1 MiB", heap_growth <= 2**20),
@@ -598,6 +602,8 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
         ("Soak length", f"{n:,} requests", "≥ 200,000", n >= 200_000),
         ("Native: passthrough throughput, c=32", f"{ratio(PASSTHROUGH, 'native'):.3f} × bare", "≥ 0.85 ×", ratio(PASSTHROUGH, "native") >= 0.85),
         ("Native: translation throughput, c=32", f"{ratio(TRANSLATE, 'native'):.3f} × bare", "≥ 0.80 ×", ratio(TRANSLATE, "native") >= 0.80),
+        ("Native: added p99 latency, c=1, passthrough", us(added_native(PASSTHROUGH, "p99_us")), "≤ 150 µs", added_native(PASSTHROUGH, "p99_us") <= 150),
+        ("Native: added p99 latency, c=1, translation", us(added_native(TRANSLATE, "p99_us")), "≤ 150 µs", added_native(TRANSLATE, "p99_us") <= 150),
         ("Native: streaming time to first byte, added p50", us(ttfb_added_by("native")), "≤ 50 µs", ttfb_added_by("native") <= 50),
         ("Native: Envoy RSS growth over the soak", mib(native_growth), "≤ 4 MiB", native_growth <= 4 * 2**20),
         ("Native soak length", f"{native_n:,} requests", "≥ 200,000", native_n >= 200_000),
