@@ -537,9 +537,9 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
     def median_of(s: Scenario, c: int, side: str, key: str) -> float:
         return statistics.median(run[key] for run in load[s.name, c, side])
 
-    def added(s: Scenario, c: int, key: str) -> float:
+    def added(s: Scenario, c: int, key: str, side: str = "tollgate") -> float:
         """Median over rounds of the per-round difference: paired runs cancel drift."""
-        return statistics.median(t[key] - b[key] for b, t in zip(load[s.name, c, "bare"], load[s.name, c, "tollgate"]))
+        return statistics.median(t[key] - b[key] for b, t in zip(load[s.name, c, "bare"], load[s.name, c, side]))
 
     def ratio(s: Scenario, side: str = "tollgate") -> float:
         return statistics.median(t["rps"] / b["rps"] for b, t in zip(load[s.name, 32, "bare"], load[s.name, 32, side]))
@@ -583,9 +583,6 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
     def ttfb_added_by(side: str) -> float:
         return percentile([t[0] for t in streaming[side]], 50) - percentile([t[0] for t in streaming["bare"]], 50)
 
-    def added_native(s: Scenario, key: str) -> float:
-        return statistics.median(t[key] - b[key] for b, t in zip(load[s.name, 1, "bare"], load[s.name, 1, "native"]))
-
     ttfb_added = ttfb_added_by("tollgate")
     wasm_size = WASM.stat().st_size
     # Issue 17's targets (wasm and native), the wasm size and flat memory.
@@ -602,8 +599,8 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
         ("Soak length", f"{n:,} requests", "≥ 200,000", n >= 200_000),
         ("Native: passthrough throughput, c=32", f"{ratio(PASSTHROUGH, 'native'):.3f} × bare", "≥ 0.85 ×", ratio(PASSTHROUGH, "native") >= 0.85),
         ("Native: translation throughput, c=32", f"{ratio(TRANSLATE, 'native'):.3f} × bare", "≥ 0.80 ×", ratio(TRANSLATE, "native") >= 0.80),
-        ("Native: added p99 latency, c=1, passthrough", us(added_native(PASSTHROUGH, "p99_us")), "≤ 150 µs", added_native(PASSTHROUGH, "p99_us") <= 150),
-        ("Native: added p99 latency, c=1, translation", us(added_native(TRANSLATE, "p99_us")), "≤ 150 µs", added_native(TRANSLATE, "p99_us") <= 150),
+        ("Native: added p99 latency, c=1, passthrough", us(added(PASSTHROUGH, 1, "p99_us", "native")), "≤ 150 µs", added(PASSTHROUGH, 1, "p99_us", "native") <= 150),
+        ("Native: added p99 latency, c=1, translation", us(added(TRANSLATE, 1, "p99_us", "native")), "≤ 150 µs", added(TRANSLATE, 1, "p99_us", "native") <= 150),
         ("Native: streaming time to first byte, added p50", us(ttfb_added_by("native")), "≤ 50 µs", ttfb_added_by("native") <= 50),
         ("Native: Envoy RSS growth over the soak", mib(native_growth), "≤ 4 MiB", native_growth <= 4 * 2**20),
         ("Native soak length", f"{native_n:,} requests", "≥ 200,000", native_n >= 200_000),
@@ -617,12 +614,12 @@ def report(args, load: dict, streaming: dict, memory: dict) -> tuple[str, bool]:
         [[s.title, f"{median_of(s, 32, 'bare', 'rps'):,.0f}", f"{median_of(s, 32, 'tollgate', 'rps'):,.0f}",
           f"{median_of(s, 32, 'guarded', 'rps'):,.0f}", f"{ratio(s):.3f}", f"{ratio(s, 'guarded'):.3f}",
           f"{cpu(s, 'bare')} / {cpu(s, 'tollgate')} / {cpu(s, 'guarded')}",
-          f"{us(added(s, 1, 'p50_us'))} / {us(statistics.median(g['p50_us'] - b['p50_us'] for b, g in zip(load[s.name, 1, 'bare'], load[s.name, 1, 'guarded'])))}"]
+          f"{us(added(s, 1, 'p50_us'))} / {us(added(s, 1, 'p50_us', 'guarded'))}"]
          for s in GUARDED])
     native_rows = [[s.title, f"{median_of(s, 32, 'native_floor', 'rps'):,.0f}", f"{median_of(s, 32, 'native', 'rps'):,.0f}",
                     f"{ratio(s, 'native_floor'):.3f}", f"{ratio(s, 'native'):.3f}", f"{ratio(s, 'floor'):.3f}", f"{ratio(s):.3f}",
                     f"{cpu(s, 'bare')} / {cpu(s, 'native_floor')} / {cpu(s, 'native')} / {cpu(s, 'floor')} / {cpu(s, 'tollgate')}",
-                    us(statistics.median(t['p50_us'] - b['p50_us'] for b, t in zip(load[s.name, 1, 'bare'], load[s.name, 1, 'native'])))]
+                    us(added(s, 1, "p50_us", "native"))]
                    for s in scenarios]
     native_table = table(["Scenario (c=32)", "req/s native floor", "req/s native", "Ratio native floor", "Ratio native",
                           "Ratio wasm floor", "Ratio wasm", "Envoy CPU µs/req bare / native floor / native / wasm floor / wasm",
